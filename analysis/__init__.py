@@ -1,0 +1,1 @@
+"""Turning result files into statistics, tables and figures."""

@@ -1,0 +1,1 @@
+"""Numba kernels and their orchestration: model, training, storage, search, certification."""
