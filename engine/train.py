@@ -1,0 +1,107 @@
+"""Training orchestration: chunks of networks through the generated kernel, then exact classification.
+
+Memory: only one chunk of networks' state (and its results) is alive at a time; callers consume
+each chunk (print counts, stream to HDF5) before the next one is trained.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .classify import classify
+from .config import TrainConfig
+from .kernels.codegen import lanes_for, load_kernel_module
+from .layout import n_params
+from .model import ACTIVATIONS, INIT_LAWS, LOSSES, init_many
+from .outcomes import NAMES
+
+DEFAULT_CHUNK = 16384
+
+
+def kernel_for(cfg: TrainConfig, d: int):
+    """The generated kernel module of this configuration."""
+    return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype)
+
+
+def hyper(cfg: TrainConfig) -> np.ndarray:
+    """The kernel's hyper-parameter vector (see run_chunk in the template)."""
+    return np.array([cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.gtol ** 2, cfg.solve_tol,
+                     1.0 if cfg.early_exit else 0.0])
+
+
+def initial_weights(cfg: TrainConfig, d: int, start: int, stop: int) -> np.ndarray:
+    """Random starts of networks start..stop-1 (float64, before any cast to the kernel dtype)."""
+    return init_many(cfg.seed, start, stop, d, cfg.hidden, INIT_LAWS[cfg.init.law], cfg.init.scale,
+                     cfg.init.bias == "zero")
+
+
+def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop: int,
+                threads: int | None = None, theta0: np.ndarray | None = None,
+                keep_init: bool = False) -> dict:
+    """Train networks start..stop-1 and return their per-network results as a dict of arrays.
+
+    theta0 (stop-start, P) replaces the random starts (e.g. to train from a known point).
+    """
+    d = X.shape[1]
+    P = n_params(d, cfg.hidden)
+    n = stop - start
+    mod = kernel_for(cfg, d)
+    F = np.dtype(cfg.dtype)
+    Xk = np.ascontiguousarray(X, dtype=F)
+    yk = np.ascontiguousarray(y, dtype=F)
+    th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
+    if th0.shape[0] not in (0, n) or th0.shape[1] != P:
+        raise ValueError(f"theta0 must have shape ({n}, {P})")
+    K = cfg.check_every
+    if cfg.optimizer == "sgd":       # SGD lanes must share epoch boundaries: K a multiple of N
+        N = X.shape[0]
+        K = N * max(1, round(K / N))
+    nthreads = threads or numba.get_num_threads()
+    tasks = int(max(1, min(nthreads * 8, -(-n // lanes_for(cfg.dtype)))))
+    raw = np.empty(n, np.int8)
+    steps = np.empty(n, np.int64)
+    theta = np.empty((n, P))
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(nthreads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        mod.run_chunk(Xk, yk, np.uint64(cfg.seed), start, n, INIT_LAWS[cfg.init.law], cfg.init.scale,
+                      cfg.init.bias == "zero", th0, hyper(cfg), cfg.steps, K, tasks, raw, steps, theta)
+        out = _classified(cfg, theta, raw, np.ascontiguousarray(X, np.float64),
+                          np.ascontiguousarray(y, np.float64))
+    finally:
+        numba.set_num_threads(prev)
+    out["index"] = np.arange(start, stop, dtype=np.int64)
+    out["steps"] = steps
+    out["weights"] = theta
+    if keep_init:
+        out["init_weights"] = th0 if theta0 is not None else initial_weights(cfg, d, start, stop)
+    return out
+
+
+def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
+    n = theta.shape[0]
+    code = np.empty(n, np.int8)
+    loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
+    classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss],
+             cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig)
+    return {"outcome": code, "loss": loss, "accuracy": acc, "grad_norm": gnorm, "min_eig": eig}
+
+
+def chunks(start: int, stop: int, size: int):
+    """Consecutive [a, b) ranges covering [start, stop)."""
+    for a in range(start, stop, size):
+        yield a, min(a + size, stop)
+
+
+def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk: int = DEFAULT_CHUNK,
+          threads: int | None = None, keep_init: bool = False):
+    """Yield the results of networks start..stop-1 chunk by chunk (a generator: one chunk in memory)."""
+    stop = cfg.networks if stop is None else stop
+    for a, b in chunks(start, stop, chunk):
+        yield train_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
+
+
+def count_outcomes(codes: np.ndarray) -> dict[str, int]:
+    """Outcome name -> count, in code order, every outcome present."""
+    bc = np.bincount(codes.astype(np.int64), minlength=len(NAMES))
+    return {NAMES[c]: int(bc[c]) for c in NAMES}
