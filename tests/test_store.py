@@ -1,0 +1,425 @@
+"""Tests of the streaming HDF5 result store (engine/store.py) with synthetic chunks (no kernels)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from badminima.engine.outcomes import name_map_attr
+from badminima.engine.store import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
+                                    shard_range, show)
+
+CFG = {"dataset_fingerprint": "xor-4", "hidden": 2, "seed": 7, "networks": 600, "lr": 0.5}
+CELLS = {"main": ({"lr": 0.5, "d": 2}, 600, 9), "wide": ({"lr": 0.1, "d": 2}, 333, 17)}
+
+
+def make_cell(name, n_total, P, init=False, seed=0):
+    """Deterministic synthetic results for every network index of a cell."""
+    rng = np.random.default_rng([seed, sum(map(ord, name)), n_total, P])
+    d = {"index": np.arange(n_total, dtype=np.int64),
+         "outcome": rng.integers(0, 7, n_total).astype(np.int8),
+         "loss": rng.random(n_total), "accuracy": rng.random(n_total),
+         "grad_norm": rng.exponential(size=n_total),
+         "steps": rng.integers(1, 10**6, n_total),
+         "min_eig": np.where(rng.random(n_total) < 0.3, np.nan, rng.standard_normal(n_total)),
+         "weights": rng.standard_normal((n_total, P))}
+    if init:
+        d["init_weights"] = rng.standard_normal((n_total, P))
+    return d
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def sl(data, lo, hi):
+    return {k: v[lo:hi] for k, v in data.items()}
+
+
+def write_run(path, config=CFG, cells=CELLS, sizes=(97,), stop_after=None, init=False, **kw):
+    """Write (part of) a run with chunks cycling through `sizes`; stop_after rows per cell -> close unfinished."""
+    with RunWriter.open(path, config, cells, command="pytest", init_weights=init, **kw) as w:
+        for name, (_, n_total, P) in cells.items():
+            data = make_cell(name, n_total, P, init)
+            k = 0
+            start, stop = w.range(name)
+            limit = stop if stop_after is None else min(stop, start + stop_after)
+            while w.next_index(name) < limit:
+                lo = w.next_index(name)
+                hi = min(limit, lo + sizes[k % len(sizes)])
+                k += 1
+                w.append(name, sl(data, lo, hi))
+        finished = w.complete
+    return finished
+
+
+# ----------------------------------------------------------------------------------------------
+
+def test_roundtrip(tmp_path):
+    p = str(tmp_path / "r.h5")
+    assert write_run(p, init=True)
+    assert os.path.exists(p) and not os.path.exists(p + ".part") and not os.path.exists(p + ".lock")
+    res = open_results(p)
+    assert res.config == CFG and res.cells == ["main", "wide"] and res.status == ["complete"]
+    for name, (cc, n_total, P) in CELLS.items():
+        want = make_cell(name, n_total, P, init=True)
+        got = res.cell(name)
+        assert set(got) == set(want)
+        for k in want:
+            assert got[k].dtype == want[k].dtype and got[k].tobytes() == want[k].tobytes(), k
+        codes, cnt = np.unique(want["outcome"], return_counts=True)
+        c = res.counts(name)
+        assert sum(c.values()) == n_total
+        assert all(c[name_] == n for name_, n in zip([res_name(x) for x in codes], cnt))
+        assert res.cell_config(name) == cc and res.complete(name)
+        assert res.table(name)["loss"].tobytes() == want["loss"].tobytes()
+    # plain h5py, no badminima code
+    with h5py.File(p, "r") as f:
+        assert f.attrs["format"] == "badminima-results" and f.attrs["schema_version"] == 1
+        assert json.loads(f.attrs["config"]) == CFG and f.attrs["seed"] == 7
+        for k in ("badminima_version", "numba_version", "numpy_version", "h5py_version", "created", "host",
+                  "command"):
+            assert k in f.attrs
+        o = f["cells/main/outcome"]
+        assert o.attrs["names"] == name_map_attr() and o.compression == "gzip" and o.maxshape == (None,)
+        assert f["cells/main/weights"].shape == (600, 9) and f["cells/main"].attrs["n_rows"] == 600
+    text = show(p)
+    assert "cell main: 600 of 600" in text and "local_minimum" in text and '"hidden": 2' in text
+
+
+def res_name(code):
+    from badminima.engine.outcomes import NAMES
+    return NAMES[int(code)]
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    write_run(a, sizes=(100,))
+    assert not write_run(b, sizes=(13, 50), stop_after=210)       # closed cleanly, unfinished
+    assert os.path.exists(b + ".part") and not os.path.exists(b)
+    part = open_results(b + ".part")                                  # an in-progress file reads too
+    assert part.n_rows("main") == 210 and part.status == ["in_progress"]
+    assert "in progress (420 of 933 networks committed)" in show(b + ".part")
+    with pytest.raises(StoreError, match="nothing to resume"):
+        RunWriter.open(str(tmp_path / "c.h5"), CFG, CELLS, resume=True)
+    with pytest.raises(StoreError, match="interrupted run"):
+        RunWriter.open(b, CFG, CELLS, resume=False)
+    with RunWriter.open(b, CFG, CELLS, resume=True) as w:
+        assert w.resumed and w.done("main") == 210 and w.next_index("wide") == 210
+        assert sum(w.counts("main").values()) == 210
+    assert write_run(b, sizes=(7, 301, 64))
+    assert diff_files(a, b) == []
+
+
+def test_exception_keeps_part_and_resumes(tmp_path):
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    write_run(a)
+    data = make_cell("main", 600, 9)
+    with pytest.raises(RuntimeError):
+        with RunWriter.open(b, CFG, CELLS) as w:
+            w.append("main", sl(data, 0, 100))
+            raise RuntimeError("training crashed")
+    with RunWriter.open(b, CFG, CELLS) as w:
+        assert w.done("main") == 100
+        with pytest.raises(StoreError, match="consecutive indices starting at 100"):
+            w.append("main", sl(data, 50, 150))
+        with pytest.raises(StoreError, match="dtype float32"):
+            bad = sl(data, 100, 150)
+            bad["loss"] = bad["loss"].astype(np.float32)
+            w.append("main", bad)
+        with pytest.raises(StoreError, match=r"shape \(50, 8\)"):
+            bad = sl(data, 100, 150)
+            bad["weights"] = bad["weights"][:, :8]
+            w.append("main", bad)
+        with pytest.raises(StoreError, match="missing \\['steps'\\]"):
+            w.append("main", {k: v for k, v in sl(data, 100, 150).items() if k != "steps"})
+        with pytest.raises(StoreError, match="invalid outcome codes \\[7\\]"):
+            bad = sl(data, 100, 150)
+            bad["outcome"] = np.full(50, 7, np.int8)
+            w.append("main", bad)
+        with pytest.raises(StoreError, match="beyond this run's range"):
+            w.append("main", sl(make_cell("main", 700, 9), 100, 700))
+        with pytest.raises(StoreError, match="another process"):
+            RunWriter.open(b, CFG, CELLS)
+        with pytest.raises(StoreError, match="cannot finish"):
+            w.finish()
+        assert w.done("main") == 100
+    write_run(b)
+    assert diff_files(a, b) == []
+
+
+def test_different_config_refused(tmp_path):
+    p = str(tmp_path / "r.h5")
+    write_run(p, stop_after=50)
+    cfg = dict(CFG, hidden=3, lr=0.25)
+    cells = dict(CELLS, main=(CELLS["main"][0], 601, 9))
+    with pytest.raises(StoreError) as e:
+        RunWriter.open(p, cfg, cells)
+    msg = str(e.value)
+    assert "\n" not in msg and "different configuration" in msg
+    assert "hidden" in msg and "lr" in msg and "cells.main.n_total" in msg and "seed" not in msg
+    with pytest.raises(StoreError, match="fields"):
+        RunWriter.open(p, CFG, CELLS, init_weights=True)
+    with pytest.raises(StoreError, match="shard"):
+        RunWriter.open(p, dict(CFG, shard={"index": 0, "count": 2}), CELLS)
+    with RunWriter.open(p, cfg, cells, force=True) as w:                # --force discards the old .part
+        assert not w.resumed and w.done("main") == 0
+
+
+def test_no_overwrite_without_force(tmp_path):
+    p = str(tmp_path / "r.h5")
+    write_run(p)
+    before = read_bytes(p)
+    with pytest.raises(StoreError, match=r"r\.h5 exists; use --force"):
+        RunWriter.open(p, CFG, CELLS)
+    cfg = dict(CFG, seed=8)
+    write_run(p, config=cfg, force=True, stop_after=100)                # interrupted forced rerun ...
+    assert read_bytes(p) == before                               # ... the old file is untouched
+    with pytest.raises(StoreError, match="exists; use --force"):
+        RunWriter.open(p, cfg, CELLS)
+    write_run(p, config=cfg, force=True)
+    assert open_results(p).config["seed"] == 8
+
+
+def test_leftover_part_after_finish(tmp_path):
+    """A finish() killed between publishing the file and removing the .part: the rerun cleans up."""
+    p = str(tmp_path / "r.h5")
+    assert not write_run(p, stop_after=599)
+    w = RunWriter.open(p, CFG, CELLS)
+    for name, (_, n, P) in CELLS.items():
+        w.append(name, sl(make_cell(name, n, P), w.next_index(name), n))
+    w._close_file()
+    shutil.copy(p + ".part", str(tmp_path / "keep"))
+    w._f = h5py.File(p + ".part", "r+", libver="latest")  # reopen the same file to finish normally
+    w._f.swmr_mode = True
+    w.finish()
+    shutil.copy(str(tmp_path / "keep"), p + ".part")
+    with pytest.raises(StoreError, match="exists"):
+        RunWriter.open(p, CFG, CELLS)
+    assert not os.path.exists(p + ".part")
+
+
+def test_corrupt_and_truncated(tmp_path):
+    p = str(tmp_path / "r.h5")
+    write_run(p)
+    size = os.path.getsize(p)
+    t = str(tmp_path / "t.h5")
+    write_bytes(t, read_bytes(p)[: size // 2])
+    for bad in (t, str(tmp_path / "junk.h5"), str(tmp_path / "empty.h5"), str(tmp_path / "missing.h5")):
+        if bad.endswith("junk.h5"):
+            write_bytes(bad, os.urandom(5000))
+        if bad.endswith("empty.h5"):
+            write_bytes(bad, b"")
+        with pytest.raises(StoreError) as e:
+            open_results(bad)
+        assert "\n" not in str(e.value) and bad in str(e.value)
+    with pytest.raises(StoreError, match="truncated or corrupt"):
+        open_results(t)
+    other = str(tmp_path / "other.h5")
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(StoreError, match="not a badminima results file"):
+        open_results(other)
+    # flip bytes inside the (checksummed) weights chunks
+    c = str(tmp_path / "c.h5")
+    shutil.copy(p, c)
+    with h5py.File(c, "r") as f:
+        off = f["cells/main/weights"].id.get_chunk_info(0).byte_offset
+    with open(c, "r+b") as f:
+        f.seek(off + 100)
+        f.write(b"\xff" * 64)
+    with pytest.raises(StoreError, match="corrupt data in /cells/main/weights"):
+        open_results(c).cell("main")
+    # a corrupt .part is refused by the writer, and discarded with force
+    q = str(tmp_path / "q.h5")
+    shutil.copy(t, q + ".part")
+    with pytest.raises(StoreError, match="use --force to start over"):
+        RunWriter.open(q, CFG, CELLS)
+    assert write_run(q, force=True)
+
+
+def test_shard_helpers():
+    assert parse_shard("1/3") == {"index": 1, "count": 3}
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(StoreError):
+            parse_shard(bad)
+    for n in (0, 1, 5, 333, 600):
+        ranges = [shard_range(n, i, 4) for i in range(4)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == n
+        assert all(ranges[i][1] == ranges[i + 1][0] for i in range(3))
+
+
+def test_merge_equals_single_run(tmp_path):
+    single = str(tmp_path / "single.h5")
+    write_run(single, sizes=(64,))
+    shards = []
+    for i, sizes in enumerate([(10,), (333,), (41, 5)]):
+        s = str(tmp_path / f"s{i}.h5")
+        write_run(s, config=dict(CFG, shard={"index": i, "count": 3}), sizes=sizes)
+        shards.append(s)
+    out = str(tmp_path / "merged.h5")
+    merge(list(reversed(shards)), out, command="badminima merge")
+    assert diff_files(single, out) == []
+    with h5py.File(out, "r") as f:
+        assert len(json.loads(f.attrs["merged_from"])) == 3
+    with pytest.raises(StoreError, match="exists; use --force"):
+        merge(shards, out)
+    merge(str(tmp_path / "s[0-9].h5"), out, force=True)
+    assert diff_files(single, out) == []
+    res = open_results(shards)  # the read API merges shards on the fly
+    ref = open_results(single)
+    assert res.config == ref.config and res.counts("wide") == ref.counts("wide") and res.complete("main")
+    assert all(res.cell("main")[k].tobytes() == ref.cell("main")[k].tobytes() for k in ref.fields)
+    assert not open_results(shards[:2]).complete("main")
+
+
+def test_merge_refuses_bad_shards(tmp_path):
+    def shard(i, n, name=None, cfg=CFG):
+        s = str(tmp_path / (name or f"s{i}of{n}.h5"))
+        write_run(s, config=dict(cfg, shard={"index": i, "count": n}))
+        return s
+    s0, s1, s2 = shard(0, 3), shard(1, 3), shard(2, 3)
+    out = str(tmp_path / "out.h5")
+    with pytest.raises(StoreError, match=r"networks \[400, 600\) are in no input \(incomplete"):
+        merge([s0, s1], out)
+    with pytest.raises(StoreError, match=r"networks \[0, 200\) are in no input"):
+        merge([s1, s2], out)
+    dup = str(tmp_path / "dup.h5")
+    shutil.copy(s1, dup)
+    with pytest.raises(StoreError, match="overlap"):
+        merge([s0, s1, dup, s2], out)
+    with pytest.raises(StoreError, match="overlap"):
+        merge([s0, shard(1, 2), s1, s2], out)
+    with pytest.raises(StoreError, match="differing keys: seed"):
+        merge([s0, s1, shard(2, 3, "x.h5", dict(CFG, seed=1))], out)
+    unfinished = str(tmp_path / "u.h5")
+    write_run(unfinished, config=dict(CFG, shard={"index": 2, "count": 3}), stop_after=5)
+    with pytest.raises(StoreError, match="unfinished"):
+        merge([s0, s1, unfinished + ".part"], out)
+    with pytest.raises(StoreError, match="differ"):
+        open_results([s0, str(tmp_path / "x.h5")])
+    assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+
+
+# ----------------------------------------------------------------------------------------------
+# SIGKILL at random moments
+
+WRITER = r"""
+import os, sys
+import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_store_data import make_cell, CFG, KCELLS
+from badminima.engine.store import RunWriter
+path = sys.argv[1]
+rng = np.random.default_rng()                      # chunk boundaries differ from attempt to attempt
+print("START", flush=True)
+with RunWriter.open(path, CFG, KCELLS, command="kill-test", init_weights=True) as w:
+    print("OPENED", "REBUILT" if w.rebuilt else "RESUMED" if w.resumed else "FRESH", flush=True)
+    for name, (_, n_total, P) in KCELLS.items():
+        data = make_cell(name, n_total, P, init=True)
+        while w.remaining(name):
+            lo = w.next_index(name)
+            hi = min(n_total, lo + int(rng.integers(1, 120)))
+            w.append(name, {k: v[lo:hi] for k, v in data.items()})
+            print("COMMIT", name, hi, flush=True)
+    print("FINISHING", flush=True)
+    w.finish()
+print("DONE", flush=True)
+"""
+
+
+def test_sigkill_resume(tmp_path):
+    """SIGKILL a writer subprocess at random moments (while starting, opening/rebuilding, streaming and
+    finishing), check after every kill that the .part opens and holds exactly a prefix of the reference
+    rows, never fewer than before; resume until done; compare with an uninterrupted run."""
+    src = read_bytes(__file__).decode()
+    helpers = src[src.index("def make_cell"):src.index("def read_bytes(")]
+    kcells = {"main": ({"lr": 0.5}, 2500, 9), "b": ({"lr": 0.1}, 1500, 17), "c": ({"lr": 0.2}, 800, 5)}
+    (tmp_path / "test_store_data.py").write_text(
+        "import numpy as np\n" + helpers + f"\nCFG = {CFG!r}\nKCELLS = {kcells!r}\n")
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    ref = str(tmp_path / "ref.h5")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, str(script), ref], check=True, capture_output=True)
+    t_full = time.perf_counter() - t0
+    totals = {n: c[1] for n, c in kcells.items()}
+    with h5py.File(ref, "r") as f:
+        refdata = {n: {k: f[f"cells/{n}/{k}"][()] for k in f[f"cells/{n}"]} for n in kcells}
+
+    def wait_for(proc, word, seen):
+        while True:
+            line = proc.stdout.readline()
+            seen.append(line)
+            if not line or line.startswith(word.encode()):
+                return line
+
+    rng = np.random.default_rng(12345)
+    phases = dict.fromkeys(["starting", "opening", "streaming", "finishing"], 0)
+    kills, rounds, partial, rebuilt = 0, 0, 0, 0
+    while kills < 16:
+        rounds += 1
+        out = str(tmp_path / f"run{rounds}.h5")
+        committed = dict.fromkeys(kcells, 0)
+        while not os.path.exists(out):
+            proc = subprocess.Popen([sys.executable, str(script), out], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE)
+            seen = []
+            mode = rng.choice(["any", "opening", "streaming", "finishing"], p=[0.2, 0.2, 0.5, 0.1])
+            if mode == "any":
+                time.sleep(rng.uniform(0.0, 1.1 * t_full))
+            elif mode == "opening":
+                wait_for(proc, "START", seen)
+                time.sleep(rng.uniform(0.0, 0.03))
+            elif mode == "streaming":
+                wait_for(proc, "OPENED", seen)
+                time.sleep(rng.uniform(0.0, 0.7 * t_full))
+            else:
+                wait_for(proc, "FINISHING", seen)
+                time.sleep(rng.uniform(0.0, 0.02))
+            killed = proc.poll() is None
+            if killed:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            so, se = proc.communicate()
+            so = b"".join(seen) + so
+            assert proc.returncode in (0, -signal.SIGKILL), se.decode()[-2000:]
+            rebuilt += b"REBUILT" in so
+            if killed:
+                said = so.decode()
+                phase = ("finishing" if "FINISHING" in said else "streaming" if "OPENED" in said
+                         else "opening" if "START" in said else "starting")
+                phases[phase] += 1
+            if os.path.exists(out + ".part") and not os.path.exists(out):
+                # the file a kill leaves behind opens, and its committed rows are exactly the reference's
+                res = open_results(out + ".part")
+                for n in kcells:
+                    got = res.cell(n)
+                    k = len(got["index"])
+                    assert k >= committed[n], "a kill lost committed work"
+                    committed[n] = k
+                    partial += 0 < k < totals[n]
+                    for fld, arr in got.items():
+                        assert arr.tobytes() == refdata[n][fld][:k].tobytes(), (n, fld)
+            assert kills < 200
+        assert diff_files(ref, out) == [], f"round {rounds}"
+        leftovers = [x for x in os.listdir(tmp_path) if x.startswith(f"run{rounds}.h5.")]
+        assert leftovers == [], leftovers
+    print(f"\nkill test: uninterrupted run {t_full:.2f}s; {kills} SIGKILLs in {rounds} rounds "
+          f"(by phase: {phases}); {rebuilt} restarts rebuilt a killed .part; "
+          f"{partial} cell snapshots with partially committed rows")
+    assert phases["streaming"] >= 5 and rebuilt >= 5
