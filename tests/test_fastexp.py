@@ -1,0 +1,31 @@
+"""The vectorizable exp against numpy's, over the whole range, in both precisions."""
+import numpy as np
+
+from badminima.engine.fastexp import fexp
+from badminima.engine.jit import njit
+
+
+@njit
+def _apply(x, out):
+    for i in range(x.size):
+        out[i] = fexp(x[i])
+
+
+def test_exp64_within_two_ulp():
+    x = np.concatenate([np.linspace(-707, 709, 400_001), np.random.default_rng(0).normal(0, 5, 100_000)])
+    out = np.empty_like(x)
+    _apply(x, out)
+    ulps = np.abs(out - np.exp(x)) / np.spacing(np.exp(x))
+    assert ulps.max() <= 2
+
+
+def test_exp32_within_two_ulp_and_clamps():
+    x = np.linspace(-87, 88, 200_001).astype(np.float32)
+    out = np.empty_like(x)
+    _apply(x, out)
+    ref = np.exp(x.astype(np.float64))
+    assert (np.abs(out - ref) / np.spacing(ref.astype(np.float32))).max() <= 2
+    big = np.array([-1e4, 1e4], np.float32)
+    o = np.empty_like(big)
+    _apply(big, o)
+    assert 0 < o[0] < 1e-37 and np.isfinite(o[1])

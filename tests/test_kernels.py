@@ -1,0 +1,155 @@
+"""The generated SIMD training kernels against the slow reference; determinism; outcome classification."""
+import numpy as np
+import pytest
+
+from badminima.engine.kernels.codegen import load_kernel_module
+from badminima.engine.layout import n_params
+from badminima.engine.outcomes import (DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS,
+                                       SADDLE, SOLVED)
+from badminima.engine.rng import shuffle_epoch
+from badminima.engine.train import train, train_range
+
+from conftest import make_cfg
+
+try:
+    from . import reference as ref
+except ImportError:
+    import reference as ref
+
+
+@pytest.mark.parametrize("act,loss,d", [("sigmoid", "xent", 2), ("relu", "xent", 2), ("tanh", "xent", 2),
+                                        ("relu", "mse", 1), ("sigmoid", "mse", 1)])
+def test_kernel_gradient_matches_reference(act, loss, d, rng):
+    h = 3
+    mod = load_kernel_module(d, h, act, loss, "gd", "float64")
+    X = rng.normal(size=(6, d))
+    y = (rng.random(6) > 0.5).astype(float) if loss == "xent" else rng.normal(size=6)
+    th = rng.normal(size=(n_params(d, h), mod.B))
+    g = mod.grad_lanes(X, y, th)
+    for lane in range(0, mod.B, 7):
+        expect = ref.ref_grad(th[:, lane], X, y, act, loss)
+        np.testing.assert_allclose(g[:, lane], expect, rtol=1e-10, atol=1e-13)
+
+
+def _reference_run(opt, theta0, X, y, act, loss, cfg, index):
+    if opt == "gd":
+        return ref.ref_gd(theta0, X, y, act, loss, cfg.lr, cfg.steps)
+    if opt == "adam":
+        return ref.ref_adam(theta0, X, y, act, loss, cfg.lr, cfg.steps, cfg.beta1, cfg.beta2, cfg.eps)
+    N = len(y)
+    order = []
+    perm = np.empty(N, np.int64)
+    for epoch in range(-(-cfg.steps // N)):
+        shuffle_epoch(cfg.seed, index, epoch, perm)
+        order.extend(perm.tolist())
+    return ref.ref_sgd(theta0, X, y, act, loss, cfg.lr, cfg.steps, order[: cfg.steps])
+
+
+@pytest.mark.parametrize("opt,act", [("gd", "sigmoid"), ("adam", "sigmoid"), ("sgd", "sigmoid"),
+                                     ("gd", "relu"), ("adam", "tanh")])
+def test_trajectories_match_reference(opt, act, paper10):
+    cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.05 if opt != "adam" else 0.01,
+                   steps=60, early_exit=False, networks=5, seed=11)
+    res = train_range(cfg, paper10.x, paper10.y, 0, 5, keep_init=True)
+    assert np.all(res["steps"] == 60)
+    for k in range(5):
+        expect = _reference_run(opt, res["init_weights"][k], paper10.x, paper10.y, act, "xent", cfg, k)
+        np.testing.assert_allclose(res["weights"][k], expect, rtol=1e-9, atol=1e-12)
+
+
+def test_regression_trajectory_matches_reference(relu_d1):
+    cfg = make_cfg(relu_d1, activation="relu", hidden=2, lr=0.01, steps=40, early_exit=False, networks=4)
+    res = train_range(cfg, relu_d1.x, relu_d1.y, 0, 4, keep_init=True)
+    for k in range(4):
+        expect = ref.ref_gd(res["init_weights"][k], relu_d1.x, relu_d1.y, "relu", "mse", cfg.lr, cfg.steps)
+        np.testing.assert_allclose(res["weights"][k], expect, rtol=1e-9, atol=1e-12)
+
+
+def _concat(results):
+    return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
+
+
+@pytest.mark.parametrize("opt", ["gd", "adam", "sgd"])
+def test_bit_identical_across_threads_and_chunks(opt, xor):
+    cfg = make_cfg(xor, optimizer=opt, lr=0.5 if opt != "adam" else 0.05, steps=400, networks=300)
+    a = _concat(list(train(cfg, xor.x, xor.y, chunk=300, threads=1)))
+    b = _concat(list(train(cfg, xor.x, xor.y, chunk=37, threads=2)))
+    c = _concat(list(train(cfg, xor.x, xor.y, start=100, stop=300, chunk=64, threads=2)))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        np.testing.assert_array_equal(a[key][100:], c[key], err_msg=key)
+
+
+def test_early_exit_stops_at_first_solved_step(xor):
+    cfg = make_cfg(xor, steps=3000, networks=64)
+    res = train_range(cfg, xor.x, xor.y, 0, 64, keep_init=True)
+    for k in np.flatnonzero(res["outcome"] == SOLVED)[:5]:
+        traj = ref.ref_gd(res["init_weights"][k], xor.x, xor.y, "sigmoid", "xent", cfg.lr, int(res["steps"][k]),
+                          record=True)
+        accs = [ref.ref_accuracy(t, xor.x, xor.y, "sigmoid") for t in traj]
+        assert accs[-1] == 1.0 and all(a < 1.0 for a in accs[:-1])
+
+
+def test_float32_agrees_with_float64_on_solved(xor):
+    kw = dict(steps=2000, networks=1000)
+    r64 = train_range(make_cfg(xor, **kw), xor.x, xor.y, 0, 1000)
+    r32 = train_range(make_cfg(xor, dtype="float32", **kw), xor.x, xor.y, 0, 1000)
+    agree = np.mean((r64["outcome"] == SOLVED) == (r32["outcome"] == SOLVED))
+    assert agree > 0.98
+
+
+def _newton_critical(theta, X, y, act="sigmoid"):
+    from badminima.engine import model as M
+    th = theta.copy()
+    for _ in range(30):
+        _, _, g = M.evaluate(th, X, y, 2, 2, M.ACTIVATIONS[act], M.XENT)
+        th -= np.linalg.solve(M.hessian(th, X, y, 2, 2, M.ACTIVATIONS[act], M.XENT), g)
+    return th
+
+
+def test_theorem1_neighbourhood_is_a_local_minimum(paper10):
+    th = _newton_critical(paper10.points["W_hat"].theta, paper10.x, paper10.y)
+    cfg = make_cfg(paper10, lr=0.1, steps=100, networks=1)
+    res = train_range(cfg, paper10.x, paper10.y, 0, 1, theta0=th[None])
+    assert res["outcome"][0] == LOCAL_MINIMUM and res["min_eig"][0] > 0
+    assert res["accuracy"][0] == 0.4
+
+
+def test_saddle_and_flat_points_are_told_apart(xor):
+    # v = 0, w_j = +-(1, -1), b = c = 0: the gradient vanishes by symmetry on XOR, and the
+    # (v_j, w_j) block [[*, q], [q, 0]] with q != 0 makes the Hessian indefinite -> saddle.
+    th = np.array([0.0, 1, -1, 0, 0, -1, 1, 0, 0])
+    cfg = make_cfg(xor, steps=10, networks=2)
+    res = train_range(cfg, xor.x, xor.y, 0, 2, theta0=np.stack([th, np.zeros(9)]))
+    assert np.all(res["grad_norm"] < 1e-12)
+    assert res["outcome"][0] == SADDLE and res["min_eig"][0] < 0
+    # all-zero weights: the Hessian is only positive semi-definite (zero eigenvalues) -> flat
+    assert res["outcome"][1] == FLAT and abs(res["min_eig"][1]) <= cfg.eig_tol
+
+
+def test_solved_xor_net(xor):
+    th = np.array([10.0, 5, 5, -2.5, -10, 5, 5, -7.5, -5])      # OR minus AND
+    res = train_range(make_cfg(xor, steps=10, networks=1), xor.x, xor.y, 0, 1, theta0=th[None])
+    assert res["outcome"][0] == SOLVED and res["steps"][0] == 0 and res["accuracy"][0] == 1.0
+
+
+def test_saturated_plateau_is_drifting(paper10):
+    w0 = paper10.points["W0"].theta
+    cfg = make_cfg(paper10, lr=0.5, steps=5000, networks=1)
+    res = train_range(cfg, paper10.x, paper10.y, 0, 1, theta0=w0[None])
+    assert res["outcome"][0] == DRIFTING
+    assert np.abs(res["weights"][0]).max() >= np.abs(w0).max()
+
+
+def test_exploding_learning_rate_diverges(relu_d1):
+    cfg = make_cfg(relu_d1, activation="relu", lr=1e3, steps=500, networks=32)
+    res = train_range(cfg, relu_d1.x, relu_d1.y, 0, 32)
+    assert np.mean(res["outcome"] == DIVERGED) > 0.5
+    ok = make_cfg(relu_d1, activation="relu", lr=1e-3, steps=500, networks=32)
+    assert not np.any(train_range(ok, relu_d1.x, relu_d1.y, 0, 32)["outcome"] == DIVERGED)
+
+
+def test_out_of_steps_when_budget_is_tiny(xor):
+    res = train_range(make_cfg(xor, steps=3, networks=64), xor.x, xor.y, 0, 64)
+    assert np.all(res["steps"] <= 3)
+    assert np.all((res["outcome"] == SOLVED) | (res["outcome"] == OUT_OF_STEPS))
