@@ -80,33 +80,83 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
     return cfg, ds
 
 
-@main.command()
-@train_options
-@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
-@click.option("--chunk", type=int, default=16384, help="networks per chunk (memory; results do not depend on it)")
-@click.option("--quiet", "-q", is_flag=True, help="no progress line")
-@friendly_errors
-def train(threads, chunk, quiet, **opts):
-    """Train many 2-h-1 (or 1-h-1) networks from random starts and count how each run ended."""
-    from .engine.progress import Progress
-    from .engine.train import count_outcomes, train as run_train
-    cfg, ds = build_config(**opts)
+def default_output(cfg) -> str:
+    """runs/<name>.h5 with a name that identifies the configuration (so a rerun resumes it)."""
+    import hashlib
+    from pathlib import Path
+    tag = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:8]
+    stem = Path(cfg.dataset).stem
+    return f"runs/train-{stem}-h{cfg.hidden}-{cfg.activation}-{cfg.optimizer}-seed{cfg.seed}-{tag}.h5"
+
+
+def run_options(fn):
+    """Options of every command that writes a result file."""
+    opts = [
+        click.option("--output", "-o", default=None, help="result file (default runs/<name>.h5)"),
+        click.option("--force", is_flag=True, help="replace an existing result (only once the new run finishes)"),
+        click.option("--resume/--no-resume", default=None, help="require / refuse continuing an interrupted run (default: continue a matching one)"),
+        click.option("--shard", default=None, help="run shard I/N of the networks (0-based; SLURM_ARRAY_TASK_ID fills I)"),
+        click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)"),
+        click.option("--chunk", type=int, default=16384, help="networks per committed chunk (results do not depend on it)"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress line"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def parse_run_options(shard, threads, chunk):
+    """Validate the execution options; returns the shard dict (or None)."""
+    import os
+    from .engine.store import parse_shard
     if chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
         _fail(f"--threads must be >= 1, got {threads}")
-    import numpy as np
-    codes = []
-    prog = Progress(cfg.networks, enabled=not quiet)
-    for res in run_train(cfg, ds.x, ds.y, chunk=chunk, threads=threads):
-        codes.append(res["outcome"])
-        prog.update(len(res["outcome"]))
-    prog.close()
-    counts = count_outcomes(np.concatenate(codes))
+    if shard is not None and "/" not in shard and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{shard}"
+    return parse_shard(shard) if shard is not None else None
+
+
+@main.command()
+@train_options
+@run_options
+@click.option("--init-weights", is_flag=True, help="also store every network's initial weights")
+@friendly_errors
+def train(output, force, resume, shard, threads, chunk, quiet, init_weights, **opts):
+    """Train many d-h-1 networks from random starts, stream the results to HDF5, print outcome counts."""
+    from .engine.runs import Cell, run_cells
+    cfg, ds = build_config(**opts)
+    shard_d = parse_run_options(shard, threads, chunk)
+    path = output or default_output(cfg)
+    counts = run_cells(path, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], shard=shard_d,
+                       force=force, resume="auto" if resume is None else resume, chunk=chunk, threads=threads, keep_init=init_weights,
+                       progress=not quiet)["main"]
     click.echo(f"{cfg.dataset} ({ds.n} points, {ds.kind}), {ds.d}-{cfg.hidden}-1 {cfg.activation}, "
                f"{cfg.optimizer} lr={cfg.lr:g}, {cfg.steps} steps, init {cfg.init} (bias {cfg.init.bias}), "
                f"{cfg.dtype}, seed {cfg.seed}")
-    click.echo(format_counts(counts, cfg.networks))
+    click.echo(format_counts(counts, sum(counts.values())))
+    click.echo(f"results: {path}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@friendly_errors
+def show(files):
+    """Print the configuration and per-cell outcome counts of result files (or shards)."""
+    from .engine.store import show as show_files
+    click.echo(show_files(list(files)))
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--output", "-o", required=True, help="merged result file")
+@click.option("--force", is_flag=True, help="replace an existing output")
+@friendly_errors
+def merge(inputs, output, force):
+    """Merge complete shards of one configuration into one file (identical to a single run)."""
+    from .engine.store import merge as merge_files
+    click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
 
 
 def format_counts(counts: dict[str, int], total: int) -> str:
