@@ -141,7 +141,7 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
         if wq is not None and len(wq) != len(th):
             raise ValueError("witness has a different number of parameters")
     except (ValueError, TypeError, ZeroDivisionError) as e:
-        rep.update(reason=REASON_BAD_INPUT, detail=str(e))
+        rep.update(reason=REASON_BAD_INPUT, detail=str(e), time_ms=1e3 * (time.perf_counter() - t0))
         return rep
     n = len(xs)
     L0 = relu_loss(xs, ys, th)

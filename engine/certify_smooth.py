@@ -517,14 +517,15 @@ def _track(X0: np.ndarray, X1: np.ndarray, y: np.ndarray, theta: np.ndarray, h: 
 def certify_smooth(x, y, theta, *, hidden: int | None = None, activation: str = "sigmoid",
                    witness=None, prec: int = 128, radii: Sequence[float] = DEFAULT_RADII,
                    max_move: float | None = None, rounding: bool = False, cross_check: bool = False,
-                   _round_depth: int = 0) -> dict:
+                   refine: bool = True, _round_depth: int = 0) -> dict:
     """Certify that a strict local minimum of the mean cross-entropy lies next to ``theta``.
 
     x: rows of exact numbers (decimal strings, Fractions, ints; floats are read as their repr);
     y: labels in [0, 1]; theta: layout order (engine/layout.py), exact or float.
     witness: optional weight vector (same layout) to prove the minimum is not global.
     max_move: allowed inf-norm distance between theta and the refined critical point
-    (default 1e-4 * max(1, |theta|_inf)).  rounding: also report the coarsest decimal rounding of x that
+    (default 1e-4 * max(1, |theta|_inf)).  refine=False skips Newton: the boxes are centred on theta
+    itself (rounded to ``prec`` bits).  rounding: also report the coarsest decimal rounding of x that
     still certifies (re-runs the whole pipeline).  cross_check: re-prove with mpmath.iv.
 
     Returns a JSON-able dict (see module docstring and README).  ``certified`` is True only when the
@@ -540,7 +541,7 @@ def certify_smooth(x, y, theta, *, hidden: int | None = None, activation: str = 
         if wq is not None and len(wq) != len(thq):
             raise ValueError("witness has a different number of parameters")
     except (ValueError, TypeError, ZeroDivisionError) as e:
-        rep.update(reason=REASON_BAD_INPUT, detail=str(e))
+        rep.update(reason=REASON_BAD_INPUT, detail=str(e), time_ms=1e3 * (time.perf_counter() - t0))
         return rep
     n = len(xq)
     P = len(thq)
@@ -562,7 +563,10 @@ def certify_smooth(x, y, theta, *, hidden: int | None = None, activation: str = 
 
     with _prec(prec):
         model = BallModel(xq, yq, h, activation, prec)
-        m, steps, ok, info = _newton(model, thq, max_move)
+        if refine:
+            m, steps, ok, info = _newton(model, thq, max_move)
+        else:
+            m, steps, ok, info = [_arbq(q).mid() for q in thq], 0, True, ""
         rep["newton_steps"] = steps
         if not ok:
             return fail(REASON_NOT_CRITICAL, info)
@@ -823,3 +827,37 @@ def cross_check_iv(xq, yq, h: int, activation: str, center: Sequence[Fraction], 
         return out
     finally:
         iv.prec, mp.prec = old_iv, old_mp
+
+
+# ----------------------------------------------------------------------------------------------------
+# symmetries
+# ----------------------------------------------------------------------------------------------------
+def symmetric_copies(theta, d: int, activation: str = "sigmoid") -> list[tuple[str, list[Fraction]]]:
+    """All images of theta under the network's symmetry group (exact): permutations of the hidden
+    units and sign flips of units -- sigmoid: (w_j, b_j, v_j, c) -> (-w_j, -b_j, -v_j, c + v_j) since
+    sigma(-a) = 1 - sigma(a); tanh: (w_j, b_j, v_j) -> -(...), c unchanged.  Returns (name, theta)
+    pairs, the identity first; names like 'perm(1,0)+flip(0)'."""
+    from itertools import permutations, product
+
+    th = [to_fraction(t) for t in theta]
+    h = layout.hidden_from_params(len(th), d)
+    st = d + 2
+    out = []
+    for perm in permutations(range(h)):
+        for flips in product((False, True), repeat=h):
+            new = []
+            c = th[-1]
+            for j in perm:
+                block = th[j * st:(j + 1) * st]
+                if flips[len(new) // st]:
+                    if activation == "sigmoid":
+                        c = c + block[0]
+                    block = [-t for t in block]
+                new.extend(block)
+            new.append(c)
+            name = (f"perm{tuple(perm)}" if list(perm) != list(range(h)) else "id")
+            fl = [k for k in range(h) if flips[k]]
+            if fl:
+                name += f"+flip{tuple(fl)}"
+            out.append((name, new))
+    return out
