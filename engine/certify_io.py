@@ -115,7 +115,7 @@ def _fmt_point(name: str, r: dict) -> list[str]:
     arch = f"{r.get('d', '?')}-{r.get('h', '?')}-1 {r.get('activation', '?')}"
     head = "CERTIFIED" if r["certified"] else "NOT certified"
     verdict = r.get("verdict", "").replace("_", " ")
-    lines = [f"  {name}: {arch}: {head} ({verdict})"]
+    lines = [f"  {name}: {arch}: {head}" + (f" ({verdict})" if verdict != "not certified" else "")]
     if r.get("reason"):
         lines.append(f"      reason: {r['reason']}" + (f" -- {r['detail']}" if r.get("detail") else ""))
     if r["kind"] == "smooth":
@@ -145,8 +145,9 @@ def _fmt_point(name: str, r: dict) -> list[str]:
         if cc:
             lines.append(f"      mpmath.iv cross-check: {cc['detail']}")
     else:
-        lines.append(f"      sum of squared errors = {r.get('loss')} (best constant {r['quality']['constant_loss']})"
-                     if "loss" in r else "")
+        if "loss" in r:
+            lines.append(f"      sum of squared errors = {r['loss']} (best constant "
+                         f"{r['quality']['constant_loss']})")
         w = r.get("witness")
         if w:
             lines.append(f"      witness {r.get('witness_name')}: loss {w['loss']}, margin {w['margin']} -> " +

@@ -1,0 +1,72 @@
+"""certify_file / format_report on the built-in files and on user files."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from badminima.engine.certify_io import certify_file, format_report
+from badminima.engine.datasets import DATA_DIR, DataError
+
+
+def _json_ok(rep):
+    json.loads(json.dumps(rep, allow_nan=False))
+
+
+def test_paper10_with_w0_as_witness():
+    rep = certify_file("paper10", witness="W0")
+    _json_ok(rep)
+    w = rep["points"]["W_hat"]
+    assert w["certified"] and w["not_global"] and w["witness_name"] == "W0"
+    assert w["rounding"]["coarsest_decimals"] == 1
+    assert rep["certified"] == ["W_hat"] and set(rep["not_certified"]) == {"W0", "remark2"}
+    assert rep["points"]["W0"]["reason"] == "saturated units"
+    txt = format_report(rep)
+    assert "W_hat" in txt and "CERTIFIED" in txt and "not global" in txt and "saturated units" in txt
+
+
+def test_relu_files():
+    rep = certify_file("relu_d1")
+    _json_ok(rep)
+    p = rep["points"]["prop1"]
+    assert p["certified"] and p["witness_name"] == "prop1_witness" and p["not_global"]
+    rep = certify_file("relu_d2")
+    assert set(rep["certified"]) == {"prop2_global", "prop2_local"}
+    assert rep["points"]["prop2_local_as_printed"]["verdict"] == "not_a_local_minimum"
+    rep = certify_file("relu_d3", point_names=["prop3_worse"], witness="prop3_better")
+    assert rep["all_certified"] and list(rep["points"]) == ["prop3_worse"]
+    assert "descent" not in format_report(rep)
+    assert "descent" in format_report(certify_file("relu_d2", point_names=["prop2_global_as_printed"]))
+
+
+def test_user_file_witness_keys(tmp_path):
+    f = tmp_path / "mine.json"
+    src = json.loads((DATA_DIR / "paper10.json").read_text(encoding="utf-8"))
+    pts = src["points"]
+    src["points"] = {"best": pts["W_hat"],
+                     "witness": {"hidden": 2, "activation": "sigmoid",
+                                 "theta": ["6", "-4", "4", "0", "-10", "-1", "1", "0", "2"]}}
+    f.write_text(json.dumps(src))
+    rep = certify_file(f, cross_check=True, rounding=False)
+    assert list(rep["points"]) == ["best"]                 # the point named 'witness' is not certified
+    b = rep["points"]["best"]
+    assert b["certified"] and b["witness_name"] == "witness" and b["cross_check"]["ok"]
+    src["points"]["W0"] = pts["W0"]
+    src["witness"] = "W0"                                    # top-level key wins over the 'witness' point
+    f.write_text(json.dumps(src))
+    rep = certify_file(str(f), point_names=["best"], rounding=False)
+    assert rep["points"]["best"]["witness_name"] == "W0"
+    rep = certify_file(str(f), point_names=["best"], witness=["0"] * 9, rounding=False)
+    assert rep["points"]["best"]["witness_name"] == "given"
+    assert rep["points"]["best"]["reason"] == "witness not lower"
+
+
+def test_bad_input_raises_data_error(tmp_path):
+    with pytest.raises(DataError):
+        certify_file("paper10", point_names=["nope"])
+    with pytest.raises(DataError):
+        certify_file("paper10", witness="nope")
+    with pytest.raises(DataError):
+        certify_file("xor")                                  # no points
+    with pytest.raises(DataError):
+        certify_file(tmp_path / "missing.json")
