@@ -215,11 +215,14 @@ def _parse_y(raw, n: int, label: str, rows: list[str]) -> tuple[np.ndarray, tupl
     return np.array([c[0] for c in cells], dtype=np.float64), tuple(c[1] for c in cells)
 
 
-def _resolve_kind(kind, file_kind, y: np.ndarray, label: str) -> str:
-    """Explicit kind, else the file's, else classification iff all labels are 0/1."""
+def _resolve_kind(kind, file_kind, d: int, label: str) -> str:
+    """Explicit kind, else the file's, else the paper's convention: 2-D classification, 1-D regression.
+
+    Never guessed from the labels: a 2-D file with a stray label 2 must fail, not become regression.
+    """
     chosen = kind if kind is not None else file_kind
     if chosen is None:
-        return "classification" if np.all((y == 0) | (y == 1)) else "regression"
+        return "classification" if d == 2 else "regression"
     if chosen not in KINDS:
         raise DataError(f"{label}: kind must be one of {KINDS}, got {chosen!r}")
     return chosen
@@ -313,7 +316,7 @@ def load_dataset(spec: str, kind: str | None = None) -> Dataset:
     rows = raw.get("_row_names") or [f"row {i}" for i in range(1, _length(raw["x"]) + 1)]
     x, x_text = _parse_x(raw["x"], label, rows)
     y, y_text = _parse_y(raw["y"], len(x_text), label, rows)
-    chosen = _resolve_kind(kind, _plain(raw.get("kind")), y, label)
+    chosen = _resolve_kind(kind, _plain(raw.get("kind")), x.shape[1], label)
     _check_labels(chosen, y, label)
     points_raw = raw.get("points") or {}
     if not isinstance(points_raw, dict):

@@ -112,7 +112,7 @@ def test_fingerprint_depends_on_data_not_spelling(tmp_path):
     b = load_dataset(_write_csv(tmp_path, "x0,y\n1,0\n2.00,1\n", "b.csv"))
     c = load_dataset(_write_csv(tmp_path, "x0,y\n1,0\n2.5,1\n", "c.csv"))
     assert a.fingerprint == b.fingerprint != c.fingerprint
-    assert load_dataset(str(tmp_path / "b.csv"), kind="regression").fingerprint != b.fingerprint
+    assert load_dataset(str(tmp_path / "b.csv"), kind="classification").fingerprint != b.fingerprint
 
 
 # ---------------------------------------------------------------- malformed files
@@ -151,7 +151,7 @@ def test_non_binary_labels(tmp_path):
 
 
 def test_single_class(tmp_path):
-    _fails(_write_csv(tmp_path, "x0,y\n1,1\n2,1\n3,1\n"), "only one class present")
+    _fails(_write_csv(tmp_path, "x0,x1,y\n1,0,1\n2,0,1\n3,0,1\n"), "only one class present")
 
 
 def test_too_few_points_and_empty(tmp_path):

@@ -1,0 +1,134 @@
+"""`badminima train` end to end through click: counts, result files, resume, refusals, bad input."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from badminima.cli import main
+from badminima.engine.store import open_results
+
+ARGS = ["train", "--dataset", "xor", "--steps", "300", "-n", "200", "-q"]
+
+
+def run(args, **kw):
+    return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+
+
+def test_train_prints_counts_and_writes_hdf5(tmp_path):
+    out = tmp_path / "r.h5"
+    r = run(ARGS + ["-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "solved" in r.output and "total" in r.output and "200" in r.output
+    res = open_results(str(out))
+    cell = res.cell("main")
+    assert len(cell["index"]) == 200 and np.array_equal(cell["index"], np.arange(200))
+    printed = {ln.split()[0]: int(ln.split()[1]) for ln in r.output.splitlines()[2:9]}
+    assert printed == res.counts("main")
+    with h5py.File(out) as f:       # plain h5py, no badminima code needed
+        assert json.loads(f.attrs["config"])["hidden"] == 2
+
+
+def test_existing_result_is_not_overwritten_and_other_config_refused(tmp_path):
+    out = tmp_path / "r.h5"
+    assert run(ARGS + ["-o", str(out)]).exit_code == 0
+    before = out.read_bytes()
+    r = CliRunner().invoke(main, ARGS + ["-o", str(out)])
+    assert r.exit_code == 1 and "--force" in r.output and out.read_bytes() == before
+    assert run(ARGS + ["-o", str(out), "--force"]).exit_code == 0
+
+
+def test_interrupted_run_resumes_to_identical_results(tmp_path):
+    out_a, out_b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert run(ARGS + ["-o", str(out_a), "--chunk", "64"]).exit_code == 0
+    # simulate an interruption after some chunks: a sharded-looking partial run is not needed, the
+    # writer's .part survives a KeyboardInterrupt raised from the progress hook
+    from badminima.engine import runs
+    calls = {"n": 0}
+    orig = runs.Progress.update
+
+    def boom(self, n):
+        calls["n"] += 1
+        orig(self, n)
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+    runs.Progress.update = boom
+    try:
+        r = CliRunner().invoke(main, ARGS + ["-o", str(out_b), "--chunk", "64"])
+    finally:
+        runs.Progress.update = orig
+    assert r.exit_code == 130 and not out_b.exists() and (tmp_path / "b.h5.part").exists()
+    r2 = CliRunner().invoke(main, ARGS + ["-o", str(out_b), "--chunk", "100", "--threads", "1"],
+                            catch_exceptions=False)
+    assert r2.exit_code == 0, r2.output
+    a, b = open_results(str(out_a)).cell("main"), open_results(str(out_b)).cell("main")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_resume_into_different_config_is_refused(tmp_path):
+    out = tmp_path / "r.h5"
+    part = tmp_path / "r.h5.part"
+    from badminima.engine import runs
+    orig = runs.Progress.update
+
+    def boom(self, n):
+        raise KeyboardInterrupt
+    runs.Progress.update = boom
+    try:
+        CliRunner().invoke(main, ARGS + ["-o", str(out), "--chunk", "50"])
+    finally:
+        runs.Progress.update = orig
+    assert part.exists()
+    r = CliRunner().invoke(main, ARGS + ["-o", str(out), "--lr", "0.1"])
+    assert r.exit_code == 1 and "lr" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--hidden", "0"], "--hidden"), (["--lr", "0"], "--lr"), (["--steps", "0"], "--steps"),
+    (["--act", "swish"], "activation"), (["--opt", "lbfgs"], "optimizer"), (["--init", "cauchy:1"], "init"),
+    (["--dtype", "float16"], "dtype"), (["--dataset", "nope"], "nope"), (["--chunk", "0"], "--chunk"),
+    (["--shard", "3/2"], "shard"),
+])
+def test_nonsense_options_exit_2_with_one_line(args, needle, tmp_path):
+    r = CliRunner().invoke(main, ARGS + ["-o", str(tmp_path / "x.h5")] + args)
+    assert r.exit_code in (1, 2), r.output
+    lines = [ln for ln in r.output.strip().splitlines() if ln]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("content,needle", [
+    ("x0,x1,y\n0,0,0\n1,nan,1\n", "NaN"),
+    ("x0,x1,y\n0,0,0\n1,1,0\n", "class"),
+    ("x0,x1,y\n0,0,0\n1,1,2\n", "0 or 1"),
+    ("x0,x1,y\n0,0,0\n1,1\n", "row"),
+    ("x0,x1,x2,y\n0,0,0,0\n1,1,1,1\n", "dimension"),
+])
+def test_malformed_data_files_exit_2(content, needle, tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text(content)
+    r = CliRunner().invoke(main, ARGS + ["--dataset", str(f), "-o", str(tmp_path / "x.h5")])
+    assert r.exit_code == 2, r.output
+    assert needle.lower() in r.output.lower() and len(r.output.strip().splitlines()) == 1
+
+
+def test_user_csv_dataset_trains(tmp_path):
+    f = tmp_path / "d.csv"
+    f.write_text("x0,x1,y\n0,0,0\n1,1,0\n0,1,1\n1,0,1\n")
+    r = run(ARGS + ["--dataset", str(f), "-o", str(tmp_path / "x.h5")])
+    assert r.exit_code == 0 and "4 points" in r.output
+
+
+def test_shards_merge_to_the_single_run(tmp_path):
+    single = tmp_path / "single.h5"
+    assert run(ARGS + ["-o", str(single)]).exit_code == 0
+    shards = []
+    for i in range(3):
+        p = tmp_path / f"s{i}.h5"
+        assert run(ARGS + ["-o", str(p), "--shard", f"{i}/3", "--chunk", "50"]).exit_code == 0
+        shards.append(str(p))
+    merged = tmp_path / "merged.h5"
+    assert run(["merge", *shards, "-o", str(merged)]).exit_code == 0
+    from badminima.engine.store import diff_files
+    assert diff_files(str(single), str(merged)) == []
