@@ -1,0 +1,58 @@
+"""Training throughput: network-steps per second on XOR for the issue's grid of variants.
+
+    python benchmarks/bench_train.py [--quick]
+
+Prints, per (activation, optimizer, h, dtype): the rate without early exit (every network runs the
+whole budget), the effective rate with early exit (networks x budget / time), and for the headline
+variant (sigmoid, gd, h=2) the 1-thread vs 2-thread ratio.  Kernels are compiled (and cached) first.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+import numba
+
+from badminima.engine.config import TrainConfig
+from badminima.engine.datasets import load_dataset
+from badminima.engine.train import train_range
+
+
+def rate(cfg, ds, threads, networks):
+    """(network-steps actually taken per s, budgeted network-steps per s)."""
+    train_range(cfg, ds.x, ds.y, 0, 64, threads=threads)          # compile / warm
+    t = time.perf_counter()
+    res = train_range(cfg, ds.x, ds.y, 0, networks, threads=threads)
+    dt = time.perf_counter() - t
+    return res["steps"].sum() / dt, networks * cfg.steps / dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="only the headline variant")
+    ap.add_argument("--networks", type=int, default=8192)
+    ap.add_argument("--steps", type=int, default=2000)
+    a = ap.parse_args()
+    ds = load_dataset("xor")
+    threads = numba.config.NUMBA_NUM_THREADS
+    print(f"XOR, {a.networks} networks x {a.steps} steps, {threads} threads, numba {numba.__version__}")
+    print(f"{'act':<8}{'opt':<6}{'h':>3}{'dtype':>9}{'no early exit':>16}{'early exit (eff.)':>20}")
+    grid = [("sigmoid", "gd", 2, "float64")] if a.quick else \
+        itertools.product(("sigmoid", "relu"), ("gd", "adam"), (2, 7), ("float64", "float32"))
+    for act, opt, h, dt in grid:
+        lr = 0.5 if opt == "gd" else 1e-2
+        base = dict(dataset="xor", dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h, activation=act,
+                    optimizer=opt, lr=lr, steps=a.steps, dtype=dt, networks=a.networks)
+        full, _ = rate(TrainConfig(**base, early_exit=False).validate(), ds, threads, a.networks)
+        _, eff = rate(TrainConfig(**base, early_exit=True).validate(), ds, threads, a.networks)
+        print(f"{act:<8}{opt:<6}{h:>3}{dt:>9}{full:>16.3g}{eff:>20.3g}")
+    cfg = TrainConfig(dataset="xor", dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=2,
+                      steps=a.steps, early_exit=False, networks=a.networks).validate()
+    one, _ = rate(cfg, ds, 1, a.networks)
+    two, _ = rate(cfg, ds, 2, a.networks)
+    print(f"sigmoid gd h=2 float64: 1 thread {one:.3g}, 2 threads {two:.3g}, ratio {two / one:.2f}")
+
+
+if __name__ == "__main__":
+    main()
