@@ -185,5 +185,24 @@ def compile_cmd(hidden, act, opt, dtype, dim):
     click.echo(f"compiled {variants} kernel variants in {time.monotonic() - t0:.1f} s")
 
 
+@main.command()
+@click.argument("file")
+@click.option("--point", "points", multiple=True, help="point to certify (repeatable; default: all points in FILE)")
+@click.option("--witness", default=None, help="name of a point in FILE whose lower loss proves 'not global'")
+@click.option("--cross-check", is_flag=True, help="re-prove with mpmath's interval arithmetic as well")
+@click.option("--json-out", default=None, help="also write the full report as JSON to this file")
+@friendly_errors
+def certify(file, points, witness, cross_check, json_out):
+    """Prove (or refuse) that FILE's weight points are local minima: Arb/Krawczyk for sigmoid/tanh nets,
+    an exact rational test for ReLU regression.  FILE: a data/ JSON file or a built-in dataset name."""
+    import json
+    from .engine.certify_io import certify_file, format_report
+    rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
+    click.echo(format_report(rep))
+    if json_out:
+        with open(json_out, "w", encoding="utf-8") as f:
+            json.dump(rep, f, indent=1, allow_nan=False)
+
+
 if __name__ == "__main__":
     main()

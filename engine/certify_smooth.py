@@ -809,7 +809,8 @@ def cross_check_iv(xq, yq, h: int, activation: str, center: Sequence[Fraction], 
                 quad = quad + D[a] * HX[a][b] * D[b]
         L_star = L_m - quad / 2
         out = {"krawczyk": ok_k, "positive_definite": lam_iv is not None, "min_eig_lower_bound": lam_iv,
-               "loss_enclosure": [float(mpmath.mpf(L_star.a)), float(mpmath.mpf(L_m.b))],
+               "loss_enclosure": [math.nextafter(float(mpmath.mpf(L_star.a)), -math.inf),
+                                  math.nextafter(float(mpmath.mpf(L_m.b)), math.inf)],
                "prec": prec}
         ok = ok_k and lam_iv is not None
         detail = []
@@ -820,7 +821,7 @@ def cross_check_iv(xq, yq, h: int, activation: str, center: Sequence[Fraction], 
         if witness is not None:
             Lw, _, _ = model([I(t) for t in witness], 0)
             margin = L_star.a - Lw.b
-            out["witness_margin_lower"] = float(mpmath.mpf(margin))
+            out["witness_margin_lower"] = math.nextafter(float(mpmath.mpf(margin.a)), -math.inf)
             out["witness_lower"] = bool(margin > 0)
         out["ok"] = ok
         out["detail"] = "; ".join(detail) or "agrees"

@@ -70,3 +70,17 @@ def test_bad_input_raises_data_error(tmp_path):
         certify_file("xor")                                  # no points
     with pytest.raises(DataError):
         certify_file(tmp_path / "missing.json")
+
+
+def test_cli_certify(tmp_path):
+    from click.testing import CliRunner
+
+    from badminima.cli import main
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(main, ["certify", "relu_d2", "--point", "prop2_local", "--witness", "prop2_global",
+                                    "--json-out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "CERTIFIED" in res.output and "not global" in res.output
+    assert json.loads(out.read_text())["points"]["prop2_local"]["not_global"] is True
+    res = CliRunner().invoke(main, ["certify", "relu_d2", "--point", "nope"])
+    assert res.exit_code == 2
