@@ -22,11 +22,15 @@ balls therefore yields enclosures of the exact values -- on a point or over a wh
    real matrix C (we use a float inverse of mid H) form
         K(X) = m - C grad L(m) + (I - C H(X)) (X - m).
    By the mean value theorem applied to each gradient component on the convex box,
-   grad L(t) - grad L(m) = J (t - m) with J in H(X), so every zero t of grad L in X is a fixed point of
-   t -> t - C grad L(t) and lies in K(X).  Krawczyk's theorem (Krawczyk 1969; Moore 1977; Rump, Acta
-   Numerica 2010, Thm 8.1/13.?, Neumaier 1990 Thm 5.1.7) states: if K(X) lies in the *interior* of X,
-   then grad L has exactly one zero theta* in X (and C and every matrix in H(X) are nonsingular).  We
-   check the strict inclusion componentwise with ``arb.contains_interior``.
+   grad L(t) - grad L(m) = J_t (t - m) with every row of J_t a Hessian row at some point of X, so J_t is
+   in H(X); hence the continuous map g(t) = t - C grad L(t) sends X into K(X).  If K(X) lies in the
+   *interior* of X (checked componentwise with ``arb.contains_interior``), then (i) g maps X into
+   itself, so by Brouwer it has a fixed point t*, i.e. C grad L(t*) = 0; (ii) the strict inclusion
+   forces the spectral radius of |I - C J| below 1 for every J in H(X), so C and every such J are
+   nonsingular; hence grad L(t*) = 0, and two zeros t1, t2 would give 0 = J (t1 - t2) with J
+   nonsingular, so the zero is unique.  This is Krawczyk's theorem (Krawczyk 1969; Moore 1977;
+   Rump 1983; Neumaier, Interval Methods for Systems of Equations, 1990, ch. 5).  Uniqueness also
+   follows independently from step 3 (L is strictly convex on X).
 3. *Strict minimum*: positive definiteness of every symmetric matrix in H(X) - lam*I.  Take any float
    matrix Q (eigenvectors of mid H).  Compute the ball matrix M = Q^T (H(X) - lam I) Q; it contains
    Q^T (H(t) - lam I) Q for every t in X.  If every Gershgorin disc of M lies in (0, inf), i.e.
@@ -42,8 +46,11 @@ balls therefore yields enclosures of the exact values -- on a point or over a wh
 5. *Not global*: a witness theta' with exact rational weights; its loss is enclosed by evaluating at
    a point ball.  If upper(L(theta')) < lower(L(theta*)) the minimum is not global.
 
-No float result ever enters a claim: floats only choose m, r, C, Q and lam, and the theorems hold for
+No float result ever enters a proof: floats only choose m, r, C, Q and lam, and the theorems hold for
 *any* such choices.  A wrong choice can only make a check fail (honest "not certified"), never pass.
+(The quality facts -- accuracy, float eigenvalues, distance from the input -- are plain float
+evaluations at the refined point and are reported as such; the constant-predictor comparison and all
+loss / eigenvalue / margin bounds are outward-rounded from balls.)
 
 Failure reasons (``reason``): "gradient not zero in any box tried", "Hessian not positive definite on
 box" (``verdict`` = "saddle" when, in addition, u^T H(X) u < 0 is proven for a vector u at a proven
