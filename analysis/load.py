@@ -1,0 +1,180 @@
+"""Any set of result files -> the experiment cells they hold, ready for analysis.
+
+Files are grouped into runs by their configuration (shards of one run go together, different runs
+stay apart), each run is opened with engine.store_read.Results, and every cell of every run becomes a
+`CellRef` with a short unique label built from the configuration keys that vary between the cells
+("fxor sigmoid gd h=3", "... lr=0.1").  Scanning many files shows progress on stderr.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.config import TrainConfig
+from ..engine.datasets import DataError, Dataset, load_dataset
+from ..engine.model import ACTIVATIONS, LOSSES
+from ..engine.progress import Progress
+from ..engine.store_read import Results, canonical_json, expand_paths, open_h5, read_meta
+
+#: configuration keys that never label a cell (derived from others, or bookkeeping)
+_UNLABELLED = {"dataset_fingerprint", "kind", "networks"}
+_BASE = ("dataset", "activation", "optimizer", "hidden")
+
+
+class AnalysisError(ValueError):
+    """Bad input to an analysis (unknown cell, unusable rows file, ...); one line for the user."""
+
+
+@dataclass(eq=False)
+class CellRef:
+    """One experiment cell of one run: its configuration, counts, and lazy access to its arrays."""
+    results: Results
+    name: str
+    config: dict
+    label: str = ""
+
+    @property
+    def n(self) -> int:
+        """Networks present (committed) in the files."""
+        return self.results.n_rows(self.name)
+
+    @property
+    def n_total(self) -> int:
+        return self.results.n_total(self.name)
+
+    @property
+    def complete(self) -> bool:
+        return self.results.complete(self.name)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.results.counts(self.name)
+
+    @property
+    def hidden(self) -> int:
+        return int(self.config["hidden"])
+
+    @property
+    def activation(self) -> str:
+        return self.config["activation"]
+
+    @property
+    def kind(self) -> str:
+        return self.config.get("kind", "classification")
+
+    @property
+    def codes(self) -> tuple[int, int]:
+        """(activation code, loss code) of engine.model."""
+        return ACTIVATIONS[self.activation], LOSSES["xent" if self.kind == "classification" else "mse"]
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config)
+
+    def data(self, fields=None) -> dict[str, np.ndarray]:
+        """The cell's per-network arrays (engine.store_read.Results.cell)."""
+        return self.results.cell(self.name, fields)
+
+    def dataset(self) -> Dataset:
+        """The training data, reloaded from the configuration and checked against the stored fingerprint."""
+        spec = self.config["dataset"]
+        try:
+            ds = load_dataset(spec, self.kind)
+        except DataError as e:
+            raise DataError(f"cell {self.label or self.name}: cannot reload its dataset: {e}") from None
+        fp = self.config.get("dataset_fingerprint")
+        if fp and ds.fingerprint != fp:
+            raise DataError(f"cell {self.label or self.name}: dataset {spec!r} has changed since the run "
+                            f"(fingerprint {ds.fingerprint} != stored {fp})")
+        return ds
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, dict):
+        if set(v) == {"law", "scale", "bias"}:     # InitSpec
+            s = f"{v['law']}:{v['scale']:g}" if v["law"] in ("normal", "uniform") else v["law"]
+            return s + ("" if v["bias"] == "same" else "/zero-bias")
+        return canonical_json(v)
+    return str(v)
+
+
+def cell_labels(configs: list[dict], names: list[str] | None = None) -> list[str]:
+    """Short unique labels: dataset, activation, optimizer, h, then every other key that varies."""
+    varying = []
+    keys = sorted({k for c in configs for k in c} - _UNLABELLED - set(_BASE))
+    for k in keys:
+        if len({canonical_json(c.get(k)) for c in configs}) > 1:
+            varying.append(k)
+    labels = []
+    for c in configs:
+        ds = Path(str(c.get("dataset", "?"))).stem
+        parts = [ds, str(c.get("activation", "?")), str(c.get("optimizer", "?")), f"h={c.get('hidden', '?')}"]
+        parts += [f"{k}={_short(c.get(k))}" for k in varying]
+        labels.append(" ".join(parts))
+    seen: dict[str, int] = {}
+    for lb in labels:
+        seen[lb] = seen.get(lb, 0) + 1
+    if names is not None:
+        labels = [f"{lb} [{n}]" if seen[lb] > 1 else lb for lb, n in zip(labels, names)]
+    count: dict[str, int] = {}
+    out = []
+    for lb in labels:                       # still equal (same config twice): number them
+        count[lb] = count.get(lb, 0) + 1
+        out.append(lb if labels.count(lb) == 1 else f"{lb} #{count[lb]}")
+    return out
+
+
+def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
+    """Every cell of every run in the given files (paths or globs; shards of one run are joined)."""
+    paths = expand_paths(paths_or_globs)
+    groups: dict[str, list] = {}
+    prog = Progress(len(paths), "files", enabled=progress and len(paths) > 1)
+    try:
+        for p in paths:
+            with open_h5(p) as f:
+                meta = read_meta(f, p)
+            groups.setdefault(canonical_json(meta.identity()), []).append(meta)
+            prog.update(1)
+    finally:
+        prog.close()
+    cells = []
+    for metas in groups.values():
+        res = Results(metas)
+        cells += [CellRef(res, name, res.cell_config(name)) for name in res.cells]
+    names = [c.name for c in cells]
+    for c, lb in zip(cells, cell_labels([c.config for c in cells], names)):
+        c.label = lb
+    return cells
+
+
+def select_cells(cells: list[CellRef], wanted) -> list[CellRef]:
+    """Cells whose name or label equals one of `wanted` (all cells if wanted is empty)."""
+    if not wanted:
+        return list(cells)
+    out = []
+    for w in wanted:
+        hit = [c for c in cells if w in (c.name, c.label)]
+        if not hit:
+            raise AnalysisError(f"no cell {w!r}; cells are: " + "; ".join(c.label for c in cells))
+        out += [c for c in hit if c not in out]
+    return out
+
+
+def read_cells(cells: list[CellRef], fields, *, progress: bool = True) -> list[dict[str, np.ndarray]]:
+    """The given fields of several cells, with a progress line counted in networks."""
+    total = sum(c.n for c in cells)
+    prog = Progress(total, "networks read", enabled=progress and total > 0)
+    out = []
+    try:
+        for c in cells:
+            out.append(c.data(fields))
+            prog.update(c.n)
+    finally:
+        prog.close()
+    return out
+
+
+__all__ = ["AnalysisError", "CellRef", "cell_labels", "load_cells", "select_cells", "read_cells"]
