@@ -38,8 +38,8 @@ import numpy as np
 from .. import __version__
 from .outcomes import name_map_attr
 from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS, PROGRESS,  # noqa: F401
-                         PROVENANCE_ATTRS, SCHEMA_VERSION, FileMeta, Results, StoreError, canonical_json,
-                         check_shard, counts_dict, diff_keys, expand_paths, identity, normalize, open_h5,
+                         PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results, StoreError, canonical_json,
+                         _short, check_shard, counts_dict, diff_keys, expand_paths, identity, normalize, open_h5,
                          open_results, parse_shard, read_meta, read_rows, shard_range, show, strip_shard)
 
 GZIP_LEVEL = 4          # deflate is built into every HDF5 (h5dump reads it); lzf is h5py-only
@@ -100,49 +100,77 @@ def _cell_attrs(cm) -> dict:
             "index_stop": np.int64(cm.stop)}
 
 
+def _same_storage(a: h5py.Dataset, b: h5py.Dataset) -> bool:
+    return all(getattr(a, k) == getattr(b, k) for k in ("dtype", "chunks", "compression", "compression_opts",
+                                                          "shuffle", "fletcher32"))
+
+
+def _copy_field(src: h5py.Dataset, dst: h5py.Dataset, lo: int, hi: int, pos: int, src_path: str) -> None:
+    """Copy rows [lo, hi) of src to rows pos.. of dst in constant memory.
+
+    Chunks lying wholly inside the range are copied as stored (compressed bytes, no decode/re-encode)
+    when both datasets share chunking and filters and the rows line up with the chunk grid; all other
+    rows go through NumPy in blocks aligned to dst's chunk grid (so dst chunks are written whole)."""
+    C = dst.chunks[0]
+    tail = (0,) * (dst.ndim - 1)
+    raw = _same_storage(src, dst) and (lo - pos) % C == 0
+    s, d = lo, pos
+    while s < hi:
+        if raw and d % C == 0 and s + C <= hi:
+            try:
+                mask, data = src.id.read_direct_chunk((s,) + tail)
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+            dst.id.write_direct_chunk((d,) + tail, data, mask)
+            s, d = s + C, d + C
+            continue
+        stop = min(hi, s + BLOCK_ROWS - d % BLOCK_ROWS)
+        if raw:
+            stop = min(stop, s + C - d % C)
+        try:
+            block = src[s:stop]
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+        dst[d: d + stop - s] = block
+        s, d = stop, d + stop - s
+
+
+def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.ndarray:
+    """Copy a cell's rows from source segments [(cell group, first row, stop row, path), ...] into the
+    datasets dss (rows 0..), checking the network indices run start, start+1, ...; returns the counts."""
+    counts = np.zeros(len(COUNT_CODES), np.int64)
+    pos = 0
+    for g, lo, hi, path in segments:
+        for a in range(lo, hi, BLOCK_ROWS):       # index and outcome: through NumPy (checked, counted)
+            b = min(hi, a + BLOCK_ROWS)
+            rows = read_rows(g, ["index", "outcome"], a, b, path)
+            first = start + pos + a - lo
+            if not np.array_equal(rows["index"], np.arange(first, first + b - a, dtype=np.int64)):
+                raise StoreError(f"{path}: cell {name!r}: network indices {first}..{first + b - a - 1} are "
+                                 f"not stored in order (corrupt file)")
+            counts += _bincount(rows["outcome"])
+        for fld in fields:
+            _copy_field(g[fld], dss[fld], lo, hi, pos, path)
+        pos += hi - lo
+    return counts
+
+
 def _write_final(out_path: str, root_attrs: dict, cells: list, fields) -> None:
-    """Write a complete result file from committed rows of source files.
+    """Write a complete (plain, non-SWMR) result file from committed rows of source files.
 
     cells: list of (CellMeta of the output cell, [(h5py cell group, first row, stop row, file path), ...]).
-    Rows are copied in BLOCK_ROWS-aligned blocks (constant memory), network indices are checked to be
-    exactly start..stop-1, and the summary counts are recomputed from the outcome column.
+    Constant memory; network indices are checked; the summary counts are recomputed from the outcomes.
     """
-    with h5py.File(out_path, "w") as out:
+    with h5py.File(out_path, "w", rdcc_nbytes=RDCC_NBYTES) as out:
         _set_attrs(out, root_attrs)
         for cm, segments in cells:
             g = out.create_group(f"cells/{cm.name}")
             n = cm.stop - cm.start
+            got = sum(hi - lo for _, lo, hi, _ in segments)
+            if got != n:
+                raise StoreError(f"cell {cm.name!r}: {got} rows to copy, expected {n}")
             dss = _create_datasets(g, fields, cm.n_params, n)
-            counts = np.zeros(len(COUNT_CODES), np.int64)
-            buf, buf_n, pos = [], 0, 0
-
-            def flush_buf():
-                nonlocal buf, buf_n, pos
-                if not buf_n:
-                    return
-                block = {fld: np.concatenate([b[fld] for b in buf]) for fld in fields}
-                expect = np.arange(cm.start + pos, cm.start + pos + buf_n, dtype=np.int64)
-                if not np.array_equal(block["index"], expect):
-                    raise StoreError(f"cell {cm.name!r}: network indices {cm.start + pos}..{cm.start + pos + buf_n - 1}"
-                                     f" are not stored in order (corrupt input)")
-                for fld in fields:
-                    dss[fld][pos: pos + buf_n] = block[fld]
-                counts[:] += _bincount(block["outcome"])
-                pos += buf_n
-                buf, buf_n = [], 0
-
-            for src, lo, hi, src_path in segments:
-                a = lo
-                while a < hi:
-                    b = min(hi, a + BLOCK_ROWS - buf_n)
-                    buf.append(read_rows(src, fields, a, b, src_path))
-                    buf_n += b - a
-                    a = b
-                    if buf_n == BLOCK_ROWS:
-                        flush_buf()
-            flush_buf()
-            if pos != n:
-                raise StoreError(f"cell {cm.name!r}: {pos} rows copied, expected {n}")
+            counts = _copy_cell(cm.name, cm.start, segments, dss, fields)
             _set_attrs(g, _cell_attrs(cm))
             g.attrs["n_rows"] = np.int64(n)
             for k, v in counts_dict(counts).items():
@@ -347,7 +375,7 @@ class RunWriter:
     def _resume(self):
         self.resumed = True
         try:
-            h5py.File(self.part, "r+", libver="latest").close()
+            h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES).close()
         except OSError as e:
             if "already open for write" not in str(e):
                 raise StoreError(f"{self.part}: cannot reopen for writing: {e}") from None
@@ -358,7 +386,7 @@ class RunWriter:
     def _rebuild(self):
         """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
         tmp = self.part + ".tmp"
-        with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest") as dst:
+        with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
             meta = read_meta(src, self.part)
             _set_attrs(dst, dict(src.attrs))
             for name, cm in meta.cells.items():
@@ -366,25 +394,18 @@ class RunWriter:
                 g = dst.create_group(f"cells/{name}")
                 _set_attrs(g, dict(sg.attrs))
                 dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows)
-                counts = np.zeros(len(COUNT_CODES), np.int64)
-                for a in range(0, cm.n_rows, BLOCK_ROWS):
-                    b = min(cm.n_rows, a + BLOCK_ROWS)
-                    rows = read_rows(sg, meta.fields, a, b, self.part)
-                    for fld in meta.fields:
-                        dss[fld][a:b] = rows[fld]
-                    counts += _bincount(rows["outcome"])
+                counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
                 g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
                                  track_times=False)
         os.replace(tmp, self.part)
 
     def _open_part(self):
-        self._f = h5py.File(self.part, "r+", libver="latest")
+        self._f = h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES)
         try:
             self._f.swmr_mode = True
             self._ds, self._progress = {}, {}
             for name, c in self._cells.items():
                 g = self._f["cells"][name]
-                self._ds[name] = {fld: g[fld] for fld in self.fields}
                 self._progress[name] = g[PROGRESS]
                 c.n_rows = int(g[PROGRESS][0])
                 c.counts = np.zeros(len(COUNT_CODES), np.int64)
@@ -430,6 +451,22 @@ class RunWriter:
         return all(c.n_rows == c.stop - c.start for c in self._cells.values())
 
     # -- writing ------------------------------------------------------------------------------
+    def _datasets(self, cell) -> dict:
+        """The open datasets of a cell, each with a chunk cache of exactly one chunk: it keeps the
+        partially filled last chunk in memory between appends (no re-read, no re-compression) while
+        bounding memory to ~one chunk per dataset per cell being written."""
+        ds = self._ds.get(cell)
+        if ds is None:
+            g = self._f["cells"][cell]
+            ds = {}
+            for fld in self.fields:
+                dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+                d = g[fld]
+                dapl.set_chunk_cache(521, int(np.prod(d.chunks)) * d.dtype.itemsize, 1.0)
+                ds[fld] = h5py.Dataset(h5py.h5d.open(g.id, fld.encode(), dapl=dapl))
+            self._ds[cell] = ds
+        return ds
+
     def append(self, cell, chunk: dict) -> int:
         """Validate, write, flush and commit a chunk; returns the new committed row count."""
         if self._f is None:
@@ -468,8 +505,9 @@ class RunWriter:
         if bad.any():
             raise StoreError(f"cell {cell!r}: invalid outcome codes {sorted(set(arrays['outcome'][bad].tolist()))}")
         lo, hi = c.n_rows, c.n_rows + n
+        dss = self._datasets(cell)
         for fld, arr in arrays.items():
-            ds = self._ds[cell][fld]
+            ds = dss[fld]
             if ds.shape[0] < hi:
                 ds.resize(hi, axis=0)
             ds[lo:hi] = arr
@@ -478,6 +516,8 @@ class RunWriter:
         self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
         self._f.flush()                                   # ... before the commit record does
         c.n_rows, c.counts = hi, counts
+        if hi == c.stop - c.start:
+            del self._ds[cell]                            # cell complete: release its chunk caches
         return hi
 
     # -- ending -------------------------------------------------------------------------------
@@ -510,6 +550,7 @@ class RunWriter:
     def _close_file(self):
         if self._f is not None:
             f, self._f = self._f, None
+            self._ds, self._progress = {}, {}
             f.close()
 
     def close(self) -> None:

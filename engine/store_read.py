@@ -119,18 +119,24 @@ def _short(exc: BaseException) -> str:
     return msg[:300]
 
 
+#: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
+#: copies: they touch every chunk once, in order, and a cache per open dataset would grow the memory
+#: footprint with the number of datasets open.
+RDCC_NBYTES = 0
+
+
 def open_h5(path: str) -> h5py.File:
     """Open a result file read-only; files of an interrupted or live run are opened as SWMR readers."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES)
     except OSError as e:
         err = e
         if "already open for write" in str(e):
             try:
-                return h5py.File(path, "r", swmr=True)
+                return h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_NBYTES)
             except OSError as e2:
                 err = e2
     raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_short(err)}")

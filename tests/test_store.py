@@ -287,6 +287,25 @@ def test_merge_equals_single_run(tmp_path):
     assert not open_results(shards[:2]).complete("main")
 
 
+def test_large_cells_raw_chunk_copy(tmp_path):
+    """Cells spanning several chunks: finish, rebuild and merge copy whole chunks as stored where the
+    chunk grids line up (3 shards of 49152 rows) and through NumPy where they do not (2 shards: the
+    1-D columns' 16384-row chunks are cut at 24576, the 8192-row weight chunks are not)."""
+    cells = {"big": ({"lr": 1.0}, 49152, 3)}
+    single = str(tmp_path / "single.h5")
+    write_run(single, cells=cells, sizes=(5000, 1))
+    assert open_results(single).cell("big")["weights"].tobytes() == make_cell("big", 49152, 3)["weights"].tobytes()
+    for count in (2, 3):
+        shards = []
+        for i in range(count):
+            s = str(tmp_path / f"s{count}_{i}.h5")
+            write_run(s, config=dict(CFG, shard={"index": i, "count": count}), cells=cells, sizes=(7000,))
+            shards.append(s)
+        out = str(tmp_path / f"m{count}.h5")
+        merge(shards, out)
+        assert diff_files(single, out) == []
+
+
 def test_merge_refuses_bad_shards(tmp_path):
     def shard(i, n, name=None, cfg=CFG):
         s = str(tmp_path / (name or f"s{i}of{n}.h5"))
