@@ -19,6 +19,16 @@ from pathlib import Path
 from string import Template
 
 _TEMPLATE = Path(__file__).with_name("train_template.py.txt")
+# Modules whose jitted code the kernels inline.  Numba's cache only checks the kernel file itself, so
+# their source digest is written into every generated file: editing them yields a new file name.
+_DEPENDENCIES = ("fastexp.py", "jit.py", "model.py", "rng.py")
+
+
+def _dependency_digest() -> str:
+    h = hashlib.sha256()
+    for name in _DEPENDENCIES:
+        h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
+    return h.hexdigest()[:16]
 _TEXT_VERSION = 4
 OPTIMIZERS = ("gd", "adam", "sgd")
 
@@ -123,7 +133,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str) -> str:
         sgd_lines += [f"nt = {R.th(p)} - lr * {R.g(p)}", f"{R.th(p)} = nt if now else {R.th(p)}"]
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
-        VERSION=_TEXT_VERSION, D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
+        VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
         F="np.float64" if dtype == "float64" else "np.float32", B=B,
         EXP="exp64" if dtype == "float64" else "exp32",
         IS_XENT="True" if loss == "xent" else "False",
