@@ -42,17 +42,20 @@ from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIEL
                          _short, check_shard, counts_dict, diff_keys, expand_paths, identity, normalize, open_h5,
                          open_results, parse_shard, read_meta, read_rows, shard_range, show, strip_shard)
 
-GZIP_LEVEL = 4          # deflate is built into every HDF5 (h5dump reads it); lzf is h5py-only
+GZIP_LEVEL = 1          # deflate (built into every HDF5; h5dump reads it; lzf is h5py-only); level 1:
+                        # random float64 weights barely compress, higher levels only cost time
 BLOCK_ROWS = 16384      # rows per copy block (a multiple of every chunk height)
 
 
 def chunk_rows(n_params: int, two_d: bool) -> int:
-    """Chunk height: 16384 rows for per-network scalars; ~256 KiB chunks for the (n, P) weight arrays."""
+    """Chunk height: 4096 rows (32 KiB of float64) for per-network scalars; 64..4096 rows, <= 128 KiB,
+    for the (n, P) weight arrays.  Small chunks keep the rewrite of the partly filled last chunk cheap
+    when batches are small (each commit re-compresses it)."""
     if not two_d:
-        return BLOCK_ROWS
-    r = max(1, 262144 // (8 * max(1, n_params)))
+        return 4096
+    r = max(1, 131072 // (8 * max(1, n_params)))
     r = 1 << (r.bit_length() - 1)
-    return min(max(r, 64), BLOCK_ROWS)
+    return min(max(r, 64), 4096)
 
 
 def _versions() -> dict:

@@ -288,14 +288,14 @@ def test_merge_equals_single_run(tmp_path):
 
 
 def test_large_cells_raw_chunk_copy(tmp_path):
-    """Cells spanning several chunks: finish, rebuild and merge copy whole chunks as stored where the
-    chunk grids line up (3 shards of 49152 rows) and through NumPy where they do not (2 shards: the
-    1-D columns' 16384-row chunks are cut at 24576, the 8192-row weight chunks are not)."""
+    """Cells spanning several chunks: finish and merge copy whole chunks as stored where the chunk grids
+    line up (3 shards of 49152 rows: boundaries at multiples of the 4096-row chunks) and through NumPy
+    where they do not (5 shards: boundaries at 9830, 19660, ...)."""
     cells = {"big": ({"lr": 1.0}, 49152, 3)}
     single = str(tmp_path / "single.h5")
     write_run(single, cells=cells, sizes=(5000, 1))
     assert open_results(single).cell("big")["weights"].tobytes() == make_cell("big", 49152, 3)["weights"].tobytes()
-    for count in (2, 3):
+    for count in (3, 5):
         shards = []
         for i in range(count):
             s = str(tmp_path / f"s{count}_{i}.h5")
