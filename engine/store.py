@@ -37,10 +37,11 @@ import numpy as np
 
 from .. import __version__
 from .outcomes import name_map_attr
-from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS, PROGRESS,  # noqa: F401
-                         PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results, StoreError, canonical_json,
-                         _short, check_shard, counts_dict, diff_keys, expand_paths, identity, normalize, open_h5,
-                         open_results, parse_shard, read_meta, read_rows, shard_range, show, strip_shard)
+from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS,  # noqa: F401
+                         PROGRESS, PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results,
+                         StoreError, _short, canonical_json, check_shard, counts_dict, describe_diff,
+                         diff_keys, expand_paths, identity, normalize, open_h5, open_results, parse_shard,
+                         read_meta, read_rows, shard_range, show, strip_shard)
 
 GZIP_LEVEL = 1          # deflate (built into every HDF5; h5dump reads it; lzf is h5py-only); level 1:
                         # random float64 weights barely compress, higher levels only cost time
@@ -341,10 +342,9 @@ class RunWriter:
                                                          for n, c in meta.cells.items()}, meta.fields),
                                   self._identity())
                     if d:
-                        d = [k.replace("<cells>", "cells").replace("<fields>", "fields") for k in d]
                         if not force:
                             raise StoreError(f"{self.part} was made with a different configuration "
-                                             f"(differing keys: {', '.join(d)}); use another output path, "
+                                             f"(differing keys: {describe_diff(d)}); use another output path, "
                                              f"or --force to discard it")
                         _remove(self.part)
                         meta = None
@@ -603,9 +603,8 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
                 raise StoreError(f"{m.path} is an unfinished run; resume it before merging")
             d = diff_keys(first.identity(), m.identity())
             if d:
-                d = [k.replace("<cells>", "cells").replace("<fields>", "fields") for k in d]
                 raise StoreError(f"{m.path} and {first.path} are not shards of one configuration "
-                                 f"(differing keys: {', '.join(d)})")
+                                 f"(differing keys: {describe_diff(d)})")
         cells = []
         for name, cm0 in first.cells.items():
             segs = sorted(((m.cells[name], f, m.path) for m, f in zip(metas, files)), key=lambda s: s[0].start)

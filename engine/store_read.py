@@ -82,6 +82,11 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
     return [] if canonical_json(a) == canonical_json(b) else [prefix or "(value)"]
 
 
+def describe_diff(keys: list[str]) -> str:
+    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts."""
+    return ", ".join(k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys)
+
+
 def strip_shard(config: dict) -> dict:
     return {k: v for k, v in config.items() if k != "shard"}
 
@@ -300,7 +305,7 @@ class Results:
             d = diff_keys(ident, m.identity())
             if d:
                 raise StoreError(f"{m.path} and {first.path} hold different configurations "
-                                 f"(differing keys: {', '.join(d)})")
+                                 f"(differing keys: {describe_diff(d)})")
         self.config = strip_shard(first.config)
         self.shards = [m.shard for m in metas]
         self.status = [m.status for m in metas]
@@ -405,6 +410,8 @@ def show(paths_or_globs) -> str:
         lines.append(f"  command: {a.get('command')}")
         if m.shard:
             lines.append(f"  shard {m.shard['index']}/{m.shard['count']}")
+        if "merged_from" in a:
+            lines.append(f"  merged from {len(json.loads(a['merged_from']))} files")
     lines.append("config:")
     lines.extend("  " + ln for ln in json.dumps(res.config, indent=2, sort_keys=True).splitlines())
     width = max(len(v) for v in NAMES.values())

@@ -390,7 +390,7 @@ def test_sigkill_resume(tmp_path):
     rng = np.random.default_rng(12345)
     phases = dict.fromkeys(["starting", "opening", "streaming", "finishing"], 0)
     kills, rounds, partial, rebuilt = 0, 0, 0, 0
-    while kills < 16:
+    while kills < 12 or phases["streaming"] < 6:
         rounds += 1
         out = str(tmp_path / f"run{rounds}.h5")
         committed = dict.fromkeys(kcells, 0)
@@ -434,11 +434,11 @@ def test_sigkill_resume(tmp_path):
                     partial += 0 < k < totals[n]
                     for fld, arr in got.items():
                         assert arr.tobytes() == refdata[n][fld][:k].tobytes(), (n, fld)
-            assert kills < 200
+            assert kills < 60
         assert diff_files(ref, out) == [], f"round {rounds}"
         leftovers = [x for x in os.listdir(tmp_path) if x.startswith(f"run{rounds}.h5.")]
         assert leftovers == [], leftovers
     print(f"\nkill test: uninterrupted run {t_full:.2f}s; {kills} SIGKILLs in {rounds} rounds "
           f"(by phase: {phases}); {rebuilt} restarts rebuilt a killed .part; "
           f"{partial} cell snapshots with partially committed rows")
-    assert phases["streaming"] >= 5 and rebuilt >= 5
+    assert rebuilt >= 5
