@@ -204,5 +204,205 @@ def certify(file, points, witness, cross_check, json_out):
             json.dump(rep, f, indent=1, allow_nan=False)
 
 
+# ---------------------------------------------------------------------------------------------------
+# cluster runs (engine/cluster.py)
+
+@main.command()
+@click.argument("target")
+@click.option("--shards", type=int, default=None, help="number of shards N (default: read from the files)")
+@click.option("--check", is_flag=True, help="exit 1 unless every shard is complete")
+@friendly_errors
+def status(target, shards, check):
+    """Complete, partial (committed networks) and missing shards of a sharded run: TARGET is the
+    directory of its shard files (as written by `badminima slurm`) or a glob."""
+    from .engine.cluster import shard_status
+    st = shard_status(target, shards)
+    click.echo(st.format())
+    if check and not st.complete:
+        sys.exit(1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
+@click.option("--shards", type=int, required=True, help="number of shards N (array tasks)")
+@click.option("--throttle", type=int, default=None, help="at most K tasks at once (default: no limit)")
+@click.option("--time", "time_limit", default="01:00:00", help="time limit per task (SLURM syntax)")
+@click.option("--cpus-per-task", type=int, default=1, help="CPUs per task = Numba threads")
+@click.option("--partition", default=None, help="SLURM partition")
+@click.option("--max-array-size", type=int, default=None, help="the site's MaxArraySize (default: scontrol show config)")
+@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/<script name>)")
+@click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR on shared storage (default: DIR/numba-cache)")
+@click.option("--job-name", default=None, help="SLURM job name (default: badminima-<command>)")
+@click.option("--sbatch", "sbatch_extra", multiple=True, help="extra sbatch option, e.g. --sbatch=--account=abc (repeatable)")
+@click.option("--warmup", default=None, help="badminima arguments of the warm-up job (default: derived from the run)")
+@click.option("--no-warmup", is_flag=True, help="no warm-up compile job")
+@click.option("--requeue/--no-requeue", default=True, help="requeue tasks near their time limit (they resume)")
+@click.option("--max-requeues", type=int, default=3, help="requeues per task at the time limit")
+@click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
+@click.option("--output", "-o", "script", required=True, help="the sbatch script to write")
+@click.option("--submit", is_flag=True, help="submit it (bash SCRIPT)")
+@click.option("--wait", is_flag=True, help="submit, then wait for the jobs and print the status")
+@click.option("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+@click.option("--poll", type=float, default=10.0, help="seconds between queue polls")
+@click.option("--merge", "merge_out", default=None, help="submit, wait, then merge the shards into this file")
+@click.pass_context
+@friendly_errors
+def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_array_size, outdir, numba_cache,
+          job_name, sbatch_extra, warmup, no_warmup, requeue, max_requeues, exe, script, submit, wait, timeout,
+          poll, merge_out):
+    """Write a SLURM job-array script running RUN (a badminima run command and its options, e.g.
+    `train --dataset xor -n 1000000`) as N shards, with a warm-up compile job first.
+
+    \b
+      badminima slurm train -n 1000000 --shards 100 --throttle 20 --cpus-per-task 4 -o job.sh
+      bash job.sh            # submit (or add --submit / --wait / --merge OUT here)
+      badminima status runs/job
+    """
+    import os
+    import shlex
+    from pathlib import Path
+    from .engine import cluster
+    name, args = run[0], list(run[1:])
+    if args[:1] == ["--"]:
+        args = args[1:]
+    cmd = main.get_command(ctx, name)
+    if cmd is None or "shard" not in {p.name for p in cmd.params}:
+        _fail(f"{name!r} is not a badminima run command (one with --shard, e.g. train)")
+    try:
+        params = cmd.make_context(name, list(args), parent=ctx).params
+    except click.ClickException as e:
+        _fail(f"in the run command `{name}`: {e.format_message()}")
+    if params.get("output"):
+        _fail("the run command must not set -o/--output: shard files go to --dir")
+    if params.get("shard"):
+        _fail("the run command must not set --shard: the array task sets it")
+    n = params.get("networks")
+    if isinstance(n, int) and n // max(shards, 1) < cluster.SIMD_BLOCK * cpus_per_task:
+        _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
+              f"{cluster.SIMD_BLOCK * cpus_per_task} ({cluster.SIMD_BLOCK} per thread): use fewer shards")
+    outdir = outdir or os.path.join("runs", Path(script).stem)
+    if max_array_size is None:
+        max_array_size, source = cluster.site_max_array_size()
+    else:
+        source = "--max-array-size"
+    if no_warmup:
+        warm = None
+    elif warmup is not None:
+        warm = shlex.split(warmup)
+    else:
+        warm = cluster.warmup_args(params, [name, *args], outdir)
+    job = cluster.SlurmJob(run=[name, *args], shards=shards, outdir=outdir, time_limit=time_limit,
+                           cpus_per_task=cpus_per_task, throttle=throttle, partition=partition,
+                           max_array_size=max_array_size, max_array_source=source, numba_cache_dir=numba_cache,
+                           job_name=job_name or f"badminima-{name}", warmup=warm, requeue=requeue,
+                           max_requeues=max_requeues, sbatch_extra=list(sbatch_extra))
+    if exe:
+        job.exe = shlex.split(exe)
+    try:
+        cluster.write_script(job, script)
+    except ValueError as e:
+        _fail(str(e))
+    parts = job.parts
+    click.echo(f"wrote {script}: {shards} shards of `badminima {shlex.join([name, *args])}` -> "
+               f"{os.path.abspath(outdir)}/, {len(parts)} array submission{'s' * (len(parts) > 1)}"
+               f" (MaxArraySize {max_array_size}, {source})" + ("" if warm else ", no warm-up"))
+    if not (submit or wait or merge_out):
+        click.echo(f"submit with: bash {script}")
+        return
+    try:
+        ids = cluster.submit(script)
+        click.echo(f"submitted jobs {' '.join(ids)}")
+        if not (wait or merge_out):
+            return
+        st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll,
+                              echo=lambda s: click.echo(s, err=True))
+    except cluster.ClusterError as e:
+        _fail(str(e), 1)
+    click.echo(st.format())
+    if not st.complete:
+        _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
+    if merge_out:
+        from .engine.store import merge as merge_files
+        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--output", "-o", default="report", help="output directory (report.md, CSVs, figures/)")
+@click.option("--tol", type=float, default=1e-4, help="parameter tolerance for grouping minima modulo symmetry")
+@click.option("--loss-tol", type=float, default=1e-2, help="final-loss gap that separates drifting plateaus")
+@click.option("--pdf/--no-pdf", default=True, help="also write every figure as PDF")
+@click.option("--cell-figures/--no-cell-figures", default=True, help="per-cell figures (losses, basins, regions/fits)")
+@click.option("--dpi", type=int, default=100, help="PNG resolution")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@friendly_errors
+def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
+    """Analyse result files (any runs, shards, globs) into OUTPUT/report.md with tables and figures."""
+    from .analysis.load import AnalysisError
+    from .analysis.report import write_report
+    if not tol > 0 or not loss_tol > 0 or dpi < 10:
+        _fail("--tol and --loss-tol must be positive and --dpi >= 10")
+    try:
+        path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
+                            cell_figures=cell_figures, progress=not quiet)
+    except AnalysisError as e:
+        _fail(str(e))
+    click.echo(f"report: {path}")
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["regions", "fit", "convergence", "losses", "basins", "minimality"]))
+@click.argument("files", nargs=-1, required=True)
+@click.option("--output", "-o", required=True, help="image file: .png, .pdf or .svg")
+@click.option("--cell", "cells", multiple=True, help="cell name or label to draw (repeatable; default all)")
+@click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
+@click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
+@click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
+@click.option("--dpi", type=int, default=100, help="resolution (PNG pixels = size x dpi)")
+@click.option("--title", default="Minimality of weight points", help="title (minimality)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@friendly_errors
+def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
+    """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
+    from .analysis import figures, plots
+    from .analysis.load import AnalysisError, load_cells, select_cells
+    kw = {"dpi": dpi}
+    try:
+        if size is not None:
+            w, h = (float(s) for s in size.lower().split("x"))
+            if not (0 < w <= 100 and 0 < h <= 100):
+                raise ValueError
+            kw["size"] = (w, h)
+        nets = [int(s) for s in networks.split(",")] if networks else []
+    except ValueError:
+        _fail(f"bad --size {size!r} or --networks {networks!r} (expected e.g. 6x4 and 0,5,17)")
+    if dpi < 10:
+        _fail("--dpi must be >= 10")
+    try:
+        if kind == "minimality":
+            if len(files) != 1:
+                _fail("plot minimality takes one rows file (JSON or CSV)")
+            rows, columns = plots.read_rows(files[0])
+            fig = plots.plot_minimality(rows, columns, title=title, **kw)
+        else:
+            chosen = select_cells(load_cells(list(files), progress=not quiet), cells)
+            if kind == "regions":
+                fig = plots.plot_regions(chosen, networks=nets, points=points, **kw)
+            elif kind == "fit":
+                fig = plots.plot_fit(chosen, networks=nets, points=list(points) or None, **kw)
+            elif kind == "convergence":
+                fig = plots.plot_convergence(chosen, **kw)
+            elif kind == "losses":
+                fig = plots.plot_losses(chosen, **kw)
+            else:
+                fig = plots.plot_basins(chosen, **kw)
+        path = figures.save(fig, output)
+    except AnalysisError as e:
+        _fail(str(e))
+    except ValueError as e:         # e.g. an unknown image format from matplotlib
+        _fail(f"cannot write {output}: {e}")
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     main()
