@@ -1,6 +1,6 @@
 """Outcome rates with Wilson 95% intervals, and differences between cells with Newcombe intervals.
 
-    rate(812, 1000)                 -> Rate(k=812, n=1000, p=0.812, ci=Interval(0.7864.., 0.8352..))
+    rate(812, 1000)                 -> Rate(k=812, n=1000, p=0.812, ci=Interval(0.7866.., 0.8350..))
     difference(56, 70, 48, 80)      -> Diff(d=0.2, ci=Interval(0.0524.., 0.3339..))   # Newcombe 1998, Table II (a)
     rates_table(cells), outcome_table(cells), differences_table(pairs), paper_table(cells)
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..engine.datasets import DataError
 from ..engine.outcomes import NAMES
 from .load import CellRef
 from .tables import Interval, Table
@@ -133,16 +134,21 @@ def differences_table(pairs, outcome: str = "solved", title: str | None = None) 
     return t
 
 
+def paper_column(cell: CellRef) -> str:
+    """The cell's Table 1 column name in the datasets' claims, e.g. 'GD sigmoid'."""
+    return f"{PAPER_OPT.get(cell.config.get('optimizer'), '?')} {PAPER_ACT.get(cell.activation, '?')}"
+
+
 def paper_values(cell: CellRef, dataset=None) -> tuple[list[int], list[float]] | None:
     """The paper's Table 1 column (h list, percents) for this cell's dataset/optimizer/activation, if any."""
     try:
         ds = dataset or cell.dataset()
-    except Exception:   # noqa: BLE001 - dataset no longer loadable: no overlay
+    except DataError:           # dataset moved or changed since the run: no overlay
         return None
     claim = (ds.claims or {}).get("table1_percent_converged")
     if not claim:
         return None
-    col = f"{PAPER_OPT.get(cell.config.get('optimizer'), '?')} {PAPER_ACT.get(cell.activation, '?')}"
+    col = paper_column(cell)
     if col not in claim:
         return None
     return [int(h) for h in claim["h"]], [float(v) for v in claim[col]]
@@ -163,4 +169,4 @@ def paper_table(cells: list[CellRef], title: str = "Convergence (solved) vs the 
 
 
 __all__ = ["Rate", "Diff", "rate", "difference", "cell_rate", "rates_table", "outcome_table",
-           "neighbour_pairs", "differences_table", "paper_values", "paper_table", "OUTCOMES"]
+           "neighbour_pairs", "differences_table", "paper_column", "paper_values", "paper_table", "OUTCOMES"]

@@ -1,0 +1,186 @@
+"""Figures of stored cells: chooses what to draw (networks, series, groups) and calls analysis.figures.
+
+One function per `badminima plot KIND`; each takes cells (analysis.load.CellRef) and returns a Figure.
+    regions      decision regions of solved and stuck networks (one 2-D classification cell)
+    fit          1-D ReLU regression fits, with the dataset's weight points of the same architecture
+    convergence  solved rate vs h per (dataset, activation, optimizer, ...) series, paper overlaid
+    losses       final-loss histograms by outcome, one panel per cell
+    basins       basin fractions of the distinct minima and drifting plateaus of one cell
+    minimality   a rows file (JSON or CSV) as a table image
+"""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..engine.outcomes import DIVERGED, NAMES, SOLVED
+from . import figures
+from .load import AnalysisError, CellRef
+from .minima import cell_minima
+from .plateaus import cell_plateaus
+from .stats import cell_rate, paper_column, paper_values
+
+KINDS = ("regions", "fit", "convergence", "losses", "basins", "minimality")
+NET_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
+
+
+def one_cell(cells: list[CellRef], kind: str) -> CellRef:
+    if len(cells) != 1:
+        raise AnalysisError(f"plot {kind} draws one cell; choose one with --cell (cells: "
+                            + "; ".join(c.label for c in cells) + ")")
+    return cells[0]
+
+
+def pick_networks(outcome, solved: int = 2, per_outcome: int = 1, limit: int = 6) -> list[int]:
+    """Row positions to draw: the first `solved` solved networks, then the first `per_outcome` of every
+    other outcome present (diverged ones have no finite weights and are skipped), at most `limit`."""
+    outcome = np.asarray(outcome)
+    rows = list(np.flatnonzero(outcome == SOLVED)[:solved])
+    for code in NAMES:
+        if code not in (SOLVED, DIVERGED):
+            rows += list(np.flatnonzero(outcome == code)[:per_outcome])
+    return [int(r) for r in rows[:limit]]
+
+
+def _rows_for(data: dict, networks) -> list[int]:
+    if not networks:
+        return pick_networks(data["outcome"])
+    pos = {int(i): k for k, i in enumerate(data["index"])}
+    missing = [i for i in networks if i not in pos]
+    if missing:
+        raise AnalysisError(f"network index {missing[0]} is not in the files")
+    return [pos[i] for i in networks]
+
+
+def _caption(data: dict, r: int) -> str:
+    acc = data["accuracy"][r]
+    acc_s = "" if np.isnan(acc) else f", acc {acc:.2f}"
+    return f"#{int(data['index'][r])} {NAMES[int(data['outcome'][r])]}, loss {data['loss'][r]:.3g}{acc_s}"
+
+
+def _points(cell: CellRef, ds, names) -> list[tuple[np.ndarray, str]]:
+    out = []
+    for name in names:
+        if name not in ds.points:
+            raise AnalysisError(f"dataset {ds.name!r} has no weight point {name!r} (available: "
+                                f"{', '.join(sorted(ds.points)) or 'none'})")
+        p = ds.points[name]
+        if (p.hidden, p.activation) != (cell.hidden, cell.activation):
+            raise AnalysisError(f"weight point {name!r} is a {p.hidden}-unit {p.activation} network; the cell "
+                                f"is {cell.hidden}-unit {cell.activation}")
+        out.append((p.theta, f"{name} (dataset point)"))
+    return out
+
+
+def plot_regions(cells, *, networks=(), points=(), data=None, **kw) -> Figure:
+    """Decision regions of chosen (default: solved and stuck) networks of one 2-D classification cell."""
+    cell = one_cell(cells, "regions")
+    ds = cell.dataset()
+    if cell.kind != "classification" or ds.d != 2:
+        raise AnalysisError(f"plot regions needs a 2-D classification cell; {cell.label} is {ds.d}-D {cell.kind}")
+    data = data or cell.data(NET_FIELDS)
+    nets = [(data["weights"][r], _caption(data, r)) for r in _rows_for(data, networks)] + _points(cell, ds, points)
+    return figures.regions_figure(ds.x, ds.y, nets, hidden=cell.hidden, activation=cell.activation,
+                                  title=cell.label, **kw)
+
+
+def plot_fit(cells, *, networks=(), points=None, data=None, **kw) -> Figure:
+    """1-D regression fits of chosen networks plus the dataset's weight points of the same architecture
+    (all of them when `points` is None, e.g. Prop 1's point and its witness on relu_d1)."""
+    cell = one_cell(cells, "fit")
+    ds = cell.dataset()
+    if ds.d != 1:
+        raise AnalysisError(f"plot fit needs a 1-D dataset; {cell.label} is {ds.d}-D")
+    if points is None:
+        points = [n for n, p in ds.points.items() if (p.hidden, p.activation) == (cell.hidden, cell.activation)]
+    data = data or cell.data(NET_FIELDS)
+    nets = [(data["weights"][r], _caption(data, r)) for r in _rows_for(data, networks)] + _points(cell, ds, points)
+    return figures.relu_fit_figure(ds.x, ds.y, nets, hidden=cell.hidden, activation=cell.activation,
+                                   title=cell.label, **kw)
+
+
+def convergence_series(cells, outcome: str = "solved") -> list[dict]:
+    """Cells grouped into series over h: same label apart from 'h=N'; paper values attached if known."""
+    series: dict[tuple, dict] = {}
+    for c in cells:
+        name = re.sub(r"\s*\bh=\d+\b", "", c.label).strip()
+        ds = Path(str(c.config["dataset"])).stem
+        parts = name.split(" ", 1)
+        label = parts[1] if len(parts) > 1 and parts[0] == ds else name
+        s = series.setdefault((ds, label), {"dataset": ds, "label": label, "h": [], "rates": []})
+        s["h"].append(c.hidden)
+        s["rates"].append(cell_rate(c, outcome))
+        if "paper" not in s and outcome == "solved":
+            pv = paper_values(c)
+            if pv:
+                s["paper_h"], s["paper"] = pv
+                s["paper_label"] = f"{paper_column(c)} (Table 1)"
+    for s in series.values():
+        order = np.argsort(s["h"], kind="stable")
+        s["h"] = [s["h"][i] for i in order]
+        s["rates"] = [s["rates"][i] for i in order]
+    return list(series.values())
+
+
+def plot_convergence(cells, *, outcome: str = "solved", **kw) -> Figure:
+    """Rate of `outcome` vs h per series, Wilson bars, the paper's Table 1 overlaid where it applies."""
+    cls = [c for c in cells if c.kind == "classification"] if outcome == "solved" else list(cells)
+    if not cls:
+        raise AnalysisError("plot convergence needs classification cells")
+    return figures.convergence_figure(convergence_series(cls, outcome), outcome=outcome, **kw)
+
+
+def plot_losses(cells, *, datas=None, **kw) -> Figure:
+    """Final-loss histograms by outcome, one panel per cell."""
+    datas = datas or [c.data(["loss", "outcome"]) for c in cells]
+    return figures.loss_histogram_figure([(c.label, d["loss"], d["outcome"]) for c, d in zip(cells, datas)], **kw)
+
+
+def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_tol: float = 1e-2, **kw) -> Figure:
+    """Basin fractions of one cell's distinct minima and drifting plateaus."""
+    cell = one_cell(cells, "basins")
+    if minima is None or plateaus is None:
+        data = cell.data(NET_FIELDS)
+        minima = cell_minima(cell, tol=tol, data=data) if minima is None else minima
+        plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data) if plateaus is None else plateaus
+    groups = [(f"{m.label}: loss {m.loss:.4g}", m.fraction) for m in minima]
+    groups += [(f"{p.label}: loss {p.loss:.4g}" + ("" if np.isnan(p.accuracy) else f", acc {p.accuracy:.2f}"),
+                p.fraction) for p in plateaus]
+    return figures.basins_figure(groups, title=f"{cell.label}\nbasins of finite critical points and drifting plateaus",
+                                 **kw)
+
+
+def read_rows(path) -> tuple[list, list | None]:
+    """A rows file: JSON (list of objects, or {"columns": [...], "rows": [[...], ...]}) or CSV with a header."""
+    path = Path(path)
+    if not path.is_file():
+        raise AnalysisError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() == ".csv":
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            if not rows:
+                raise AnalysisError(f"{path}: empty CSV")
+            return rows[1:], rows[0]
+        obj = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
+        raise AnalysisError(f"{path}: unreadable rows file: {e}") from None
+    if isinstance(obj, dict) and isinstance(obj.get("rows"), list):
+        return obj["rows"], obj.get("columns")
+    if isinstance(obj, list) and all(isinstance(r, (dict, list)) for r in obj):
+        return obj, None
+    raise AnalysisError(f"{path}: expected a list of rows or {{'columns': [...], 'rows': [...]}}")
+
+
+def plot_minimality(rows, columns=None, *, title: str = "Minimality of weight points", **kw) -> Figure:
+    """The minimality table (list of rows: dicts, or lists with `columns`) as an image."""
+    return figures.table_figure(rows, columns, title=title, **kw)
+
+
+__all__ = ["KINDS", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
+           "plot_losses", "plot_basins", "read_rows", "plot_minimality"]
