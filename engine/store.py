@@ -220,6 +220,10 @@ def _remove(p: str) -> None:
 # ----------------------------------------------------------------------------------------------
 # the writer
 
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 class _Cell:
     __slots__ = ("name", "config", "n_total", "n_params", "start", "stop", "n_rows", "counts")
 
@@ -273,9 +277,9 @@ class RunWriter:
                 cell_config, n_total, n_params = spec
             except (TypeError, ValueError):
                 raise StoreError(f"cell {name!r}: expected (cell_config, n_total, n_params)") from None
-            if isinstance(n_total, (bool, np.bool_)) or int(n_total) != n_total or n_total < 0:
+            if not _is_int(n_total) or n_total < 0:
                 raise StoreError(f"cell {name!r}: bad n_total {n_total!r}")
-            if isinstance(n_params, (bool, np.bool_)) or int(n_params) != n_params or n_params < 1:
+            if not _is_int(n_params) or n_params < 1:
                 raise StoreError(f"cell {name!r}: bad n_params {n_params!r}")
             n_total, n_params = int(n_total), int(n_params)
             start, stop = shard_range(n_total, shard["index"], shard["count"]) if shard else (0, n_total)
@@ -381,7 +385,7 @@ class RunWriter:
             h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES).close()
         except OSError as e:
             if "already open for write" not in str(e):
-                raise StoreError(f"{self.part}: cannot reopen for writing: {e}") from None
+                raise StoreError(f"{self.part}: cannot reopen for writing: {_short(e)}") from None
             self._rebuild()
             self.rebuilt = True
         self._open_part()
@@ -403,7 +407,10 @@ class RunWriter:
         os.replace(tmp, self.part)
 
     def _open_part(self):
-        self._f = h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES)
+        try:
+            self._f = h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES)
+        except OSError as e:
+            raise StoreError(f"{self.part}: cannot open for writing: {_short(e)}") from None
         try:
             self._f.swmr_mode = True
             self._ds, self._progress = {}, {}
@@ -415,7 +422,7 @@ class RunWriter:
                 for a in range(0, c.n_rows, BLOCK_ROWS):  # recount from the committed rows themselves
                     c.counts += _bincount(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)])
         except (OSError, KeyError, ValueError) as e:
-            raise StoreError(f"{self.part}: corrupt run file: {e}") from None
+            raise StoreError(f"{self.part}: corrupt run file: {_short(e)}") from None
 
     # -- progress -----------------------------------------------------------------------------
     @property
