@@ -1,0 +1,285 @@
+"""Analysis: statistics vs hand-computed values, grouping modulo symmetry, plateaus, figures, report/plot CLI."""
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from matplotlib.image import imread
+
+from badminima.analysis import figures, plots
+from badminima.analysis.load import AnalysisError, cell_labels, load_cells, select_cells
+from badminima.analysis.minima import (canonical, cell_minima, dead_units, distinct_minima, group_by_symmetry,
+                                       minima_table, symmetry_distance)
+from badminima.analysis.plateaus import cell_plateaus, plateau_table
+from badminima.analysis.stats import (difference, differences_table, neighbour_pairs, outcome_table, paper_table,
+                                      rate, rates_table)
+from badminima.analysis.tables import Interval, Table
+from badminima.analysis.wilson import wilson
+from badminima.cli import main
+from badminima.engine.certify_smooth import symmetric_copies
+from badminima.engine.datasets import load_dataset
+from badminima.engine.model import ACTIVATIONS, LOSSES, evaluate, hessian
+from badminima.engine.outcomes import LOCAL_MINIMUM
+
+
+def cli(args):
+    return CliRunner().invoke(main, args, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Small runs: xor sigmoid GD h=2 in two shards and h=3, fxor sigmoid Adam (drifts), relu_d1 (flat minima)."""
+    d = tmp_path_factory.mktemp("runs")
+    base = ["train", "-q", "--seed", "3"]
+    specs = {
+        "xor2.s0.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "0/2"],
+        "xor2.s1.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "1/2"],
+        "xor3.h5": ["--dataset", "xor", "-H", "3", "-n", "160", "--steps", "1500"],
+        "fxor.h5": ["--dataset", "fxor", "--opt", "adam", "--lr", "0.01", "-n", "150", "--steps", "2000"],
+        "d1.h5": ["--dataset", "relu_d1", "--act", "relu", "-H", "1", "--lr", "0.01", "-n", "120", "--steps", "2000"],
+    }
+    for name, args in specs.items():
+        r = cli(base + args + ["-o", str(d / name)])
+        assert r.exit_code == 0, r.output
+    return d
+
+
+# ---------------------------------------------------------------------------------- statistics
+
+def test_wilson_against_hand_computed_values():
+    z2 = 1.959963984540054 ** 2
+    lo, hi = wilson(0, 10)                                 # k = 0: [0, z^2 / (n + z^2)]
+    assert lo == 0.0 and hi == pytest.approx(z2 / (10 + z2), abs=1e-15)
+    lo, hi = wilson(5, 10)                                 # centre 1/2, half z sqrt(2.5 + z^2/4) / (10 + z^2)
+    half = math.sqrt(z2) * math.sqrt(2.5 + z2 / 4) / (10 + z2)
+    assert (lo, hi) == pytest.approx((0.5 - half, 0.5 + half), abs=1e-15)
+    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)
+    assert tuple(round(v, 4) for v in wilson(81, 263)) == (0.2553, 0.3662)   # Newcombe 1998 (single proportion)
+    assert wilson(10, 10)[1] == 1.0
+    r = rate(812, 1000)
+    assert r.p == 0.812 and r.ci.lo < 0.812 < r.ci.hi
+    assert math.isnan(rate(0, 0).p)
+    with pytest.raises(ValueError):
+        rate(5, 4)
+
+
+@pytest.mark.parametrize("k1,n1,k2,n2,lo,hi", [       # Newcombe, Stat. Med. 17 (1998) 873, Table II, method 10
+    (56, 70, 48, 80, 0.0524, 0.3339), (9, 10, 3, 10, 0.1705, 0.8090), (6, 7, 2, 7, 0.0582, 0.8062),
+    (5, 56, 0, 29, -0.0381, 0.1926), (0, 10, 0, 20, -0.1611, 0.2775), (0, 10, 0, 10, -0.2775, 0.2775),
+    (10, 10, 0, 20, 0.6791, 1.0), (10, 10, 0, 10, 0.6075, 1.0)])
+def test_newcombe_difference_interval(k1, n1, k2, n2, lo, hi):
+    d = difference(k1, n1, k2, n2)
+    assert d.d == pytest.approx(k1 / n1 - k2 / n2)
+    assert (round(d.ci.lo, 4), round(d.ci.hi, 4)) == (lo, hi)
+
+
+def test_table_text_markdown_csv():
+    t = Table(["cell", "n", "rate", "95% CI", "loss"], title="T", formats={"rate": "%", "95% CI": "%"})
+    t.add("a|b", 10, 0.8125, Interval(0.5, 0.9), float("nan"))
+    t.add("c", 3, 1.0, Interval(0.4385, 1.0), 0.123456789)
+    text = t.text().splitlines()
+    assert text[0] == "T" and "rate (%)" in text[1] and "81.2" in text[3] and "[50.0, 90.0]" in text[3]
+    assert text[3].rstrip().endswith("-")
+    md = t.markdown()
+    assert "| a\\|b | 10 | 81.2 | [50.0, 90.0] | - |" in md and "|:---|---:|" in md
+    rows = t.csv().splitlines()
+    assert rows[0] == "cell,n,rate,95% CI_lo,95% CI_hi,loss"
+    assert rows[1] == "a|b,10,0.8125,0.5,0.9," and rows[2].endswith(",0.123456789")
+
+
+def test_rates_and_differences_from_shards(runs):
+    cells = load_cells([str(runs / "xor2.s*.h5"), str(runs / "xor3.h5")], progress=False)
+    assert [c.n for c in cells] == [160, 160] and all(c.complete for c in cells)
+    assert [c.label for c in cells] == ["xor sigmoid gd h=2", "xor sigmoid gd h=3"]
+    long = outcome_table(cells)
+    assert sum(r[2] for r in long.rows if r[0] == cells[0].label) == 160
+    wide = rates_table(cells)
+    assert wide.rows[0][:2] == ["xor sigmoid gd h=2", 160]
+    solved = cells[0].counts["solved"]
+    assert wide.rows[0][2] == solved / 160 and wide.rows[0][3] == Interval(*wilson(solved, 160))
+    pairs = neighbour_pairs(cells)
+    assert [(a.label, b.label, k) for a, b, k in pairs] == [("xor sigmoid gd h=2", "xor sigmoid gd h=3", "hidden")]
+    row = differences_table(pairs).rows[0]
+    d = difference(cells[0].counts["solved"], 160, cells[1].counts["solved"], 160)
+    assert row[5] == d.d and row[6] == d.ci
+    pt = paper_table(cells)                                  # the paper's GD sigmoid XOR column: 90, 100
+    assert [r[4] for r in pt.rows] == [0.90, 1.00]
+    assert select_cells(cells, ["xor sigmoid gd h=3"]) == [cells[1]]
+    with pytest.raises(AnalysisError):
+        select_cells(cells, ["nope"])
+
+
+def test_cell_labels_name_what_varies():
+    a = {"dataset": "xor", "activation": "relu", "optimizer": "gd", "hidden": 2, "lr": 0.5, "seed": 0}
+    b = dict(a, lr=0.1)
+    assert cell_labels([a, b]) == ["xor relu gd h=2 lr=0.5", "xor relu gd h=2 lr=0.1"]
+    assert cell_labels([a, a], ["x", "y"]) == ["xor relu gd h=2 [x]", "xor relu gd h=2 [y]"]
+
+
+# ---------------------------------------------------------------------------------- minima modulo symmetry
+
+def newton(theta, ds, h, act, steps=6):
+    """A few plain Newton steps on the mean loss with engine.model (test-side refinement)."""
+    X, y = np.ascontiguousarray(ds.x), np.ascontiguousarray(ds.y)
+    th = np.array(theta, dtype=float)
+    for _ in range(steps):
+        _, _, g = evaluate(th, X, y, X.shape[1], h, ACTIVATIONS[act], LOSSES["xent"])
+        th = th - np.linalg.solve(hessian(th, X, y, X.shape[1], h, ACTIVATIONS[act], LOSSES["xent"]), g)
+    return th
+
+
+def test_theorem1_copies_are_one_minimum():
+    ds = load_dataset("paper10")
+    w_hat = newton(ds.points["W_hat"].theta, ds, 2, "sigmoid")
+    copies = np.array([[float(v) for v in th] for _, th in symmetric_copies(w_hat, 2, "sigmoid")])
+    assert len(copies) == 8 and len({tuple(np.round(c, 9)) for c in copies}) == 8   # all different points
+    mins = distinct_minima(copies, np.full(8, LOCAL_MINIMUM), np.arange(8), ds.x, ds.y, hidden=2,
+                           activation="sigmoid", loss="xent", n_networks=40, known={"W_hat": ds.points["W_hat"].theta})
+    assert len(mins) == 1
+    m = mins[0]
+    assert m.hits == 8 and m.points == 1 and m.known == "W_hat" and m.example == 0
+    assert m.loss == pytest.approx(0.577738, abs=1e-6) and m.accuracy == 0.4 and m.min_eig > 0
+    assert m.fraction.p == 0.2 and m.fraction.ci == Interval(*wilson(8, 40))
+    four = copies[[0, 1, 2, 3]]                                 # the issue's four copies: a subset, same answer
+    assert len(set(group_by_symmetry(four, 2, "sigmoid", 1e-8)[0])) == 1
+    assert "W_hat" in minima_table(mins).text()
+
+
+def _copy(theta, d, act, rng):
+    """A random symmetric image of theta (permutation, flips / rescalings), written out independently."""
+    h = (len(theta) - 1) // (d + 2)
+    blocks = [np.array(theta[j * (d + 2):(j + 1) * (d + 2)]) for j in range(h)]
+    c = theta[-1]
+    out = []
+    for j in rng.permutation(h):
+        v, w, b = blocks[j][0], blocks[j][1:1 + d], blocks[j][1 + d]
+        if act in ("sigmoid", "tanh") and rng.random() < 0.5:
+            if act == "sigmoid":
+                c = c + v
+            v, w, b = -v, -w, -b
+        if act == "relu":
+            a = rng.uniform(0.2, 5.0)
+            v, w, b = v / a, a * w, a * b
+        out += [v, *w, b]
+    return np.array(out + [c])
+
+
+@pytest.mark.parametrize("act", ["sigmoid", "tanh", "relu"])
+def test_grouping_synthetic_symmetric_copies(act, rng):
+    d, h = 2, 3
+    P = h * (d + 2) + 1
+    A, B = rng.normal(size=P) * 2, rng.normal(size=P) * 2
+    pts, truth = [], []
+    for k in range(30):
+        src = (A, B)[k % 2]
+        pts.append(_copy(src, d, act, rng) + rng.normal(size=P) * 1e-9)
+        truth.append(k % 2)
+    labels, leaders = group_by_symmetry(np.array(pts), d, act, tol=1e-6)
+    assert len(leaders) == 2 and np.array_equal(labels, np.array(truth))
+    assert symmetry_distance(pts[0], pts[2], d, act) < 1e-6 < symmetry_distance(pts[0], pts[1], d, act)
+    assert np.allclose(canonical(pts[0], d, act), canonical(A, d, act), atol=1e-6)
+
+
+def test_relu_rescaling_and_dead_units():
+    ds = load_dataset("relu_d1")
+    p = ds.points["prop1"].theta                                  # (v, w, b, c) = (1, 1, -3, 0)
+    scaled = np.array([p * [1 / s, s, s, 1] for s in (0.5, 1.0, 3.0)])
+    mins = distinct_minima(scaled, np.full(3, LOCAL_MINIMUM), np.arange(3), ds.x, ds.y, hidden=1, activation="relu",
+                           loss="mse", n_networks=3, known={"prop1": p})
+    assert len(mins) == 1 and mins[0].hits == 3 and mins[0].known == "prop1"
+    assert mins[0].loss == pytest.approx(18 / 5)                  # Prop 1: L = 18 (sum), mean 3.6
+    X = np.array([[0.0], [1.0]])
+    dead = np.array([[2.0, -1.0, -5.0, 7.0, 1.0, 0.5, 0.3]])      # unit 0 off on every point, unit 1 on
+    assert dead_units(dead, X).tolist() == [[True, False]]
+    other = dead.copy()
+    other[0, :3] = [-4.0, -2.0, -1.0]                             # a different dead unit: same minimum
+    assert symmetry_distance(dead[0], other[0], 1, "relu", X) == 0.0
+    assert symmetry_distance(dead[0], other[0], 1, "relu") > 1
+
+
+def test_stored_relu_minima_and_drifting_plateaus(runs):
+    (d1,) = load_cells(str(runs / "d1.h5"), progress=False)
+    mins = cell_minima(d1, progress=False)
+    data = d1.data(["outcome"])
+    n_crit = int(np.isin(data["outcome"], [1, 2, 3]).sum())
+    assert mins and sum(m.hits for m in mins) == n_crit
+    assert all(m.grad_norm < 1e-10 for m in mins)
+    assert len({round(m.loss, 8) for m in mins}) == len(mins)    # continua merged: one row per function
+    (fx,) = load_cells(str(runs / "fxor.h5"), progress=False)
+    pl = cell_plateaus(fx, progress=False)
+    n_drift = fx.counts["drifting"]
+    assert n_drift > 0 and sum(p.hits for p in pl) == n_drift
+    assert all(p.accuracy == 1 - len(p.wrong) / 4 and p.loss <= p.loss_median <= p.loss_max for p in pl)
+    assert all(p.fraction.n == fx.n for p in pl)
+    assert "misclassified" in plateau_table(pl).text()
+
+
+# ---------------------------------------------------------------------------------- figures
+
+def _png_shape(path):
+    img = imread(path)
+    assert img.std() > 0.01, f"{path} is blank"
+    return img.shape[:2]
+
+
+def test_every_figure_renders_at_its_size(runs, tmp_path):
+    size, dpi = (4.0, 3.0), 50                                    # -> 200 x 150 pixels
+    xor = load_cells([str(runs / "xor2.s*.h5"), str(runs / "xor3.h5")], progress=False)
+    (fx,) = load_cells(str(runs / "fxor.h5"), progress=False)
+    (d1,) = load_cells(str(runs / "d1.h5"), progress=False)
+    figs = {
+        "regions": plots.plot_regions([fx], size=size, dpi=dpi),
+        "fit": plots.plot_fit([d1], size=size, dpi=dpi),
+        "convergence": plots.plot_convergence(xor, size=size, dpi=dpi),
+        "losses": plots.plot_losses([fx, d1], size=size, dpi=dpi),
+        "basins": plots.plot_basins([d1], size=size, dpi=dpi),
+        "minimality": plots.plot_minimality([{"point": "W_hat", "verdict": "strict local minimum"},
+                                             {"point": "W0", "verdict": "not a minimum"}], size=size, dpi=dpi),
+    }
+    for name, fig in figs.items():
+        assert _png_shape(figures.save(fig, tmp_path / f"{name}.png")) == (150, 200), name
+    pdf = figures.save(figs["regions"], tmp_path / "regions.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1000
+    series = plots.convergence_series(xor)
+    assert series[0]["h"] == [2, 3] and series[0]["paper"] == [90.0, 100.0, 100.0, 100.0, 100.0, 100.0]
+
+
+def test_pick_networks_solved_then_stuck():
+    out = np.array([4, 0, 0, 0, 6, 1, 4, 2])
+    assert plots.pick_networks(out) == [1, 2, 5, 7, 0, 4]
+    assert plots.pick_networks(out, limit=3) == [1, 2, 5]
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+def test_report_and_plot_commands(runs, tmp_path):
+    out = tmp_path / "rep"
+    r = cli(["report", str(runs / "fxor.h5"), str(runs / "d1.h5"), "-o", str(out), "--no-pdf", "-q"])
+    assert r.exit_code == 0, r.output
+    md = (out / "report.md").read_text()
+    for part in ("## Outcome rates", "Wilson", "Drifting runs by limiting plateau",
+                 "Distinct finite critical points", "| classes |", "figures/"):
+        assert part in md, part
+    for line in md.splitlines():
+        if line.startswith("!["):
+            assert (out / line.split("(")[1].rstrip(")")).stat().st_size > 0
+    assert (out / "outcomes.csv").read_text().startswith("cell,outcome,k,n,rate,95% CI_lo,95% CI_hi")
+
+    png = tmp_path / "fit.png"
+    r = cli(["plot", "fit", str(runs / "d1.h5"), "-o", str(png), "--networks", "0,1", "--point", "prop1",
+             "--size", "5x3", "--dpi", "40"])
+    assert r.exit_code == 0, r.output
+    assert _png_shape(png) == (120, 200)
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps({"columns": ["point", "certified"], "rows": [["W_hat", True], ["W0", False]]}))
+    r = cli(["plot", "minimality", str(rows), "-o", str(tmp_path / "m.png"), "-q"])
+    assert r.exit_code == 0, r.output
+
+    bad = CliRunner().invoke(main, ["plot", "regions", str(runs / "d1.h5"), "-o", str(tmp_path / "x.png"), "-q"])
+    assert bad.exit_code == 2 and "2-D classification" in bad.output
+    bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "-o", str(tmp_path / "x.png"),
+                                    "--cell", "nope", "-q"])
+    assert bad.exit_code == 2 and "no cell 'nope'" in bad.output
+    bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "-o", str(out)])
+    assert bad.exit_code == 1 and "no such file" in bad.output
