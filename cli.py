@@ -395,7 +395,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
             elif kind == "losses":
                 fig = plots.plot_losses(chosen, **kw)
             else:
-                fig = plots.plot_basins(chosen, **kw)
+                fig = plots.plot_basins(chosen, progress=not quiet, **kw)
         path = figures.save(fig, output)
     except AnalysisError as e:
         _fail(str(e))

@@ -141,12 +141,13 @@ def plot_losses(cells, *, datas=None, **kw) -> Figure:
     return figures.loss_histogram_figure([(c.label, d["loss"], d["outcome"]) for c, d in zip(cells, datas)], **kw)
 
 
-def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_tol: float = 1e-2, **kw) -> Figure:
+def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_tol: float = 1e-2,
+                progress: bool = False, **kw) -> Figure:
     """Basin fractions of one cell's distinct minima and drifting plateaus."""
     cell = one_cell(cells, "basins")
     if minima is None or plateaus is None:
         data = cell.data(NET_FIELDS)
-        minima = cell_minima(cell, tol=tol, data=data) if minima is None else minima
+        minima = cell_minima(cell, tol=tol, data=data, progress=progress) if minima is None else minima
         plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data) if plateaus is None else plateaus
     groups = [(f"{m.label}: loss {m.loss:.4g}", m.fraction) for m in minima]
     groups += [(f"{p.label}: loss {p.loss:.4g}" + ("" if np.isnan(p.accuracy) else f", acc {p.accuracy:.2f}"),

@@ -63,13 +63,14 @@ def _header(cells: list[CellRef], files: list[str]) -> list[str]:
     return md
 
 
-def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: float, cell_figures: bool) -> None:
+def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: float, cell_figures: bool,
+                  progress: bool) -> None:
     tag = f"{k:02d}-{_slug(cell.label)}"
     cls = cell.kind == "classification"
     w.md += [f"### {cell.label}", "",
              f"{cell.n} networks; configuration: `{_config_line(cell.config)}`", ""]
     data = cell.data(plots.NET_FIELDS)
-    minima = cell_minima(cell, tol=tol, data=data)
+    minima = cell_minima(cell, tol=tol, data=data, progress=progress)
     plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data)
     if minima:
         w.table(minima_table(minima, classification=cls), f"cells/{tag}-minima.csv")
@@ -151,7 +152,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     prog = Progress(sum(c.n for c in cells), "networks analysed", enabled=progress)
     try:
         for k, cell in enumerate(cells, 1):
-            _cell_section(w, k, cell, tol=tol, loss_tol=loss_tol, cell_figures=cell_figures)
+            _cell_section(w, k, cell, tol=tol, loss_tol=loss_tol, cell_figures=cell_figures, progress=progress)
             prog.update(cell.n)
     finally:
         prog.close()
