@@ -313,10 +313,12 @@ def slurm_reason() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def slurm():
+def slurm(request):
     reason = slurm_reason()
     if reason:
-        print(f"\nSKIP real SLURM tests: {reason}", file=sys.stderr)
+        capman = request.config.pluginmanager.getplugin("capturemanager")
+        with capman.global_and_fixture_disabled():      # shown even under -q and output capture
+            print(f"\nSKIP real SLURM tests: {reason}", file=sys.stderr)
         pytest.skip(reason)
 
 
