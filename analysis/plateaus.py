@@ -2,12 +2,17 @@
 
 A drifting run has a vanishing gradient while its weights grow without bound, so it has no end point
 to compare modulo symmetry.  What it does have is a limit *function*: the loss decreases towards a
-plateau level and the outputs on the training points converge.  Runs are grouped by
-  1. which training points they misclassify (classification; the pattern fixes the accuracy), then
+plateau level and the outputs on the training points converge (for classification typically to 0, 1,
+or a shared value such as 1/2 or 1/3 on points the network cannot separate).  Runs are grouped by
+  1. their outputs on the training points (sigmoid probabilities, or f(x) for regression): leader
+     clustering in network-index order, same plateau when every output is within `output_tol`, then
   2. their final loss, split wherever consecutive sorted losses differ by more than `loss_tol`.
-Each plateau reports its loss level (the lowest final loss of its runs is the best upper bound on the
-limit), accuracy, the median output on every point (sigmoid probability, or f(x) for regression),
-the median max|theta| (how far out the runs are), hit count and basin fraction with a Wilson interval.
+Grouping by outputs rather than by the misclassified set matters: a point stuck at p = 1/2 is
+"misclassified" or not depending on the sign of a vanishing logit, which would split one plateau.
+Each plateau reports its loss level (the lowest final loss of its runs: the best upper bound on the
+limit), the median final accuracy, the points misclassified by the median outputs and the undecided
+ones (median output within `output_tol` of 1/2), the median output per point, the median max|theta|
+(how far out the runs are), hit count and basin fraction with a Wilson interval.
 """
 from __future__ import annotations
 
@@ -30,8 +35,9 @@ class Plateau:
     loss: float                 # lowest final loss of the group (upper bound on the plateau level)
     loss_median: float
     loss_max: float
-    accuracy: float             # NaN for regression
-    wrong: tuple                # 0-based indices of misclassified training points
+    accuracy: float             # median final accuracy; NaN for regression
+    wrong: tuple                # 0-based training points on the wrong side at the median outputs
+    undecided: tuple            # 0-based points whose median output is within output_tol of 1/2
     outputs: np.ndarray = field(repr=False, default=None)   # median output per training point
     weight_scale: float = 0.0   # median max|theta|
     hits: int = 0
@@ -50,9 +56,25 @@ def _split_by_gaps(values: np.ndarray, tol: float) -> list[np.ndarray]:
     return np.split(order, cuts)
 
 
+def _leader_labels(vectors: np.ndarray, tol: float) -> np.ndarray:
+    """Leader clustering in row order: a row joins the first leader within tol in every entry."""
+    labels = np.full(len(vectors), -1, dtype=np.int64)
+    leaders: list[int] = []
+    for i, v in enumerate(vectors):
+        if leaders:
+            near = np.flatnonzero(np.abs(vectors[leaders] - v).max(axis=1) <= tol)
+            if near.size:
+                labels[i] = labels[leaders[near[0]]]
+                continue
+        labels[i] = len(leaders)
+        leaders.append(i)
+    return labels
+
+
 def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activation: str,
-                      classification: bool, n_networks: int, loss_tol: float = 1e-2) -> list[Plateau]:
-    """Group the drifting runs of a cell (arrays as stored) by limiting plateau."""
+                      classification: bool, n_networks: int, accuracy=None, loss_tol: float = 1e-2,
+                      output_tol: float = 0.05) -> list[Plateau]:
+    """Group the drifting runs of a cell (arrays as stored, rows in network-index order) by limiting plateau."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     sel = np.flatnonzero(np.asarray(outcome) == DRIFTING)
@@ -61,23 +83,27 @@ def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activ
     W = np.asarray(weights, dtype=np.float64)[sel]
     act, d = ACTIVATIONS[activation], X.shape[1]
     z = np.array([logits(np.ascontiguousarray(w), X, d, hidden, act) for w in W])
-    out = 1.0 / (1.0 + np.exp(-z)) if classification else z
-    if classification:
-        wrong = (z > 0) != (y > 0.5)
-        keys = [tuple(np.flatnonzero(r)) for r in wrong]
-    else:
-        keys = [()] * len(sel)
+    out = 0.5 * (1.0 + np.tanh(0.5 * z)) if classification else z
     L = np.asarray(loss, dtype=np.float64)[sel]
     idx = np.asarray(index)[sel]
+    acc = None if accuracy is None else np.asarray(accuracy, dtype=np.float64)[sel]
+    labels = _leader_labels(out, output_tol)
     groups = []
-    for key in sorted(set(keys), key=lambda k: (len(k), k)):
-        members = np.array([i for i, k in enumerate(keys) if k == key])
+    for g in range(labels.max() + 1):
+        members = np.flatnonzero(labels == g)
         for part in _split_by_gaps(L[members], loss_tol):
             m = members[part]
+            med = np.median(out[m], axis=0)
+            if classification:
+                undecided = tuple(int(i) for i in np.flatnonzero(np.abs(med - 0.5) <= output_tol))
+                wrong = tuple(int(i) for i in np.flatnonzero((med > 0.5) != (y > 0.5)) if i not in undecided)
+                a = float(np.median(acc[m])) if acc is not None else 1.0 - (len(wrong) + len(undecided)) / len(y)
+            else:
+                undecided, wrong, a = (), (), float("nan")
             groups.append(Plateau(
                 number=0, loss=float(L[m].min()), loss_median=float(np.median(L[m])), loss_max=float(L[m].max()),
-                accuracy=(1.0 - len(key) / len(y)) if classification else float("nan"), wrong=key,
-                outputs=np.median(out[m], axis=0), weight_scale=float(np.median(np.abs(W[m]).max(axis=1))),
+                accuracy=a, wrong=wrong, undecided=undecided, outputs=med,
+                weight_scale=float(np.median(np.abs(W[m]).max(axis=1))),
                 hits=len(m), fraction=rate(len(m), n_networks), example=int(idx[m].min())))
     groups.sort(key=lambda p: (-p.hits, p.loss, p.example))
     for i, p in enumerate(groups, 1):
@@ -85,7 +111,8 @@ def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activ
     return groups
 
 
-def cell_plateaus(cell: CellRef, *, loss_tol: float = 1e-2, data=None, progress: bool = True) -> list[Plateau]:
+def cell_plateaus(cell: CellRef, *, loss_tol: float = 1e-2, output_tol: float = 0.05, data=None,
+                  progress: bool = True) -> list[Plateau]:
     """drifting_plateaus for a stored cell."""
     ds = cell.dataset()
     if data is None:
@@ -93,25 +120,29 @@ def cell_plateaus(cell: CellRef, *, loss_tol: float = 1e-2, data=None, progress:
     return drifting_plateaus(data["weights"], data["outcome"], data["index"], data["loss"], ds.x, ds.y,
                              hidden=cell.hidden, activation=cell.activation,
                              classification=cell.kind == "classification", n_networks=len(data["index"]),
-                             loss_tol=loss_tol)
+                             accuracy=data.get("accuracy"), loss_tol=loss_tol, output_tol=output_tol)
+
+
+def _points(ix) -> str:
+    return ",".join(f"x{i + 1}" for i in ix) or "none"
 
 
 def plateau_table(plateaus: list[Plateau], title: str = "Drifting runs by limiting plateau",
                   classification: bool = True) -> Table:
-    """One row per plateau; 'misclassified' lists points 1-based (x1, x2, ... as in the paper)."""
-    cols = ["#", "loss level", "loss median", "accuracy", "misclassified", "outputs", "max|theta|",
+    """One row per plateau; points are numbered 1-based (x1, x2, ... as in the paper)."""
+    cols = ["#", "loss level", "loss median", "accuracy", "misclassified", "undecided", "outputs", "max|theta|",
             "hits", "basin", "95% CI", "example"]
     if not classification:
-        cols.remove("accuracy")
-        cols.remove("misclassified")
+        for c in ("accuracy", "misclassified", "undecided"):
+            cols.remove(c)
     t = Table(cols, title=title, formats={"loss level": ".5g", "loss median": ".5g", "accuracy": ".3g",
                                            "max|theta|": ".3g", "basin": "%", "95% CI": "%"})
     for p in plateaus:
         outs = " ".join(f"{v:.2f}" for v in p.outputs)
-        row = [p.number, p.loss, p.loss_median, p.accuracy, ",".join(f"x{i + 1}" for i in p.wrong) or "none",
+        row = [p.number, p.loss, p.loss_median, p.accuracy, _points(p.wrong), _points(p.undecided),
                outs, p.weight_scale, p.hits, p.fraction.p, p.fraction.ci, p.example]
         if not classification:
-            del row[3:5]
+            del row[3:6]
         t.add(*row)
     return t
 

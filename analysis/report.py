@@ -145,10 +145,11 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
              f"hidden-unit permutations, sign flips (sigmoid, tanh) and positive rescaling (ReLU) with tolerance "
              f"{tol:g} after Newton refinement; symmetry classes computing the same function on the data are "
              f"merged ('classes' > 1 marks a continuum). Loss, accuracy, min eig (smallest eigenvalue of the "
-             f"mean-loss Hessian) are exact at the refined representative. Drifting runs are grouped by the set of "
-             f"misclassified points and by final-loss gaps larger than {loss_tol:g}; 'loss level' is the lowest "
-             f"final loss in the group, 'outputs' the median output on each training point. Basin = share of all "
-             f"networks of the cell, Wilson 95%.", ""]
+             f"mean-loss Hessian) are exact at the refined representative. Drifting runs are grouped by their "
+             f"outputs on the training points (within 0.05) and by final-loss gaps larger than {loss_tol:g}; "
+             f"'loss level' is the lowest final loss in the group, 'outputs' the median output on each training "
+             f"point, 'undecided' the points stuck at an output of 1/2. Basin = share of all networks of the cell, "
+             f"Wilson 95%.", ""]
     prog = Progress(sum(c.n for c in cells), "networks analysed", enabled=progress)
     try:
         for k, cell in enumerate(cells, 1):

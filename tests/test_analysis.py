@@ -11,7 +11,7 @@ from badminima.analysis import figures, plots
 from badminima.analysis.load import AnalysisError, cell_labels, load_cells, select_cells
 from badminima.analysis.minima import (canonical, cell_minima, dead_units, distinct_minima, group_by_symmetry,
                                        minima_table, symmetry_distance)
-from badminima.analysis.plateaus import cell_plateaus, plateau_table
+from badminima.analysis.plateaus import cell_plateaus, drifting_plateaus, plateau_table
 from badminima.analysis.stats import (difference, differences_table, neighbour_pairs, outcome_table, paper_table,
                                       rate, rates_table)
 from badminima.analysis.tables import Interval, Table
@@ -20,7 +20,7 @@ from badminima.cli import main
 from badminima.engine.certify_smooth import symmetric_copies
 from badminima.engine.datasets import load_dataset
 from badminima.engine.model import ACTIVATIONS, LOSSES, evaluate, hessian
-from badminima.engine.outcomes import LOCAL_MINIMUM
+from badminima.engine.outcomes import DRIFTING, LOCAL_MINIMUM
 
 
 def cli(args):
@@ -210,9 +210,32 @@ def test_stored_relu_minima_and_drifting_plateaus(runs):
     pl = cell_plateaus(fx, progress=False)
     n_drift = fx.counts["drifting"]
     assert n_drift > 0 and sum(p.hits for p in pl) == n_drift
-    assert all(p.accuracy == 1 - len(p.wrong) / 4 and p.loss <= p.loss_median <= p.loss_max for p in pl)
+    for p in pl:
+        assert p.loss <= p.loss_median <= p.loss_max and not set(p.wrong) & set(p.undecided)
+        assert (4 - len(p.wrong) - len(p.undecided)) / 4 <= p.accuracy <= (4 - len(p.wrong)) / 4
     assert all(p.fraction.n == fx.n for p in pl)
     assert "misclassified" in plateau_table(pl).text()
+
+
+def test_plateau_ignores_the_sign_of_vanishing_logits():
+    """Two runs on the same XOR plateau (outputs 1/2, 0, 1/2, 1/2) whose tied logits have opposite signs
+    misclassify different points, yet are one plateau; a third run on another plateau is not."""
+    ds = load_dataset("xor")                         # x1=(0,0) 0, x2=(1,1) 0, x3=(0,1) 1, x4=(1,0) 1
+    s = 40.0
+    net = np.array([-s, s, s, -1.5 * s, 0.0])        # (v, w0, w1, b, c): unit on only at (1,1)
+    a, b, other = net.copy(), net.copy(), net.copy()
+    a[-1], b[-1] = 1e-7, -1e-7
+    other[:4] = [s, s, s, -1.5 * s]                  # output 1 at (1,1)
+    W = np.array([a, b, other])
+    X, y = ds.x, ds.y
+    L = np.array([evaluate(w, X, y, 2, 1, 0, 0)[0] for w in W])
+    acc = np.array([evaluate(w, X, y, 2, 1, 0, 0)[1] for w in W])
+    assert acc[0] != acc[1]
+    pl = drifting_plateaus(W, np.full(3, DRIFTING), np.arange(3), L, X, y, hidden=1, activation="sigmoid",
+                           classification=True, n_networks=10, accuracy=acc)
+    assert [p.hits for p in pl] == [2, 1]
+    assert pl[0].undecided == (0, 2, 3) and pl[0].wrong == () and pl[0].loss == pytest.approx(3 * math.log(2) / 4)
+    assert pl[1].wrong == (1,) and pl[0].fraction.n == 10
 
 
 # ---------------------------------------------------------------------------------- figures
