@@ -39,7 +39,8 @@ from .. import __version__
 from .outcomes import name_map_attr
 from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS,  # noqa: F401
                          PROGRESS, PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results,
-                         StoreError, _short, canonical_json, check_shard, counts_dict, describe_diff,
+                         StoreError, _short, canonical_json, check_extra_fields, check_shard, counts_dict,
+                         describe_diff, field_spec,
                          diff_keys, expand_paths, identity, normalize, open_h5, open_results, parse_shard,
                          read_meta, read_rows, shard_range, show, strip_shard)
 
@@ -73,20 +74,23 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int) -> dict:
+def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int, extra: dict | None = None) -> dict:
     """The per-network datasets of one cell; identical creation properties in .part and final files."""
     out = {}
     for fld in fields:
-        dtype, two_d, desc = FIELDS[fld]
-        tail = (n_params,) if two_d else ()
+        dtype, tail, desc = field_spec(fld, n_params, extra)
         ds = g.create_dataset(fld, shape=(n_rows,) + tail, maxshape=(None,) + tail, dtype=dtype,
-                              chunks=(chunk_rows(n_params, two_d),) + tail, compression="gzip",
+                              chunks=(chunk_rows(tail[0] if tail else 1, bool(tail)),) + tail, compression="gzip",
                               compression_opts=GZIP_LEVEL, shuffle=True, fletcher32=True, track_times=False)
         ds.attrs["description"] = desc
         if fld == "outcome":
             ds.attrs["names"] = name_map_attr()
         out[fld] = ds
     return out
+
+
+def _extra_json(extra: dict) -> str:
+    return json.dumps({k: [dt.str, cols, desc] for k, (dt, cols, desc) in extra.items()})
 
 
 def _set_attrs(obj, attrs: dict):
@@ -159,7 +163,7 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
     return counts
 
 
-def _write_final(out_path: str, root_attrs: dict, cells: list, fields) -> None:
+def _write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dict | None = None) -> None:
     """Write a complete (plain, non-SWMR) result file from committed rows of source files.
 
     cells: list of (CellMeta of the output cell, [(h5py cell group, first row, stop row, file path), ...]).
@@ -173,7 +177,7 @@ def _write_final(out_path: str, root_attrs: dict, cells: list, fields) -> None:
             got = sum(hi - lo for _, lo, hi, _ in segments)
             if got != n:
                 raise StoreError(f"cell {cm.name!r}: {got} rows to copy, expected {n}")
-            dss = _create_datasets(g, fields, cm.n_params, n)
+            dss = _create_datasets(g, fields, cm.n_params, n, extra)
             counts = _copy_cell(cm.name, cm.start, segments, dss, fields)
             _set_attrs(g, _cell_attrs(cm))
             g.attrs["n_rows"] = np.int64(n)
@@ -246,7 +250,7 @@ class RunWriter:
     # -- opening ------------------------------------------------------------------------------
     @classmethod
     def open(cls, path, config: dict, cells: dict, *, command: str | None = None, force: bool = False,
-             resume: bool | str = "auto", init_weights: bool = False) -> "RunWriter":
+             resume: bool | str = "auto", init_weights: bool = False, fields: dict | None = None) -> "RunWriter":
         """Start or resume the run writing ``path``.
 
         cells: {name: (cell_config, n_total, n_params)}; n_total is the cell's full network count (also
@@ -256,6 +260,8 @@ class RunWriter:
         an existing ``.part`` (with force: discards it).
         force: allow replacing an existing complete ``path`` (only once the new run finishes) and
         discard an unreadable or differently-configured ``.part`` instead of refusing.
+        fields: extra per-row fields {name: (dtype, columns, description)} stored after the base ones
+        (columns 0 = one value per row); every chunk must then carry them too.
         """
         if resume not in (True, False, "auto"):
             raise ValueError(f"resume must be True, False or 'auto', not {resume!r}")
@@ -268,7 +274,8 @@ class RunWriter:
         shard = check_shard(self.config.get("shard"))
         if not cells:
             raise StoreError("a run needs at least one cell")
-        self.fields = BASE_FIELDS + (OPTIONAL_FIELDS if init_weights else ())
+        self.extra = check_extra_fields(fields)
+        self.fields = BASE_FIELDS + (OPTIONAL_FIELDS if init_weights else ()) + tuple(self.extra)
         self._cells = {}
         for name, spec in cells.items():
             if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
@@ -365,6 +372,8 @@ class RunWriter:
         attrs.update({"command": self.command, "created": _now(), "host": socket.gethostname(),
                       **_versions(), "run_id": uuid.uuid4().hex,
                       "cell_order": json.dumps(list(self._cells)), "fields": json.dumps(list(self.fields))})
+        if self.extra:
+            attrs["extra_fields"] = _extra_json(self.extra)
         return attrs
 
     def _create(self):
@@ -374,7 +383,7 @@ class RunWriter:
             for c in self._cells.values():
                 g = f.create_group(f"cells/{c.name}")
                 _set_attrs(g, _cell_attrs(c))
-                _create_datasets(g, self.fields, c.n_params, 0)
+                _create_datasets(g, self.fields, c.n_params, 0, self.extra)
                 g.create_dataset(PROGRESS, data=np.zeros(1 + len(COUNT_CODES), np.int64), track_times=False)
         os.replace(tmp, self.part)
         self._open_part()
@@ -400,7 +409,7 @@ class RunWriter:
                 sg = src["cells"][name]
                 g = dst.create_group(f"cells/{name}")
                 _set_attrs(g, dict(sg.attrs))
-                dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows)
+                dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields)
                 counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
                 g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
                                  track_times=False)
@@ -490,14 +499,14 @@ class RunWriter:
         arrays = {}
         n = None
         for fld in self.fields:
-            dtype, two_d, _ = FIELDS[fld]
+            dtype, tail, _ = field_spec(fld, c.n_params, self.extra)
             arr = chunk[fld]
             if not isinstance(arr, np.ndarray):
                 raise StoreError(f"cell {cell!r}: chunk field {fld!r} is {type(arr).__name__}, not a numpy array")
             if arr.dtype != dtype:
                 raise StoreError(f"cell {cell!r}: chunk field {fld!r} has dtype {arr.dtype}, expected {dtype}")
             n = arr.shape[0] if (n is None and arr.ndim >= 1) else n
-            want = (n, c.n_params) if two_d else (n,)
+            want = (n,) + tail
             if arr.shape != want:
                 raise StoreError(f"cell {cell!r}: chunk field {fld!r} has shape {arr.shape}, expected {want}")
             arrays[fld] = arr
@@ -549,7 +558,7 @@ class RunWriter:
             attrs["status"] = "complete"
             attrs["finished"] = _now()
             cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
-            _write_final(tmp, attrs, cells, meta.fields)
+            _write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
         os.replace(tmp, self.path)
         _remove(self.part)
         self.finished = True
@@ -642,9 +651,11 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
                                                   **{k: m.attrs.get(k) for k in sorted(PROVENANCE_ATTRS)
                                                      if k in m.attrs and k != "merged_from"}}
                                                  for m in metas])})
+        if first.extra_fields:
+            attrs["extra_fields"] = _extra_json(first.extra_fields)
         tmp = output + ".tmp"
         try:
-            _write_final(tmp, attrs, cells, first.fields)
+            _write_final(tmp, attrs, cells, first.fields, first.extra_fields)
         except BaseException:
             _remove(tmp)
             raise

@@ -37,6 +37,33 @@ FIELDS: dict[str, tuple[np.dtype, bool, str]] = {
 OPTIONAL_FIELDS = ("init_weights",)
 BASE_FIELDS = tuple(k for k in FIELDS if k not in OPTIONAL_FIELDS)
 
+
+def check_extra_fields(spec) -> dict:
+    """Validate caller-defined per-row fields {name: (dtype, columns, description)} (columns 0: one value
+    per row, k >= 1: k values per row) -> {name: (np.dtype, int, str)}.  They are stored after the base
+    fields and described in the root attribute "extra_fields", so the file stays self-describing."""
+    out = {}
+    for name, s in (spec or {}).items():
+        try:
+            dtype, cols, desc = s
+            dtype, cols, desc = np.dtype(dtype), int(cols), str(desc)
+        except (TypeError, ValueError):
+            raise StoreError(f"extra field {name!r}: expected (dtype, columns, description)") from None
+        if (not isinstance(name, str) or not name or "/" in name or name.startswith(("_", "."))
+                or name in FIELDS or cols < 0 or dtype.kind not in "biuf"):
+            raise StoreError(f"bad extra field {name!r} (a new name, numeric dtype, columns >= 0)")
+        out[name] = (dtype, cols, desc)
+    return out
+
+
+def field_spec(fld: str, n_params: int, extra: dict | None = None):
+    """(dtype, per-row shape, description) of a base or extra field in a cell with n_params parameters."""
+    if extra and fld in extra:
+        dtype, cols, desc = extra[fld]
+        return dtype, ((cols,) if cols else ()), desc
+    dtype, two_d, desc = FIELDS[fld]
+    return dtype, ((n_params,) if two_d else ()), desc
+
 #: Root attributes that describe *how/where/when* a file was produced rather than *what* it holds.
 #: Two files with equal non-provenance attributes and equal datasets hold the same results.
 PROVENANCE_ATTRS = frozenset({
@@ -170,6 +197,7 @@ class FileMeta:
     attrs: dict                 # all root attributes (decoded)
     cells: dict                 # name -> CellMeta, in cell order
     fields: tuple
+    extra_fields: dict = field(default_factory=dict)   # check_extra_fields() of the writer's fields=
 
     @property
     def shard(self):
@@ -220,6 +248,7 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
         config = json.loads(_attr(f, "config", path))
         order = json.loads(_attr(f, "cell_order", path))
         fields = tuple(json.loads(_attr(f, "fields", path)))
+        extra = check_extra_fields(json.loads(_attr(f, "extra_fields", path))) if "extra_fields" in f.attrs else {}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
                  for k, v in f.attrs.items()}
         cells = {}
@@ -252,7 +281,8 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise StoreError(f"{path}: corrupt results file: {_short(e)}") from None
-    return FileMeta(path=path, status=status, config=config, attrs=attrs, cells=cells, fields=fields)
+    return FileMeta(path=path, status=status, config=config, attrs=attrs, cells=cells, fields=fields,
+                    extra_fields=extra)
 
 
 def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, np.ndarray]:
@@ -378,7 +408,8 @@ class Results:
 
     def table(self, name) -> np.ndarray:
         """The scalar per-network fields as one NumPy structured array (no weights)."""
-        cols = self.cell(name, [f for f in self.fields if not FIELDS[f][1]])
+        extra = self._metas[0].extra_fields
+        cols = self.cell(name, [f for f in self.fields if not field_spec(f, 1, extra)[1]])
         arr = np.empty(len(cols["index"]), dtype=[(k, v.dtype) for k, v in cols.items()])
         for k, v in cols.items():
             arr[k] = v
