@@ -14,6 +14,7 @@ import datetime
 import re
 from pathlib import Path
 
+from ..engine.datasets import DataError
 from ..engine.progress import Progress
 from . import figures, plots
 from .load import CellRef, load_cells
@@ -70,6 +71,13 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
     w.md += [f"### {cell.label}", "",
              f"{cell.n} networks; configuration: `{_config_line(cell.config)}`", ""]
     data = cell.data(plots.NET_FIELDS)
+    try:
+        d = cell.dataset().d
+    except DataError as e:          # moved or edited dataset file: rates only, say why
+        w.md += [f"Dataset unavailable, so no minima, plateaus or network figures: {e}", ""]
+        if cell_figures:
+            w.figure(plots.plot_losses([cell], datas=[data]), f"{tag}-losses", f"final losses, {cell.label}")
+        return
     minima = cell_minima(cell, tol=tol, data=data, progress=progress)
     plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data)
     if minima:
@@ -84,7 +92,6 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
     if minima or plateaus:
         w.figure(plots.plot_basins([cell], minima=minima, plateaus=plateaus), f"{tag}-basins",
                  f"basin fractions, {cell.label}")
-    d = cell.dataset().d
     if cls and d == 2:
         w.figure(plots.plot_regions([cell], data=data), f"{tag}-regions", f"decision regions, {cell.label}")
     elif d == 1:

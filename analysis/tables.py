@@ -2,7 +2,7 @@
 
 A Table keeps raw values (int, float, str, None, or an `Interval`), so CSV carries full precision
 while text and Markdown show rounded numbers.  Column formats: a format spec for floats (".4g",
-".6f", ...) or "%" for proportions shown as percentages (0.8125 -> 81.2).  An Interval cell is shown
+".6f", ...) or "%" for proportions shown as percentages (0.8125 -> 81.2, 0.00015 -> 0.015).  An Interval cell is shown
 as "[lo, hi]" and becomes two CSV columns NAME_lo, NAME_hi.
 """
 from __future__ import annotations
@@ -38,8 +38,9 @@ def format_value(v, fmt: str = ".4g") -> str:
         v = float(v)
         if math.isnan(v):
             return "-"
-        if fmt == "%":
-            return f"{100.0 * v:.1f}"
+        if fmt == "%":          # one decimal; two significant digits below 0.1% so rare outcomes stay visible
+            pct = 100.0 * v
+            return f"{pct:.2g}" if 0 < abs(pct) < 0.05 else f"{pct:.1f}"
         return format(v, fmt)
     return str(v)
 

@@ -14,7 +14,7 @@ from badminima.analysis.minima import (canonical, cell_minima, dead_units, disti
 from badminima.analysis.plateaus import cell_plateaus, drifting_plateaus, plateau_table
 from badminima.analysis.stats import (difference, differences_table, neighbour_pairs, outcome_table, paper_table,
                                       rate, rates_table)
-from badminima.analysis.tables import Interval, Table
+from badminima.analysis.tables import Interval, Table, format_value
 from badminima.analysis.wilson import wilson
 from badminima.cli import main
 from badminima.engine.certify_smooth import symmetric_copies
@@ -81,6 +81,8 @@ def test_table_text_markdown_csv():
     text = t.text().splitlines()
     assert text[0] == "T" and "rate (%)" in text[1] and "81.2" in text[3] and "[50.0, 90.0]" in text[3]
     assert text[3].rstrip().endswith("-")
+    assert [format_value(v, "%") for v in (0.0, 0.00015, 0.000496, 0.0005, 1.0)] == ["0.0", "0.015", "0.05", "0.1",
+                                                                                  "100.0"]
     md = t.markdown()
     assert "| a\\|b | 10 | 81.2 | [50.0, 90.0] | - |" in md and "|:---|---:|" in md
     rows = t.csv().splitlines()
