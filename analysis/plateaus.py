@@ -43,10 +43,11 @@ class Plateau:
     hits: int = 0
     fraction: Rate = None
     example: int = -1           # lowest network index in the group
+    known: str = ""             # dataset weight point whose outputs match (e.g. W0, remark2 on paper10)
 
     @property
     def label(self) -> str:
-        return f"plateau {self.number}"
+        return f"plateau {self.number}" + (f" ({self.known})" if self.known else "")
 
 
 def _split_by_gaps(values: np.ndarray, tol: float) -> list[np.ndarray]:
@@ -73,8 +74,11 @@ def _leader_labels(vectors: np.ndarray, tol: float) -> np.ndarray:
 
 def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activation: str,
                       classification: bool, n_networks: int, accuracy=None, loss_tol: float = 1e-2,
-                      output_tol: float = 0.05) -> list[Plateau]:
-    """Group the drifting runs of a cell (arrays as stored, rows in network-index order) by limiting plateau."""
+                      output_tol: float = 0.05, known: dict | None = None) -> list[Plateau]:
+    """Group the drifting runs of a cell (arrays as stored, rows in network-index order) by limiting plateau.
+
+    known maps names to weight points; a plateau whose median outputs are within output_tol of a
+    point's outputs is named after it (the paper's W0 and Remark 2 points are such plateaus)."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     sel = np.flatnonzero(np.asarray(outcome) == DRIFTING)
@@ -105,6 +109,12 @@ def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activ
                 accuracy=a, wrong=wrong, undecided=undecided, outputs=med,
                 weight_scale=float(np.median(np.abs(W[m]).max(axis=1))),
                 hits=len(m), fraction=rate(len(m), n_networks), example=int(idx[m].min())))
+    for name, th in (known or {}).items():
+        zk = logits(np.ascontiguousarray(th, dtype=np.float64), X, d, hidden, act)
+        ok = 0.5 * (1.0 + np.tanh(0.5 * zk)) if classification else zk
+        for p in groups:
+            if not p.known and np.abs(p.outputs - ok).max() <= output_tol:
+                p.known = name
     groups.sort(key=lambda p: (-p.hits, p.loss, p.example))
     for i, p in enumerate(groups, 1):
         p.number = i
@@ -120,7 +130,9 @@ def cell_plateaus(cell: CellRef, *, loss_tol: float = 1e-2, output_tol: float = 
     return drifting_plateaus(data["weights"], data["outcome"], data["index"], data["loss"], ds.x, ds.y,
                              hidden=cell.hidden, activation=cell.activation,
                              classification=cell.kind == "classification", n_networks=len(data["index"]),
-                             accuracy=data.get("accuracy"), loss_tol=loss_tol, output_tol=output_tol)
+                             accuracy=data.get("accuracy"), loss_tol=loss_tol, output_tol=output_tol,
+                             known={n: p.theta for n, p in ds.points.items()
+                                    if (p.hidden, p.activation) == (cell.hidden, cell.activation)})
 
 
 def _points(ix) -> str:
@@ -131,7 +143,7 @@ def plateau_table(plateaus: list[Plateau], title: str = "Drifting runs by limiti
                   classification: bool = True) -> Table:
     """One row per plateau; points are numbered 1-based (x1, x2, ... as in the paper)."""
     cols = ["#", "loss level", "loss median", "accuracy", "misclassified", "undecided", "outputs", "max|theta|",
-            "hits", "basin", "95% CI", "example"]
+            "hits", "basin", "95% CI", "example", "known"]
     if not classification:
         for c in ("accuracy", "misclassified", "undecided"):
             cols.remove(c)
@@ -140,7 +152,7 @@ def plateau_table(plateaus: list[Plateau], title: str = "Drifting runs by limiti
     for p in plateaus:
         outs = " ".join(f"{v:.2f}" for v in p.outputs)
         row = [p.number, p.loss, p.loss_median, p.accuracy, _points(p.wrong), _points(p.undecided),
-               outs, p.weight_scale, p.hits, p.fraction.p, p.fraction.ci, p.example]
+               outs, p.weight_scale, p.hits, p.fraction.p, p.fraction.ci, p.example, p.known]
         if not classification:
             del row[3:6]
         t.add(*row)

@@ -234,10 +234,11 @@ def test_plateau_ignores_the_sign_of_vanishing_logits():
     acc = np.array([evaluate(w, X, y, 2, 1, 0, 0)[1] for w in W])
     assert acc[0] != acc[1]
     pl = drifting_plateaus(W, np.full(3, DRIFTING), np.arange(3), L, X, y, hidden=1, activation="sigmoid",
-                           classification=True, n_networks=10, accuracy=acc)
+                           classification=True, n_networks=10, accuracy=acc, known={"tie": a, "far": net * 0})
     assert [p.hits for p in pl] == [2, 1]
     assert pl[0].undecided == (0, 2, 3) and pl[0].wrong == () and pl[0].loss == pytest.approx(3 * math.log(2) / 4)
     assert pl[1].wrong == (1,) and pl[0].fraction.n == 10
+    assert (pl[0].known, pl[1].known, pl[0].label) == ("tie", "", "plateau 1 (tie)")
 
 
 # ---------------------------------------------------------------------------------- figures
