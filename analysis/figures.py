@@ -242,7 +242,7 @@ def basins_figure(groups, *, size=None, dpi: int = DEFAULT_DPI, title: str = "")
         ax.set_yticks([])
     ax.set_xlabel("basin fraction (% of networks)")
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

@@ -23,7 +23,7 @@ from . import figures
 from .load import AnalysisError, CellRef
 from .minima import cell_minima
 from .plateaus import cell_plateaus
-from .stats import cell_rate, paper_column, paper_values
+from .stats import cell_rate, paper_column, paper_values, rate
 
 KINDS = ("regions", "fit", "convergence", "losses", "basins", "minimality")
 NET_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
@@ -142,16 +142,23 @@ def plot_losses(cells, *, datas=None, **kw) -> Figure:
 
 
 def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_tol: float = 1e-2,
-                progress: bool = False, **kw) -> Figure:
-    """Basin fractions of one cell's distinct minima and drifting plateaus."""
+                progress: bool = False, max_groups: int = 25, **kw) -> Figure:
+    """Basin fractions of one cell's distinct minima and drifting plateaus (the largest `max_groups`
+    of each kind; the rest pooled into one 'others' bar)."""
     cell = one_cell(cells, "basins")
     if minima is None or plateaus is None:
         data = cell.data(NET_FIELDS)
         minima = cell_minima(cell, tol=tol, data=data, progress=progress) if minima is None else minima
         plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data) if plateaus is None else plateaus
-    groups = [(f"{m.label}: loss {m.loss:.4g}", m.fraction) for m in minima]
+    groups = [(f"{m.label}: loss {m.loss:.4g}", m.fraction) for m in minima[:max_groups]]
+    if len(minima) > max_groups:
+        rest = minima[max_groups:]
+        groups.append((f"{len(rest)} other minima", rate(sum(m.hits for m in rest), rest[0].fraction.n)))
     groups += [(f"{p.label}: loss {p.loss:.4g}" + ("" if np.isnan(p.accuracy) else f", acc {p.accuracy:.2f}"),
-                p.fraction) for p in plateaus]
+                p.fraction) for p in plateaus[:max_groups]]
+    if len(plateaus) > max_groups:
+        rest = plateaus[max_groups:]
+        groups.append((f"{len(rest)} other plateaus", rate(sum(p.hits for p in rest), rest[0].fraction.n)))
     return figures.basins_figure(groups, title=f"{cell.label}\nbasins of finite critical points and drifting plateaus",
                                  **kw)
 
