@@ -396,9 +396,10 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
                 fig = plots.plot_losses(chosen, **kw)
             else:
                 fig = plots.plot_basins(chosen, progress=not quiet, **kw)
-        path = figures.save(fig, output)
     except AnalysisError as e:
         _fail(str(e))
+    try:
+        path = figures.save(fig, output)
     except ValueError as e:         # e.g. an unknown image format from matplotlib
         _fail(f"cannot write {output}: {e}")
     click.echo(f"wrote {path}")

@@ -114,7 +114,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     """Analyse the result files and write out_dir/report.md (with CSVs and figures); returns its path."""
     out = Path(out_dir)
     cells = load_cells(paths, progress=progress)
-    files = [f for c in dict.fromkeys(c.results for c in cells) for f in c.files]
+    files = [f for run in dict.fromkeys(c.results for c in cells) for f in run.files]
     w = _Writer(out, pdf, dpi)
     w.md += _header(cells, files)
 
