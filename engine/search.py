@@ -1,0 +1,699 @@
+"""The deadlock search: datasets on which the 2-2-1 sigmoid network has a certified bad local minimum.
+
+Pipeline of one candidate (index n of a run; everything random derives from (seed, n) alone):
+
+    start -> optimize (float, Numba, batched) -> float screen -> witness (training) ->
+    round the data + Newton polish -> rigorous certificate (engine/certify_smooth.py) -> record
+
+* start: ``joint`` / ``paper``: random points in [-box, box]^2 with a label split, theta in the affine
+  gauge (engine/search_kernels.search_start).  ``delete``: a certified (N+1)-point parent written in the
+  gauge, minus one point (n -> parent, deleted point, variant; variants > 0 jitter the points).
+* optimize: ``paper`` = the paper's method (theta fixed, points descend ||grad_theta L||^2); ``joint`` =
+  points and output weights together, Gauss-Newton onto {grad = 0} plus penalties (eigenvalue margin,
+  separation, bounded pre-activations, both units used); ``delete`` = fade the deleted point's weight
+  1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each time, then drop it.
+* screen: converged (||g|| < screen_gtol), positive smallest Hessian eigenvalue, points separated,
+  coordinates (= hidden pre-activations in the gauge) bounded, |v_j| >= min_v (both units used), two
+  classes present.  The first layer stays the identity in the gauge, so units are never parallel.
+* witness: the engine's own trainer (engine/train.py) from ``witness_starts`` random starts on the
+  candidate's data; the lowest final loss is the witness if it beats L(theta*) by ``witness_margin``.
+* rounding: the data are rounded to each of ``decimals`` in turn (coarsest first) and theta re-polished
+  by Newton; the first rounding that certifies is kept (exact decimal data, as the certifier needs).
+* certificate: ``certify_smooth`` (Krawczyk + positive definite interval Hessian + witness bound).
+
+Every candidate is one row of the result file (engine/store.py with the extra SEARCH fields below), so a
+run streams, resumes and shards like training.  Certified datasets are exported in the data/ format
+(points ``minimum`` and ``witness``) so ``badminima certify FILE`` re-checks them standalone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from . import canonical
+from .config import ConfigError, InitSpec, TrainConfig
+from .certify_smooth import certify_smooth
+from .datasets import DataError, load_dataset
+from .outcomes import DIVERGED, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE
+from .progress import Progress
+from .rng import normal_at
+from .search_kernels import (H_BOX, H_CMAX, H_DELTA, H_GTOL, H_ITERS, H_KBOX, H_KEIG, H_KSEP, H_KV, H_LR,
+                             H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER, STRATEGIES, STREAM_SEARCH,
+                             loss_grad_hess, newton_polish, optimize_batch, search_starts)
+from .store import RunWriter, open_results
+from .train import train_range
+
+P = 9                      # parameters of the 2-2-1 network
+STRATEGY_NAMES = ("joint", "paper", "delete")
+
+# verdict codes of a candidate (the furthest stage it reached, or why it stopped)
+CERTIFIED, NOT_CONVERGED, NOT_MINIMUM, DEGENERATE, NO_WITNESS, LOST_IN_ROUNDING, NOT_CERTIFIED = range(7)
+VERDICTS = {CERTIFIED: "certified", NOT_CONVERGED: "not_converged", NOT_MINIMUM: "not_minimum",
+            DEGENERATE: "degenerate", NO_WITNESS: "no_witness", LOST_IN_ROUNDING: "lost_in_rounding",
+            NOT_CERTIFIED: "not_certified"}
+FLOAT_PASSED = (CERTIFIED, NO_WITNESS, LOST_IN_ROUNDING, NOT_CERTIFIED)   # survived the float screen
+# quality tiers of a certified minimum
+TIER_NONE, STRONG, WEAK, PLAIN = -1, 0, 1, 2
+TIERS = {TIER_NONE: "-", STRONG: "strong", WEAK: "weak", PLAIN: "plain"}
+TIER_TEXT = {STRONG: "accuracy below the majority-class rate",
+             WEAK: "predicts the majority class everywhere",
+             PLAIN: "accuracy at or above the majority rate, not a constant predictor"}
+
+
+def _code_map(d: dict) -> str:
+    return ",".join(f"{k}:{v}" for k, v in d.items())
+
+
+def search_fields(n_points: int) -> dict:
+    """Extra per-candidate fields of a search result file (see engine/store.py ``fields=``)."""
+    return {
+        "verdict": ("int8", 0, "furthest stage / rejection: " + _code_map(VERDICTS)),
+        "tier": ("int8", 0, "quality tier of a certified minimum: " + _code_map(TIERS)),
+        "decimals": ("int8", 0, "decimals of the certified (rounded) data; -1 if none"),
+        "points": ("float64", 2 * n_points, "the candidate's data x_00, x_01, x_10, ... (rounded if certified)"),
+        "labels": ("int8", n_points, "labels y_i"),
+        "witness": ("float64", P, "witness theta' with lower loss (NaN if none)"),
+        "witness_loss": ("float64", 0, "mean loss of the witness (NaN if none)"),
+        "margin": ("float64", 0, "certified lower bound of L(theta*) - L(witness) (NaN if not certified)"),
+        "min_sep": ("float64", 0, "smallest distance between two points"),
+        "max_pre": ("float64", 0, "largest |hidden pre-activation| over the data at theta*"),
+        "majority": ("float64", 0, "majority-class rate of the labels"),
+        "parent": ("int64", 0, "delete strategy: index of the parent dataset (-1 otherwise)"),
+        "deleted": ("int64", 0, "delete strategy: index of the deleted parent point (-1 otherwise)"),
+    }
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search's records (threads and chunking do not)."""
+    points: int
+    budget: int = 1000
+    seed: int = 0
+    strategy: str = "joint"
+    ones: tuple = ()                  # label splits (number of points labelled 1); () = (N//2, N//2 - 1)
+    parents: tuple = ()               # delete: ("file.json:point", ...)
+    # starts
+    box: float = 4.0
+    vlo: float = 1.0
+    vhi: float = 6.0
+    jitter: float = 0.05              # delete: std of the point jitter of variant m (times m)
+    # optimizer
+    iters: int = 200
+    lr: float = 1.0
+    mu: float = 1e-4                  # eigenvalue margin aimed at (mean loss)
+    keig: float = 1e5
+    sep: float = 0.3
+    ksep: float = 1.0
+    bound: float = 5.0
+    kbound: float = 1.0
+    vmin: float = 0.5
+    vmax: float = 30.0
+    kv: float = 1.0
+    cmax: float = 30.0
+    step: float = 0.25
+    gtol: float = 1e-10
+    continuation_steps: int = 10
+    continuation_iters: int = 30
+    # float screen
+    screen_gtol: float = 1e-7
+    screen_eig: float = 1e-7
+    min_sep: float = 0.15
+    max_pre: float = 6.0
+    min_v: float = 0.25
+    # witness, rounding, certificate
+    witness_starts: int = 128
+    witness_steps: int = 4000
+    witness_lr: float = 0.5
+    witness_init: str = "normal:2"
+    witness_margin: float = 1e-4
+    decimals: tuple = (1, 2, 3, 4)
+    max_move: float = 0.5
+    found_dir: str = "runs/search/found"
+
+    def label_splits(self) -> tuple:
+        if self.ones:
+            return tuple(self.ones)
+        n = self.points
+        return (n // 2,) if n // 2 - 1 < 1 else (n // 2, n // 2 - 1)
+
+    def validate(self) -> "SearchConfig":
+        def bad(msg):
+            raise ConfigError(msg)
+        if not isinstance(self.points, int) or not 4 <= self.points <= 64:
+            bad(f"--points must be an integer in 4..64 (fewer than 4 points cannot hold a strict finite "
+                f"minimum of the 2-2-1 network), got {self.points!r}")
+        if self.budget < 1:
+            bad(f"--budget must be >= 1, got {self.budget}")
+        if not 0 <= self.seed < 2 ** 32:
+            bad(f"--seed must be in [0, 2^32), got {self.seed}")
+        if self.strategy not in STRATEGY_NAMES:
+            bad(f"unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGY_NAMES)})")
+        for k in self.label_splits():
+            if not (isinstance(k, int) and 1 <= k < self.points):
+                bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
+        if self.strategy == "delete" and not self.parents:
+            bad("the delete strategy needs --parents (certified datasets with one point more)")
+        for name in ("box", "vhi", "lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr"):
+            v = getattr(self, name)
+            if not (v > 0 and math.isfinite(v)):
+                bad(f"{name} must be positive and finite, got {v}")
+        if not 0 <= self.vlo <= self.vhi:
+            bad("need 0 <= vlo <= vhi")
+        for name in ("iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
+            if getattr(self, name) < 1:
+                bad(f"{name} must be >= 1")
+        if not self.decimals or any(not (isinstance(k, int) and 0 <= k <= 12) for k in self.decimals):
+            bad(f"decimals must be integers in 0..12, got {self.decimals!r}")
+        InitSpec.parse(self.witness_init)
+        return self
+
+    def hyper(self) -> np.ndarray:
+        hp = np.zeros(N_HYPER)
+        hp[H_ITERS], hp[H_LR], hp[H_MU], hp[H_KEIG] = self.iters, self.lr, self.mu, self.keig
+        hp[H_DELTA], hp[H_KSEP], hp[H_BOX], hp[H_KBOX] = self.sep, self.ksep, self.bound, self.kbound
+        hp[H_VMIN], hp[H_VMAX], hp[H_KV], hp[H_CMAX] = self.vmin, self.vmax, self.kv, self.cmax
+        hp[H_STEP], hp[H_GTOL] = self.step, self.gtol
+        return hp
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["ones"] = list(self.label_splits())
+        d["parents"] = list(self.parents)
+        d["decimals"] = list(self.decimals)
+        return d
+
+
+# ----------------------------------------------------------------------------------------------------
+# parents (delete strategy)
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Parent:
+    spec: str
+    fingerprint: str
+    A: np.ndarray              # points in the gauge (pre-activation coordinates)
+    y: np.ndarray
+    theta: np.ndarray          # gauge theta
+
+
+def load_parent(spec: str) -> Parent:
+    """'file.json[:point]' -> the point (default 'minimum', else 'W_hat', else the first) polished by
+    Newton on the file's data and written in the affine gauge."""
+    path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+    ds = load_dataset(path)
+    if ds.d != 2 or ds.kind != "classification":
+        raise DataError(f"{spec}: a parent must be a 2-D classification dataset")
+    if not point:
+        point = next((p for p in ("minimum", "W_hat") if p in ds.points), next(iter(ds.points), ""))
+    if point not in ds.points:
+        raise DataError(f"{spec}: no weight point {point!r} (points: {', '.join(ds.points) or 'none'})")
+    pt = ds.points[point]
+    if pt.hidden != 2 or pt.activation != "sigmoid":
+        raise DataError(f"{spec}: point {point!r} is not a 2-2-1 sigmoid network")
+    X = np.array(ds.x, dtype=np.float64)
+    y = np.array(ds.y, dtype=np.float64)
+    th = np.array(pt.theta, dtype=np.float64)
+    gn, lam, _ = newton_polish(X, y, np.ones(len(y)), th, 2, 40, 1e-13)
+    if not (gn < 1e-9 and lam > 0):
+        raise DataError(f"{spec}: point {point!r} is not (near) a strict local minimum "
+                        f"(after Newton: ||g|| = {gn:.2g}, lambda_min = {lam:.2g})")
+    try:
+        A, thg = canonical.to_gauge(X, th)
+    except ValueError as e:
+        raise DataError(f"{spec}: {e}") from None
+    return Parent(spec=f"{path}:{point}", fingerprint=ds.fingerprint, A=A, y=y, theta=thg)
+
+
+def delete_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
+    """Starts of delete candidates: (X (n, N+1, 2), y, theta, parent index, deleted point).
+
+    Candidate n: parent n % n_par, deleted point (n // n_par) % (N+1), variant n // (n_par (N+1)); the
+    points of variant m > 0 are jittered by m * jitter * N(0, 1) draws of stream STREAM_SEARCH."""
+    n_par = len(parents)
+    M = cfg.points + 1
+    X = np.empty((len(indices), M, 2))
+    y = np.empty((len(indices), M))
+    th = np.empty((len(indices), P))
+    par = np.empty(len(indices), np.int64)
+    dele = np.empty(len(indices), np.int64)
+    for c, n in enumerate(indices):
+        p = int(n % n_par)
+        k = int((n // n_par) % M)
+        m = int(n // (n_par * M))
+        X[c] = parents[p].A
+        if m:
+            for i in range(M):
+                for j in range(2):
+                    X[c, i, j] += m * cfg.jitter * normal_at(cfg.seed, int(n), STREAM_SEARCH, 2 * i + j)
+        y[c] = parents[p].y
+        th[c] = parents[p].theta
+        par[c], dele[c] = p, k
+    return X, y, th, par, dele
+
+
+# ----------------------------------------------------------------------------------------------------
+# float stage
+# ----------------------------------------------------------------------------------------------------
+def float_stage(cfg: SearchConfig, indices: np.ndarray, parents: list | None = None,
+                threads: int | None = None) -> dict:
+    """Start and optimise candidates `indices` (float, parallel).  Returns X (n, N, 2), y, theta,
+    diag (n, 8) = [||g||, lambda_min, min sep, max |x|, iterations, penalty, loss, converged],
+    parent, deleted."""
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+    n, N = len(indices), cfg.points
+    hp = cfg.hyper()
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(threads or prev, numba.config.NUMBA_NUM_THREADS))
+    try:
+        diag = np.empty((n, 8))
+        if cfg.strategy == "delete":
+            X, y, th, par, dele = delete_starts(cfg, parents, indices)
+            w = np.ones((n, N + 1))
+            hc = hp.copy()
+            hc[H_ITERS] = cfg.continuation_iters
+            rows = np.arange(n)
+            for t in np.linspace(0.0, 1.0, cfg.continuation_steps + 1)[1:]:
+                w[rows, dele] = 1.0 - t
+                optimize_batch(JOINT, X, y, w, th, 2, hc, diag)
+            keep = np.ones((n, N + 1), bool)
+            keep[rows, dele] = False
+            X = np.ascontiguousarray(X[keep].reshape(n, N, 2))
+            y = np.ascontiguousarray(y[keep].reshape(n, N))
+            optimize_batch(JOINT, X, y, np.ones((n, N)), th, 2, hp, diag)
+        else:
+            X, y, th = search_starts(np.uint64(cfg.seed), indices, N, 2,
+                                     np.array(cfg.label_splits(), np.int64), cfg.box, cfg.vlo, cfg.vhi)
+            optimize_batch(STRATEGIES[cfg.strategy], X, y, np.ones((n, N)), th, 2, hp, diag)
+            par = np.full(n, -1, np.int64)
+            dele = np.full(n, -1, np.int64)
+    finally:
+        numba.set_num_threads(prev)
+    return {"index": indices, "X": X, "y": y, "theta": th, "diag": diag, "parent": par, "deleted": dele}
+
+
+def _pre_activations(X, theta):
+    W = np.array([[theta[1], theta[2]], [theta[5], theta[6]]])
+    return X @ W.T + np.array([theta[3], theta[7]])
+
+
+def _min_sep(X) -> float:
+    d = np.sqrt(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    d[np.diag_indices(len(X))] = np.inf
+    return float(d.min())
+
+
+def screen(cfg: SearchConfig, X, y, theta, diag) -> tuple[int, int]:
+    """(outcome code, verdict) of one optimised candidate; verdict -1 = passed the float screen."""
+    gn, lam = diag[0], diag[1]
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(theta)) and math.isfinite(gn) and math.isfinite(lam)):
+        return DIVERGED, NOT_CONVERGED
+    if not gn < cfg.screen_gtol:
+        return OUT_OF_STEPS, NOT_CONVERGED
+    if lam < -cfg.screen_eig:
+        return SADDLE, NOT_MINIMUM
+    if lam <= cfg.screen_eig:
+        return FLAT, NOT_MINIMUM
+    ones = y.sum()
+    if (ones == 0 or ones == len(y) or _min_sep(X) < cfg.min_sep
+            or np.max(np.abs(_pre_activations(X, theta))) > cfg.max_pre
+            or min(abs(theta[0]), abs(theta[4])) < cfg.min_v):
+        return LOCAL_MINIMUM, DEGENERATE
+    return LOCAL_MINIMUM, -1
+
+
+# ----------------------------------------------------------------------------------------------------
+# witness, rounding, certificate
+# ----------------------------------------------------------------------------------------------------
+def witness_config(cfg: SearchConfig) -> TrainConfig:
+    return TrainConfig(dataset="search-candidate", dataset_fingerprint="-", kind="classification", hidden=2,
+                       activation="sigmoid", optimizer="gd", lr=cfg.witness_lr, steps=cfg.witness_steps,
+                       init=InitSpec.parse(cfg.witness_init), networks=cfg.witness_starts,
+                       seed=cfg.seed).validate()
+
+
+def find_witness(cfg: SearchConfig, X, y, index: int, threads: int | None = None):
+    """(theta', loss') of the lowest-loss network among witness_starts trained from random starts;
+    the starts are networks index*M .. index*M + M - 1 of the trainer's seed (a function of (seed, n))."""
+    M = cfg.witness_starts
+    res = train_range(witness_config(cfg), X, y, index * M, (index + 1) * M, threads=threads)
+    loss = np.where(np.isfinite(res["loss"]), res["loss"], np.inf)
+    k = int(np.argmin(loss))
+    return res["weights"][k].copy(), float(loss[k])
+
+
+def _mean_loss(theta, X, y) -> float:
+    g = np.empty(P)
+    H = np.empty((P, P))
+    return float(loss_grad_hess(theta, X, y, np.ones(len(y)), 2, g, H))
+
+
+def _dec_text(v: float, k: int) -> str:
+    s = f"{v:.{k}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
+def _tier(rep: dict, X, y, theta) -> int:
+    q = rep["quality"]
+    if q["accuracy"] < q["majority_rate"]:
+        return STRONG
+    W = _pre_activations(X, theta)
+    z = theta[0] / (1 + np.exp(-W[:, 0])) + theta[4] / (1 + np.exp(-W[:, 1])) + theta[8]
+    pred = z > 0
+    if np.all(pred == pred[0]):
+        return WEAK
+    return PLAIN
+
+
+def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: int | None = None,
+                      witness=None) -> dict:
+    """Witness, rounding, Newton polish and certificate of one float candidate that passed the screen.
+
+    Returns a dict with verdict, reason, tier, decimals, X (final data), theta, witness, witness_loss,
+    margin, report (the certificate of the kept rounding, or the last one tried)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    th0 = np.array(theta, dtype=np.float64)
+    out = {"verdict": NO_WITNESS, "reason": "", "tier": TIER_NONE, "decimals": -1, "X": X, "theta": th0,
+           "witness": np.full(P, np.nan), "witness_loss": np.nan, "margin": np.nan, "report": None}
+    L0 = _mean_loss(th0, X, y)
+    if witness is None:
+        wth, wl = find_witness(cfg, X, y, index, threads)
+    else:
+        wth = np.asarray(witness, dtype=np.float64)
+        wl = _mean_loss(wth, X, y)
+    out["witness"], out["witness_loss"] = wth, wl
+    if not wl < L0 - cfg.witness_margin:
+        out["reason"] = f"best of {cfg.witness_starts} trained networks has loss {wl:.6g} >= {L0:.6g} - margin"
+        return out
+    out["verdict"] = LOST_IN_ROUNDING
+    out["reason"] = "the minimum did not survive rounding the data to " + \
+        "/".join(str(k) for k in sorted(cfg.decimals)) + " decimals"
+    for k in sorted(cfg.decimals):
+        Xr = np.round(X, k) + 0.0
+        th = th0.copy()
+        gn, lam, moved = newton_polish(Xr, y, np.ones(len(y)), th, 2, 40, 1e-13)
+        if not (gn < 1e-10 and lam > 0 and moved < cfg.max_move) or _min_sep(Xr) < cfg.min_sep:
+            continue
+        if not _mean_loss(wth, Xr, y) < _mean_loss(th, Xr, y) - cfg.witness_margin:
+            continue
+        xs = [[_dec_text(v, k) for v in row] for row in Xr]
+        ys = [str(int(t)) for t in y]
+        rep = certify_smooth(xs, ys, [repr(float(t)) for t in th], hidden=2, activation="sigmoid",
+                             witness=[repr(float(t)) for t in wth])
+        out["report"] = rep
+        if rep["certified"]:
+            theta_c = np.array([float(s) for s in rep["center"]]) if "center" in rep else th
+            out.update(verdict=CERTIFIED, reason="", decimals=k, X=Xr, theta=theta_c,
+                       margin=rep["witness"]["margin_lower"], tier=_tier(rep, Xr, y, theta_c),
+                       x_text=xs, y_text=ys)
+            return out
+        out.update(verdict=NOT_CERTIFIED, reason=f"{rep['reason']}: {rep.get('detail', '')}"[:300])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# export
+# ----------------------------------------------------------------------------------------------------
+def export_name(cfg: SearchConfig, index: int) -> str:
+    return f"N{cfg.points}_s{cfg.seed}_{cfg.strategy}_{index:06d}.json"
+
+
+def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = None) -> str:
+    """Write a certified candidate in the data/ format (points 'minimum' and 'witness'); returns the path."""
+    rep = res["report"]
+    q = rep["quality"]
+    form = canonical.canonical_form(res["X"], np.array([float(t) for t in res["y_text"]]), res["theta"])
+    tier = TIERS[res["tier"]]
+    name = export_name(cfg, index)
+    doc = {
+        "name": name[:-5],
+        "kind": "classification",
+        "description": (f"{cfg.points}-point dataset on which the 2-2-1 sigmoid network (mean cross-entropy) "
+                        f"has a certified strict local minimum that is not global; quality tier {tier} "
+                        f"({TIER_TEXT[res['tier']]}): accuracy {q['accuracy']:.3g} vs majority "
+                        f"{q['majority_rate']:.3g}.  Data are in the affine gauge (hidden pre-activations)."),
+        "source": f"badminima search --points {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
+                  f"(candidate {index})" + (f", parent {parent}" if parent else ""),
+        "x": res["x_text"],
+        "y": res["y_text"],
+        "witness": "witness",
+        "points": {
+            "minimum": {"hidden": 2, "activation": "sigmoid", "theta": rep["center"] if "center" in rep else
+                        [repr(float(t)) for t in res["theta"]], "witness": "witness",
+                        "note": "strict local minimum, certified by engine/certify_smooth.py (Krawczyk + "
+                                "interval Hessian); theta is the refined centre of the proof box"},
+            "witness": {"hidden": 2, "activation": "sigmoid",
+                        "theta": [repr(float(t)) for t in res["witness"]],
+                        "note": "a weight vector of lower loss, found by training from random starts"},
+        },
+        "search": {"seed": cfg.seed, "index": int(index), "strategy": cfg.strategy, "tier": tier,
+                   "accuracy": q["accuracy"], "majority_rate": q["majority_rate"],
+                   "loss_enclosure": rep["loss_enclosure"], "witness_loss_upper": rep["witness"]["loss_upper"],
+                   "margin_lower": rep["witness"]["margin_lower"],
+                   "min_eig_lower_bound": rep["min_eig_lower_bound"], "decimals": res["decimals"],
+                   "canonical_key": form["key"], "pattern": form["pattern"], "parent": parent},
+    }
+    os.makedirs(cfg.found_dir, exist_ok=True)
+    path = os.path.join(cfg.found_dir, name)
+    tmp = path + ".tmp"
+    text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]",
+                  json.dumps(doc, indent=1))            # innermost lists on one line
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# runs
+# ----------------------------------------------------------------------------------------------------
+def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: dict) -> dict:
+    """Screen, post-process and export one chunk of float results; the chunk of store rows."""
+    n, N = len(fl["index"]), cfg.points
+    rec = {
+        "index": fl["index"].astype(np.int64), "outcome": np.empty(n, np.int8), "loss": np.empty(n),
+        "accuracy": np.empty(n), "grad_norm": fl["diag"][:, 0].copy(), "steps": fl["diag"][:, 4].astype(np.int64),
+        "min_eig": fl["diag"][:, 1].copy(), "weights": fl["theta"].copy(),
+        "verdict": np.empty(n, np.int8), "tier": np.full(n, TIER_NONE, np.int8), "decimals": np.full(n, -1, np.int8),
+        "points": fl["X"].reshape(n, 2 * N).copy(), "labels": fl["y"].astype(np.int8),
+        "witness": np.full((n, P), np.nan), "witness_loss": np.full(n, np.nan), "margin": np.full(n, np.nan),
+        "min_sep": np.empty(n), "max_pre": np.empty(n), "majority": np.empty(n),
+        "parent": fl["parent"].astype(np.int64), "deleted": fl["deleted"].astype(np.int64),
+    }
+    for c in range(n):
+        X, y, th = fl["X"][c], fl["y"][c], fl["theta"][c]
+        code, verdict = screen(cfg, X, y, th, fl["diag"][c])
+        rec["outcome"][c] = code
+        ones = float(y.mean())
+        rec["majority"][c] = max(ones, 1 - ones)
+        if verdict < 0:
+            idx = int(fl["index"][c])
+            res = process_candidate(cfg, X, y, th, idx, threads)
+            verdict = res["verdict"]
+            rec["witness"][c], rec["witness_loss"][c] = res["witness"], res["witness_loss"]
+            if verdict == CERTIFIED:
+                X, th = res["X"], res["theta"]
+                rec["points"][c] = X.ravel()
+                rec["weights"][c] = th
+                rec["tier"][c], rec["decimals"][c], rec["margin"][c] = res["tier"], res["decimals"], res["margin"]
+                par = parents[int(fl["parent"][c])].spec if parents and fl["parent"][c] >= 0 else None
+                stats.setdefault("files", []).append(export_found(cfg, idx, res, par))
+            elif res["report"] is not None and verdict == NOT_CERTIFIED:
+                stats.setdefault("reasons", {}).setdefault(res["report"]["reason"], 0)
+                stats["reasons"][res["report"]["reason"]] += 1
+        rec["verdict"][c] = verdict
+        if np.all(np.isfinite(X)) and np.all(np.isfinite(th)):
+            L, acc = _loss_acc(th, X, y)
+            rec["loss"][c], rec["accuracy"][c] = L, acc
+            rec["min_sep"][c] = _min_sep(X)
+            rec["max_pre"][c] = float(np.max(np.abs(_pre_activations(X, th))))
+        else:
+            rec["loss"][c] = rec["accuracy"][c] = rec["min_sep"][c] = rec["max_pre"][c] = np.nan
+    return rec
+
+
+def _loss_acc(theta, X, y):
+    A = _pre_activations(X, theta)
+    z = theta[0] / (1 + np.exp(-A[:, 0])) + theta[4] / (1 + np.exp(-A[:, 1])) + theta[8]
+    L = float(np.mean(np.logaddexp(0.0, z) - y * z))
+    return L, float(np.mean((z > 0) == (y > 0.5)))
+
+
+def run_config(cfg: SearchConfig, parents: list | None) -> dict:
+    d = {"command": "search", **cfg.to_dict()}
+    if parents:
+        d["parent_fingerprints"] = [p.fingerprint for p in parents]
+    return d
+
+
+def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force: bool = False,
+               resume: bool | str = "auto", chunk: int = 256, threads: int | None = None,
+               progress: bool = True, command: str | None = None) -> dict:
+    """Run (or resume) a search into the result file `path`; returns ``summarize(path)`` plus the
+    files exported by this invocation."""
+    cfg.validate()
+    parents = [load_parent(s) for s in cfg.parents] if cfg.strategy == "delete" else None
+    if parents:
+        sizes = {len(p.y) for p in parents}
+        if sizes != {cfg.points + 1}:
+            raise ConfigError(f"delete to {cfg.points} points needs parents with {cfg.points + 1} points, "
+                              f"got {sorted(sizes)}")
+    config = run_config(cfg, parents)
+    if shard is not None:
+        config["shard"] = shard
+    cell = f"N{cfg.points}"
+    stats: dict = {}
+    t0 = time.monotonic()
+    with RunWriter.open(path, config, {cell: (config, cfg.budget, P)}, command=command, force=force,
+                        resume=resume, fields=search_fields(cfg.points)) as w:
+        start, stop = w.next_index(cell), w.range(cell)[1]
+        prog = Progress(w.range(cell)[1] - w.range(cell)[0], label="candidates", enabled=progress,
+                        done=start - w.range(cell)[0])
+        try:
+            for a in range(start, stop, chunk):
+                b = min(stop, a + chunk)
+                fl = float_stage(cfg, np.arange(a, b, dtype=np.int64), parents, threads)
+                w.append(cell, _records(cfg, fl, parents, threads, stats))
+                prog.update(b - a)
+        finally:
+            prog.close()
+    out = summarize(path)
+    out["exported_now"] = stats.get("files", [])
+    out["seconds"] = time.monotonic() - t0
+    return out
+
+
+def summarize(paths) -> dict:
+    """Counts of a search result file (or shards): attempts, float candidates, certified, strong, per
+    verdict, and the best certified example (strong first, then lowest accuracy - majority, then margin)."""
+    res = open_results(paths)
+    cfg_d = res.config
+    cell = res.cells[0]
+    rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals"])
+    v = rows["verdict"]
+    cert = v == CERTIFIED
+    out = {"points": cfg_d["points"], "strategy": cfg_d["strategy"], "seed": cfg_d["seed"],
+           "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
+           "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
+           "weak": int((cert & (rows["tier"] == WEAK)).sum()),
+           "verdicts": {VERDICTS[k]: int((v == k).sum()) for k in VERDICTS}, "best": None, "found": []}
+    if cert.any():
+        idx = np.where(cert)[0]
+        gap = rows["accuracy"][idx] - rows["majority"][idx]
+        order = np.lexsort((-rows["margin"][idx], gap, rows["tier"][idx] != STRONG))
+        found_dir = cfg_d.get("found_dir", "runs/search/found")
+        fake = SearchConfig(points=cfg_d["points"], seed=cfg_d["seed"], strategy=cfg_d["strategy"])
+        out["found"] = [os.path.join(found_dir, export_name(fake, int(rows["index"][i]))) for i in idx[order]]
+        b = idx[order[0]]
+        out["best"] = {"file": out["found"][0], "index": int(rows["index"][b]), "tier": TIERS[int(rows["tier"][b])],
+                       "accuracy": float(rows["accuracy"][b]), "majority": float(rows["majority"][b]),
+                       "margin": float(rows["margin"][b]), "decimals": int(rows["decimals"][b])}
+    return out
+
+
+def parse_points(text: str) -> list[int]:
+    """'4..12', '4-12', '9,10', '10' -> sorted list of point counts."""
+    out: set[int] = set()
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            for sep in ("..", "-"):
+                if sep in part:
+                    a, b = part.split(sep)
+                    lo, hi = int(a), int(b)
+                    if lo > hi:
+                        raise ValueError
+                    out.update(range(lo, hi + 1))
+                    break
+            else:
+                out.add(int(part))
+    except ValueError:
+        raise ConfigError(f"--points must look like 4..12, 4-12 or 9,10; got {text!r}") from None
+    if not out or min(out) < 4 or max(out) > 64:
+        raise ConfigError(f"--points must lie in 4..64 (fewer than 4 points cannot hold a strict finite "
+                          f"minimum), got {text!r}")
+    return sorted(out)
+
+
+def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
+               strategies=("joint", "delete"), paper_parent: bool = False, max_parents: int = 16,
+               force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
+               overrides: dict | None = None) -> list[dict]:
+    """The minimality study: for N from the largest to the smallest, a random-start search (joint) and a
+    deletion search from the certified (N+1)-point datasets found so far (and, with paper_parent, from
+    the paper's paper10/W_hat at N = 9).  One result file per (N, strategy) in out_dir, each resumable.
+    Returns one table row per N."""
+    echo = echo or (lambda s: None)
+    rows = []
+    found_by_n: dict[int, list[str]] = {}
+    for N in sorted(points, reverse=True):
+        row = {"points": N, "attempts": 0, "float_candidates": 0, "certified": 0, "strong": 0, "weak": 0,
+               "best": None, "by_strategy": {}}
+        for strat in strategies:
+            parents: tuple = ()
+            if strat == "delete":
+                cands = list(found_by_n.get(N + 1, []))
+                if paper_parent and N == 9:
+                    cands.append("paper10:W_hat")
+                if not cands:
+                    continue
+                parents = tuple(cands[:max_parents])
+            cfg = SearchConfig(points=N, budget=budget, seed=seed, strategy=strat, parents=parents,
+                               found_dir=os.path.join(out_dir, "found"), **(overrides or {})).validate()
+            path = os.path.join(out_dir, f"N{N}-{strat}.h5")
+            if os.path.exists(path) and not force:
+                s = summarize(path)
+                if s["attempts"] != budget or open_results(path).config.get("parents", []) != list(parents):
+                    raise ConfigError(f"{path} holds a different study (budget or parents); use --force "
+                                      f"or another --out-dir")
+            else:
+                s = run_search(cfg, path, force=force, threads=threads, progress=progress)
+            echo(f"N={N} {strat}: {s['attempts']} attempts, {s['float_candidates']} float candidates, "
+                 f"{s['certified']} certified ({s['strong']} strong)")
+            row["by_strategy"][strat] = s
+            for k in ("attempts", "float_candidates", "certified", "strong", "weak"):
+                row[k] += s[k]
+            found_by_n.setdefault(N, []).extend(s["found"])
+            if s["best"] and (row["best"] is None or _better(s["best"], row["best"])):
+                row["best"] = s["best"]
+        found_by_n[N] = _rank_files(found_by_n.get(N, []))
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["points"])
+
+
+def _better(a: dict, b: dict) -> bool:
+    ka = (a["tier"] != "strong", a["accuracy"] - a["majority"], -a["margin"])
+    kb = (b["tier"] != "strong", b["accuracy"] - b["majority"], -b["margin"])
+    return ka < kb
+
+
+def _rank_files(files: list[str]) -> list[str]:
+    """Certified files, strong tier first, then by margin (a good order for choosing parents)."""
+    def key(f):
+        try:
+            s = json.loads(Path(f).read_text())["search"]
+            return (s["tier"] != "strong", -s["margin_lower"])
+        except (OSError, ValueError, KeyError):
+            return (True, 0.0)
+    return sorted(dict.fromkeys(files), key=key)
+
+
+def format_table(rows: list[dict]) -> str:
+    """N | attempts | float candidates | certified | strong-tier certified | best example."""
+    head = f"{'N':>3} | {'attempts':>8} | {'float cand.':>11} | {'certified':>9} | {'strong':>6} | best example"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        b = r["best"]
+        best = "-" if not b else (f"{b['file']} ({b['tier']}, acc {b['accuracy']:.2f} vs majority "
+                                  f"{b['majority']:.2f}, margin >= {b['margin']:.3g}, {b['decimals']} dec.)")
+        lines.append(f"{r['points']:>3} | {r['attempts']:>8} | {r['float_candidates']:>11} | "
+                     f"{r['certified']:>9} | {r['strong']:>6} | {best}")
+    return "\n".join(lines)
