@@ -405,5 +405,89 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     click.echo(f"wrote {path}")
 
 
+@main.command()
+@click.option("--points", "-N", "n_points", type=int, required=True, help="number of data points N")
+@click.option("--budget", "-k", type=int, default=1000, help="number of candidates (attempts)")
+@click.option("--seed", type=int, default=0, help="candidate n's start depends on (seed, n) only")
+@click.option("--strategy", default="joint", help="joint (points + output weights, penalties), paper "
+              "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents)")
+@click.option("--parents", multiple=True, help="delete: certified (N+1)-point dataset FILE[:POINT], repeatable "
+              "(default for N = 9: paper10:W_hat)")
+@click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
+@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default 200)")
+@click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@run_options
+@friendly_errors
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, output, force, resume, shard,
+           threads, chunk, quiet):
+    """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
+    2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
+    import hashlib
+    import json
+    from .engine.config import ConfigError
+    from .engine.search import SearchConfig, format_table, run_search
+    shard_d = parse_run_options(shard, threads, chunk)
+    if strategy == "delete" and not parents and n_points == 9:
+        parents = ("paper10:W_hat",)
+    try:
+        splits = tuple(int(t) for t in ones.split(",")) if ones else ()
+    except ValueError:
+        raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
+    kw = {"iters": iters} if iters is not None else {}
+    cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
+                       ones=splits, found_dir=found_dir, **kw).validate()
+    tag = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{tag}.h5"
+    s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
+                   chunk=chunk, threads=threads, progress=not quiet)
+    click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +
+               ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
+    click.echo(format_table([s]))
+    click.echo(f"results: {path}; certified datasets: {found_dir}/ ({len(s['found'])} files)")
+
+
+for _p in search.params:            # a search commits small chunks (each candidate may train a witness)
+    if _p.name == "chunk":
+        _p.default = 256
+
+
+@main.command()
+@click.option("--points", "-N", "points_text", default="4..12", help="point counts, e.g. 4..12 or 8,9,10")
+@click.option("--budget", "-k", type=int, default=500, help="attempts per N and strategy")
+@click.option("--seed", type=int, default=0, help="search seed")
+@click.option("--strategies", default="joint,delete", help="comma-separated: joint, paper, delete")
+@click.option("--paper-parent", is_flag=True, help="also delete points from the paper's paper10/W_hat at N = 9")
+@click.option("--out-dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
+@click.option("--json-out", default=None, help="write the table as a rows file (badminima plot minimality)")
+@click.option("--force", is_flag=True, help="redo (replace) existing result files")
+@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@friendly_errors
+def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet):
+    """Is 10 really the fewest points?  Search every N (largest first): random starts, then deletion by
+    continuation from the certified (N+1)-point datasets found; print N | attempts | float candidates |
+    certified | strong-tier certified | best example."""
+    import json
+    from .engine.config import ConfigError
+    from .engine.search import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
+    pts = parse_points(points_text)
+    strats = tuple(s.strip() for s in strategies.split(",") if s.strip())
+    if not strats or any(s not in STRATEGY_NAMES for s in strats):
+        raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
+    if budget < 1:
+        raise ConfigError(f"--budget must be >= 1, got {budget}")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {threads}")
+    rows = run_study(pts, budget, seed, out_dir, strategies=strats, paper_parent=paper_parent, force=force,
+                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True))
+    click.echo(format_table(rows))
+    if json_out:
+        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best example"]
+        table = [[r["points"], r["attempts"], r["float_candidates"], r["certified"], r["strong"],
+                  (r["best"] or {}).get("file", "-")] for r in rows]
+        with open(json_out, "w", encoding="utf-8") as f:
+            json.dump({"columns": cols, "rows": table, "details": rows}, f, indent=1, default=str)
+
+
 if __name__ == "__main__":
     main()
