@@ -76,6 +76,8 @@ def evaluate(theta, X, y, d, h, act, loss):
     S = d + 2
     P = h * S + 1
     g = np.zeros(P)
+    sv = np.empty(h)
+    dsv = np.empty(h)
     total = 0.0
     correct = 0
     for i in range(N):
@@ -84,20 +86,16 @@ def evaluate(theta, X, y, d, h, act, loss):
             a = theta[j * S + 1 + d]
             for k in range(d):
                 a += theta[j * S + 1 + k] * X[i, k]
-            s, _, _ = act_d012(a, act)
-            zi += theta[j * S] * s
+            sv[j], dsv[j], _ = act_d012(a, act)
+            zi += theta[j * S] * sv[j]
         li, ri, _ = loss_d012(zi, y[i], loss)
         total += li
         if (zi > 0.0) == (y[i] > 0.5):
             correct += 1
         g[h * S] += ri
         for j in range(h):
-            a = theta[j * S + 1 + d]
-            for k in range(d):
-                a += theta[j * S + 1 + k] * X[i, k]
-            s, ds, _ = act_d012(a, act)
-            g[j * S] += ri * s
-            dj = ri * theta[j * S] * ds
+            g[j * S] += ri * sv[j]
+            dj = ri * theta[j * S] * dsv[j]
             for k in range(d):
                 g[j * S + 1 + k] += dj * X[i, k]
             g[j * S + 1 + d] += dj
