@@ -51,21 +51,28 @@ def loss_d012(z, y, loss):
     return r * r, 2.0 * r, 2.0
 
 
+@njit(inline="always")
+def forward_point(theta, X, i, d, h, act, sv, dsv):
+    """Output pre-activation z of point i; fills the hidden activations sv and derivatives dsv."""
+    S = d + 2
+    zi = theta[h * S]
+    for j in range(h):
+        a = theta[j * S + 1 + d]
+        for k in range(d):
+            a += theta[j * S + 1 + k] * X[i, k]
+        sv[j], dsv[j], _ = act_d012(a, act)
+        zi += theta[j * S] * sv[j]
+    return zi
+
+
 @njit
 def logits(theta, X, d, h, act):
     """Output pre-activations z_i for every point."""
-    N = X.shape[0]
-    z = np.empty(N)
-    S = d + 2
-    for i in range(N):
-        zi = theta[h * S]
-        for j in range(h):
-            a = theta[j * S + 1 + d]
-            for k in range(d):
-                a += theta[j * S + 1 + k] * X[i, k]
-            s, _, _ = act_d012(a, act)
-            zi += theta[j * S] * s
-        z[i] = zi
+    z = np.empty(X.shape[0])
+    sv = np.empty(h)
+    dsv = np.empty(h)
+    for i in range(X.shape[0]):
+        z[i] = forward_point(theta, X, i, d, h, act, sv, dsv)
     return z
 
 
@@ -81,13 +88,7 @@ def evaluate(theta, X, y, d, h, act, loss):
     total = 0.0
     correct = 0
     for i in range(N):
-        zi = theta[h * S]
-        for j in range(h):
-            a = theta[j * S + 1 + d]
-            for k in range(d):
-                a += theta[j * S + 1 + k] * X[i, k]
-            sv[j], dsv[j], _ = act_d012(a, act)
-            zi += theta[j * S] * sv[j]
+        zi = forward_point(theta, X, i, d, h, act, sv, dsv)
         li, ri, _ = loss_d012(zi, y[i], loss)
         total += li
         if (zi > 0.0) == (y[i] > 0.5):
