@@ -1,0 +1,228 @@
+"""The deadlock search: kernels vs finite differences, determinism, the pipeline on known points, resume,
+canonical forms, CLI refusals.  Small budgets throughout (the whole file runs in well under a minute)."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from badminima.cli import main
+from badminima.engine import canonical, search
+from badminima.engine import search_kernels as sk
+from badminima.engine.model import evaluate, hessian
+from badminima.engine.outcomes import SADDLE as SADDLE_CODE
+from badminima.engine.store import RunWriter, open_results
+
+# a proven saddle of the paper10 data (benchmarks/bench_certify.py)
+SADDLE = [-0.7741140166929815, -1.4825249729570955, -1.8722366521274991, -2.1495878667548736,
+          1.8699451306062835, 1.4295347688726945, -3.2731104012258188, 1.4678851650778457, -0.750343428868772]
+
+
+def _problem(seed=3, N=7):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0, 2, (N, 2))
+    y = (np.arange(N) % 2).astype(float)
+    w = rng.random(N) + 0.5
+    th = rng.normal(0, 1.5, 9)
+    return X, y, w, th
+
+
+def _gH(th, X, y, w):
+    g, H = np.empty(9), np.empty((9, 9))
+    L = sk.loss_grad_hess(th, X, y, w, 2, g, H)
+    return L, g, H
+
+
+def test_loss_grad_hess_matches_model():
+    X, y, _, th = _problem()
+    L, g, H = _gH(th, X, y, np.ones(len(y)))
+    L2, _, g2 = evaluate(th, X, y, 2, 2, 0, 0)
+    assert abs(L - L2) < 1e-14 and np.allclose(g, g2, atol=1e-15)
+    assert np.allclose(H, hessian(th, X, y, 2, 2, 0, 0), atol=1e-14)
+
+
+def test_mixed_derivatives_match_finite_differences():
+    X, y, w, th = _problem()
+    N, eps = len(y), 1e-6
+    A = np.empty((9, 2 * N))
+    sk.grad_jacobian_x(th, X, y, w, 2, A)
+    gx = np.empty((N, 2))
+    gn2 = sk.gradnorm2_and_grad_x(th, X, y, w, 2, gx)
+    g = _gH(th, X, y, w)[1]
+    assert abs(gn2 - g @ g) < 1e-16
+    u = np.random.default_rng(0).normal(size=9)
+    u /= np.linalg.norm(u)
+    ex, ev = np.empty((N, 2)), np.empty(3)
+    lam = sk.eig_margin_grad(th, X, y, w, 2, u, ex, ev)
+    assert abs(lam - u @ _gH(th, X, y, w)[2] @ u) < 1e-14
+    for i in range(N):
+        for k in range(2):
+            Xp, Xm = X.copy(), X.copy()
+            Xp[i, k] += eps
+            Xm[i, k] -= eps
+            gp, Hp = _gH(th, Xp, y, w)[1:]
+            gm, Hm = _gH(th, Xm, y, w)[1:]
+            assert np.allclose(A[:, 2 * i + k], (gp - gm) / (2 * eps), atol=1e-8)
+            assert abs(gx[i, k] - (gp @ gp - gm @ gm) / (2 * eps)) < 1e-8
+            assert abs(ex[i, k] - (u @ Hp @ u - u @ Hm @ u) / (2 * eps)) < 1e-8
+    for j, p in enumerate((0, 4, 8)):          # d lambda / d(v0, v1, c)
+        tp, tm = th.copy(), th.copy()
+        tp[p] += eps
+        tm[p] -= eps
+        fd = (u @ _gH(tp, X, y, w)[2] @ u - u @ _gH(tm, X, y, w)[2] @ u) / (2 * eps)
+        assert abs(ev[j] - fd) < 1e-8
+
+
+def test_small_linear_algebra():
+    rng = np.random.default_rng(1)
+    d, e, V, T, out = np.empty(9), np.empty(9), np.empty((9, 9)), np.empty((9, 10)), np.empty(9)
+    for t in range(50):
+        A = rng.normal(size=(9, 9))
+        A = A + A.T
+        if t % 5 == 0:
+            A = np.diag(rng.normal(size=9))
+        sk.sym_eig(A, d, e, V)
+        assert np.allclose(d, np.linalg.eigvalsh(A), atol=1e-12)
+        assert np.allclose(V @ np.diag(d) @ V.T, A, atol=1e-12)
+        b = rng.normal(size=9)
+        assert sk.gauss_solve(A, b, T, out) and np.allclose(A @ out, b, atol=1e-9)
+
+
+def test_float_stage_deterministic_across_threads_and_chunks():
+    import numba
+    cfg = search.SearchConfig(points=10, budget=16, seed=5, iters=40).validate()
+    a = search.float_stage(cfg, np.arange(16), threads=1)
+    b = search.float_stage(cfg, np.arange(16), threads=min(2, numba.config.NUMBA_NUM_THREADS))
+    c = search.float_stage(cfg, np.arange(8, 16), threads=1)
+    for k in ("X", "y", "theta", "diag"):
+        assert np.array_equal(a[k], b[k], equal_nan=True)
+        assert np.array_equal(a[k][8:], c[k], equal_nan=True)
+    d = search.float_stage(search.SearchConfig(points=10, budget=16, seed=6, iters=40), np.arange(4), threads=1)
+    assert not np.array_equal(a["X"][:4], d["X"])
+
+
+def test_pipeline_certifies_paper10_and_rejects_a_saddle(paper10):
+    cfg = search.SearchConfig(points=10, decimals=(1, 2)).validate()
+    X, y = np.array(paper10.x), np.array(paper10.y)
+    w_hat = np.array(paper10.points["W_hat"].theta)
+    res = search.process_candidate(cfg, X, y, w_hat, witness=np.array(paper10.points["W0"].theta))
+    assert res["verdict"] == search.CERTIFIED and res["decimals"] == 1
+    assert res["tier"] == search.STRONG and res["margin"] > 0.19
+    assert np.array_equal(res["X"], X)                 # one decimal: the paper's data unchanged
+    # its own witness search (engine trainer) finds a lower network too
+    res2 = search.process_candidate(cfg, X, y, w_hat, index=0)
+    assert res2["verdict"] == search.CERTIFIED and res2["witness_loss"] < 0.5
+    # the saddle: rejected by the float screen, and never certified
+    s = np.array(SADDLE)
+    L, g, H = _gH(s, X, y, np.ones(10))
+    diag = np.array([np.linalg.norm(g), np.linalg.eigvalsh(H)[0], 0, 0, 0, 0, L, 1])
+    assert search.screen(cfg, X, y, s, diag) == (SADDLE_CODE, search.NOT_MINIMUM)
+    bad = search.process_candidate(cfg, X, y, s, witness=np.array(paper10.points["W0"].theta))
+    assert bad["verdict"] != search.CERTIFIED
+
+
+def test_delete_strategy_and_export_recertify(tmp_path):
+    from badminima.engine.certify_io import certify_file
+    cfg = search.SearchConfig(points=9, budget=6, strategy="delete", parents=("paper10:W_hat",),
+                              found_dir=str(tmp_path / "found")).validate()
+    s = search.run_search(cfg, str(tmp_path / "d.h5"), progress=False)
+    assert s["attempts"] == 6 and s["certified"] >= 1
+    rep = certify_file(s["best"]["file"])
+    assert rep["certified"] == ["minimum"] and rep["points"]["minimum"]["not_global"]
+    assert rep["n"] == 9
+
+
+def test_search_resumes_to_identical_records(tmp_path, monkeypatch):
+    cfg = search.SearchConfig(points=8, budget=24, seed=2, iters=60, witness_starts=16, witness_steps=500,
+                              found_dir=str(tmp_path / "f")).validate()
+    full = search.run_search(cfg, str(tmp_path / "a.h5"), chunk=8, progress=False)
+    calls = {"n": 0}
+    orig = search.Progress.update
+
+    def boom(self, n):
+        orig(self, n)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(search.Progress, "update", boom)
+    with pytest.raises(KeyboardInterrupt):
+        search.run_search(cfg, str(tmp_path / "b.h5"), chunk=8, progress=False)
+    monkeypatch.setattr(search.Progress, "update", orig)
+    assert open_results(str(tmp_path / "b.h5.part")).n_rows("N8") == 16
+    again = search.run_search(cfg, str(tmp_path / "b.h5"), chunk=8, progress=False)
+    a = open_results(str(tmp_path / "a.h5")).cell("N8")
+    b = open_results(str(tmp_path / "b.h5")).cell("N8")
+    assert set(a) >= {"verdict", "points", "labels", "witness", "margin"}
+    for k in a:
+        assert np.array_equal(a[k], b[k], equal_nan=True), k
+    assert again["verdicts"] == full["verdicts"]
+
+
+def test_store_extra_fields_roundtrip(tmp_path):
+    extra = {"pts": ("float64", 4, "points"), "code": ("int8", 0, "a code")}
+    rows = {"index": np.arange(3, dtype=np.int64), "outcome": np.ones(3, np.int8), "loss": np.zeros(3),
+            "accuracy": np.zeros(3), "grad_norm": np.zeros(3), "steps": np.zeros(3, np.int64),
+            "min_eig": np.zeros(3), "weights": np.zeros((3, 9)), "pts": np.ones((3, 4)),
+            "code": np.array([1, 2, 3], np.int8)}
+    with RunWriter.open(str(tmp_path / "x.h5"), {"seed": 0}, {"c": ({}, 3, 9)}, fields=extra) as w:
+        w.append("c", rows)
+    res = open_results(str(tmp_path / "x.h5"))
+    assert res.cell("c")["pts"].shape == (3, 4) and list(res.table("c")["code"]) == [1, 2, 3]
+    with pytest.raises(Exception, match="extra field"):
+        RunWriter.open(str(tmp_path / "y.h5"), {}, {"c": ({}, 3, 9)}, fields={"loss": ("float64", 0, "")})
+
+
+def test_canonical_form_is_invariant_under_the_symmetries():
+    rng = np.random.default_rng(7)
+    X = rng.normal(0, 2, (8, 2))
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1.0])
+    th = np.array([3.0, 1.1, 0.2, -0.1, -2.0, -0.3, 0.9, 0.2, 0.4])
+    base = canonical.canonical_form(X, y, th, decimals=3)
+    T = np.array([[1.5, 0.3], [-0.2, 0.8]])
+    t = np.array([0.7, -1.2])
+    W = np.array([[th[1], th[2]], [th[5], th[6]]])
+    b = np.array([th[3], th[7]])
+    W2 = W @ np.linalg.inv(T)                       # x' = T x + t, same pre-activations
+    b2 = b - W2 @ t
+    th2 = np.array([th[4], *W2[1], b2[1], th[0], *W2[0], b2[0], th[8]])      # and units swapped
+    th2[0], th2[1:4] = -th2[0], -th2[1:4]                                     # sign flip of unit 0
+    th2[8] = th[8] + th[4]
+    X2 = X @ T.T + t
+    f2 = canonical.canonical_form(X2[::-1], y[::-1], th2, decimals=3)      # points reordered
+    f3 = canonical.canonical_form(X, 1 - y, np.r_[-th[:1], th[1:4], -th[4:5], th[5:8], -th[8:]], decimals=3)
+    assert base["key"] == f2["key"] == f3["key"] and base["pattern"] == f2["pattern"]
+    assert np.allclose(base["points"], f2["points"]) and base["v"][0] >= base["v"][1] > 0
+    assert canonical.count_distinct([base, f2, f3]) == {"distinct": 1, "patterns": 1}
+
+
+@pytest.mark.parametrize("args", [
+    ["search", "-N", "3"],
+    ["search", "-N", "10", "--strategy", "nope"],
+    ["search", "-N", "8", "--strategy", "delete"],
+    ["search", "-N", "10", "--ones", "0"],
+    ["search", "-N", "10", "--ones", "x"],
+    ["search", "-N", "10", "--budget", "0"],
+    ["search", "-N", "8", "--strategy", "delete", "--parents", "paper10"],
+    ["minimality", "--points", "3..5"],
+    ["minimality", "--points", "9..x"],
+    ["minimality", "--strategies", "joint,bogus"],
+])
+def test_cli_bad_input_exits_2(args, tmp_path):
+    r = CliRunner().invoke(main, args + ["-q"] if args[0] == "search" else args + ["-q", "--out-dir", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_search_and_minimality_small(tmp_path):
+    out = tmp_path / "s.h5"
+    r = CliRunner().invoke(main, ["search", "-N", "10", "-k", "12", "--seed", "1", "-o", str(out), "-q",
+                                  "--found-dir", str(tmp_path / "found")])
+    assert r.exit_code == 0, r.output
+    assert "attempts" in r.output and "certified" in r.output and out.exists()
+    rows = tmp_path / "rows.json"
+    r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
+                                  "-q", "--json-out", str(rows), "--strategies", "delete", "--paper-parent"])
+    assert r.exit_code == 0, r.output
+    table = json.loads(rows.read_text())
+    assert table["columns"][0] == "N" and [row[0] for row in table["rows"]] == [9, 10]
+    assert table["rows"][0][3] >= 1                # deletion from paper10 certifies 9-point sets
