@@ -489,5 +489,24 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
             json.dump({"columns": cols, "rows": table, "details": rows}, f, indent=1, default=str)
 
 
+@main.command()
+@click.option("--json", "json_out", default=None, help="also write every check as JSON to this file ('-': JSON to stdout instead of the table)")
+@click.option("--markdown", is_flag=True, help="print a Markdown table instead of text")
+@click.option("--no-certify", is_flag=True, help="skip the interval-arithmetic certificate of Theorem 1")
+@friendly_errors
+def verify(json_out, markdown, no_certify):
+    """Check every quantitative claim of the paper: claim | paper | computed | verdict (exit 0 when all ran)."""
+    from .engine.paper_checks import checks_json, format_checks, format_markdown, run_checks
+    checks = run_checks(certify=not no_certify)
+    if json_out == "-":
+        click.echo(checks_json(checks))
+        return
+    click.echo(format_markdown(checks) if markdown else format_checks(checks))
+    if json_out:
+        with open(json_out, "w") as f:
+            f.write(checks_json(checks) + "\n")
+        click.echo(f"json: {json_out}")
+
+
 if __name__ == "__main__":
     main()
