@@ -414,7 +414,8 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--parents", multiple=True, help="delete: certified (N+1)-point dataset FILE[:POINT], repeatable "
               "(default for N = 9: paper10:W_hat)")
 @click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
-@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default 200)")
+@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 200 "
+              "joint/delete, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
 @run_options
 @friendly_errors

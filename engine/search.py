@@ -48,12 +48,16 @@ from .progress import Progress
 from .rng import normal_at
 from .search_kernels import (H_BOX, H_CMAX, H_DELTA, H_GTOL, H_ITERS, H_KBOX, H_KEIG, H_KSEP, H_KV, H_LR,
                              H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER, STRATEGIES, STREAM_SEARCH,
-                             loss_grad_hess, newton_polish, optimize_batch, search_starts)
+                             loss_grad_hess, newton_polish, optimize_batch, polish_batch, search_starts)
 from .store import RunWriter, open_results
 from .train import train_range
 
 P = 9                      # parameters of the 2-2-1 network
 STRATEGY_NAMES = ("joint", "paper", "delete")
+# optimizer defaults per strategy: joint/delete = Gauss-Newton + projected penalty steps (lr scales the
+# penalty step); paper = Adam-normalised descent of ||grad||^2 (lr = step in data units)
+DEFAULTS = {"joint": {"iters": 200, "lr": 1.0}, "delete": {"iters": 200, "lr": 1.0},
+            "paper": {"iters": 1000, "lr": 0.05}}
 
 # verdict codes of a candidate (the furthest stage it reached, or why it stopped)
 CERTIFIED, NOT_CONVERGED, NOT_MINIMUM, DEGENERATE, NO_WITNESS, LOST_IN_ROUNDING, NOT_CERTIFIED = range(7)
@@ -106,9 +110,9 @@ class SearchConfig:
     vlo: float = 1.0
     vhi: float = 6.0
     jitter: float = 0.05              # delete: std of the point jitter of variant m (times m)
-    # optimizer
-    iters: int = 200
-    lr: float = 1.0
+    # optimizer (None: the strategy's default, see DEFAULTS)
+    iters: int | None = None
+    lr: float | None = None
     mu: float = 1e-4                  # eigenvalue margin aimed at (mean loss)
     keig: float = 1e5
     sep: float = 0.3
@@ -123,6 +127,7 @@ class SearchConfig:
     gtol: float = 1e-10
     continuation_steps: int = 10
     continuation_iters: int = 30
+    polish_gtol: float = 1e-3         # Newton-polish theta of candidates whose ||g|| is below this
     # float screen
     screen_gtol: float = 1e-7
     screen_eig: float = 1e-7
@@ -138,6 +143,14 @@ class SearchConfig:
     decimals: tuple = (1, 2, 3, 4)
     max_move: float = 0.5
     found_dir: str = "runs/search/found"
+
+    @property
+    def n_iters(self) -> int:
+        return self.iters if self.iters is not None else DEFAULTS[self.strategy]["iters"]
+
+    @property
+    def step_lr(self) -> float:
+        return self.lr if self.lr is not None else DEFAULTS[self.strategy]["lr"]
 
     def label_splits(self) -> tuple:
         if self.ones:
@@ -162,13 +175,15 @@ class SearchConfig:
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
         if self.strategy == "delete" and not self.parents:
             bad("the delete strategy needs --parents (certified datasets with one point more)")
-        for name in ("box", "vhi", "lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr"):
+        if self.strategy not in DEFAULTS:
+            bad(f"unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGY_NAMES)})")
+        for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 bad(f"{name} must be positive and finite, got {v}")
         if not 0 <= self.vlo <= self.vhi:
             bad("need 0 <= vlo <= vhi")
-        for name in ("iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
+        for name in ("n_iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be >= 1")
         if not self.decimals or any(not (isinstance(k, int) and 0 <= k <= 12) for k in self.decimals):
@@ -178,7 +193,7 @@ class SearchConfig:
 
     def hyper(self) -> np.ndarray:
         hp = np.zeros(N_HYPER)
-        hp[H_ITERS], hp[H_LR], hp[H_MU], hp[H_KEIG] = self.iters, self.lr, self.mu, self.keig
+        hp[H_ITERS], hp[H_LR], hp[H_MU], hp[H_KEIG] = self.n_iters, self.step_lr, self.mu, self.keig
         hp[H_DELTA], hp[H_KSEP], hp[H_BOX], hp[H_KBOX] = self.sep, self.ksep, self.bound, self.kbound
         hp[H_VMIN], hp[H_VMAX], hp[H_KV], hp[H_CMAX] = self.vmin, self.vmax, self.kv, self.cmax
         hp[H_STEP], hp[H_GTOL] = self.step, self.gtol
@@ -187,6 +202,7 @@ class SearchConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["ones"] = list(self.label_splits())
+        d["iters"], d["lr"] = self.n_iters, self.step_lr
         d["parents"] = list(self.parents)
         d["decimals"] = list(self.decimals)
         return d
@@ -294,9 +310,27 @@ def float_stage(cfg: SearchConfig, indices: np.ndarray, parents: list | None = N
             optimize_batch(STRATEGIES[cfg.strategy], X, y, np.ones((n, N)), th, 2, hp, diag)
             par = np.full(n, -1, np.int64)
             dele = np.full(n, -1, np.int64)
+        polish(cfg, X, y, th, diag)
     finally:
         numba.set_num_threads(prev)
     return {"index": indices, "X": X, "y": y, "theta": th, "diag": diag, "parent": par, "deleted": dele}
+
+
+def polish(cfg: SearchConfig, X, y, th, diag) -> None:
+    """Newton polish of theta (all 9 weights, data fixed) for candidates with ||g|| < polish_gtol, in
+    place: kept where Newton converges (||g|| < 1e-12) within max_move of the optimiser's theta;
+    diag[:, 0:2] (||g||, lambda_min) are updated for the kept ones."""
+    sel = np.where(np.isfinite(diag[:, 0]) & (diag[:, 0] < cfg.polish_gtol))[0]
+    if not len(sel):
+        return
+    t = np.ascontiguousarray(th[sel])
+    res = np.empty((len(sel), 3))
+    polish_batch(np.ascontiguousarray(X[sel]), np.ascontiguousarray(y[sel]), np.ones((len(sel), X.shape[1])),
+                 t, 2, 30, 1e-13, res)
+    ok = (res[:, 0] < 1e-12) & (res[:, 2] < cfg.max_move)
+    th[sel[ok]] = t[ok]
+    diag[sel[ok], 0] = res[ok, 0]
+    diag[sel[ok], 1] = res[ok, 1]
 
 
 def _pre_activations(X, theta):

@@ -101,6 +101,22 @@ def test_float_stage_deterministic_across_threads_and_chunks():
     assert not np.array_equal(a["X"][:4], d["X"])
 
 
+def test_paper_soa_kernel_matches_scalar_reference_and_blocking():
+    cfg = search.SearchConfig(points=9, budget=40, seed=4, strategy="paper", iters=60).validate()
+    X, y, th = sk.search_starts(np.uint64(4), np.arange(40), 9, 2, np.array([4, 3]), 4.0, 1.0, 6.0)
+    w = np.ones((40, 9))
+    hp = cfg.hyper()
+    Xa, da = X.copy(), np.empty((40, 8))
+    sk.optimize_batch(sk.PAPER, Xa, y, w, th, 2, hp, da)             # SoA blocks of 32 lanes
+    Xb, db = X.copy(), np.empty((40, 8))
+    for c in range(40):
+        sk.optimize_paper(Xb[c], y[c], w[c], th[c], 2, hp, db[c])    # scalar loop, libm exp
+    assert np.allclose(Xa, Xb, atol=1e-11, rtol=0) and np.allclose(da[:, 0], db[:, 0], atol=1e-13)
+    Xc, dc = X[5:13].copy(), np.empty((8, 8))                          # other blocking: same bits
+    sk.optimize_batch(sk.PAPER, Xc, y[5:13], w[5:13], th[5:13], 2, hp, dc)
+    assert np.array_equal(Xc, Xa[5:13]) and np.array_equal(dc, da[5:13], equal_nan=True)
+
+
 def test_pipeline_certifies_paper10_and_rejects_a_saddle(paper10):
     cfg = search.SearchConfig(points=10, decimals=(1, 2)).validate()
     X, y = np.array(paper10.x), np.array(paper10.y)
