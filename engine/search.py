@@ -12,9 +12,11 @@ Pipeline of one candidate (index n of a run; everything random derives from (see
   points and output weights together, Gauss-Newton onto {grad = 0} plus penalties (eigenvalue margin,
   separation, bounded pre-activations, both units used); ``delete`` = fade the deleted point's weight
   1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each time, then drop it.
-* screen: converged (||g|| < screen_gtol), positive smallest Hessian eigenvalue, points separated,
-  coordinates (= hidden pre-activations in the gauge) bounded, |v_j| >= min_v (both units used), two
-  classes present.  The first layer stays the identity in the gauge, so units are never parallel.
+* screen: converged (||g|| < screen_gtol); not degenerate: points separated, hidden pre-activations
+  bounded, |v_j| >= min_v (both units used), two classes present (checked before the eigenvalue, so
+  "not_minimum" rows are non-degenerate critical points: their best lambda_min measures how close an
+  N comes); positive smallest Hessian eigenvalue.  The optimizers keep the first layer at the identity
+  of the gauge and the Newton polish moves it little, so the units are not parallel.
 * witness: the engine's own trainer (engine/train.py) from ``witness_starts`` random starts on the
   candidate's data; the lowest final loss is the witness if it beats L(theta*) by ``witness_margin``.
 * rounding: the data are rounded to each of ``decimals`` in turn (coarsest first) and theta re-polished
@@ -351,16 +353,13 @@ def screen(cfg: SearchConfig, X, y, theta, diag) -> tuple[int, int]:
         return DIVERGED, NOT_CONVERGED
     if not gn < cfg.screen_gtol:
         return OUT_OF_STEPS, NOT_CONVERGED
-    if lam < -cfg.screen_eig:
-        return SADDLE, NOT_MINIMUM
-    if lam <= cfg.screen_eig:
-        return FLAT, NOT_MINIMUM
+    code = SADDLE if lam < -cfg.screen_eig else FLAT if lam <= cfg.screen_eig else LOCAL_MINIMUM
     ones = y.sum()
     if (ones == 0 or ones == len(y) or _min_sep(X) < cfg.min_sep
             or np.max(np.abs(_pre_activations(X, theta))) > cfg.max_pre
             or min(abs(theta[0]), abs(theta[4])) < cfg.min_v):
-        return LOCAL_MINIMUM, DEGENERATE
-    return LOCAL_MINIMUM, -1
+        return code, DEGENERATE
+    return code, (-1 if code == LOCAL_MINIMUM else NOT_MINIMUM)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -611,14 +610,16 @@ def summarize(paths) -> dict:
     res = open_results(paths)
     cfg_d = res.config
     cell = res.cells[0]
-    rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals"])
+    rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals", "min_eig"])
     v = rows["verdict"]
     cert = v == CERTIFIED
+    nm = v == NOT_MINIMUM
     out = {"points": cfg_d["points"], "strategy": cfg_d["strategy"], "seed": cfg_d["seed"],
            "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
            "weak": int((cert & (rows["tier"] == WEAK)).sum()),
-           "verdicts": {VERDICTS[k]: int((v == k).sum()) for k in VERDICTS}, "best": None, "found": []}
+           "verdicts": {VERDICTS[k]: int((v == k).sum()) for k in VERDICTS}, "best": None, "found": [],
+           "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None, "keys": [], "patterns": []}
     if cert.any():
         idx = np.where(cert)[0]
         gap = rows["accuracy"][idx] - rows["majority"][idx]
@@ -626,11 +627,25 @@ def summarize(paths) -> dict:
         found_dir = cfg_d.get("found_dir", "runs/search/found")
         fake = SearchConfig(points=cfg_d["points"], seed=cfg_d["seed"], strategy=cfg_d["strategy"])
         out["found"] = [os.path.join(found_dir, export_name(fake, int(rows["index"][i]))) for i in idx[order]]
+        for f in out["found"]:
+            form = _form_of(f)
+            if form:
+                out["keys"].append(form[0])
+                out["patterns"].append(form[1])
         b = idx[order[0]]
         out["best"] = {"file": out["found"][0], "index": int(rows["index"][b]), "tier": TIERS[int(rows["tier"][b])],
                        "accuracy": float(rows["accuracy"][b]), "majority": float(rows["majority"][b]),
                        "margin": float(rows["margin"][b]), "decimals": int(rows["decimals"][b])}
     return out
+
+
+def _form_of(path: str):
+    """(canonical key, pattern) of an exported dataset, or None if the file is unreadable."""
+    try:
+        s = json.loads(Path(path).read_text())["search"]
+        return s["canonical_key"], s["pattern"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def parse_points(text: str) -> list[int]:
@@ -670,7 +685,7 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):
         row = {"points": N, "attempts": 0, "float_candidates": 0, "certified": 0, "strong": 0, "weak": 0,
-               "best": None, "by_strategy": {}}
+               "best": None, "by_strategy": {}, "closest_lambda": None, "keys": set(), "patterns": set()}
         for strat in strategies:
             parents: tuple = ()
             if strat == "delete":
@@ -695,10 +710,15 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
             row["by_strategy"][strat] = s
             for k in ("attempts", "float_candidates", "certified", "strong", "weak"):
                 row[k] += s[k]
+            row["keys"].update(s["keys"])
+            row["patterns"].update(s["patterns"])
+            if s["closest_lambda"] is not None:
+                row["closest_lambda"] = max(s["closest_lambda"], row["closest_lambda"] or -np.inf)
             found_by_n.setdefault(N, []).extend(s["found"])
             if s["best"] and (row["best"] is None or _better(s["best"], row["best"])):
                 row["best"] = s["best"]
         found_by_n[N] = _rank_files(found_by_n.get(N, []))
+        row["distinct"], row["patterns"] = len(row.pop("keys")), len(row["patterns"])
         rows.append(row)
     return sorted(rows, key=lambda r: r["points"])
 
@@ -730,4 +750,14 @@ def format_table(rows: list[dict]) -> str:
                                   f"{b['majority']:.2f}, margin >= {b['margin']:.3g}, {b['decimals']} dec.)")
         lines.append(f"{r['points']:>3} | {r['attempts']:>8} | {r['float_candidates']:>11} | "
                      f"{r['certified']:>9} | {r['strong']:>6} | {best}")
-    return "\n".join(lines)
+    notes = []
+    for r in rows:
+        if r["certified"] and "distinct" in r:
+            notes.append(f"N={r['points']}: {r['distinct']} distinct certified datasets under the symmetries "
+                         f"(canonical form rounded to 1 decimal), {r['patterns']} sign/label patterns")
+        elif not r["certified"] and r.get("closest_lambda") is not None:
+            notes.append(f"N={r['points']}: no strict minimum; largest smallest-eigenvalue among converged "
+                         f"non-degenerate critical points {r['closest_lambda']:.3g}")
+        elif not r["certified"]:
+            notes.append(f"N={r['points']}: no strict minimum; no non-degenerate critical point reached")
+    return "\n".join(lines + notes)

@@ -132,7 +132,11 @@ def test_pipeline_certifies_paper10_and_rejects_a_saddle(paper10):
     s = np.array(SADDLE)
     L, g, H = _gH(s, X, y, np.ones(10))
     diag = np.array([np.linalg.norm(g), np.linalg.eigvalsh(H)[0], 0, 0, 0, 0, L, 1])
-    assert search.screen(cfg, X, y, s, diag) == (SADDLE_CODE, search.NOT_MINIMUM)
+    pre = np.abs(X @ np.array([[s[1], s[2]], [s[5], s[6]]]).T + s[[3, 7]]).max()
+    assert pre > cfg.max_pre                           # the saddle saturates: degeneracy is checked first
+    assert search.screen(cfg, X, y, s, diag) == (SADDLE_CODE, search.DEGENERATE)
+    wide = search.SearchConfig(points=10, max_pre=2 * pre).validate()
+    assert search.screen(wide, X, y, s, diag) == (SADDLE_CODE, search.NOT_MINIMUM)
     bad = search.process_candidate(cfg, X, y, s, witness=np.array(paper10.points["W0"].theta))
     assert bad["verdict"] != search.CERTIFIED
 
