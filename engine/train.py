@@ -47,8 +47,10 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     n = stop - start
     mod = kernel_for(cfg, d)
     F = np.dtype(cfg.dtype)
-    Xk = np.ascontiguousarray(X, dtype=F)
-    yk = np.ascontiguousarray(y, dtype=F)
+    # fresh writable copies (datasets are read-only arrays): one array type, so one compiled signature,
+    # the one `badminima compile` warms
+    Xk = np.array(X, dtype=F, order="C")
+    yk = np.array(y, dtype=F, order="C")
     th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
     if th0.shape[0] not in (0, n) or th0.shape[1] != P:
         raise ValueError(f"theta0 must have shape ({n}, {P})")
@@ -66,8 +68,7 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     try:
         mod.run_chunk(Xk, yk, np.uint64(cfg.seed), start, n, INIT_LAWS[cfg.init.law], cfg.init.scale,
                       cfg.init.bias == "zero", th0, hyper(cfg), cfg.steps, K, tasks, raw, steps, theta)
-        out = _classified(cfg, theta, raw, np.ascontiguousarray(X, np.float64),
-                          np.ascontiguousarray(y, np.float64))
+        out = _classified(cfg, theta, raw, np.array(X, np.float64, order="C"), np.array(y, np.float64, order="C"))
     finally:
         numba.set_num_threads(prev)
     out["index"] = np.arange(start, stop, dtype=np.int64)
