@@ -13,7 +13,7 @@ Pipeline of one candidate (index n of a run; everything random derives from (see
   separation, bounded pre-activations, both units used); ``delete`` = fade the deleted point's weight
   1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each time, then drop it.
 * screen: converged (||g|| < screen_gtol); not degenerate: points separated, hidden pre-activations
-  bounded, |v_j| >= min_v (both units used), two classes present (checked before the eigenvalue, so
+  bounded, min_v <= |v_j| <= vmax (both units used, outputs not saturating), |c| <= cmax, two classes (checked before the eigenvalue, so
   "not_minimum" rows are non-degenerate critical points: their best lambda_min measures how close an
   N comes); positive smallest Hessian eigenvalue.  The optimizers keep the first layer at the identity
   of the gauge and the Newton polish moves it little, so the units are not parallel.
@@ -357,7 +357,8 @@ def screen(cfg: SearchConfig, X, y, theta, diag) -> tuple[int, int]:
     ones = y.sum()
     if (ones == 0 or ones == len(y) or _min_sep(X) < cfg.min_sep
             or np.max(np.abs(_pre_activations(X, theta))) > cfg.max_pre
-            or min(abs(theta[0]), abs(theta[4])) < cfg.min_v):
+            or min(abs(theta[0]), abs(theta[4])) < cfg.min_v
+            or max(abs(theta[0]), abs(theta[4])) > cfg.vmax or abs(theta[8]) > cfg.cmax):
         return code, DEGENERATE
     return code, (-1 if code == LOCAL_MINIMUM else NOT_MINIMUM)
 
