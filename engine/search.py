@@ -71,7 +71,7 @@ FLOAT_PASSED = (CERTIFIED, NO_WITNESS, LOST_IN_ROUNDING, NOT_CERTIFIED)   # surv
 TIER_NONE, STRONG, WEAK, PLAIN = -1, 0, 1, 2
 TIERS = {TIER_NONE: "-", STRONG: "strong", WEAK: "weak", PLAIN: "plain"}
 TIER_TEXT = {STRONG: "accuracy below the majority-class rate",
-             WEAK: "predicts the majority class everywhere",
+             WEAK: "predicts one class everywhere (a constant, majority-class-like predictor)",
              PLAIN: "accuracy at or above the majority rate, not a constant predictor"}
 
 
@@ -395,15 +395,15 @@ def _dec_text(v: float, k: int) -> str:
 
 
 def _tier(rep: dict, X, y, theta) -> int:
+    """WEAK: one class predicted everywhere; STRONG: otherwise, accuracy below the majority rate;
+    PLAIN: the rest (accuracy at or above the majority rate, still not global)."""
     q = rep["quality"]
-    if q["accuracy"] < q["majority_rate"]:
-        return STRONG
     W = _pre_activations(X, theta)
     z = theta[0] / (1 + np.exp(-W[:, 0])) + theta[4] / (1 + np.exp(-W[:, 1])) + theta[8]
     pred = z > 0
     if np.all(pred == pred[0]):
         return WEAK
-    return PLAIN
+    return STRONG if q["accuracy"] < q["majority_rate"] else PLAIN
 
 
 def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: int | None = None,
@@ -540,9 +540,6 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
                 rec["tier"][c], rec["decimals"][c], rec["margin"][c] = res["tier"], res["decimals"], res["margin"]
                 par = parents[int(fl["parent"][c])].spec if parents and fl["parent"][c] >= 0 else None
                 stats.setdefault("files", []).append(export_found(cfg, idx, res, par))
-            elif res["report"] is not None and verdict == NOT_CERTIFIED:
-                stats.setdefault("reasons", {}).setdefault(res["report"]["reason"], 0)
-                stats["reasons"][res["report"]["reason"]] += 1
         rec["verdict"][c] = verdict
         if np.all(np.isfinite(X)) and np.all(np.isfinite(th)):
             L, acc = _loss_acc(th, X, y)
