@@ -750,12 +750,14 @@ def format_table(rows: list[dict]) -> str:
                      f"{r['certified']:>9} | {r['strong']:>6} | {best}")
     notes = []
     for r in rows:
-        if r["certified"] and "distinct" in r:
+        if "distinct" not in r and "keys" in r:
+            r = {**r, "distinct": len(set(r["keys"])), "patterns": len(set(r["patterns"]))}
+        if r["certified"]:
             notes.append(f"N={r['points']}: {r['distinct']} distinct certified datasets under the symmetries "
                          f"(canonical form rounded to 1 decimal), {r['patterns']} sign/label patterns")
         elif not r["certified"] and r.get("closest_lambda") is not None:
-            notes.append(f"N={r['points']}: no strict minimum; largest smallest-eigenvalue among converged "
+            notes.append(f"N={r['points']}: no minimum found; largest smallest Hessian eigenvalue among converged "
                          f"non-degenerate critical points {r['closest_lambda']:.3g}")
-        elif not r["certified"]:
-            notes.append(f"N={r['points']}: no strict minimum; no non-degenerate critical point reached")
+        else:
+            notes.append(f"N={r['points']}: no minimum found; no non-degenerate critical point reached")
     return "\n".join(lines + notes)
