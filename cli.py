@@ -509,5 +509,90 @@ def verify(json_out, markdown, no_certify):
         click.echo(f"json: {json_out}")
 
 
+@main.command("table1")
+@click.option("--networks", "-n", type=int, default=1000, help="networks per cell (paper scale: a few hundred; routine: 10^5)")
+@click.option("--steps", type=int, default=10_000, help="full-batch step budget")
+@click.option("--init", "init", default="normal:1", help="init law of every weight: normal:SIGMA, uniform:A, glorot, he")
+@click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero")
+@click.option("--gd-lr", type=float, default=0.5, help="GD learning rate")
+@click.option("--adam-lr", type=float, default=1e-3, help="Adam learning rate")
+@click.option("--sgd-lr", default="0.5,0.1", help="SGD learning rates of the text claim (fXOR, h = 2)")
+@click.option("--seed", type=int, default=0, help="run seed")
+@click.option("--dtype", default="float64", help="float64 or float32")
+@click.option("--claims/--no-claims", default=True, help="also check the text's claims (SGD, linear regions)")
+@click.option("--sweep", is_flag=True, help="also run the protocol grid and report which protocol matches the paper best")
+@click.option("--sweep-init", default="normal:1,glorot/zero,uniform:1", help="sweep init laws (LAW[:SCALE][/zero])")
+@click.option("--sweep-gd-lr", default="0.1,0.5,1", help="sweep GD learning rates")
+@click.option("--sweep-adam-lr", default="0.001,0.003,0.01", help="sweep Adam learning rates")
+@click.option("--sweep-steps", default="1000,2500,5000,10000", help="sweep step budgets (read off one run each)")
+@click.option("--sweep-networks", type=int, default=None, help="networks per sweep cell (default: --networks)")
+@click.option("--markdown", is_flag=True, help="print the table as Markdown")
+@click.option("--json", "json_out", default=None, help="also write the table (and sweep) as JSON to this file")
+@run_options
+@friendly_errors
+def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, dtype, claims, sweep, sweep_init,
+               sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, json_out,
+               output, force, resume, shard, threads, chunk, quiet):
+    """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
+    from .engine.table1 import Protocol, SweepGrid, parse_init, parse_list, table1_report
+    if shard is not None:
+        _fail("table1 trains every cell in one process (resumable); --shard is not supported here")
+    parse_run_options(None, threads, chunk)
+    if sweep_networks is not None and sweep_networks < 1:
+        _fail(f"--sweep-networks must be >= 1, got {sweep_networks}")
+    protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
+                        sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype).validate()
+    grid = None
+    if sweep:
+        grid = SweepGrid(inits=tuple(t.strip() for t in sweep_init.split(",") if t.strip() and parse_init(t)),
+                         gd_lrs=parse_list(sweep_gd_lr, "--sweep-gd-lr"),
+                         adam_lrs=parse_list(sweep_adam_lr, "--sweep-adam-lr"),
+                         budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype)
+        if not grid.inits:
+            _fail("--sweep-init needs at least one init law")
+    out = table1_report(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
+                        with_claims=claims, markdown=markdown, force=force,
+                        resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
+                        progress=not quiet, echo=lambda m: click.echo(m, err=True))
+    click.echo(out["text"])
+    if json_out:
+        with open(json_out, "w") as f:
+            f.write(out["json"] + "\n")
+        click.echo(f"json: {json_out}")
+
+
+@main.command()
+@click.option("--networks", "-n", type=int, default=2000, help="networks per Table 1 cell")
+@click.option("--runs-dir", default="runs", help="where the result files go")
+@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress line")
+@friendly_errors
+def reproduce(networks, runs_dir, threads, quiet):
+    """The paper in one command: `verify` (every claim) and Table 1 at a small size, results in RUNS_DIR."""
+    import os
+    import time
+    from .engine.paper_checks import checks_json, format_checks, run_checks
+    from .engine.table1 import Protocol, default_path, table1_report
+    parse_run_options(None, threads, 16384)
+    os.makedirs(runs_dir, exist_ok=True)
+    t0 = time.monotonic()
+    checks = run_checks()
+    with open(os.path.join(runs_dir, "verify.json"), "w") as f:
+        f.write(checks_json(checks) + "\n")
+    click.echo(format_checks(checks))
+    t1 = time.monotonic()
+    protocol = Protocol()
+    path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
+    out = table1_report(protocol, networks, path=path, threads=threads, progress=not quiet,
+                        echo=lambda m: click.echo(m, err=True))
+    with open(path[:-3] + ".json", "w") as f:
+        f.write(out["json"] + "\n")
+    click.echo("")
+    click.echo(out["text"])
+    t2 = time.monotonic()
+    click.echo(f"\nverify {t1 - t0:.1f} s, table1 {t2 - t1:.1f} s; written: {os.path.join(runs_dir, 'verify.json')}, "
+               f"{path}, {path[:-3]}.json")
+
+
 if __name__ == "__main__":
     main()
