@@ -562,7 +562,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
 
 
 @main.command()
-@click.option("--networks", "-n", type=int, default=2000, help="networks per Table 1 cell")
+@click.option("--networks", "-n", type=int, default=10_000, help="networks per Table 1 cell")
 @click.option("--runs-dir", default="runs", help="where the result files go")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress line")

@@ -241,7 +241,10 @@ def block_stats(rows: list[Row]) -> dict:
 def _entry(r: Row) -> str:
     paper = "-" if r.paper is None else f"{r.paper:.0f}"
     diff = "" if r.diff is None else f"{r.diff:+.1f}"
-    return f"{r.pct:5.1f} [{100 * r.lo:4.1f},{100 * r.hi:5.1f}] {paper:>3} {diff:>6}"
+    return f"{r.pct:5.1f} [{100 * r.lo:5.1f},{100 * r.hi:5.1f}] {paper:>5} {diff:>6}"
+
+
+ENTRY_HEAD = f"{'ours':>5} {'[95% CI]':^13} {'paper':>5} {'diff':>6}"
 
 
 def format_table(rows: list[Row], protocol: Protocol | None = None, title: str | None = None) -> str:
@@ -260,7 +263,7 @@ def format_table(rows: list[Row], protocol: Protocol | None = None, title: str |
         lines.append(f"{PAPER_OPT[opt]}{lr}")
         head = [f"{PAPER_DS[ds]} {PAPER_ACT[act]}".ljust(width) for ds, act in COLUMNS]
         lines.append(" h | " + " | ".join(head))
-        lines.append("   | " + " | ".join("ours  [95% CI]   paper   diff".ljust(width) for _ in COLUMNS))
+        lines.append("   | " + " | ".join(ENTRY_HEAD.ljust(width) for _ in COLUMNS))
         for h in HIDDEN:
             cells = []
             for ds, act in COLUMNS:
@@ -341,10 +344,13 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
     X = load_dataset("fxor").x
     fail_hits = fail_n = ok_hits = ok_n = all4_fail = 0
     per_opt = {}
+    truncated = False
     for opt in OPTIMIZERS:
         fh = fn = sh = sn = a4 = 0
         for h in HIDDEN:
-            data = _head(res, cell_name(opt, "fxor", "relu", h, prefix), ["outcome", "weights"], limit)
+            name = cell_name(opt, "fxor", "relu", h, prefix)
+            truncated |= limit is not None and res.n_rows(name) > limit
+            data = _head(res, name, ["outcome", "weights"], limit)
             best = region_stats(np.asarray(data["weights"]), X)
             solved = np.asarray(data["outcome"]) == SOLVED
             fh += int(np.sum(best[~solved] >= 3))
@@ -370,7 +376,7 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
         "verdict": "agrees" if agrees else "disagrees",
         "note": ("linear region = set of inputs with one activation pattern of the hidden ReLUs (the network is "
                  "affine there), from the stored final weights of the GD and Adam fXOR-ReLU cells, h = 2..7" +
-                 (f", first {limit} networks per cell" if limit else "") + "; per optimizer (failed / solved): " +
+                 (f", first {limit} networks per cell" if truncated else "") + "; per optimizer (failed / solved): " +
                  "; ".join(f"{PAPER_OPT[o]} {pct(v[0], v[1])} / {pct(v[2], v[3])}" for o, v in per_opt.items())),
         "values": {"failed": [fail_hits, fail_n], "solved": [ok_hits, ok_n], "failed_all4": all4_fail,
                    "per_optimizer": {o: list(v) for o, v in per_opt.items()}},
