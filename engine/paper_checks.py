@@ -890,6 +890,26 @@ def check_theorem2() -> list[Check]:
         f"proof: while the first layer stays dead (margin {margin} > 0 is an open condition) the output is a "
         "constant M, and L = N (M - mean)^2 + sum (y - mean)^2 >= L(theta); the perturbations cross-check it",
         {"loss_mean": str(Lgood), "perturbation_min": pert}))
+    # ---- Lemma 2: a dead first layer has zero gradient (exactly: the loss does not move at all nearby)
+    delta = margin / (2 * (1 + max(abs(x[0]) for x in X)))
+    moved = []
+    for sign in (1, -1):
+        for j in range(len(W1)):
+            for kind in ("w", "b"):
+                W1p = [list(r) for r in W1]
+                b1p = list(b1)
+                if kind == "w":
+                    W1p[j][0] += sign * delta
+                else:
+                    b1p[j] += sign * delta
+                moved.append(deep_relu_loss([(W1p, b1p)] + net(Fraction(0))[1:], X, Y) - Lbad)
+    rows.append(Check(
+        "thm2.lemma2", S, "Lemma 2: local optimization does not change a dead first layer (zero gradient)",
+        "W1, b1 unchanged",
+        f"moving any single W1 / b1 entry by +-{_frac(delta)} changes the loss by exactly 0 "
+        f"({len(moved)} moves, 1-3-2-1 instance)",
+        AGREES if all(m == 0 for m in moved) else DISAGREES, "exact rational losses",
+        {"moves": len(moved), "nonzero": sum(m != 0 for m in moved)}))
     # ---- (ii) for k = 3: the construction as printed needs non-negative mu, nu (ReLU of layer 2)
     Yneg = [y - 10 for y in Y]
     const_neg = sum(((y - _mean(Yneg)) ** 2 for y in Yneg), Fraction(0))

@@ -46,7 +46,7 @@ def test_every_row_has_a_known_verdict_and_the_expected_findings(checks):
         "prop2.local_printed": pc.DISAGREES, "prop2.local": pc.CORRECTED, "prop3.order": pc.AGREES,
         "thm2.i_as_stated": pc.DISAGREES, "thm2.i_corrected": pc.CORRECTED, "thm2.ii_k2": pc.AGREES,
         "thm2.i_k3_as_stated": pc.DISAGREES, "thm2.i_k3_corrected": pc.CORRECTED,
-        "thm2.ii_k3_printed": pc.DISAGREES, "thm2.ii_k3_corrected": pc.CORRECTED,
+        "thm2.ii_k3_printed": pc.DISAGREES, "thm2.ii_k3_corrected": pc.CORRECTED, "thm2.lemma2": pc.AGREES,
     }
     assert {k: checks[k].verdict for k in expect} == expect
 
