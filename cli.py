@@ -108,14 +108,17 @@ def run_options(fn):
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
-    from .engine.store import parse_shard
+    from .engine.store import StoreError, parse_shard
     if chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
         _fail(f"--threads must be >= 1, got {threads}")
     if shard is not None and "/" not in shard and os.environ.get("SLURM_ARRAY_TASK_ID"):
         shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{shard}"
-    return parse_shard(shard) if shard is not None else None
+    try:
+        return parse_shard(shard) if shard is not None else None
+    except StoreError as e:          # a malformed option: usage error
+        _fail(str(e), 2)
 
 
 @main.command()
@@ -534,10 +537,10 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
-    from .engine.table1 import Protocol, SweepGrid, parse_init, parse_list, table1_report
-    if shard is not None:
-        _fail("table1 trains every cell in one process (resumable); --shard is not supported here")
-    parse_run_options(None, threads, chunk)
+    from .engine.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
+    shard_d = parse_run_options(shard, threads, chunk)
+    if shard_d is not None and sweep:
+        _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
     if sweep_networks is not None and sweep_networks < 1:
         _fail(f"--sweep-networks must be >= 1, got {sweep_networks}")
     protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
@@ -550,6 +553,13 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                          budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype)
         if not grid.inits:
             _fail("--sweep-init needs at least one init law")
+    if shard_d is not None:
+        done = run_shard(protocol, networks, shard_d, path=output, force=force,
+                         resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
+                         progress=not quiet)
+        click.echo(f"table1 shard {shard_d['index']}/{shard_d['count']} complete: {done} "
+                   f"(merge all shards, then `badminima table1 -o MERGED` prints the table)")
+        return
     out = table1_report(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
                         with_claims=claims, markdown=markdown, force=force,
                         resume="auto" if resume is None else resume, chunk=chunk, threads=threads,

@@ -484,6 +484,22 @@ def format_sweep(results: list[dict], grid: SweepGrid, top: int = 5, default: Pr
     return "\n".join(lines)
 
 
+def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | None = None, force: bool = False,
+              resume="auto", chunk: int = 16384, threads: int | None = None, progress: bool = True) -> str:
+    """Train shard {"index": I, "count": N} of every cell into its own file; returns the path.
+
+    `badminima merge` of all N shards equals the unsharded file, which `table1 -o MERGED` then reuses.
+    """
+    protocol.validate()
+    if networks < 1:
+        raise ConfigError(f"--networks must be >= 1, got {networks}")
+    path = path or default_path(protocol, networks)[:-3] + f"-shard{shard['index']}of{shard['count']}.h5"
+    run_cells(path, {"command": "table1", "protocol": asdict(protocol), "networks": networks},
+              grid_cells(protocol, networks), shard=shard, force=force, resume=resume, chunk=chunk,
+              threads=threads, progress=progress)
+    return path
+
+
 def table1_report(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
                   sweep_networks: int | None = None, with_claims: bool = True, markdown: bool = False,
                   force: bool = False, resume="auto", chunk: int = 16384, threads: int | None = None,

@@ -153,7 +153,8 @@ def test_sweep_cli_and_bad_options(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "GD block: protocols ranked" in r.output and "best: init" in r.output
     assert "Claims of the text" not in r.output and os.path.exists(r.output.split("sweep results: ")[1].split()[0])
-    for bad in (["--sweep", "--sweep-gd-lr", "x"], ["--sweep-init", "bogus:1", "--sweep"], ["--shard", "0/2"],
+    for bad in (["--sweep", "--sweep-gd-lr", "x"], ["--sweep-init", "bogus:1", "--sweep"], ["--shard", "0/2", "--sweep"],
+                ["--shard", "2/2"],
                 ["--gd-lr", "-1"], ["--init", "nope"], ["-n", "0"]):
         r = CliRunner().invoke(main, ["table1", "--steps", "10", "-q"] + bad)
         assert r.exit_code == 2, (bad, r.output)
@@ -167,3 +168,21 @@ def test_reproduce_writes_runs(tmp_path):
     files = sorted(os.listdir(tmp_path / "runs"))
     assert "verify.json" in files and any(f.endswith(".h5") for f in files) and any(f.startswith("table1-") and
                                                                                   f.endswith(".json") for f in files)
+
+
+def test_sharded_table1_merges_to_the_single_run_and_prints_from_it(tmp_path):
+    from badminima.engine.store import diff_files
+    base = ["table1", "-n", "9", "--steps", "50", "--sgd-lr", "0.5", "-q", "--no-claims"]
+    single = tmp_path / "single.h5"
+    assert CliRunner().invoke(main, base + ["-o", str(single)], catch_exceptions=False).exit_code == 0
+    shards = []
+    for i in range(3):
+        p = tmp_path / f"s{i}.h5"
+        r = CliRunner().invoke(main, base + ["--shard", f"{i}/3", "-o", str(p)], catch_exceptions=False)
+        assert r.exit_code == 0 and "shard" in r.output, r.output
+        shards.append(str(p))
+    merged = tmp_path / "merged.h5"
+    assert CliRunner().invoke(main, ["merge", *shards, "-o", str(merged)]).exit_code == 0
+    assert diff_files(str(single), str(merged)) == []
+    r = CliRunner().invoke(main, base + ["-o", str(merged)], catch_exceptions=False)
+    assert r.exit_code == 0 and "GD block" in r.output
