@@ -16,6 +16,11 @@ def _fail(msg: str, code: int = 2):
     sys.exit(code)
 
 
+# The engine's own error types (matched by name, so no heavy module is imported to catch them) and
+# their exit codes: 1 for runtime errors, 2 for bad input found while reading files.
+RUNTIME_ERRORS = {"StoreError": 1, "ClusterError": 1, "AnalysisError": 2}
+
+
 def friendly_errors(fn):
     """Turn the engine's known error types into a one-line message and exit code (2 bad input, 1 runtime)."""
     @functools.wraps(fn)
@@ -28,11 +33,11 @@ def friendly_errors(fn):
             _fail(str(e), 2)
         except KeyboardInterrupt:
             _fail("interrupted; committed results are kept (rerun the same command to resume)", 130)
-        except Exception as e:  # noqa: BLE001 - store errors etc.: one line, never a traceback
-            name = type(e).__name__
-            if name in ("StoreError",):
-                _fail(str(e), 1)
-            raise
+        except Exception as e:  # noqa: BLE001 - known runtime errors: one line, never a traceback
+            code = RUNTIME_ERRORS.get(type(e).__name__)
+            if code is None:
+                raise
+            _fail(str(e), code)
     return wrapper
 
 
@@ -80,11 +85,17 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
     return cfg, ds
 
 
+def config_tag(cfg) -> str:
+    """8 hex digits identifying a config, for default file names (a rerun finds and resumes its file)."""
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+
 def default_output(cfg) -> str:
     """runs/<name>.h5 with a name that identifies the configuration (so a rerun resumes it)."""
-    import hashlib
     from pathlib import Path
-    tag = hashlib.sha256(cfg.to_json().encode()).hexdigest()[:8]
+    tag = config_tag(cfg)
     stem = Path(cfg.dataset).stem
     return f"runs/train-{stem}-h{cfg.hidden}-{cfg.activation}-{cfg.optimizer}-seed{cfg.seed}-{tag}.h5"
 
@@ -312,15 +323,11 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if not (submit or wait or merge_out):
         click.echo(f"submit with: bash {script}")
         return
-    try:
-        ids = cluster.submit(script)
-        click.echo(f"submitted jobs {' '.join(ids)}")
-        if not (wait or merge_out):
-            return
-        st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll,
-                              echo=lambda s: click.echo(s, err=True))
-    except cluster.ClusterError as e:
-        _fail(str(e), 1)
+    ids = cluster.submit(script)
+    click.echo(f"submitted jobs {' '.join(ids)}")
+    if not (wait or merge_out):
+        return
+    st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=lambda s: click.echo(s, err=True))
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
@@ -341,15 +348,11 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @friendly_errors
 def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
     """Analyse result files (any runs, shards, globs) into OUTPUT/report.md with tables and figures."""
-    from .analysis.load import AnalysisError
     from .analysis.report import write_report
     if not tol > 0 or not loss_tol > 0 or dpi < 10:
         _fail("--tol and --loss-tol must be positive and --dpi >= 10")
-    try:
-        path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
-                            cell_figures=cell_figures, progress=not quiet)
-    except AnalysisError as e:
-        _fail(str(e))
+    path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
+                        cell_figures=cell_figures, progress=not quiet)
     click.echo(f"report: {path}")
 
 
@@ -368,7 +371,7 @@ def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
 def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
     from .analysis import figures, plots
-    from .analysis.load import AnalysisError, load_cells, select_cells
+    from .analysis.load import load_cells, select_cells
     kw = {"dpi": dpi}
     try:
         if size is not None:
@@ -381,26 +384,23 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
         _fail(f"bad --size {size!r} or --networks {networks!r} (expected e.g. 6x4 and 0,5,17)")
     if dpi < 10:
         _fail("--dpi must be >= 10")
-    try:
-        if kind == "minimality":
-            if len(files) != 1:
-                _fail("plot minimality takes one rows file (JSON or CSV)")
-            rows, columns = plots.read_rows(files[0])
-            fig = plots.plot_minimality(rows, columns, title=title, **kw)
+    if kind == "minimality":
+        if len(files) != 1:
+            _fail("plot minimality takes one rows file (JSON or CSV)")
+        rows, columns = plots.read_rows(files[0])
+        fig = plots.plot_minimality(rows, columns, title=title, **kw)
+    else:
+        chosen = select_cells(load_cells(list(files), progress=not quiet), cells)
+        if kind == "regions":
+            fig = plots.plot_regions(chosen, networks=nets, points=points, **kw)
+        elif kind == "fit":
+            fig = plots.plot_fit(chosen, networks=nets, points=list(points) or None, **kw)
+        elif kind == "convergence":
+            fig = plots.plot_convergence(chosen, **kw)
+        elif kind == "losses":
+            fig = plots.plot_losses(chosen, **kw)
         else:
-            chosen = select_cells(load_cells(list(files), progress=not quiet), cells)
-            if kind == "regions":
-                fig = plots.plot_regions(chosen, networks=nets, points=points, **kw)
-            elif kind == "fit":
-                fig = plots.plot_fit(chosen, networks=nets, points=list(points) or None, **kw)
-            elif kind == "convergence":
-                fig = plots.plot_convergence(chosen, **kw)
-            elif kind == "losses":
-                fig = plots.plot_losses(chosen, **kw)
-            else:
-                fig = plots.plot_basins(chosen, progress=not quiet, **kw)
-    except AnalysisError as e:
-        _fail(str(e))
+            fig = plots.plot_basins(chosen, progress=not quiet, **kw)
     try:
         path = figures.save(fig, output)
     except ValueError as e:         # e.g. an unknown image format from matplotlib
@@ -426,8 +426,6 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, ou
            threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    import hashlib
-    import json
     from .engine.config import ConfigError
     from .engine.search import SearchConfig, format_table, run_search
     shard_d = parse_run_options(shard, threads, chunk)
@@ -440,8 +438,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, ou
     kw = {"iters": iters} if iters is not None else {}
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
-    tag = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{tag}.h5"
+    path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
                    chunk=chunk, threads=threads, progress=not quiet)
     click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +

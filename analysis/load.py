@@ -7,7 +7,7 @@ stay apart), each run is opened with engine.store_read.Results, and every cell o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class CellRef:
     name: str
     config: dict
     label: str = ""
+    _dataset: Dataset | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -77,7 +78,10 @@ class CellRef:
         return self.results.cell(self.name, fields)
 
     def dataset(self) -> Dataset:
-        """The training data, reloaded from the configuration and checked against the stored fingerprint."""
+        """The training data, reloaded from the configuration and checked against the stored fingerprint
+        (once per cell: a report asks for it from several tables and figures)."""
+        if self._dataset is not None:
+            return self._dataset
         spec = self.config["dataset"]
         try:
             ds = load_dataset(spec, self.kind)
@@ -87,6 +91,7 @@ class CellRef:
         if fp and ds.fingerprint != fp:
             raise DataError(f"cell {self.label or self.name}: dataset {spec!r} has changed since the run "
                             f"(fingerprint {ds.fingerprint} != stored {fp})")
+        self._dataset = ds
         return ds
 
 

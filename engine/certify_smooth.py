@@ -74,6 +74,7 @@ import numpy as np
 from flint import arb, arb_mat, ctx, fmpq
 
 from . import layout
+from . import model as float_model
 
 ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -159,34 +160,13 @@ def _act_np(a: np.ndarray, activation: str):
 
 
 def float_derivs(X: np.ndarray, y: np.ndarray, theta: np.ndarray, h: int, activation: str):
-    """(mean loss, gradient, Hessian) in float64, same formulas as the ball model."""
-    n, d = X.shape
-    P = layout.n_params(d, h)
-    Xt = np.hstack([X, np.ones((n, 1))])
-    blocks = theta[: h * (d + 2)].reshape(h, d + 2)
-    v, Wt, c = blocks[:, 0], blocks[:, 1:], theta[-1]
-    A = Xt @ Wt.T
-    phi, dphi, ddphi = _act_np(A, activation)
-    z = phi @ v + c
-    s = 0.5 * (1.0 + np.tanh(0.5 * z))
-    r = s - y
-    q = s * (1.0 - s)
-    loss = float(np.mean(np.logaddexp(0.0, z) - y * z))
-    G = np.zeros((n, P))
-    for j in range(h):
-        o = j * (d + 2)
-        G[:, o] = phi[:, j]
-        G[:, o + 1: o + d + 2] = (v[j] * dphi[:, j])[:, None] * Xt
-    G[:, -1] = 1.0
-    grad = G.T @ r / n
-    H = G.T @ (q[:, None] * G) / n
-    for j in range(h):
-        o = j * (d + 2)
-        cross = Xt.T @ (r * dphi[:, j]) / n
-        H[o, o + 1: o + d + 2] += cross
-        H[o + 1: o + d + 2, o] += cross
-        H[o + 1: o + d + 2, o + 1: o + d + 2] += v[j] * (Xt.T @ ((r * ddphi[:, j])[:, None] * Xt)) / n
-    return loss, grad, H
+    """(mean loss, gradient, Hessian) in float64: the engine's exact model (engine/model.py)."""
+    d = X.shape[1]
+    args = (np.ascontiguousarray(X, np.float64), np.ascontiguousarray(y, np.float64), d, h,
+            float_model.ACTIVATIONS[activation], float_model.XENT)
+    th = np.ascontiguousarray(theta, np.float64)
+    loss, _, grad = float_model.evaluate(th, *args)
+    return loss, grad, float_model.hessian(th, *args)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -428,13 +408,9 @@ def _arb_str(x: arb, digits: int = 20) -> str:
 
 def _quality(xq, yq, m_float: np.ndarray, h: int, activation: str, loss_lo: float, loss_hi: float):
     X = np.array([[float(t) for t in row] for row in xq])
-    y = np.array([float(t) for t in yq])
-    d = X.shape[1]
-    W, b, v, c = layout.unpack(m_float, d)
-    phi, _, _ = _act_np(X @ W.T + b, activation)
-    z = phi @ v + c
     labels = np.array([1.0 if t > Fraction(1, 2) else 0.0 for t in yq])
-    acc = float(np.mean((z > 0) == (labels > 0.5)))
+    acc = float(float_model.evaluate(m_float, X, labels, X.shape[1], h, float_model.ACTIVATIONS[activation],
+                                     float_model.XENT)[1])
     ybar = sum(yq, Fraction(0)) / len(yq)
     majority = float(max(ybar, 1 - ybar))
     with _prec(128):
@@ -559,8 +535,8 @@ def certify_smooth(x, y, theta, *, hidden: int | None = None, activation: str = 
     rep["max_move"] = max_move
 
     def fail(reason, detail):
-        sat = saturated_units(xq, thq, d, h, activation)
-        if sat and reason == REASON_NOT_CRITICAL:
+        sat = saturated_units(xq, thq, d, h, activation) if reason == REASON_NOT_CRITICAL else None
+        if sat:
             detail = (f"hidden units {sat} are saturated (activation slope < {SATURATION:g} of its "
                       f"maximum on every data point: a plateau; {reason}: {detail})")
             reason = REASON_SATURATED

@@ -26,10 +26,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .kernels.codegen import lanes_for
 from .store_read import StoreError, diff_keys, expand_paths, open_h5, read_meta
 
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
-SIMD_BLOCK = 32                     # networks per SIMD block (float64); fewer per thread wastes lanes
+SIMD_BLOCK = lanes_for("float64")   # networks per SIMD block; fewer per thread wastes lanes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -444,8 +445,7 @@ def warmup_args(params: dict, run_args: list[str], outdir: str) -> list[str]:
     """The warm-up job's badminima arguments: the run itself on a one-network-per-cell shard.
 
     Shard 0 of N = networks holds network 0 of every cell, so the job compiles exactly the kernel
-    variants *and argument types* the array tasks will use (read-only dataset arrays included, which
-    `badminima compile`'s synthetic data does not reproduce) and writes a throw-away DIR/warmup/ file.
+    variants the array tasks will use (whatever the run command) and writes a throw-away DIR/warmup/ file.
     Commands without a network count fall back to `badminima compile` (its default variant set).
     """
     n = params.get("networks")

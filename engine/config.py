@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 
+from .datasets import KINDS
+from .kernels.codegen import OPTIMIZERS
 from .model import ACTIVATIONS, INIT_LAWS
 
 
@@ -84,7 +85,7 @@ class TrainConfig:
             bad(f"--hidden must be >= 1, got {self.hidden}")
         if self.activation not in ACTIVATIONS:
             bad(f"unknown activation {self.activation!r} (choose from {', '.join(ACTIVATIONS)})")
-        if self.optimizer not in ("gd", "adam", "sgd"):
+        if self.optimizer not in OPTIMIZERS:
             bad(f"unknown optimizer {self.optimizer!r} (choose from gd, adam, sgd)")
         if not (self.lr > 0 and self.lr < float("inf")):
             bad(f"--lr must be positive and finite, got {self.lr}")
@@ -103,17 +104,12 @@ class TrainConfig:
                 bad(f"--{name.replace('_', '-')} must be >= 0")
         if self.check_every < 1:
             bad("check_every must be >= 1")
-        if self.kind not in ("classification", "regression"):
+        if self.kind not in KINDS:
             bad(f"unknown dataset kind {self.kind!r}")
         return self
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["init"] = {"law": self.init.law, "scale": self.init.scale, "bias": self.init.bias}
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -18,11 +18,6 @@ def n_params(d: int, h: int) -> int:
     return h * (d + 2) + 1
 
 
-def unit_stride(d: int) -> int:
-    """Distance in theta between consecutive hidden units' blocks (v_j, w_j., b_j)."""
-    return d + 2
-
-
 def idx_v(j: int, d: int) -> int:
     return j * (d + 2)
 

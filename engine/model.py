@@ -113,14 +113,14 @@ def hessian(theta, X, y, d, h, act, loss):
     H = np.zeros((P, P))
     J = np.zeros(P)
     xa = np.ones(d + 1)            # the point with a trailing 1, so the bias is weight index d
+    sv = np.empty(h)
+    dsv = np.empty(h)
+    d2sv = np.empty(h)
     for i in range(N):
         for k in range(d):
             xa[k] = X[i, k]
         zi = theta[h * S]
         J[h * S] = 1.0
-        sv = np.empty(h)
-        dsv = np.empty(h)
-        d2sv = np.empty(h)
         for j in range(h):
             a = theta[j * S + 1 + d]
             for k in range(d):

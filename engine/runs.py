@@ -2,7 +2,8 @@
 
 This is where progress, interruption and resumption live; the kernels stay pure.  A rerun of the same
 command continues from the last committed chunk of every cell and gives the same file as an
-uninterrupted run (tests/test_runs.py kills and resumes runs to check it).
+uninterrupted run (tests/test_cli_train.py interrupts and resumes runs to check it; tests/test_store.py
+SIGKILLs the writer).
 """
 from __future__ import annotations
 

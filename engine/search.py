@@ -42,6 +42,7 @@ import numba
 import numpy as np
 
 from . import canonical
+from .model import SIGMOID, XENT, evaluate, logits
 from .config import ConfigError, InitSpec, TrainConfig
 from .certify_smooth import certify_smooth
 from .datasets import DataError, load_dataset
@@ -50,7 +51,7 @@ from .progress import Progress
 from .rng import normal_at
 from .search_kernels import (H_BOX, H_CMAX, H_DELTA, H_GTOL, H_ITERS, H_KBOX, H_KEIG, H_KSEP, H_KV, H_LR,
                              H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER, STRATEGIES, STREAM_SEARCH,
-                             loss_grad_hess, newton_polish, optimize_batch, polish_batch, search_starts)
+                             newton_polish, optimize_batch, polish_batch, search_starts)
 from .store import RunWriter, open_results
 from .train import train_range
 
@@ -177,8 +178,6 @@ class SearchConfig:
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
         if self.strategy == "delete" and not self.parents:
             bad("the delete strategy needs --parents (certified datasets with one point more)")
-        if self.strategy not in DEFAULTS:
-            bad(f"unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGY_NAMES)})")
         for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
@@ -384,9 +383,7 @@ def find_witness(cfg: SearchConfig, X, y, index: int, threads: int | None = None
 
 
 def _mean_loss(theta, X, y) -> float:
-    g = np.empty(P)
-    H = np.empty((P, P))
-    return float(loss_grad_hess(theta, X, y, np.ones(len(y)), 2, g, H))
+    return _loss_acc(theta, X, y)[0]
 
 
 def _dec_text(v: float, k: int) -> str:
@@ -398,9 +395,7 @@ def _tier(rep: dict, X, y, theta) -> int:
     """WEAK: one class predicted everywhere; STRONG: otherwise, accuracy below the majority rate;
     PLAIN: the rest (accuracy at or above the majority rate, still not global)."""
     q = rep["quality"]
-    W = _pre_activations(X, theta)
-    z = theta[0] / (1 + np.exp(-W[:, 0])) + theta[4] / (1 + np.exp(-W[:, 1])) + theta[8]
-    pred = z > 0
+    pred = logits(np.ascontiguousarray(theta, np.float64), np.ascontiguousarray(X, np.float64), 2, 2, SIGMOID) > 0
     if np.all(pred == pred[0]):
         return WEAK
     return STRONG if q["accuracy"] < q["majority_rate"] else PLAIN
@@ -552,10 +547,10 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
 
 
 def _loss_acc(theta, X, y):
-    A = _pre_activations(X, theta)
-    z = theta[0] / (1 + np.exp(-A[:, 0])) + theta[4] / (1 + np.exp(-A[:, 1])) + theta[8]
-    L = float(np.mean(np.logaddexp(0.0, z) - y * z))
-    return L, float(np.mean((z > 0) == (y > 0.5)))
+    """Mean cross-entropy and accuracy of a 2-2-1 sigmoid net (the engine's exact model)."""
+    L, acc, _ = evaluate(np.ascontiguousarray(theta, np.float64), np.ascontiguousarray(X, np.float64),
+                         np.ascontiguousarray(y, np.float64), 2, 2, SIGMOID, XENT)
+    return float(L), float(acc)
 
 
 def run_config(cfg: SearchConfig, parents: list | None) -> dict:

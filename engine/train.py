@@ -13,7 +13,6 @@ from .config import TrainConfig
 from .kernels.codegen import lanes_for, load_kernel_module
 from .layout import n_params
 from .model import ACTIVATIONS, INIT_LAWS, LOSSES, init_many
-from .outcomes import NAMES
 
 DEFAULT_CHUNK = 16384
 
@@ -51,6 +50,8 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     # the one `badminima compile` warms
     Xk = np.array(X, dtype=F, order="C")
     yk = np.array(y, dtype=F, order="C")
+    if keep_init and theta0 is None:       # the same starts the kernel would draw, computed once
+        theta0 = initial_weights(cfg, d, start, stop)
     th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
     if th0.shape[0] not in (0, n) or th0.shape[1] != P:
         raise ValueError(f"theta0 must have shape ({n}, {P})")
@@ -75,7 +76,7 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     out["steps"] = steps
     out["weights"] = theta
     if keep_init:
-        out["init_weights"] = th0 if theta0 is not None else initial_weights(cfg, d, start, stop)
+        out["init_weights"] = th0
     return out
 
 
@@ -100,9 +101,3 @@ def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk
     stop = cfg.networks if stop is None else stop
     for a, b in chunks(start, stop, chunk):
         yield train_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
-
-
-def count_outcomes(codes: np.ndarray) -> dict[str, int]:
-    """Outcome name -> count, in code order, every outcome present."""
-    bc = np.bincount(codes.astype(np.int64), minlength=len(NAMES))
-    return {NAMES[c]: int(bc[c]) for c in NAMES}

@@ -21,7 +21,7 @@ from string import Template
 _TEMPLATE = Path(__file__).with_name("train_template.py.txt")
 # Modules whose jitted code the kernels inline.  Numba's cache only checks the kernel file itself, so
 # their source digest is written into every generated file: editing them yields a new file name.
-_DEPENDENCIES = ("fastexp.py", "jit.py", "model.py", "rng.py")
+_DEPENDENCIES = ("fastexp.py", "jit.py", "model.py", "outcomes.py", "rng.py")
 
 
 def _dependency_digest() -> str:
