@@ -1,14 +1,12 @@
 """Vectorizable exp for float64 and float32 (libm's exp stops LLVM from vectorizing the lane loops).
 
 exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 by a two-constant (Cody-Waite) reduction,
-|r| <= ln2/2; exp(r) by its Taylor polynomial (degree 13 for f64, 7 for f32: truncation error below
-1e-17 resp. 5e-9 relative) by Estrin's scheme, 2^n built directly in the exponent bits.  Accurate to
-~2 ulp;
-tests/test_fastexp.py checks it against numpy over the whole range.
+|r| <= ln2/2 (n found by the shifter trick below); exp(r) by its Taylor polynomial (degree 13 for f64,
+7 for f32: truncation error below 1e-17 resp. 5e-9 relative) by Estrin's scheme, 2^n built directly
+in the exponent bits.  Accurate to ~2 ulp; tests/test_fastexp.py checks it against numpy over the
+whole range, and that float32 stays float32 throughout.
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import types
@@ -26,6 +24,22 @@ def _bits_to_f64(typingctx, x):
 
 
 @intrinsic
+def _f64_to_bits(typingctx, x):
+    """Reinterpret a float64 as int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _f32_to_bits(typingctx, x):
+    """Reinterpret a float32 as int32."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int32))
+    return types.int32(types.float32), codegen
+
+
+@intrinsic
 def _bits_to_f32(typingctx, x):
     """Reinterpret an int32 as float32."""
     def codegen(context, builder, signature, args):
@@ -33,11 +47,20 @@ def _bits_to_f32(typingctx, x):
     return types.float32(types.int32), codegen
 
 
+# Rounding to the nearest integer by the "shifter" trick: adding 1.5 * 2^52 (2^23 for float32) to
+# |t| < 2^51 lands on a float whose spacing is 1, so the addition itself rounds t to an integer n,
+# which then sits in the low mantissa bits, ready to be moved into an exponent field by a shift
+# (no floor, no float->int conversion).  Needs no reassociation (FASTMATH has none).
+_SHIFT64 = 6755399441055744.0      # 1.5 * 2^52
+_SHIFT32 = np.float32(12582912.0)  # 1.5 * 2^23
+
+
 @njit(inline="always")
 def exp64(x):
     """exp for float64; clamps to [-708, 709] (exp(-708) ~ 3e-308, the smallest normal range)."""
     x = min(max(x, -708.0), 709.0)
-    n = math.floor(x * 1.4426950408889634 + 0.5)
+    t = x * 1.4426950408889634 + _SHIFT64
+    n = t - _SHIFT64
     r = x - n * 0.6931471803691238      # ln2 high part (exact product for |n| < 2^11)
     r = r - n * 1.9082149292705877e-10  # ln2 low part
     # Estrin's scheme: the degree-13 Taylor polynomial with a dependency chain of ~4 FMA levels
@@ -54,14 +77,16 @@ def exp64(x):
     pab = 1.0 / 3628800.0 + r * (1.0 / 39916800.0)
     pcd = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
     p = (p01 + r2 * p23 + r4 * (p45 + r2 * p67)) + r8 * (p89 + r2 * pab + r4 * pcd)
-    return p * _bits_to_f64((np.int64(n) + 1023) << 52)
+    # low 12 bits of t's pattern are n mod 2^12; + 1023 and << 52 leave exactly the biased exponent
+    return p * _bits_to_f64((_f64_to_bits(t) + 1023) << 52)
 
 
 @njit(inline="always")
 def exp32(x):
-    """exp for float32; clamps to [-87, 88]."""
+    """exp for float32, computed entirely in float32 / int32 (16 lanes per 512-bit vector); clamps to [-87, 88]."""
     x = min(max(x, np.float32(-87.0)), np.float32(88.0))
-    n = math.floor(x * np.float32(1.442695) + np.float32(0.5))
+    t = x * np.float32(1.442695) + _SHIFT32
+    n = t - _SHIFT32
     r = x - n * np.float32(0.693359375)   # ln2 high part (few mantissa bits: n*hi exact)
     r = r - n * np.float32(-2.12194440e-4)
     r2 = r * r
@@ -70,7 +95,7 @@ def exp32(x):
     p45 = np.float32(1.0 / 24.0) + r * np.float32(1.0 / 120.0)
     p67 = np.float32(1.0 / 720.0) + r * np.float32(1.0 / 5040.0)
     p = (p01 + r2 * p23) + (r2 * r2) * (p45 + r2 * p67)
-    return p * _bits_to_f32((np.int32(n) + np.int32(127)) << np.int32(23))
+    return p * _bits_to_f32((_f32_to_bits(t) + np.int32(127)) << np.int32(23))
 
 
 def fexp(x):

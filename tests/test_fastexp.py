@@ -29,3 +29,12 @@ def test_exp32_within_two_ulp_and_clamps():
     o = np.empty_like(big)
     _apply(big, o)
     assert 0 < o[0] < 1e-37 and np.isfinite(o[1])
+
+
+def test_exp_keeps_the_precision_of_its_argument():
+    # a float64 intermediate in exp32 silently halves the float32 kernels' SIMD width
+    f = njit(lambda x: fexp(x))
+    for dt in (np.float32, np.float64):
+        f(dt(1.5))
+    assert {str(sig.return_type) for sig in f.nopython_signatures} == {"float32", "float64"}
+    assert f(np.float32(1.5)) == np.float32(np.exp(np.float32(1.5)))
