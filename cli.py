@@ -188,14 +188,16 @@ def format_counts(counts: dict[str, int], total: int) -> str:
 @click.option("--opt", default="gd,adam,sgd", help="optimizers, comma separated")
 @click.option("--dtype", default="float64", help="dtypes, comma separated")
 @click.option("--dim", default="2", help="input dimensions, comma separated (1 = ReLU regression)")
+@click.option("--points", default=None,
+              help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the built-in datasets')")
 @friendly_errors
-def compile_cmd(hidden, act, opt, dtype, dim):
+def compile_cmd(hidden, act, opt, dtype, dim, points):
     """Compile (and cache on disk) every kernel a run will need, once, before a cluster fans out."""
     import time
     from .engine.warmup import parse_int_set, warm
     t0 = time.monotonic()
     variants = warm(parse_int_set(dim), parse_int_set(hidden), act.split(","), opt.split(","), dtype.split(","),
-                    echo=lambda s: click.echo(s, err=True))
+                    points=parse_int_set(points) if points else None, echo=lambda s: click.echo(s, err=True))
     click.echo(f"compiled {variants} kernel variants in {time.monotonic() - t0:.1f} s")
 
 

@@ -55,7 +55,7 @@ _SHIFT64 = 6755399441055744.0      # 1.5 * 2^52
 _SHIFT32 = np.float32(12582912.0)  # 1.5 * 2^23
 
 
-@njit(inline="always")
+@njit
 def exp64(x):
     """exp for float64; clamps to [-708, 709] (exp(-708) ~ 3e-308, the smallest normal range)."""
     x = min(max(x, -708.0), 709.0)
@@ -81,7 +81,7 @@ def exp64(x):
     return p * _bits_to_f64((_f64_to_bits(t) + 1023) << 52)
 
 
-@njit(inline="always")
+@njit
 def exp32(x):
     """exp for float32, computed entirely in float32 / int32 (16 lanes per 512-bit vector); clamps to [-87, 88]."""
     x = min(max(x, np.float32(-87.0)), np.float32(88.0))
@@ -103,7 +103,7 @@ def fexp(x):
     raise NotImplementedError("fexp is only callable from jitted code")
 
 
-@overload(fexp, inline="always")
+@overload(fexp)
 def _fexp_overload(x):
     if x == types.float32:
         return lambda x: exp32(x)

@@ -10,16 +10,17 @@ import numpy as np
 
 from .classify import classify
 from .config import TrainConfig
-from .kernels.codegen import lanes_for, load_kernel_module
+from .kernels.codegen import fused_points, lanes_for, load_kernel_module
 from .layout import n_params
 from .model import ACTIVATIONS, INIT_LAWS, LOSSES, init_many
 
 DEFAULT_CHUNK = 16384
 
 
-def kernel_for(cfg: TrainConfig, d: int):
-    """The generated kernel module of this configuration."""
-    return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype)
+def kernel_for(cfg: TrainConfig, d: int, n_points: int):
+    """The generated kernel module of this configuration on a dataset of n_points points in d dimensions."""
+    return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
+                              fused_points(cfg.optimizer, n_points))
 
 
 def hyper(cfg: TrainConfig) -> np.ndarray:
@@ -44,7 +45,7 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     d = X.shape[1]
     P = n_params(d, cfg.hidden)
     n = stop - start
-    mod = kernel_for(cfg, d)
+    mod = kernel_for(cfg, d, X.shape[0])
     F = np.dtype(cfg.dtype)
     # fresh writable copies (datasets are read-only arrays): one array type, so one compiled signature,
     # the one `badminima compile` warms

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import ConfigError, InitSpec, TrainConfig
+from .kernels.codegen import FUSE_MAX_POINTS, fused_points
 from .train import train_range
 
 
@@ -19,24 +20,38 @@ def parse_int_set(text: str) -> list[int]:
     return out
 
 
-def warm(dims, hiddens, acts, opts, dtypes, echo=print) -> int:
-    """Train 1 network for 2 steps in every variant; returns the number of variants."""
+def builtin_sizes(d: int) -> list[int]:
+    """Point counts of the built-in datasets of input dimension d (each gets its own fused kernel)."""
+    from .datasets import builtin_names, load_dataset
+    return sorted({ds.x.shape[0] for ds in map(load_dataset, builtin_names()) if ds.x.shape[1] == d})
+
+
+def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
+    """Train 1 network for 2 steps in every variant; returns the number of variants.
+
+    Full-batch kernels are specialized to the dataset's size (see kernels.codegen.fused_points):
+    they are compiled for `points` (default: the sizes of the built-in datasets of that dimension)
+    and once more unspecialized, for larger datasets.  SGD kernels do not depend on the size.
+    """
     count = 0
     for d in dims:
         if d not in (1, 2):
             raise ConfigError(f"input dimension must be 1 or 2, got {d}")
         kind = "classification" if d == 2 else "regression"
-        X = np.zeros((2, d))
-        X[1] = 1.0
-        y = np.array([0.0, 1.0])
+        sizes = sorted(set(points or builtin_sizes(d)))
+        if any(n < 2 for n in sizes):
+            raise ConfigError(f"point counts must be at least 2, got {sizes}")
         for h in hiddens:
             for act in acts:
                 for opt in opts:
                     for dt in dtypes:
-                        cfg = TrainConfig(dataset="warmup", dataset_fingerprint="", kind=kind, hidden=h,
-                                          activation=act, optimizer=opt, lr=0.1, steps=2, init=InitSpec(),
-                                          networks=1, dtype=dt).validate()
-                        train_range(cfg, X, y, 0, 1, threads=1)
-                        count += 1
-                        echo(f"  d={d} h={h} {act} {opt} {dt}")
+                        for n in ([max(sizes)] if opt == "sgd" else [*sizes, FUSE_MAX_POINTS + 1]):
+                            X = np.linspace(0.0, 1.0, n * d).reshape(n, d)
+                            y = np.arange(n, dtype=float) % 2
+                            cfg = TrainConfig(dataset="warmup", dataset_fingerprint="", kind=kind, hidden=h,
+                                              activation=act, optimizer=opt, lr=0.1, steps=2, init=InitSpec(),
+                                              networks=1, dtype=dt).validate()
+                            train_range(cfg, X, y, 0, 1, threads=1)
+                            count += 1
+                            echo(f"  d={d} h={h} {act} {opt} {dt} points={n if fused_points(opt, n) else 'any'}")
     return count

@@ -6,9 +6,16 @@ from badminima.engine.progress import Progress
 
 
 def test_compile_warms_the_named_variants():
-    r = CliRunner().invoke(main, ["compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd,adam"])
+    # full-batch kernels: one specialized to 4 points (XOR) and one for any size; SGD: one
+    r = CliRunner().invoke(main, ["compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd,sgd", "--points", "4"])
     assert r.exit_code == 0, r.output
-    assert "compiled 2 kernel variants" in r.output
+    assert "compiled 3 kernel variants" in r.output
+    assert "gd float64 points=4" in r.output and "gd float64 points=any" in r.output
+
+
+def test_compile_defaults_to_the_builtin_dataset_sizes():
+    from badminima.engine.warmup import builtin_sizes
+    assert {4, 10} <= set(builtin_sizes(2)) and set(builtin_sizes(1)) >= {5, 6}
 
 
 def test_compile_rejects_nonsense():
@@ -16,6 +23,8 @@ def test_compile_rejects_nonsense():
     assert r.exit_code == 2 and "integers" in r.output
     r = CliRunner().invoke(main, ["compile", "--act", "swish", "--hidden", "2"])
     assert r.exit_code == 2 and "activation" in r.output
+    r = CliRunner().invoke(main, ["compile", "--hidden", "2", "--points", "1"])
+    assert r.exit_code == 2 and "at least 2" in r.output
 
 
 def test_progress_line_reports_done_rate_and_time_left():

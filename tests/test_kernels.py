@@ -45,9 +45,12 @@ def _reference_run(opt, theta0, X, y, act, loss, cfg, index):
     return ref.ref_sgd(theta0, X, y, act, loss, cfg.lr, cfg.steps, order[: cfg.steps])
 
 
-@pytest.mark.parametrize("opt,act", [("gd", "sigmoid"), ("adam", "sigmoid"), ("sgd", "sigmoid"),
-                                     ("gd", "relu"), ("adam", "tanh")])
-def test_trajectories_match_reference(opt, act, paper10):
+@pytest.mark.parametrize("opt,act,fused", [("gd", "sigmoid", True), ("adam", "sigmoid", True), ("sgd", "sigmoid", False),
+                                           ("gd", "relu", True), ("adam", "tanh", True),
+                                           ("gd", "sigmoid", False), ("adam", "tanh", False)])
+def test_trajectories_match_reference(opt, act, fused, paper10, monkeypatch):
+    if not fused:       # the general pass-then-decide path (datasets of more than 16 points)
+        monkeypatch.setattr("badminima.engine.train.fused_points", lambda opt, n: 0)
     cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.05 if opt != "adam" else 0.01,
                    steps=60, early_exit=False, networks=5, seed=11)
     res = train_range(cfg, paper10.x, paper10.y, 0, 5, keep_init=True)
@@ -78,6 +81,25 @@ def test_bit_identical_across_threads_and_chunks(opt, xor):
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
         np.testing.assert_array_equal(a[key][100:], c[key], err_msg=key)
+
+
+@pytest.mark.parametrize("opt,act,early", [("gd", "sigmoid", False), ("gd", "sigmoid", True),
+                                           ("adam", "relu", False), ("adam", "tanh", True)])
+def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatch):
+    # small datasets train through the fused step (points unrolled; no stop test while no lane can
+    # stop); the general pass-then-decide path computes the same expressions, which LLVM contracts
+    # into FMAs differently in the two contexts: equal to rounding, and the same outcomes
+    cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.3 if opt == "gd" else 0.05, steps=700,
+                   networks=200, early_exit=early)
+    fused = train_range(cfg, paper10.x, paper10.y, 0, 200)
+    monkeypatch.setattr("badminima.engine.train.fused_points", lambda opt, n: 0)
+    plain = train_range(cfg, paper10.x, paper10.y, 0, 200)
+    same = (fused["outcome"] == plain["outcome"]) & (fused["steps"] == plain["steps"])
+    assert same.mean() >= 0.99
+    # (Adam on dead ReLU units divides by sqrt(v) ~ 0 and amplifies the last bits over 700 steps)
+    np.testing.assert_allclose(fused["weights"][same], plain["weights"][same], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fused["loss"][same], plain["loss"][same], rtol=1e-6, atol=1e-12)
+    assert len(set(fused["outcome"].tolist())) > 1
 
 
 def test_early_exit_stops_at_first_solved_step(xor):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -29,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 4
+_TEXT_VERSION = 5
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -104,36 +105,138 @@ def _indent(lines: list[str], n: int) -> str:
     return "\n".join(" " * n + ln for ln in lines)
 
 
-def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str) -> str:
-    """The generated module's source text."""
+_PRELUDE = [
+    "invN = ONE / F(N)",
+    "lr, b1, b2, eps, gtol2, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[4]), F(hy[5])",
+    "early = hy[6] > 0.5",
+    "NF = F(N)",
+]
+
+
+def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, test: bool = True) -> list[str]:
+    """Per-lane stop test on the current pass, then one GD/Adam step if the lane is still live.
+
+    th(p) / g(p) name the current parameter / summed gradient (state rows or locals), nc and ls the
+    correct count and summed squared error; new parameters are always stored to the th rows.  With
+    `guarded` the update runs only when the runtime flag `update` is set (SGD's epoch-end check).
+    Without `test` there is no stop test: only for steps known to stop no lane (see _run_task).
+    """
+    act = R.at(R.ACT)
+    lines = [f"gp{p} = {g(p)} * invN" for p in range(R.P)]
+    if not test:
+        lines.append(f"now = {act} > HALF")
+    else:
+        lines += ["gn2 = ZERO", "tn2 = ZERO"]
+        for p in range(R.P):
+            lines += [f"gn2 += gp{p} * gp{p}", f"tn2 += {th(p)} * {th(p)}"]
+        lines += [
+            "finite = (gn2 + tn2) < INF        # false for NaN and inf",
+            f"solved = ({nc} == NF) if IS_XENT else ({ls} * invN <= stol)",
+            "crit = gn2 <= gtol2",
+            "out = cnt[l] >= steps",
+            "stop = out or (early and ((not finite) or solved or crit))",
+            f"was = {act} > HALF",
+            "c = DIVERGED if not finite else (SOLVED if solved else (CRITICAL if crit else OUT_OF_STEPS))",
+            "code[l] = c if (was and stop) else code[l]",
+            "now = was and not stop",
+            f"{act} = ONE if now else ZERO",
+        ]
+    upd = ["cnt[l] += 1 if now else 0"]
+    if opt == "adam":
+        b1t, b2t = R.at(R.B1T), R.at(R.B2T)
+        upd += [f"nb1 = {b1t} * b1", f"nb2 = {b2t} * b2", f"{b1t} = nb1", f"{b2t} = nb2",
+                "c1 = ONE / (ONE - nb1)", "c2 = ONE / (ONE - nb2)",
+                "# tiny moments are flushed to zero: denormals make dead-ReLU lanes many times slower"]
+        for p in range(R.P):
+            m, v = R.at(R.M + p), R.at(R.V + p)
+            upd += [f"mm = b1 * {m} + (ONE - b1) * gp{p}",
+                    f"vv = b2 * {v} + (ONE - b2) * gp{p} * gp{p}",
+                    "mm = mm if abs(mm) > TINY else ZERO",
+                    "vv = vv if vv > TINY else ZERO",
+                    f"{m} = mm",
+                    f"{v} = vv",
+                    f"nt = {th(p)} - lr * (mm * c1) / (np.sqrt(vv * c2) + eps)",
+                    f"{R.th(p)} = nt if now else {th(p)}"]
+    else:
+        for p in range(R.P):
+            upd += [f"nt = {th(p)} - lr * gp{p}", f"{R.th(p)} = nt if now else {th(p)}"]
+    return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded else upd)
+
+
+_TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
+
+
+class _Locals:
+    """Names of a fused step's per-lane locals: parameters t<p>, summed gradient g<p>."""
+
+    @staticmethod
+    def th(p: int) -> str:
+        return f"t{p}"
+
+    @staticmethod
+    def g(p: int) -> str:
+        return f"g{p}"
+
+
+def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_points: int,
+                test: bool = True) -> list[str]:
+    """A whole full-batch step of every lane in one lane loop: n_points unrolled, then decide + update."""
+    loc = _Locals()
+    pre = []
+    for i in range(n_points):
+        pre += [f"x{k}_{i} = X[{i}, {k}]" for k in range(d)] + [f"y_{i} = y[{i}]", f"yp_{i} = y_{i} > HALF"]
+    body = [f"t{p} = {R.th(p)}" for p in range(R.P)] + [f"g{p} = ZERO" for p in range(R.P)]
+    body += ["nc = ZERO", "ls = ZERO"]
+    per_point = []
+    for i in range(n_points):
+        fb = _forward_backward(loc, d, h, act, loss, [f"x{k}_{i}" for k in range(d)], f"y_{i}")
+        fb.append("nc += ONE if (z > ZERO) == yp_%d else ZERO" % i if loss == "xent"
+                  else f"ls += (z - y_{i}) * (z - y_{i})")
+        per_point.append([_TEMPS.sub(lambda m: m.group(0) + f"_{i}", ln) for ln in fb])
+    # Round-robin over the points, statement by statement: the points' dependency chains (exp ->
+    # divide -> exp -> divide) are independent, and adjacent in the instruction stream the CPU
+    # overlaps them; one point after another would leave it waiting on one chain at a time.  Every
+    # accumulator still receives the points in order 0, 1, 2, ..., so results do not change.
+    for group in zip(*per_point):
+        body += list(group)
+    body += _decide_lines(R, opt, loc.th, loc.g, "nc", "ls", guarded=False, test=test)
+    name, what = ("_step", "One full-batch step") if test else ("_step_fast", "A step with no stop test")
+    return ["", "", "@njit", f"def {name}(X, y, st, cnt, code, N, steps, hy):",
+            f'    """{what} of every lane, the {n_points} points unrolled (N must be {n_points})."""'] \
+        + ["    " + ln for ln in _PRELUDE + pre] + ["    for l in range(B):"] + ["        " + ln for ln in body]
+
+
+_UNFUSED_STEP = [
+    "", "", "@njit", "def _step(X, y, st, cnt, code, N, steps, hy):",
+    '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
+    "    _full_pass(X, y, st)",
+    "    _decide(st, cnt, code, N, steps, hy, True)",
+    "", "", "_step_fast = _step",
+]
+
+FUSE_MAX_POINTS = 16
+
+
+def fused_points(opt: str, n_points: int) -> int:
+    """Points to unroll into a fused step (0: no fused step) for this optimizer and dataset size."""
+    return n_points if opt != "sgd" and 0 < n_points <= FUSE_MAX_POINTS else 0
+
+
+def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0) -> str:
+    """The generated module's source text (n_fused > 0: a fused step specialized to that many points)."""
     P = h * (d + 2) + 1
     B = lanes_for(dtype)
     R = _Rows(P, B)
     xs = [f"x{k}" for k in range(d)]
-    norm_lines = []
-    for p in range(P):
-        norm_lines += [f"gp = {R.g(p)} * invN", "gn2 += gp * gp", f"tn2 += {R.th(p)} * {R.th(p)}"]
-    gd_lines = []
-    adam_lines = []
     sgd_lines = []
     for p in range(P):
-        gd_lines += [f"nt = {R.th(p)} - lr * ({R.g(p)} * invN)", f"{R.th(p)} = nt if now else {R.th(p)}"]
-        m, v = R.at(R.M + p), R.at(R.V + p)
-        adam_lines += [
-            f"gp = {R.g(p)} * invN",
-            f"mm = b1 * {m} + (ONE - b1) * gp",
-            f"vv = b2 * {v} + (ONE - b2) * gp * gp",
-            "mm = mm if abs(mm) > TINY else ZERO",
-            "vv = vv if vv > TINY else ZERO",
-            f"{m} = mm",
-            f"{v} = vv",
-            f"nt = {R.th(p)} - lr * (mm * c1) / (np.sqrt(vv * c2) + eps)",
-            f"{R.th(p)} = nt if now else {R.th(p)}",
-        ]
         sgd_lines += [f"nt = {R.th(p)} - lr * {R.g(p)}", f"{R.th(p)} = nt if now else {R.th(p)}"]
+    step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
+        if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
         VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
+        NFUSED=n_fused,
         F="np.float64" if dtype == "float64" else "np.float32", B=B,
         EXP="exp64" if dtype == "float64" else "exp32",
         IS_XENT="True" if loss == "xent" else "False",
@@ -143,26 +246,26 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str) -> str:
         FB_FULL=_indent(_forward_backward(R, d, h, act, loss, xs, "yi"), 12),
         FB_SGD=_indent(["pi = perm[l, pos]"] + [f"xs{k} = X[pi, {k}]" for k in range(d)] + ["ys = y[pi]"]
                        + _forward_backward(R, d, h, act, loss, [f"xs{k}" for k in range(d)], "ys"), 8),
-        NORMS=_indent(norm_lines, 8),
-        GD_UPDATE=_indent(gd_lines, 16),
-        ADAM_UPDATE=_indent(adam_lines, 16),
+        PRELUDE=_indent(_PRELUDE, 4),
+        DECIDE=_indent(_decide_lines(R, opt, R.th, R.g, R.at(R.NC), R.at(R.LS), guarded=True), 8),
+        STEP_FN="\n".join(step),
         SGD_UPDATE=_indent(sgd_lines, 8),
     )
 
 
-def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str) -> str:
-    return f"bm_train_d{d}_h{h}_{act}_{loss}_{opt}_{dtype}"
+def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0) -> str:
+    return f"bm_train_d{d}_h{h}_{act}_{loss}_{opt}_{dtype}" + (f"_n{n_fused}" if n_fused else "")
 
 
 _LOADED: dict[str, object] = {}
 
 
-def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str):
-    """Import (writing first if needed) the generated module for this variant."""
-    name = module_name(d, h, act, loss, opt, dtype)
+def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0):
+    """Import (writing first if needed) the generated module for this variant (see fused_points)."""
+    name = module_name(d, h, act, loss, opt, dtype, n_fused)
     if name in _LOADED:
         return _LOADED[name]
-    text = render(d, h, act, loss, opt, dtype)
+    text = render(d, h, act, loss, opt, dtype, n_fused)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
