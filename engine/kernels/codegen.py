@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 5
+_TEXT_VERSION = 6
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -57,7 +57,8 @@ class _Rows:
         self.P, self.B = P, B
         self.TH, self.G, self.M, self.V = 0, P, 2 * P, 3 * P
         self.NC, self.LS, self.ACT, self.B1T, self.B2T = 4 * P, 4 * P + 1, 4 * P + 2, 4 * P + 3, 4 * P + 4
-        self.R = 4 * P + 5
+        self.OUTF, self.CODE = 4 * P + 5, 4 * P + 6
+        self.R = 4 * P + 7
 
     def at(self, row: int) -> str:
         return f"st[{row * self.B} + l]"
@@ -133,15 +134,15 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
             "finite = (gn2 + tn2) < INF        # false for NaN and inf",
             f"solved = ({nc} == NF) if IS_XENT else ({ls} * invN <= stol)",
             "crit = gn2 <= gtol2",
-            "out = cnt[l] >= steps",
+            f"out = {R.at(R.OUTF)} > HALF",
             "stop = out or (early and ((not finite) or solved or crit))",
             f"was = {act} > HALF",
             "c = DIVERGED if not finite else (SOLVED if solved else (CRITICAL if crit else OUT_OF_STEPS))",
-            "code[l] = c if (was and stop) else code[l]",
+            f"{R.at(R.CODE)} = F(c) if (was and stop) else {R.at(R.CODE)}",
             "now = was and not stop",
             f"{act} = ONE if now else ZERO",
         ]
-    upd = ["cnt[l] += 1 if now else 0"]
+    upd = []
     if opt == "adam":
         b1t, b2t = R.at(R.B1T), R.at(R.B2T)
         upd += [f"nb1 = {b1t} * b1", f"nb2 = {b2t} * b2", f"{b1t} = nb1", f"{b2t} = nb2",
@@ -160,7 +161,7 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     else:
         for p in range(R.P):
             upd += [f"nt = {th(p)} - lr * gp{p}", f"{R.th(p)} = nt if now else {th(p)}"]
-    return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded else upd)
+    return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded and upd else upd)
 
 
 _TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
@@ -201,16 +202,17 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         body += list(group)
     body += _decide_lines(R, opt, loc.th, loc.g, "nc", "ls", guarded=False, test=test)
     name, what = ("_step", "One full-batch step") if test else ("_step_fast", "A step with no stop test")
-    return ["", "", "@njit", f"def {name}(X, y, st, cnt, code, N, steps, hy):",
+    return ["", "", "@njit", f"def {name}(X, y, st, cnt, N, steps, hy):",
             f'    """{what} of every lane, the {n_points} points unrolled (N must be {n_points})."""'] \
-        + ["    " + ln for ln in _PRELUDE + pre] + ["    for l in range(B):"] + ["        " + ln for ln in body]
+        + ["    " + ln for ln in _PRELUDE + pre] + (["    _budget_flags(st, cnt, steps)"] if test else []) \
+        + ["    for l in range(B):"] + ["        " + ln for ln in body] + ["    _count_steps(st, cnt)"]
 
 
 _UNFUSED_STEP = [
-    "", "", "@njit", "def _step(X, y, st, cnt, code, N, steps, hy):",
+    "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy):",
     '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
     "    _full_pass(X, y, st)",
-    "    _decide(st, cnt, code, N, steps, hy, True)",
+    "    _decide(st, cnt, N, steps, hy, True)",
     "", "", "_step_fast = _step",
 ]
 
@@ -242,6 +244,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         IS_XENT="True" if loss == "xent" else "False",
         OPT_CODE=OPTIMIZERS.index(opt),
         R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
+        OUTF=R.OUTF, CODE=R.CODE,
         LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),
         FB_FULL=_indent(_forward_backward(R, d, h, act, loss, xs, "yi"), 12),
         FB_SGD=_indent(["pi = perm[l, pos]"] + [f"xs{k} = X[pi, {k}]" for k in range(d)] + ["ys = y[pi]"]
