@@ -111,6 +111,7 @@ _PRELUDE = [
     "lr, b1, b2, eps, gtol2, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[4]), F(hy[5])",
     "early = hy[6] > 0.5",
     "NF = F(N)",
+    "lrN = lr * invN",
 ]
 
 
@@ -123,7 +124,9 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     Without `test` there is no stop test: only for steps known to stop no lane (see _run_task).
     """
     act = R.at(R.ACT)
-    lines = [f"gp{p} = {g(p)} * invN" for p in range(R.P)]
+    # GD steps by lrN * g (lrN = lr / N): the mean gradient itself is needed only by the stop test
+    # and Adam, and the fast step saves P multiplications
+    lines = [f"gp{p} = {g(p)} * invN" for p in range(R.P)] if test or opt == "adam" else []
     if not test:
         lines.append(f"now = {act} > HALF")
     else:
@@ -160,7 +163,7 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
                     f"{R.th(p)} = nt if now else {th(p)}"]
     else:
         for p in range(R.P):
-            upd += [f"nt = {th(p)} - lr * gp{p}", f"{R.th(p)} = nt if now else {th(p)}"]
+            upd += [f"nt = {th(p)} - lrN * {g(p)}", f"{R.th(p)} = nt if now else {th(p)}"]
     return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded and upd else upd)
 
 
