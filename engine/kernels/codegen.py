@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 6
+_TEXT_VERSION = 7
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -58,7 +58,8 @@ class _Rows:
         self.TH, self.G, self.M, self.V = 0, P, 2 * P, 3 * P
         self.NC, self.LS, self.ACT, self.B1T, self.B2T = 4 * P, 4 * P + 1, 4 * P + 2, 4 * P + 3, 4 * P + 4
         self.OUTF, self.CODE = 4 * P + 5, 4 * P + 6
-        self.R = 4 * P + 7
+        self.XS, self.YS = 4 * P + 7, 4 * P + 9          # SGD: each lane's point (d <= 2) and label
+        self.R = 4 * P + 10
 
     def at(self, row: int) -> str:
         return f"st[{row * self.B} + l]"
@@ -170,6 +171,17 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
 _TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
 
 
+class _RowsAndLocalG:
+    """Parameters in their state rows, gradient in locals g<p> (the SGD step)."""
+
+    def __init__(self, R: _Rows):
+        self.th = R.th
+
+    @staticmethod
+    def g(p: int) -> str:
+        return f"g{p}"
+
+
 class _Locals:
     """Names of a fused step's per-lane locals: parameters t<p>, summed gradient g<p>."""
 
@@ -233,9 +245,16 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
     B = lanes_for(dtype)
     R = _Rows(P, B)
     xs = [f"x{k}" for k in range(d)]
-    sgd_lines = []
+    # SGD: the point's gradient in locals g<p>, parameters read from and written to the th rows
+    sgd_fb = _forward_backward(_RowsAndLocalG(R), d, h, act, loss, [R.at(R.XS + k) for k in range(d)], R.at(R.YS))
+    sgd_body = [f"g{p} = ZERO" for p in range(P)] + sgd_fb + [f"now = {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF"]
     for p in range(P):
-        sgd_lines += [f"nt = {R.th(p)} - lr * {R.g(p)}", f"{R.th(p)} = nt if now else {R.th(p)}"]
+        sgd_body += [f"nt = {R.th(p)} - lr * g{p}", f"{R.th(p)} = nt if now else {R.th(p)}"]
+    sgd_gather = ["pi = perm[l, pos]"] + [f"{R.at(R.XS + k)} = X[pi, {k}]" for k in range(d)] + [
+        f"{R.at(R.YS)} = y[pi]",
+        "spent = cnt[l] >= steps",
+        f"{R.at(R.OUTF)} = ONE if spent else ZERO",
+        f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and not spent else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
         if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
@@ -250,12 +269,11 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         OUTF=R.OUTF, CODE=R.CODE,
         LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),
         FB_FULL=_indent(_forward_backward(R, d, h, act, loss, xs, "yi"), 12),
-        FB_SGD=_indent(["pi = perm[l, pos]"] + [f"xs{k} = X[pi, {k}]" for k in range(d)] + ["ys = y[pi]"]
-                       + _forward_backward(R, d, h, act, loss, [f"xs{k}" for k in range(d)], "ys"), 8),
+        SGD_GATHER=_indent(sgd_gather, 8),
+        SGD_BODY=_indent(sgd_body, 8),
         PRELUDE=_indent(_PRELUDE, 4),
         DECIDE=_indent(_decide_lines(R, opt, R.th, R.g, R.at(R.NC), R.at(R.LS), guarded=True), 8),
         STEP_FN="\n".join(step),
-        SGD_UPDATE=_indent(sgd_lines, 8),
     )
 
 
