@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 7
+_TEXT_VERSION = 8
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -122,7 +122,7 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     th(p) / g(p) name the current parameter / summed gradient (state rows or locals), nc and ls the
     correct count and summed squared error; new parameters are always stored to the th rows.  With
     `guarded` the update runs only when the runtime flag `update` is set (SGD's epoch-end check).
-    Without `test` there is no stop test: only for steps known to stop no lane (see _run_task).
+    Without `test` there is no stop test: only for steps known to stop no lane (see run_task).
     """
     act = R.at(R.ACT)
     # GD steps by lrN * g (lrN = lr / N): the mean gradient itself is needed only by the stop test
