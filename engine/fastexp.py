@@ -49,10 +49,11 @@ def _bits_to_f32(typingctx, x):
 
 # Rounding to the nearest integer by the "shifter" trick: adding 1.5 * 2^52 (2^23 for float32) to
 # |t| < 2^51 lands on a float whose spacing is 1, so the addition itself rounds t to an integer n,
-# which then sits in the low mantissa bits, ready to be moved into an exponent field by a shift
-# (no floor, no float->int conversion).  Needs no reassociation (FASTMATH has none).
-_SHIFT64 = 6755399441055744.0      # 1.5 * 2^52
-_SHIFT32 = np.float32(12582912.0)  # 1.5 * 2^23
+# which then sits in the low mantissa bits (no floor, no float->int conversion).  The shifters also
+# carry the exponent bias (1023, resp. 127), so those low bits are already the biased exponent of
+# 2^n, and one shift moves them into place.  Needs no reassociation (FASTMATH has none).
+_SHIFT64 = 6755399441056767.0      # 1.5 * 2^52 + 1023
+_SHIFT32 = np.float32(12583039.0)  # 1.5 * 2^23 + 127
 
 
 @njit
@@ -72,8 +73,8 @@ def exp64(x):
     q1 = (0.04166666666648795 + r * 0.008333333333319589) + r2 * (0.0013888888952352863 + r * 0.00019841269890076403)
     q2 = (2.4801485441561313e-05 + r * 2.755724088722987e-06) + r2 * (2.763265472252779e-07 + r * 2.5110049204818658e-08)
     p = q0 + r4 * (q1 + r4 * q2)
-    # low 12 bits of t's pattern are n mod 2^12; + 1023 and << 52 leave exactly the biased exponent
-    return p * _bits_to_f64((_f64_to_bits(t) + 1023) << 52)
+    # the low 12 bits of t's pattern are n + 1023 (in [1, 2046] after the clamp): << 52 makes 2^n
+    return p * _bits_to_f64(_f64_to_bits(t) << 52)
 
 
 @njit
@@ -89,7 +90,7 @@ def exp32(x):
     q0 = (np.float32(1.0) + r) + r2 * (np.float32(0.5) + r * np.float32(0.16666415333747864))
     q1 = (np.float32(0.04166635125875473) + r * np.float32(0.008375134319067001)) + r2 * np.float32(0.0013941118959337473)
     p = q0 + (r2 * r2) * q1
-    return p * _bits_to_f32((_f32_to_bits(t) + np.int32(127)) << np.int32(23))
+    return p * _bits_to_f32(_f32_to_bits(t) << np.int32(23))
 
 
 def fexp(x):
