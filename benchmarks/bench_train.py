@@ -33,7 +33,7 @@ def rate(cfg, ds, threads, networks, repeats=3):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="only the headline variant")
+    ap.add_argument("--quick", action="store_true", help="only the headline variant (both dtypes)")
     ap.add_argument("--networks", type=int, default=8192)
     ap.add_argument("--steps", type=int, default=2000)
     a = ap.parse_args()
@@ -41,7 +41,7 @@ def main():
     threads = numba.config.NUMBA_NUM_THREADS
     print(f"XOR, {a.networks} networks x {a.steps} steps, {threads} threads, numba {numba.__version__}")
     print(f"{'act':<8}{'opt':<6}{'h':>3}{'dtype':>9}{'no early exit':>16}{'early exit (eff.)':>20}")
-    grid = [("sigmoid", "gd", 2, "float64")] if a.quick else \
+    grid = [("sigmoid", "gd", 2, "float64"), ("sigmoid", "gd", 2, "float32")] if a.quick else \
         itertools.product(("sigmoid", "relu"), ("gd", "adam"), (2, 7), ("float64", "float32"))
     for act, opt, h, dt in grid:
         lr = 0.5 if opt == "gd" else 1e-2
