@@ -177,3 +177,24 @@ def test_out_of_steps_when_budget_is_tiny(xor):
     res = train_range(make_cfg(xor, steps=3, networks=64), xor.x, xor.y, 0, 64)
     assert np.all(res["steps"] <= 3)
     assert np.all((res["outcome"] == SOLVED) | (res["outcome"] == OUT_OF_STEPS))
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd"])
+def test_large_variants_vectorize(opt):
+    # the lane loops must stay SIMD: a loop over several arrays once made LLVM give up ("too many
+    # memory checks") on h = 7 Adam, silently 5x slower.  A packed divide in the step's machine
+    # code shows the loop was vectorized (any x86 vector width; scalar code has divsd only).
+    import numba
+    from badminima.engine.kernels.codegen import fused_points
+    mod = load_kernel_module(2, 7, "sigmoid", "xent", opt, "float64", fused_points(opt, 4))
+    name = "_sgd_step" if opt == "sgd" else "_step"
+    opts = {k: v for k, v in getattr(mod, name).targetoptions.items() if k not in ("cache", "nopython")}
+    fresh = numba.njit(**opts)(getattr(mod, name).py_func)      # uncached: its assembly can be read
+    N, B = 4, mod.B
+    X, y, st, cnt = np.zeros((N, 2)), np.zeros(N), np.zeros(mod.R * B), np.zeros(B, np.int64)
+    if opt == "sgd":
+        fresh(X, y, st, np.zeros((B, N), np.int64), 0, cnt, 10, np.zeros(7))
+    else:
+        fresh(X, y, st, cnt, N, 10, np.zeros(7))
+    asm = fresh.inspect_asm(fresh.signatures[0])
+    assert "divpd" in asm
