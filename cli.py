@@ -189,7 +189,7 @@ def format_counts(counts: dict[str, int], total: int) -> str:
 @click.option("--dtype", default="float64", help="dtypes, comma separated")
 @click.option("--dim", default="2", help="input dimensions, comma separated (1 = ReLU regression)")
 @click.option("--points", default=None,
-              help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the built-in datasets')")
+              help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the paper's datasets')")
 @friendly_errors
 def compile_cmd(hidden, act, opt, dtype, dim, points):
     """Compile (and cache on disk) every kernel a run will need, once, before a cluster fans out."""

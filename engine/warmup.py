@@ -20,17 +20,21 @@ def parse_int_set(text: str) -> list[int]:
     return out
 
 
+# the paper's training sets (the deadlock sets in data/ are for certification, not training)
+PAPER_DATASETS = ("xor", "fxor", "paper10", "relu_d1", "relu_d2", "relu_d3")
+
+
 def builtin_sizes(d: int) -> list[int]:
-    """Point counts of the built-in datasets of input dimension d (each gets its own fused kernel)."""
-    from .datasets import builtin_names, load_dataset
-    return sorted({ds.x.shape[0] for ds in map(load_dataset, builtin_names()) if ds.x.shape[1] == d})
+    """Point counts of the paper's datasets of input dimension d (each gets its own fused kernel)."""
+    from .datasets import load_dataset
+    return sorted({ds.x.shape[0] for ds in map(load_dataset, PAPER_DATASETS) if ds.x.shape[1] == d})
 
 
 def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
     """Train 1 network for 2 steps in every variant; returns the number of variants.
 
     Full-batch kernels are specialized to the dataset's size (see kernels.codegen.fused_points):
-    they are compiled for `points` (default: the sizes of the built-in datasets of that dimension)
+    they are compiled for `points` (default: the sizes of the paper's datasets of that dimension)
     and once more unspecialized, for larger datasets.  SGD kernels do not depend on the size.
     """
     count = 0
