@@ -171,33 +171,21 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
 _TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
 
 
-class _RowsAndLocalG:
-    """Parameters in their state rows, gradient in locals g<p> (the SGD step)."""
+class _Names:
+    """Where _forward_backward reads parameters (th) and accumulates the gradient (g)."""
 
-    def __init__(self, R: _Rows):
-        self.th = R.th
-
-    @staticmethod
-    def g(p: int) -> str:
-        return f"g{p}"
-
-
-class _Locals:
-    """Names of a fused step's per-lane locals: parameters t<p>, summed gradient g<p>."""
+    def __init__(self, th):
+        self.th = th
 
     @staticmethod
-    def th(p: int) -> str:
-        return f"t{p}"
-
-    @staticmethod
-    def g(p: int) -> str:
+    def g(p: int) -> str:          # the gradient always in locals g<p>
         return f"g{p}"
 
 
 def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_points: int,
                 test: bool = True) -> list[str]:
     """A whole full-batch step of every lane in one lane loop: n_points unrolled, then decide + update."""
-    loc = _Locals()
+    loc = _Names(lambda p: f"t{p}")        # parameters in locals t<p> too: the whole step in registers
     pre = []
     for i in range(n_points):
         pre += [f"x{k}_{i} = X[{i}, {k}]" for k in range(d)] + [f"y_{i} = y[{i}]", f"yp_{i} = y_{i} > HALF"]
@@ -246,7 +234,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
     R = _Rows(P, B)
     xs = [f"x{k}" for k in range(d)]
     # SGD: the point's gradient in locals g<p>, parameters read from and written to the th rows
-    sgd_fb = _forward_backward(_RowsAndLocalG(R), d, h, act, loss, [R.at(R.XS + k) for k in range(d)], R.at(R.YS))
+    sgd_fb = _forward_backward(_Names(R.th), d, h, act, loss, [R.at(R.XS + k) for k in range(d)], R.at(R.YS))
     sgd_body = [f"g{p} = ZERO" for p in range(P)] + sgd_fb + [f"now = {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF"]
     for p in range(P):
         sgd_body += [f"nt = {R.th(p)} - lr * g{p}", f"{R.th(p)} = nt if now else {R.th(p)}"]
