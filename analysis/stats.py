@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ..engine.datasets import DataError
 from ..engine.outcomes import NAMES
+from ..engine.table1 import paper_column_name, paper_percentages
 from .load import CellRef
 from .tables import Interval, Table
 from .wilson import wilson
@@ -22,8 +23,6 @@ OUTCOMES = tuple(NAMES.values())
 #: configuration keys that define an experimental design axis (neighbouring cells differ in one)
 DESIGN_KEYS = ("dataset", "activation", "optimizer", "hidden", "lr", "steps", "init", "dtype", "seed")
 #: Table 1 column names in the datasets' claims ("GD sigmoid", "Adam ReLU")
-PAPER_OPT = {"gd": "GD", "adam": "Adam", "sgd": "SGD"}
-PAPER_ACT = {"sigmoid": "sigmoid", "relu": "ReLU", "tanh": "tanh"}
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def differences_table(pairs, outcome: str = "solved", title: str | None = None) 
 
 def paper_column(cell: CellRef) -> str:
     """The cell's Table 1 column name in the datasets' claims, e.g. 'GD sigmoid'."""
-    return f"{PAPER_OPT.get(cell.config.get('optimizer'), '?')} {PAPER_ACT.get(cell.activation, '?')}"
+    return paper_column_name(cell.config.get("optimizer"), cell.activation)
 
 
 def paper_values(cell: CellRef, dataset=None) -> tuple[list[int], list[float]] | None:
@@ -145,13 +144,8 @@ def paper_values(cell: CellRef, dataset=None) -> tuple[list[int], list[float]] |
         ds = dataset or cell.dataset()
     except DataError:           # dataset moved or changed since the run: no overlay
         return None
-    claim = (ds.claims or {}).get("table1_percent_converged")
-    if not claim:
-        return None
-    col = paper_column(cell)
-    if col not in claim:
-        return None
-    return [int(h) for h in claim["h"]], [float(v) for v in claim[col]]
+    col = paper_percentages(ds, cell.config.get("optimizer"), cell.activation)
+    return (list(col), list(col.values())) if col else None
 
 
 def paper_table(cells: list[CellRef], title: str = "Convergence (solved) vs the paper's Table 1") -> Table:

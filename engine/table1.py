@@ -18,6 +18,7 @@ have most data points in one linear region" (activation patterns of the stored f
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -40,7 +41,7 @@ OPTIMIZERS = ("gd", "adam")
 HIDDEN = tuple(range(2, 8))
 COLUMNS = tuple((ds, act) for ds in DATASETS for act in ACTIVATIONS)      # the paper's column order
 PAPER_OPT = {"gd": "GD", "adam": "Adam", "sgd": "SGD"}
-PAPER_ACT = {"relu": "ReLU", "sigmoid": "sigmoid"}
+PAPER_ACT = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 PAPER_DS = {"xor": "XOR", "fxor": "fXOR"}
 SGD_NETWORKS = 10_000   # the SGD cells of the text claim stop growing here (40000 steps each: a third of the cost)
 
@@ -204,13 +205,26 @@ class Row:
         return None if self.paper is None else 100 * self.lo <= self.paper <= 100 * self.hi
 
 
+def paper_column_name(opt: str, act: str) -> str:
+    """The Table 1 column name in the datasets' claims, e.g. 'GD sigmoid'."""
+    return f"{PAPER_OPT.get(opt, '?')} {PAPER_ACT.get(act, '?')}"
+
+
+def paper_percentages(ds, opt: str, act: str) -> dict[int, float]:
+    """The paper's Table 1 column {h: percent converged} for dataset ds (its file's claims; {} if none)."""
+    claim = (ds.claims or {}).get("table1_percent_converged") or {}
+    col = claim.get(paper_column_name(opt, act))
+    return {int(h): float(v) for h, v in zip(claim["h"], col)} if col else {}
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin(name: str):
+    return load_dataset(name)
+
+
 def paper_value(dataset: str, opt: str, act: str, h: int) -> float | None:
-    """The paper's Table 1 percentage (from the dataset file's claims), or None."""
-    claim = (load_dataset(dataset).claims or {}).get("table1_percent_converged") or {}
-    col = claim.get(f"{PAPER_OPT[opt]} {PAPER_ACT[act]}")
-    if not col or h not in [int(v) for v in claim["h"]]:
-        return None
-    return float(col[[int(v) for v in claim["h"]].index(h)])
+    """The paper's Table 1 percentage for a built-in dataset's cell, or None."""
+    return paper_percentages(_builtin(dataset), opt, act).get(h)
 
 
 def make_row(opt, ds, act, h, solved: int, n: int, counts=None) -> Row:
