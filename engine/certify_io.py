@@ -14,9 +14,7 @@ one literally named ``witness``).
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any, Sequence
 
 from . import datasets
@@ -24,23 +22,8 @@ from .certify_relu import certify_relu
 from .certify_smooth import certify_smooth
 
 
-def _raw_json(spec: str) -> dict:
-    """The raw JSON object of a dataset file (for keys the loader does not keep), {} for CSV."""
-    p = Path(spec)
-    if not p.exists():
-        p = datasets.DATA_DIR / f"{spec}.json"
-    if p.suffix.lower() != ".json" or not p.exists():
-        return {}
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return obj if isinstance(obj, dict) else {}
-
-
-def _resolve_witness(name: str, ds, raw: dict, witness) -> tuple[str | None, Sequence[str] | None]:
+def _resolve_witness(name: str, ds, witness) -> tuple[str | None, Sequence[str] | None]:
     pts = ds.points
-    raw_pts = raw.get("points", {}) if isinstance(raw.get("points"), dict) else {}
     if witness is not None:
         if isinstance(witness, str):
             if witness not in pts:
@@ -48,14 +31,7 @@ def _resolve_witness(name: str, ds, raw: dict, witness) -> tuple[str | None, Seq
                                          f"(points: {', '.join(pts) or 'none'})")
             return (None, None) if witness == name else (witness, pts[witness].theta_text)
         return "given", [str(t) for t in witness]
-    cands = []
-    own = raw_pts.get(name, {})
-    if isinstance(own, dict) and isinstance(own.get("witness"), str):
-        cands.append(own["witness"])
-    cands.append(f"{name}_witness")
-    if isinstance(raw.get("witness"), str):
-        cands.append(raw["witness"])
-    cands.append("witness")
+    cands = [c for c in (pts[name].witness, f"{name}_witness", ds.witness, "witness") if c]
     for c in cands:
         if c in pts and c != name:
             return c, pts[c].theta_text
@@ -72,7 +48,6 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
     t0 = time.perf_counter()
     spec = str(path)
     ds = datasets.load_dataset(spec)
-    raw = _raw_json(spec)
     if not ds.points:
         raise datasets.DataError(f"{spec}: the file holds no weight points to certify")
     if point_names:
@@ -89,7 +64,7 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
                            "fingerprint": ds.fingerprint, "points": {}}
     for name in names:
         pt = ds.points[name]
-        wname, wtheta = _resolve_witness(name, ds, raw, witness)
+        wname, wtheta = _resolve_witness(name, ds, witness)
         if wtheta is not None and len(wtheta) != len(pt.theta_text):
             wname, wtheta = None, None
         theta = [datasets.parse_exact(t) for t in pt.theta_text]

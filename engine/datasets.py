@@ -45,6 +45,7 @@ class WeightPoint:
     note: str = ""
     claims: dict = field(default_factory=dict)
     printed: dict = field(default_factory=dict)
+    witness: str = ""       # name of a point of lower loss (proves "not global" when certifying this one)
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +66,7 @@ class Dataset:
     fingerprint: str
     description: str = ""
     claims: dict = field(default_factory=dict)
+    witness: str = ""       # the file's default witness point for certification (see certify_io)
 
     @property
     def n(self) -> int:
@@ -271,7 +273,17 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
     theta.setflags(write=False)
     return WeightPoint(name=name, hidden=hidden, activation=raw["activation"], theta=theta,
                        theta_text=tuple(c[1] for c in cells), note=str(raw.get("note", "")),
-                       claims=_plain(raw.get("claims", {})), printed=_plain(raw.get("printed", {})))
+                       claims=_plain(raw.get("claims", {})), printed=_plain(raw.get("printed", {})),
+                       witness=_witness_name(raw.get("witness"), where))
+
+
+def _witness_name(value, where: str) -> str:
+    """A 'witness' key names a point ('' when absent)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: 'witness' must name a point, got {_plain(value)!r}")
+    return value
 
 
 def _plain(obj):
@@ -326,7 +338,8 @@ def load_dataset(spec: str, kind: str | None = None) -> Dataset:
     y.setflags(write=False)
     return Dataset(name=str(raw.get("name") or path.stem), kind=chosen, x=x, y=y, x_text=x_text, y_text=y_text,
                    points=points, source=str(path), fingerprint=fingerprint(x, y, chosen),
-                   description=str(raw.get("description", "")), claims=_plain(raw.get("claims", {})))
+                   description=str(raw.get("description", "")), claims=_plain(raw.get("claims", {})),
+                   witness=_witness_name(raw.get("witness") if isinstance(raw.get("witness"), str) else None, label))
 
 
 def load_point(dataset: Dataset, name: str) -> WeightPoint:
