@@ -24,7 +24,7 @@ def parse_int_set(text: str) -> list[int]:
 PAPER_DATASETS = ("xor", "fxor", "paper10", "relu_d1", "relu_d2", "relu_d3")
 
 
-def builtin_sizes(d: int) -> list[int]:
+def paper_sizes(d: int) -> list[int]:
     """Point counts of the paper's datasets of input dimension d (each gets its own fused kernel)."""
     from .datasets import load_dataset
     return sorted({ds.x.shape[0] for ds in map(load_dataset, PAPER_DATASETS) if ds.x.shape[1] == d})
@@ -42,7 +42,7 @@ def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
         if d not in (1, 2):
             raise ConfigError(f"input dimension must be 1 or 2, got {d}")
         kind = "classification" if d == 2 else "regression"
-        sizes = sorted(set(points or builtin_sizes(d)))
+        sizes = sorted(set(points or paper_sizes(d)))
         if any(n < 2 for n in sizes):
             raise ConfigError(f"point counts must be at least 2, got {sizes}")
         for h in hiddens:

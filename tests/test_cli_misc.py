@@ -14,8 +14,8 @@ def test_compile_warms_the_named_variants():
 
 
 def test_compile_defaults_to_the_paper_dataset_sizes():
-    from badminima.engine.warmup import builtin_sizes
-    assert builtin_sizes(2) == [4, 10] and builtin_sizes(1) == [5, 6]
+    from badminima.engine.warmup import paper_sizes
+    assert paper_sizes(2) == [4, 10] and paper_sizes(1) == [5, 6]
 
 
 def test_compile_rejects_nonsense():
