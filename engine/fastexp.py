@@ -15,36 +15,20 @@ from numba.extending import intrinsic, overload
 from .jit import njit
 
 
-@intrinsic
-def _bits_to_f64(typingctx, x):
-    """Reinterpret an int64 as float64 (a register bitcast, vectorizes)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
+def _bitcast(src, dst):
+    """An intrinsic reinterpreting a src value's bits as dst (a register bitcast; vectorizes)."""
+    @intrinsic
+    def cast(typingctx, x):
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(dst))
+        return dst(src), codegen
+    return cast
 
 
-@intrinsic
-def _f64_to_bits(typingctx, x):
-    """Reinterpret a float64 as int64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _f32_to_bits(typingctx, x):
-    """Reinterpret a float32 as int32."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int32))
-    return types.int32(types.float32), codegen
-
-
-@intrinsic
-def _bits_to_f32(typingctx, x):
-    """Reinterpret an int32 as float32."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-    return types.float32(types.int32), codegen
+_bits_to_f64 = _bitcast(types.int64, types.float64)
+_f64_to_bits = _bitcast(types.float64, types.int64)
+_bits_to_f32 = _bitcast(types.int32, types.float32)
+_f32_to_bits = _bitcast(types.float32, types.int32)
 
 
 # Rounding to the nearest integer by the "shifter" trick: adding 1.5 * 2^52 (2^23 for float32) to

@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 8
+_TEXT_VERSION = 9
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -240,9 +240,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         sgd_body += [f"nt = {R.th(p)} - lr * g{p}", f"{R.th(p)} = nt if now else {R.th(p)}"]
     sgd_gather = ["pi = perm[l, pos]"] + [f"{R.at(R.XS + k)} = X[pi, {k}]" for k in range(d)] + [
         f"{R.at(R.YS)} = y[pi]",
-        "spent = cnt[l] >= steps",
-        f"{R.at(R.OUTF)} = ONE if spent else ZERO",
-        f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and not spent else 0"]
+        f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
         if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
