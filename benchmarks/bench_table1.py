@@ -1,6 +1,6 @@
 """Where Table 1's time goes: train every cell of `badminima table1` (no file) and print per-cell time.
 
-    python benchmarks/bench_table1.py [--networks 20000]
+    python benchmarks/bench_table1.py [--networks 20000] [--dtype float32]
 
 The work grows linearly with the networks per cell, so the last line scales the total to the issue's
 10^5 per cell (target: <= 3 minutes on 2 cores); `time badminima table1 -n 100000` measures it end to
@@ -18,12 +18,13 @@ from badminima.engine.train import train
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=20000, help="networks per cell (SGD cells: at most 10^4)")
+    ap.add_argument("--dtype", default="float64", help="float64 or float32 (the protocol's kernel dtype)")
     a = ap.parse_args()
-    cells = grid_cells(Protocol(), a.networks)
+    cells = grid_cells(Protocol(dtype=a.dtype), a.networks)
     for c in cells:                                    # compile (and warm) every variant first
         for _ in train(c.config, c.data.x, c.data.y, 0, 32):
             pass
-    print(f"Table 1 grid, {a.networks} networks per cell, network-steps taken and seconds per cell")
+    print(f"Table 1 grid ({a.dtype}), {a.networks} networks per cell, network-steps taken and seconds per cell")
     total = 0.0
     scaled = 0.0
     for c in cells:

@@ -63,26 +63,27 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
         N = X.shape[0]
         K = N * max(1, round(K / N))
     nthreads = threads or numba.get_num_threads()
-    tasks = int(max(1, min(nthreads * 8, -(-n // lanes_for(cfg.dtype)))))
+    workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
     raw = np.empty(n, np.int8)
     steps = np.empty(n, np.int64)
     theta = np.empty((n, P))
-    workers = min(nthreads, numba.config.NUMBA_NUM_THREADS)
     hy = hyper(cfg)
+    counter = np.zeros(1, np.int64)         # the next untrained network (local index), shared by the tasks
 
-    def task(t):
-        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, n * t // tasks, n * (t + 1) // tasks,
-                     INIT_LAWS[cfg.init.law], cfg.init.scale, cfg.init.bias == "zero", th0, hy, cfg.steps, K,
-                     raw, steps, theta)
+    def task(_):
+        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, counter, n, INIT_LAWS[cfg.init.law], cfg.init.scale,
+                     cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps, theta)
 
-    # Plain threads, not a Numba prange: the task function releases the GIL, a free worker takes the
-    # next task (balancing tasks of unequal length), and each variant compiles ~3 s faster without a
-    # parfor.  Results land at each network's own index, whatever thread runs its task.
+    # One task per thread, all drawing networks from `counter` (work stealing: lanes stay busy until the
+    # chunk is exhausted).  Plain threads, not a Numba prange: the task function releases the GIL, and
+    # each variant compiles ~3 s faster without a parfor.  Results land at each network's own index,
+    # whatever thread trains it.
     pool = ThreadPoolExecutor(workers)
     try:
-        list(pool.map(task, range(tasks)))
-    finally:      # on an interrupt: drop the tasks not yet started (running ones cannot be stopped)
-        pool.shutdown(wait=True, cancel_futures=True)
+        list(pool.map(task, range(workers)))
+    finally:      # on an interrupt: no new networks are taken, the running ones finish quickly
+        counter[0] = n
+        pool.shutdown(wait=True)
     prev = numba.get_num_threads()
     numba.set_num_threads(workers)
     try:

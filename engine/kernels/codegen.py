@@ -22,7 +22,7 @@ from string import Template
 _TEMPLATE = Path(__file__).with_name("train_template.py.txt")
 # Modules whose jitted code the kernels inline.  Numba's cache only checks the kernel file itself, so
 # their source digest is written into every generated file: editing them yields a new file name.
-_DEPENDENCIES = ("fastexp.py", "jit.py", "model.py", "outcomes.py", "rng.py")
+_DEPENDENCIES = ("atomic.py", "fastexp.py", "jit.py", "model.py", "outcomes.py", "rng.py")
 
 
 def _dependency_digest() -> str:
@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 9
+_TEXT_VERSION = 10
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
