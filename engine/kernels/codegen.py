@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 10
+_TEXT_VERSION = 11
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -113,7 +113,18 @@ _PRELUDE = [
     "early = hy[6] > 0.5",
     "NF = F(N)",
     "lrN = lr * invN",
+    "gtol2N = gtol2 * NF * NF          # ||summed gradient||^2 <= N^2 gtol^2: the mean gradient's test",
+    "k1 = (ONE - b1) * invN            # Adam's moment weights, applied to the summed gradient",
+    "k2 = (ONE - b2) * invN * invN",
 ]
+
+
+def _tree_sum(terms: list[str]) -> str:
+    """terms summed pairwise, ((t0 + t1) + (t2 + t3)) + ...: log2(n) dependent additions, not n (the
+    compiler may not reassociate a chain by itself)."""
+    while len(terms) > 1:
+        terms = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
 
 
 def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, test: bool = True) -> list[str]:
@@ -125,19 +136,19 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     Without `test` there is no stop test: only for steps known to stop no lane (see run_task).
     """
     act = R.at(R.ACT)
-    # GD steps by lrN * g (lrN = lr / N): the mean gradient itself is needed only by the stop test
-    # and Adam, and the fast step saves P multiplications
-    lines = [f"gp{p} = {g(p)} * invN" for p in range(R.P)] if test or opt == "adam" else []
+    # Everything works on the summed gradient g (no division by N per parameter): GD steps by
+    # lrN * g (lrN = lr / N), Adam folds 1/N into its moment weights k1, k2, and the stop test
+    # compares ||g||^2 with N^2 gtol^2.
+    lines = []
     if not test:
         lines.append(f"now = {act} > HALF")
     else:
-        lines += ["gn2 = ZERO", "tn2 = ZERO"]
-        for p in range(R.P):
-            lines += [f"gn2 += gp{p} * gp{p}", f"tn2 += {th(p)} * {th(p)}"]
         lines += [
+            "gn2 = " + _tree_sum([f"{g(p)} * {g(p)}" for p in range(R.P)]),
+            "tn2 = " + _tree_sum([f"{th(p)} * {th(p)}" for p in range(R.P)]),
             "finite = (gn2 + tn2) < INF        # false for NaN and inf",
             f"solved = ({nc} == NF) if IS_XENT else ({ls} * invN <= stol)",
-            "crit = gn2 <= gtol2",
+            "crit = gn2 <= gtol2N",
             f"out = {R.at(R.OUTF)} > HALF",
             "stop = out or (early and ((not finite) or solved or crit))",
             f"was = {act} > HALF",
@@ -150,17 +161,17 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     if opt == "adam":
         b1t, b2t = R.at(R.B1T), R.at(R.B2T)
         upd += [f"nb1 = {b1t} * b1", f"nb2 = {b2t} * b2", f"{b1t} = nb1", f"{b2t} = nb2",
-                "c1 = ONE / (ONE - nb1)", "c2 = ONE / (ONE - nb2)",
+                "lrc1 = lr / (ONE - nb1)", "c2 = ONE / (ONE - nb2)",
                 "# tiny moments are flushed to zero: denormals make dead-ReLU lanes many times slower"]
         for p in range(R.P):
             m, v = R.at(R.M + p), R.at(R.V + p)
-            upd += [f"mm = b1 * {m} + (ONE - b1) * gp{p}",
-                    f"vv = b2 * {v} + (ONE - b2) * gp{p} * gp{p}",
+            upd += [f"mm = b1 * {m} + k1 * {g(p)}",
+                    f"vv = b2 * {v} + k2 * ({g(p)} * {g(p)})",
                     "mm = mm if abs(mm) > TINY else ZERO",
                     "vv = vv if vv > TINY else ZERO",
                     f"{m} = mm",
                     f"{v} = vv",
-                    f"nt = {th(p)} - lr * (mm * c1) / (np.sqrt(vv * c2) + eps)",
+                    f"nt = {th(p)} - lrc1 * mm / (np.sqrt(vv * c2) + eps)",
                     f"{R.th(p)} = nt if now else {th(p)}"]
     else:
         for p in range(R.P):
