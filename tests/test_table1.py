@@ -66,6 +66,18 @@ def test_region_stats_against_loops():
             assert got[k] == max(pats.count(p) for p in pats)
 
 
+def test_float32_default_gives_the_float64_verdicts():
+    """Table 1 runs float32 by default because it gives the float64 table: paired (same starts), the two
+    precisions agree on solved / not solved for at least 99% of networks, in cells with both verdicts."""
+    assert t1.Protocol().dtype == "float32" and t1.SweepGrid().dtype == "float32"
+    for opt, name, act, h in (("gd", "xor", "sigmoid", 2), ("adam", "fxor", "relu", 3)):
+        ds = load_dataset(name)
+        solved = {dt: train_range(t1.make_config(ds, t1.Protocol(steps=3000, dtype=dt), opt, act, h, 2000),
+                                  ds.x, ds.y, 0, 2000)["outcome"] == SOLVED for dt in ("float32", "float64")}
+        assert 0.05 < solved["float64"].mean() < 0.95, (opt, act)
+        assert (solved["float32"] != solved["float64"]).mean() <= 0.01, (opt, act)
+
+
 def test_budget_read_off_the_solve_step_equals_a_shorter_run():
     """The sweep's claim: solved within budget S (from a longer run) == solved by a run with budget S."""
     ds = load_dataset("fxor")
