@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 11
+_TEXT_VERSION = 12
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
