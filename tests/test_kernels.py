@@ -198,3 +198,28 @@ def test_large_variants_vectorize(opt):
         fresh(X, y, st, cnt, N, 10, np.zeros(7))
     asm = fresh.inspect_asm(fresh.signatures[0])
     assert "divpd" in asm
+
+
+def test_fetch_add_hands_out_every_index_once_across_threads():
+    """The work-stealing counter (engine/atomic.py): four threads drawing concurrently get each index once."""
+    import threading
+
+    from badminima.engine.atomic import fetch_add
+    from badminima.engine.jit import njit
+
+    @njit(cache=False)
+    def draw(counter, hits, hi):
+        while True:
+            k = fetch_add(counter, 0, 1)
+            if k >= hi:
+                return
+            hits[k] += 1
+
+    counter = np.zeros(1, np.int64)
+    hits = np.zeros(200_000, np.int64)
+    threads = [threading.Thread(target=draw, args=(counter, hits, hits.size)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert (hits == 1).all() and counter[0] == hits.size + 4
