@@ -186,7 +186,8 @@ def format_counts(counts: dict[str, int], total: int) -> str:
 @click.option("--hidden", default="2-7", help="hidden sizes, e.g. 2-7 or 2,3")
 @click.option("--act", default="sigmoid,relu", help="activations, comma separated")
 @click.option("--opt", default="gd,adam,sgd", help="optimizers, comma separated")
-@click.option("--dtype", default="float64", help="dtypes, comma separated")
+@click.option("--dtype", default="float64,float32",
+              help="dtypes, comma separated (train runs float64 by default, table1 / reproduce float32)")
 @click.option("--dim", default="2", help="input dimensions, comma separated (1 = ReLU regression)")
 @click.option("--points", default=None,
               help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the paper's datasets')")

@@ -18,7 +18,7 @@ from badminima.engine.train import train
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--networks", type=int, default=20000, help="networks per cell (SGD cells: at most 10^4)")
-    ap.add_argument("--dtype", default="float64", help="float64 or float32 (the protocol's kernel dtype)")
+    ap.add_argument("--dtype", default=Protocol.dtype, help="float32 (table1's default) or float64")
     a = ap.parse_args()
     cells = grid_cells(Protocol(dtype=a.dtype), a.networks)
     for c in cells:                                    # compile (and warm) every variant first

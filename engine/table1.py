@@ -58,7 +58,7 @@ class Protocol:
     adam_lr: float = 1e-3
     sgd_lrs: tuple = (0.5, 0.1)     # SGD cells of the text claim (fXOR, h = 2)
     seed: int = 0
-    # float32: the same table as float64 (10^5 networks per cell: cells within 0.02 points, >= 99.7% of
+    # float32: the same table as float64 (10^5 networks per cell: cells within 0.02 points, > 99.6% of
     # networks with the same verdict; README "float32 for Table 1") at half the time
     dtype: str = "float32"
 

@@ -7,7 +7,8 @@ from badminima.engine.progress import Progress
 
 def test_compile_warms_the_named_variants():
     # full-batch kernels: one specialized to 4 points (XOR) and one for any size; SGD: one
-    r = CliRunner().invoke(main, ["compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd,sgd", "--points", "4"])
+    r = CliRunner().invoke(main, ["compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd,sgd", "--points", "4",
+                                   "--dtype", "float64"])
     assert r.exit_code == 0, r.output
     assert "compiled 3 kernel variants" in r.output
     assert "gd float64 points=4" in r.output and "gd float64 points=any" in r.output
