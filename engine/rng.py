@@ -73,20 +73,13 @@ def uniform_at(seed, index, stream, k):
 
 @njit
 def shuffle_epoch(seed, index, epoch, perm):
-    """Fisher-Yates shuffle of perm (in place) for one SGD epoch of network `index`."""
+    """Fisher-Yates shuffle of perm (in place) for one SGD epoch of network `index` (the definition;
+    the kernels use it for a network's first epoch and shuffle_epochs for all lanes afterwards)."""
     N = perm.shape[0]
     for k in range(N):
         perm[k] = k
-    # = uniform_at(seed, index, STREAM_SGD, epoch * N + k), drawing each Philox pair once: positions
-    # k and k - 1 often share one (a draw costs ~100 integer operations, more than an SGD step)
-    pair = -1
-    u1 = u2 = 0.0
     for k in range(N - 1, 0, -1):
-        c = epoch * N + k
-        if c // 2 != pair:
-            pair = c // 2
-            u1, u2 = uniform_pair(seed, index, STREAM_SGD, pair)
-        j = int((u1 if c % 2 == 0 else u2) * (k + 1))
+        j = int(uniform_at(seed, index, STREAM_SGD, epoch * N + k) * (k + 1))
         perm[k], perm[j] = perm[j], perm[k]
 
 

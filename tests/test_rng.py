@@ -26,8 +26,8 @@ def test_draws_are_pure_functions_and_well_distributed():
 
 
 def test_shuffle_epoch_is_fisher_yates_on_the_sgd_stream():
-    """shuffle_epoch draws each Philox pair once; the permutation must still be Fisher-Yates on
-    uniform_at(seed, index, STREAM_SGD, epoch * N + k), position by position."""
+    """shuffle_epoch is Fisher-Yates on uniform_at(seed, index, STREAM_SGD, epoch * N + k), position by
+    position."""
     from badminima.engine.rng import STREAM_SGD, shuffle_epoch
     for N in (1, 2, 3, 4, 7, 10):
         for index, epoch in ((0, 0), (5, 1), (123, 7), (2 ** 40, 3)):
