@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 12
+_TEXT_VERSION = 13
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -133,16 +133,15 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
     th(p) / g(p) name the current parameter / summed gradient (state rows or locals), nc and ls the
     correct count and summed squared error; new parameters are always stored to the th rows.  With
     `guarded` the update runs only when the runtime flag `update` is set (SGD's epoch-end check).
-    Without `test` there is no stop test: only for steps known to stop no lane (see run_task).
+    Without `test` there is no stop test and no mask: only for steps known to stop no lane while every
+    lane holding a network is live (see run_task); the update of an empty lane is harmless.
     """
     act = R.at(R.ACT)
     # Everything works on the summed gradient g (no division by N per parameter): GD steps by
     # lrN * g (lrN = lr / N), Adam folds 1/N into its moment weights k1, k2, and the stop test
     # compares ||g||^2 with N^2 gtol^2.
     lines = []
-    if not test:
-        lines.append(f"now = {act} > HALF")
-    else:
+    if test:
         lines += [
             "gn2 = " + _tree_sum([f"{g(p)} * {g(p)}" for p in range(R.P)]),
             "tn2 = " + _tree_sum([f"{th(p)} * {th(p)}" for p in range(R.P)]),
@@ -172,10 +171,10 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
                     f"{m} = mm",
                     f"{v} = vv",
                     f"nt = {th(p)} - lrc1 * mm / (np.sqrt(vv * c2) + eps)",
-                    f"{R.th(p)} = nt if now else {th(p)}"]
+                    f"{R.th(p)} = nt if now else {th(p)}" if test else f"{R.th(p)} = nt"]
     else:
         for p in range(R.P):
-            upd += [f"nt = {th(p)} - lrN * {g(p)}", f"{R.th(p)} = nt if now else {th(p)}"]
+            upd += [f"nt = {th(p)} - lrN * {g(p)}", f"{R.th(p)} = nt if now else {th(p)}" if test else f"{R.th(p)} = nt"]
     return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded and upd else upd)
 
 
@@ -215,11 +214,27 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
     for group in zip(*per_point):
         body += list(group)
     body += _decide_lines(R, opt, loc.th, loc.g, "nc", "ls", guarded=False, test=test)
-    name, what = ("_step", "One full-batch step") if test else ("_step_fast", "A step with no stop test")
-    return ["", "", "@njit", f"def {name}(X, y, st, cnt, N, steps, hy):",
-            f'    """{what} of every lane, the {n_points} points unrolled (N must be {n_points})."""'] \
-        + ["    " + ln for ln in _PRELUDE + pre] + (["    _budget_flags(st, cnt, steps)"] if test else []) \
-        + ["    for l in range(B):"] + ["        " + ln for ln in body] + ["    _count_steps(st, cnt)"]
+    if test:
+        head = ["def _step(X, y, st, cnt, N, steps, hy):",
+                f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""']
+    else:
+        # No mask either: a masked store of the parameters costs ~15% here, because the next step's
+        # full-vector load of the same rows cannot take its data from a masked store in flight.
+        head = ["def _step_fast(X, y, st, N, hy):",
+                f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
+    return ["", "", "@njit"] + head + ["    " + ln for ln in _PRELUDE + pre] \
+        + (["    _budget_flags(st, cnt, steps)"] if test else []) \
+        + ["    for l in range(B):"] + ["        " + ln for ln in body] + (["    _count_steps(st, cnt)"] if test else [])
+
+
+_FUSED_FAST_STEPS = [
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    '    """n steps that stop no lane while every lane holding a network is live (see run_task)."""',
+    "    for _ in range(n):",
+    "        _step_fast(X, y, st, N, hy)",
+    "    for l in range(B):",
+    "        cnt[l] += n if st[ACT_ROW * B + l] > HALF else 0",
+]
 
 
 _UNFUSED_STEP = [
@@ -227,7 +242,10 @@ _UNFUSED_STEP = [
     '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
     "    _full_pass(X, y, st)",
     "    _decide(st, cnt, N, steps, hy, True)",
-    "", "", "_step_fast = _step",
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    '    """n steps that stop no lane (see run_task)."""',
+    "    for _ in range(n):",
+    "        _step(X, y, st, cnt, N, steps, hy)",
 ]
 
 FUSE_MAX_POINTS = 16
@@ -253,7 +271,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         f"{R.at(R.YS)} = y[pi]",
         f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
-        if n_fused else _UNFUSED_STEP
+        + [ln.replace("ACT_ROW", str(R.ACT)) for ln in _FUSED_FAST_STEPS] if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
         VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
