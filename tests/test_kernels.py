@@ -1,4 +1,6 @@
 """The generated SIMD training kernels against the slow reference; determinism; outcome classification."""
+import re
+
 import numpy as np
 import pytest
 
@@ -198,6 +200,8 @@ def test_large_variants_vectorize(opt):
         fresh(X, y, st, cnt, N, 10, np.zeros(7))
     asm = fresh.inspect_asm(fresh.signatures[0])
     assert "divpd" in asm
+    # and its frame is realigned to 64 bytes, so 512-bit spills never straddle cache lines (stackalign.py)
+    assert re.search(r"andq\s+\$-64, %rsp", asm)
 
 
 def test_fetch_add_hands_out_every_index_once_across_threads():

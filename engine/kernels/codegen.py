@@ -22,7 +22,7 @@ from string import Template
 _TEMPLATE = Path(__file__).with_name("train_template.py.txt")
 # Modules whose jitted code the kernels inline.  Numba's cache only checks the kernel file itself, so
 # their source digest is written into every generated file: editing them yields a new file name.
-_DEPENDENCIES = ("atomic.py", "fastexp.py", "jit.py", "model.py", "outcomes.py", "rng.py")
+_DEPENDENCIES = ("atomic.py", "fastexp.py", "jit.py", "model.py", "outcomes.py", "rng.py", "stackalign.py")
 
 
 def _dependency_digest() -> str:
@@ -30,7 +30,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 13
+_TEXT_VERSION = 14
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -222,7 +222,7 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         # full-vector load of the same rows cannot take its data from a masked store in flight.
         head = ["def _step_fast(X, y, st, N, hy):",
                 f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
-    return ["", "", "@njit"] + head + ["    " + ln for ln in _PRELUDE + pre] \
+    return ["", "", "@njit"] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
         + (["    _budget_flags(st, cnt, steps)"] if test else []) \
         + ["    for l in range(B):"] + ["        " + ln for ln in body] + (["    _count_steps(st, cnt)"] if test else [])
 
