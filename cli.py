@@ -239,6 +239,30 @@ def status(target, shards, check):
         sys.exit(1)
 
 
+def _sharded_run(ctx, run, shards: int, threads: int):
+    """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
+    from .engine.cluster import SIMD_BLOCK
+    name, args = run[0], list(run[1:])
+    if args[:1] == ["--"]:
+        args = args[1:]
+    cmd = main.get_command(ctx, name)
+    if cmd is None or "shard" not in {p.name for p in cmd.params}:
+        _fail(f"{name!r} is not a badminima run command (one with --shard, e.g. train)")
+    try:
+        params = cmd.make_context(name, list(args), parent=ctx).params
+    except click.ClickException as e:
+        _fail(f"in the run command `{name}`: {e.format_message()}")
+    if params.get("output"):
+        _fail("the run command must not set -o/--output: shard files go to --dir")
+    if params.get("shard"):
+        _fail("the run command must not set --shard: each task sets it")
+    n = params.get("networks")
+    if isinstance(n, int) and n // max(shards, 1) < SIMD_BLOCK * threads:
+        _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
+              f"{SIMD_BLOCK * threads} ({SIMD_BLOCK} per thread): use fewer shards")
+    return name, args, params
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
 @click.option("--shards", type=int, required=True, help="number of shards N (array tasks)")
@@ -279,24 +303,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     import shlex
     from pathlib import Path
     from .engine import cluster
-    name, args = run[0], list(run[1:])
-    if args[:1] == ["--"]:
-        args = args[1:]
-    cmd = main.get_command(ctx, name)
-    if cmd is None or "shard" not in {p.name for p in cmd.params}:
-        _fail(f"{name!r} is not a badminima run command (one with --shard, e.g. train)")
-    try:
-        params = cmd.make_context(name, list(args), parent=ctx).params
-    except click.ClickException as e:
-        _fail(f"in the run command `{name}`: {e.format_message()}")
-    if params.get("output"):
-        _fail("the run command must not set -o/--output: shard files go to --dir")
-    if params.get("shard"):
-        _fail("the run command must not set --shard: the array task sets it")
-    n = params.get("networks")
-    if isinstance(n, int) and n // max(shards, 1) < cluster.SIMD_BLOCK * cpus_per_task:
-        _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
-              f"{cluster.SIMD_BLOCK * cpus_per_task} ({cluster.SIMD_BLOCK} per thread): use fewer shards")
+    name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     outdir = outdir or os.path.join("runs", Path(script).stem)
     if max_array_size is None:
         max_array_size, source = cluster.site_max_array_size()
@@ -334,6 +341,53 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
+    if merge_out:
+        from .engine.store import merge as merge_files
+        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
+
+
+@main.command("dask", context_settings={"ignore_unknown_options": True})
+@click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
+@click.option("--shards", type=int, required=True, help="number of shards N (tasks)")
+@click.option("--workers", type=int, default=None, help="LocalCluster worker processes (default: CPU count // --threads)")
+@click.option("--threads", type=int, default=1, help="Numba threads per task")
+@click.option("--scheduler", default=None,
+              help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
+@click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
+@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>)")
+@click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR of the tasks (default: the workers' own)")
+@click.option("--no-warmup", is_flag=True, help="no warm-up compile task before the shards")
+@click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
+@click.option("--merge", "merge_out", default=None, help="merge the shards into this file once all are complete")
+@click.option("--quiet", "-q", is_flag=True, help="no progress line")
+@click.pass_context
+@friendly_errors
+def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, outdir, numba_cache, no_warmup, exe, merge_out, quiet):
+    """Run RUN (a badminima run command, e.g. `train --dataset xor -n 1000000`) as N shards on a Dask
+    cluster, then report (and merge) them; rerun the same command to resume.
+
+    \b
+      badminima dask train -n 1000000 --shards 40 --workers 2 --merge xor.h5
+      badminima dask table1 -n 100000 --shards 200 --scheduler sched.json --dir /scratch/t1
+    """
+    import os
+    import shlex
+    from .engine import cluster, dask_run
+    name, args, params = _sharded_run(ctx, run, shards, threads)
+    outdir = os.path.abspath(outdir or os.path.join("runs", f"dask-{name}"))     # workers may run elsewhere
+    warm = None if no_warmup else cluster.warmup_args(params, [name, *args], outdir)
+    try:
+        job = dask_run.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
+                               workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)), threads=threads,
+                               scheduler=scheduler, connect_timeout=connect_timeout, numba_cache_dir=numba_cache,
+                               warmup=tuple(warm) if warm else None,
+                               exe=tuple(shlex.split(exe)) if exe else ()).validate()
+    except ValueError as e:
+        _fail(str(e))
+    st = dask_run.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
+    click.echo(st.format())
+    if not st.complete:
+        _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
         from .engine.store import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")

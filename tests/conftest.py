@@ -1,6 +1,9 @@
 """Shared fixtures: small configs and datasets for the engine tests."""
+import sys
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from badminima.engine.config import InitSpec, TrainConfig
 from badminima.engine.datasets import load_dataset
@@ -34,3 +37,22 @@ def relu_d1():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def interrupt_shard(monkeypatch, run, shard, out, chunk=40):
+    """Leave a partial shard file: run `badminima RUN --shard SHARD -o OUT` in-process and interrupt it
+    after its first committed chunk (the progress hook raises); sys.argv marks the file's command as
+    "interrupted-by-test", so a test can tell a resumed file from a recomputed one."""
+    from badminima.cli import main
+    from badminima.engine import runs
+    orig, calls = runs.Progress.update, {"n": 0}
+
+    def boom(self, n):
+        orig(self, n)
+        calls["n"] += 1
+        raise KeyboardInterrupt
+    with monkeypatch.context() as m:
+        m.setattr(runs.Progress, "update", boom)
+        m.setattr(sys, "argv", ["interrupted-by-test"])
+        r = CliRunner().invoke(main, [*run, "-q", "--shard", shard, "--chunk", str(chunk), "-o", str(out)])
+    assert r.exit_code == 130 and calls["n"] == 1, r.output

@@ -26,6 +26,7 @@ from badminima.engine import cluster
 from badminima.engine.cluster import (SlurmJob, array_parts, format_ranges, parse_time_limit, render_script,
                                       shard_file, shard_status, write_script)
 from badminima.engine.store import RunWriter, StoreError, diff_files
+from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]
 
@@ -361,19 +362,7 @@ def test_slurm_offsets_over_max_array_size_and_partial_shard_resumes(tmp_path, s
     """MaxArraySize 3 -> two submissions (offsets 0 and 3); shard 3 starts from a partial .part left by
     an interrupted run, which its task resumes (the file keeps the interrupted run's identity)."""
     shards = tmp_path / "shards"
-    # an interrupted shard 3: the progress hook raises after the first committed chunk
-    from badminima.engine import runs
-    orig, calls = runs.Progress.update, {"n": 0}
-
-    def boom(self, n):
-        orig(self, n)
-        calls["n"] += 1
-        raise KeyboardInterrupt
-    monkeypatch.setattr(runs.Progress, "update", boom)
-    monkeypatch.setattr(sys, "argv", ["interrupted-by-test"])
-    r = CliRunner().invoke(main, [*RUN, "-q", "--shard", "3/4", "--chunk", "40", "-o", str(shards / "shard-0003.h5")])
-    monkeypatch.setattr(runs.Progress, "update", orig)
-    assert r.exit_code == 130 and calls["n"] == 1
+    interrupt_shard(monkeypatch, RUN, "3/4", shards / "shard-0003.h5")
     st = shard_status(str(shards), 4)
     assert st.shards[3].state == "partial" and st.shards[3].rows == 40
     r = cli(["slurm", *RUN, "--shards", "4", "--max-array-size", "3", "--time", "00:10:00",

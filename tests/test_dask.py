@@ -1,0 +1,115 @@
+"""The Dask backend (engine/dask_run.py, `badminima dask`): shards as tasks on a real Dask cluster.
+
+A LocalCluster run (with a partial shard left by an interrupted run) merges to a file bit-identical
+to a one-process run; a rerun runs nothing; shard files of another run are refused; and a separately
+started scheduler and workers (what dask-jobqueue starts on a cluster) run the shards through
+`--scheduler FILE`.  The CLI runs as a subprocess, as a user runs it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+from badminima.engine.cluster import default_exe, shard_status
+from badminima.engine.dask_run import DaskJob
+from badminima.engine.store import diff_files
+from conftest import interrupt_shard
+
+pytest.importorskip("distributed")
+
+RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]
+
+
+def badminima(*args, timeout=300):
+    return subprocess.run([*default_exe(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    """The one-process run the sharded runs must reproduce bit for bit."""
+    out = tmp_path_factory.mktemp("single") / "single.h5"
+    p = badminima(*RUN, "-q", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    return str(out)
+
+
+def test_job_validation_and_task_command(tmp_path):
+    job = DaskJob(run=tuple(RUN), shards=12, outdir=str(tmp_path), threads=2,
+                  warmup=("train", "-o", "/x/warmup.h5"), exe=("bm",)).validate()
+    assert job.command(11) == ["bm", *RUN, "--shard", "11/12", "-o", str(tmp_path / "shard-0011.h5"), "-q"]
+    assert job.env()["NUMBA_NUM_THREADS"] == "2" and job.warmup_file() == "/x/warmup.h5"
+    for bad in ({"shards": 0}, {"workers": 0}, {"threads": 0}):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            DaskJob(**{"run": tuple(RUN), "shards": 2, "outdir": "d", **bad}).validate()
+
+
+def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run(tmp_path, single, monkeypatch):
+    shards = tmp_path / "shards"
+    interrupt_shard(monkeypatch, RUN, "3/4", shards / "shard-0003.h5")
+    assert shard_status(str(shards), 4).shards[3].state == "partial"
+
+    merged = tmp_path / "merged.h5"
+    t0 = time.monotonic()
+    p = badminima("dask", *RUN, "--shards", "4", "--workers", "2", "--dir", str(shards), "--merge", str(merged))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "4 of 4 shards to run on 2 worker(s)" in p.stderr and "4 complete; 400 of 400 networks" in p.stdout
+    assert diff_files(single, str(merged)) == []
+    with h5py.File(shards / "shard-0003.h5") as f:
+        assert f.attrs["command"] == "interrupted-by-test"      # resumed, not recomputed
+    for i in range(4):
+        assert "exit status 0" in (shards / "logs" / f"shard-{i}.out").read_text()
+    print(f"\nDask: 4 shards on a 2-worker LocalCluster incl. warm-up and merge in {time.monotonic() - t0:.1f} s",
+          file=sys.stderr)
+
+    # a rerun runs nothing; another run's configuration or shard count in the same --dir is refused
+    p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--dir", str(shards))
+    assert p.returncode == 0 and "all 4 shards are complete" in p.stderr
+    p = badminima("dask", *RUN[:-1], "300", "--shards", "4", "--workers", "1", "--dir", str(shards))
+    assert p.returncode == 1 and "holds shards of another run" in p.stderr and "steps" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = badminima("dask", *RUN, "--shards", "5", "--workers", "1", "--dir", str(shards))
+    assert p.returncode == 1 and "shards of different counts N (4, 5)" in p.stderr
+
+
+def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
+    """A scheduler and workers started on their own, as dask-jobqueue starts them on a cluster."""
+    sched_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--scheduler-file",
+                               str(sched_file), "--port", "0", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        for _ in range(300):
+            if sched_file.exists() and json.loads(sched_file.read_text() or "{}").get("address"):
+                break
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                       str(sched_file), "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+        merged = tmp_path / "merged.h5"
+        p = badminima("dask", *RUN, "--shards", "3", "--scheduler", str(sched_file), "--dir",
+                      str(tmp_path / "shards"), "--merge", str(merged), "-q")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert diff_files(single, str(merged)) == []
+    finally:
+        for pr in reversed(procs):
+            pr.terminate()
+            pr.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--shards", "4", "--workers", "0"], "--workers must be >= 1"),
+    (["--shards", "4", "--threads", "0"], "--threads must be >= 1"),
+    (["--shards", "100"], "per task; give each task at least 32"),
+    (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"], "no Dask scheduler at tcp://127.0.0.1:9"),
+])
+def test_dask_command_refusals(tmp_path, args, msg):
+    p = badminima("dask", *RUN, *args, "--dir", str(tmp_path / "d"), "--no-warmup", timeout=120)
+    assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip().count("\n") == 0 or p.stderr.strip().splitlines()[-1].startswith("error:")
