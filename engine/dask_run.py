@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 
 from .cluster import ClusterError, RunStatus, default_exe, shard_file, shard_status
@@ -136,12 +137,13 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
     say = echo or (lambda s: None)
     st = shard_status(job.outdir, job.shards)       # refuses a mix of runs or of shard counts at once
     client, cluster = _client(job)
+    tag = uuid.uuid4().hex[:8]      # task keys unique to this invocation: a shared scheduler reuses equal keys
     try:
         if job.warmup:
             exe = list(job.exe) or default_exe()
             t0 = time.monotonic()
             code = client.submit(run_task, [*exe, *job.warmup], job.env(), os.path.join(logs, "warmup.out"),
-                                 key="badminima-warmup", pure=False).result()
+                                 key=f"badminima-warmup-{tag}", pure=False).result()
             if code != 0:
                 raise ClusterError(f"the warm-up task failed (exit {code}); see {os.path.join(logs, 'warmup.out')}")
             say(f"warm-up compile done in {time.monotonic() - t0:.1f} s")
@@ -153,7 +155,7 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
             return st
         say(f"{len(todo)} of {job.shards} shards to run on {len(client.scheduler_info()['workers'])} worker(s)")
         futures = {client.submit(run_task, job.command(i), job.env(),
-                                 os.path.join(logs, f"shard-{i}.out"), key=f"badminima-shard-{i}", pure=False): i
+                                 os.path.join(logs, f"shard-{i}.out"), key=f"badminima-shard-{i}-{tag}", pure=False): i
                    for i in todo}
         from distributed import as_completed
         bar = Progress(len(todo), "shards", enabled=progress)
