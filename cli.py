@@ -354,34 +354,51 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
 @click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
-@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>)")
+@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR of the tasks (default: the workers' own)")
-@click.option("--no-warmup", is_flag=True, help="no warm-up compile task before the shards")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
 @click.option("--merge", "merge_out", default=None, help="merge the shards into this file once all are complete")
+@click.option("--force", is_flag=True, help="let --merge replace an existing file")
 @click.option("--quiet", "-q", is_flag=True, help="no progress line")
 @click.pass_context
 @friendly_errors
-def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, outdir, numba_cache, no_warmup, exe, merge_out, quiet):
-    """Run RUN (a badminima run command, e.g. `train --dataset xor -n 1000000`) as N shards on a Dask
+def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, outdir, numba_cache, exe, merge_out,
+             force, quiet):
+    """Run the shards of RUN (a badminima run command such as `train --dataset xor -n 1000000`) on a Dask
     cluster, then report (and merge) them; rerun the same command to resume.
 
     \b
       badminima dask train -n 1000000 --shards 40 --workers 2 --merge xor.h5
       badminima dask table1 -n 100000 --shards 200 --scheduler sched.json --dir /scratch/t1
     """
+    import hashlib
     import os
     import shlex
     from .engine import cluster, dask_run
     name, args, params = _sharded_run(ctx, run, shards, threads)
-    outdir = os.path.abspath(outdir or os.path.join("runs", f"dask-{name}"))     # workers may run elsewhere
-    warm = None if no_warmup else cluster.warmup_args(params, [name, *args], outdir)
+    if scheduler and workers is not None:
+        _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
+    if outdir is None:      # one directory per run command, so another configuration never meets these shards
+        outdir = os.path.join("runs", f"dask-{name}-{hashlib.sha256(shlex.join(args).encode()).hexdigest()[:8]}")
+    outdir = os.path.abspath(outdir)        # the workers may run elsewhere
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
+    if merge_out:
+        merge_out = os.path.abspath(merge_out)
+        if os.path.dirname(merge_out) == outdir:
+            _fail(f"--merge {merge_out} is inside --dir: keep the merged file out of the shard directory")
+        if os.path.exists(merge_out) and not force:
+            _fail(f"{merge_out} exists; use --force to replace it once the shards are merged")
+        if not os.path.isdir(os.path.dirname(merge_out)):
+            _fail(f"cannot write --merge {merge_out}: no directory {os.path.dirname(merge_out)}")
     try:
         job = dask_run.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
-                               workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)), threads=threads,
-                               scheduler=scheduler, connect_timeout=connect_timeout, numba_cache_dir=numba_cache,
-                               warmup=tuple(warm) if warm else None,
-                               exe=tuple(shlex.split(exe)) if exe else ()).validate()
+                               warmup=tuple(cluster.warmup_args(params, [name, *args], outdir)),
+                               workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
+                               threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
+                               numba_cache_dir=numba_cache, exe=tuple(shlex.split(exe)) if exe else ()).validate()
     except ValueError as e:
         _fail(str(e))
     st = dask_run.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
@@ -390,7 +407,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
         from .engine.store import merge as merge_files
-        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
+        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out, force=force)}")
 
 
 @main.command()

@@ -446,9 +446,10 @@ def warmup_args(params: dict, run_args: list[str], outdir: str) -> list[str]:
 
     Shard 0 of N = networks holds network 0 of every cell, so the job compiles exactly the kernel
     variants the array tasks will use (whatever the run command) and writes a throw-away DIR/warmup/ file.
-    Commands without a network count fall back to `badminima compile` (its default variant set).
+    Commands without a network count use their candidate budget (search); the rest fall back to
+    `badminima compile` (its default variant set).
     """
-    n = params.get("networks")
+    n = params.get("networks", params.get("budget"))
     if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
         return [*run_args, "--shard", f"0/{n}", "-o", os.path.join(os.path.abspath(outdir), "warmup", "warmup.h5"),
                 "--force", "--no-resume", "-q"]

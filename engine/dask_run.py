@@ -3,14 +3,15 @@ running scheduler, e.g. one that dask-jobqueue started).
 
 A task is exactly what a SLURM array task runs, ``badminima RUN --shard I/N -o DIR/shard-XXXX.h5``, in a
 process of its own with ``NUMBA_NUM_THREADS`` threads: Numba owns the worker's cores, the shard file is
-crash-safe and resumed when the run is repeated, and complete shards are not run again.  The warm-up
-task (the run on one network per cell) also tells which run this is: shard files of another run in
-DIR are refused before anything starts.  Merging the
-shards gives the one-process result bit for bit (the shard machinery's guarantee, tested).
+crash-safe and resumed when the run is repeated, and complete shards are not run again.  A warm-up
+task first runs the command on one network (or candidate) per cell: it compiles the kernels, and its
+file is the run's identity, against which shard files already in DIR are checked before any shard
+starts.  Merging the shards gives the one-process result bit for bit (the shard machinery's guarantee).
 """
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -23,19 +24,21 @@ from .cluster import ClusterError, RunStatus, default_exe, shard_file, shard_sta
 from .progress import Progress
 from .store_read import StoreError, diff_keys, open_h5, read_meta
 
+POLL = 5.0          # seconds between looks at the shard files (progress) while tasks run
+
 
 @dataclass(frozen=True)
 class DaskJob:
     """A sharded run for Dask; validated by validate(), then trusted."""
     run: tuple[str, ...]                # the badminima run command: ("train", "--dataset", "xor", ...)
     shards: int
-    outdir: str
-    workers: int = 1                    # LocalCluster worker processes (ignored with a scheduler)
+    outdir: str                         # absolute: the workers may run elsewhere
+    warmup: tuple[str, ...]             # badminima arguments of the warm-up task (cluster.warmup_args)
+    workers: int = 1                    # LocalCluster worker processes (not used with a scheduler)
     threads: int = 1                    # Numba threads per task
     scheduler: str | None = None        # tcp://host:port, or the path of a scheduler file
     connect_timeout: float = 30.0       # seconds to wait for that scheduler
     numba_cache_dir: str | None = None  # NUMBA_CACHE_DIR of the tasks (None: the workers' own)
-    warmup: tuple[str, ...] | None = None   # badminima arguments of the warm-up task (None: none)
     exe: tuple[str, ...] = ()           # how tasks start badminima (empty: default_exe())
 
     def validate(self) -> "DaskJob":
@@ -50,13 +53,15 @@ class DaskJob:
 
     def command(self, index: int) -> list[str]:
         """The task of shard `index`."""
-        exe = list(self.exe) or default_exe()
-        return [*exe, *self.run, "--shard", f"{index}/{self.shards}", "-o",
+        return [*self.exe_words(), *self.run, "--shard", f"{index}/{self.shards}", "-o",
                 shard_file(self.outdir, index, self.shards), "-q"]
+
+    def exe_words(self) -> list[str]:
+        return list(self.exe) or default_exe()
 
     def warmup_file(self) -> str | None:
         """The result file the warm-up task writes (its -o argument; None for `compile`)."""
-        w = list(self.warmup or ())
+        w = list(self.warmup)
         return w[w.index("-o") + 1] if "-o" in w else None
 
     def env(self) -> dict:
@@ -66,26 +71,49 @@ class DaskJob:
         return extra
 
 
+# prctl resolved here, not in the forked child (a multithreaded worker should run little code there)
+try:
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):           # not Linux
+    _PRCTL = None
+
+
 def _die_with_parent():
-    """In the task's child process: SIGINT when the worker process dies (Linux), so a shard that loses
-    its worker stops like an interrupted run, keeping its committed chunks, instead of running on."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+    """In the task's child process: SIGINT when the worker process dies (PR_SET_PDEATHSIG), so a shard
+    that loses its worker stops like an interrupted run, keeping its committed chunks."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGINT)
 
 
-def run_task(cmd: list[str], env_extra: dict, log: str) -> int:
-    """One task on a worker: the command in a child process, its output appended to `log`; exit code."""
+def run_task(cmd: list[str], env_extra: dict, log: str, stop: str | None = None) -> int:
+    """One task on a worker: the command in a child process, its output appended to `log`; exit code.
+
+    stop: the name of a Dask Event; when the client sets it (Ctrl-C), the child gets SIGINT and ends
+    like an interrupted run (a running task cannot be cancelled otherwise).
+    """
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "a", encoding="utf-8") as fh:
-        fh.write(f"$ {' '.join(cmd)}\n# on {socket.gethostname()} (pid {os.getpid()}), {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.write(f"$ {' '.join(cmd)}\n# on {socket.gethostname()} (pid {os.getpid()}), "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
         t0 = time.monotonic()
-        p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env_extra},
-                             preexec_fn=_die_with_parent)
         try:
-            code = p.wait()
+            p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env_extra},
+                                 preexec_fn=_die_with_parent)
+        except OSError as e:
+            fh.write(f"error: cannot start {cmd[0]}: {e.strerror or e}\nexit status 127\n")
+            return 127
+        try:
+            if stop is None:
+                code = p.wait()
+            else:
+                from distributed import Event
+                event = Event(stop)
+                while (code := p.poll()) is None:
+                    if event.wait(timeout=1.0):
+                        p.send_signal(signal.SIGINT)
+                        code = p.wait()
+                        break
         except BaseException:
             p.send_signal(signal.SIGINT)
             p.wait()
@@ -94,81 +122,140 @@ def run_task(cmd: list[str], env_extra: dict, log: str) -> int:
     return code
 
 
-def check_same_run(outdir: str, shards: int, reference: str) -> RunStatus:
-    """The shard status of DIR, refusing shard files of another run than `reference` (a file of this run)."""
+def check_same_run(outdir: str, shards: int, reference: str | None) -> tuple[RunStatus, int | None]:
+    """(shard status of DIR, networks in the whole run), refusing shard files of another run than
+    `reference` (a file of this run; None: DIR must hold no shard file yet)."""
     st = shard_status(outdir, shards)
     seen = [s.path for s in st.shards if s.state in ("complete", "partial")]
-    if seen:
-        metas = []
-        for p in (reference, seen[0]):
-            with open_h5(p) as f:
-                metas.append(read_meta(f, p))
+    if reference is None:
+        if seen:
+            raise StoreError(f"{outdir} already holds shard files, and this command has no warm-up file to "
+                             f"check them against; use an empty --dir")
+        return st, None
+    metas = []
+    for p in (reference, *seen[:1]):
+        with open_h5(p) as f:
+            metas.append(read_meta(f, p))
+    if len(metas) == 2:
         d = diff_keys(metas[0].identity(), metas[1].identity())
         if d:
             raise StoreError(f"{outdir} holds shards of another run (differing keys: {', '.join(d)}); "
                              f"use another --dir")
-    return st
+    return st, sum(c.n_total for c in metas[0].cells.values())
 
 
 def _client(job: DaskJob):
-    """A distributed.Client: of the given scheduler, else of a new LocalCluster (processes, 1 thread each)."""
+    """(distributed.Client, LocalCluster or None): the given scheduler's, else a new LocalCluster's
+    (processes with one thread each)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
         raise ClusterError("the Dask backend needs dask.distributed: pip install 'badminima[dask]'") from None
     if job.scheduler:
-        kw = {"scheduler_file": job.scheduler} if os.path.exists(job.scheduler) else {"address": job.scheduler}
+        s = job.scheduler
+        if "://" in s or not (os.sep in s or s.endswith(".json") or os.path.exists(s)):
+            kw = {"address": s}
+        elif os.path.isfile(s):
+            try:
+                with open(s, encoding="utf-8") as fh:
+                    ok = isinstance(json.load(fh).get("address"), str)
+            except (OSError, ValueError, AttributeError):
+                ok = False
+            if not ok:
+                raise ClusterError(f"{s} is not a Dask scheduler file (JSON with an \"address\")")
+            kw = {"scheduler_file": s}
+        else:
+            raise ClusterError(f"no scheduler file {s}")
         try:
             return Client(timeout=job.connect_timeout, **kw), None
-        except (OSError, TimeoutError, ValueError) as e:
-            raise ClusterError(f"no Dask scheduler at {job.scheduler}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any failure to connect is one line for the user
+            raise ClusterError(f"no Dask scheduler at {s}: {str(e) or type(e).__name__}") from None
     cluster = LocalCluster(n_workers=job.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=40)
+                           dashboard_address=":0", silence_logs=40)
     return Client(cluster), cluster
+
+
+def _last_error(log: str) -> str:
+    """The last `error:` line of a task log ('' if none)."""
+    try:
+        with open(log, encoding="utf-8", errors="replace") as fh:
+            lines = [ln.strip() for ln in fh if ln.startswith("error:")]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
     """Run the shards that are not complete (after the warm-up task); then the run's shard status.
 
-    Failed shards are reported (logs in DIR/logs/); rerunning resumes them.
+    Progress counts committed networks (read off the shard files).  Ctrl-C stops every running task
+    (their shards keep their committed chunks) and re-raises.  Failed shards are reported with their
+    logs in DIR/logs/; rerunning resumes them.
     """
-    os.makedirs(job.outdir, exist_ok=True)
     logs = os.path.join(job.outdir, "logs")
     say = echo or (lambda s: None)
-    st = shard_status(job.outdir, job.shards)       # refuses a mix of runs or of shard counts at once
+    shard_status(job.outdir, job.shards)        # refuses a mix of runs or of shard counts before starting
     client, cluster = _client(job)
     tag = uuid.uuid4().hex[:8]      # task keys unique to this invocation: a shared scheduler reuses equal keys
+    stop = f"badminima-stop-{tag}"
+    futures: dict = {}
     try:
-        if job.warmup:
-            exe = list(job.exe) or default_exe()
-            t0 = time.monotonic()
-            code = client.submit(run_task, [*exe, *job.warmup], job.env(), os.path.join(logs, "warmup.out"),
+        t0 = time.monotonic()
+        wlog = os.path.join(logs, "warmup.out")
+        try:
+            code = client.submit(run_task, [*job.exe_words(), *job.warmup], job.env(), wlog, stop,
                                  key=f"badminima-warmup-{tag}", pure=False).result()
-            if code != 0:
-                raise ClusterError(f"the warm-up task failed (exit {code}); see {os.path.join(logs, 'warmup.out')}")
-            say(f"warm-up compile done in {time.monotonic() - t0:.1f} s")
-            if job.warmup_file():
-                st = check_same_run(job.outdir, job.shards, job.warmup_file())
+        except Exception as e:  # noqa: BLE001 - e.g. DIR not writable on the worker
+            raise ClusterError(f"the warm-up task failed: {str(e) or type(e).__name__}") from None
+        if code != 0:
+            raise ClusterError(f"the warm-up task failed (exit {code}): {_last_error(wlog) or 'see ' + wlog}")
+        say(f"warm-up done in {time.monotonic() - t0:.1f} s")
+        st, total = check_same_run(job.outdir, job.shards, job.warmup_file())
         todo = [s.index for s in st.shards if s.state != "complete"]
         if not todo:
             say(f"all {job.shards} shards are complete")
             return st
         say(f"{len(todo)} of {job.shards} shards to run on {len(client.scheduler_info()['workers'])} worker(s)")
-        futures = {client.submit(run_task, job.command(i), job.env(),
-                                 os.path.join(logs, f"shard-{i}.out"), key=f"badminima-shard-{i}-{tag}", pure=False): i
-                   for i in todo}
-        from distributed import as_completed
-        bar = Progress(len(todo), "shards", enabled=progress)
-        failed = []
-        for fut in as_completed(futures):
-            if fut.status != "finished" or fut.result() != 0:
-                failed.append(futures[fut])
-            bar.update(1)
-        bar.close()
-        if failed:
-            say(f"{len(failed)} shard task(s) failed: {sorted(failed)}; logs in {logs}")
+        futures = {client.submit(run_task, job.command(i), job.env(), os.path.join(logs, f"shard-{i}.out"), stop,
+                                 key=f"badminima-shard-{i}-{tag}", pure=False): i for i in todo}
+        _follow(job, futures, st.rows, total, progress, say)
+    except KeyboardInterrupt:
+        if futures:
+            from distributed import Event, wait
+            Event(stop, client=client).set()        # the tasks SIGINT their shards, which commit and exit
+            try:
+                wait(list(futures), timeout=120)
+            except TimeoutError:
+                pass
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return shard_status(job.outdir, job.shards)
+
+
+def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress: bool, say) -> None:
+    """Wait for the shard tasks, showing committed networks (rate, time left); report failed ones."""
+    from distributed import wait
+    bar = Progress(total or 0, "networks", enabled=progress and total is not None, done=done)
+    failed, pending = [], set(futures)
+    try:
+        while pending:
+            try:
+                finished, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                finished = set()
+            for fut in finished:
+                if fut.status != "finished" or fut.result() != 0:
+                    failed.append(futures[fut])
+            rows = shard_status(job.outdir, job.shards).rows
+            if rows > bar.done:
+                bar.update(rows - bar.done)
+    finally:
+        bar.close()
+    if failed:
+        i = min(failed)
+        why = _last_error(os.path.join(job.outdir, "logs", f"shard-{i}.out"))
+        say(f"{len(failed)} shard task(s) failed: {sorted(failed)}" + (f"; shard {i}: {why}" if why else "")
+            + f"; logs in {os.path.join(job.outdir, 'logs')}")

@@ -573,12 +573,13 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
             raise ConfigError(f"delete to {cfg.points} points needs parents with {cfg.points + 1} points, "
                               f"got {sorted(sizes)}")
     config = run_config(cfg, parents)
+    cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
     if shard is not None:
         config["shard"] = shard
     cell = f"N{cfg.points}"
     stats: dict = {}
     t0 = time.monotonic()
-    with RunWriter.open(path, config, {cell: (config, cfg.budget, P)}, command=command, force=force,
+    with RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
                         resume=resume, fields=search_fields(cfg.points)) as w:
         start, stop = w.next_index(cell), w.range(cell)[1]
         prog = Progress(w.range(cell)[1] - w.range(cell)[0], label="candidates", enabled=progress,

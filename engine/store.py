@@ -604,7 +604,10 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
     paths = expand_paths(inputs)
     if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
         raise StoreError(f"the output {output} is also an input")
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
     lock_fd = _lock(output)
     files = []
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,9 +45,10 @@ def test_job_validation_and_task_command(tmp_path):
                   warmup=("train", "-o", "/x/warmup.h5"), exe=("bm",)).validate()
     assert job.command(11) == ["bm", *RUN, "--shard", "11/12", "-o", str(tmp_path / "shard-0011.h5"), "-q"]
     assert job.env()["NUMBA_NUM_THREADS"] == "2" and job.warmup_file() == "/x/warmup.h5"
+    assert DaskJob(run=tuple(RUN), shards=1, outdir="d", warmup=("compile",)).warmup_file() is None
     for bad in ({"shards": 0}, {"workers": 0}, {"threads": 0}):
         with pytest.raises(ValueError, match="must be >= 1"):
-            DaskJob(**{"run": tuple(RUN), "shards": 2, "outdir": "d", **bad}).validate()
+            DaskJob(**{"run": tuple(RUN), "shards": 2, "outdir": "d", "warmup": (), **bad}).validate()
 
 
 def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run(tmp_path, single, monkeypatch):
@@ -97,6 +99,23 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
                       str(tmp_path / "shards"), "--merge", str(merged), "-q")
         assert p.returncode == 0, p.stdout + p.stderr
         assert diff_files(single, str(merged)) == []
+
+        # Ctrl-C: a running Dask task cannot be cancelled, so the tasks must stop their shards themselves
+        long_dir = tmp_path / "long"
+        run = subprocess.Popen([*default_exe(), "dask", "train", "--dataset", "xor", "-n", "1000000", "--steps",
+                                "20000", "--shards", "4", "--scheduler", str(sched_file), "--dir", str(long_dir)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while len(list(long_dir.glob("shard-*.h5.part"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 130 and "interrupted; committed results are kept" in err, err
+        time.sleep(1)
+        left = subprocess.run(["pgrep", "-f", str(long_dir)], capture_output=True, text=True).stdout.split()
+        assert left == [], "shard processes still running after Ctrl-C"
+        st = shard_status(str(long_dir), 4)
+        assert [s.state for s in st.shards[:2]] == ["partial", "partial"] and st.rows < 1000000
     finally:
         for pr in reversed(procs):
             pr.terminate()
@@ -108,8 +127,21 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
     (["--shards", "4", "--threads", "0"], "--threads must be >= 1"),
     (["--shards", "100"], "per task; give each task at least 32"),
     (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"], "no Dask scheduler at tcp://127.0.0.1:9"),
+    (["--shards", "2", "--scheduler", "{tmp}/missing.json"], "no scheduler file"),
+    (["--shards", "2", "--scheduler", "{tmp}/afile"], "is not a Dask scheduler file"),
+    (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers sizes a LocalCluster"),
+    (["--shards", "2", "--dir", "{tmp}/afile"], "cannot use --dir"),
+    (["--shards", "2", "--merge", "{tmp}/afile"], "exists; use --force"),
+    (["--shards", "2", "--merge", "{tmp}/afile/m.h5"], "cannot write --merge"),
+    (["--shards", "2", "--merge", "{tmp}/d/m.h5"], "is inside --dir"),
+    (["--shards", "2", "--workers", "1", "--exe", "{tmp}/no-such-badminima"], "cannot start"),
 ])
 def test_dask_command_refusals(tmp_path, args, msg):
-    p = badminima("dask", *RUN, *args, "--dir", str(tmp_path / "d"), "--no-warmup", timeout=120)
+    (tmp_path / "afile").write_text("not json")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--dir" not in args:
+        args += ["--dir", str(tmp_path / "d")]
+    p = badminima("dask", *RUN, *args, timeout=120)
     assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
-    assert p.stderr.strip().count("\n") == 0 or p.stderr.strip().splitlines()[-1].startswith("error:")
+    assert p.stderr.strip().splitlines()[-1].startswith("error:")
+    assert (tmp_path / "afile").read_text() == "not json"      # never overwritten

@@ -233,6 +233,18 @@ def test_cli_bad_input_exits_2(args, tmp_path):
     assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
 
 
+def test_search_shards_merge_to_the_one_process_run(tmp_path):
+    """Each shard's cell identity must not hold its shard index, or the shards could never merge."""
+    from badminima.engine.store import diff_files, merge
+    base = ["search", "-N", "4", "-k", "8", "--iters", "20", "--found-dir", str(tmp_path / "f"), "-q"]
+    for args in (["-o", str(tmp_path / "one.h5")], ["--shard", "0/2", "-o", str(tmp_path / "s0.h5")],
+                 ["--shard", "1/2", "-o", str(tmp_path / "s1.h5")]):
+        r = CliRunner().invoke(main, base + args)
+        assert r.exit_code == 0, r.output
+    merge([str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")], str(tmp_path / "merged.h5"))
+    assert diff_files(str(tmp_path / "one.h5"), str(tmp_path / "merged.h5")) == []
+
+
 def test_cli_search_and_minimality_small(tmp_path):
     out = tmp_path / "s.h5"
     r = CliRunner().invoke(main, ["search", "-N", "10", "-k", "12", "--seed", "1", "-o", str(out), "-q",
