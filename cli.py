@@ -256,6 +256,9 @@ def _sharded_run(ctx, run, shards: int, threads: int):
         _fail("the run command must not set -o/--output: shard files go to --dir")
     if params.get("shard"):
         _fail("the run command must not set --shard: each task sets it")
+    if params.get("json_out"):
+        _fail(f"the run command must not set --json: every task would write it; after merging, the same "
+              f"`badminima {name}` command with -o MERGED --json FILE writes it from the merged file")
     n = params.get("networks")
     if isinstance(n, int) and n // max(shards, 1) < SIMD_BLOCK * threads:
         _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
@@ -354,7 +357,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
 @click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
-@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN>)")
+@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN and N>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR of the tasks (default: the workers' own)")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
 @click.option("--merge", "merge_out", default=None, help="merge the shards into this file once all are complete")
@@ -379,7 +382,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
     if outdir is None:      # one directory per run command, so another configuration never meets these shards
-        outdir = os.path.join("runs", f"dask-{name}-{hashlib.sha256(shlex.join(args).encode()).hexdigest()[:8]}")
+        tag = hashlib.sha256(f"{shlex.join(args)} --shards {shards}".encode()).hexdigest()[:8]
+        outdir = os.path.join("runs", f"dask-{name}-{tag}")
     outdir = os.path.abspath(outdir)        # the workers may run elsewhere
     try:
         os.makedirs(outdir, exist_ok=True)
@@ -387,12 +391,15 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
     if merge_out:
         merge_out = os.path.abspath(merge_out)
-        if os.path.dirname(merge_out) == outdir:
+        parent = os.path.dirname(merge_out)
+        if os.path.commonpath([os.path.realpath(parent), os.path.realpath(outdir)]) == os.path.realpath(outdir):
             _fail(f"--merge {merge_out} is inside --dir: keep the merged file out of the shard directory")
+        if os.path.isdir(merge_out):
+            _fail(f"--merge {merge_out} is a directory")
         if os.path.exists(merge_out) and not force:
             _fail(f"{merge_out} exists; use --force to replace it once the shards are merged")
-        if not os.path.isdir(os.path.dirname(merge_out)):
-            _fail(f"cannot write --merge {merge_out}: no directory {os.path.dirname(merge_out)}")
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            _fail(f"cannot write --merge {merge_out}: {parent} is not a writable directory")
     try:
         job = dask_run.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
                                warmup=tuple(cluster.warmup_args(params, [name, *args], outdir)),

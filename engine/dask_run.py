@@ -97,6 +97,12 @@ def run_task(cmd: list[str], env_extra: dict, log: str, stop: str | None = None)
                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
         t0 = time.monotonic()
+        if stop is not None:
+            from distributed import Event
+            event = Event(stop)
+            if event.is_set():          # Ctrl-C came before this task started: do not start it
+                fh.write("not started: the run was interrupted\n")
+                return 130
         try:
             p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env_extra},
                                  preexec_fn=_die_with_parent)
@@ -107,8 +113,6 @@ def run_task(cmd: list[str], env_extra: dict, log: str, stop: str | None = None)
             if stop is None:
                 code = p.wait()
             else:
-                from distributed import Event
-                event = Event(stop)
                 while (code := p.poll()) is None:
                     if event.wait(timeout=1.0):
                         p.send_signal(signal.SIGINT)
@@ -176,13 +180,15 @@ def _client(job: DaskJob):
 
 
 def _last_error(log: str) -> str:
-    """The last `error:` line of a task log ('' if none)."""
+    """The last `error:` line of a task log's last invocation ('' if none)."""
     try:
         with open(log, encoding="utf-8", errors="replace") as fh:
-            lines = [ln.strip() for ln in fh if ln.startswith("error:")]
+            lines = fh.readlines()
     except OSError:
         return ""
-    return lines[-1] if lines else ""
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("$ ")]     # one header per invocation
+    errors = [ln.strip() for ln in lines[starts[-1] if starts else 0:] if ln.startswith("error:")]
+    return errors[-1] if errors else ""
 
 
 def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
@@ -202,9 +208,11 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
     try:
         t0 = time.monotonic()
         wlog = os.path.join(logs, "warmup.out")
+        warm = client.submit(run_task, [*job.exe_words(), *job.warmup], job.env(), wlog, stop,
+                             key=f"badminima-warmup-{tag}", pure=False)
+        futures[warm] = -1
         try:
-            code = client.submit(run_task, [*job.exe_words(), *job.warmup], job.env(), wlog, stop,
-                                 key=f"badminima-warmup-{tag}", pure=False).result()
+            code = warm.result()
         except Exception as e:  # noqa: BLE001 - e.g. DIR not writable on the worker
             raise ClusterError(f"the warm-up task failed: {str(e) or type(e).__name__}") from None
         if code != 0:
@@ -220,13 +228,12 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
                                  key=f"badminima-shard-{i}-{tag}", pure=False): i for i in todo}
         _follow(job, futures, st.rows, total, progress, say)
     except KeyboardInterrupt:
-        if futures:
-            from distributed import Event, wait
-            Event(stop, client=client).set()        # the tasks SIGINT their shards, which commit and exit
-            try:
-                wait(list(futures), timeout=120)
-            except TimeoutError:
-                pass
+        from distributed import Event, wait
+        Event(stop, client=client).set()    # running tasks SIGINT their commands, which commit and exit;
+        try:                                # queued ones return without starting theirs
+            wait(list(futures), timeout=120)
+        except TimeoutError:
+            pass
         raise
     finally:
         client.close()
@@ -238,7 +245,8 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
 def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress: bool, say) -> None:
     """Wait for the shard tasks, showing committed networks (rate, time left); report failed ones."""
     from distributed import wait
-    bar = Progress(total or 0, "networks", enabled=progress and total is not None, done=done)
+    bar = Progress(total or 0, "candidates" if job.run[0] == "search" else "networks",
+                   enabled=progress and total is not None, done=done)
     failed, pending = [], set(futures)
     try:
         while pending:

@@ -604,11 +604,13 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
     paths = expand_paths(inputs)
     if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
         raise StoreError(f"the output {output} is also an input")
+    if os.path.isdir(output):
+        raise StoreError(f"cannot write {output}: it is a directory")
     try:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        lock_fd = _lock(output)
     except OSError as e:
         raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
-    lock_fd = _lock(output)
     files = []
     try:
         metas = []
@@ -659,10 +661,12 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         tmp = output + ".tmp"
         try:
             _write_final(tmp, attrs, cells, first.fields, first.extra_fields)
-        except BaseException:
+            os.replace(tmp, output)
+        except BaseException as e:
             _remove(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
             raise
-        os.replace(tmp, output)
         return output
     finally:
         for f in files:

@@ -16,9 +16,12 @@ import time
 
 import h5py
 import pytest
+from click.testing import CliRunner
+
+from badminima.cli import main
 
 from badminima.engine.cluster import default_exe, shard_status
-from badminima.engine.dask_run import DaskJob
+from badminima.engine.dask_run import DaskJob, _last_error
 from badminima.engine.store import diff_files
 from conftest import interrupt_shard
 
@@ -135,9 +138,13 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
     (["--shards", "2", "--merge", "{tmp}/afile/m.h5"], "cannot write --merge"),
     (["--shards", "2", "--merge", "{tmp}/d/m.h5"], "is inside --dir"),
     (["--shards", "2", "--workers", "1", "--exe", "{tmp}/no-such-badminima"], "cannot start"),
+    (["--shards", "2", "--merge", "{tmp}", "--force"], "is a directory"),
+    (["--shards", "2", "--dir", "{tmp}/link", "--merge", "{tmp}/real/m.h5"], "is inside --dir"),
 ])
 def test_dask_command_refusals(tmp_path, args, msg):
     (tmp_path / "afile").write_text("not json")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--dir" not in args:
         args += ["--dir", str(tmp_path / "d")]
@@ -145,3 +152,18 @@ def test_dask_command_refusals(tmp_path, args, msg):
     assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error:")
     assert (tmp_path / "afile").read_text() == "not json"      # never overwritten
+
+
+def test_run_options_that_every_task_would_write_are_refused(tmp_path):
+    for cmd in (["dask", "table1", "-n", "400", "--json", "t.json", "--shards", "2"],
+                ["slurm", "table1", "-n", "400", "--json", "t.json", "--shards", "2", "-o", str(tmp_path / "j.sh")]):
+        r = CliRunner().invoke(main, cmd)
+        assert r.exit_code == 2 and "must not set --json" in r.output, r.output
+
+
+def test_task_failure_quotes_the_last_invocation_only(tmp_path):
+    log = tmp_path / "shard-0.out"
+    log.write_text("$ bm one\nerror: stale\nexit status 2\n$ bm two\nsomething\nexit status 1\n")
+    assert _last_error(str(log)) == ""
+    log.write_text(log.read_text() + "$ bm three\nerror: fresh\n")
+    assert _last_error(str(log)) == "error: fresh"
