@@ -390,16 +390,11 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     except OSError as e:
         _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
     if merge_out:
-        merge_out = os.path.abspath(merge_out)
-        parent = os.path.dirname(merge_out)
-        if os.path.commonpath([os.path.realpath(parent), os.path.realpath(outdir)]) == os.path.realpath(outdir):
-            _fail(f"--merge {merge_out} is inside --dir: keep the merged file out of the shard directory")
-        if os.path.isdir(merge_out):
-            _fail(f"--merge {merge_out} is a directory")
-        if os.path.exists(merge_out) and not force:
-            _fail(f"{merge_out} exists; use --force to replace it once the shards are merged")
-        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-            _fail(f"cannot write --merge {merge_out}: {parent} is not a writable directory")
+        from .engine.store import StoreError, check_merge_output
+        try:
+            check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
+        except StoreError as e:
+            _fail(str(e))
     try:
         job = dask_run.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
                                warmup=tuple(cluster.warmup_args(params, [name, *args], outdir)),

@@ -24,7 +24,8 @@ from .cluster import ClusterError, RunStatus, default_exe, shard_file, shard_sta
 from .progress import Progress
 from .store_read import StoreError, diff_keys, open_h5, read_meta
 
-POLL = 5.0          # seconds between looks at the shard files (progress) while tasks run
+POLL = 5.0          # at least this many seconds between looks at the shard files (progress)
+POLL_SHARE = 0.05   # ... and at most this share of the time spent reading them (thousands of shards)
 
 
 @dataclass(frozen=True)
@@ -204,13 +205,13 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
     client, cluster = _client(job)
     tag = uuid.uuid4().hex[:8]      # task keys unique to this invocation: a shared scheduler reuses equal keys
     stop = f"badminima-stop-{tag}"
-    futures: dict = {}
+    futures: dict = {}          # the tasks to wait for on Ctrl-C: the warm-up, then the shards
     try:
         t0 = time.monotonic()
         wlog = os.path.join(logs, "warmup.out")
         warm = client.submit(run_task, [*job.exe_words(), *job.warmup], job.env(), wlog, stop,
                              key=f"badminima-warmup-{tag}", pure=False)
-        futures[warm] = -1
+        futures = {warm: -1}
         try:
             code = warm.result()
         except Exception as e:  # noqa: BLE001 - e.g. DIR not writable on the worker
@@ -247,17 +248,19 @@ def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress:
     from distributed import wait
     bar = Progress(total or 0, "candidates" if job.run[0] == "search" else "networks",
                    enabled=progress and total is not None, done=done)
-    failed, pending = [], set(futures)
+    failed, pending, interval = [], set(futures), POLL
     try:
         while pending:
             try:
-                finished, pending = wait(pending, timeout=POLL, return_when="FIRST_COMPLETED")
+                finished, pending = wait(pending, timeout=interval, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 finished = set()
             for fut in finished:
                 if fut.status != "finished" or fut.result() != 0:
                     failed.append(futures[fut])
+            t = time.monotonic()
             rows = shard_status(job.outdir, job.shards).rows
+            interval = max(POLL, (time.monotonic() - t) / POLL_SHARE)
             if rows > bar.done:
                 bar.update(rows - bar.done)
     finally:

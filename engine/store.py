@@ -594,6 +594,29 @@ class RunWriter:
 # ----------------------------------------------------------------------------------------------
 # merge and comparison
 
+def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None, option: str = "") -> None:
+    """Refuse a merge output that cannot be written: a directory, an existing file (unless force), a
+    path inside the shard directory (it would count as a shard there), a parent that is no writable
+    directory.  Cluster commands call it before any shard runs (option: how they name the output and
+    the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
+    output = os.path.abspath(output)
+    name = f"{option} {output}".strip()
+    parent = os.path.dirname(output)
+    if shard_dir is not None:
+        top = os.path.realpath(shard_dir)
+        if os.path.commonpath([os.path.realpath(parent), top]) == top:
+            raise StoreError(f"{name} is inside {'--dir' if option else shard_dir}: keep the merged file out "
+                             f"of the shard directory")
+    if os.path.isdir(output):
+        raise StoreError(f"{name} is a directory")
+    if os.path.exists(output) and not force:
+        raise StoreError(f"{output} exists; use --force to replace it")
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)            # merge() creates the missing folders below it
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise StoreError(f"cannot write {name}: {parent} is not a writable directory")
+
+
 def merge(inputs, output, *, force: bool = False, command: str | None = None) -> str:
     """Combine complete shard files of one configuration into ``output`` (a complete unsharded file).
 
@@ -604,8 +627,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
     paths = expand_paths(inputs)
     if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
         raise StoreError(f"the output {output} is also an input")
-    if os.path.isdir(output):
-        raise StoreError(f"cannot write {output}: it is a directory")
+    check_merge_output(output, force=True)         # an existing file is refused once the inputs are read
     try:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         lock_fd = _lock(output)
