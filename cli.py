@@ -308,6 +308,12 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     from .engine import cluster
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     outdir = outdir or os.path.join("runs", Path(script).stem)
+    if merge_out:       # refused now, not after the array has run
+        from .engine.store import StoreError, check_merge_output
+        try:
+            check_merge_output(merge_out, force=False, shard_dir=outdir, option="--merge")
+        except StoreError as e:
+            _fail(str(e))
     if max_array_size is None:
         max_array_size, source = cluster.site_max_array_size()
     else:

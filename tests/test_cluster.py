@@ -287,12 +287,17 @@ def test_slurm_command_writes_a_script(tmp_path):
     ([*RUN, "--shard", "1/4"], "must not set --shard"),
     ([*RUN, "--shards", "20"], "per task"),
     ([*RUN, "--time", "later"], "bad time limit"),
+    ([*RUN, "--merge", "{tmp}/j.sh"], "exists; use --force"),
+    ([*RUN, "--dir", "{tmp}/d", "--merge", "{tmp}/d/m.h5"], "is inside --dir"),
 ])
 def test_slurm_command_refusals(tmp_path, args, msg):
+    (tmp_path / "j.sh").write_text("an older script")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--shards" not in args:
         args = [*args, "--shards", "4"]
     r = CliRunner().invoke(main, ["slurm", *args, "--max-array-size", "10", "-o", str(tmp_path / "j.sh")])
     assert r.exit_code == 2 and msg in r.output, r.output
+    assert (tmp_path / "j.sh").read_text() == "an older script"       # refused before writing anything
 
 
 # ----------------------------------------------------------------------------------------------
