@@ -237,6 +237,18 @@ class _Cell:
         self.counts = np.zeros(len(COUNT_CODES), np.int64)
 
 
+def _open_swmr_write(path: str) -> h5py.File:
+    """Open a .part for writing directly in SWMR mode (H5F_ACC_SWMR_WRITE).  Opening it "r+" and then
+    switching SWMR on left a moment in which the superblock said "open for write" without SWMR: a
+    writer killed then left a file that neither SWMR readers nor a resuming writer could open."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    mdc, nslots, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, nslots, RDCC_NBYTES, w0)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
+    return h5py.File(fid)
+
+
 class RunWriter:
     """Streams the results of one run into ``<path>.part``; ``finish()`` publishes ``<path>``.
 
@@ -391,7 +403,7 @@ class RunWriter:
     def _resume(self):
         self.resumed = True
         try:
-            h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES).close()
+            _open_swmr_write(self.part).close()
         except OSError as e:
             if "already open for write" not in str(e):
                 raise StoreError(f"{self.part}: cannot reopen for writing: {_short(e)}") from None
@@ -417,11 +429,10 @@ class RunWriter:
 
     def _open_part(self):
         try:
-            self._f = h5py.File(self.part, "r+", libver="latest", rdcc_nbytes=RDCC_NBYTES)
+            self._f = _open_swmr_write(self.part)
         except OSError as e:
             raise StoreError(f"{self.part}: cannot open for writing: {_short(e)}") from None
         try:
-            self._f.swmr_mode = True
             self._ds, self._progress = {}, {}
             for name, c in self._cells.items():
                 g = self._f["cells"][name]
