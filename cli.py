@@ -65,7 +65,11 @@ def train_options(fn):
         click.option("--beta2", type=float, default=0.999, help="Adam beta2"),
         click.option("--eps", type=float, default=1e-8, help="Adam epsilon"),
         click.option("--gtol", type=float, default=1e-6, help="gradient norm of a finite critical point"),
-        click.option("--early-exit/--no-early-exit", default=True, help="stop each network once its outcome is final"),
+        click.option("--early-exit/--no-early-exit", default=True,
+                     help="stop a network before its budget where its outcome is proven final"),
+        click.option("--finish-horizon", type=float, default=100.0,
+                     help="follow networks still unresolved at the end of the budget this many budgets further "
+                          "along the gradient flow and classify them there (0: off)"),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -73,7 +77,7 @@ def train_options(fn):
 
 
 def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks, seed, dtype,
-                 beta1, beta2, eps, gtol, early_exit):
+                 beta1, beta2, eps, gtol, early_exit, finish_horizon):
     """Load and validate the dataset and the options into (TrainConfig, Dataset)."""
     from .engine.config import InitSpec, TrainConfig
     from .engine.datasets import load_dataset
@@ -81,7 +85,8 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
     cfg = TrainConfig(dataset=dataset, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=hidden,
                       activation=act, optimizer=opt, lr=lr, steps=steps,
                       init=InitSpec.parse(init, bias_init), networks=networks, seed=seed, dtype=dtype,
-                      beta1=beta1, beta2=beta2, eps=eps, gtol=gtol, early_exit=early_exit).validate()
+                      beta1=beta1, beta2=beta2, eps=eps, gtol=gtol, early_exit=early_exit,
+                      finish_horizon=finish_horizon).validate()
     return cfg, ds
 
 
@@ -136,12 +141,17 @@ def parse_run_options(shard, threads, chunk):
 @train_options
 @run_options
 @click.option("--init-weights", is_flag=True, help="also store every network's initial weights")
+@click.option("--check-final", type=int, default=0,
+              help="continue up to K early-stopped networks to the end of their budget and report how many "
+                   "keep their outcome")
 @friendly_errors
-def train(output, force, resume, shard, threads, chunk, quiet, init_weights, **opts):
+def train(output, force, resume, shard, threads, chunk, quiet, init_weights, check_final, **opts):
     """Train many d-h-1 networks from random starts, stream the results to HDF5, print outcome counts."""
     from .engine.runs import Cell, run_cells
     cfg, ds = build_config(**opts)
     shard_d = parse_run_options(shard, threads, chunk)
+    if check_final < 0:
+        _fail(f"--check-final must be >= 0, got {check_final}")
     path = output or default_output(cfg)
     counts = run_cells(path, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], shard=shard_d,
                        force=force, resume="auto" if resume is None else resume, chunk=chunk, threads=threads, keep_init=init_weights,
@@ -149,7 +159,13 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, **o
     click.echo(f"{cfg.dataset} ({ds.n} points, {ds.kind}), {ds.d}-{cfg.hidden}-1 {cfg.activation}, "
                f"{cfg.optimizer} lr={cfg.lr:g}, {cfg.steps} steps, init {cfg.init} (bias {cfg.init.bias}), "
                f"{cfg.dtype}, seed {cfg.seed}")
-    click.echo(format_counts(counts, sum(counts.values())))
+    from .engine.store import open_results
+    res = open_results(path)
+    click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
+    if check_final:
+        from .engine.table1 import finality, format_finality
+        click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
+                                            threads=threads)))
     click.echo(f"results: {path}")
 
 
@@ -173,11 +189,13 @@ def merge(inputs, output, force):
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
 
 
-def format_counts(counts: dict[str, int], total: int) -> str:
-    """Outcome | count | percent table."""
-    lines = [f"{'outcome':<15}{'count':>12}{'percent':>10}"]
+def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] | None = None) -> str:
+    """Outcome | count | percent table; with `optimizer`, a column of the optimizer's own verdicts (before
+    the finisher resolved the networks it left unresolved)."""
+    lines = [f"{'outcome':<15}{'count':>12}{'percent':>10}" + (f"{'optimizer alone':>17}" if optimizer else "")]
     for name, c in counts.items():
-        lines.append(f"{name:<15}{c:>12}{100.0 * c / max(total, 1):>9.2f}%")
+        lines.append(f"{name:<15}{c:>12}{100.0 * c / max(total, 1):>9.2f}%"
+                     + (f"{optimizer.get(name, 0):>17}" if optimizer else ""))
     lines.append(f"{'total':<15}{total:>12}")
     return "\n".join(lines)
 
@@ -607,14 +625,17 @@ def verify(json_out, markdown, no_certify):
 @click.option("--sweep-init", default="normal:1,glorot/zero,uniform:1", help="sweep init laws (LAW[:SCALE][/zero])")
 @click.option("--sweep-gd-lr", default="0.1,0.5,1", help="sweep GD learning rates")
 @click.option("--sweep-adam-lr", default="0.001,0.003,0.01", help="sweep Adam learning rates")
-@click.option("--sweep-steps", default="1000,2500,5000,10000", help="sweep step budgets (read off one run each)")
+@click.option("--sweep-steps", default="1000,2500,5000,10000", help="sweep step budgets (one run each)")
 @click.option("--sweep-networks", type=int, default=None, help="networks per sweep cell (default: --networks)")
 @click.option("--markdown", is_flag=True, help="print the table as Markdown")
+@click.option("--check-final", type=int, default=1000,
+              help="continue up to K early-stopped networks per cell to the end of their budget and report "
+                   "how many keep their outcome (0: skip)")
 @click.option("--json", "json_out", default=None, help="also write the table (and sweep) as JSON to this file")
 @run_options
 @friendly_errors
 def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, dtype, claims, sweep, sweep_init,
-               sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, json_out,
+               sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, check_final, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
     from .engine.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
@@ -623,6 +644,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
     if sweep_networks is not None and sweep_networks < 1:
         _fail(f"--sweep-networks must be >= 1, got {sweep_networks}")
+    if check_final < 0:
+        _fail(f"--check-final must be >= 0, got {check_final}")
     protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
                         sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype).validate()
     grid = None
@@ -641,7 +664,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                    f"(merge all shards, then `badminima table1 -o MERGED` prints the table)")
         return
     out = table1_report(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
-                        with_claims=claims, markdown=markdown, force=force,
+                        with_claims=claims, markdown=markdown, check_final=check_final, force=force,
                         resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
                         progress=not quiet, echo=lambda m: click.echo(m, err=True))
     click.echo(out["text"])

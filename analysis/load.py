@@ -74,8 +74,19 @@ class CellRef:
         return TrainConfig.from_dict(self.config)
 
     def data(self, fields=None) -> dict[str, np.ndarray]:
-        """The cell's per-network arrays (engine.store_read.Results.cell)."""
-        return self.results.cell(self.name, fields)
+        """The cell's per-network arrays (engine.store_read.Results.cell).  "weights" are those of the
+        point each verdict describes: where the finisher took a network on (finish_iters >= 0), the
+        point where it stopped, else the optimizer's final weights."""
+        fields = list(self.results.fields if fields is None else fields)
+        extra = ["finish_iters", "finish_weights"] if ("weights" in fields and "finish_weights" in self.results.fields) else []
+        out = self.results.cell(self.name, fields + [f for f in extra if f not in fields])
+        if extra:
+            ran = out["finish_iters"] >= 0
+            out["weights"] = np.where(ran[:, None], out["finish_weights"], out["weights"])
+            for f in extra:
+                if f not in fields:
+                    del out[f]
+        return out
 
     def dataset(self) -> Dataset:
         """The training data, reloaded from the configuration and checked against the stored fingerprint

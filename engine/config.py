@@ -65,13 +65,16 @@ class TrainConfig:
     beta2: float = 0.999
     eps: float = 1e-8
     early_exit: bool = True
-    gtol: float = 1e-6                # ||grad of mean loss|| below this: critical point
+    gtol: float = 1e-6                # ||grad of mean loss|| below this: critical point ...
+    xtol: float = 1e-3                # ... if also the Newton step is shorter than this (not a plateau)
     solve_tol: float = 1e-6           # regression: mean squared error at or below this is solved
     wmax: float = 50.0                # a critical point needs max|theta| <= wmax, else it is drifting
     drift_gtol: float = 1e-3          # at the end: small gradient + growing, large weights = drifting
     drift_wmin: float = 10.0
     eig_tol: float = 1e-8             # |lambda_min| <= eig_tol: flat
     check_every: int = 16             # lanes are refilled every this many steps (speed only)
+    finish_horizon: float = 100.0     # the finisher follows unresolved networks this many budgets further
+                                      # along the gradient flow (engine/finish.py); 0: no finisher
 
     @property
     def loss(self) -> str:
@@ -99,7 +102,7 @@ class TrainConfig:
             bad(f"--dtype must be float64 or float32, got {self.dtype!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
             bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")
-        for name in ("gtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol"):
+        for name in ("gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol", "finish_horizon"):
             if not getattr(self, name) >= 0:
                 bad(f"--{name.replace('_', '-')} must be >= 0")
         if self.check_every < 1:

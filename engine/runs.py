@@ -35,7 +35,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         config["shard"] = shard
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     with RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
-                        init_weights=keep_init) as writer:
+                        init_weights=keep_init, training=True) as writer:
         todo = sum(writer.remaining(c.name) for c in cells)
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
         prog = Progress(total, enabled=progress, done=total - todo)

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import __version__
 from .outcomes import name_map_attr
-from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS,  # noqa: F401
+from .store_read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS, TRAINING_FIELDS,  # noqa: F401
                          PROGRESS, PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results,
                          StoreError, _short, canonical_json, check_extra_fields, check_shard, counts_dict,
                          describe_diff, field_spec,
@@ -262,7 +262,8 @@ class RunWriter:
     # -- opening ------------------------------------------------------------------------------
     @classmethod
     def open(cls, path, config: dict, cells: dict, *, command: str | None = None, force: bool = False,
-             resume: bool | str = "auto", init_weights: bool = False, fields: dict | None = None) -> "RunWriter":
+             resume: bool | str = "auto", init_weights: bool = False, training: bool = False,
+             fields: dict | None = None) -> "RunWriter":
         """Start or resume the run writing ``path``.
 
         cells: {name: (cell_config, n_total, n_params)}; n_total is the cell's full network count (also
@@ -272,6 +273,7 @@ class RunWriter:
         an existing ``.part`` (with force: discards it).
         force: allow replacing an existing complete ``path`` (only once the new run finishes) and
         discard an unreadable or differently-configured ``.part`` instead of refusing.
+        training: also store the training fields (TRAINING_FIELDS: first solved step, ...).
         fields: extra per-row fields {name: (dtype, columns, description)} stored after the base ones
         (columns 0 = one value per row); every chunk must then carry them too.
         """
@@ -287,7 +289,8 @@ class RunWriter:
         if not cells:
             raise StoreError("a run needs at least one cell")
         self.extra = check_extra_fields(fields)
-        self.fields = BASE_FIELDS + (OPTIONAL_FIELDS if init_weights else ()) + tuple(self.extra)
+        self.fields = (BASE_FIELDS + (TRAINING_FIELDS if training else ()) + (OPTIONAL_FIELDS if init_weights else ())
+                       + tuple(self.extra))
         self._cells = {}
         for name, spec in cells.items():
             if not isinstance(name, str) or not name or "/" in name or name.startswith("."):

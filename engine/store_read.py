@@ -20,7 +20,7 @@ import numpy as np
 from .outcomes import FINAL_CODES, NAMES, name_map_attr
 
 FORMAT = "badminima-results"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Per-network datasets of a cell: name -> (dtype, 2-D with P columns?, description).
 FIELDS: dict[str, tuple[np.dtype, bool, str]] = {
@@ -30,12 +30,23 @@ FIELDS: dict[str, tuple[np.dtype, bool, str]] = {
     "accuracy": (np.dtype(np.float64), False, "final training accuracy"),
     "grad_norm": (np.dtype(np.float64), False, "final gradient norm ||grad L||"),
     "steps": (np.dtype(np.int64), False, "optimiser steps taken"),
+    "solved_at": (np.dtype(np.int64), False, "optimiser steps before the first stop test with zero training "
+                                              "error (regression: loss <= solve_tol); -1 if none"),
+    "optimizer_outcome": (np.dtype(np.int8), False, "the optimizer's own verdict at the end of its budget "
+                                                    "('outcome' adds the finisher's for out_of_steps)"),
+    "finish_iters": (np.dtype(np.int32), False, "finisher iterations (-1: not run)"),
+    "finish_loss": (np.dtype(np.float64), False, "mean loss where the finisher stopped (NaN: not run)"),
+    "finish_min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue where the finisher stopped "
+                                                    "at a critical point (else NaN)"),
     "min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue (NaN where not computed)"),
     "weights": (np.dtype(np.float64), True, "final parameters theta, layout of badminima.engine.layout"),
+    "finish_weights": (np.dtype(np.float64), True, "parameters where the finisher stopped (NaN: not run)"),
     "init_weights": (np.dtype(np.float64), True, "initial parameters theta (optional)"),
 }
 OPTIONAL_FIELDS = ("init_weights",)
-BASE_FIELDS = tuple(k for k in FIELDS if k not in OPTIONAL_FIELDS)
+TRAINING_FIELDS = ("solved_at", "optimizer_outcome", "finish_iters", "finish_loss", "finish_min_eig",
+                   "finish_weights")      # written by training runs (not by searches, which reuse the base fields)
+BASE_FIELDS = tuple(k for k in FIELDS if k not in OPTIONAL_FIELDS + TRAINING_FIELDS)
 
 
 def check_extra_fields(spec) -> dict:
@@ -381,6 +392,21 @@ class Results:
             for k, v in m.cells[name].counts.items():
                 tot[k] += v
         return tot
+
+    def code_counts(self, name, fld: str, block: int = 1 << 20) -> dict[str, int]:
+        """Outcome name -> number of networks, counted from an outcome-code field (e.g. the optimizer's
+        own verdict) block by block, so memory stays bounded whatever the cell's size."""
+        self._check(name)
+        if fld not in self.fields:
+            raise StoreError(f"no field {fld!r}; fields are: {', '.join(self.fields)}")
+        tot = np.zeros(len(COUNT_CODES), np.int64)
+        for m in self._metas:
+            n = m.cells[name].n_rows
+            with open_h5(m.path) as f:
+                for lo in range(0, n, block):
+                    codes = read_rows(f["cells"][name], [fld], lo, min(lo + block, n), m.path)[fld]
+                    tot += np.bincount(codes, minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
+        return counts_dict(tot)
 
     def cell(self, name, fields=None) -> dict[str, np.ndarray]:
         """The cell's datasets as NumPy arrays, rows sorted by network index (duplicates refused)."""

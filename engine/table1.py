@@ -7,11 +7,9 @@ printed (`Protocol`); "solved" = zero training error (100% accuracy) reached wit
 (the engine stops a network there).  Each cell is shown with its Wilson 95% interval beside the
 paper's percentage and the difference.
 
-The sweep (`sweep_grid`) trains each (optimizer, init law, learning rate) once with the largest step
-budget and reads smaller budgets off the stored solve step: a network solved at step s <= S is solved
-by a run with budget S, and one that is not solved by S is not (trajectories are deterministic and a
-network stopped earlier for another reason would stop identically), so the rate at every budget is
-exact, not an approximation.
+The sweep (`SweepGrid`) trains every (optimizer, init law, learning rate, step budget) of its grid:
+"solved" is the state at the end of the budget, which a longer run cannot tell (a network may reach
+zero training error and lose it again).
 
 Text claims around the table (`claims`): SGD with 2 hidden units on fXOR, and "failed fXOR ReLU nets
 have most data points in one linear region" (activation patterns of the stored final weights).
@@ -31,8 +29,10 @@ from ..analysis.wilson import wilson
 from .config import ConfigError, InitSpec, TrainConfig
 from .datasets import load_dataset
 from .layout import unpack
+from .outcomes import NAMES as OUTCOME_NAMES
 from .outcomes import SOLVED
 from .runs import Cell, run_cells
+from .train import check_final
 from .store_read import canonical_json, normalize, open_h5, open_results, read_rows
 
 DATASETS = ("xor", "fxor")
@@ -73,8 +73,8 @@ class Protocol:
         return (f"2-h-1 networks, sigmoid output unit, mean binary cross-entropy (natural log); init {spec} for "
                 f"weights, biases {'from the same law' if spec.bias == 'same' else 'zero'}; full batch, "
                 f"{self.steps} steps; GD lr {self.gd_lr:g}; Adam lr {self.adam_lr:g} (beta1 0.9, beta2 0.999, "
-                f"eps 1e-8); {self.dtype}; seed {self.seed}; solved = 100% training accuracy reached within the "
-                f"budget (the run stops there)")
+                f"eps 1e-8); {self.dtype}; seed {self.seed}; solved = 100% training accuracy at the end of the "
+                f"budget (a network stops earlier only where that is proven final)")
 
     def validate(self) -> "Protocol":
         self.init_spec()
@@ -193,6 +193,8 @@ class Row:
     hi: float
     paper: float | None           # percent
     counts: dict = field(default_factory=dict)
+    lost: int = 0                 # networks with zero training error at some step that ended unsolved
+    heading: int = 0              # networks not solved at the end that the finisher's flow takes to solved
 
     @property
     def pct(self) -> float:
@@ -229,9 +231,10 @@ def paper_value(dataset: str, opt: str, act: str, h: int) -> float | None:
     return paper_percentages(_builtin(dataset), opt, act).get(h)
 
 
-def make_row(opt, ds, act, h, solved: int, n: int, counts=None) -> Row:
+def make_row(opt, ds, act, h, solved: int, n: int, counts=None, lost: int = 0, heading: int = 0) -> Row:
     lo, hi = wilson(solved, n) if n else (float("nan"), float("nan"))
-    return Row(opt, ds, act, h, n, int(solved), lo, hi, paper_value(ds, opt, act, h), dict(counts or {}))
+    return Row(opt, ds, act, h, n, int(solved), lo, hi, paper_value(ds, opt, act, h), dict(counts or {}), int(lost),
+               int(heading))
 
 
 def collect(res, optimizers=OPTIMIZERS, prefix: str = "") -> list[Row]:
@@ -240,9 +243,42 @@ def collect(res, optimizers=OPTIMIZERS, prefix: str = "") -> list[Row]:
         for ds, act in COLUMNS:
             for h in HIDDEN:
                 name = cell_name(opt, ds, act, h, prefix)
-                counts = res.counts(name)
-                rows.append(make_row(opt, ds, act, h, counts["solved"], res.n_rows(name), counts))
+                d = res.cell(name, ["outcome", "optimizer_outcome", "solved_at"])
+                solved = d["optimizer_outcome"] == SOLVED      # the paper's protocol: the optimizer's own verdict
+                lost = int(np.sum((d["solved_at"] >= 0) & ~solved))
+                heading = int(np.sum(~solved & (d["outcome"] == SOLVED)))
+                rows.append(make_row(opt, ds, act, h, int(solved.sum()), res.n_rows(name), res.counts(name), lost,
+                                     heading))
     return rows
+
+
+def finality(res, cells: list[Cell], sample: int, seed: int = 0, threads: int | None = None,
+             progress: bool = False) -> dict:
+    """check_final on every cell: up to `sample` early-stopped networks per cell continued to the end
+    of their budget.  Returns {"sample", "early", "checked", "agree", "changed": [(cell, index, given,
+    end), ...]} summed over the cells."""
+    out = {"sample": sample, "early": 0, "checked": 0, "agree": 0, "changed": []}
+    for c in cells:
+        d = res.cell(c.name, ["index", "steps", "outcome"])
+        chk = check_final(c.config, c.data.x, c.data.y, d["index"], d["steps"], d["outcome"], sample,
+                          seed=seed, threads=threads)
+        for key in ("early", "checked", "agree"):
+            out[key] += chk[key]
+        out["changed"] += [(c.name, *ch) for ch in chk["changed"]]
+    return out
+
+
+def format_finality(chk: dict) -> str:
+    """One line (plus the networks that changed, if any) for the finality check."""
+    if not chk["checked"]:
+        return "finality check: no network stopped before the end of its budget"
+    pct = 100.0 * chk["agree"] / chk["checked"]
+    lines = [f"finality check: {chk['checked']} of {chk['early']} early-stopped networks (at most "
+             f"{chk['sample']} per cell) continued to the end of their budget; {chk['agree']} "
+             f"({pct:.3f}%) end with the outcome they were given"]
+    for cell, idx, given, end in chk["changed"][:10]:
+        lines.append(f"  {cell} network {idx}: {OUTCOME_NAMES[given]} early, {OUTCOME_NAMES[end]} at the end")
+    return "\n".join(lines)
 
 
 def block_stats(rows: list[Row]) -> dict:
@@ -293,7 +329,33 @@ def format_table(rows: list[Row], protocol: Protocol | None = None, title: str |
         lines.append(f"{PAPER_OPT[opt]} block: mean |ours - paper| = {s['mean_abs_diff']:.1f} points "
                      f"(max {s['max_abs_diff']:.0f}); the paper's value lies inside our 95% interval in "
                      f"{s['paper_in_ci']}/{s['cells']} cells")
+    lines += ["", format_lost(rows), "", format_heading(rows)]
     return "\n".join(lines)
+
+
+def format_side(rows: list[Row], attr: str, title: str) -> str:
+    """A compact table of one per-cell count as % of the cell: rows h, a column per optimizer x column."""
+    opts = list(dict.fromkeys(r.opt for r in rows))
+    heads = [f"{PAPER_OPT[o]} {PAPER_DS[ds]} {PAPER_ACT[act]}" for o in opts for ds, act in COLUMNS]
+    width = max(len(x) for x in heads)
+    lines = [title, " h | " + " | ".join(x.rjust(width) for x in heads)]
+    for h in HIDDEN:
+        vals = []
+        for o in opts:
+            for ds, act in COLUMNS:
+                r = next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (o, ds, act, h)), None)
+                vals.append(("-" if r is None or not r.n else f"{100.0 * getattr(r, attr) / r.n:.1f}").rjust(width))
+        lines.append(f"{h:>2} | " + " | ".join(vals))
+    return "\n".join(lines)
+
+
+def format_lost(rows: list[Row]) -> str:
+    return format_side(rows, "lost", "solved at some step but not at the end of the budget, % of networks:")
+
+
+def format_heading(rows: list[Row]) -> str:
+    return format_side(rows, "heading", "not solved at the end of the budget, but solved where the finisher's "
+                                        "gradient flow takes them (100 budgets on), % of networks:")
 
 
 def format_markdown(rows: list[Row]) -> str:
@@ -438,17 +500,17 @@ class SweepGrid:
         return out
 
 
-def _sweep_prefix(opt, law, bias, lr) -> str:
-    return f"{law.replace(':', '')}{'-zb' if bias == 'zero' else ''}-lr{lr:g}-"
+def _sweep_prefix(opt, law, bias, lr, steps) -> str:
+    return f"{law.replace(':', '')}{'-zb' if bias == 'zero' else ''}-lr{lr:g}-s{steps}-"
 
 
 def sweep_cells(grid: SweepGrid, networks: int) -> list[Cell]:
     cells = []
     for opt, law, bias, lr in grid.runs():
-        p = Protocol(init=law, bias_init=bias, steps=max(grid.budgets), gd_lr=lr, adam_lr=lr, seed=grid.seed,
-                     dtype=grid.dtype)
-        cells += grid_cells(p, networks, optimizers=(opt,), prefix=_sweep_prefix(opt, law, bias, lr),
-                            extra_sgd=False)
+        for steps in sorted(grid.budgets):
+            p = Protocol(init=law, bias_init=bias, steps=steps, gd_lr=lr, adam_lr=lr, seed=grid.seed, dtype=grid.dtype)
+            cells += grid_cells(p, networks, optimizers=(opt,), prefix=_sweep_prefix(opt, law, bias, lr, steps),
+                                extra_sgd=False)
     return cells
 
 
@@ -460,14 +522,8 @@ def sweep_results(res, grid: SweepGrid) -> list[dict]:
     """Per (optimizer, init, lr, budget): mean/max |ours - paper| over the block's 24 cells."""
     out = []
     for opt, law, bias, lr in grid.runs():
-        prefix = _sweep_prefix(opt, law, bias, lr)
-        steps = {}
-        for ds, act in COLUMNS:
-            for h in HIDDEN:
-                d = res.cell(cell_name(opt, ds, act, h, prefix), ["outcome", "steps"])
-                steps[(ds, act, h)] = (d["steps"][d["outcome"] == SOLVED], len(d["outcome"]))
         for budget in sorted(grid.budgets):
-            rows = [make_row(opt, ds, act, h, int(np.sum(s <= budget)), n) for (ds, act, h), (s, n) in steps.items()]
+            rows = collect(res, (opt,), _sweep_prefix(opt, law, bias, lr, budget))
             st = block_stats(rows)[opt]
             out.append({"optimizer": opt, "init": law, "bias": bias, "lr": lr, "steps": budget, **st,
                         "rows": [(r.dataset, r.act, r.h, r.solved, r.n) for r in rows]})
@@ -478,7 +534,7 @@ def format_sweep(results: list[dict], grid: SweepGrid, top: int = 5, default: Pr
     default = default or Protocol()
     lines = [f"Protocol sweep: init {', '.join(grid.inits)}; GD lr {', '.join(f'{v:g}' for v in grid.gd_lrs)}; "
              f"Adam lr {', '.join(f'{v:g}' for v in grid.adam_lrs)}; budgets {', '.join(map(str, grid.budgets))} "
-             "steps (read off the solve step of one run per init and lr)"]
+             "steps (one run each)"]
     for opt in OPTIMIZERS:
         rs = sorted((r for r in results if r["optimizer"] == opt), key=lambda r: r["mean_abs_diff"])
         if not rs:
@@ -518,8 +574,8 @@ def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | Non
 
 def table1_report(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
                   sweep_networks: int | None = None, with_claims: bool = True, markdown: bool = False,
-                  force: bool = False, resume="auto", chunk: int = 16384, threads: int | None = None,
-                  progress: bool = True, echo=print) -> dict:
+                  check_final: int = 1000, force: bool = False, resume="auto", chunk: int = 16384,
+                  threads: int | None = None, progress: bool = True, echo=print) -> dict:
     """Run (or reuse) the grid and return {"text", "json", "path", "rows", ...}: what `badminima table1` prints."""
     protocol.validate()
     if networks < 1:
@@ -530,6 +586,10 @@ def table1_report(protocol: Protocol, networks: int, *, path: str | None = None,
                        force=force, resume=resume, chunk=chunk, threads=threads, progress=progress, echo=echo)
     rows = collect(res)
     parts = [format_markdown(rows) if markdown else format_table(rows, protocol)]
+    chk = None
+    if check_final > 0:
+        chk = finality(res, cells, check_final, seed=protocol.seed, threads=threads)
+        parts.append(format_finality(chk))
     claim_rows = claims(res, protocol) if with_claims else None
     if claim_rows:
         parts.append(format_claims(claim_rows))
@@ -545,15 +605,16 @@ def table1_report(protocol: Protocol, networks: int, *, path: str | None = None,
         parts.append(f"sweep results: {spath}")
     parts.append(f"results: {path}")
     return {"text": "\n\n".join(parts), "path": path, "rows": rows, "claims": claim_rows, "sweep": sweep_out,
-            "json": to_json(rows, protocol, path, claim_rows, sweep_out)}
+            "finality": chk, "json": to_json(rows, protocol, path, claim_rows, sweep_out, chk)}
 
 
-def to_json(rows: list[Row], protocol: Protocol, path: str, claim_rows=None, sweep=None) -> str:
+def to_json(rows: list[Row], protocol: Protocol, path: str, claim_rows=None, sweep=None, finality_check=None) -> str:
     return json.dumps({
         "protocol": asdict(protocol), "protocol_text": protocol.describe(), "results": path,
         "cells": [{**{k: v for k, v in asdict(r).items() if k != "counts"}, "percent": r.pct, "diff": r.diff,
                    "paper_in_ci": r.paper_in_ci, "counts": r.counts} for r in rows],
-        "blocks": block_stats(rows), "claims": claim_rows, "sweep": sweep}, indent=1, default=float)
+        "blocks": block_stats(rows), "claims": claim_rows, "sweep": sweep, "finality_check": finality_check},
+        indent=1, default=float)
 
 
 __all__ = ["Protocol", "SweepGrid", "Row", "grid_cells", "default_path", "run_or_reuse", "collect", "block_stats",

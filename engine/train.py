@@ -6,11 +6,15 @@ each chunk (print counts, stream to HDF5) before the next one is trained.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numba
 import numpy as np
 
 from .classify import classify
+from .finish import MAX_ITER as FINISH_ITER
+from .finish import finish_many
+from .outcomes import DRIFTING, OUT_OF_STEPS
 from .config import TrainConfig
 from .kernels.codegen import fused_points, lanes_for, load_kernel_module
 from .layout import n_params
@@ -25,10 +29,10 @@ def kernel_for(cfg: TrainConfig, d: int, n_points: int):
                               fused_points(cfg.optimizer, n_points))
 
 
-def hyper(cfg: TrainConfig) -> np.ndarray:
+def hyper(cfg: TrainConfig, X: np.ndarray) -> np.ndarray:
     """The kernel's hyper-parameter vector (see run_task in the template)."""
-    return np.array([cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, cfg.gtol ** 2, cfg.solve_tol,
-                     1.0 if cfg.early_exit else 0.0])
+    x2 = float(np.max(np.sum(np.asarray(X, np.float64) ** 2, axis=1))) + 1.0
+    return np.array([cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, x2, cfg.solve_tol, 1.0 if cfg.early_exit else 0.0])
 
 
 def initial_weights(cfg: TrainConfig, d: int, start: int, stop: int) -> np.ndarray:
@@ -39,13 +43,17 @@ def initial_weights(cfg: TrainConfig, d: int, start: int, stop: int) -> np.ndarr
 
 def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop: int,
                 threads: int | None = None, theta0: np.ndarray | None = None,
-                keep_init: bool = False) -> dict:
+                keep_init: bool = False, ids: np.ndarray | None = None) -> dict:
     """Train networks start..stop-1 and return their per-network results as a dict of arrays.
 
-    theta0 (stop-start, P) replaces the random starts (e.g. to train from a known point).
+    theta0 (stop-start, P) replaces the random starts (e.g. to train from a known point); ids (an
+    int64 array) trains those networks of the run instead of start..stop-1.
     """
     d = X.shape[1]
     P = n_params(d, cfg.hidden)
+    if ids is not None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        start, stop = 0, len(ids)
     n = stop - start
     mod = kernel_for(cfg, d, X.shape[0])
     F = np.dtype(cfg.dtype)
@@ -54,7 +62,8 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     Xk = np.array(X, dtype=F, order="C")
     yk = np.array(y, dtype=F, order="C")
     if keep_init and theta0 is None:       # the same starts the kernel would draw, computed once
-        theta0 = initial_weights(cfg, d, start, stop)
+        theta0 = (initial_weights(cfg, d, start, stop) if ids is None
+                  else np.concatenate([initial_weights(cfg, d, int(i), int(i) + 1) for i in ids]).reshape(n, P))
     th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
     if th0.shape[0] not in (0, n) or th0.shape[1] != P:
         raise ValueError(f"theta0 must have shape ({n}, {P})")
@@ -66,13 +75,15 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
     raw = np.empty(n, np.int8)
     steps = np.empty(n, np.int64)
+    first = np.empty(n, np.int64)
     theta = np.empty((n, P))
-    hy = hyper(cfg)
+    hy = hyper(cfg, X)
+    gids = np.zeros(0, np.int64) if ids is None else ids
     counter = np.zeros(1, np.int64)         # the next untrained network (local index), shared by the tasks
 
     def task(_):
-        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, counter, n, INIT_LAWS[cfg.init.law], cfg.init.scale,
-                     cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps, theta)
+        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, gids, counter, n, INIT_LAWS[cfg.init.law],
+                     cfg.init.scale, cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps, first, theta)
 
     # One task per thread, all drawing networks from `counter` (work stealing: lanes stay busy until the
     # chunk is exhausted).  Plain threads, not a Numba prange: the task function releases the GIL, and
@@ -87,11 +98,14 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     prev = numba.get_num_threads()
     numba.set_num_threads(workers)
     try:
-        out = _classified(cfg, theta, raw, np.array(X, np.float64, order="C"), np.array(y, np.float64, order="C"))
+        X64, y64 = np.array(X, np.float64, order="C"), np.array(y, np.float64, order="C")
+        out = _classified(cfg, theta, raw, X64, y64)
+        out.update(_finished(cfg, theta, out["outcome"], X64, y64))
     finally:
         numba.set_num_threads(prev)
-    out["index"] = np.arange(start, stop, dtype=np.int64)
+    out["index"] = np.arange(start, stop, dtype=np.int64) if ids is None else ids.copy()
     out["steps"] = steps
+    out["solved_at"] = first
     out["weights"] = theta
     if keep_init:
         out["init_weights"] = th0
@@ -103,8 +117,33 @@ def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
     code = np.empty(n, np.int8)
     loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
     classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss],
-             cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig)
+             cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol,
+             code, loss, acc, gnorm, eig)
     return {"outcome": code, "loss": loss, "accuracy": acc, "grad_norm": gnorm, "min_eig": eig}
+
+
+def flow_time(cfg: TrainConfig) -> float:
+    """Gradient-flow time a run's budget covers: lr * steps for GD, and for SGD (an epoch of N single-point
+    steps at lr moves like N GD steps at lr); Adam, whose steps do not scale with the gradient, is
+    counted as GD at lr 0.5."""
+    return cfg.steps * (0.5 if cfg.optimizer == "adam" else cfg.lr)
+
+
+def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
+    """The finisher (engine/finish.py) on the networks the optimizer left out_of_steps or drifting: the
+    final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
+    (-1: not run), loss and lambda_min (NaN unless a critical point) where it stopped."""
+    n = theta.shape[0]
+    todo = ((code == OUT_OF_STEPS) | (code == DRIFTING)) if cfg.finish_horizon > 0 else np.zeros(n, np.bool_)
+    final = code.copy()
+    iters = np.full(n, -1, np.int32)
+    f_loss, f_eig, f_theta = np.full(n, np.nan), np.full(n, np.nan), np.full(theta.shape, np.nan)
+    if todo.any():
+        finish_many(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
+                    ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
+                    cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, f_theta, final, iters, f_loss, f_eig)
+    return {"outcome": final, "optimizer_outcome": code, "finish_iters": iters, "finish_loss": f_loss,
+            "finish_min_eig": f_eig, "finish_weights": f_theta}
 
 
 def chunks(start: int, stop: int, size: int):
@@ -119,3 +158,25 @@ def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk
     stop = cfg.networks if stop is None else stop
     for a, b in chunks(start, stop, chunk):
         yield train_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
+
+
+def check_final(cfg: TrainConfig, X, y, index: np.ndarray, steps: np.ndarray, outcome: np.ndarray,
+                sample: int, seed: int = 0, threads: int | None = None) -> dict:
+    """Continue a random sample of the early-stopped networks (steps < budget) to the end of their
+    budget without early exit, and count how many end with the outcome they were given.
+
+    The sample is drawn from (seed, the networks' indices) alone.  Returns {"early": early-stopped
+    networks, "checked", "agree", "changed": [(index, given outcome, outcome at the end), ...]}.
+    """
+    early = np.flatnonzero(steps < cfg.steps)
+    if sample > 0 and len(early) > sample:
+        early = np.sort(np.random.default_rng([seed, 0x46494E41]).choice(early, sample, replace=False))
+    out = {"early": int(np.sum(steps < cfg.steps)), "checked": 0, "agree": 0, "changed": []}
+    if sample <= 0 or len(early) == 0:
+        return out
+    full = train_range(replace(cfg, early_exit=False), X, y, 0, 0, threads=threads, ids=index[early])
+    same = full["outcome"] == outcome[early]
+    out.update(checked=len(early), agree=int(same.sum()),
+               changed=[(int(index[early][k]), int(outcome[early][k]), int(full["outcome"][k]))
+                        for k in np.flatnonzero(~same)])
+    return out

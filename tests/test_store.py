@@ -90,7 +90,7 @@ def test_roundtrip(tmp_path):
         assert res.table(name)["loss"].tobytes() == want["loss"].tobytes()
     # plain h5py, no badminima code
     with h5py.File(p, "r") as f:
-        assert f.attrs["format"] == "badminima-results" and f.attrs["schema_version"] == 1
+        assert f.attrs["format"] == "badminima-results" and f.attrs["schema_version"] == 2
         assert json.loads(f.attrs["config"]) == CFG and f.attrs["seed"] == 7
         for k in ("badminima_version", "numba_version", "numpy_version", "h5py_version", "created", "host",
                   "command"):

@@ -74,20 +74,20 @@ def test_float32_default_gives_the_float64_verdicts():
         ds = load_dataset(name)
         solved = {dt: train_range(t1.make_config(ds, t1.Protocol(steps=3000, dtype=dt), opt, act, h, 2000),
                                   ds.x, ds.y, 0, 2000)["outcome"] == SOLVED for dt in ("float32", "float64")}
-        assert 0.05 < solved["float64"].mean() < 0.95, (opt, act)
+        assert 0.02 < solved["float64"].mean() < 0.98, (opt, act)
         assert (solved["float32"] != solved["float64"]).mean() <= 0.01, (opt, act)
 
 
-def test_budget_read_off_the_solve_step_equals_a_shorter_run():
-    """The sweep's claim: solved within budget S (from a longer run) == solved by a run with budget S."""
+def test_sweep_trains_every_budget_to_its_end():
+    """"solved" is the state at the end of the budget, which a longer run cannot tell: the sweep runs
+    every budget, and a shorter budget is not read off a longer run (networks lose zero training error)."""
+    grid = t1.SweepGrid(inits=("normal:1",), gd_lrs=(0.5,), adam_lrs=(1e-3,), budgets=(150, 600))
+    cells = t1.sweep_cells(grid, 8)
+    assert sorted({c.config.steps for c in cells}) == [150, 600] and len(cells) == 2 * 2 * 24
     ds = load_dataset("fxor")
-    for opt, act in (("gd", "relu"), ("adam", "sigmoid")):
-        long = t1.make_config(ds, t1.Protocol(), opt, act, 3, 256, steps=600)
-        res = train_range(long, ds.x, ds.y, 0, 256)
-        for budget in (150, 300):
-            short = train_range(t1.make_config(ds, t1.Protocol(), opt, act, 3, 256, steps=budget), ds.x, ds.y, 0, 256)
-            derived = (res["outcome"] == SOLVED) & (res["steps"] <= budget)
-            assert np.array_equal(derived, short["outcome"] == SOLVED), (opt, act, budget)
+    res = train_range(t1.make_config(ds, t1.Protocol(), "gd", "relu", 3, 2000, steps=600), ds.x, ds.y, 0, 2000)
+    lost = (res["solved_at"] >= 0) & (res["solved_at"] <= 150) & (res["outcome"] != SOLVED)
+    assert lost.any()
 
 
 def test_table1_cli_runs_reuses_and_checks_numbers(tmp_path):
@@ -104,7 +104,7 @@ def test_table1_cli_runs_reuses_and_checks_numbers(tmp_path):
     d = json.loads((tmp_path / "t.json").read_text())
     assert len(d["cells"]) == 48
     for c in d["cells"]:           # every number against the file and a hand Wilson interval
-        k = res.counts(t1.cell_name(c["opt"], c["dataset"], c["act"], c["h"]))["solved"]
+        k = res.code_counts(t1.cell_name(c["opt"], c["dataset"], c["act"], c["h"]), "optimizer_outcome")["solved"]
         assert c["solved"] == k and c["n"] == 12
         lo, hi = _hand_wilson(k, 12)
         assert c["lo"] == pytest.approx(max(lo, 0), abs=1e-12) and c["hi"] == pytest.approx(min(hi, 1), abs=1e-12)

@@ -11,6 +11,7 @@ from there; the file is never rewritten once it exists (Numba's cache is keyed o
 from __future__ import annotations
 
 import hashlib
+import math
 import importlib.util
 import os
 import re
@@ -30,7 +31,7 @@ def _dependency_digest() -> str:
     for name in _DEPENDENCIES:
         h.update((Path(__file__).resolve().parent.parent / name).read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 14
+_TEXT_VERSION = 15
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -59,7 +60,11 @@ class _Rows:
         self.NC, self.LS, self.ACT, self.B1T, self.B2T = 4 * P, 4 * P + 1, 4 * P + 2, 4 * P + 3, 4 * P + 4
         self.OUTF, self.CODE = 4 * P + 5, 4 * P + 6
         self.XS, self.YS = 4 * P + 7, 4 * P + 9          # SGD: each lane's point (d <= 2) and label
-        self.R = 4 * P + 10
+        # REL: steps into the current block at which the lane first had zero training error (-1: not
+        # yet); SOLV, RA, RX, VV: the last stop test's solved flag, sum and max of |r| = |p - y| and
+        # max |v_j|, read by the finality certificate (_certify_lines)
+        self.REL, self.SOLV, self.RA, self.RX, self.VV = (4 * P + 10 + k for k in range(5))
+        self.R = 4 * P + 15
 
     def at(self, row: int) -> str:
         return f"st[{row * self.B} + l]"
@@ -103,20 +108,32 @@ def _forward_backward(R, d: int, h: int, act: str, loss: str, xs: list[str], yv:
     return lines
 
 
+def _stat_lines(ra: str, rx: str) -> list[str]:
+    """Per-point lines after _forward_backward that sum |r| and keep its largest value (cross-entropy:
+    |r| = |p - y|), for the finality certificate."""
+    return [f"{ra} += abs(r)", f"{rx} = max({rx}, abs(r))"]
+
+
 def _indent(lines: list[str], n: int) -> str:
     return "\n".join(" " * n + ln for ln in lines)
 
 
 _PRELUDE = [
     "invN = ONE / F(N)",
-    "lr, b1, b2, eps, gtol2, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[4]), F(hy[5])",
+    "lr, b1, b2, eps, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[5])",
     "early = hy[6] > 0.5",
     "NF = F(N)",
     "lrN = lr * invN",
-    "gtol2N = gtol2 * NF * NF          # ||summed gradient||^2 <= N^2 gtol^2: the mean gradient's test",
     "k1 = (ONE - b1) * invN            # Adam's moment weights, applied to the summed gradient",
     "k2 = (ONE - b2) * invN * invN",
 ]
+
+
+def _tree_max(terms: list[str]) -> str:
+    """The largest of terms, as nested pairwise max calls."""
+    while len(terms) > 1:
+        terms = [f"max({a}, {b})" for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
 
 
 def _tree_sum(terms: list[str]) -> str:
@@ -127,35 +144,54 @@ def _tree_sum(terms: list[str]) -> str:
     return terms[0]
 
 
-def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, test: bool = True) -> list[str]:
+def certifies(act: str, loss: str, opt: str) -> bool:
+    """Whether a solved network of this variant may stop before its budget: only where the finality
+    certificate of _certify_lines applies (full-batch GD on cross-entropy with a smooth activation).
+    Elsewhere no usable bound exists: Adam's steps do not shrink with the gradient, SGD does not
+    descend the training loss, a ReLU kink can make a GD step raise it, and no bound keeps a
+    regression fit below its tolerance."""
+    return loss == "xent" and opt == "gd" and act in ("sigmoid", "tanh")
+
+
+def _decide_lines(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, th, g, stats, guarded: bool,
+                  test: bool = True) -> list[str]:
     """Per-lane stop test on the current pass, then one GD/Adam step if the lane is still live.
 
-    th(p) / g(p) name the current parameter / summed gradient (state rows or locals), nc and ls the
-    correct count and summed squared error; new parameters are always stored to the th rows.  With
+    th(p) / g(p) name the current parameter / summed gradient (state rows or locals); stats = (nc,
+    ls, ra, rx) name the correct count, summed squared error, and sum and max of |r| of the pass; new
+    parameters are always stored to the th rows.  `i` (a variable of
+    the caller) counts the block's steps taken before this test.  A lane stops here only when its
+    budget is spent or its values are not finite (both final); a solved lane keeps training and is
+    stopped at the block's end only if _certify proves that no later step can flip a point.  With
     `guarded` the update runs only when the runtime flag `update` is set (SGD's epoch-end check).
-    Without `test` there is no stop test and no mask: only for steps known to stop no lane while every
-    lane holding a network is live (see run_task); the update of an empty lane is harmless.
+    Without `test` there is no stop test and no mask: only for steps known to stop no lane while
+    every lane holding a network is live (see run_task); the update of an empty lane is harmless.
     """
-    act = R.at(R.ACT)
+    nc, ls, ra, rx = stats
+    act_row, rel = R.at(R.ACT), R.at(R.REL)
+    solved = f"({nc} == NF)" if loss == "xent" else f"({ls} * invN <= stol)"
     # Everything works on the summed gradient g (no division by N per parameter): GD steps by
-    # lrN * g (lrN = lr / N), Adam folds 1/N into its moment weights k1, k2, and the stop test
-    # compares ||g||^2 with N^2 gtol^2.
-    lines = []
-    if test:
-        lines += [
+    # lrN * g (lrN = lr / N) and Adam folds 1/N into its moment weights k1, k2.
+    if not test:
+        lines = [f"{rel} = F(i) if ({solved} and {rel} < ZERO) else {rel}"]
+    else:
+        lines = [
             "gn2 = " + _tree_sum([f"{g(p)} * {g(p)}" for p in range(R.P)]),
             "tn2 = " + _tree_sum([f"{th(p)} * {th(p)}" for p in range(R.P)]),
             "finite = (gn2 + tn2) < INF        # false for NaN and inf",
-            f"solved = ({nc} == NF) if IS_XENT else ({ls} * invN <= stol)",
-            "crit = gn2 <= gtol2N",
+            f"solved = {solved}",
             f"out = {R.at(R.OUTF)} > HALF",
-            "stop = out or (early and ((not finite) or solved or crit))",
-            f"was = {act} > HALF",
-            "c = DIVERGED if not finite else (SOLVED if solved else (CRITICAL if crit else OUT_OF_STEPS))",
+            "stop = out or (early and not finite)",
+            f"was = {act_row} > HALF",
+            "c = DIVERGED if not finite else OUT_OF_STEPS",
             f"{R.at(R.CODE)} = F(c) if (was and stop) else {R.at(R.CODE)}",
             "now = was and not stop",
-            f"{act} = ONE if now else ZERO",
+            f"{act_row} = ONE if now else ZERO",
+            f"{rel} = F(i) if (was and solved and {rel} < ZERO) else {rel}",
         ]
+        if certifies(act, loss, opt):
+            lines += [f"{R.at(R.SOLV)} = ONE if solved else ZERO", f"{R.at(R.RA)} = {ra}", f"{R.at(R.RX)} = {rx}",
+                      f"{R.at(R.VV)} = " + _tree_max([f"abs({th(j * (d + 2))})" for j in range(h)])]
     upd = []
     if opt == "adam":
         b1t, b2t = R.at(R.B1T), R.at(R.B2T)
@@ -176,6 +212,42 @@ def _decide_lines(R: _Rows, opt: str, th, g, nc: str, ls: str, guarded: bool, te
         for p in range(R.P):
             upd += [f"nt = {th(p)} - lrN * {g(p)}", f"{R.th(p)} = nt if now else {th(p)}" if test else f"{R.th(p)} = nt"]
     return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded and upd else upd)
+
+
+# Bounds on the hidden activation's first and second derivative (sigmoid: 1/4 and 1/(6 sqrt 3);
+# tanh: 1 and 4/(3 sqrt 3)), rounded up.
+_D1 = {"sigmoid": 0.25, "tanh": 1.0}
+_D2 = {"sigmoid": 0.0963, "tanh": 0.7699}
+
+
+def _certify_lines(R: _Rows, h: int, act: str) -> list[str]:
+    """Per-lane finality certificate of a solved GD network (docs/outcomes.md has the proof).
+
+    From the parameters th0 of the last stop test, with mean loss L0 (bounded by the |r|: a point's
+    loss -log(1 - |r|) is <= |r| / (1 - |r|)) and T steps left: take the ball of radius rb around th0
+    and J, K bounds on every ||grad z_i|| and ||hess z_i|| on it.  The mean loss's Hessian is <= L (J^2
+    + K) (p(1-p) <= |r| <= the point's loss), so while L <= L0, lr L0 (J^2 + K) <= 1 makes every step
+    lower the loss by >= lr ||g||^2 / 2; then the steps move at most sqrt(2 lr T L0) in all
+    (Cauchy-Schwarz) plus one step of <= lr L0 J, which must fit in the ball.  By induction the loss
+    never exceeds L0, and N L0 < ln 2 keeps every point's loss below ln 2: every point stays
+    correctly classified to the end of the budget.  Factor 2 of safety on the curvature and on
+    ln 2, for the rounding of the kernel's arithmetic.
+    """
+    a = R.at
+    return [
+        "T = F(steps - cnt[l] + 1)      # the statistics are those of the start of the block's last step",
+        f"l0 = {a(R.RA)} * invN / (ONE - {a(R.RX)})",
+        "r0 = np.sqrt(TWO * lr * T * l0)",
+        "rb = F(1.25) * r0 + F(1e-6)",
+        f"vv = {a(R.VV)} + rb",
+        f"j2 = F({1 + h}) + F({h}) * (vv * vv) * (F({_D1[act] ** 2!r}) * x2)",
+        "jb = np.sqrt(j2)",
+        f"kb = F({_D1[act]!r}) * sx2 + vv * (F({_D2[act]!r}) * x2)",
+        f"ok = {a(R.SOLV)} > HALF and {a(R.ACT)} > HALF and NF * l0 <= F({0.5 * math.log(2)!r})",
+        "ok = ok and lr * l0 * (j2 + kb) <= HALF and r0 + lr * l0 * jb <= rb",
+        f"{a(R.ACT)} = ZERO if ok else {a(R.ACT)}",
+        f"{a(R.CODE)} = F(SOLVED) if ok else {a(R.CODE)}",
+    ]
 
 
 _TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
@@ -200,12 +272,15 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
     for i in range(n_points):
         pre += [f"x{k}_{i} = X[{i}, {k}]" for k in range(d)] + [f"y_{i} = y[{i}]", f"yp_{i} = y_{i} > HALF"]
     body = [f"t{p} = {R.th(p)}" for p in range(R.P)] + [f"g{p} = ZERO" for p in range(R.P)]
-    body += ["nc = ZERO", "ls = ZERO"]
+    body += ["nc = ZERO", "ls = ZERO", "rsum = ZERO", "rmax = ZERO"]
     per_point = []
+    stats = test and certifies(act, loss, opt)
     for i in range(n_points):
         fb = _forward_backward(loc, d, h, act, loss, [f"x{k}_{i}" for k in range(d)], f"y_{i}")
         fb.append("nc += ONE if (z > ZERO) == yp_%d else ZERO" % i if loss == "xent"
                   else f"ls += (z - y_{i}) * (z - y_{i})")
+        if stats:
+            fb += _stat_lines("rsum", "rmax")
         per_point.append([_TEMPS.sub(lambda m: m.group(0) + f"_{i}", ln) for ln in fb])
     # Round-robin over the points, statement by statement: the points' dependency chains (exp ->
     # divide -> exp -> divide) are independent, and adjacent in the instruction stream the CPU
@@ -213,14 +288,15 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
     # accumulator still receives the points in order 0, 1, 2, ..., so results do not change.
     for group in zip(*per_point):
         body += list(group)
-    body += _decide_lines(R, opt, loc.th, loc.g, "nc", "ls", guarded=False, test=test)
+    body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
+                          guarded=False, test=test)
     if test:
-        head = ["def _step(X, y, st, cnt, N, steps, hy):",
+        head = ["def _step(X, y, st, cnt, N, steps, hy, i):",
                 f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""']
     else:
         # No mask either: a masked store of the parameters costs ~15% here, because the next step's
         # full-vector load of the same rows cannot take its data from a masked store in flight.
-        head = ["def _step_fast(X, y, st, N, hy):",
+        head = ["def _step_fast(X, y, st, N, hy, i):",
                 f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
     return ["", "", "@njit"] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
         + (["    _budget_flags(st, cnt, steps)"] if test else []) \
@@ -230,22 +306,22 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
 _FUSED_FAST_STEPS = [
     "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
     '    """n steps that stop no lane while every lane holding a network is live (see run_task)."""',
-    "    for _ in range(n):",
-    "        _step_fast(X, y, st, N, hy)",
+    "    for i in range(n):",
+    "        _step_fast(X, y, st, N, hy, i)",
     "    for l in range(B):",
     "        cnt[l] += n if st[ACT_ROW * B + l] > HALF else 0",
 ]
 
 
 _UNFUSED_STEP = [
-    "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy):",
+    "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
     '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
     "    _full_pass(X, y, st)",
-    "    _decide(st, cnt, N, steps, hy, True)",
+    "    _decide(st, cnt, N, steps, hy, True, i)",
     "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
     '    """n steps that stop no lane (see run_task)."""',
-    "    for _ in range(n):",
-    "        _step(X, y, st, cnt, N, steps, hy)",
+    "    for i in range(n):",
+    "        _step(X, y, st, cnt, N, steps, hy, i)",
 ]
 
 FUSE_MAX_POINTS = 16
@@ -287,7 +363,12 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         SGD_GATHER=_indent(sgd_gather, 8),
         SGD_BODY=_indent(sgd_body, 8),
         PRELUDE=_indent(_PRELUDE, 4),
-        DECIDE=_indent(_decide_lines(R, opt, R.th, R.g, R.at(R.NC), R.at(R.LS), guarded=True), 8),
+        DECIDE=_indent(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
+                                     tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)), guarded=True), 8),
+        CERT="True" if certifies(act, loss, opt) else "False",
+        REL=R.REL, RA=R.RA, RX=R.RX,
+        FULL_STATS=_indent(_stat_lines(R.at(R.RA), R.at(R.RX)) if certifies(act, loss, opt) else ["pass"], 16),
+        CERTIFY=_indent(_certify_lines(R, h, act) if certifies(act, loss, opt) else ["pass"], 8),
         STEP_FN="\n".join(step),
     )
 
