@@ -116,6 +116,27 @@ def run_options(fn):
     return fn
 
 
+def badness_options(fn):
+    """Options of the deadlock search's tiers and robust-badness objective (search, minimality)."""
+    opts = [
+        click.option("--strong-delta", type=float, default=None, help="tier 'strong' needs the decision margin "
+                     "delta* >= this (default 0.05)"),
+        click.option("--kdstar", type=float, default=None, help="joint/delete objective: weight of the push of "
+                     "delta* towards 0.1 (0: off; default 10)"),
+        click.option("--kconst", type=float, default=None, help="joint/delete objective: weight of the push of "
+                     "L - L_const above 0 (default 0: off)"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def badness_overrides(strong_delta, kdstar, kconst) -> dict:
+    """The given badness options as SearchConfig fields."""
+    return {k: v for k, v in (("strong_delta", strong_delta), ("kdstar", kdstar), ("kconst", kconst))
+            if v is not None}
+
+
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
@@ -499,13 +520,14 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--parents", multiple=True, help="delete: certified (N+1)-point dataset FILE[:POINT], repeatable "
               "(default for N = 9: paper10:W_hat)")
 @click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
-@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 200 "
+@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, output, force, resume, shard,
-           threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, strong_delta, kdstar, kconst, output,
+           force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from .engine.config import ConfigError
@@ -518,6 +540,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, ou
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
     kw = {"iters": iters} if iters is not None else {}
+    kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
     path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
@@ -545,11 +568,13 @@ for _p in search.params:            # a search commits small chunks (each candid
 @click.option("--force", is_flag=True, help="redo (replace) existing result files")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@badness_options
 @friendly_errors
-def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet):
+def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
+               strong_delta, kdstar, kconst):
     """Is 10 really the fewest points?  Search every N (largest first): random starts, then deletion by
     continuation from the certified (N+1)-point datasets found; print N | attempts | float candidates |
-    certified | strong-tier certified | best example."""
+    certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
     from .engine.config import ConfigError
     from .engine.search import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
@@ -562,12 +587,14 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     rows = run_study(pts, budget, seed, out_dir, strategies=strats, paper_parent=paper_parent, force=force,
-                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True))
+                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True),
+                     overrides=badness_overrides(strong_delta, kdstar, kconst))
     click.echo(format_table(rows))
     if json_out:
-        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best example"]
+        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best delta*",
+                "best L - L_const", "best example"]
         table = [[r["points"], r["attempts"], r["float_candidates"], r["certified"], r["strong"],
-                  (r["best"] or {}).get("file", "-")] for r in rows]
+                  r["best_delta_star"], r["best_const_gap"], (r["best"] or {}).get("file", "-")] for r in rows]
         with open(json_out, "w", encoding="utf-8") as f:
             json.dump({"columns": cols, "rows": table, "details": rows}, f, indent=1, default=str)
 
