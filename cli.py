@@ -516,18 +516,21 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--budget", "-k", type=int, default=1000, help="number of candidates (attempts)")
 @click.option("--seed", type=int, default=0, help="candidate n's start depends on (seed, n) only")
 @click.option("--strategy", default="joint", help="joint (points + output weights, penalties), paper "
-              "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents)")
-@click.option("--parents", multiple=True, help="delete: certified (N+1)-point dataset FILE[:POINT], repeatable "
-              "(default for N = 9: paper10:W_hat)")
+              "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents), refine "
+              "(joint from certified N-point parents)")
+@click.option("--parents", multiple=True, help="delete: certified (N+1)-point, refine: N-point dataset "
+              "FILE[:POINT] or glob pattern ('found/N8_*.json'), repeatable (delete, N = 9: default paper10:W_hat)")
 @click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
 @click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
-              "joint/delete, 1000 paper)")
+              "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
+              "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
 @badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, strong_delta, kdstar, kconst, output,
-           force, resume, shard, threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bound, strong_delta, kdstar, kconst,
+           output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from .engine.config import ConfigError
@@ -539,7 +542,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, st
         splits = tuple(int(t) for t in ones.split(",")) if ones else ()
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
-    kw = {"iters": iters} if iters is not None else {}
+    kw = {k: v for k, v in (("iters", iters), ("bound", bound)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
@@ -561,7 +564,8 @@ for _p in search.params:            # a search commits small chunks (each candid
 @click.option("--points", "-N", "points_text", default="4..12", help="point counts, e.g. 4..12 or 8,9,10")
 @click.option("--budget", "-k", type=int, default=500, help="attempts per N and strategy")
 @click.option("--seed", type=int, default=0, help="search seed")
-@click.option("--strategies", default="joint,delete", help="comma-separated: joint, paper, delete")
+@click.option("--strategies", default="joint,delete,refine", help="comma-separated: joint, paper, delete, refine "
+              "(run in that order per N)")
 @click.option("--paper-parent", is_flag=True, help="also delete points from the paper's paper10/W_hat at N = 9")
 @click.option("--out-dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
 @click.option("--json-out", default=None, help="write the table as a rows file (badminima plot minimality)")
@@ -572,8 +576,9 @@ for _p in search.params:            # a search commits small chunks (each candid
 @friendly_errors
 def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
                strong_delta, kdstar, kconst):
-    """Is 10 really the fewest points?  Search every N (largest first): random starts, then deletion by
-    continuation from the certified (N+1)-point datasets found; print N | attempts | float candidates |
+    """Is 10 really the fewest points?  Search every N (largest first): random starts, deletion by
+    continuation from the certified (N+1)-point datasets found, then refinement of the best N-point ones
+    (pushing delta* up); print N | attempts | float candidates |
     certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
     from .engine.config import ConfigError

@@ -8,11 +8,14 @@ Pipeline of one candidate (index n of a run; everything random derives from (see
 * start: ``joint`` / ``paper``: random points in [-box, box]^2 with a label split, theta in the affine
   gauge (engine/search_kernels.search_start).  ``delete``: a certified (N+1)-point parent written in the
   gauge, minus one point (n -> parent, deleted point, variant; variants > 0 jitter the points).
+  ``refine``: a certified N-point parent in the gauge (n -> parent, variant; variants > 0 jitter).
 * optimize: ``paper`` = the paper's method (theta fixed, points descend ||grad_theta L||^2); ``joint`` =
   points and output weights together, Gauss-Newton onto {grad = 0} plus penalties (eigenvalue margin,
   separation, bounded pre-activations, both units used, and -- while the eigenvalue margin holds -- the
-  decision margin delta* and the loss gap to the best constant predictor pushed up); ``delete`` = fade the deleted point's weight
-  1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each time, then drop it.
+  decision margin delta* and the loss gap to the best constant predictor pushed up); ``delete`` = fade
+  the deleted point's weight 1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each
+  time, then drop it, then ``joint``; ``refine`` = ``joint`` from the parent (pushes a certified minimum
+  further along the objective, e.g. towards a larger delta*).
 * screen: converged (||g|| < screen_gtol); not degenerate: points separated, hidden pre-activations
   bounded, min_v <= |v_j| <= vmax (both units used, outputs not saturating), |c| <= cmax, two classes (checked before the eigenvalue, so
   "not_minimum" rows are non-degenerate critical points: their best lambda_min measures how close an
@@ -33,6 +36,7 @@ run streams, resumes and shards like training.  Certified datasets are exported 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -60,10 +64,12 @@ from .store import RunWriter, open_results
 from .train import train_range
 
 P = 9                      # parameters of the 2-2-1 network
-STRATEGY_NAMES = ("joint", "paper", "delete")
+STRATEGY_NAMES = ("joint", "paper", "delete", "refine")
+PARENT_POINTS = {"delete": 1, "refine": 0}      # strategies from parents: parent size - N
 # optimizer defaults per strategy: joint/delete = Gauss-Newton + projected penalty steps (lr scales the
 # penalty step); paper = Adam-normalised descent of ||grad||^2 (lr = step in data units)
 DEFAULTS = {"joint": {"iters": 600, "lr": 1.0}, "delete": {"iters": 600, "lr": 1.0},
+            "refine": {"iters": 600, "lr": 1.0},
             "paper": {"iters": 1000, "lr": 0.05}}
 
 # verdict codes of a candidate (the furthest stage it reached, or why it stopped)
@@ -106,7 +112,7 @@ def search_fields(n_points: int) -> dict:
         "min_sep": ("float64", 0, "smallest distance between two points"),
         "max_pre": ("float64", 0, "largest |hidden pre-activation| over the data at theta*"),
         "majority": ("float64", 0, "majority-class rate of the labels"),
-        "parent": ("int64", 0, "delete strategy: index of the parent dataset (-1 otherwise)"),
+        "parent": ("int64", 0, "delete/refine strategy: index of the parent dataset (-1 otherwise)"),
         "deleted": ("int64", 0, "delete strategy: index of the deleted parent point (-1 otherwise)"),
     }
 
@@ -194,8 +200,9 @@ class SearchConfig:
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
-        if self.strategy == "delete" and not self.parents:
-            bad("the delete strategy needs --parents (certified datasets with one point more)")
+        if self.strategy in PARENT_POINTS and not self.parents:
+            bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
+                f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
         for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr",
                      "strong_delta", "dstar_target"):
             v = getattr(self, name)
@@ -250,6 +257,21 @@ class Parent:
     theta: np.ndarray          # gauge theta
 
 
+def expand_parents(specs) -> list[str]:
+    """Parent specs with glob patterns ('found/N8_*.json[:point]') expanded, each pattern's matches sorted."""
+    out = []
+    for spec in specs:
+        path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+        if not any(ch in path for ch in "*?["):
+            out.append(spec)
+            continue
+        hits = sorted(glob.glob(path))
+        if not hits:
+            raise DataError(f"--parents {spec}: no file matches")
+        out.extend(f"{h}:{point}" if point else h for h in hits)
+    return out
+
+
 def load_parent(spec: str) -> Parent:
     """'file.json[:point]' -> the point (default 'minimum', else 'W_hat', else the first) polished by
     Newton on the file's data and written in the affine gauge."""
@@ -278,13 +300,16 @@ def load_parent(spec: str) -> Parent:
     return Parent(spec=f"{path}:{point}", fingerprint=ds.fingerprint, A=A, y=y, theta=thg)
 
 
-def delete_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
-    """Starts of delete candidates: (X (n, N+1, 2), y, theta, parent index, deleted point).
+def parent_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
+    """Starts of delete / refine candidates: (X (n, M, 2), y, theta, parent index, deleted point), M the
+    parents' size.
 
-    Candidate n: parent n % n_par, deleted point (n // n_par) % (N+1), variant n // (n_par (N+1)); the
-    points of variant m > 0 are jittered by m * jitter * N(0, 1) draws of stream STREAM_SEARCH."""
+    delete (M = N+1): candidate n takes parent n % n_par, deleted point (n // n_par) % M, variant
+    n // (n_par M); refine (M = N): parent n % n_par, no deletion (-1), variant n // n_par.  The points of
+    variant m > 0 are jittered by m * jitter * N(0, 1) draws of stream STREAM_SEARCH."""
     n_par = len(parents)
-    M = cfg.points + 1
+    dels = PARENT_POINTS[cfg.strategy] > 0
+    M = cfg.points + PARENT_POINTS[cfg.strategy]
     X = np.empty((len(indices), M, 2))
     y = np.empty((len(indices), M))
     th = np.empty((len(indices), P))
@@ -292,8 +317,8 @@ def delete_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
     dele = np.empty(len(indices), np.int64)
     for c, n in enumerate(indices):
         p = int(n % n_par)
-        k = int((n // n_par) % M)
-        m = int(n // (n_par * M))
+        k = int((n // n_par) % M) if dels else -1
+        m = int(n // (n_par * M)) if dels else int(n // n_par)
         X[c] = parents[p].A
         if m:
             for i in range(M):
@@ -320,8 +345,11 @@ def float_stage(cfg: SearchConfig, indices: np.ndarray, parents: list | None = N
     numba.set_num_threads(min(threads or prev, numba.config.NUMBA_NUM_THREADS))
     try:
         diag = np.empty((n, 8))
-        if cfg.strategy == "delete":
-            X, y, th, par, dele = delete_starts(cfg, parents, indices)
+        if cfg.strategy == "refine":
+            X, y, th, par, dele = parent_starts(cfg, parents, indices)
+            optimize_batch(JOINT, X, y, np.ones((n, N)), th, 2, hp, diag)
+        elif cfg.strategy == "delete":
+            X, y, th, par, dele = parent_starts(cfg, parents, indices)
             w = np.ones((n, N + 1))
             hc = hp.copy()
             hc[H_ITERS] = cfg.continuation_iters
@@ -601,11 +629,12 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     """Run (or resume) a search into the result file `path`; returns ``summarize(path)`` plus the
     files exported by this invocation."""
     cfg.validate()
-    parents = [load_parent(s) for s in cfg.parents] if cfg.strategy == "delete" else None
+    parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
         sizes = {len(p.y) for p in parents}
-        if sizes != {cfg.points + 1}:
-            raise ConfigError(f"delete to {cfg.points} points needs parents with {cfg.points + 1} points, "
+        want = cfg.points + PARENT_POINTS[cfg.strategy]
+        if sizes != {want}:
+            raise ConfigError(f"{cfg.strategy} to {cfg.points} points needs parents with {want} points, "
                               f"got {sorted(sizes)}")
     config = run_config(cfg, parents)
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
@@ -714,24 +743,25 @@ def parse_points(text: str) -> list[int]:
 
 
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
-               strategies=("joint", "delete"), paper_parent: bool = False, max_parents: int = 16,
+               strategies=("joint", "delete", "refine"), paper_parent: bool = False, max_parents: int = 16,
                force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
                overrides: dict | None = None) -> list[dict]:
-    """The minimality study: for N from the largest to the smallest, a random-start search (joint) and a
-    deletion search from the certified (N+1)-point datasets found so far (and, with paper_parent, from
-    the paper's paper10/W_hat at N = 9).  One result file per (N, strategy) in out_dir, each resumable.
-    Returns one table row per N."""
+    """The minimality study: for N from the largest to the smallest, a random-start search (joint), a
+    deletion search from the best certified (N+1)-point datasets found so far (and, with paper_parent,
+    from the paper's paper10/W_hat at N = 9) and, if asked, a refine search from the best certified
+    N-point ones; strategies run in that order.  One result file per (N, strategy) in out_dir, each
+    resumable.  Returns one table row per N."""
     echo = echo or (lambda s: None)
     rows = []
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):
         row = {"points": N, "attempts": 0, "float_candidates": 0, "certified": 0, "strong": 0, "weak": 0,
                "best": None, "by_strategy": {}, "closest_lambda": None, "keys": set(), "patterns": set()}
-        for strat in strategies:
+        for strat in (s for s in STRATEGY_NAMES if s in strategies):
             parents: tuple = ()
-            if strat == "delete":
-                cands = list(found_by_n.get(N + 1, []))
-                if paper_parent and N == 9:
+            if strat in PARENT_POINTS:
+                cands = _rank_files(found_by_n.get(N + PARENT_POINTS[strat], []))
+                if paper_parent and N == 9 and strat == "delete":
                     cands.append("paper10:W_hat")
                 if not cands:
                     continue

@@ -235,6 +235,20 @@ def test_delete_strategy_and_export_recertify(tmp_path):
     assert rep["n"] == 9
 
 
+def test_refine_pushes_the_decision_margin_of_a_certified_minimum(tmp_path):
+    """refine: the joint objective from a certified 8-point minimum (delta* 0.0072) climbs along its family
+    of minima to a larger delta*, still certified; a glob pattern names the parents."""
+    from badminima.engine.datasets import load_dataset
+    src = load_dataset("deadlock_n8").source
+    cfg = search.SearchConfig(points=8, budget=2, strategy="refine", parents=(src.replace("n8", "n[8]"),),
+                              found_dir=str(tmp_path / "f")).validate()
+    s = search.run_search(cfg, str(tmp_path / "r.h5"), progress=False)
+    assert s["certified"] >= 1 and s["best_delta_star"] > 0.02
+    rows = open_results(str(tmp_path / "r.h5")).cell("N8")
+    assert list(rows["parent"]) == [0, 0] and list(rows["deleted"]) == [-1, -1]
+    assert rows["points"][0] != pytest.approx(rows["points"][1])      # variant 1 starts jittered
+
+
 def test_search_resumes_to_identical_records(tmp_path, monkeypatch):
     cfg = search.SearchConfig(points=8, budget=24, seed=2, iters=60, witness_starts=16, witness_steps=500,
                               found_dir=str(tmp_path / "f")).validate()
@@ -354,6 +368,9 @@ def test_canonical_form_is_invariant_under_the_symmetries():
     ["search", "-N", "10", "--strong-delta", "0.5"],
     ["search", "-N", "10", "--kdstar", "-1"],
     ["minimality", "--points", "8", "--kconst", "nan"],
+    ["search", "-N", "8", "--strategy", "refine"],
+    ["search", "-N", "8", "--strategy", "refine", "--parents", "deadlock_n9"],
+    ["search", "-N", "8", "--strategy", "refine", "--parents", "no/such/N8_*.json"],
 ])
 def test_cli_bad_input_exits_2(args, tmp_path):
     r = CliRunner().invoke(main, args + ["-q"] if args[0] == "search" else args + ["-q", "--out-dir", str(tmp_path)])
@@ -381,13 +398,18 @@ def test_cli_search_and_minimality_small(tmp_path):
     assert "attempts" in r.output and "certified" in r.output and out.exists()
     rows = tmp_path / "rows.json"
     r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
-                                  "-q", "--json-out", str(rows), "--strategies", "delete", "--paper-parent"])
+                                  "-q", "--json-out", str(rows), "--strategies", "refine,delete", "--paper-parent"])
     assert r.exit_code == 0, r.output
     table = json.loads(rows.read_text())
     assert table["columns"][0] == "N" and [row[0] for row in table["rows"]] == [9, 10]
     assert table["rows"][0][3] >= 1                # deletion from paper10 certifies 9-point sets
     assert table["columns"][5] == "best delta*" and 0 < table["rows"][0][5] < 0.5
+    # refine ran after delete (whatever the order asked), from the 9-point sets deletion certified
+    nine = table["details"][0]["by_strategy"]
+    assert list(nine) == ["delete", "refine"] and table["rows"][0][1] == 12
+    refine_parents = open_results(str(tmp_path / "m" / "N9-refine.h5")).config["parents"]
+    assert refine_parents and all("N9_s0_delete_" in p for p in refine_parents)
     # the same out-dir with another objective is another study: refused, not silently reused
     r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
-                                  "-q", "--strategies", "delete", "--paper-parent", "--kdstar", "0"])
+                                  "-q", "--strategies", "refine,delete", "--paper-parent", "--kdstar", "0"])
     assert r.exit_code == 2 and "kdstar" in r.output and len(r.output.strip().splitlines()) == 1
