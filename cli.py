@@ -121,9 +121,9 @@ def badness_options(fn):
     opts = [
         click.option("--strong-delta", type=float, default=None, help="tier 'strong' needs the decision margin "
                      "delta* >= this (default 0.05)"),
-        click.option("--kdstar", type=float, default=None, help="joint/delete objective: weight of the push of "
+        click.option("--kdstar", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
                      "delta* towards 0.1 (0: off; default 10)"),
-        click.option("--kconst", type=float, default=None, help="joint/delete objective: weight of the push of "
+        click.option("--kconst", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
                      "L - L_const above 0 (default 0: off)"),
     ]
     for o in reversed(opts):
