@@ -121,6 +121,27 @@ def run_options(fn):
     return fn
 
 
+def badness_options(fn):
+    """Options of the deadlock search's tiers and robust-badness objective (search, minimality)."""
+    opts = [
+        click.option("--strong-delta", type=float, default=None, help="tier 'strong' needs the decision margin "
+                     "delta* >= this (default 0.05)"),
+        click.option("--kdstar", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
+                     "delta* towards 0.1 (0: off; default 10)"),
+        click.option("--kconst", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
+                     "L - L_const above 0 (default 0: off)"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def badness_overrides(strong_delta, kdstar, kconst) -> dict:
+    """The given badness options as SearchConfig fields."""
+    return {k: v for k, v in (("strong_delta", strong_delta), ("kdstar", kdstar), ("kconst", kconst))
+            if v is not None}
+
+
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
@@ -513,17 +534,21 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--budget", "-k", type=int, default=1000, help="number of candidates (attempts)")
 @click.option("--seed", type=int, default=0, help="candidate n's start depends on (seed, n) only")
 @click.option("--strategy", default="joint", help="joint (points + output weights, penalties), paper "
-              "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents)")
-@click.option("--parents", multiple=True, help="delete: certified (N+1)-point dataset FILE[:POINT], repeatable "
-              "(default for N = 9: paper10:W_hat)")
+              "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents), refine "
+              "(joint from certified N-point parents)")
+@click.option("--parents", multiple=True, help="delete: certified (N+1)-point, refine: N-point dataset "
+              "FILE[:POINT] or glob pattern ('found/N8_*.json'), repeatable (delete, N = 9: default paper10:W_hat)")
 @click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
-@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 200 "
-              "joint/delete, 1000 paper)")
+@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
+              "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
+              "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
+@badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, output, force, resume, shard,
-           threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bound, strong_delta, kdstar, kconst,
+           output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from .engine.config import ConfigError
@@ -535,7 +560,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, ou
         splits = tuple(int(t) for t in ones.split(",")) if ones else ()
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
-    kw = {"iters": iters} if iters is not None else {}
+    kw = {k: v for k, v in (("iters", iters), ("bound", bound)) if v is not None}
+    kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
     path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
@@ -556,18 +582,22 @@ for _p in search.params:            # a search commits small chunks (each candid
 @click.option("--points", "-N", "points_text", default="4..12", help="point counts, e.g. 4..12 or 8,9,10")
 @click.option("--budget", "-k", type=int, default=500, help="attempts per N and strategy")
 @click.option("--seed", type=int, default=0, help="search seed")
-@click.option("--strategies", default="joint,delete", help="comma-separated: joint, paper, delete")
+@click.option("--strategies", default="joint,delete,refine", help="comma-separated: joint, paper, delete, refine "
+              "(run in that order per N)")
 @click.option("--paper-parent", is_flag=True, help="also delete points from the paper's paper10/W_hat at N = 9")
 @click.option("--out-dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
 @click.option("--json-out", default=None, help="write the table as a rows file (badminima plot minimality)")
 @click.option("--force", is_flag=True, help="redo (replace) existing result files")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@badness_options
 @friendly_errors
-def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet):
-    """Is 10 really the fewest points?  Search every N (largest first): random starts, then deletion by
-    continuation from the certified (N+1)-point datasets found; print N | attempts | float candidates |
-    certified | strong-tier certified | best example."""
+def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
+               strong_delta, kdstar, kconst):
+    """Is 10 really the fewest points?  Search every N (largest first): random starts, deletion by
+    continuation from the certified (N+1)-point datasets found, then refinement of the best N-point ones
+    (pushing delta* up); print N | attempts | float candidates |
+    certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
     from .engine.config import ConfigError
     from .engine.search import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
@@ -580,12 +610,14 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be >= 1, got {threads}")
     rows = run_study(pts, budget, seed, out_dir, strategies=strats, paper_parent=paper_parent, force=force,
-                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True))
+                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True),
+                     overrides=badness_overrides(strong_delta, kdstar, kconst))
     click.echo(format_table(rows))
     if json_out:
-        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best example"]
+        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best delta*",
+                "best L - L_const", "best example"]
         table = [[r["points"], r["attempts"], r["float_candidates"], r["certified"], r["strong"],
-                  (r["best"] or {}).get("file", "-")] for r in rows]
+                  r["best_delta_star"], r["best_const_gap"], (r["best"] or {}).get("file", "-")] for r in rows]
         with open(json_out, "w", encoding="utf-8") as f:
             json.dump({"columns": cols, "rows": table, "details": rows}, f, indent=1, default=str)
 

@@ -10,7 +10,7 @@ Hessian eigenvalue the screen needs) on one thread by default, so the rates are 
             strategy's default 1000;
 * joint  -- points + output weights by Gauss-Newton onto {grad = 0} plus projected penalty steps (a 9x9
             eigen-decomposition, two 9x9 solves and the eigenvalue-margin gradients per iteration), at
-            100 iterations and at its default 200.
+            100 iterations and at its default 600 (the badness push rarely lets it stop early).
 
 Also printed, for context: ns per candidate-iteration, how many candidates pass the float screen
 (the yield the rate buys), and the cost of the later per-survivor stages (Newton polish, witness

@@ -108,9 +108,13 @@ def _fmt_point(name: str, r: dict) -> list[str]:
                          ("not global" if r.get("not_global") else "NOT lower"))
         q = r.get("quality")
         if q:
-            lines.append(f"      accuracy {q['accuracy']:.2f} vs majority {q['majority_rate']:.2f}; "
+            lines.append(f"      accuracy {q['accuracy']:.4g} vs majority {q['majority_rate']:.4g}; "
                          f"loss vs best constant {q['constant_loss']:.6g}"
-                         f" ({'below' if q['loss_below_constant'] else 'not below'})")
+                         f" ({'below' if q['loss_below_constant'] else 'not below'}, "
+                         f"L - L_const = {q['loss_minus_constant']:.4g})")
+            if "delta_star" in q:
+                lines.append(f"      outputs in [{min(q['outputs']):.4g}, {max(q['outputs']):.4g}]: decision "
+                             f"margin delta* = {q['delta_star']:.4g}, AUC {q['auc']:.4g}")
         ro = r.get("rounding")
         if ro:
             k = ro["coarsest_decimals"]

@@ -48,8 +48,9 @@ balls therefore yields enclosures of the exact values -- on a point or over a wh
 
 No float result ever enters a proof: floats only choose m, r, C, Q and lam, and the theorems hold for
 *any* such choices.  A wrong choice can only make a check fail (honest "not certified"), never pass.
-(The quality facts -- accuracy, float eigenvalues, distance from the input -- are plain float
-evaluations at the refined point and are reported as such; the constant-predictor comparison and all
+(The quality facts -- accuracy, the decision margin delta* and AUC of the outputs (engine/quality.py),
+float eigenvalues, distance from the input -- are plain float64 evaluations at the refined point and are
+reported as such; the constant-predictor comparison and all
 loss / eigenvalue / margin bounds are outward-rounded from balls.)
 
 Failure reasons (``reason``): "gradient not zero in any box tried", "Hessian not positive definite on
@@ -75,6 +76,7 @@ from flint import arb, arb_mat, ctx, fmpq
 
 from . import layout
 from . import model as float_model
+from . import quality as output_quality
 
 ACTIVATIONS = ("sigmoid", "tanh")
 
@@ -409,8 +411,9 @@ def _arb_str(x: arb, digits: int = 20) -> str:
 def _quality(xq, yq, m_float: np.ndarray, h: int, activation: str, loss_lo: float, loss_hi: float):
     X = np.array([[float(t) for t in row] for row in xq])
     labels = np.array([1.0 if t > Fraction(1, 2) else 0.0 for t in yq])
-    acc = float(float_model.evaluate(m_float, X, labels, X.shape[1], h, float_model.ACTIVATIONS[activation],
-                                     float_model.XENT)[1])
+    act = float_model.ACTIVATIONS[activation]
+    acc = float(float_model.evaluate(m_float, X, labels, X.shape[1], h, act, float_model.XENT)[1])
+    p = 0.5 + 0.5 * np.tanh(0.5 * float_model.logits(m_float, X, X.shape[1], h, act))   # sigma(z), no overflow
     ybar = sum(yq, Fraction(0)) / len(yq)
     majority = float(max(ybar, 1 - ybar))
     with _prec(128):
@@ -427,6 +430,9 @@ def _quality(xq, yq, m_float: np.ndarray, h: int, activation: str, loss_lo: floa
         "constant_loss": const_f,
         "loss_below_constant": bool(loss_hi < _lo(const)),
         "loss_minus_constant": loss_lo - const_f,
+        "delta_star": output_quality.decision_margin(p, labels),
+        "auc": output_quality.auc(p, labels),
+        "outputs": [float(t) for t in p],
     }
 
 

@@ -8,10 +8,14 @@ Pipeline of one candidate (index n of a run; everything random derives from (see
 * start: ``joint`` / ``paper``: random points in [-box, box]^2 with a label split, theta in the affine
   gauge (engine/search_kernels.search_start).  ``delete``: a certified (N+1)-point parent written in the
   gauge, minus one point (n -> parent, deleted point, variant; variants > 0 jitter the points).
+  ``refine``: a certified N-point parent in the gauge (n -> parent, variant; variants > 0 jitter).
 * optimize: ``paper`` = the paper's method (theta fixed, points descend ||grad_theta L||^2); ``joint`` =
   points and output weights together, Gauss-Newton onto {grad = 0} plus penalties (eigenvalue margin,
-  separation, bounded pre-activations, both units used); ``delete`` = fade the deleted point's weight
-  1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each time, then drop it.
+  separation, bounded pre-activations, both units used, and -- while the eigenvalue margin holds -- the
+  decision margin delta* and the loss gap to the best constant predictor pushed up); ``delete`` = fade
+  the deleted point's weight 1 -> 0 in ``continuation_steps`` steps, re-solving points and weights each
+  time, then drop it, then ``joint``; ``refine`` = ``joint`` from the parent (pushes a certified minimum
+  further along the objective, e.g. towards a larger delta*).
 * screen: converged (||g|| < screen_gtol); not degenerate: points separated, hidden pre-activations
   bounded, min_v <= |v_j| <= vmax (both units used, outputs not saturating), |c| <= cmax, two classes (checked before the eigenvalue, so
   "not_minimum" rows are non-degenerate critical points: their best lambda_min measures how close an
@@ -22,6 +26,8 @@ Pipeline of one candidate (index n of a run; everything random derives from (see
 * rounding: the data are rounded to each of ``decimals`` in turn (coarsest first) and theta re-polished
   by Newton; the first rounding that certifies is kept (exact decimal data, as the certifier needs).
 * certificate: ``certify_smooth`` (Krawczyk + positive definite interval Hessian + witness bound).
+* quality of the certified minimum, from its outputs on the rounded data in float64 (engine/quality.py):
+  decision margin delta*, AUC, L - L_const, L - L(witness); tier strong / weak / plain by delta*.
 
 Every candidate is one row of the result file (engine/store.py with the extra SEARCH fields below), so a
 run streams, resumes and shards like training.  Certified datasets are exported in the data/ format
@@ -30,6 +36,7 @@ run streams, resumes and shards like training.  Certified datasets are exported 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -42,24 +49,27 @@ import numba
 import numpy as np
 
 from . import canonical
-from .model import SIGMOID, XENT, evaluate, logits
+from .model import SIGMOID, XENT, evaluate
 from .config import ConfigError, InitSpec, TrainConfig
 from .certify_smooth import certify_smooth
 from .datasets import DataError, load_dataset
 from .outcomes import DIVERGED, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE
 from .progress import Progress
 from .rng import normal_at
-from .search_kernels import (H_BOX, H_CMAX, H_DELTA, H_GTOL, H_ITERS, H_KBOX, H_KEIG, H_KSEP, H_KV, H_LR,
-                             H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER, STRATEGIES, STREAM_SEARCH,
-                             newton_polish, optimize_batch, polish_batch, search_starts)
+from .search_kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS, H_KBOX, H_KCONST,
+                             H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
+                             STRATEGIES, STREAM_SEARCH, newton_polish, optimize_batch, polish_batch,
+                             search_starts)
 from .store import RunWriter, open_results
 from .train import train_range
 
 P = 9                      # parameters of the 2-2-1 network
-STRATEGY_NAMES = ("joint", "paper", "delete")
+STRATEGY_NAMES = ("joint", "paper", "delete", "refine")
+PARENT_POINTS = {"delete": 1, "refine": 0}      # strategies from parents: parent size - N
 # optimizer defaults per strategy: joint/delete = Gauss-Newton + projected penalty steps (lr scales the
 # penalty step); paper = Adam-normalised descent of ||grad||^2 (lr = step in data units)
-DEFAULTS = {"joint": {"iters": 200, "lr": 1.0}, "delete": {"iters": 200, "lr": 1.0},
+DEFAULTS = {"joint": {"iters": 600, "lr": 1.0}, "delete": {"iters": 600, "lr": 1.0},
+            "refine": {"iters": 600, "lr": 1.0},
             "paper": {"iters": 1000, "lr": 0.05}}
 
 # verdict codes of a candidate (the furthest stage it reached, or why it stopped)
@@ -68,12 +78,16 @@ VERDICTS = {CERTIFIED: "certified", NOT_CONVERGED: "not_converged", NOT_MINIMUM:
             DEGENERATE: "degenerate", NO_WITNESS: "no_witness", LOST_IN_ROUNDING: "lost_in_rounding",
             NOT_CERTIFIED: "not_certified"}
 FLOAT_PASSED = (CERTIFIED, NO_WITNESS, LOST_IN_ROUNDING, NOT_CERTIFIED)   # survived the float screen
-# quality tiers of a certified minimum
+QUALITY_FIELDS = ("delta_star", "const_gap", "witness_gap", "auc")          # of a certified minimum
+# quality tiers of a certified minimum, by its decision margin delta* (engine/quality.py) against the
+# setting strong_delta
 TIER_NONE, STRONG, WEAK, PLAIN = -1, 0, 1, 2
 TIERS = {TIER_NONE: "-", STRONG: "strong", WEAK: "weak", PLAIN: "plain"}
-TIER_TEXT = {STRONG: "accuracy below the majority-class rate",
-             WEAK: "predicts one class everywhere (a constant, majority-class-like predictor)",
-             PLAIN: "accuracy at or above the majority rate, not a constant predictor"}
+TIER_TEXT = {STRONG: "accuracy below the majority-class rate even with every output within {d} of 1/2 "
+                     "counted as correct: delta* >= {d}",
+             WEAK: "accuracy below the majority-class rate, but only by outputs within {d} of 1/2: "
+                   "0 < delta* < {d}",
+             PLAIN: "accuracy at or above the majority-class rate: delta* = 0"}
 
 
 def _code_map(d: dict) -> str:
@@ -91,10 +105,14 @@ def search_fields(n_points: int) -> dict:
         "witness": ("float64", P, "witness theta' with lower loss (NaN if none)"),
         "witness_loss": ("float64", 0, "mean loss of the witness (NaN if none)"),
         "margin": ("float64", 0, "certified lower bound of L(theta*) - L(witness) (NaN if not certified)"),
+        "delta_star": ("float64", 0, "decision margin delta* of the certified minimum's outputs (NaN if none)"),
+        "const_gap": ("float64", 0, "L(theta*) - L of the best constant predictor (NaN if not certified)"),
+        "witness_gap": ("float64", 0, "L(theta*) - L(witness), float64 (NaN if not certified)"),
+        "auc": ("float64", 0, "AUC of the certified minimum's outputs (NaN if not certified)"),
         "min_sep": ("float64", 0, "smallest distance between two points"),
         "max_pre": ("float64", 0, "largest |hidden pre-activation| over the data at theta*"),
         "majority": ("float64", 0, "majority-class rate of the labels"),
-        "parent": ("int64", 0, "delete strategy: index of the parent dataset (-1 otherwise)"),
+        "parent": ("int64", 0, "delete/refine strategy: index of the parent dataset (-1 otherwise)"),
         "deleted": ("int64", 0, "delete strategy: index of the deleted parent point (-1 otherwise)"),
     }
 
@@ -128,6 +146,11 @@ class SearchConfig:
     cmax: float = 30.0
     step: float = 0.25
     gtol: float = 1e-10
+    # robust badness (joint/delete objective): push delta* to dstar_target, L - L_const to const_target
+    kdstar: float = 10.0
+    dstar_target: float = 0.1
+    kconst: float = 0.0
+    const_target: float = 0.0
     continuation_steps: int = 10
     continuation_iters: int = 30
     polish_gtol: float = 1e-3         # Newton-polish theta of candidates whose ||g|| is below this
@@ -145,6 +168,7 @@ class SearchConfig:
     witness_margin: float = 1e-4
     decimals: tuple = (1, 2, 3, 4)
     max_move: float = 0.5
+    strong_delta: float = 0.05         # tier "strong" needs delta* >= this
     found_dir: str = "runs/search/found"
 
     @property
@@ -176,14 +200,24 @@ class SearchConfig:
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
-        if self.strategy == "delete" and not self.parents:
-            bad("the delete strategy needs --parents (certified datasets with one point more)")
-        for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr"):
+        if self.strategy in PARENT_POINTS and not self.parents:
+            bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
+                f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
+        for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr",
+                     "strong_delta", "dstar_target"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 bad(f"{name} must be positive and finite, got {v}")
         if not 0 <= self.vlo <= self.vhi:
             bad("need 0 <= vlo <= vhi")
+        if self.strong_delta >= 0.5:
+            bad(f"strong_delta must be below 1/2 (|p - 1/2| never reaches it), got {self.strong_delta}")
+        for name in ("kdstar", "kconst"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                bad(f"{name} must be >= 0 and finite, got {v}")
+        if not math.isfinite(self.const_target):
+            bad(f"const_target must be finite, got {self.const_target}")
         for name in ("n_iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
             if getattr(self, name) < 1:
                 bad(f"{name} must be >= 1")
@@ -198,6 +232,8 @@ class SearchConfig:
         hp[H_DELTA], hp[H_KSEP], hp[H_BOX], hp[H_KBOX] = self.sep, self.ksep, self.bound, self.kbound
         hp[H_VMIN], hp[H_VMAX], hp[H_KV], hp[H_CMAX] = self.vmin, self.vmax, self.kv, self.cmax
         hp[H_STEP], hp[H_GTOL] = self.step, self.gtol
+        hp[H_KDSTAR], hp[H_DTARGET], hp[H_KCONST], hp[H_CTARGET] = (self.kdstar, self.dstar_target, self.kconst,
+                                                                   self.const_target)
         return hp
 
     def to_dict(self) -> dict:
@@ -219,6 +255,21 @@ class Parent:
     A: np.ndarray              # points in the gauge (pre-activation coordinates)
     y: np.ndarray
     theta: np.ndarray          # gauge theta
+
+
+def expand_parents(specs) -> list[str]:
+    """Parent specs with glob patterns ('found/N8_*.json[:point]') expanded, each pattern's matches sorted."""
+    out = []
+    for spec in specs:
+        path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+        if not any(ch in path for ch in "*?["):
+            out.append(spec)
+            continue
+        hits = sorted(glob.glob(path))
+        if not hits:
+            raise DataError(f"--parents {spec}: no file matches")
+        out.extend(f"{h}:{point}" if point else h for h in hits)
+    return out
 
 
 def load_parent(spec: str) -> Parent:
@@ -249,13 +300,16 @@ def load_parent(spec: str) -> Parent:
     return Parent(spec=f"{path}:{point}", fingerprint=ds.fingerprint, A=A, y=y, theta=thg)
 
 
-def delete_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
-    """Starts of delete candidates: (X (n, N+1, 2), y, theta, parent index, deleted point).
+def parent_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
+    """Starts of delete / refine candidates: (X (n, M, 2), y, theta, parent index, deleted point), M the
+    parents' size.
 
-    Candidate n: parent n % n_par, deleted point (n // n_par) % (N+1), variant n // (n_par (N+1)); the
-    points of variant m > 0 are jittered by m * jitter * N(0, 1) draws of stream STREAM_SEARCH."""
+    delete (M = N+1): candidate n takes parent n % n_par, deleted point (n // n_par) % M, variant
+    n // (n_par M); refine (M = N): parent n % n_par, no deletion (-1), variant n // n_par.  The points of
+    variant m > 0 are jittered by m * jitter * N(0, 1) draws of stream STREAM_SEARCH."""
     n_par = len(parents)
-    M = cfg.points + 1
+    dels = PARENT_POINTS[cfg.strategy] > 0
+    M = cfg.points + PARENT_POINTS[cfg.strategy]
     X = np.empty((len(indices), M, 2))
     y = np.empty((len(indices), M))
     th = np.empty((len(indices), P))
@@ -263,8 +317,8 @@ def delete_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
     dele = np.empty(len(indices), np.int64)
     for c, n in enumerate(indices):
         p = int(n % n_par)
-        k = int((n // n_par) % M)
-        m = int(n // (n_par * M))
+        k = int((n // n_par) % M) if dels else -1
+        m = int(n // (n_par * M)) if dels else int(n // n_par)
         X[c] = parents[p].A
         if m:
             for i in range(M):
@@ -291,8 +345,11 @@ def float_stage(cfg: SearchConfig, indices: np.ndarray, parents: list | None = N
     numba.set_num_threads(min(threads or prev, numba.config.NUMBA_NUM_THREADS))
     try:
         diag = np.empty((n, 8))
-        if cfg.strategy == "delete":
-            X, y, th, par, dele = delete_starts(cfg, parents, indices)
+        if cfg.strategy == "refine":
+            X, y, th, par, dele = parent_starts(cfg, parents, indices)
+            optimize_batch(JOINT, X, y, np.ones((n, N)), th, 2, hp, diag)
+        elif cfg.strategy == "delete":
+            X, y, th, par, dele = parent_starts(cfg, parents, indices)
             w = np.ones((n, N + 1))
             hc = hp.copy()
             hc[H_ITERS] = cfg.continuation_iters
@@ -391,14 +448,9 @@ def _dec_text(v: float, k: int) -> str:
     return s[1:] if s.startswith("-") and float(s) == 0 else s
 
 
-def _tier(rep: dict, X, y, theta) -> int:
-    """WEAK: one class predicted everywhere; STRONG: otherwise, accuracy below the majority rate;
-    PLAIN: the rest (accuracy at or above the majority rate, still not global)."""
-    q = rep["quality"]
-    pred = logits(np.ascontiguousarray(theta, np.float64), np.ascontiguousarray(X, np.float64), 2, 2, SIGMOID) > 0
-    if np.all(pred == pred[0]):
-        return WEAK
-    return STRONG if q["accuracy"] < q["majority_rate"] else PLAIN
+def tier_of(delta_star: float, strong_delta: float) -> int:
+    """STRONG: delta* >= strong_delta; WEAK: 0 < delta* < strong_delta; PLAIN: delta* = 0."""
+    return STRONG if delta_star >= strong_delta else WEAK if delta_star > 0 else PLAIN
 
 
 def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: int | None = None,
@@ -411,7 +463,8 @@ def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: i
     y = np.asarray(y, dtype=np.float64)
     th0 = np.array(theta, dtype=np.float64)
     out = {"verdict": NO_WITNESS, "reason": "", "tier": TIER_NONE, "decimals": -1, "X": X, "theta": th0,
-           "witness": np.full(P, np.nan), "witness_loss": np.nan, "margin": np.nan, "report": None}
+           "witness": np.full(P, np.nan), "witness_loss": np.nan, "margin": np.nan, "report": None,
+           "delta_star": np.nan, "const_gap": np.nan, "witness_gap": np.nan, "auc": np.nan}
     L0 = _mean_loss(th0, X, y)
     if witness is None:
         wth, wl = find_witness(cfg, X, y, index, threads)
@@ -440,9 +493,11 @@ def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: i
         out["report"] = rep
         if rep["certified"]:
             theta_c = np.array([float(s) for s in rep["center"]]) if "center" in rep else th
+            q = rep["quality"]           # outputs of the certified centre on the rounded data, float64
             out.update(verdict=CERTIFIED, reason="", decimals=k, X=Xr, theta=theta_c,
-                       margin=rep["witness"]["margin_lower"], tier=_tier(rep, Xr, y, theta_c),
-                       x_text=xs, y_text=ys)
+                       margin=rep["witness"]["margin_lower"], tier=tier_of(q["delta_star"], cfg.strong_delta),
+                       delta_star=q["delta_star"], const_gap=q["loss_minus_constant"], auc=q["auc"],
+                       witness_gap=_mean_loss(theta_c, Xr, y) - _mean_loss(wth, Xr, y), x_text=xs, y_text=ys)
             return out
         out.update(verdict=NOT_CERTIFIED, reason=f"{rep['reason']}: {rep.get('detail', '')}"[:300])
     return out
@@ -467,8 +522,10 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
         "kind": "classification",
         "description": (f"{cfg.points}-point dataset on which the 2-2-1 sigmoid network (mean cross-entropy) "
                         f"has a certified strict local minimum that is not global; quality tier {tier} "
-                        f"({TIER_TEXT[res['tier']]}): accuracy {q['accuracy']:.3g} vs majority "
-                        f"{q['majority_rate']:.3g}.  Data are in the affine gauge (hidden pre-activations)."),
+                        f"({TIER_TEXT[res['tier']].format(d=cfg.strong_delta)}): accuracy {q['accuracy']:.4g} "
+                        f"vs majority {q['majority_rate']:.4g}, decision margin delta* {res['delta_star']:.4g}, "
+                        f"AUC {res['auc']:.4g}, L - L_const {res['const_gap']:.4g}.  Data are in the affine "
+                        f"gauge (hidden pre-activations)."),
         "source": f"badminima search --points {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
                   f"(candidate {index})" + (f", parent {parent}" if parent else ""),
         "x": res["x_text"],
@@ -484,7 +541,10 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
                         "note": "a weight vector of lower loss, found by training from random starts"},
         },
         "search": {"seed": cfg.seed, "index": int(index), "strategy": cfg.strategy, "tier": tier,
-                   "accuracy": q["accuracy"], "majority_rate": q["majority_rate"],
+                   "strong_delta": cfg.strong_delta, "accuracy": q["accuracy"], "majority_rate": q["majority_rate"],
+                   "delta_star": res["delta_star"], "auc": res["auc"], "const_gap": res["const_gap"],
+                   "constant_loss": q["constant_loss"], "witness_gap": res["witness_gap"],
+                   "outputs": q["outputs"],
                    "loss_enclosure": rep["loss_enclosure"], "witness_loss_upper": rep["witness"]["loss_upper"],
                    "margin_lower": rep["witness"]["margin_lower"],
                    "min_eig_lower_bound": rep["min_eig_lower_bound"], "decimals": res["decimals"],
@@ -514,6 +574,7 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
         "verdict": np.empty(n, np.int8), "tier": np.full(n, TIER_NONE, np.int8), "decimals": np.full(n, -1, np.int8),
         "points": fl["X"].reshape(n, 2 * N).copy(), "labels": fl["y"].astype(np.int8),
         "witness": np.full((n, P), np.nan), "witness_loss": np.full(n, np.nan), "margin": np.full(n, np.nan),
+        **{k: np.full(n, np.nan) for k in QUALITY_FIELDS},
         "min_sep": np.empty(n), "max_pre": np.empty(n), "majority": np.empty(n),
         "parent": fl["parent"].astype(np.int64), "deleted": fl["deleted"].astype(np.int64),
     }
@@ -533,6 +594,8 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
                 rec["points"][c] = X.ravel()
                 rec["weights"][c] = th
                 rec["tier"][c], rec["decimals"][c], rec["margin"][c] = res["tier"], res["decimals"], res["margin"]
+                for k in QUALITY_FIELDS:
+                    rec[k][c] = res[k]
                 par = parents[int(fl["parent"][c])].spec if parents and fl["parent"][c] >= 0 else None
                 stats.setdefault("files", []).append(export_found(cfg, idx, res, par))
         rec["verdict"][c] = verdict
@@ -566,11 +629,12 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     """Run (or resume) a search into the result file `path`; returns ``summarize(path)`` plus the
     files exported by this invocation."""
     cfg.validate()
-    parents = [load_parent(s) for s in cfg.parents] if cfg.strategy == "delete" else None
+    parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
         sizes = {len(p.y) for p in parents}
-        if sizes != {cfg.points + 1}:
-            raise ConfigError(f"delete to {cfg.points} points needs parents with {cfg.points + 1} points, "
+        want = cfg.points + PARENT_POINTS[cfg.strategy]
+        if sizes != {want}:
+            raise ConfigError(f"{cfg.strategy} to {cfg.points} points needs parents with {want} points, "
                               f"got {sorted(sizes)}")
     config = run_config(cfg, parents)
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
@@ -600,11 +664,13 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
 
 def summarize(paths) -> dict:
     """Counts of a search result file (or shards): attempts, float candidates, certified, strong, per
-    verdict, and the best certified example (strong first, then lowest accuracy - majority, then margin)."""
+    verdict, the largest delta* and L - L_const among certified minima, and the certified examples best
+    first (``rank_key``)."""
     res = open_results(paths)
     cfg_d = res.config
     cell = res.cells[0]
-    rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals", "min_eig"])
+    rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals", "min_eig",
+                           *QUALITY_FIELDS])
     v = rows["verdict"]
     cert = v == CERTIFIED
     nm = v == NOT_MINIMUM
@@ -613,11 +679,14 @@ def summarize(paths) -> dict:
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
            "weak": int((cert & (rows["tier"] == WEAK)).sum()),
            "verdicts": {VERDICTS[k]: int((v == k).sum()) for k in VERDICTS}, "best": None, "found": [],
-           "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None, "keys": [], "patterns": []}
+           "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None, "keys": [], "patterns": [],
+           "strong_delta": cfg_d.get("strong_delta", SearchConfig.strong_delta),
+           "best_delta_star": float(rows["delta_star"][cert].max()) if cert.any() else None,
+           "best_const_gap": float(rows["const_gap"][cert].max()) if cert.any() else None}
     if cert.any():
         idx = np.where(cert)[0]
-        gap = rows["accuracy"][idx] - rows["majority"][idx]
-        order = np.lexsort((-rows["margin"][idx], gap, rows["tier"][idx] != STRONG))
+        order = sorted(range(len(idx)), key=lambda i: rank_key(rows["delta_star"][idx[i]], rows["const_gap"][idx[i]],
+                                                                 int(rows["index"][idx[i]])))
         found_dir = cfg_d.get("found_dir", "runs/search/found")
         fake = SearchConfig(points=cfg_d["points"], seed=cfg_d["seed"], strategy=cfg_d["strategy"])
         out["found"] = [os.path.join(found_dir, export_name(fake, int(rows["index"][i]))) for i in idx[order]]
@@ -629,8 +698,15 @@ def summarize(paths) -> dict:
         b = idx[order[0]]
         out["best"] = {"file": out["found"][0], "index": int(rows["index"][b]), "tier": TIERS[int(rows["tier"][b])],
                        "accuracy": float(rows["accuracy"][b]), "majority": float(rows["majority"][b]),
-                       "margin": float(rows["margin"][b]), "decimals": int(rows["decimals"][b])}
+                       "margin": float(rows["margin"][b]), "decimals": int(rows["decimals"][b]),
+                       **{k: float(rows[k][b]) for k in QUALITY_FIELDS}}
     return out
+
+
+def rank_key(delta_star: float, const_gap: float, tie) -> tuple:
+    """Order of certified minima, best first: larger delta*, then larger L - L_const, then `tie` (an index or
+    a file name).  Properties of the minimum alone: the witness (from training) never reorders them."""
+    return (-float(delta_star), -float(const_gap), tie)
 
 
 def _form_of(path: str):
@@ -667,24 +743,25 @@ def parse_points(text: str) -> list[int]:
 
 
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
-               strategies=("joint", "delete"), paper_parent: bool = False, max_parents: int = 16,
+               strategies=("joint", "delete", "refine"), paper_parent: bool = False, max_parents: int = 16,
                force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
                overrides: dict | None = None) -> list[dict]:
-    """The minimality study: for N from the largest to the smallest, a random-start search (joint) and a
-    deletion search from the certified (N+1)-point datasets found so far (and, with paper_parent, from
-    the paper's paper10/W_hat at N = 9).  One result file per (N, strategy) in out_dir, each resumable.
-    Returns one table row per N."""
+    """The minimality study: for N from the largest to the smallest, a random-start search (joint), a
+    deletion search from the best certified (N+1)-point datasets found so far (and, with paper_parent,
+    from the paper's paper10/W_hat at N = 9) and, if asked, a refine search from the best certified
+    N-point ones; strategies run in that order.  One result file per (N, strategy) in out_dir, each
+    resumable.  Returns one table row per N."""
     echo = echo or (lambda s: None)
     rows = []
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):
         row = {"points": N, "attempts": 0, "float_candidates": 0, "certified": 0, "strong": 0, "weak": 0,
                "best": None, "by_strategy": {}, "closest_lambda": None, "keys": set(), "patterns": set()}
-        for strat in strategies:
+        for strat in (s for s in STRATEGY_NAMES if s in strategies):
             parents: tuple = ()
-            if strat == "delete":
-                cands = list(found_by_n.get(N + 1, []))
-                if paper_parent and N == 9:
+            if strat in PARENT_POINTS:
+                cands = _rank_files(found_by_n.get(N + PARENT_POINTS[strat], []))
+                if paper_parent and N == 9 and strat == "delete":
                     cands.append("paper10:W_hat")
                 if not cands:
                     continue
@@ -693,10 +770,12 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
                                found_dir=os.path.join(out_dir, "found"), **(overrides or {})).validate()
             path = os.path.join(out_dir, f"N{N}-{strat}.h5")
             if os.path.exists(path) and not force:
-                s = summarize(path)
-                if s["attempts"] != budget or open_results(path).config.get("parents", []) != list(parents):
-                    raise ConfigError(f"{path} holds a different study (budget or parents); use --force "
+                stored = open_results(path).config
+                differ = [k for k, v in cfg.to_dict().items() if stored.get(k) != v]
+                if differ:
+                    raise ConfigError(f"{path} holds a different study ({', '.join(differ)}); use --force "
                                       f"or another --out-dir")
+                s = summarize(path)
             else:
                 s = run_search(cfg, path, force=force, threads=threads, progress=progress)
             echo(f"N={N} {strat}: {s['attempts']} attempts, {s['float_candidates']} float candidates, "
@@ -713,37 +792,52 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
                 row["best"] = s["best"]
         found_by_n[N] = _rank_files(found_by_n.get(N, []))
         row["distinct"], row["patterns"] = len(row.pop("keys")), len(row["patterns"])
+        bests = [s["best"] for s in row["by_strategy"].values() if s["best"]]
+        row["best_delta_star"] = max((b["delta_star"] for b in bests), default=None)
+        row["best_const_gap"] = max((s["best_const_gap"] for s in row["by_strategy"].values()
+                                     if s["best_const_gap"] is not None), default=None)
+        row["strong_delta"] = (overrides or {}).get("strong_delta", SearchConfig.strong_delta)
         rows.append(row)
     return sorted(rows, key=lambda r: r["points"])
 
 
 def _better(a: dict, b: dict) -> bool:
-    ka = (a["tier"] != "strong", a["accuracy"] - a["majority"], -a["margin"])
-    kb = (b["tier"] != "strong", b["accuracy"] - b["majority"], -b["margin"])
-    return ka < kb
+    return (rank_key(a["delta_star"], a["const_gap"], os.path.basename(a["file"]))
+            < rank_key(b["delta_star"], b["const_gap"], os.path.basename(b["file"])))
 
 
 def _rank_files(files: list[str]) -> list[str]:
-    """Certified files, strong tier first, then by margin (a good order for choosing parents)."""
+    """Certified files in ``rank_key`` order (the order in which the delete strategy takes parents)."""
     def key(f):
         try:
             s = json.loads(Path(f).read_text())["search"]
-            return (s["tier"] != "strong", -s["margin_lower"])
+            return rank_key(s["delta_star"], s["const_gap"], os.path.basename(f))
         except (OSError, ValueError, KeyError):
-            return (True, 0.0)
+            return rank_key(-np.inf, -np.inf, os.path.basename(f))
     return sorted(dict.fromkeys(files), key=key)
 
 
 def format_table(rows: list[dict]) -> str:
-    """N | attempts | float candidates | certified | strong-tier certified | best example."""
-    head = f"{'N':>3} | {'attempts':>8} | {'float cand.':>11} | {'certified':>9} | {'strong':>6} | best example"
+    """N | attempts | float candidates | certified | strong | best delta* | best L - L_const | best example."""
+    head = (f"{'N':>3} | {'attempts':>8} | {'float cand.':>11} | {'certified':>9} | {'strong':>6} | "
+            f"{'best delta*':>11} | {'best L-Lconst':>13} | best example (by delta*)")
     lines = [head, "-" * len(head)]
+
+    def num(v):
+        return "-" if v is None else f"{v:.4f}"
     for r in rows:
         b = r["best"]
-        best = "-" if not b else (f"{b['file']} ({b['tier']}, acc {b['accuracy']:.2f} vs majority "
-                                  f"{b['majority']:.2f}, margin >= {b['margin']:.3g}, {b['decimals']} dec.)")
+        best = "-" if not b else (f"{os.path.basename(b['file'])} ({b['tier']}, acc {b['accuracy']:.4g} vs majority "
+                                  f"{b['majority']:.4g}, delta* {b['delta_star']:.4f}, AUC {b['auc']:.3f}, "
+                                  f"L-Lconst {b['const_gap']:.4f}, margin >= {b['margin']:.3g}, "
+                                  f"{b['decimals']} dec.)")
         lines.append(f"{r['points']:>3} | {r['attempts']:>8} | {r['float_candidates']:>11} | "
-                     f"{r['certified']:>9} | {r['strong']:>6} | {best}")
+                     f"{r['certified']:>9} | {r['strong']:>6} | {num(r.get('best_delta_star')):>11} | "
+                     f"{num(r.get('best_const_gap')):>13} | {best}")
+    sd = rows[0].get("strong_delta", SearchConfig.strong_delta) if rows else SearchConfig.strong_delta
+    lines.append(f"strong: decision margin delta* >= {sd:g} (accuracy below the majority rate even when every "
+                 f"output within {sd:g} of 1/2 counts as correct); L-Lconst: loss minus the best constant "
+                 f"predictor's (> 0: worse than a constant)")
     notes = []
     for r in rows:
         if "distinct" not in r and "keys" in r:

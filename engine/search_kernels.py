@@ -37,7 +37,9 @@ parallel with ``prange``, every candidate independent of the others and of the t
 * joint: variables (X, v, c) with the first layer held in the affine gauge it starts in.  Each step is
   a Gauss-Newton (minimum-norm, Levenberg-damped) step towards g = 0 plus the penalty gradient projected
   onto the tangent space of {g = 0}: the penalties keep the smallest Hessian eigenvalue above a margin,
-  points apart, coordinates (= pre-activations in the gauge) bounded, and both |v_j| in a band.
+  points apart, coordinates (= pre-activations in the gauge) bounded, and both |v_j| in a band; the
+  badness penalties (``badness_grad``) push the decision margin delta* and the loss gap to the best
+  constant predictor up, towards robustly bad minima.
 """
 from __future__ import annotations
 
@@ -58,8 +60,8 @@ STRATEGIES = {"paper": PAPER, "joint": JOINT}
 
 # hyper-parameter vector of the optimizers (index constants)
 H_ITERS, H_LR, H_MU, H_KEIG, H_DELTA, H_KSEP, H_BOX, H_KBOX, H_VMIN, H_VMAX, H_KV, H_CMAX, H_STEP, \
-    H_GTOL = range(14)
-N_HYPER = 14
+    H_GTOL, H_KDSTAR, H_DTARGET, H_KCONST, H_CTARGET = range(18)
+N_HYPER = 18
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -642,6 +644,77 @@ def _penalty_grad(X, y, w, theta, h, hp, gx, gv, phiX, phiV):
 
 
 @njit
+def badness_grad(X, y, w, theta, h, hp, gate, g, L, phiX, phiV, m, e, s, s1, s2, s3):
+    """Add the robust-badness penalties and their gradients (in X, v_j, c) to phiX (N, 2), phiV (h + 1);
+    return the penalty.  Both weights are scaled by gate (in [0, 1]).  Scratch: m, e (N,), s..s3 (h,);
+    g = grad_theta L and L the weighted mean loss.
+
+    * decision margin (engine/quality.py): with m_i = (2 y_i - 1)(sigma(z_i) - 1/2) and K = n - n_major + 1
+      over the n full-weight points (w_i = 1; a point being faded out does not count), delta* >= target
+      holds when the K smallest m_i are <= -target; each of those above it adds kd (m_i + target)^2.
+    * constant predictor: kc (target - (L - L_const))^2 while L - L_const < target, L_const the mean
+      cross-entropy of the best constant predictor (weighted label mean)."""
+    N = X.shape[0]
+    kd, dt, kc, ct = gate * hp[H_KDSTAR], hp[H_DTARGET], gate * hp[H_KCONST], hp[H_CTARGET]
+    pen = 0.0
+    if kd <= 0.0 and kc <= 0.0:
+        return pen
+    W = 0.0
+    Wy = 0.0
+    n = 0
+    ones = 0
+    for i in range(N):
+        W += w[i]
+        Wy += w[i] * y[i]
+        e[i] = 0.0
+        if w[i] == 1.0:
+            n += 1
+            if y[i] > 0.5:
+                ones += 1
+    fc = 0.0                                    # d pen / d L
+    if kc > 0.0 and 0.0 < Wy < W:
+        q = Wy / W
+        short = ct - (L + q * math.log(q) + (1.0 - q) * math.log(1.0 - q))
+        if short > 0.0:
+            pen += kc * short * short
+            fc = -2.0 * kc * short
+            for j in range(h):
+                phiV[j] += fc * g[4 * j]
+            phiV[h] += fc * g[4 * h]
+    if kd > 0.0 and n > 0:
+        for i in range(N):
+            if w[i] == 1.0:
+                z = _hidden(theta, X[i, 0], X[i, 1], h, s, s1, s2, s3)
+                m[i] = (2.0 * y[i] - 1.0) * (_sigmoid(z) - 0.5)
+            else:
+                m[i] = np.inf
+        for k in range(n - max(ones, n - ones) + 1):     # the K smallest margins, ties to the lower index
+            best = 0
+            for i in range(1, N):
+                if m[i] < m[best]:
+                    best = i
+            if m[best] + dt > 0.0:
+                e[best] = m[best] + dt
+                pen += kd * e[best] * e[best]
+            m[best] = np.inf
+    for i in range(N):
+        if e[i] == 0.0 and fc == 0.0:
+            continue
+        z = _hidden(theta, X[i, 0], X[i, 1], h, s, s1, s2, s3)
+        p_ = _sigmoid(z)
+        fm = 2.0 * kd * e[i] * (2.0 * y[i] - 1.0) * p_ * (1.0 - p_)   # margin term: d pen / d z_i
+        f = fm + fc * w[i] * (p_ - y[i]) / W                          # + constant term (via L)
+        for j in range(h):
+            b = 4 * j
+            t = f * theta[b] * s1[j]
+            phiX[i, 0] += t * theta[b + 1]
+            phiX[i, 1] += t * theta[b + 2]
+            phiV[j] += fm * s[j]
+        phiV[h] += fm
+    return pen
+
+
+@njit
 def optimize_joint(X, y, w, theta, h, hp, diag):
     """Joint data + output-weight search from (X, theta), in place (see module docstring).
 
@@ -671,6 +744,9 @@ def optimize_joint(X, y, w, theta, h, hp, diag):
     phiV = np.empty(nv)
     phi = np.empty(n)
     delta = np.empty(n)
+    mb = np.empty(N)
+    eb = np.empty(N)
+    sb = np.empty((4, h))
     lam = 0.0
     gn = 0.0
     pen = 0.0
@@ -692,6 +768,10 @@ def optimize_joint(X, y, w, theta, h, hp, diag):
         for j in range(nv):
             phiV[j] = 0.0
         pen = _penalty_grad(X, y, w, theta, h, hp, gx, gvv, phiX, phiV)
+        # badness pushes only while the smallest eigenvalue clears the margin (fading out below it), so
+        # that it never trades the minimum's strictness for a larger delta*
+        gate = min(1.0, max(0.0, lam / mu))
+        pen += badness_grad(X, y, w, theta, h, hp, gate, g, L, phiX, phiV, mb, eb, sb[0], sb[1], sb[2], sb[3])
         for k in range(P):
             if ev[k] < mu:
                 pen += keig * (mu - ev[k]) ** 2

@@ -351,3 +351,51 @@ def mp_eigenvalues(H, dps=50):
     with mpmath.workdps(dps):
         E = mpmath.eigsy(mpmath.matrix(H), eigvals_only=True)
         return sorted(E[i] for i in range(len(E)))
+
+
+# ---------------------------------------------------------------- how bad a classifier's outputs are
+
+def mp_outputs(theta, X, act, dps=50):
+    """sigmoid(z) at every input, in mpmath at `dps` digits (list of mpf)."""
+    with mpmath.workdps(dps):
+        th, XX, _ = _mp_inputs(theta, X, [0] * len(X), act, "xent")
+        return [1 / (1 + mpmath.exp(-_mp_point(th, x, act)[0])) for x in XX]
+
+
+def ref_decision_margin(p, y):
+    """delta* straight from its definition: the largest delta such that counting every point with
+    |p - 1/2| < delta as correct still leaves the accuracy below the majority rate (0 if none).  The
+    count only changes just above some |p_i - 1/2|, so the largest such delta is one of those (or 0)."""
+    n, ones = len(y), sum(1 for t in y if t > 0.5)
+    majority = max(ones, n - ones) / n
+
+    def below(delta):
+        ok = sum(1 for pi, t in zip(p, y) if ((pi > 0.5) == (t > 0.5) and pi != 0.5) or abs(pi - 0.5) < delta)
+        return ok / n < majority
+    cands = [abs(pi - 0.5) for pi in p] + [0]
+    good = [c for c in cands if below(c)]
+    return float(max(good)) if good else 0.0
+
+
+def ref_auc(p, y):
+    """Fraction of (positive, negative) pairs ranked the right way round, ties 1/2."""
+    pos = [pi for pi, t in zip(p, y) if t > 0.5]
+    neg = [pi for pi, t in zip(p, y) if t <= 0.5]
+    return sum(1.0 if a > b else 0.5 if a == b else 0.0 for a in pos for b in neg) / (len(pos) * len(neg))
+
+
+def ref_badness_penalty(theta, X, y, w, kd, target, kc, const_target):
+    """The search's robust-badness penalty (engine/search_kernels.badness_grad), by hand in floats:
+    kd * sum over the K smallest signed margins m_i (full-weight points) of max(0, m_i + target)^2 plus
+    kc * max(0, const_target - (L - L_const))^2, L the w-weighted mean cross-entropy."""
+    full = [i for i in range(len(y)) if w[i] == 1.0]
+    p = [1 / (1 + math.exp(-_forward(list(theta), list(X[i]), "sigmoid")[0])) for i in range(len(y))]
+    m = sorted((2 * y[i] - 1) * (p[i] - 0.5) for i in full)
+    ones = sum(1 for i in full if y[i] > 0.5)
+    K = len(full) - max(ones, len(full) - ones) + 1
+    pen = kd * sum(max(0.0, mi + target) ** 2 for mi in m[:K])
+    W = sum(w)
+    L = sum(w[i] * -(y[i] * math.log(p[i]) + (1 - y[i]) * math.log(1 - p[i])) for i in range(len(y))) / W
+    q = sum(w[i] * y[i] for i in range(len(y))) / W
+    const = -(q * math.log(q) + (1 - q) * math.log(1 - q))
+    return pen + kc * max(0.0, const_target - (L - const)) ** 2

@@ -7,11 +7,16 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine import canonical, search
+from badminima.engine import canonical, quality, search
 from badminima.engine import search_kernels as sk
 from badminima.engine.model import evaluate, hessian
 from badminima.engine.outcomes import SADDLE as SADDLE_CODE
 from badminima.engine.store import RunWriter, open_results
+
+try:
+    from . import reference as ref
+except ImportError:
+    import reference as ref
 
 # a proven saddle of the paper10 data (benchmarks/bench_certify.py)
 SADDLE = [-0.7741140166929815, -1.4825249729570955, -1.8722366521274991, -2.1495878667548736,
@@ -73,6 +78,72 @@ def test_mixed_derivatives_match_finite_differences():
         assert abs(ev[j] - fd) < 1e-8
 
 
+def _badness(th, X, y, w, hp):
+    g, H = np.empty(9), np.empty((9, 9))
+    L = sk.loss_grad_hess(th, X, y, w, 2, g, H)
+    N = len(y)
+    pX, pV = np.zeros((N, 2)), np.zeros(3)
+    pen = sk.badness_grad(X, y, w, th, 2, hp, 1.0, g, L, pX, pV, np.empty(N), np.empty(N), *np.empty((4, 2)))
+    return pen, pX, pV
+
+
+@pytest.mark.parametrize("kd,kc", [(3.0, 0.0), (0.0, 2.0), (3.0, 2.0)])
+def test_badness_penalty_matches_reference_and_finite_differences(kd, kc):
+    rng = np.random.default_rng(11)
+    N = 9
+    X = rng.normal(0, 2, (N, 2))
+    y = np.array([1, 0, 1, 1, 0, 0, 1, 0, 0.0])
+    w = np.ones(N)
+    w[4] = 0.6                                    # a point being faded out: not among the margins
+    th = np.array([2.0, 1, 0, 0, -1.5, 0, 1, 0, 0.3])       # the gauge, as in the search
+    hp = np.zeros(sk.N_HYPER)
+    hp[sk.H_KDSTAR], hp[sk.H_DTARGET], hp[sk.H_KCONST], hp[sk.H_CTARGET] = kd, 0.3, kc, 0.5
+    pen, pX, pV = _badness(th, X, y, w, hp)
+    assert pen > 0.01 and abs(pen - ref.ref_badness_penalty(th, X, y, w, kd, 0.3, kc, 0.5)) < 1e-12
+    eps = 1e-6
+    for i in range(N):
+        for k in range(2):
+            Xp, Xm = X.copy(), X.copy()
+            Xp[i, k] += eps
+            Xm[i, k] -= eps
+            fd = (ref.ref_badness_penalty(th, Xp, y, w, kd, 0.3, kc, 0.5)
+                  - ref.ref_badness_penalty(th, Xm, y, w, kd, 0.3, kc, 0.5)) / (2 * eps)
+            assert abs(pX[i, k] - fd) < 1e-7
+    for j, q in enumerate((0, 4, 8)):
+        tp, tm = th.copy(), th.copy()
+        tp[q] += eps
+        tm[q] -= eps
+        fd = (ref.ref_badness_penalty(tp, X, y, w, kd, 0.3, kc, 0.5)
+              - ref.ref_badness_penalty(tm, X, y, w, kd, 0.3, kc, 0.5)) / (2 * eps)
+        assert abs(pV[j] - fd) < 1e-7
+    assert np.abs(pX).max() > 1e-3
+    hp[sk.H_KDSTAR] = hp[sk.H_KCONST] = 0.0                  # switched off: no penalty, no push
+    pen0, pX0, pV0 = _badness(th, X, y, w, hp)
+    assert pen0 == 0.0 and not pX0.any() and not pV0.any()
+
+
+def test_decision_margin_and_auc_match_their_definitions():
+    rng = np.random.default_rng(2)
+    for t in range(300):
+        n = int(rng.integers(2, 13))
+        y = (rng.random(n) < rng.uniform(0.2, 0.8)).astype(float)
+        if y.min() == y.max():
+            y[0] = 1 - y[0]
+        p = rng.random(n)
+        if t % 3 == 0:
+            p = np.round(p, 1)                       # ties, and outputs exactly 1/2
+        assert quality.decision_margin(p, y) == ref.ref_decision_margin(list(p), list(y))
+        assert abs(quality.auc(p, y) - ref.ref_auc(list(p), list(y))) < 1e-15
+    # 5 of 8 labelled 0, 4 wrong: accuracy 4/8 < 5/8, and forgiving the least confident wrong point (0.507)
+    # lifts it to the majority rate; the flipped outputs are wrong on the other 4, the least confident at 0.4
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0.0])
+    p = np.array([0.9, 0.3, 0.45, 0.507, 0.4, 0.1, 0.7, 0.2])
+    assert quality.decision_margin(p, y) == pytest.approx(0.007, abs=1e-12)
+    assert quality.decision_margin(1 - p, y) == pytest.approx(0.1, abs=1e-12)
+    assert quality.decision_margin(np.where(y > 0, 0.9, 0.1), y) == 0.0
+    assert quality.auc(1 - p, y) == pytest.approx(1 - quality.auc(p, y))
+
+
 def test_small_linear_algebra():
     rng = np.random.default_rng(1)
     d, e, V, T, out = np.empty(9), np.empty(9), np.empty((9, 9)), np.empty((9, 10)), np.empty(9)
@@ -122,8 +193,21 @@ def test_pipeline_certifies_paper10_and_rejects_a_saddle(paper10):
     X, y = np.array(paper10.x), np.array(paper10.y)
     w_hat = np.array(paper10.points["W_hat"].theta)
     res = search.process_candidate(cfg, X, y, w_hat, witness=np.array(paper10.points["W0"].theta))
-    assert res["verdict"] == search.CERTIFIED and res["decimals"] == 1
-    assert res["tier"] == search.STRONG and res["margin"] > 0.19
+    assert res["verdict"] == search.CERTIFIED and res["decimals"] == 1 and res["margin"] > 0.19
+    # accuracy 0.4 on a 5/5 split, but two of the six wrong points have outputs within 0.021 of 1/2:
+    # delta* against the slow reference's outputs (50 digits) at the certified centre
+    p = ref.mp_outputs(res["theta"], X, "sigmoid")
+    assert abs(res["delta_star"] - ref.ref_decision_margin(p, list(y))) < 1e-12
+    assert 0.02 < res["delta_star"] < 0.021 and res["tier"] == search.WEAK
+    assert abs(res["auc"] - ref.ref_auc(p, list(y))) < 1e-15 and res["auc"] == 0.64
+    L = float(ref.mp_loss(res["theta"], X, y, "sigmoid", "xent"))
+    assert abs(res["const_gap"] - (L - np.log(2))) < 1e-9
+    Lw = float(ref.mp_loss(paper10.points["W0"].theta, X, y, "sigmoid", "xent"))
+    assert abs(res["witness_gap"] - (L - Lw)) < 1e-12
+    assert res["witness_gap"] >= res["margin"]
+    strict = search.SearchConfig(points=10, decimals=(1,), strong_delta=0.02).validate()
+    res_s = search.process_candidate(strict, X, y, w_hat, witness=np.array(paper10.points["W0"].theta))
+    assert res_s["tier"] == search.STRONG
     assert np.array_equal(res["X"], X)                 # one decimal: the paper's data unchanged
     # its own witness search (engine trainer) finds a lower network too
     res2 = search.process_candidate(cfg, X, y, w_hat, index=0)
@@ -152,6 +236,20 @@ def test_delete_strategy_and_export_recertify(tmp_path):
     assert rep["n"] == 9
 
 
+def test_refine_pushes_the_decision_margin_of_a_certified_minimum(tmp_path):
+    """refine: the joint objective from a certified 8-point minimum (delta* 0.0072) climbs along its family
+    of minima to a larger delta*, still certified; a glob pattern names the parents."""
+    from badminima.engine.datasets import load_dataset
+    src = load_dataset("deadlock_n8").source
+    cfg = search.SearchConfig(points=8, budget=2, strategy="refine", parents=(src.replace("n8", "n[8]"),),
+                              found_dir=str(tmp_path / "f")).validate()
+    s = search.run_search(cfg, str(tmp_path / "r.h5"), progress=False)
+    assert s["certified"] >= 1 and s["best_delta_star"] > 0.02
+    rows = open_results(str(tmp_path / "r.h5")).cell("N8")
+    assert list(rows["parent"]) == [0, 0] and list(rows["deleted"]) == [-1, -1]
+    assert rows["points"][0] != pytest.approx(rows["points"][1])      # variant 1 starts jittered
+
+
 def test_search_resumes_to_identical_records(tmp_path, monkeypatch):
     cfg = search.SearchConfig(points=8, budget=24, seed=2, iters=60, witness_starts=16, witness_steps=500,
                               found_dir=str(tmp_path / "f")).validate()
@@ -176,6 +274,48 @@ def test_search_resumes_to_identical_records(tmp_path, monkeypatch):
     for k in a:
         assert np.array_equal(a[k], b[k], equal_nan=True), k
     assert again["verdicts"] == full["verdicts"]
+
+
+@pytest.mark.parametrize("strategy", ["joint", "delete"])
+def test_search_records_identical_across_threads_and_chunks(tmp_path, strategy):
+    """Every stored value (verdict, tier, delta*, witness, certified data and centre ...) and every exported
+    file are bit for bit the same whatever the thread count and chunking."""
+    import numba
+    kw = {"parents": ("paper10:W_hat",)} if strategy == "delete" else {}
+    runs = []
+    for tag, threads, chunk in (("a", 1, 24), ("b", min(2, numba.config.NUMBA_NUM_THREADS), 5)):
+        cfg = search.SearchConfig(points=10 if strategy == "joint" else 9, budget=24, seed=3, strategy=strategy,
+                                  iters=300, witness_starts=32, witness_steps=1500,
+                                  found_dir=str(tmp_path / tag), **kw).validate()
+        runs.append(search.run_search(cfg, str(tmp_path / f"{tag}.h5"), chunk=chunk, threads=threads,
+                                      progress=False))
+    assert runs[0]["certified"] >= 2 and runs[0]["verdicts"] == runs[1]["verdicts"]
+    cell = f"N{cfg.points}"
+    a = open_results(str(tmp_path / "a.h5")).cell(cell)
+    b = open_results(str(tmp_path / "b.h5")).cell(cell)
+    assert set(a) >= {"verdict", "tier", "points", "weights", "witness", "delta_star", "const_gap", "auc"}
+    for k in a:
+        assert a[k].tobytes() == b[k].tobytes(), k
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir()) and len(names) == runs[0]["certified"]
+    for n in names:
+        assert (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes()
+
+
+def test_parent_order_ignores_the_witness_and_the_listing_order(tmp_path):
+    """The delete strategy's parents are ranked by properties of the minimum (delta*, L - L_const), never by
+    the witness margin, which changes whenever the trainer's floating-point bits do."""
+    files = []
+    for i, (d, g, m) in enumerate([(0.03, -0.01, 0.2), (0.07, -0.05, 0.1), (0.03, -0.002, 0.4), (0.0, 0.0, 0.9)]):
+        f = tmp_path / f"N9_s0_joint_{i:06d}.json"
+        f.write_text(json.dumps({"search": {"delta_star": d, "const_gap": g, "margin_lower": m}}))
+        files.append(str(f))
+    want = [files[1], files[2], files[0], files[3]]
+    assert search._rank_files(files) == want and search._rank_files(files[::-1]) == want
+    doc = json.loads((tmp_path / "N9_s0_joint_000000.json").read_text())
+    doc["search"]["margin_lower"] = 5.0                   # another witness: same order
+    (tmp_path / "N9_s0_joint_000000.json").write_text(json.dumps(doc))
+    assert search._rank_files(files) == want
 
 
 def test_store_extra_fields_roundtrip(tmp_path):
@@ -226,6 +366,12 @@ def test_canonical_form_is_invariant_under_the_symmetries():
     ["minimality", "--points", "3..5"],
     ["minimality", "--points", "9..x"],
     ["minimality", "--strategies", "joint,bogus"],
+    ["search", "-N", "10", "--strong-delta", "0.5"],
+    ["search", "-N", "10", "--kdstar", "-1"],
+    ["minimality", "--points", "8", "--kconst", "nan"],
+    ["search", "-N", "8", "--strategy", "refine"],
+    ["search", "-N", "8", "--strategy", "refine", "--parents", "deadlock_n9"],
+    ["search", "-N", "8", "--strategy", "refine", "--parents", "no/such/N8_*.json"],
 ])
 def test_cli_bad_input_exits_2(args, tmp_path):
     r = CliRunner().invoke(main, args + ["-q"] if args[0] == "search" else args + ["-q", "--out-dir", str(tmp_path)])
@@ -253,8 +399,18 @@ def test_cli_search_and_minimality_small(tmp_path):
     assert "attempts" in r.output and "certified" in r.output and out.exists()
     rows = tmp_path / "rows.json"
     r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
-                                  "-q", "--json-out", str(rows), "--strategies", "delete", "--paper-parent"])
+                                  "-q", "--json-out", str(rows), "--strategies", "refine,delete", "--paper-parent"])
     assert r.exit_code == 0, r.output
     table = json.loads(rows.read_text())
     assert table["columns"][0] == "N" and [row[0] for row in table["rows"]] == [9, 10]
     assert table["rows"][0][3] >= 1                # deletion from paper10 certifies 9-point sets
+    assert table["columns"][5] == "best delta*" and 0 < table["rows"][0][5] < 0.5
+    # refine ran after delete (whatever the order asked), from the 9-point sets deletion certified
+    nine = table["details"][0]["by_strategy"]
+    assert list(nine) == ["delete", "refine"] and table["rows"][0][1] == 12
+    refine_parents = open_results(str(tmp_path / "m" / "N9-refine.h5")).config["parents"]
+    assert refine_parents and all("N9_s0_delete_" in p for p in refine_parents)
+    # the same out-dir with another objective is another study: refused, not silently reused
+    r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
+                                  "-q", "--strategies", "refine,delete", "--paper-parent", "--kdstar", "0"])
+    assert r.exit_code == 2 and "kdstar" in r.output and len(r.output.strip().splitlines()) == 1
