@@ -7,6 +7,8 @@ stay apart), each run is opened with engine.store_read.Results, and every cell o
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +54,14 @@ class CellRef:
     @property
     def counts(self) -> dict[str, int]:
         return self.results.counts(self.name)
+
+    @functools.cached_property
+    def optimizer_counts(self) -> dict[str, int]:
+        """Counts of the optimizer's own verdicts at the end of its budget (the paper's protocol; before
+        the finisher resolves what it left unresolved); the final counts for files without them."""
+        if "optimizer_outcome" not in self.results.fields:
+            return self.counts
+        return self.results.code_counts(self.name, "optimizer_outcome")
 
     @property
     def hidden(self) -> int:

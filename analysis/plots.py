@@ -114,7 +114,7 @@ def convergence_series(cells, outcome: str = "solved") -> list[dict]:
         label = parts[1] if len(parts) > 1 and parts[0] == ds else name
         s = series.setdefault((ds, label), {"dataset": ds, "label": label, "h": [], "rates": []})
         s["h"].append(c.hidden)
-        s["rates"].append(cell_rate(c, outcome))
+        s["rates"].append(cell_rate(c, outcome, optimizer=outcome == "solved"))   # as Table 1 counts
         if "paper" not in s and outcome == "solved":
             pv = paper_values(c)
             if pv:

@@ -66,11 +66,12 @@ def difference(k1: int, n1: int, k2: int, n2: int) -> Diff:
     return Diff(a, b, d, Interval(max(lo, -1.0), min(hi, 1.0)))
 
 
-def cell_rate(cell: CellRef, outcome: str = "solved") -> Rate:
-    """The rate of one outcome among the cell's committed networks (from the file counts; no data read)."""
+def cell_rate(cell: CellRef, outcome: str = "solved", optimizer: bool = False) -> Rate:
+    """The rate of one outcome among the cell's committed networks (from the file counts); `optimizer`:
+    of the optimizer's own verdicts at the end of the budget (what the paper's Table 1 counts)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r} (choose from {', '.join(OUTCOMES)})")
-    return rate(cell.counts[outcome], cell.n)
+    return rate((cell.optimizer_counts if optimizer else cell.counts)[outcome], cell.n)
 
 
 # ------------------------------------------------------------------------------------------ tables
@@ -157,7 +158,7 @@ def paper_table(cells: list[CellRef], title: str = "Convergence (solved) vs the 
         if pv is None or c.hidden not in pv[0]:
             continue
         paper = pv[1][pv[0].index(c.hidden)] / 100.0
-        r = cell_rate(c, "solved")
+        r = cell_rate(c, "solved", optimizer=True)
         t.add(c.label, c.n, r.p, r.ci, paper, None if r.n == 0 else bool(paper in r.ci))
     return t
 

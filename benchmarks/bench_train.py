@@ -5,6 +5,8 @@
 Prints, per (activation, optimizer, h, dtype): the rate without early exit (every network runs the
 whole budget), the effective rate with early exit (networks x budget / time), and for the headline
 variant (sigmoid, gd, h=2) the 1-thread vs 2-thread ratio.  Kernels are compiled (and cached) first.
+The finisher is off here (it is not training; benchmarks/bench_finish.py measures it); the float64
+end-state classification is included.
 """
 from __future__ import annotations
 
@@ -56,12 +58,12 @@ def main():
     for act, opt, h, dt in grid:
         lr = 0.5 if opt == "gd" else 1e-2
         base = dict(dataset="xor", dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h, activation=act,
-                    optimizer=opt, lr=lr, steps=a.steps, dtype=dt, networks=a.networks)
+                    optimizer=opt, lr=lr, steps=a.steps, dtype=dt, networks=a.networks, finish_horizon=0.0)
         full, _ = rate(TrainConfig(**base, early_exit=False).validate(), ds, threads, a.networks)
         _, eff = rate(TrainConfig(**base, early_exit=True).validate(), ds, threads, a.networks)
         print(f"{act:<8}{opt:<6}{h:>3}{dt:>9}{full:>16.3g}{eff:>20.3g}")
     cfg = TrainConfig(dataset="xor", dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=2,
-                      steps=a.steps, early_exit=False, networks=a.networks).validate()
+                      steps=a.steps, early_exit=False, networks=a.networks, finish_horizon=0.0).validate()
     r = rates(cfg, ds, (1, 2), a.networks)
     one, two = r[1][0], r[2][0]
     print(f"sigmoid gd h=2 float64: 1 thread {one:.3g}, 2 threads {two:.3g}, ratio {two / one:.2f}")

@@ -27,8 +27,8 @@ def main():
     print(f"{'cell':<28}{'A %':>8}{'B %':>8}{'A-B':>8}{'differ %':>10}{'paired z':>10}")
     worst_diff = worst_dis = 0.0
     for name in cells:
-        sa = a.cell(name, ["outcome"])["outcome"] == SOLVED
-        sb = b.cell(name, ["outcome"])["outcome"] == SOLVED
+        sa = a.cell(name, ["optimizer_outcome"])["optimizer_outcome"] == SOLVED
+        sb = b.cell(name, ["optimizer_outcome"])["optimizer_outcome"] == SOLVED
         if sa.shape != sb.shape:
             raise SystemExit(f"error: cell {name} has {sa.size} networks in A and {sb.size} in B")
         only_a, only_b = int((sa & ~sb).sum()), int((~sa & sb).sum())

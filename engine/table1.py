@@ -400,9 +400,9 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
     out = []
     # (a) SGD with 2 hidden units on fXOR vs full batch
     for act in ACTIVATIONS:
-        sgd = {lr: (res.counts(sgd_name(act, lr, prefix))["solved"], res.n_rows(sgd_name(act, lr, prefix)))
+        sgd = {lr: (_own_solved(res, sgd_name(act, lr, prefix)), res.n_rows(sgd_name(act, lr, prefix)))
                for lr in protocol.sgd_lrs}
-        full = {opt: (res.counts(cell_name(opt, "fxor", act, 2, prefix))["solved"],
+        full = {opt: (_own_solved(res, cell_name(opt, "fxor", act, 2, prefix)),
                       res.n_rows(cell_name(opt, "fxor", act, 2, prefix))) for opt in OPTIMIZERS}
         best_lr = max(sgd, key=lambda lr: sgd[lr][0] / max(sgd[lr][1], 1))
         k, n = sgd[best_lr]
@@ -431,9 +431,9 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
         for h in HIDDEN:
             name = cell_name(opt, "fxor", "relu", h, prefix)
             truncated |= limit is not None and res.n_rows(name) > limit
-            data = _head(res, name, ["outcome", "weights"], limit)
+            data = _head(res, name, ["optimizer_outcome", "weights"], limit)
             best = region_stats(np.asarray(data["weights"]), X)
-            solved = np.asarray(data["outcome"]) == SOLVED
+            solved = np.asarray(data["optimizer_outcome"]) == SOLVED
             fh += int(np.sum(best[~solved] >= 3))
             fn += int(np.sum(~solved))
             a4 += int(np.sum(best[~solved] == 4))
@@ -463,6 +463,11 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
                    "per_optimizer": {o: list(v) for o, v in per_opt.items()}},
     })
     return out
+
+
+def _own_solved(res, name: str) -> int:
+    """Networks of a cell solved at the end of the budget by the optimizer's own verdict."""
+    return res.code_counts(name, "optimizer_outcome")["solved"]
 
 
 def _pct_ci(k: int, n: int) -> str:
