@@ -25,8 +25,8 @@ def friendly_errors(fn):
     """Turn the engine's known error types into a one-line message and exit code (2 bad input, 1 runtime)."""
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        from .engine.config import ConfigError
-        from .engine.datasets import DataError
+        from badminima.engine.train.config import ConfigError
+        from badminima.engine.data.datasets import DataError
         try:
             return fn(*a, **kw)
         except (ConfigError, DataError) as e:
@@ -79,8 +79,8 @@ def train_options(fn):
 def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks, seed, dtype,
                  beta1, beta2, eps, gtol, early_exit, finish_horizon):
     """Load and validate the dataset and the options into (TrainConfig, Dataset)."""
-    from .engine.config import InitSpec, TrainConfig
-    from .engine.datasets import load_dataset
+    from badminima.engine.train.config import InitSpec, TrainConfig
+    from badminima.engine.data.datasets import load_dataset
     ds = load_dataset(dataset)
     cfg = TrainConfig(dataset=dataset, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=hidden,
                       activation=act, optimizer=opt, lr=lr, steps=steps,
@@ -145,7 +145,7 @@ def badness_overrides(strong_delta, kdstar, kconst) -> dict:
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
-    from .engine.store import StoreError, parse_shard
+    from badminima.engine.store.write import StoreError, parse_shard
     if chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
@@ -168,7 +168,7 @@ def parse_run_options(shard, threads, chunk):
 @friendly_errors
 def train(output, force, resume, shard, threads, chunk, quiet, init_weights, check_final, **opts):
     """Train many d-h-1 networks from random starts, stream the results to HDF5, print outcome counts."""
-    from .engine.runs import Cell, run_cells
+    from badminima.engine.train.cells import Cell, run_cells
     cfg, ds = build_config(**opts)
     shard_d = parse_run_options(shard, threads, chunk)
     if check_final < 0:
@@ -180,11 +180,11 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     click.echo(f"{cfg.dataset} ({ds.n} points, {ds.kind}), {ds.d}-{cfg.hidden}-1 {cfg.activation}, "
                f"{cfg.optimizer} lr={cfg.lr:g}, {cfg.steps} steps, init {cfg.init} (bias {cfg.init.bias}), "
                f"{cfg.dtype}, seed {cfg.seed}")
-    from .engine.store import open_results
+    from badminima.engine.store.write import open_results
     res = open_results(path)
     click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
     if check_final:
-        from .engine.table1 import finality, format_finality
+        from badminima.engine.paper.table1 import finality, format_finality
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
@@ -195,7 +195,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
 @friendly_errors
 def show(files):
     """Print the configuration and per-cell outcome counts of result files (or shards)."""
-    from .engine.store import show as show_files
+    from badminima.engine.store.write import show as show_files
     click.echo(show_files(list(files)))
 
 
@@ -206,7 +206,7 @@ def show(files):
 @friendly_errors
 def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
-    from .engine.store import merge as merge_files
+    from badminima.engine.store.write import merge as merge_files
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
 
 
@@ -234,7 +234,7 @@ def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] 
 def compile_cmd(hidden, act, opt, dtype, dim, points):
     """Compile (and cache on disk) every kernel a run will need, once, before a cluster fans out."""
     import time
-    from .engine.warmup import parse_int_set, warm
+    from badminima.engine.train.warmup import parse_int_set, warm
     t0 = time.monotonic()
     variants = warm(parse_int_set(dim), parse_int_set(hidden), act.split(","), opt.split(","), dtype.split(","),
                     points=parse_int_set(points) if points else None, echo=lambda s: click.echo(s, err=True))
@@ -252,7 +252,7 @@ def certify(file, points, witness, cross_check, json_out):
     """Prove (or refuse) that FILE's weight points are local minima: Arb/Krawczyk for sigmoid/tanh nets,
     an exact rational test for ReLU regression.  FILE: a data/ JSON file or a built-in dataset name."""
     import json
-    from .engine.certify_io import certify_file, format_report
+    from badminima.engine.certify.files import certify_file, format_report
     rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
     click.echo(format_report(rep))
     if json_out:
@@ -261,7 +261,7 @@ def certify(file, points, witness, cross_check, json_out):
 
 
 # ---------------------------------------------------------------------------------------------------
-# cluster runs (engine/cluster.py)
+# cluster runs (engine/cluster/slurm.py)
 
 @main.command()
 @click.argument("target")
@@ -271,7 +271,7 @@ def certify(file, points, witness, cross_check, json_out):
 def status(target, shards, check):
     """Complete, partial (committed networks) and missing shards of a sharded run: TARGET is the
     directory of its shard files (as written by `badminima slurm`) or a glob."""
-    from .engine.cluster import shard_status
+    from badminima.engine.cluster.slurm import shard_status
     st = shard_status(target, shards)
     click.echo(st.format())
     if check and not st.complete:
@@ -280,7 +280,7 @@ def status(target, shards, check):
 
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
-    from .engine.cluster import SIMD_BLOCK
+    from badminima.engine.cluster.slurm import SIMD_BLOCK
     name, args = run[0], list(run[1:])
     if args[:1] == ["--"]:
         args = args[1:]
@@ -344,11 +344,11 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     import os
     import shlex
     from pathlib import Path
-    from .engine import cluster
+    from badminima.engine.cluster import slurm as cluster
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     outdir = outdir or os.path.join("runs", Path(script).stem)
     if merge_out:       # refused now, not after the array has run
-        from .engine.store import StoreError, check_merge_output
+        from badminima.engine.store.write import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=False, shard_dir=outdir, option="--merge")
         except StoreError as e:
@@ -390,7 +390,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
     if merge_out:
-        from .engine.store import merge as merge_files
+        from badminima.engine.store.write import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
 
 
@@ -422,7 +422,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     import hashlib
     import os
     import shlex
-    from .engine import cluster, dask_run
+    from badminima.engine.cluster import slurm as cluster
+    from badminima.engine.cluster import dask_run
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
@@ -435,7 +436,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     except OSError as e:
         _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
     if merge_out:
-        from .engine.store import StoreError, check_merge_output
+        from badminima.engine.store.write import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
@@ -453,7 +454,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
-        from .engine.store import merge as merge_files
+        from badminima.engine.store.write import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out, force=force)}")
 
 
@@ -469,7 +470,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @friendly_errors
 def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
     """Analyse result files (any runs, shards, globs) into OUTPUT/report.md with tables and figures."""
-    from .analysis.report import write_report
+    from badminima.analysis.report import write_report
     if not tol > 0 or not loss_tol > 0 or dpi < 10:
         _fail("--tol and --loss-tol must be positive and --dpi >= 10")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
@@ -491,8 +492,8 @@ def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
 @friendly_errors
 def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
-    from .analysis import figures, plots
-    from .analysis.load import load_cells, select_cells
+    from badminima.analysis import figures, plots
+    from badminima.analysis.load import load_cells, select_cells
     kw = {"dpi": dpi}
     try:
         if size is not None:
@@ -551,8 +552,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bo
            output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    from .engine.config import ConfigError
-    from .engine.search import SearchConfig, format_table, run_search
+    from badminima.engine.train.config import ConfigError
+    from badminima.engine.search.run import SearchConfig, format_table, run_search
     shard_d = parse_run_options(shard, threads, chunk)
     if strategy == "delete" and not parents and n_points == 9:
         parents = ("paper10:W_hat",)
@@ -599,8 +600,8 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
     (pushing delta* up); print N | attempts | float candidates |
     certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
-    from .engine.config import ConfigError
-    from .engine.search import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
+    from badminima.engine.train.config import ConfigError
+    from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
     pts = parse_points(points_text)
     strats = tuple(s.strip() for s in strategies.split(",") if s.strip())
     if not strats or any(s not in STRATEGY_NAMES for s in strats):
@@ -629,7 +630,7 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
 @friendly_errors
 def verify(json_out, markdown, no_certify):
     """Check every quantitative claim of the paper: claim | paper | computed | verdict (exit 0 when all ran)."""
-    from .engine.paper_checks import checks_json, format_checks, format_markdown, run_checks
+    from badminima.engine.paper.checks import checks_json, format_checks, format_markdown, run_checks
     checks = run_checks(certify=not no_certify)
     if json_out == "-":
         click.echo(checks_json(checks))
@@ -670,7 +671,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, check_final, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
-    from .engine.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
+    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
     shard_d = parse_run_options(shard, threads, chunk)
     if shard_d is not None and sweep:
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
@@ -716,8 +717,8 @@ def reproduce(networks, runs_dir, threads, quiet):
     """The paper in one command: `verify` (every claim) and Table 1 at a small size, results in RUNS_DIR."""
     import os
     import time
-    from .engine.paper_checks import checks_json, format_checks, run_checks
-    from .engine.table1 import Protocol, default_path, table1_report
+    from badminima.engine.paper.checks import checks_json, format_checks, run_checks
+    from badminima.engine.paper.table1 import Protocol, default_path, table1_report
     parse_run_options(None, threads, 16384)
     os.makedirs(runs_dir, exist_ok=True)
     t0 = time.monotonic()

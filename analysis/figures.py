@@ -19,8 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..engine.model import ACTIVATIONS, logits
-from ..engine.outcomes import NAMES
+from badminima.engine.core.model import ACTIVATIONS, logits
+from badminima.engine.core.outcomes import NAMES
 
 OUTCOME_COLORS = {"solved": "#2ca02c", "local_minimum": "#d62728", "saddle": "#ff7f0e", "flat": "#9467bd",
                   "drifting": "#1f77b4", "diverged": "#000000", "out_of_steps": "#7f7f7f"}

@@ -1,7 +1,7 @@
 """Any set of result files -> the experiment cells they hold, ready for analysis.
 
 Files are grouped into runs by their configuration (shards of one run go together, different runs
-stay apart), each run is opened with engine.store_read.Results, and every cell of every run becomes a
+stay apart), each run is opened with engine.store.read.Results, and every cell of every run becomes a
 `CellRef` with a short unique label built from the configuration keys that vary between the cells
 ("fxor sigmoid gd h=3", "... lr=0.1").  Scanning many files shows progress on stderr.
 """
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.config import TrainConfig
-from ..engine.datasets import DataError, Dataset, load_dataset
-from ..engine.model import ACTIVATIONS, LOSSES
-from ..engine.progress import Progress
-from ..engine.store_read import Results, canonical_json, expand_paths, open_h5, read_meta
+from badminima.engine.train.config import TrainConfig
+from badminima.engine.data.datasets import DataError, Dataset, load_dataset
+from badminima.engine.core.model import ACTIVATIONS, LOSSES
+from badminima.engine.train.progress import Progress
+from badminima.engine.store.read import Results, canonical_json, expand_paths, open_h5, read_meta
 
 #: configuration keys that never label a cell (derived from others, or bookkeeping)
 _UNLABELLED = {"dataset_fingerprint", "kind", "networks"}
@@ -77,14 +77,14 @@ class CellRef:
 
     @property
     def codes(self) -> tuple[int, int]:
-        """(activation code, loss code) of engine.model."""
+        """(activation code, loss code) of engine.core.model."""
         return ACTIVATIONS[self.activation], LOSSES["xent" if self.kind == "classification" else "mse"]
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.config)
 
     def data(self, fields=None) -> dict[str, np.ndarray]:
-        """The cell's per-network arrays (engine.store_read.Results.cell).  "weights" are those of the
+        """The cell's per-network arrays (engine.store.read.Results.cell).  "weights" are those of the
         point each verdict describes: where the finisher took a network on (finish_iters >= 0), the
         point where it stopped, else the optimizer's final weights."""
         fields = list(self.results.fields if fields is None else fields)

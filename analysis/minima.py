@@ -1,6 +1,6 @@
 """Distinct minima modulo the network's symmetries, with hit counts and basin fractions.
 
-Symmetries of a d-h-1 network (engine/layout.py order: per unit v_j, w_j, b_j, then c):
+Symmetries of a d-h-1 network (engine/core/layout.py order: per unit v_j, w_j, b_j, then c):
   * every activation: permutations of the hidden units;
   * sigmoid: sign flip of unit j, (w_j, b_j, v_j, c) -> (-w_j, -b_j, -v_j, c + v_j)  (sigma(-a) = 1 - sigma(a));
   * tanh:    sign flip of unit j, (w_j, b_j, v_j) -> (-w_j, -b_j, -v_j);
@@ -21,7 +21,7 @@ clustering would cut such a continuum into arbitrary pieces with meaningless bas
 default symmetry classes that compute the same function on the training data (outputs within tol
 on every point and, for ReLU, the same activation pattern up to unit order) are merged into one
 minimum; its `points` field counts the symmetry classes merged (> 1 flags a continuum).  End points are first refined by a few guarded Newton steps with the
-exact Hessian of engine.model, which pins a nondegenerate critical point to ~1e-12 even where the
+exact Hessian of engine.core.model, which pins a nondegenerate critical point to ~1e-12 even where the
 smallest eigenvalue is tiny (Theorem 1's is ~2e-4 for the mean loss, so gtol = 1e-6 alone leaves ~5e-3).
 """
 from __future__ import annotations
@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ..engine.layout import hidden_from_params
-from ..engine.model import ACTIVATIONS, LOSSES, evaluate, hessian, logits
-from ..engine.outcomes import FLAT, LOCAL_MINIMUM, NAMES, SADDLE
-from ..engine.progress import Progress
-from .load import CellRef, read_cells
-from .stats import Rate, rate
-from .tables import Table
+from badminima.engine.core.layout import hidden_from_params
+from badminima.engine.core.model import ACTIVATIONS, LOSSES, evaluate, hessian, logits
+from badminima.engine.core.outcomes import FLAT, LOCAL_MINIMUM, NAMES, SADDLE
+from badminima.engine.train.progress import Progress
+from badminima.analysis.load import CellRef, read_cells
+from badminima.analysis.stats import Rate, rate
+from badminima.analysis.tables import Table
 
 FINITE_CRITICAL = (LOCAL_MINIMUM, SADDLE, FLAT)
 MINIMA_FIELDS = ["index", "outcome", "loss", "weights"]

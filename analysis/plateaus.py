@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.model import ACTIVATIONS, logits
-from ..engine.outcomes import DRIFTING
-from .load import CellRef, read_cells
-from .stats import Rate, rate
-from .tables import Table
+from badminima.engine.core.model import ACTIVATIONS, logits
+from badminima.engine.core.outcomes import DRIFTING
+from badminima.analysis.load import CellRef, read_cells
+from badminima.analysis.stats import Rate, rate
+from badminima.analysis.tables import Table
 
 PLATEAU_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..engine.outcomes import DIVERGED, NAMES, SOLVED
-from . import figures
-from .load import AnalysisError, CellRef
-from .minima import cell_minima
-from .plateaus import cell_plateaus
-from .stats import cell_rate, paper_column, paper_values, rate
+from badminima.engine.core.outcomes import DIVERGED, NAMES, SOLVED
+from badminima.analysis import figures
+from badminima.analysis.load import AnalysisError, CellRef
+from badminima.analysis.minima import cell_minima
+from badminima.analysis.plateaus import cell_plateaus
+from badminima.analysis.stats import cell_rate, paper_column, paper_values, rate
 
 KINDS = ("regions", "fit", "convergence", "losses", "basins", "minimality")
 NET_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]

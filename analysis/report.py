@@ -14,13 +14,13 @@ import datetime
 import re
 from pathlib import Path
 
-from ..engine.datasets import DataError
-from ..engine.progress import Progress
-from . import figures, plots
-from .load import CellRef, load_cells
-from .minima import cell_minima, minima_table
-from .plateaus import cell_plateaus, plateau_table
-from .stats import differences_table, neighbour_pairs, outcome_table, paper_table, rates_table
+from badminima.engine.data.datasets import DataError
+from badminima.engine.train.progress import Progress
+from badminima.analysis import figures, plots
+from badminima.analysis.load import CellRef, load_cells
+from badminima.analysis.minima import cell_minima, minima_table
+from badminima.analysis.plateaus import cell_plateaus, plateau_table
+from badminima.analysis.stats import differences_table, neighbour_pairs, outcome_table, paper_table, rates_table
 
 
 def _slug(text: str) -> str:

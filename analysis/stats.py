@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..engine.datasets import DataError
-from ..engine.outcomes import NAMES
-from ..engine.table1 import paper_column_name, paper_percentages
-from .load import CellRef
-from .tables import Interval, Table
-from .wilson import wilson
+from badminima.engine.data.datasets import DataError
+from badminima.engine.core.outcomes import NAMES
+from badminima.engine.paper.table1 import paper_column_name, paper_percentages
+from badminima.analysis.load import CellRef
+from badminima.analysis.tables import Interval, Table
+from badminima.analysis.wilson import wilson
 
 OUTCOMES = tuple(NAMES.values())
 #: configuration keys that define an experimental design axis (neighbouring cells differ in one)

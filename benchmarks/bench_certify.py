@@ -16,9 +16,9 @@ import time
 import numpy as np
 from scipy.optimize import minimize
 
-from badminima.engine import layout
-from badminima.engine.certify_smooth import _act_np, certify_smooth, float_derivs, symmetric_copies
-from badminima.engine.datasets import load_dataset, parse_exact
+from badminima.engine.core import layout
+from badminima.engine.certify.smooth import _act_np, certify_smooth, float_derivs, symmetric_copies
+from badminima.engine.data.datasets import load_dataset, parse_exact
 
 WITNESS = ["6", "-4", "4", "0", "-10", "-1", "1", "0", "2"]
 SADDLE = ["-0.7741140166929815", "-1.4825249729570955", "-1.8722366521274991", "-2.1495878667548736",

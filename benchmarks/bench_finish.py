@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from badminima.engine.config import InitSpec, TrainConfig
-from badminima.engine.datasets import load_dataset
-from badminima.engine.outcomes import NAMES
-from badminima.engine.train import _finished, train_range
+from badminima.engine.train.config import InitSpec, TrainConfig
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.core.outcomes import NAMES
+from badminima.engine.train.run import _finished, train_range
 
 
 def main():

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_search.py [--candidates 4096] [--threads 1] [--points 10]
 
-Measures ``engine.search_kernels.optimize_batch`` (start -> optimise, plus the per-candidate smallest
+Measures ``engine.search.kernels.optimize_batch`` (start -> optimise, plus the per-candidate smallest
 Hessian eigenvalue the screen needs) on one thread by default, so the rates are per core:
 
 * paper  -- the paper's method, theta fixed, points descend ||grad_theta L||^2: the structure-of-arrays
@@ -24,8 +24,8 @@ import time
 import numba
 import numpy as np
 
-from badminima.engine import search
-from badminima.engine import search_kernels as sk
+from badminima.engine.search import run as search
+from badminima.engine.search import kernels as sk
 
 
 def _float_rate(cfg: search.SearchConfig, C: int, reps: int):

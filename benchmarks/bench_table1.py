@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from badminima.engine.table1 import Protocol, SGD_NETWORKS, grid_cells
-from badminima.engine.train import train
+from badminima.engine.paper.table1 import Protocol, SGD_NETWORKS, grid_cells
+from badminima.engine.train.run import train
 
 
 def main():

@@ -16,9 +16,9 @@ import time
 
 import numba
 
-from badminima.engine.config import TrainConfig
-from badminima.engine.datasets import load_dataset
-from badminima.engine.train import train_range
+from badminima.engine.train.config import TrainConfig
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.train.run import train_range
 
 
 def rates(cfg, ds, thread_counts, networks, repeats=7):

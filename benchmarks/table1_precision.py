@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from badminima.engine.outcomes import SOLVED
-from badminima.engine.store_read import open_results
+from badminima.engine.core.outcomes import SOLVED
+from badminima.engine.store.read import open_results
 
 
 def main():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from badminima.engine.config import InitSpec, TrainConfig
-from badminima.engine.datasets import load_dataset
+from badminima.engine.train.config import InitSpec, TrainConfig
+from badminima.engine.data.datasets import load_dataset
 
 
 def make_cfg(ds, **kw):
@@ -44,7 +44,7 @@ def interrupt_shard(monkeypatch, run, shard, out, chunk=40):
     after its first committed chunk (the progress hook raises); sys.argv marks the file's command as
     "interrupted-by-test", so a test can tell a resumed file from a recomputed one."""
     from badminima.cli import main
-    from badminima.engine import runs
+    from badminima.engine.train import cells as runs
     orig, calls = runs.Progress.update, {"n": 0}
 
     def boom(self, n):

@@ -17,10 +17,10 @@ from badminima.analysis.stats import (difference, differences_table, neighbour_p
 from badminima.analysis.tables import Interval, Table, format_value
 from badminima.analysis.wilson import wilson
 from badminima.cli import main
-from badminima.engine.certify_smooth import symmetric_copies
-from badminima.engine.datasets import load_dataset
-from badminima.engine.model import ACTIVATIONS, LOSSES, evaluate, hessian
-from badminima.engine.outcomes import DRIFTING, LOCAL_MINIMUM
+from badminima.engine.certify.smooth import symmetric_copies
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.core.model import ACTIVATIONS, LOSSES, evaluate, hessian
+from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM
 
 
 def cli(args):
@@ -122,7 +122,7 @@ def test_cell_labels_name_what_varies():
 # ---------------------------------------------------------------------------------- minima modulo symmetry
 
 def newton(theta, ds, h, act, steps=6):
-    """A few plain Newton steps on the mean loss with engine.model (test-side refinement)."""
+    """A few plain Newton steps on the mean loss with engine.core.model (test-side refinement)."""
     X, y = np.ascontiguousarray(ds.x), np.ascontiguousarray(ds.y)
     th = np.array(theta, dtype=float)
     for _ in range(steps):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from badminima.engine.certify_io import certify_file, format_report
-from badminima.engine.datasets import DATA_DIR, DataError
+from badminima.engine.certify.files import certify_file, format_report
+from badminima.engine.data.datasets import DATA_DIR, DataError
 
 
 def _json_ok(rep):

@@ -6,8 +6,8 @@ from fractions import Fraction as F
 
 import pytest
 
-from badminima.engine.certify_relu import REASON_NOT_MIN, REASON_WITNESS, REASON_ZERO_V, certify_relu, relu_loss
-from badminima.engine.datasets import load_dataset
+from badminima.engine.certify.relu import REASON_NOT_MIN, REASON_WITNESS, REASON_ZERO_V, certify_relu, relu_loss
+from badminima.engine.data.datasets import load_dataset
 
 
 def _load(name):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from flint import arb
 
-from badminima.engine import certify_smooth as cs
-from badminima.engine import layout
-from badminima.engine.datasets import load_dataset, parse_exact
+from badminima.engine.certify import smooth as cs
+from badminima.engine.core import layout
+from badminima.engine.data.datasets import load_dataset, parse_exact
 
 DS = load_dataset("paper10")
 X = [[parse_exact(t) for t in row] for row in DS.x_text]

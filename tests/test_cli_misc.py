@@ -2,7 +2,7 @@
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine.progress import Progress
+from badminima.engine.train.progress import Progress
 
 
 def test_compile_warms_the_named_variants():
@@ -15,7 +15,7 @@ def test_compile_warms_the_named_variants():
 
 
 def test_compile_defaults_to_the_paper_dataset_sizes():
-    from badminima.engine.warmup import paper_sizes
+    from badminima.engine.train.warmup import paper_sizes
     assert paper_sizes(2) == [4, 10] and paper_sizes(1) == [5, 6]
 
 

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine.store import open_results
+from badminima.engine.store.write import open_results
 
 ARGS = ["train", "--dataset", "xor", "--steps", "300", "-n", "200", "-q"]
 
@@ -44,7 +44,7 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     assert run(ARGS + ["-o", str(out_a), "--chunk", "64"]).exit_code == 0
     # simulate an interruption after some chunks: a sharded-looking partial run is not needed, the
     # writer's .part survives a KeyboardInterrupt raised from the progress hook
-    from badminima.engine import runs
+    from badminima.engine.train import cells as runs
     calls = {"n": 0}
     orig = runs.Progress.update
 
@@ -70,7 +70,7 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
 def test_resume_into_different_config_is_refused(tmp_path):
     out = tmp_path / "r.h5"
     part = tmp_path / "r.h5.part"
-    from badminima.engine import runs
+    from badminima.engine.train import cells as runs
     orig = runs.Progress.update
 
     def boom(self, n):
@@ -130,5 +130,5 @@ def test_shards_merge_to_the_single_run(tmp_path):
         shards.append(str(p))
     merged = tmp_path / "merged.h5"
     assert run(["merge", *shards, "-o", str(merged)]).exit_code == 0
-    from badminima.engine.store import diff_files
+    from badminima.engine.store.write import diff_files
     assert diff_files(str(single), str(merged)) == []

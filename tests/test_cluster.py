@@ -1,4 +1,4 @@
-"""Cluster runs (engine/cluster.py, `badminima status` / `badminima slurm`).
+"""Cluster runs (engine/cluster/slurm.py, `badminima status` / `badminima slurm`).
 
 Unit tests: array splitting, the generated script (syntax, #SBATCH lines, submission with a stub
 sbatch, the array task with a stub badminima, the requeue trap), status of synthetic shard files.
@@ -22,10 +22,10 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine import cluster
-from badminima.engine.cluster import (SlurmJob, array_parts, format_ranges, parse_time_limit, render_script,
+from badminima.engine.cluster import slurm as cluster
+from badminima.engine.cluster.slurm import (SlurmJob, array_parts, format_ranges, parse_time_limit, render_script,
                                       shard_file, shard_status, write_script)
-from badminima.engine.store import RunWriter, StoreError, diff_files
+from badminima.engine.store.write import RunWriter, StoreError, diff_files
 from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]

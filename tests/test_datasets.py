@@ -5,8 +5,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from badminima.engine.datasets import (DataError, builtin_names, load_dataset, load_point, parse_exact)
-from badminima.engine.layout import n_params
+from badminima.engine.data.datasets import (DataError, builtin_names, load_dataset, load_point, parse_exact)
+from badminima.engine.core.layout import n_params
 
 BUILTINS = {"xor": (4, 2), "fxor": (4, 2), "paper10": (10, 2),
             "relu_d1": (5, 1), "relu_d2": (6, 1), "relu_d3": (6, 1)}

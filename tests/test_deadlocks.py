@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from badminima.engine.certify_io import certify_file
-from badminima.engine.datasets import load_dataset
-from badminima.engine.search import SearchConfig
+from badminima.engine.certify.files import certify_file
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.search.run import SearchConfig
 
 try:
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 

@@ -1,8 +1,8 @@
 """The vectorizable exp against numpy's, over the whole range, in both precisions."""
 import numpy as np
 
-from badminima.engine.fastexp import fexp
-from badminima.engine.jit import njit
+from badminima.engine.core.fastexp import fexp
+from badminima.engine.core.jit import njit
 
 
 @njit(cache=False)      # a cached copy would keep a stale exp: Numba's cache ignores callees' edits

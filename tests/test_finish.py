@@ -1,15 +1,15 @@
-"""The finisher (engine/finish.py) and the end-state classification (engine/classify.py)."""
+"""The finisher (engine/train/finish.py) and the end-state classification (engine/core/classify.py)."""
 import numpy as np
 
-from badminima.engine import model as M
-from badminima.engine.classify import newton_step
-from badminima.engine.outcomes import DRIFTING, LOCAL_MINIMUM, OUT_OF_STEPS, SOLVED
-from badminima.engine.train import train_range
+from badminima.engine.core import model as M
+from badminima.engine.core.classify import newton_step
+from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM, OUT_OF_STEPS, SOLVED
+from badminima.engine.train.run import train_range
 
 from conftest import make_cfg
 
 try:
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 

@@ -1,20 +1,22 @@
 """The generated SIMD training kernels against the slow reference; determinism; outcome classification."""
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from badminima.engine.kernels.codegen import load_kernel_module
-from badminima.engine.layout import n_params
-from badminima.engine.outcomes import (DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS,
+from badminima.engine.train.codegen import load_kernel_module
+from badminima.engine.core.layout import n_params
+from badminima.engine.core.outcomes import (DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS,
                                        SADDLE, SOLVED)
-from badminima.engine.rng import shuffle_epoch
-from badminima.engine.train import train, train_range
+from badminima.engine.core.rng import shuffle_epoch
+from badminima.engine.train.run import train, train_range
 
 from conftest import make_cfg
 
 try:
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 
@@ -52,7 +54,7 @@ def _reference_run(opt, theta0, X, y, act, loss, cfg, index):
                                            ("gd", "sigmoid", False), ("adam", "tanh", False)])
 def test_trajectories_match_reference(opt, act, fused, paper10, monkeypatch):
     if not fused:       # the general pass-then-decide path (datasets of more than 16 points)
-        monkeypatch.setattr("badminima.engine.train.fused_points", lambda opt, n: 0)
+        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n: 0)
     cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.05 if opt != "adam" else 0.01,
                    steps=60, early_exit=False, networks=5, seed=11)
     res = train_range(cfg, paper10.x, paper10.y, 0, 5, keep_init=True)
@@ -97,7 +99,7 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
                        networks=n, early_exit=early)
         return train_range(cfg, paper10.x, paper10.y, 0, n)
     fused1, fused = run(1, 64), run(700, 200)
-    monkeypatch.setattr("badminima.engine.train.fused_points", lambda opt, n: 0)
+    monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n: 0)
     plain1, plain = run(1, 64), run(700, 200)
     np.testing.assert_allclose(fused1["weights"], plain1["weights"], rtol=1e-13, atol=1e-15)
     assert np.mean(fused["outcome"] == plain["outcome"]) >= 0.99
@@ -155,7 +157,7 @@ def test_float32_agrees_with_float64_on_solved(xor):
 
 
 def _newton_critical(theta, X, y, act="sigmoid"):
-    from badminima.engine import model as M
+    from badminima.engine.core import model as M
     th = theta.copy()
     for _ in range(30):
         _, _, g = M.evaluate(th, X, y, 2, 2, M.ACTIVATIONS[act], M.XENT)
@@ -217,7 +219,7 @@ def test_large_variants_vectorize(opt):
     # memory checks") on h = 7 Adam, silently 5x slower.  A packed divide in the step's machine
     # code shows the loop was vectorized (any x86 vector width; scalar code has divsd only).
     import numba
-    from badminima.engine.kernels.codegen import fused_points
+    from badminima.engine.train.codegen import fused_points
     mod = load_kernel_module(2, 7, "sigmoid", "xent", opt, "float64", fused_points(opt, 4))
     name = "_sgd_step" if opt == "sgd" else "_step"
     opts = {k: v for k, v in getattr(mod, name).targetoptions.items() if k not in ("cache", "nopython")}
@@ -235,11 +237,11 @@ def test_large_variants_vectorize(opt):
 
 
 def test_fetch_add_hands_out_every_index_once_across_threads():
-    """The work-stealing counter (engine/atomic.py): four threads drawing concurrently get each index once."""
+    """The work-stealing counter (engine/core/atomic.py): four threads drawing concurrently get each index once."""
     import threading
 
-    from badminima.engine.atomic import fetch_add
-    from badminima.engine.jit import njit
+    from badminima.engine.core.atomic import fetch_add
+    from badminima.engine.core.jit import njit
 
     @njit(cache=False)
     def draw(counter, hits, hi):
@@ -257,3 +259,22 @@ def test_fetch_add_hands_out_every_index_once_across_threads():
     for t in threads:
         t.join()
     assert (hits == 1).all() and counter[0] == hits.size + 4
+
+
+def test_a_freshly_compiled_kernel_equals_the_cached_one(tmp_path):
+    # Numba executes a freshly compiled caller with its callees' standalone code, but caches the
+    # caller with its own optimised copies of them: with FMA contraction allowed the two can round
+    # differently (float32 ReLU Adam did, from the second step on).  The kernels' helpers are inlined
+    # at Numba's level so there is one compiled body; a run that compiles must equal one that loads.
+    import subprocess
+    import sys
+    code = ("import sys, numpy as np; sys.path.insert(0, %r); from conftest import make_cfg; "
+            "from badminima.engine.data.datasets import load_dataset; from badminima.engine.train.run import train_range; "
+            "ds = load_dataset('fxor'); cfg = make_cfg(ds, activation='relu', optimizer='adam', lr=0.01, steps=300, "
+            "networks=128, dtype='float32', finish_horizon=0.0); "
+            "np.save(sys.argv[1], train_range(cfg, ds.x, ds.y, 0, 128)['weights'])") % str(Path(__file__).parent)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("BADMINIMA_KERNEL_DIR", None)
+    for name in ("cold", "warm"):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"{name}.npy")], env=env, check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "cold.npy"), np.load(tmp_path / "warm.npy"))

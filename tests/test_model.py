@@ -1,11 +1,11 @@
-"""The exact per-network model (engine/model.py) against the independent slow reference."""
+"""The exact per-network model (engine/core/model.py) against the independent slow reference."""
 import numpy as np
 import pytest
 
-from badminima.engine import model as M
+from badminima.engine.core import model as M
 
 try:
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 

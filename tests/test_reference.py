@@ -6,10 +6,10 @@ import mpmath
 import numpy as np
 import pytest
 
-from badminima.engine.datasets import load_dataset, load_point, parse_exact
+from badminima.engine.data.datasets import load_dataset, load_point, parse_exact
 
 try:  # tests/ may or may not be a package
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 

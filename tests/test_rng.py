@@ -1,7 +1,7 @@
 """Philox4x32-10 against the Random123 known-answer vectors, and the derived draws' basic laws."""
 import numpy as np
 
-from badminima.engine.rng import normal_at, philox4x32, uniform_at
+from badminima.engine.core.rng import normal_at, philox4x32, uniform_at
 
 
 def _u(*xs):
@@ -28,7 +28,7 @@ def test_draws_are_pure_functions_and_well_distributed():
 def test_shuffle_epoch_is_fisher_yates_on_the_sgd_stream():
     """shuffle_epoch is Fisher-Yates on uniform_at(seed, index, STREAM_SGD, epoch * N + k), position by
     position."""
-    from badminima.engine.rng import STREAM_SGD, shuffle_epoch
+    from badminima.engine.core.rng import STREAM_SGD, shuffle_epoch
     for N in (1, 2, 3, 4, 7, 10):
         for index, epoch in ((0, 0), (5, 1), (123, 7), (2 ** 40, 3)):
             want = list(range(N))
@@ -42,7 +42,7 @@ def test_shuffle_epoch_is_fisher_yates_on_the_sgd_stream():
 
 def test_shuffle_epochs_equals_shuffle_epoch_row_by_row():
     """The lane-vectorized shuffle (SGD kernels) gives each network the permutation shuffle_epoch gives it."""
-    from badminima.engine.rng import shuffle_epoch, shuffle_epochs
+    from badminima.engine.core.rng import shuffle_epoch, shuffle_epochs
     rng = np.random.default_rng(0)
     for N in (1, 3, 4, 9):
         index = rng.integers(0, 2 ** 40, 37)

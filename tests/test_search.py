@@ -7,14 +7,16 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine import canonical, quality, search
-from badminima.engine import search_kernels as sk
-from badminima.engine.model import evaluate, hessian
-from badminima.engine.outcomes import SADDLE as SADDLE_CODE
-from badminima.engine.store import RunWriter, open_results
+from badminima.engine.search import canonical
+from badminima.engine.certify import quality
+from badminima.engine.search import run as search
+from badminima.engine.search import kernels as sk
+from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.outcomes import SADDLE as SADDLE_CODE
+from badminima.engine.store.write import RunWriter, open_results
 
 try:
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 
@@ -226,7 +228,7 @@ def test_pipeline_certifies_paper10_and_rejects_a_saddle(paper10):
 
 
 def test_delete_strategy_and_export_recertify(tmp_path):
-    from badminima.engine.certify_io import certify_file
+    from badminima.engine.certify.files import certify_file
     cfg = search.SearchConfig(points=9, budget=6, strategy="delete", parents=("paper10:W_hat",),
                               found_dir=str(tmp_path / "found")).validate()
     s = search.run_search(cfg, str(tmp_path / "d.h5"), progress=False)
@@ -239,7 +241,7 @@ def test_delete_strategy_and_export_recertify(tmp_path):
 def test_refine_pushes_the_decision_margin_of_a_certified_minimum(tmp_path):
     """refine: the joint objective from a certified 8-point minimum (delta* 0.0072) climbs along its family
     of minima to a larger delta*, still certified; a glob pattern names the parents."""
-    from badminima.engine.datasets import load_dataset
+    from badminima.engine.data.datasets import load_dataset
     src = load_dataset("deadlock_n8").source
     cfg = search.SearchConfig(points=8, budget=2, strategy="refine", parents=(src.replace("n8", "n[8]"),),
                               found_dir=str(tmp_path / "f")).validate()
@@ -381,7 +383,7 @@ def test_cli_bad_input_exits_2(args, tmp_path):
 
 def test_search_shards_merge_to_the_one_process_run(tmp_path):
     """Each shard's cell identity must not hold its shard index, or the shards could never merge."""
-    from badminima.engine.store import diff_files, merge
+    from badminima.engine.store.write import diff_files, merge
     base = ["search", "-N", "4", "-k", "8", "--iters", "20", "--found-dir", str(tmp_path / "f"), "-q"]
     for args in (["-o", str(tmp_path / "one.h5")], ["--shard", "0/2", "-o", str(tmp_path / "s0.h5")],
                  ["--shard", "1/2", "-o", str(tmp_path / "s1.h5")]):

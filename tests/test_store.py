@@ -1,4 +1,4 @@
-"""Tests of the streaming HDF5 result store (engine/store.py) with synthetic chunks (no kernels)."""
+"""Tests of the streaming HDF5 result store (engine/store/write.py) with synthetic chunks (no kernels)."""
 from __future__ import annotations
 
 import fcntl
@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
-from badminima.engine.outcomes import name_map_attr
-from badminima.engine.store import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
+from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.store.write import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
                                     shard_range, show)
 
 CFG = {"dataset_fingerprint": "xor-4", "hidden": 2, "seed": 7, "networks": 600, "lr": 0.5}
@@ -103,7 +103,7 @@ def test_roundtrip(tmp_path):
 
 
 def res_name(code):
-    from badminima.engine.outcomes import NAMES
+    from badminima.engine.core.outcomes import NAMES
     return NAMES[int(code)]
 
 
@@ -343,7 +343,7 @@ import os, sys
 import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_store_data import make_cell, CFG, KCELLS
-from badminima.engine.store import RunWriter
+from badminima.engine.store.write import RunWriter
 path = sys.argv[1]
 rng = np.random.default_rng()                      # chunk boundaries differ from attempt to attempt
 print("START", flush=True)

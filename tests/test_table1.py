@@ -1,4 +1,4 @@
-"""`badminima table1` / `reproduce` (engine/table1.py): the grid, resume/reuse, Wilson intervals, the sweep's
+"""`badminima table1` / `reproduce` (engine/paper/table1.py): the grid, resume/reuse, Wilson intervals, the sweep's
 budget reading, the text claims, each against an independent computation.  Tiny networks and step budgets."""
 import json
 import math
@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine import runs as runs_mod
-from badminima.engine import table1 as t1
-from badminima.engine.datasets import load_dataset
-from badminima.engine.outcomes import SOLVED
-from badminima.engine.store_read import open_results
-from badminima.engine.train import train_range
+from badminima.engine.train import cells as runs_mod
+from badminima.engine.paper import table1 as t1
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.core.outcomes import SOLVED
+from badminima.engine.store.read import open_results
+from badminima.engine.train.run import train_range
 
 TINY = t1.Protocol(steps=60, sgd_lrs=(0.5,))
 
@@ -183,7 +183,7 @@ def test_reproduce_writes_runs(tmp_path):
 
 
 def test_sharded_table1_merges_to_the_single_run_and_prints_from_it(tmp_path):
-    from badminima.engine.store import diff_files
+    from badminima.engine.store.write import diff_files
     base = ["table1", "-n", "9", "--steps", "50", "--sgd-lr", "0.5", "-q", "--no-claims"]
     single = tmp_path / "single.h5"
     assert CliRunner().invoke(main, base + ["-o", str(single)], catch_exceptions=False).exit_code == 0

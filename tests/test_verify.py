@@ -1,7 +1,7 @@
-"""`badminima verify` (engine/paper_checks.py): every computed value against an independent slow computation.
+"""`badminima verify` (engine/paper/checks.py): every computed value against an independent slow computation.
 
 The independent side is tests/reference.py (loop-based NumPy / mpmath, shares no code with the engine),
-engine/certify_smooth.py's Arb Newton for theta*, closed forms worked out by hand, and plain NumPy for
+engine/certify/smooth.py's Arb Newton for theta*, closed forms worked out by hand, and plain NumPy for
 the ReLU networks of Theorem 2.
 """
 import json
@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine import paper_checks as pc
-from badminima.engine.datasets import load_dataset, parse_exact
+from badminima.engine.paper import checks as pc
+from badminima.engine.data.datasets import load_dataset, parse_exact
 
 try:  # tests/ may or may not be a package
-    from . import reference as ref
+    from badminima.tests import reference as ref
 except ImportError:
     import reference as ref
 
@@ -88,7 +88,7 @@ def test_gradient_and_hessian_spectra_match_the_reference(checks, paper10):
 
 
 def test_critical_point_matches_the_arb_newton_of_the_certifier(checks, paper10):
-    from badminima.engine.certify_smooth import certify_smooth
+    from badminima.engine.certify.smooth import certify_smooth
     v = checks["thm1.critical_point"].values
     rep = certify_smooth(paper10.x_text, paper10.y_text, paper10.points["W_hat"].theta_text)
     with mpmath.workdps(60):
@@ -252,8 +252,8 @@ def test_cli_verify_text_and_json(tmp_path):
 
 
 def test_certification_unavailable_is_a_row_not_a_crash(monkeypatch):
-    monkeypatch.setitem(sys.modules, "badminima.engine.certify_smooth", None)
-    monkeypatch.setitem(sys.modules, "badminima.engine.certify_relu", None)
+    monkeypatch.setitem(sys.modules, "badminima.engine.certify.smooth", None)
+    monkeypatch.setitem(sys.modules, "badminima.engine.certify.relu", None)
     rows = pc.check_theorem1() + pc.check_prop1() + pc.check_theorem2()
     un = [c for c in rows if c.verdict == pc.UNAVAILABLE]
     assert {c.id for c in un} >= {"thm1.certificate", "prop1.local_minimum", "thm2.i_as_stated"}

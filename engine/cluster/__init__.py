@@ -1,0 +1,1 @@
+"""Cluster runs: shard status, SLURM array scripts, the Dask backend."""

@@ -1,1 +1,0 @@
-"""Generated SIMD training kernels: one module per (d, h, activation, loss, optimizer, dtype)."""

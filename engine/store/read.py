@@ -1,0 +1,485 @@
+"""Reading badminima result files: schema constants, validation, the read API and `show`.
+
+Pure h5py + NumPy.  The schema is documented in docs/store.md; the writer lives in store.py.
+
+    res = open_results(["runs/a.shard*.h5"])     # one file, several files, globs; .part files too
+    res.config, res.cells                         # config without the "shard" key; cell names
+    res.cell("main")                              # dict of NumPy arrays sorted by network index
+    res.counts("main")                            # {"solved": 812, "local_minimum": 3, ...}
+"""
+from __future__ import annotations
+
+import glob as _glob
+import json
+import os
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from badminima.engine.core.outcomes import FINAL_CODES, NAMES, name_map_attr
+
+FORMAT = "badminima-results"
+SCHEMA_VERSION = 2
+
+#: Per-network datasets of a cell: name -> (dtype, 2-D with P columns?, description).
+FIELDS: dict[str, tuple[np.dtype, bool, str]] = {
+    "index": (np.dtype(np.int64), False, "network index within the cell (seeds derive from it)"),
+    "outcome": (np.dtype(np.int8), False, "outcome code; code->name map in attribute 'names'"),
+    "loss": (np.dtype(np.float64), False, "final mean training loss"),
+    "accuracy": (np.dtype(np.float64), False, "final training accuracy"),
+    "grad_norm": (np.dtype(np.float64), False, "final gradient norm ||grad L||"),
+    "steps": (np.dtype(np.int64), False, "optimiser steps taken"),
+    "solved_at": (np.dtype(np.int64), False, "optimiser steps before the first stop test with zero training "
+                                              "error (regression: loss <= solve_tol); -1 if none"),
+    "optimizer_outcome": (np.dtype(np.int8), False, "the optimizer's own verdict at the end of its budget "
+                                                    "('outcome' adds the finisher's for out_of_steps)"),
+    "finish_iters": (np.dtype(np.int32), False, "finisher iterations (-1: not run)"),
+    "finish_loss": (np.dtype(np.float64), False, "mean loss where the finisher stopped (NaN: not run)"),
+    "finish_min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue where the finisher stopped "
+                                                    "at a critical point (else NaN)"),
+    "min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue (NaN where not computed)"),
+    "weights": (np.dtype(np.float64), True, "final parameters theta: per hidden unit v_j, w_j0..w_j(d-1), b_j; then c"),
+    "finish_weights": (np.dtype(np.float64), True, "parameters where the finisher stopped (NaN: not run)"),
+    "init_weights": (np.dtype(np.float64), True, "initial parameters theta (optional)"),
+}
+OPTIONAL_FIELDS = ("init_weights",)
+TRAINING_FIELDS = ("solved_at", "optimizer_outcome", "finish_iters", "finish_loss", "finish_min_eig",
+                   "finish_weights")      # written by training runs (not by searches, which reuse the base fields)
+BASE_FIELDS = tuple(k for k in FIELDS if k not in OPTIONAL_FIELDS + TRAINING_FIELDS)
+
+
+def check_extra_fields(spec) -> dict:
+    """Validate caller-defined per-row fields {name: (dtype, columns, description)} (columns 0: one value
+    per row, k >= 1: k values per row) -> {name: (np.dtype, int, str)}.  They are stored after the base
+    fields and described in the root attribute "extra_fields", so the file stays self-describing."""
+    out = {}
+    for name, s in (spec or {}).items():
+        try:
+            dtype, cols, desc = s
+            dtype, cols, desc = np.dtype(dtype), int(cols), str(desc)
+        except (TypeError, ValueError):
+            raise StoreError(f"extra field {name!r}: expected (dtype, columns, description)") from None
+        if (not isinstance(name, str) or not name or "/" in name or name.startswith(("_", "."))
+                or name in FIELDS or cols < 0 or dtype.kind not in "biuf"):
+            raise StoreError(f"bad extra field {name!r} (a new name, numeric dtype, columns >= 0)")
+        out[name] = (dtype, cols, desc)
+    return out
+
+
+def field_spec(fld: str, n_params: int, extra: dict | None = None):
+    """(dtype, per-row shape, description) of a base or extra field in a cell with n_params parameters."""
+    if extra and fld in extra:
+        dtype, cols, desc = extra[fld]
+        return dtype, ((cols,) if cols else ()), desc
+    dtype, two_d, desc = FIELDS[fld]
+    return dtype, ((n_params,) if two_d else ()), desc
+
+#: Root attributes that describe *how/where/when* a file was produced rather than *what* it holds.
+#: Two files with equal non-provenance attributes and equal datasets hold the same results.
+PROVENANCE_ATTRS = frozenset({
+    "created", "finished", "host", "command", "run_id", "merged_from",
+    "badminima_version", "numba_version", "numpy_version", "h5py_version", "hdf5_version",
+})
+
+PROGRESS = "_progress"  # in-progress files only: int64 [committed rows, count code 0, ..., count code 6]
+COUNT_CODES = tuple(FINAL_CODES)
+
+
+class StoreError(Exception):
+    """A result-file problem, with a one-line message meant for the user."""
+
+
+# ----------------------------------------------------------------------------------------------
+# small helpers shared with the writer
+
+def canonical_json(obj) -> str:
+    """The canonical JSON text of a config (sorted keys, no spaces); StoreError if not JSON-able."""
+    try:
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError) as e:
+        raise StoreError(f"config is not JSON-serialisable: {e}") from None
+
+
+def normalize(obj):
+    """obj as it comes back from JSON (tuples -> lists, numpy scalars rejected early)."""
+    return json.loads(canonical_json(obj))
+
+
+def diff_keys(a, b, prefix: str = "") -> list[str]:
+    """Dotted keys at which two JSON-like values differ (missing keys count as differing)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a or k not in b:
+                out.append(key)
+            else:
+                out.extend(diff_keys(a[k], b[k], key))
+        return out
+    return [] if canonical_json(a) == canonical_json(b) else [prefix or "(value)"]
+
+
+def describe_diff(keys: list[str]) -> str:
+    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts."""
+    return ", ".join(k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys)
+
+
+def strip_shard(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "shard"}
+
+
+def shard_range(n_total: int, index: int, count: int) -> tuple[int, int]:
+    """The contiguous index range [start, stop) of shard `index` (0-based) of `count` in a cell of n_total."""
+    return n_total * index // count, n_total * (index + 1) // count
+
+
+def parse_shard(text: str) -> dict:
+    """'I/N' (0 <= I < N) -> {"index": I, "count": N}, the value of config["shard"]."""
+    try:
+        i, n = (int(s) for s in str(text).split("/"))
+    except ValueError:
+        raise StoreError(f"bad shard {text!r}: expected I/N with 0 <= I < N") from None
+    return check_shard({"index": i, "count": n})
+
+
+def check_shard(shard) -> dict | None:
+    if shard is None:
+        return None
+    if (not isinstance(shard, dict) or set(shard) != {"index", "count"}
+            or not all(isinstance(shard[k], int) and not isinstance(shard[k], bool) for k in shard)
+            or not 0 <= shard["index"] < shard["count"]):
+        raise StoreError(f"bad shard {shard!r}: expected {{'index': I, 'count': N}} with 0 <= I < N")
+    return {"index": shard["index"], "count": shard["count"]}
+
+
+def counts_dict(counts: np.ndarray) -> dict[str, int]:
+    return {NAMES[c]: int(counts[i]) for i, c in enumerate(COUNT_CODES)}
+
+
+def _short(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return msg[:300]
+
+
+#: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
+#: copies: they touch every chunk once, in order, and a cache per open dataset would grow the memory
+#: footprint with the number of datasets open.
+RDCC_NBYTES = 0
+
+
+def open_h5(path: str) -> h5py.File:
+    """Open a result file read-only; files of an interrupted or live run are opened as SWMR readers."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES)
+    except OSError as e:
+        err = e
+        if "already open for write" in str(e):
+            try:
+                return h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_NBYTES)
+            except OSError as e2:
+                err = e2
+    raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {_short(err)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# metadata
+
+@dataclass
+class CellMeta:
+    name: str
+    config: dict
+    n_total: int
+    n_params: int
+    start: int          # first network index held by this file (shards)
+    stop: int           # one past the last index this file is responsible for
+    n_rows: int         # committed rows (complete files: stop - start)
+    counts: dict = field(default_factory=dict)
+
+
+@dataclass
+class FileMeta:
+    path: str
+    status: str                 # "complete" or "in_progress"
+    config: dict
+    attrs: dict                 # all root attributes (decoded)
+    cells: dict                 # name -> CellMeta, in cell order
+    fields: tuple
+    extra_fields: dict = field(default_factory=dict)   # check_extra_fields() of the writer's fields=
+
+    @property
+    def shard(self):
+        return self.config.get("shard")
+
+    def identity(self) -> dict:
+        """What must agree between shards / between a run and its resumption (config without shard)."""
+        return identity(strip_shard(self.config),
+                        {n: (c.config, c.n_total, c.n_params) for n, c in self.cells.items()}, self.fields)
+
+
+def identity(config_wo_shard: dict, cells: dict, fields) -> dict:
+    ident = dict(config_wo_shard)
+    ident["<cells>"] = {n: {"config": c, "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
+    ident["<fields>"] = list(fields)
+    return ident
+
+
+def _attr(obj, key, path):
+    try:
+        v = obj.attrs[key]
+    except KeyError:
+        raise StoreError(f"{path}: not a badminima results file (missing attribute {key!r} on "
+                         f"{obj.name})") from None
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v
+
+
+def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
+    path = path or f.filename
+    try:
+        fmt = f.attrs.get("format")
+    except OSError as e:
+        raise StoreError(f"{path}: corrupt HDF5 file: {_short(e)}") from None
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    if fmt != FORMAT:
+        raise StoreError(f"{path}: not a badminima results file (no format={FORMAT!r} attribute)")
+    try:
+        version = int(_attr(f, "schema_version", path))
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {version} is newer than this badminima "
+                             f"understands ({SCHEMA_VERSION}); upgrade badminima")
+        status = _attr(f, "status", path)
+        config = json.loads(_attr(f, "config", path))
+        order = json.loads(_attr(f, "cell_order", path))
+        fields = tuple(json.loads(_attr(f, "fields", path)))
+        extra = check_extra_fields(json.loads(_attr(f, "extra_fields", path))) if "extra_fields" in f.attrs else {}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+                 for k, v in f.attrs.items()}
+        cells = {}
+        for name in order:
+            if f"cells/{name}" not in f:
+                raise StoreError(f"{path}: not a badminima results file (missing group /cells/{name})")
+            g = f["cells"][name]
+            cm = CellMeta(name=name, config=json.loads(_attr(g, "config", path)),
+                          n_total=int(_attr(g, "n_total", path)), n_params=int(_attr(g, "n_params", path)),
+                          start=int(_attr(g, "index_start", path)), stop=int(_attr(g, "index_stop", path)),
+                          n_rows=0)
+            for fld in fields:
+                if fld not in g:
+                    raise StoreError(f"{path}: not a badminima results file (missing dataset "
+                                     f"/cells/{name}/{fld})")
+            if status == "complete":
+                cm.n_rows = int(_attr(g, "n_rows", path))
+                cm.counts = {NAMES[c]: int(_attr(g, f"count_{NAMES[c]}", path)) for c in COUNT_CODES}
+            else:
+                if PROGRESS not in g:
+                    raise StoreError(f"{path}: not a badminima results file (missing /cells/{name}/{PROGRESS})")
+                prog = g[PROGRESS][()]
+                cm.n_rows = int(prog[0])
+                cm.counts = counts_dict(prog[1:])
+            if not 0 <= cm.n_rows <= cm.stop - cm.start or any(g[fld].shape[0] < cm.n_rows for fld in fields):
+                raise StoreError(f"{path}: corrupt results file (cell {name!r}: {cm.n_rows} committed rows "
+                                 f"do not fit the datasets)")
+            cells[name] = cm
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"{path}: corrupt results file: {_short(e)}") from None
+    return FileMeta(path=path, status=status, config=config, attrs=attrs, cells=cells, fields=fields,
+                    extra_fields=extra)
+
+
+def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, np.ndarray]:
+    """Rows [lo, hi) of the given datasets of a cell group, with read errors as StoreError."""
+    out = {}
+    for fld in fields:
+        try:
+            out[fld] = g[fld][lo:hi]
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{path}: corrupt data in {g.name}/{fld}: {_short(e)}") from None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# the read API
+
+def expand_paths(paths_or_globs) -> list[str]:
+    if isinstance(paths_or_globs, (str, os.PathLike)):
+        paths_or_globs = [paths_or_globs]
+    out = []
+    for p in paths_or_globs:
+        p = os.fspath(p)
+        if any(ch in p for ch in "*?["):
+            hits = sorted(_glob.glob(p))
+            if not hits:
+                raise StoreError(f"no files match {p!r}")
+            out.extend(hits)
+        else:
+            out.append(p)
+    if not out:
+        raise StoreError("no result files given")
+    seen, uniq = set(), []
+    for p in out:
+        rp = os.path.realpath(p)
+        if rp not in seen:
+            seen.add(rp)
+            uniq.append(p)
+    return uniq
+
+
+class Results:
+    """Results of one run, possibly spread over several shard files (and/or in-progress .part files)."""
+
+    def __init__(self, metas: list[FileMeta]):
+        self.files = [m.path for m in metas]
+        self._metas = metas
+        first = metas[0]
+        ident = first.identity()
+        for m in metas[1:]:
+            d = diff_keys(ident, m.identity())
+            if d:
+                raise StoreError(f"{m.path} and {first.path} hold different configurations "
+                                 f"(differing keys: {describe_diff(d)})")
+        self.config = strip_shard(first.config)
+        self.shards = [m.shard for m in metas]
+        self.status = [m.status for m in metas]
+        self.cells = list(first.cells)
+        self.fields = first.fields
+        self.attrs = first.attrs
+
+    def _check(self, name):
+        if name not in self.cells:
+            raise StoreError(f"no cell {name!r}; cells are: {', '.join(self.cells)}")
+
+    def cell_config(self, name) -> dict:
+        self._check(name)
+        return self._metas[0].cells[name].config
+
+    def n_total(self, name) -> int:
+        self._check(name)
+        return self._metas[0].cells[name].n_total
+
+    def n_params(self, name) -> int:
+        self._check(name)
+        return self._metas[0].cells[name].n_params
+
+    def n_rows(self, name) -> int:
+        self._check(name)
+        return sum(m.cells[name].n_rows for m in self._metas)
+
+    def complete(self, name) -> bool:
+        """All n_total networks of the cell present exactly once (files fully committed, ranges tiling)."""
+        self._check(name)
+        pos = 0
+        for cm in sorted((m.cells[name] for m in self._metas), key=lambda c: c.start):
+            if cm.start != pos or cm.n_rows != cm.stop - cm.start:
+                return False
+            pos = cm.stop
+        return pos == self.n_total(name)
+
+    def counts(self, name) -> dict[str, int]:
+        """Outcome name -> number of networks (over all files), every name present."""
+        self._check(name)
+        tot = dict.fromkeys(NAMES.values(), 0)
+        for m in self._metas:
+            for k, v in m.cells[name].counts.items():
+                tot[k] += v
+        return tot
+
+    def code_counts(self, name, fld: str, block: int = 1 << 20) -> dict[str, int]:
+        """Outcome name -> number of networks, counted from an outcome-code field (e.g. the optimizer's
+        own verdict) block by block, so memory stays bounded whatever the cell's size."""
+        self._check(name)
+        if fld not in self.fields:
+            raise StoreError(f"no field {fld!r}; fields are: {', '.join(self.fields)}")
+        tot = np.zeros(len(COUNT_CODES), np.int64)
+        for m in self._metas:
+            n = m.cells[name].n_rows
+            with open_h5(m.path) as f:
+                for lo in range(0, n, block):
+                    codes = read_rows(f["cells"][name], [fld], lo, min(lo + block, n), m.path)[fld]
+                    tot += np.bincount(codes, minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
+        return counts_dict(tot)
+
+    def cell(self, name, fields=None) -> dict[str, np.ndarray]:
+        """The cell's datasets as NumPy arrays, rows sorted by network index (duplicates refused)."""
+        self._check(name)
+        fields = list(self.fields if fields is None else fields)
+        for fld in fields:
+            if fld not in self.fields:
+                raise StoreError(f"no field {fld!r}; fields are: {', '.join(self.fields)}")
+        want = fields if "index" in fields else ["index"] + fields
+        parts = []
+        for m in sorted(self._metas, key=lambda m: m.cells[name].start):
+            cm = m.cells[name]
+            with open_h5(m.path) as f:
+                parts.append(read_rows(f["cells"][name], want, 0, cm.n_rows, m.path))
+        out = {fld: np.concatenate([p[fld] for p in parts]) for fld in want}
+        idx = out["index"]
+        if idx.size > 1 and not np.all(idx[1:] > idx[:-1]):
+            order = np.argsort(idx, kind="stable")
+            idx = idx[order]
+            if np.any(idx[1:] == idx[:-1]):
+                dup = int(idx[1:][idx[1:] == idx[:-1]][0])
+                raise StoreError(f"cell {name!r}: network index {dup} appears in more than one file")
+            out = {k: v[order] for k, v in out.items()}
+        return {fld: out[fld] for fld in fields}
+
+    def table(self, name) -> np.ndarray:
+        """The scalar per-network fields as one NumPy structured array (no weights)."""
+        extra = self._metas[0].extra_fields
+        cols = self.cell(name, [f for f in self.fields if not field_spec(f, 1, extra)[1]])
+        arr = np.empty(len(cols["index"]), dtype=[(k, v.dtype) for k, v in cols.items()])
+        for k, v in cols.items():
+            arr[k] = v
+        return arr
+
+
+def open_results(paths_or_globs) -> Results:
+    """Open one or many result files (paths or glob patterns) of the same configuration."""
+    metas = []
+    for p in expand_paths(paths_or_globs):
+        with open_h5(p) as f:
+            metas.append(read_meta(f, p))
+    return Results(metas)
+
+
+def show(paths_or_globs) -> str:
+    """Human-readable summary: provenance, config and per-cell outcome counts."""
+    res = open_results(paths_or_globs)
+    lines = []
+    for m in res._metas:
+        a = m.attrs
+        state = "complete" if m.status == "complete" else \
+            f"in progress ({sum(c.n_rows for c in m.cells.values())} of " \
+            f"{sum(c.stop - c.start for c in m.cells.values())} networks committed)"
+        lines.append(f"{m.path}: {state}, schema {a.get('schema_version')}")
+        lines.append(f"  created {a.get('created')} on {a.get('host')}; badminima {a.get('badminima_version')}, "
+                     f"numba {a.get('numba_version')}, numpy {a.get('numpy_version')}, "
+                     f"h5py {a.get('h5py_version')} (HDF5 {a.get('hdf5_version')})")
+        lines.append(f"  command: {a.get('command')}")
+        if m.shard:
+            lines.append(f"  shard {m.shard['index']}/{m.shard['count']}")
+        if "merged_from" in a:
+            lines.append(f"  merged from {len(json.loads(a['merged_from']))} files")
+    lines.append("config:")
+    lines.extend("  " + ln for ln in json.dumps(res.config, indent=2, sort_keys=True).splitlines())
+    width = max(len(v) for v in NAMES.values())
+    for name in res.cells:
+        n, tot = res.n_rows(name), res.n_total(name)
+        lines.append(f"cell {name}: {n} of {tot} networks" + ("" if n == tot else " (incomplete)"))
+        for k, v in res.counts(name).items():
+            pct = f"{100 * v / n:6.2f}%" if n else "     -"
+            lines.append(f"  {k:<{width}} {v:>10d}  {pct}")
+    return "\n".join(lines)
+
+
+__all__ = ["FORMAT", "SCHEMA_VERSION", "FIELDS", "PROVENANCE_ATTRS", "StoreError", "Results", "open_results",
+           "show", "shard_range", "parse_shard", "diff_keys", "name_map_attr"]

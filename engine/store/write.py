@@ -1,0 +1,753 @@
+"""Streaming, crash-safe HDF5 result store: RunWriter, merge, diff_files (+ the read API re-exported).
+
+Crash-safety design (see docs/store.md for the schema):
+
+* While a run is in progress its results live in ``<path>.part``, an HDF5 file in SWMR-write mode
+  (``libver='latest'``).  HDF5's single-writer/multiple-reader protocol orders every metadata write so
+  that a concurrent reader always sees a consistent file; a process killed at any instant leaves the
+  file in exactly the state such a reader would see, so it always opens (as a SWMR reader).
+* In SWMR mode the writer only grows datasets and writes data.  Each batch is written, the file is
+  flushed, *then* the per-cell commit record ``_progress = [committed rows, counts...]`` is written and
+  flushed.  Rows beyond the committed count are ignored and overwritten by the next batch.
+* The .part file is created complete (groups, attributes, empty datasets) as ``<path>.part.tmp`` and
+  renamed into place, so a kill during creation leaves no half-made .part.
+* Resuming after a clean close reopens the .part in place.  After a crash HDF5 refuses to reopen it for
+  writing (its superblock still says "open for SWMR write"), so the committed rows are copied, via a
+  SWMR read, into a fresh ``<path>.part.tmp`` which atomically replaces the .part: nothing is ever
+  written into a file that was open when its writer died.
+* ``finish()`` closes the .part, copies it into a plain (non-SWMR, default-libver) HDF5 file
+  ``<path>.tmp`` with the final attributes and renames that over ``<path>``; the old ``<path>`` (with
+  --force) survives until that rename.  A kill during finish leaves the .part, and rerunning finishes.
+* A lock file ``<path>.lock`` (flock) keeps two processes from writing the same run.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shlex
+import socket
+import sys
+import uuid
+from datetime import datetime, timezone
+from importlib import metadata
+
+import h5py
+import numpy as np
+
+from badminima import __version__
+from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.store.read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS, TRAINING_FIELDS,  # noqa: F401
+                         PROGRESS, PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results,
+                         StoreError, _short, canonical_json, check_extra_fields, check_shard, counts_dict,
+                         describe_diff, field_spec,
+                         diff_keys, expand_paths, identity, normalize, open_h5, open_results, parse_shard,
+                         read_meta, read_rows, shard_range, show, strip_shard)
+
+GZIP_LEVEL = 1          # deflate (built into every HDF5; h5dump reads it; lzf is h5py-only); level 1:
+                        # random float64 weights barely compress, higher levels only cost time
+BLOCK_ROWS = 16384      # rows per copy block (a multiple of every chunk height)
+
+
+def chunk_rows(n_params: int, two_d: bool) -> int:
+    """Chunk height: 4096 rows (32 KiB of float64) for per-network scalars; 64..4096 rows, <= 128 KiB,
+    for the (n, P) weight arrays.  Small chunks keep the rewrite of the partly filled last chunk cheap
+    when batches are small (each commit re-compresses it)."""
+    if not two_d:
+        return 4096
+    r = max(1, 131072 // (8 * max(1, n_params)))
+    r = 1 << (r.bit_length() - 1)
+    return min(max(r, 64), 4096)
+
+
+def _versions() -> dict:
+    def v(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "unknown"
+    return {"badminima_version": __version__, "numba_version": v("numba"), "numpy_version": np.__version__,
+            "h5py_version": h5py.version.version, "hdf5_version": h5py.version.hdf5_version}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int, extra: dict | None = None) -> dict:
+    """The per-network datasets of one cell; identical creation properties in .part and final files."""
+    out = {}
+    for fld in fields:
+        dtype, tail, desc = field_spec(fld, n_params, extra)
+        ds = g.create_dataset(fld, shape=(n_rows,) + tail, maxshape=(None,) + tail, dtype=dtype,
+                              chunks=(chunk_rows(tail[0] if tail else 1, bool(tail)),) + tail, compression="gzip",
+                              compression_opts=GZIP_LEVEL, shuffle=True, fletcher32=True, track_times=False)
+        ds.attrs["description"] = desc
+        if fld == "outcome":
+            ds.attrs["names"] = name_map_attr()
+        out[fld] = ds
+    return out
+
+
+def _extra_json(extra: dict) -> str:
+    return json.dumps({k: [dt.str, cols, desc] for k, (dt, cols, desc) in extra.items()})
+
+
+def _set_attrs(obj, attrs: dict):
+    for k, v in attrs.items():
+        obj.attrs[k] = v
+
+
+def _bincount(outcome: np.ndarray) -> np.ndarray:
+    return np.bincount(outcome.astype(np.int64), minlength=len(COUNT_CODES))[: len(COUNT_CODES)].astype(np.int64)
+
+
+def _cell_attrs(cm) -> dict:
+    return {"config": canonical_json(cm.config), "n_total": np.int64(cm.n_total),
+            "n_params": np.int64(cm.n_params), "index_start": np.int64(cm.start),
+            "index_stop": np.int64(cm.stop)}
+
+
+def _same_storage(a: h5py.Dataset, b: h5py.Dataset) -> bool:
+    return all(getattr(a, k) == getattr(b, k) for k in ("dtype", "chunks", "compression", "compression_opts",
+                                                          "shuffle", "fletcher32"))
+
+
+def _copy_field(src: h5py.Dataset, dst: h5py.Dataset, lo: int, hi: int, pos: int, src_path: str) -> None:
+    """Copy rows [lo, hi) of src to rows pos.. of dst in constant memory.
+
+    Chunks lying wholly inside the range are copied as stored (compressed bytes, no decode/re-encode)
+    when both datasets share chunking and filters and the rows line up with the chunk grid; all other
+    rows go through NumPy in blocks aligned to dst's chunk grid (so dst chunks are written whole)."""
+    C = dst.chunks[0]
+    tail = (0,) * (dst.ndim - 1)
+    raw = _same_storage(src, dst) and (lo - pos) % C == 0
+    s, d = lo, pos
+    while s < hi:
+        if raw and d % C == 0 and s + C <= hi:
+            try:
+                mask, data = src.id.read_direct_chunk((s,) + tail)
+            except (OSError, ValueError) as e:
+                raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+            dst.id.write_direct_chunk((d,) + tail, data, mask)
+            s, d = s + C, d + C
+            continue
+        stop = min(hi, s + BLOCK_ROWS - d % BLOCK_ROWS)
+        if raw:
+            stop = min(stop, s + C - d % C)
+        try:
+            block = src[s:stop]
+        except (OSError, ValueError) as e:
+            raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+        dst[d: d + stop - s] = block
+        s, d = stop, d + stop - s
+
+
+def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.ndarray:
+    """Copy a cell's rows from source segments [(cell group, first row, stop row, path), ...] into the
+    datasets dss (rows 0..), checking the network indices run start, start+1, ...; returns the counts."""
+    counts = np.zeros(len(COUNT_CODES), np.int64)
+    pos = 0
+    for g, lo, hi, path in segments:
+        for a in range(lo, hi, BLOCK_ROWS):       # index and outcome: through NumPy (checked, counted)
+            b = min(hi, a + BLOCK_ROWS)
+            rows = read_rows(g, ["index", "outcome"], a, b, path)
+            first = start + pos + a - lo
+            if not np.array_equal(rows["index"], np.arange(first, first + b - a, dtype=np.int64)):
+                raise StoreError(f"{path}: cell {name!r}: network indices {first}..{first + b - a - 1} are "
+                                 f"not stored in order (corrupt file)")
+            counts += _bincount(rows["outcome"])
+        for fld in fields:
+            _copy_field(g[fld], dss[fld], lo, hi, pos, path)
+        pos += hi - lo
+    return counts
+
+
+def _write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dict | None = None) -> None:
+    """Write a complete (plain, non-SWMR) result file from committed rows of source files.
+
+    cells: list of (CellMeta of the output cell, [(h5py cell group, first row, stop row, file path), ...]).
+    Constant memory; network indices are checked; the summary counts are recomputed from the outcomes.
+    """
+    with h5py.File(out_path, "w", rdcc_nbytes=RDCC_NBYTES) as out:
+        _set_attrs(out, root_attrs)
+        for cm, segments in cells:
+            g = out.create_group(f"cells/{cm.name}")
+            n = cm.stop - cm.start
+            got = sum(hi - lo for _, lo, hi, _ in segments)
+            if got != n:
+                raise StoreError(f"cell {cm.name!r}: {got} rows to copy, expected {n}")
+            dss = _create_datasets(g, fields, cm.n_params, n, extra)
+            counts = _copy_cell(cm.name, cm.start, segments, dss, fields)
+            _set_attrs(g, _cell_attrs(cm))
+            g.attrs["n_rows"] = np.int64(n)
+            for k, v in counts_dict(counts).items():
+                g.attrs[f"count_{k}"] = np.int64(v)
+
+
+# ----------------------------------------------------------------------------------------------
+# locking
+
+def _lock(path: str) -> int:
+    lock_path = path + ".lock"
+    while True:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"{path} is being written by another process (lock {lock_path})") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # the lock file was removed and recreated meanwhile: retry on the new one
+
+
+def _unlock(path: str, fd: int) -> None:
+    try:
+        os.remove(path + ".lock")
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+
+
+def _remove(p: str) -> None:
+    try:
+        os.remove(p)
+    except FileNotFoundError:
+        pass
+
+
+# ----------------------------------------------------------------------------------------------
+# the writer
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+class _Cell:
+    __slots__ = ("name", "config", "n_total", "n_params", "start", "stop", "n_rows", "counts")
+
+    def __init__(self, name, config, n_total, n_params, start, stop):
+        self.name, self.config, self.n_total, self.n_params = name, config, n_total, n_params
+        self.start, self.stop, self.n_rows = start, stop, 0
+        self.counts = np.zeros(len(COUNT_CODES), np.int64)
+
+
+def _open_swmr_write(path: str) -> h5py.File:
+    """Open a .part for writing directly in SWMR mode (H5F_ACC_SWMR_WRITE).  Opening it "r+" and then
+    switching SWMR on left a moment in which the superblock said "open for write" without SWMR: a
+    writer killed then left a file that neither SWMR readers nor a resuming writer could open."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    mdc, nslots, _, w0 = fapl.get_cache()
+    fapl.set_cache(mdc, nslots, RDCC_NBYTES, w0)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
+    return h5py.File(fid)
+
+
+class RunWriter:
+    """Streams the results of one run into ``<path>.part``; ``finish()`` publishes ``<path>``.
+
+    Use ``RunWriter.open(...)`` (a context manager).  Per cell, ``next_index(cell)`` is where to
+    continue and ``append(cell, chunk)`` commits the chunk of consecutive networks starting there.
+    """
+
+    def __init__(self):  # use RunWriter.open
+        raise TypeError("use RunWriter.open(...)")
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path, config: dict, cells: dict, *, command: str | None = None, force: bool = False,
+             resume: bool | str = "auto", init_weights: bool = False, training: bool = False,
+             fields: dict | None = None) -> "RunWriter":
+        """Start or resume the run writing ``path``.
+
+        cells: {name: (cell_config, n_total, n_params)}; n_total is the cell's full network count (also
+        in a shard: config["shard"] = {"index": i, "count": n} selects the index range
+        shard_range(n_total, i, n) of every cell).
+        resume: "auto" resumes a matching ``.part`` if there is one; True requires one; False refuses
+        an existing ``.part`` (with force: discards it).
+        force: allow replacing an existing complete ``path`` (only once the new run finishes) and
+        discard an unreadable or differently-configured ``.part`` instead of refusing.
+        training: also store the training fields (TRAINING_FIELDS: first solved step, ...).
+        fields: extra per-row fields {name: (dtype, columns, description)} stored after the base ones
+        (columns 0 = one value per row); every chunk must then carry them too.
+        """
+        if resume not in (True, False, "auto"):
+            raise ValueError(f"resume must be True, False or 'auto', not {resume!r}")
+        self = object.__new__(cls)
+        self.path = os.fspath(path)
+        self.part = self.path + ".part"
+        if not isinstance(config, dict):
+            raise StoreError("config must be a dict")
+        self.config = normalize(config)
+        shard = check_shard(self.config.get("shard"))
+        if not cells:
+            raise StoreError("a run needs at least one cell")
+        self.extra = check_extra_fields(fields)
+        self.fields = (BASE_FIELDS + (TRAINING_FIELDS if training else ()) + (OPTIONAL_FIELDS if init_weights else ())
+                       + tuple(self.extra))
+        self._cells = {}
+        for name, spec in cells.items():
+            if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
+                raise StoreError(f"bad cell name {name!r}: must be non-empty, without '/', not starting with '.'")
+            try:
+                cell_config, n_total, n_params = spec
+            except (TypeError, ValueError):
+                raise StoreError(f"cell {name!r}: expected (cell_config, n_total, n_params)") from None
+            if not _is_int(n_total) or n_total < 0:
+                raise StoreError(f"cell {name!r}: bad n_total {n_total!r}")
+            if not _is_int(n_params) or n_params < 1:
+                raise StoreError(f"cell {name!r}: bad n_params {n_params!r}")
+            n_total, n_params = int(n_total), int(n_params)
+            start, stop = shard_range(n_total, shard["index"], shard["count"]) if shard else (0, n_total)
+            self._cells[name] = _Cell(name, normalize(cell_config), n_total, n_params, start, stop)
+        self.command = shlex.join(sys.argv) if command is None else str(command)
+        self.resumed = False      # continued an existing .part
+        self.rebuilt = False      # ... which a killed writer had left open (committed rows were copied)
+        self.finished = False
+        self._f = None
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._lock_fd = _lock(self.path)
+        try:
+            self._start(force, resume)
+        except BaseException:
+            self._close_file()
+            _unlock(self.path, self._lock_fd)
+            self._lock_fd = None
+            raise
+        return self
+
+    def _identity(self) -> dict:
+        return identity(self.config, {n: (c.config, c.n_total, c.n_params) for n, c in self._cells.items()},
+                        self.fields)
+
+    def _start(self, force, resume):
+        _remove(self.part + ".tmp")
+        _remove(self.path + ".tmp")
+        have_final, have_part = os.path.exists(self.path), os.path.exists(self.part)
+        if have_part and have_final:
+            # a finish() killed between publishing <path> and removing <path>.part leaves both
+            try:
+                with open_h5(self.path) as f1, open_h5(self.part) as f2:
+                    leftover = f1.attrs.get("run_id") == f2.attrs.get("run_id")
+            except (StoreError, OSError):
+                leftover = False
+            if leftover:
+                _remove(self.part)
+                have_part = False
+        if have_final and not force:
+            raise StoreError(f"{self.path} exists; use --force to replace it (the old file is kept until "
+                             f"the new run finishes)")
+        if resume is True and not have_part:
+            raise StoreError(f"nothing to resume: {self.part} does not exist")
+        meta = None
+        if have_part:
+            if resume is False:
+                if not force:
+                    raise StoreError(f"{self.part} holds an interrupted run; resume it, or use --force "
+                                     f"to discard it")
+                _remove(self.part)
+            else:
+                try:
+                    with open_h5(self.part) as f:
+                        meta = read_meta(f, self.part)
+                    if meta.status != "in_progress":
+                        raise StoreError(f"{self.part}: not an in-progress run file")
+                except StoreError as e:
+                    if not force:
+                        raise StoreError(f"{e} (remove it, or use --force to start over)") from None
+                    _remove(self.part)
+                    meta = None
+                if meta is not None:
+                    d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params)
+                                                         for n, c in meta.cells.items()}, meta.fields),
+                                  self._identity())
+                    if d:
+                        if not force:
+                            raise StoreError(f"{self.part} was made with a different configuration "
+                                             f"(differing keys: {describe_diff(d)}); use another output path, "
+                                             f"or --force to discard it")
+                        _remove(self.part)
+                        meta = None
+        if meta is None:
+            self._create()
+        else:
+            self._resume()
+
+    def _root_attrs(self) -> dict:
+        attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "in_progress",
+                 "config": canonical_json(self.config)}
+        if isinstance(self.config.get("seed"), int):
+            attrs["seed"] = np.int64(self.config["seed"])
+        attrs.update({"command": self.command, "created": _now(), "host": socket.gethostname(),
+                      **_versions(), "run_id": uuid.uuid4().hex,
+                      "cell_order": json.dumps(list(self._cells)), "fields": json.dumps(list(self.fields))})
+        if self.extra:
+            attrs["extra_fields"] = _extra_json(self.extra)
+        return attrs
+
+    def _create(self):
+        tmp = self.part + ".tmp"
+        with h5py.File(tmp, "w", libver="latest") as f:
+            _set_attrs(f, self._root_attrs())
+            for c in self._cells.values():
+                g = f.create_group(f"cells/{c.name}")
+                _set_attrs(g, _cell_attrs(c))
+                _create_datasets(g, self.fields, c.n_params, 0, self.extra)
+                g.create_dataset(PROGRESS, data=np.zeros(1 + len(COUNT_CODES), np.int64), track_times=False)
+        os.replace(tmp, self.part)
+        self._open_part()
+
+    def _resume(self):
+        self.resumed = True
+        try:
+            _open_swmr_write(self.part).close()
+        except OSError as e:
+            if "already open for write" not in str(e):
+                raise StoreError(f"{self.part}: cannot reopen for writing: {_short(e)}") from None
+            self._rebuild()
+            self.rebuilt = True
+        self._open_part()
+
+    def _rebuild(self):
+        """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
+        tmp = self.part + ".tmp"
+        with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
+            meta = read_meta(src, self.part)
+            _set_attrs(dst, dict(src.attrs))
+            for name, cm in meta.cells.items():
+                sg = src["cells"][name]
+                g = dst.create_group(f"cells/{name}")
+                _set_attrs(g, dict(sg.attrs))
+                dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields)
+                counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
+                g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
+                                 track_times=False)
+        os.replace(tmp, self.part)
+
+    def _open_part(self):
+        try:
+            self._f = _open_swmr_write(self.part)
+        except OSError as e:
+            raise StoreError(f"{self.part}: cannot open for writing: {_short(e)}") from None
+        try:
+            self._ds, self._progress = {}, {}
+            for name, c in self._cells.items():
+                g = self._f["cells"][name]
+                self._progress[name] = g[PROGRESS]
+                c.n_rows = int(g[PROGRESS][0])
+                c.counts = np.zeros(len(COUNT_CODES), np.int64)
+                for a in range(0, c.n_rows, BLOCK_ROWS):  # recount from the committed rows themselves
+                    c.counts += _bincount(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)])
+        except (OSError, KeyError, ValueError) as e:
+            raise StoreError(f"{self.part}: corrupt run file: {_short(e)}") from None
+
+    # -- progress -----------------------------------------------------------------------------
+    @property
+    def cells(self) -> list[str]:
+        return list(self._cells)
+
+    def _cell(self, cell) -> _Cell:
+        try:
+            return self._cells[cell]
+        except KeyError:
+            raise StoreError(f"no cell {cell!r}; cells are: {', '.join(self._cells)}") from None
+
+    def done(self, cell) -> int:
+        """Committed row count of the cell (rows hold indices range(cell)[0] .. + done - 1)."""
+        return self._cell(cell).n_rows
+
+    def range(self, cell) -> tuple[int, int]:
+        """Network index range [start, stop) this run (shard) is responsible for."""
+        c = self._cell(cell)
+        return c.start, c.stop
+
+    def next_index(self, cell) -> int:
+        """The network index the next appended chunk of this cell must start at (resume point)."""
+        c = self._cell(cell)
+        return c.start + c.n_rows
+
+    def remaining(self, cell) -> int:
+        c = self._cell(cell)
+        return c.stop - c.start - c.n_rows
+
+    def counts(self, cell) -> dict[str, int]:
+        return counts_dict(self._cell(cell).counts)
+
+    @property
+    def complete(self) -> bool:
+        return all(c.n_rows == c.stop - c.start for c in self._cells.values())
+
+    # -- writing ------------------------------------------------------------------------------
+    def _datasets(self, cell) -> dict:
+        """The open datasets of a cell, each with a chunk cache of exactly one chunk: it keeps the
+        partially filled last chunk in memory between appends (no re-read, no re-compression) while
+        bounding memory to ~one chunk per dataset per cell being written."""
+        ds = self._ds.get(cell)
+        if ds is None:
+            g = self._f["cells"][cell]
+            ds = {}
+            for fld in self.fields:
+                dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+                d = g[fld]
+                dapl.set_chunk_cache(521, int(np.prod(d.chunks)) * d.dtype.itemsize, 1.0)
+                ds[fld] = h5py.Dataset(h5py.h5d.open(g.id, fld.encode(), dapl=dapl))
+            self._ds[cell] = ds
+        return ds
+
+    def append(self, cell, chunk: dict) -> int:
+        """Validate, write, flush and commit a chunk; returns the new committed row count."""
+        if self._f is None:
+            raise StoreError(f"{self.part}: writer is closed")
+        c = self._cell(cell)
+        keys = set(chunk)
+        if keys != set(self.fields):
+            miss, extra = sorted(set(self.fields) - keys), sorted(keys - set(self.fields))
+            raise StoreError(f"cell {cell!r}: chunk fields wrong" + (f"; missing {miss}" if miss else "")
+                             + (f"; unexpected {extra}" if extra else ""))
+        arrays = {}
+        n = None
+        for fld in self.fields:
+            dtype, tail, _ = field_spec(fld, c.n_params, self.extra)
+            arr = chunk[fld]
+            if not isinstance(arr, np.ndarray):
+                raise StoreError(f"cell {cell!r}: chunk field {fld!r} is {type(arr).__name__}, not a numpy array")
+            if arr.dtype != dtype:
+                raise StoreError(f"cell {cell!r}: chunk field {fld!r} has dtype {arr.dtype}, expected {dtype}")
+            n = arr.shape[0] if (n is None and arr.ndim >= 1) else n
+            want = (n,) + tail
+            if arr.shape != want:
+                raise StoreError(f"cell {cell!r}: chunk field {fld!r} has shape {arr.shape}, expected {want}")
+            arrays[fld] = arr
+        if n == 0:
+            return c.n_rows
+        first = c.start + c.n_rows
+        idx = arrays["index"]
+        if idx[0] != first or not np.array_equal(idx, np.arange(first, first + n, dtype=np.int64)):
+            raise StoreError(f"cell {cell!r}: chunk must hold consecutive indices starting at {first} "
+                             f"(got {idx[0]}..{idx[-1]})")
+        if first + n > c.stop:
+            raise StoreError(f"cell {cell!r}: chunk ends at index {first + n}, beyond this run's range "
+                             f"[{c.start}, {c.stop})")
+        bad = ~np.isin(arrays["outcome"], np.asarray(COUNT_CODES, np.int8))
+        if bad.any():
+            raise StoreError(f"cell {cell!r}: invalid outcome codes {sorted(set(arrays['outcome'][bad].tolist()))}")
+        lo, hi = c.n_rows, c.n_rows + n
+        dss = self._datasets(cell)
+        for fld, arr in arrays.items():
+            ds = dss[fld]
+            if ds.shape[0] < hi:
+                ds.resize(hi, axis=0)
+            ds[lo:hi] = arr
+        self._f.flush()                                   # data (and its metadata) reach the file ...
+        counts = c.counts + _bincount(arrays["outcome"])
+        self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
+        self._f.flush()                                   # ... before the commit record does
+        c.n_rows, c.counts = hi, counts
+        if hi == c.stop - c.start:
+            del self._ds[cell]                            # cell complete: release its chunk caches
+        return hi
+
+    # -- ending -------------------------------------------------------------------------------
+    def finish(self) -> str:
+        """All cells complete: publish <path> (atomically; replaces an old one only now) and drop the .part."""
+        if self.finished:
+            return self.path
+        if self._f is None:
+            raise StoreError(f"{self.part}: writer is closed")
+        for c in self._cells.values():
+            if c.n_rows != c.stop - c.start:
+                raise StoreError(f"cannot finish {self.path}: cell {c.name!r} has {c.n_rows} of "
+                                 f"{c.stop - c.start} networks")
+        self._close_file()
+        tmp = self.path + ".tmp"
+        with open_h5(self.part) as src:
+            meta = read_meta(src, self.part)
+            attrs = dict(meta.attrs)
+            attrs["status"] = "complete"
+            attrs["finished"] = _now()
+            cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
+            _write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
+        os.replace(tmp, self.path)
+        _remove(self.part)
+        self.finished = True
+        _unlock(self.path, self._lock_fd)
+        self._lock_fd = None
+        return self.path
+
+    def _close_file(self):
+        if self._f is not None:
+            f, self._f = self._f, None
+            self._ds, self._progress = {}, {}
+            f.close()
+
+    def close(self) -> None:
+        """Close without finishing; the .part keeps every committed chunk for a later resume."""
+        self._close_file()
+        if self._lock_fd is not None:
+            _unlock(self.path, self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None and not self.finished and self._f is not None and self.complete:
+                self.finish()
+        finally:
+            self.close()
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# merge and comparison
+
+def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None, option: str = "") -> None:
+    """Refuse a merge output that cannot be written: a directory, an existing file (unless force), a
+    path inside the shard directory (it would count as a shard there), a parent that is no writable
+    directory.  Cluster commands call it before any shard runs (option: how they name the output and
+    the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
+    output = os.path.abspath(output)
+    name = f"{option} {output}".strip()
+    parent = os.path.dirname(output)
+    if shard_dir is not None:
+        top = os.path.realpath(shard_dir)
+        if os.path.commonpath([os.path.realpath(parent), top]) == top:
+            raise StoreError(f"{name} is inside {'--dir' if option else shard_dir}: keep the merged file out "
+                             f"of the shard directory")
+    if os.path.isdir(output):
+        raise StoreError(f"{name} is a directory")
+    if os.path.exists(output) and not force:
+        raise StoreError(f"{output} exists; use --force to replace it")
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)            # merge() creates the missing folders below it
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise StoreError(f"cannot write {name}: {parent} is not a writable directory")
+
+
+def merge(inputs, output, *, force: bool = False, command: str | None = None) -> str:
+    """Combine complete shard files of one configuration into ``output`` (a complete unsharded file).
+
+    Checks the configurations agree except for "shard", and that per cell the shards' index ranges are
+    disjoint and tile [0, n_total).  The output is dataset-for-dataset identical to an unsharded run.
+    """
+    output = os.fspath(output)
+    paths = expand_paths(inputs)
+    if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
+        raise StoreError(f"the output {output} is also an input")
+    check_merge_output(output, force=True)         # an existing file is refused once the inputs are read
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        lock_fd = _lock(output)
+    except OSError as e:
+        raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+    files = []
+    try:
+        metas = []
+        for p in paths:
+            f = open_h5(p)
+            files.append(f)
+            metas.append(read_meta(f, p))
+        first = metas[0]
+        for m in metas:
+            if m.status != "complete":
+                raise StoreError(f"{m.path} is an unfinished run; resume it before merging")
+            d = diff_keys(first.identity(), m.identity())
+            if d:
+                raise StoreError(f"{m.path} and {first.path} are not shards of one configuration "
+                                 f"(differing keys: {describe_diff(d)})")
+        cells = []
+        for name, cm0 in first.cells.items():
+            segs = sorted(((m.cells[name], f, m.path) for m, f in zip(metas, files)), key=lambda s: s[0].start)
+            pos, prev = 0, None
+            for cm, f, p in segs:
+                if cm.start < pos:
+                    raise StoreError(f"cell {name!r}: {p} [{cm.start}, {cm.stop}) overlaps {prev} (shards overlap)")
+                if cm.start > pos:
+                    raise StoreError(f"cell {name!r}: networks [{pos}, {cm.start}) are in no input (incomplete shards)")
+                pos, prev = cm.stop, f"{p} [{cm.start}, {cm.stop})"
+            if pos != cm0.n_total:
+                raise StoreError(f"cell {name!r}: networks [{pos}, {cm0.n_total}) are in no input (incomplete shards)")
+            out_cm = type(cm0)(name=name, config=cm0.config, n_total=cm0.n_total, n_params=cm0.n_params,
+                               start=0, stop=cm0.n_total, n_rows=cm0.n_total)
+            cells.append((out_cm, [(f["cells"][name], 0, cm.n_rows, p) for cm, f, p in segs]))
+        if os.path.exists(output) and not force:
+            raise StoreError(f"{output} exists; use --force to replace it")
+        config = strip_shard(first.config)
+        attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "complete",
+                 "config": canonical_json(config)}
+        if isinstance(config.get("seed"), int):
+            attrs["seed"] = np.int64(config["seed"])
+        now = _now()
+        attrs.update({"command": shlex.join(sys.argv) if command is None else str(command), "created": now,
+                      "finished": now, "host": socket.gethostname(), **_versions(), "run_id": uuid.uuid4().hex,
+                      "cell_order": json.dumps(list(first.cells)), "fields": json.dumps(list(first.fields)),
+                      "merged_from": json.dumps([{"path": m.path, "shard": m.shard,
+                                                  **{k: m.attrs.get(k) for k in sorted(PROVENANCE_ATTRS)
+                                                     if k in m.attrs and k != "merged_from"}}
+                                                 for m in metas])})
+        if first.extra_fields:
+            attrs["extra_fields"] = _extra_json(first.extra_fields)
+        tmp = output + ".tmp"
+        try:
+            _write_final(tmp, attrs, cells, first.fields, first.extra_fields)
+            os.replace(tmp, output)
+        except BaseException as e:
+            _remove(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+            raise
+        return output
+    finally:
+        for f in files:
+            f.close()
+        _unlock(output, lock_fd)
+
+
+def _attrs_of(obj, ignore) -> dict:
+    out = {}
+    for k, v in obj.attrs.items():
+        if k in ignore:
+            continue
+        out[k] = v.tobytes() if isinstance(v, np.ndarray) else v
+    return out
+
+
+def diff_files(path_a, path_b, *, ignore=PROVENANCE_ATTRS) -> list[str]:
+    """Differences between two result files, dataset by dataset: values (bitwise), dtype, shape, chunking,
+    filters, and all attributes except the provenance ones. Empty list = same results."""
+    diffs = []
+    with open_h5(path_a) as fa, open_h5(path_b) as fb:
+        def walk(a, b, where):
+            ra, rb = _attrs_of(a, ignore if where == "/" else ()), _attrs_of(b, ignore if where == "/" else ())
+            for k in sorted(set(ra) | set(rb)):
+                if k not in ra or k not in rb or not np.array_equal(np.asarray(ra[k]), np.asarray(rb[k])):
+                    diffs.append(f"{where} attribute {k}")
+            if isinstance(a, h5py.Dataset) or isinstance(b, h5py.Dataset):
+                if not (isinstance(a, h5py.Dataset) and isinstance(b, h5py.Dataset)):
+                    diffs.append(f"{where}: dataset vs group")
+                    return
+                for prop in ("dtype", "shape", "maxshape", "chunks", "compression", "compression_opts",
+                             "shuffle", "fletcher32", "fillvalue"):
+                    if getattr(a, prop) != getattr(b, prop):
+                        diffs.append(f"{where}: {prop} {getattr(a, prop)} != {getattr(b, prop)}")
+                if a.shape == b.shape and a.dtype == b.dtype and a[()].tobytes() != b[()].tobytes():
+                    diffs.append(f"{where}: values differ")
+                return
+            for k in sorted(set(a) | set(b)):
+                if k not in a or k not in b:
+                    diffs.append(f"{where.rstrip('/')}/{k}: only in one file")
+                else:
+                    walk(a[k], b[k], f"{where.rstrip('/')}/{k}")
+        walk(fa, fb, "/")
+    return diffs
+
+
+__all__ = ["RunWriter", "StoreError", "open_results", "Results", "merge", "show", "diff_files", "shard_range",
+           "parse_shard", "FIELDS", "PROVENANCE_ATTRS", "SCHEMA_VERSION", "chunk_rows"]

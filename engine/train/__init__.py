@@ -1,0 +1,2 @@
+"""Training: the frozen config, kernel code generation and its template, the run loop over chunks
+(train_range / train), cells streamed to a result file, the finisher, warm-up, progress lines."""

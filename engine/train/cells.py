@@ -1,0 +1,52 @@
+"""Runs: one or many experiment cells trained chunk by chunk and streamed to a result file.
+
+This is where progress, interruption and resumption live; the kernels stay pure.  A rerun of the same
+command continues from the last committed chunk of every cell and gives the same file as an
+uninterrupted run (tests/test_cli_train.py interrupts and resumes runs to check it; tests/test_store.py
+SIGKILLs the writer).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from badminima.engine.train.config import TrainConfig
+from badminima.engine.data.datasets import Dataset
+from badminima.engine.core.layout import n_params
+from badminima.engine.train.progress import Progress
+from badminima.engine.store.write import RunWriter
+from badminima.engine.train.run import DEFAULT_CHUNK, train
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One experiment cell: a training configuration on a dataset."""
+    name: str
+    config: TrainConfig
+    data: Dataset
+
+
+def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | None = None,
+              force: bool = False, resume: bool | str = "auto", chunk: int = DEFAULT_CHUNK,
+              threads: int | None = None, keep_init: bool = False, progress: bool = True,
+              command: str | None = None) -> dict[str, dict[str, int]]:
+    """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts."""
+    config = dict(run_config)
+    if shard is not None:
+        config["shard"] = shard
+    spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
+    with RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
+                        init_weights=keep_init, training=True) as writer:
+        todo = sum(writer.remaining(c.name) for c in cells)
+        total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
+        prog = Progress(total, enabled=progress, done=total - todo)
+        try:
+            for c in cells:
+                start, stop = writer.next_index(c.name), writer.range(c.name)[1]
+                for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,
+                                 keep_init=keep_init):
+                    writer.append(c.name, res)
+                    prog.update(len(res["index"]))
+        finally:
+            prog.close()
+        counts = {c.name: writer.counts(c.name) for c in cells}
+    return counts

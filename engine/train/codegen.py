@@ -1,0 +1,405 @@
+"""Render, write and import the specialized training kernels.
+
+Why generated code: with the hidden units and parameters unrolled and the activation, loss, optimizer
+and dtype fixed at generation time, LLVM keeps each network's quantities in vector registers and
+vectorizes the innermost loop across a block of B networks.  All per-lane state of a task lives in ONE
+flat array `st` addressed with compile-time constant offsets, st[row * B + lane], so LLVM can prove
+that rows never overlap and vectorizes without runtime alias checks.  Numba can only cache functions
+whose source is a real, importable file, so each variant is written once to `kernel_dir()` and imported
+from there; the file is never rewritten once it exists (Numba's cache is keyed on its mtime).
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import importlib.util
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from string import Template
+
+_TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
+# The kernels import only engine/core (the template's imports).  Numba's cache checks only the kernel
+# file itself, so the digest of every source file there is written into each generated file: editing
+# any of them yields a new file name.
+_CORE = Path(__file__).resolve().parents[1] / "core"
+
+
+def _dependency_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(_CORE.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+_TEXT_VERSION = 16
+OPTIMIZERS = ("gd", "adam", "sgd")
+
+
+def kernel_dir() -> Path:
+    """Where generated kernel modules live: $BADMINIMA_KERNEL_DIR, else beside NUMBA_CACHE_DIR or ~/.cache."""
+    env = os.environ.get("BADMINIMA_KERNEL_DIR")
+    if env:
+        return Path(env)
+    numba_cache = os.environ.get("NUMBA_CACHE_DIR")
+    if numba_cache:
+        return Path(numba_cache) / "badminima_kernels"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "badminima" / "kernels"
+
+
+def lanes_for(dtype: str) -> int:
+    """Networks per SIMD block: four 512-bit vectors of either precision."""
+    return 32 if dtype == "float64" else 64
+
+
+class _Rows:
+    """Row numbers of the flat per-task state array: th, g, m, v (P rows each), then per-lane scalars."""
+
+    def __init__(self, P: int, B: int):
+        self.P, self.B = P, B
+        self.TH, self.G, self.M, self.V = 0, P, 2 * P, 3 * P
+        self.NC, self.LS, self.ACT, self.B1T, self.B2T = 4 * P, 4 * P + 1, 4 * P + 2, 4 * P + 3, 4 * P + 4
+        self.OUTF, self.CODE = 4 * P + 5, 4 * P + 6
+        self.XS, self.YS = 4 * P + 7, 4 * P + 9          # SGD: each lane's point (d <= 2) and label
+        # REL: steps into the current block at which the lane first had zero training error (-1: not
+        # yet); SOLV, RA, RX, VV: the last stop test's solved flag, sum and max of |r| = |p - y| and
+        # max |v_j|, read by the finality certificate (_certify_lines)
+        self.REL, self.SOLV, self.RA, self.RX, self.VV = (4 * P + 10 + k for k in range(5))
+        self.R = 4 * P + 15
+
+    def at(self, row: int) -> str:
+        return f"st[{row * self.B} + l]"
+
+    def th(self, p: int) -> str:
+        return self.at(self.TH + p)
+
+    def g(self, p: int) -> str:
+        return self.at(self.G + p)
+
+
+def _act_lines(act: str, j: int) -> list[str]:
+    """Lines computing s{j} (activation) and ds{j} (its derivative) from a{j}."""
+    if act == "sigmoid":
+        return [f"s{j} = ONE / (ONE + fexp(-a{j}))", f"ds{j} = s{j} * (ONE - s{j})"]
+    if act == "tanh":
+        return [f"e{j} = fexp(-(a{j} + a{j}))", f"s{j} = (ONE - e{j}) / (ONE + e{j})",
+                f"ds{j} = ONE - s{j} * s{j}"]
+    if act == "relu":
+        return [f"s{j} = a{j} if a{j} > ZERO else ZERO", f"ds{j} = ONE if a{j} > ZERO else ZERO"]
+    raise ValueError(act)
+
+
+def _forward_backward(R, d: int, h: int, act: str, loss: str, xs: list[str], yv: str) -> list[str]:
+    """Per-lane body: forward pass, residual r = dloss/dz, gradient accumulation (R names th and g)."""
+    S = d + 2
+    lines = []
+    for j in range(h):
+        terms = " + ".join(f"{R.th(j * S + 1 + k)} * {xs[k]}" for k in range(d))
+        lines.append(f"a{j} = {terms} + {R.th(j * S + 1 + d)}")
+        lines += _act_lines(act, j)
+    lines.append(f"z = {R.th(h * S)} + " + " + ".join(f"{R.th(j * S)} * s{j}" for j in range(h)))
+    lines.append(f"r = ONE / (ONE + fexp(-z)) - {yv}" if loss == "xent" else f"r = TWO * (z - {yv})")
+    lines.append(f"{R.g(h * S)} += r")
+    for j in range(h):
+        lines.append(f"{R.g(j * S)} += r * s{j}")
+        lines.append(f"dl{j} = r * {R.th(j * S)} * ds{j}")
+        for k in range(d):
+            lines.append(f"{R.g(j * S + 1 + k)} += dl{j} * {xs[k]}")
+        lines.append(f"{R.g(j * S + 1 + d)} += dl{j}")
+    return lines
+
+
+def _stat_lines(ra: str, rx: str) -> list[str]:
+    """Per-point lines after _forward_backward that sum |r| and keep its largest value (cross-entropy:
+    |r| = |p - y|), for the finality certificate."""
+    return [f"{ra} += abs(r)", f"{rx} = max({rx}, abs(r))"]
+
+
+def _indent(lines: list[str], n: int) -> str:
+    return "\n".join(" " * n + ln for ln in lines)
+
+
+_PRELUDE = [
+    "invN = ONE / F(N)",
+    "lr, b1, b2, eps, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[5])",
+    "early = hy[6] > 0.5",
+    "NF = F(N)",
+    "lrN = lr * invN",
+    "k1 = (ONE - b1) * invN            # Adam's moment weights, applied to the summed gradient",
+    "k2 = (ONE - b2) * invN * invN",
+]
+
+
+def _tree_max(terms: list[str]) -> str:
+    """The largest of terms, as nested pairwise max calls."""
+    while len(terms) > 1:
+        terms = [f"max({a}, {b})" for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
+
+
+def _tree_sum(terms: list[str]) -> str:
+    """terms summed pairwise, ((t0 + t1) + (t2 + t3)) + ...: log2(n) dependent additions, not n (the
+    compiler may not reassociate a chain by itself)."""
+    while len(terms) > 1:
+        terms = [f"({a} + {b})" for a, b in zip(terms[::2], terms[1::2])] + terms[len(terms) - len(terms) % 2:]
+    return terms[0]
+
+
+def certifies(act: str, loss: str, opt: str) -> bool:
+    """Whether a solved network of this variant may stop before its budget: only where the finality
+    certificate of _certify_lines applies (full-batch GD on cross-entropy with a smooth activation).
+    Elsewhere no usable bound exists: Adam's steps do not shrink with the gradient, SGD does not
+    descend the training loss, a ReLU kink can make a GD step raise it, and no bound keeps a
+    regression fit below its tolerance."""
+    return loss == "xent" and opt == "gd" and act in ("sigmoid", "tanh")
+
+
+def _decide_lines(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, th, g, stats, guarded: bool,
+                  test: bool = True) -> list[str]:
+    """Per-lane stop test on the current pass, then one GD/Adam step if the lane is still live.
+
+    th(p) / g(p) name the current parameter / summed gradient (state rows or locals); stats = (nc,
+    ls, ra, rx) name the correct count, summed squared error, and sum and max of |r| of the pass; new
+    parameters are always stored to the th rows.  `i` (a variable of
+    the caller) counts the block's steps taken before this test.  A lane stops here only when its
+    budget is spent or its values are not finite (both final); a solved lane keeps training and is
+    stopped at the block's end only if _certify proves that no later step can flip a point.  With
+    `guarded` the update runs only when the runtime flag `update` is set (SGD's epoch-end check).
+    Without `test` there is no stop test and no mask: only for steps known to stop no lane while
+    every lane holding a network is live (see run_task); the update of an empty lane is harmless.
+    """
+    nc, ls, ra, rx = stats
+    act_row, rel = R.at(R.ACT), R.at(R.REL)
+    solved = f"({nc} == NF)" if loss == "xent" else f"({ls} * invN <= stol)"
+    # Everything works on the summed gradient g (no division by N per parameter): GD steps by
+    # lrN * g (lrN = lr / N) and Adam folds 1/N into its moment weights k1, k2.
+    if not test:
+        lines = [f"{rel} = F(i) if ({solved} and {rel} < ZERO) else {rel}"]
+    else:
+        lines = [
+            "gn2 = " + _tree_sum([f"{g(p)} * {g(p)}" for p in range(R.P)]),
+            "tn2 = " + _tree_sum([f"{th(p)} * {th(p)}" for p in range(R.P)]),
+            "finite = (gn2 + tn2) < INF        # false for NaN and inf",
+            f"solved = {solved}",
+            f"out = {R.at(R.OUTF)} > HALF",
+            "stop = out or (early and not finite)",
+            f"was = {act_row} > HALF",
+            "c = DIVERGED if not finite else OUT_OF_STEPS",
+            f"{R.at(R.CODE)} = F(c) if (was and stop) else {R.at(R.CODE)}",
+            "now = was and not stop",
+            f"{act_row} = ONE if now else ZERO",
+            f"{rel} = F(i) if (was and solved and {rel} < ZERO) else {rel}",
+        ]
+        if certifies(act, loss, opt):
+            lines += [f"{R.at(R.SOLV)} = ONE if solved else ZERO", f"{R.at(R.RA)} = {ra}", f"{R.at(R.RX)} = {rx}",
+                      f"{R.at(R.VV)} = " + _tree_max([f"abs({th(j * (d + 2))})" for j in range(h)])]
+    upd = []
+    if opt == "adam":
+        b1t, b2t = R.at(R.B1T), R.at(R.B2T)
+        upd += [f"nb1 = {b1t} * b1", f"nb2 = {b2t} * b2", f"{b1t} = nb1", f"{b2t} = nb2",
+                "lrc1 = lr / (ONE - nb1)", "c2 = ONE / (ONE - nb2)",
+                "# tiny moments are flushed to zero: denormals make dead-ReLU lanes many times slower"]
+        for p in range(R.P):
+            m, v = R.at(R.M + p), R.at(R.V + p)
+            upd += [f"mm = b1 * {m} + k1 * {g(p)}",
+                    f"vv = b2 * {v} + k2 * ({g(p)} * {g(p)})",
+                    "mm = mm if abs(mm) > TINY else ZERO",
+                    "vv = vv if vv > TINY else ZERO",
+                    f"{m} = mm",
+                    f"{v} = vv",
+                    f"nt = {th(p)} - lrc1 * mm / (np.sqrt(vv * c2) + eps)",
+                    f"{R.th(p)} = nt if now else {th(p)}" if test else f"{R.th(p)} = nt"]
+    else:
+        for p in range(R.P):
+            upd += [f"nt = {th(p)} - lrN * {g(p)}", f"{R.th(p)} = nt if now else {th(p)}" if test else f"{R.th(p)} = nt"]
+    return lines + (["if update:"] + ["    " + ln for ln in upd] if guarded and upd else upd)
+
+
+# Bounds on the hidden activation's first and second derivative (sigmoid: 1/4 and 1/(6 sqrt 3);
+# tanh: 1 and 4/(3 sqrt 3)), rounded up.
+_D1 = {"sigmoid": 0.25, "tanh": 1.0}
+_D2 = {"sigmoid": 0.0963, "tanh": 0.7699}
+
+
+def _certify_lines(R: _Rows, h: int, act: str) -> list[str]:
+    """Per-lane finality certificate of a solved GD network (docs/outcomes.md has the proof).
+
+    From the parameters th0 of the last stop test, with mean loss L0 (bounded by the |r|: a point's
+    loss -log(1 - |r|) is <= |r| / (1 - |r|)) and T steps left: take the ball of radius rb around th0
+    and J, K bounds on every ||grad z_i|| and ||hess z_i|| on it.  The mean loss's Hessian is <= L (J^2
+    + K) (p(1-p) <= |r| <= the point's loss), so while L <= L0, lr L0 (J^2 + K) <= 1 makes every step
+    lower the loss by >= lr ||g||^2 / 2; then the steps move at most sqrt(2 lr T L0) in all
+    (Cauchy-Schwarz) plus one step of <= lr L0 J, which must fit in the ball.  By induction the loss
+    never exceeds L0, and N L0 < ln 2 keeps every point's loss below ln 2: every point stays
+    correctly classified to the end of the budget.  Factor 2 of safety on the curvature and on
+    ln 2, for the rounding of the kernel's arithmetic.
+    """
+    a = R.at
+    return [
+        "T = F(steps - cnt[l] + 1)      # the statistics are those of the start of the block's last step",
+        f"l0 = {a(R.RA)} * invN / (ONE - {a(R.RX)})",
+        "r0 = np.sqrt(TWO * lr * T * l0)",
+        "rb = F(1.25) * r0 + F(1e-6)",
+        f"vv = {a(R.VV)} + rb",
+        f"j2 = F({1 + h}) + F({h}) * (vv * vv) * (F({_D1[act] ** 2!r}) * x2)",
+        "jb = np.sqrt(j2)",
+        f"kb = F({_D1[act]!r}) * sx2 + vv * (F({_D2[act]!r}) * x2)",
+        f"ok = {a(R.SOLV)} > HALF and {a(R.ACT)} > HALF and NF * l0 <= F({0.5 * math.log(2)!r})",
+        "ok = ok and lr * l0 * (j2 + kb) <= HALF and r0 + lr * l0 * jb <= rb",
+        f"{a(R.ACT)} = ZERO if ok else {a(R.ACT)}",
+        f"{a(R.CODE)} = F(SOLVED) if ok else {a(R.CODE)}",
+    ]
+
+
+_TEMPS = re.compile(r"\b(?:a|s|ds|e|dl)\d+\b|\b[zr]\b")   # _forward_backward's per-point temporaries
+
+
+class _Names:
+    """Where _forward_backward reads parameters (th) and accumulates the gradient (g)."""
+
+    def __init__(self, th):
+        self.th = th
+
+    @staticmethod
+    def g(p: int) -> str:          # the gradient always in locals g<p>
+        return f"g{p}"
+
+
+def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_points: int,
+                test: bool = True) -> list[str]:
+    """A whole full-batch step of every lane in one lane loop: n_points unrolled, then decide + update."""
+    loc = _Names(lambda p: f"t{p}")        # parameters in locals t<p> too: the whole step in registers
+    pre = []
+    for i in range(n_points):
+        pre += [f"x{k}_{i} = X[{i}, {k}]" for k in range(d)] + [f"y_{i} = y[{i}]", f"yp_{i} = y_{i} > HALF"]
+    body = [f"t{p} = {R.th(p)}" for p in range(R.P)] + [f"g{p} = ZERO" for p in range(R.P)]
+    body += ["nc = ZERO", "ls = ZERO", "rsum = ZERO", "rmax = ZERO"]
+    per_point = []
+    stats = test and certifies(act, loss, opt)
+    for i in range(n_points):
+        fb = _forward_backward(loc, d, h, act, loss, [f"x{k}_{i}" for k in range(d)], f"y_{i}")
+        fb.append("nc += ONE if (z > ZERO) == yp_%d else ZERO" % i if loss == "xent"
+                  else f"ls += (z - y_{i}) * (z - y_{i})")
+        if stats:
+            fb += _stat_lines("rsum", "rmax")
+        per_point.append([_TEMPS.sub(lambda m: m.group(0) + f"_{i}", ln) for ln in fb])
+    # Round-robin over the points, statement by statement: the points' dependency chains (exp ->
+    # divide -> exp -> divide) are independent, and adjacent in the instruction stream the CPU
+    # overlaps them; one point after another would leave it waiting on one chain at a time.  Every
+    # accumulator still receives the points in order 0, 1, 2, ..., so results do not change.
+    for group in zip(*per_point):
+        body += list(group)
+    body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
+                          guarded=False, test=test)
+    if test:
+        head = ["def _step(X, y, st, cnt, N, steps, hy, i):",
+                f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""']
+    else:
+        # No mask either: a masked store of the parameters costs ~15% here, because the next step's
+        # full-vector load of the same rows cannot take its data from a masked store in flight.
+        head = ["def _step_fast(X, y, st, N, hy, i):",
+                f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
+    return ["", "", '@njit(inline="always")'] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
+        + (["    _budget_flags(st, cnt, steps)"] if test else []) \
+        + ["    for l in range(B):"] + ["        " + ln for ln in body] + (["    _count_steps(st, cnt)"] if test else [])
+
+
+_FUSED_FAST_STEPS = [
+    "", "", '@njit(inline="always")', "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    '    """n steps that stop no lane while every lane holding a network is live (see run_task)."""',
+    "    for i in range(n):",
+    "        _step_fast(X, y, st, N, hy, i)",
+    "    for l in range(B):",
+    "        cnt[l] += n if st[ACT_ROW * B + l] > HALF else 0",
+]
+
+
+_UNFUSED_STEP = [
+    "", "", '@njit(inline="always")', "def _step(X, y, st, cnt, N, steps, hy, i):",
+    '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
+    "    _full_pass(X, y, st)",
+    "    _decide(st, cnt, N, steps, hy, True, i)",
+    "", "", '@njit(inline="always")', "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    '    """n steps that stop no lane (see run_task)."""',
+    "    for i in range(n):",
+    "        _step(X, y, st, cnt, N, steps, hy, i)",
+]
+
+FUSE_MAX_POINTS = 16
+
+
+def fused_points(opt: str, n_points: int) -> int:
+    """Points to unroll into a fused step (0: no fused step) for this optimizer and dataset size."""
+    return n_points if opt != "sgd" and 0 < n_points <= FUSE_MAX_POINTS else 0
+
+
+def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0) -> str:
+    """The generated module's source text (n_fused > 0: a fused step specialized to that many points)."""
+    P = h * (d + 2) + 1
+    B = lanes_for(dtype)
+    R = _Rows(P, B)
+    xs = [f"x{k}" for k in range(d)]
+    # SGD: the point's gradient in locals g<p>, parameters read from and written to the th rows
+    sgd_fb = _forward_backward(_Names(R.th), d, h, act, loss, [R.at(R.XS + k) for k in range(d)], R.at(R.YS))
+    sgd_body = [f"g{p} = ZERO" for p in range(P)] + sgd_fb + [f"now = {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF"]
+    for p in range(P):
+        sgd_body += [f"nt = {R.th(p)} - lr * g{p}", f"{R.th(p)} = nt if now else {R.th(p)}"]
+    sgd_gather = ["pi = perm[l, pos]"] + [f"{R.at(R.XS + k)} = X[pi, {k}]" for k in range(d)] + [
+        f"{R.at(R.YS)} = y[pi]",
+        f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
+    step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
+        + [ln.replace("ACT_ROW", str(R.ACT)) for ln in _FUSED_FAST_STEPS] if n_fused else _UNFUSED_STEP
+    tmpl = Template(_TEMPLATE.read_text())
+    return tmpl.substitute(
+        VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
+        NFUSED=n_fused,
+        F="np.float64" if dtype == "float64" else "np.float32", B=B,
+        EXP="exp64" if dtype == "float64" else "exp32",
+        IS_XENT="True" if loss == "xent" else "False",
+        OPT_CODE=OPTIMIZERS.index(opt),
+        R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
+        OUTF=R.OUTF, CODE=R.CODE,
+        LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),
+        FB_FULL=_indent(_forward_backward(R, d, h, act, loss, xs, "yi"), 12),
+        SGD_GATHER=_indent(sgd_gather, 8),
+        SGD_BODY=_indent(sgd_body, 8),
+        PRELUDE=_indent(_PRELUDE, 4),
+        DECIDE=_indent(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
+                                     tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)), guarded=True), 8),
+        CERT="True" if certifies(act, loss, opt) else "False",
+        REL=R.REL, RA=R.RA, RX=R.RX,
+        FULL_STATS=_indent(_stat_lines(R.at(R.RA), R.at(R.RX)) if certifies(act, loss, opt) else ["pass"], 16),
+        CERTIFY=_indent(_certify_lines(R, h, act) if certifies(act, loss, opt) else ["pass"], 8),
+        STEP_FN="\n".join(step),
+    )
+
+
+def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0) -> str:
+    return f"bm_train_d{d}_h{h}_{act}_{loss}_{opt}_{dtype}" + (f"_n{n_fused}" if n_fused else "")
+
+
+_LOADED: dict[str, object] = {}
+
+
+def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0):
+    """Import (writing first if needed) the generated module for this variant (see fused_points)."""
+    name = module_name(d, h, act, loss, opt, dtype, n_fused)
+    if name in _LOADED:
+        return _LOADED[name]
+    text = render(d, h, act, loss, opt, dtype, n_fused)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    folder = kernel_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}_{digest}.py"
+    if not path.exists():
+        # atomic: concurrent array tasks may generate the same file at once
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(f"badminima_generated.{path.stem}", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    _LOADED[name] = mod
+    return mod

@@ -1,0 +1,121 @@
+"""The training configuration: a frozen dataclass validated once at the edge, then trusted."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from badminima.engine.data.datasets import KINDS
+from badminima.engine.train.codegen import OPTIMIZERS
+from badminima.engine.core.model import ACTIVATIONS, INIT_LAWS
+
+
+class ConfigError(ValueError):
+    """A nonsense option; the message is one line naming it."""
+
+
+@dataclass(frozen=True)
+class InitSpec:
+    """Initialization law: normal:SIGMA, uniform:A, glorot, he; biases 'same' law or 'zero'."""
+    law: str = "normal"
+    scale: float = 1.0
+    bias: str = "same"
+
+    @classmethod
+    def parse(cls, text: str, bias: str = "same") -> "InitSpec":
+        """Parse 'normal:1', 'uniform:0.5', 'glorot', 'he'."""
+        law, _, arg = text.partition(":")
+        law = law.strip().lower()
+        if law not in INIT_LAWS:
+            raise ConfigError(f"unknown init law {law!r} (choose from {', '.join(INIT_LAWS)})")
+        if law in ("normal", "uniform"):
+            try:
+                scale = float(arg) if arg else 1.0
+            except ValueError:
+                raise ConfigError(f"init scale must be a number, got {arg!r}") from None
+            if not scale > 0 or scale == float("inf"):
+                raise ConfigError(f"init scale must be positive and finite, got {arg!r}")
+        elif arg:
+            raise ConfigError(f"init law {law!r} takes no scale")
+        else:
+            scale = 1.0
+        if bias not in ("same", "zero"):
+            raise ConfigError(f"bias init must be 'same' or 'zero', got {bias!r}")
+        return cls(law, scale, bias)
+
+    def __str__(self) -> str:
+        return f"{self.law}:{self.scale:g}" if self.law in ("normal", "uniform") else self.law
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the results of a training run (threads and chunking do not)."""
+    dataset: str                      # built-in name or path, as given
+    dataset_fingerprint: str
+    kind: str                         # classification | regression
+    hidden: int
+    activation: str = "sigmoid"
+    optimizer: str = "gd"
+    lr: float = 0.5
+    steps: int = 10_000
+    init: InitSpec = InitSpec()
+    networks: int = 1000
+    seed: int = 0
+    dtype: str = "float64"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    early_exit: bool = True
+    gtol: float = 1e-6                # ||grad of mean loss|| below this: critical point ...
+    xtol: float = 1e-3                # ... if also the Newton step is shorter than this (not a plateau)
+    solve_tol: float = 1e-6           # regression: mean squared error at or below this is solved
+    wmax: float = 50.0                # a critical point needs max|theta| <= wmax, else it is drifting
+    drift_gtol: float = 1e-3          # at the end: small gradient + growing, large weights = drifting
+    drift_wmin: float = 10.0
+    eig_tol: float = 1e-8             # |lambda_min| <= eig_tol: flat
+    check_every: int = 16             # lanes are refilled every this many steps (speed only)
+    finish_horizon: float = 100.0     # the finisher follows unresolved networks this many budgets further
+                                      # along the gradient flow (engine/train/finish.py); 0: no finisher
+
+    @property
+    def loss(self) -> str:
+        return "xent" if self.kind == "classification" else "mse"
+
+    def validate(self) -> "TrainConfig":
+        """Raise ConfigError naming the first nonsense option; return self."""
+        def bad(msg):
+            raise ConfigError(msg)
+        if self.hidden < 1:
+            bad(f"--hidden must be >= 1, got {self.hidden}")
+        if self.activation not in ACTIVATIONS:
+            bad(f"unknown activation {self.activation!r} (choose from {', '.join(ACTIVATIONS)})")
+        if self.optimizer not in OPTIMIZERS:
+            bad(f"unknown optimizer {self.optimizer!r} (choose from gd, adam, sgd)")
+        if not (self.lr > 0 and self.lr < float("inf")):
+            bad(f"--lr must be positive and finite, got {self.lr}")
+        if self.steps < 1:
+            bad(f"--steps must be >= 1, got {self.steps}")
+        if self.networks < 1:
+            bad(f"--networks must be >= 1, got {self.networks}")
+        if not 0 <= self.seed < 2 ** 63:
+            bad(f"--seed must be in [0, 2^63), got {self.seed}")
+        if self.dtype not in ("float64", "float32"):
+            bad(f"--dtype must be float64 or float32, got {self.dtype!r}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
+            bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")
+        for name in ("gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol", "finish_horizon"):
+            if not getattr(self, name) >= 0:
+                bad(f"--{name.replace('_', '-')} must be >= 0")
+        if self.check_every < 1:
+            bad("check_every must be >= 1")
+        if self.kind not in KINDS:
+            bad(f"unknown dataset kind {self.kind!r}")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = dict(d)
+        d["init"] = InitSpec(**d["init"])
+        return cls(**d)

@@ -1,0 +1,182 @@
+"""Training orchestration: chunks of networks through the generated kernel, then exact classification.
+
+Memory: only one chunk of networks' state (and its results) is alive at a time; callers consume
+each chunk (print counts, stream to HDF5) before the next one is trained.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import numba
+import numpy as np
+
+from badminima.engine.core.classify import classify
+from badminima.engine.train.finish import MAX_ITER as FINISH_ITER
+from badminima.engine.train.finish import finish_many
+from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
+from badminima.engine.train.config import TrainConfig
+from badminima.engine.train.codegen import fused_points, lanes_for, load_kernel_module
+from badminima.engine.core.layout import n_params
+from badminima.engine.core.model import ACTIVATIONS, INIT_LAWS, LOSSES, init_many
+
+DEFAULT_CHUNK = 16384
+
+
+def kernel_for(cfg: TrainConfig, d: int, n_points: int):
+    """The generated kernel module of this configuration on a dataset of n_points points in d dimensions."""
+    return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
+                              fused_points(cfg.optimizer, n_points))
+
+
+def hyper(cfg: TrainConfig, X: np.ndarray) -> np.ndarray:
+    """The kernel's hyper-parameter vector (see run_task in the template)."""
+    x2 = float(np.max(np.sum(np.asarray(X, np.float64) ** 2, axis=1))) + 1.0
+    return np.array([cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, x2, cfg.solve_tol, 1.0 if cfg.early_exit else 0.0])
+
+
+def initial_weights(cfg: TrainConfig, d: int, start: int, stop: int) -> np.ndarray:
+    """Random starts of networks start..stop-1 (float64, before any cast to the kernel dtype)."""
+    return init_many(cfg.seed, start, stop, d, cfg.hidden, INIT_LAWS[cfg.init.law], cfg.init.scale,
+                     cfg.init.bias == "zero")
+
+
+def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop: int,
+                threads: int | None = None, theta0: np.ndarray | None = None,
+                keep_init: bool = False, ids: np.ndarray | None = None) -> dict:
+    """Train networks start..stop-1 and return their per-network results as a dict of arrays.
+
+    theta0 (stop-start, P) replaces the random starts (e.g. to train from a known point); ids (an
+    int64 array) trains those networks of the run instead of start..stop-1.
+    """
+    d = X.shape[1]
+    P = n_params(d, cfg.hidden)
+    if ids is not None:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        start, stop = 0, len(ids)
+    n = stop - start
+    mod = kernel_for(cfg, d, X.shape[0])
+    F = np.dtype(cfg.dtype)
+    # fresh writable copies (datasets are read-only arrays): one array type, so one compiled signature,
+    # the one `badminima compile` warms
+    Xk = np.array(X, dtype=F, order="C")
+    yk = np.array(y, dtype=F, order="C")
+    if keep_init and theta0 is None:       # the same starts the kernel would draw, computed once
+        theta0 = (initial_weights(cfg, d, start, stop) if ids is None
+                  else np.concatenate([initial_weights(cfg, d, int(i), int(i) + 1) for i in ids]).reshape(n, P))
+    th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
+    if th0.shape[0] not in (0, n) or th0.shape[1] != P:
+        raise ValueError(f"theta0 must have shape ({n}, {P})")
+    K = cfg.check_every
+    if cfg.optimizer == "sgd":       # SGD lanes must share epoch boundaries: K a multiple of N
+        N = X.shape[0]
+        K = N * max(1, round(K / N))
+    nthreads = threads or numba.get_num_threads()
+    workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
+    raw = np.empty(n, np.int8)
+    steps = np.empty(n, np.int64)
+    first = np.empty(n, np.int64)
+    theta = np.empty((n, P))
+    hy = hyper(cfg, X)
+    gids = np.zeros(0, np.int64) if ids is None else ids
+    counter = np.zeros(1, np.int64)         # the next untrained network (local index), shared by the tasks
+
+    def task(_):
+        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, gids, counter, n, INIT_LAWS[cfg.init.law],
+                     cfg.init.scale, cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps, first, theta)
+
+    # One task per thread, all drawing networks from `counter` (work stealing: lanes stay busy until the
+    # chunk is exhausted).  Plain threads, not a Numba prange: the task function releases the GIL, and
+    # each variant compiles ~3 s faster without a parfor.  Results land at each network's own index,
+    # whatever thread trains it.
+    pool = ThreadPoolExecutor(workers)
+    try:
+        list(pool.map(task, range(workers)))
+    finally:      # on an interrupt: no new networks are taken, the running ones finish quickly
+        counter[0] = n
+        pool.shutdown(wait=True)
+    prev = numba.get_num_threads()
+    numba.set_num_threads(workers)
+    try:
+        X64, y64 = np.array(X, np.float64, order="C"), np.array(y, np.float64, order="C")
+        out = _classified(cfg, theta, raw, X64, y64)
+        out.update(_finished(cfg, theta, out["outcome"], X64, y64))
+    finally:
+        numba.set_num_threads(prev)
+    out["index"] = np.arange(start, stop, dtype=np.int64) if ids is None else ids.copy()
+    out["steps"] = steps
+    out["solved_at"] = first
+    out["weights"] = theta
+    if keep_init:
+        out["init_weights"] = th0
+    return out
+
+
+def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
+    n = theta.shape[0]
+    code = np.empty(n, np.int8)
+    loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
+    classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss],
+             cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol,
+             code, loss, acc, gnorm, eig)
+    return {"outcome": code, "loss": loss, "accuracy": acc, "grad_norm": gnorm, "min_eig": eig}
+
+
+def flow_time(cfg: TrainConfig) -> float:
+    """Gradient-flow time a run's budget covers: lr * steps for GD, and for SGD (an epoch of N single-point
+    steps at lr moves like N GD steps at lr); Adam, whose steps do not scale with the gradient, is
+    counted as GD at lr 0.5."""
+    return cfg.steps * (0.5 if cfg.optimizer == "adam" else cfg.lr)
+
+
+def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
+    """The finisher (engine/train/finish.py) on the networks the optimizer left out_of_steps or drifting: the
+    final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
+    (-1: not run), loss and lambda_min (NaN unless a critical point) where it stopped."""
+    n = theta.shape[0]
+    todo = ((code == OUT_OF_STEPS) | (code == DRIFTING)) if cfg.finish_horizon > 0 else np.zeros(n, np.bool_)
+    final = code.copy()
+    iters = np.full(n, -1, np.int32)
+    f_loss, f_eig, f_theta = np.full(n, np.nan), np.full(n, np.nan), np.full(theta.shape, np.nan)
+    if todo.any():
+        finish_many(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
+                    ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
+                    cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, f_theta, final, iters, f_loss, f_eig)
+    return {"outcome": final, "optimizer_outcome": code, "finish_iters": iters, "finish_loss": f_loss,
+            "finish_min_eig": f_eig, "finish_weights": f_theta}
+
+
+def chunks(start: int, stop: int, size: int):
+    """Consecutive [a, b) ranges covering [start, stop)."""
+    for a in range(start, stop, size):
+        yield a, min(a + size, stop)
+
+
+def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk: int = DEFAULT_CHUNK,
+          threads: int | None = None, keep_init: bool = False):
+    """Yield the results of networks start..stop-1 chunk by chunk (a generator: one chunk in memory)."""
+    stop = cfg.networks if stop is None else stop
+    for a, b in chunks(start, stop, chunk):
+        yield train_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
+
+
+def check_final(cfg: TrainConfig, X, y, index: np.ndarray, steps: np.ndarray, outcome: np.ndarray,
+                sample: int, seed: int = 0, threads: int | None = None) -> dict:
+    """Continue a random sample of the early-stopped networks (steps < budget) to the end of their
+    budget without early exit, and count how many end with the outcome they were given.
+
+    The sample is drawn from (seed, the networks' indices) alone.  Returns {"early": early-stopped
+    networks, "checked", "agree", "changed": [(index, given outcome, outcome at the end), ...]}.
+    """
+    early = np.flatnonzero(steps < cfg.steps)
+    if sample > 0 and len(early) > sample:
+        early = np.sort(np.random.default_rng([seed, 0x46494E41]).choice(early, sample, replace=False))
+    out = {"early": int(np.sum(steps < cfg.steps)), "checked": 0, "agree": 0, "changed": []}
+    if sample <= 0 or len(early) == 0:
+        return out
+    full = train_range(replace(cfg, early_exit=False), X, y, 0, 0, threads=threads, ids=index[early])
+    same = full["outcome"] == outcome[early]
+    out.update(checked=len(early), agree=int(same.sum()),
+               changed=[(int(index[early][k]), int(outcome[early][k]), int(full["outcome"][k]))
+                        for k in np.flatnonzero(~same)])
+    return out
