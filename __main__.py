@@ -1,0 +1,4 @@
+"""`python -m badminima`: the command line."""
+from badminima.cli import main
+
+main()

@@ -1,0 +1,243 @@
+"""The Python API: what `import badminima as bm` offers, for notebooks and scripts.
+
+    import badminima as bm
+    res = bm.train(dataset="xor", hidden=2, networks=10_000, seed=0)
+    res.counts()                      # {'solved': ..., 'local_minimum': ..., ...}
+    df = res.to_pandas()              # one row per network, outcome names categorical
+    res = bm.open("runs/*.h5")        # any result file, shards joined
+
+Every function validates its arguments like the command line does and raises the same one-line
+errors: ConfigError (an option), DataError (a dataset), StoreError (a result file).  Heavy modules
+are imported on first use, so `import badminima` stays fast.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["train", "open", "table1", "verify", "certify", "search", "load_dataset", "Results"]
+
+
+def _cell_columns(config: dict) -> dict[str, Any]:
+    """The settings of a training cell as flat columns (for to_pandas)."""
+    init = config.get("init") or {}
+    out = {k: config[k] for k in ("dataset", "hidden", "activation", "optimizer", "lr", "dtype", "seed")
+           if k in config}
+    if "steps" in config:
+        out["budget"] = config["steps"]
+    if init:
+        out["init"] = f"{init.get('law')}:{init.get('scale'):g}" if init.get("law") in ("normal", "uniform") \
+            else init.get("law")
+        out["bias_init"] = init.get("bias")
+    return out
+
+
+class Results:
+    """The per-network results of a run: one or more cells, each a dict of NumPy arrays.
+
+    `res.cells` names the cells; `res.data(cell)` (or `res[field]` for a one-cell run) gives the
+    arrays; `res.counts()` the outcome counts; `res.to_pandas()` a DataFrame.  Backed by result files
+    (bm.open, bm.train(output=...)) or held in memory (bm.train without output).
+    """
+
+    def __init__(self, store=None, memory: dict | None = None, configs: dict | None = None):
+        self._store = store                   # engine.store Results, or None
+        self._memory = memory or {}           # cell -> {field: array}
+        self._configs = configs or {}
+        self.cells = list(store.cells) if store is not None else list(self._memory)
+        self.path = None if store is None else (store.files[0] if len(store.files) == 1 else list(store.files))
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path else " (in memory)"
+        return f"<badminima Results: {len(self.cells)} cell(s), {sum(self.n(c) for c in self.cells)} networks{where}>"
+
+    def _cell(self, cell: str | None) -> str:
+        from badminima.engine.store.read import StoreError
+        if cell is None:
+            if len(self.cells) != 1:
+                raise StoreError(f"this run has {len(self.cells)} cells; name one (cells: {', '.join(self.cells[:8])}"
+                                 + (", ..." if len(self.cells) > 8 else "") + ")")
+            return self.cells[0]
+        if cell not in self.cells:
+            raise StoreError(f"no cell {cell!r}; cells are: {', '.join(self.cells[:8])}" +
+                             (", ..." if len(self.cells) > 8 else ""))
+        return cell
+
+    @property
+    def fields(self) -> list[str]:
+        """Names of the per-network arrays."""
+        if self._store is not None:
+            return list(self._store.fields)
+        return list(next(iter(self._memory.values())))
+
+    def n(self, cell: str | None = None) -> int:
+        """Networks stored for the cell."""
+        c = self._cell(cell)
+        return self._store.n_rows(c) if self._store is not None else len(self._memory[c]["index"])
+
+    def config(self, cell: str | None = None) -> dict:
+        """The cell's configuration (as stored in the file)."""
+        c = self._cell(cell)
+        return dict(self._store.cell_config(c)) if self._store is not None else dict(self._configs[c])
+
+    def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The cell's arrays (all fields, or those named), rows in network order."""
+        c = self._cell(cell)
+        if self._store is not None:
+            return self._store.cell(c, None if fields is None else list(fields))
+        d = self._memory[c]
+        return {k: d[k] for k in (fields or d)}
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        return self.data(None, [field])[field]
+
+    def counts(self, cell: str | None = None, optimizer: bool = False) -> dict[str, int]:
+        """Outcome name -> networks; optimizer=True counts the optimizer's own verdicts (before the
+        finisher), which is what Table 1 counts."""
+        from badminima.engine.core.outcomes import NAMES
+        fld = "optimizer_outcome" if optimizer else "outcome"
+        codes = self.data(cell, [fld])[fld]
+        k = np.bincount(codes.astype(np.int64), minlength=len(NAMES))
+        return {name: int(k[code]) for code, name in NAMES.items()}
+
+    def to_pandas(self, cell: str | None = None, weights: bool = False):
+        """One row per network: the scalar fields, outcome names as a categorical, the cell's settings
+        as columns; weights=True adds one column per parameter (v0, w00, w01, b0, ..., c)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from None
+        from badminima.engine.core.layout import param_names
+        from badminima.engine.core.outcomes import NAMES
+        c = self._cell(cell)
+        d = self.data(c)
+        cols = {k: v for k, v in d.items() if v.ndim == 1}
+        cats = pd.CategoricalDtype(list(NAMES.values()))
+        for k in ("outcome", "optimizer_outcome"):
+            if k in cols:
+                cols[k] = pd.Categorical.from_codes(cols[k].astype(np.int64), dtype=cats)
+        first = [k for k in ("index", "outcome", "optimizer_outcome") if k in cols]
+        df = pd.DataFrame({k: cols[k] for k in first + [k for k in cols if k not in first]})
+        conf = self.config(c)
+        for k, v in _cell_columns(conf).items():
+            df[k] = v
+        df.insert(0, "cell", c)
+        if weights and "weights" in d:
+            h = int(conf["hidden"])
+            names = param_names(_input_dim(d["weights"].shape[1], h), h)
+            for j, name in enumerate(names):
+                df[name] = d["weights"][:, j]
+        return df
+
+
+def _input_dim(n_params: int, hidden: int) -> int:
+    """d from P = h (d + 2) + 1."""
+    return (n_params - 1) // hidden - 2
+
+
+def load_dataset(name: str, kind: str | None = None):
+    """A built-in dataset (xor, fxor, paper10, relu_d1..3) or a .json/.csv file, validated."""
+    from badminima.engine.data.datasets import load_dataset as load
+    return load(name, kind)
+
+
+def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
+            early_exit, finish_horizon, extra):
+    from badminima.engine.train.config import InitSpec, TrainConfig
+    ds = load_dataset(dataset)
+    if lr is None:
+        lr = 1e-3 if optimizer == "adam" else 0.5
+    cfg = TrainConfig(dataset=str(dataset), dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=hidden,
+                      activation=activation, optimizer=optimizer, lr=lr, steps=steps, networks=networks,
+                      seed=seed, dtype=dtype, init=InitSpec.parse(init, bias_init), early_exit=early_exit,
+                      finish_horizon=finish_horizon, **extra).validate()
+    return cfg, ds
+
+
+def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid", optimizer: str = "gd",
+          lr: float | None = None, steps: int = 10_000, networks: int = 1000, seed: int = 0,
+          dtype: str = "float64", init: str = "normal:1", bias_init: str = "same", early_exit: bool = True,
+          finish_horizon: float = 100.0, output: str | None = None, threads: int | None = None,
+          progress: bool = False, **options) -> Results:
+    """Train `networks` d-h-1 networks from their random starts and classify how each run ended.
+
+    Arguments mean what the `badminima train` options of the same names mean (lr defaults to 0.5,
+    Adam 1e-3); `options` takes the rest of the configuration (beta1, beta2, eps, gtol, ...).  With
+    `output` the results stream to that HDF5 file (an interrupted run resumes, a finished one is
+    reused); without, they are kept in memory."""
+    cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
+                      early_exit, finish_horizon, options)
+    if output is not None:
+        from badminima.engine.train.cells import Cell, run_cells
+        run_cells(output, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], threads=threads,
+                  progress=progress, command="badminima.train (Python API)")
+        return open(output)
+    from badminima.engine.train.progress import Progress
+    from badminima.engine.train.run import train as train_chunks
+    parts = []
+    prog = Progress(cfg.networks, enabled=progress)
+    try:
+        for chunk in train_chunks(cfg, ds.x, ds.y, threads=threads):
+            parts.append(chunk)
+            prog.update(len(chunk["index"]))
+    finally:
+        prog.close()
+    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return Results(memory={"main": data}, configs={"main": cfg.to_dict()})
+
+
+def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors the builtin on purpose
+    """Open result files (a path, a glob pattern or a list of them); shards of one run are joined."""
+    from badminima.engine.store.read import open_results
+    return Results(store=open_results(paths))
+
+
+def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32", seed: int = 0,
+           output: str | None = None, check_final: int = 1000, claims: bool = True, threads: int | None = None,
+           progress: bool = False, **protocol) -> dict:
+    """Table 1 of the paper (48 cells) at `networks` per cell, run or reused like `badminima table1`.
+
+    Returns {"text": the printed table, "rows": one dict per cell (ours %, Wilson interval, the
+    paper's %, difference, ...), "results": Results of the file, "path", "json"}.  `protocol` takes the
+    other Protocol fields (init, bias_init, gd_lr, adam_lr, sgd_lrs)."""
+    import json as _json
+
+    from badminima.engine.paper.table1 import Protocol, table1_report
+    prot = Protocol(steps=steps, dtype=dtype, seed=seed, **protocol).validate()
+    out = table1_report(prot, networks, path=output, check_final=check_final, with_claims=claims, threads=threads,
+                        progress=progress, echo=lambda m: None)
+    return {"text": out["text"], "rows": _json.loads(out["json"])["cells"], "path": out["path"],
+            "results": open(out["path"]), "json": out["json"]}
+
+
+def verify(certify: bool = True) -> list[dict]:
+    """Every checkable claim of the paper (what `badminima verify` prints), one dict per check with
+    claim, paper's value, computed value and verdict."""
+    import json as _json
+
+    from badminima.engine.paper.checks import checks_json, run_checks
+    return _json.loads(checks_json(run_checks(certify=certify)))["checks"]
+
+
+def certify(file: str, points: Sequence[str] | None = None, witness: str | None = None,
+            cross_check: bool = False) -> dict:
+    """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
+    witness that they are not global; the report `badminima certify --json` writes."""
+    from badminima.engine.certify.files import certify_file
+    return certify_file(file, point_names=list(points) if points else None, witness=witness,
+                        cross_check=cross_check)
+
+
+def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "joint", output: str | None = None,
+           found_dir: str = "runs/search/found", threads: int | None = None, progress: bool = False,
+           **options) -> dict:
+    """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
+    (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
+    with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
+    from badminima.engine.search.run import SearchConfig, run_search
+    cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
+                       **options).validate()
+    path = output or f"runs/search/N{points}-{strategy}-seed{seed}.h5"
+    summary = run_search(cfg, path, threads=threads, progress=progress, command="badminima.search (Python API)")
+    return {**summary, "path": path, "results": open(path)}
