@@ -262,10 +262,10 @@ def test_fetch_add_hands_out_every_index_once_across_threads():
 
 
 def test_a_freshly_compiled_kernel_equals_the_cached_one(tmp_path):
-    # Numba executes a freshly compiled caller with its callees' standalone code, but caches the
-    # caller with its own optimised copies of them: with FMA contraction allowed the two can round
-    # differently (float32 ReLU Adam did, from the second step on).  The kernels' helpers are inlined
-    # at Numba's level so there is one compiled body; a run that compiles must equal one that loads.
+    # Numba executes a freshly compiled caller with its callees' standalone code, but caches the caller
+    # with copies optimised in its context; with FMA contraction allowed the two rounded differently
+    # (float32 ReLU Adam, from the second step on), so the kernels are built without it
+    # (engine/core/jit.py).  A run that compiles a kernel must equal a run that loads it.
     import subprocess
     import sys
     code = ("import sys, numpy as np; sys.path.insert(0, %r); from conftest import make_cfg; "

@@ -32,7 +32,7 @@ def _dependency_digest() -> str:
     for path in sorted(_CORE.glob("*.py")):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
-_TEXT_VERSION = 16
+_TEXT_VERSION = 17
 OPTIMIZERS = ("gd", "adam", "sgd")
 
 
@@ -299,13 +299,13 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         # full-vector load of the same rows cannot take its data from a masked store in flight.
         head = ["def _step_fast(X, y, st, N, hy, i):",
                 f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
-    return ["", "", '@njit(inline="always")'] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
+    return ["", "", "@njit"] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
         + (["    _budget_flags(st, cnt, steps)"] if test else []) \
         + ["    for l in range(B):"] + ["        " + ln for ln in body] + (["    _count_steps(st, cnt)"] if test else [])
 
 
 _FUSED_FAST_STEPS = [
-    "", "", '@njit(inline="always")', "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
     '    """n steps that stop no lane while every lane holding a network is live (see run_task)."""',
     "    for i in range(n):",
     "        _step_fast(X, y, st, N, hy, i)",
@@ -315,11 +315,11 @@ _FUSED_FAST_STEPS = [
 
 
 _UNFUSED_STEP = [
-    "", "", '@njit(inline="always")', "def _step(X, y, st, cnt, N, steps, hy, i):",
+    "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
     '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
     "    _full_pass(X, y, st)",
     "    _decide(st, cnt, N, steps, hy, True, i)",
-    "", "", '@njit(inline="always")', "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
     '    """n steps that stop no lane (see run_task)."""',
     "    for i in range(n):",
     "        _step(X, y, st, cnt, N, steps, hy, i)",
