@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
+from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store.write import RunWriter
 from badminima.engine.train.run import DEFAULT_CHUNK, train
@@ -29,7 +30,10 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
               force: bool = False, resume: bool | str = "auto", chunk: int = DEFAULT_CHUNK,
               threads: int | None = None, keep_init: bool = False, progress: bool = True,
               command: str | None = None) -> dict[str, dict[str, int]]:
-    """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts."""
+    """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts.
+
+    Kernel variants not yet in the cache compile in worker processes (engine/train/precompile.py)
+    while the cells whose kernels are ready train."""
     config = dict(run_config)
     if shard is not None:
         config["shard"] = shard
@@ -38,15 +42,20 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
                         init_weights=keep_init, training=True) as writer:
         todo = sum(writer.remaining(c.name) for c in cells)
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
-        prog = Progress(total, enabled=progress, done=total - todo)
-        try:
-            for c in cells:
-                start, stop = writer.next_index(c.name), writer.range(c.name)[1]
-                for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,
-                                 keep_init=keep_init):
-                    writer.append(c.name, res)
-                    prog.update(len(res["index"]))
-        finally:
-            prog.close()
+        pending = [c for c in cells if writer.remaining(c.name)]
+        variants = {c.name: variant_of(c.config, c.data.d, c.data.n) for c in pending}
+        with Precompiler(variants.values(), progress=progress) as pre:
+            prog = Progress(total, enabled=progress, done=total - todo)
+            try:
+                for c in pending:
+                    pre.wait(variants[c.name])
+                    prog.label = f"networks (cell {c.name})" if len(cells) > 1 else "networks"
+                    start, stop = writer.next_index(c.name), writer.range(c.name)[1]
+                    for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,
+                                     keep_init=keep_init):
+                        writer.append(c.name, res)
+                        prog.update(len(res["index"]))
+            finally:
+                prog.close()
         counts = {c.name: writer.counts(c.name) for c in cells}
     return counts

@@ -1,0 +1,125 @@
+"""Compile kernel variants in parallel worker processes, while the caller trains what is ready.
+
+LLVM compilation holds the GIL, so threads cannot compile two variants at once: worker processes do,
+each writing Numba's on-disk cache, from which the caller then loads a variant in a fraction of a
+second.  A variant whose kernel is already in the cache is not sent to a worker at all, so a warm
+run starts no process.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What selects a generated kernel: dimensions, activation, loss, optimizer, dtype, fused points."""
+    d: int
+    h: int
+    act: str
+    loss: str
+    opt: str
+    dtype: str
+    n_fused: int            # points unrolled into the fused step; 0: the general pass
+
+    def label(self) -> str:
+        pts = f"{self.n_fused} points" if self.n_fused else "any size"
+        return f"d={self.d} h={self.h} {self.act} {self.opt} {self.dtype} {pts}"
+
+
+def variant_of(cfg, d: int, n_points: int) -> Variant:
+    """The variant a training config uses on a dataset of n_points points in d dimensions."""
+    return Variant(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
+                   fused_points(cfg.optimizer, n_points))
+
+
+def is_cached(v: Variant) -> bool:
+    """Whether Numba's cache holds the variant's kernel (its index file exists)."""
+    mod = load_kernel_module(v.d, v.h, v.act, v.loss, v.opt, v.dtype, v.n_fused)
+    try:
+        return os.path.exists(mod.run_task._cache._cache_file._index_path)
+    except AttributeError:          # caching disabled, or a Numba without this layout: compile in-process
+        return True
+
+
+def compile_variant(v: Variant) -> float:
+    """Compile (and cache) one variant by training one network for two steps; returns seconds taken."""
+    from badminima.engine.train.config import InitSpec, TrainConfig
+    from badminima.engine.train.run import train_range
+    t0 = time.perf_counter()
+    n = v.n_fused or (4 if v.opt == "sgd" else FUSE_MAX_POINTS + 1)
+    X = np.linspace(0.0, 1.0, n * v.d).reshape(n, v.d)
+    y = np.arange(n, dtype=float) % 2
+    cfg = TrainConfig(dataset="compile", dataset_fingerprint="", hidden=v.h, activation=v.act, optimizer=v.opt,
+                      kind="classification" if v.loss == "xent" else "regression", lr=0.1, steps=2,
+                      init=InitSpec(), networks=1, dtype=v.dtype).validate()
+    train_range(cfg, X, y, 0, 1, threads=1)
+    return time.perf_counter() - t0
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Precompiler:
+    """Compile the uncached variants among `variants` in worker processes; `wait(v)` returns once v
+    can be loaded.  A context manager; progress lines go to stderr ("compiling kernels ...")."""
+
+    def __init__(self, variants, workers: int | None = None, progress: bool = True):
+        todo = [v for v in dict.fromkeys(variants) if not is_cached(v)]
+        self.total = len(todo)
+        self.done = 0
+        self.progress = progress
+        self.t0 = time.monotonic()
+        self._futures: dict[Variant, Future] = {}
+        self._pool = None
+        if not todo:
+            return
+        workers = min(workers or default_workers(), len(todo))
+        self._say(f"compiling kernels for {len(todo)} variant{'s' if len(todo) > 1 else ''} "
+                  f"(first run only, {workers} process{'es' if workers > 1 else ''})")
+        # spawn: the caller may hold running Numba threads, which a forked child must not inherit
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        for v in todo:
+            fut = self._pool.submit(compile_variant, v)
+            fut.add_done_callback(self._count)
+            self._futures[v] = fut
+
+    def _say(self, msg: str) -> None:
+        if self.progress:
+            print(msg, file=sys.stderr, flush=True)
+
+    def _count(self, fut: Future) -> None:
+        self.done += 1
+        if fut.exception() is None and self.progress:
+            el = time.monotonic() - self.t0
+            left = el / self.done * (self.total - self.done)
+            self._say(f"compiled {self.done}/{self.total} kernel variants, {el:.0f} s"
+                      + (f", about {left:.0f} s left" if self.done < self.total else ""))
+
+    def wait(self, v: Variant) -> None:
+        """Block until v is compiled (no-op if it was cached); a worker's error is raised here."""
+        fut = self._futures.get(v)
+        if fut is not None:
+            fut.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            for f in self._futures.values():
+                f.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
