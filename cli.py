@@ -145,7 +145,7 @@ def badness_overrides(strong_delta, kdstar, kconst) -> dict:
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
-    from badminima.engine.store.write import StoreError, parse_shard
+    from badminima.engine.store import StoreError, parse_shard
     if chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
@@ -180,7 +180,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     click.echo(f"{cfg.dataset} ({ds.n} points, {ds.kind}), {ds.d}-{cfg.hidden}-1 {cfg.activation}, "
                f"{cfg.optimizer} lr={cfg.lr:g}, {cfg.steps} steps, init {cfg.init} (bias {cfg.init.bias}), "
                f"{cfg.dtype}, seed {cfg.seed}")
-    from badminima.engine.store.write import open_results
+    from badminima.engine.store import open_results
     res = open_results(path)
     click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
     if check_final:
@@ -195,7 +195,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
 @friendly_errors
 def show(files):
     """Print the configuration and per-cell outcome counts of result files (or shards)."""
-    from badminima.engine.store.write import show as show_files
+    from badminima.engine.store import show as show_files
     click.echo(show_files(list(files)))
 
 
@@ -206,7 +206,7 @@ def show(files):
 @friendly_errors
 def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
-    from badminima.engine.store.write import merge as merge_files
+    from badminima.engine.store import merge as merge_files
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
 
 
@@ -348,7 +348,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     outdir = outdir or os.path.join("runs", Path(script).stem)
     if merge_out:       # refused now, not after the array has run
-        from badminima.engine.store.write import StoreError, check_merge_output
+        from badminima.engine.store import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=False, shard_dir=outdir, option="--merge")
         except StoreError as e:
@@ -390,7 +390,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
     if merge_out:
-        from badminima.engine.store.write import merge as merge_files
+        from badminima.engine.store import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
 
 
@@ -436,7 +436,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     except OSError as e:
         _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
     if merge_out:
-        from badminima.engine.store.write import StoreError, check_merge_output
+        from badminima.engine.store import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
@@ -454,7 +454,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
-        from badminima.engine.store.write import merge as merge_files
+        from badminima.engine.store import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out, force=force)}")
 
 

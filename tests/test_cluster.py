@@ -25,7 +25,7 @@ from badminima.cli import main
 from badminima.engine.cluster import slurm as cluster
 from badminima.engine.cluster.slurm import (SlurmJob, array_parts, format_ranges, parse_time_limit, render_script,
                                       shard_file, shard_status, write_script)
-from badminima.engine.store.write import RunWriter, StoreError, diff_files
+from badminima.engine.store import RunWriter, StoreError, diff_files
 from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]

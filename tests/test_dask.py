@@ -22,7 +22,7 @@ from badminima.cli import main
 
 from badminima.engine.cluster.slurm import default_exe, shard_status
 from badminima.engine.cluster.dask_run import DaskJob, _last_error
-from badminima.engine.store.write import diff_files
+from badminima.engine.store import diff_files
 from conftest import interrupt_shard
 
 pytest.importorskip("distributed")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from badminima.engine.cluster.slurm import ClusterError, RunStatus, default_exe, shard_file, shard_status
 from badminima.engine.train.progress import Progress
-from badminima.engine.store.read import StoreError, diff_keys, open_h5, read_meta
+from badminima.engine.store import StoreError, diff_keys, open_h5, read_meta
 
 POLL = 5.0          # at least this many seconds between looks at the shard files (progress)
 POLL_SHARE = 0.05   # ... and at most this share of the time spent reading them (thousands of shards)

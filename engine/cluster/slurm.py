@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from badminima.engine.train.codegen import lanes_for
-from badminima.engine.store.read import StoreError, diff_keys, expand_paths, open_h5, read_meta
+from badminima.engine.store import StoreError, diff_keys, expand_paths, open_h5, read_meta
 
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
 SIMD_BLOCK = lanes_for("float64")   # networks per SIMD block; fewer per thread wastes lanes
