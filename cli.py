@@ -299,10 +299,10 @@ def _sharded_run(ctx, run, shards: int, threads: int):
         _fail(f"the run command must not set --json: every task would write it; after merging, the same "
               f"`badminima {name}` command with -o MERGED --json FILE writes it from the merged file")
     n = params.get("networks")
-    lanes = lanes_for("float64")
+    lanes = lanes_for(params.get("dtype") or "float64")     # one SIMD block per thread; fewer wastes lanes
     if isinstance(n, int) and n // max(shards, 1) < lanes * threads:
         _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
-              f"{lanes * threads} ({lanes} per thread): use fewer shards")
+              f"{lanes * threads} ({lanes} per thread in {params.get('dtype') or 'float64'}): use fewer shards")
     return name, args, params
 
 

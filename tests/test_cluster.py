@@ -331,6 +331,21 @@ def test_slurm_command_refusals(tmp_path, args, msg):
     assert (tmp_path / "j.sh").read_text() == "an older script"       # refused before writing anything
 
 
+@pytest.mark.parametrize("run, threads, accepted, per_thread", [
+    (["train", "-n", "2000"], 1, True, 32),                          # float64: 32 lanes per SIMD block
+    (["train", "-n", "2000", "--dtype", "float32"], 1, False, 64),    # float32: 64
+    (["table1", "-n", "2000"], 1, False, 64),                        # table1 runs float32 by default
+    (["table1", "-n", "3200"], 1, True, 64),
+    (["table1", "-n", "3000", "--dtype", "float64"], 2, False, 32),
+])
+def test_slurm_command_wants_a_simd_block_per_thread_of_the_runs_dtype(tmp_path, run, threads, accepted, per_thread):
+    r = CliRunner().invoke(main, ["slurm", *run, "--shards", "50", "--cpus-per-task", str(threads),
+                                  "--max-array-size", "100", "-o", str(tmp_path / "j.sh")])
+    assert (r.exit_code == 0) == accepted, r.output
+    if not accepted:
+        assert f"give each task at least {per_thread * threads} ({per_thread} per thread" in r.output
+
+
 # ----------------------------------------------------------------------------------------------
 # the real thing: a local SLURM (started by .ci/slurm-up.sh)
 
