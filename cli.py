@@ -145,7 +145,7 @@ def badness_overrides(strong_delta, kdstar, kconst) -> dict:
 def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
-    from badminima.engine.store.write import StoreError, parse_shard
+    from badminima.engine.store import StoreError, parse_shard
     if chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
@@ -180,7 +180,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     click.echo(f"{cfg.dataset} ({ds.n} points, {ds.kind}), {ds.d}-{cfg.hidden}-1 {cfg.activation}, "
                f"{cfg.optimizer} lr={cfg.lr:g}, {cfg.steps} steps, init {cfg.init} (bias {cfg.init.bias}), "
                f"{cfg.dtype}, seed {cfg.seed}")
-    from badminima.engine.store.write import open_results
+    from badminima.engine.store import open_results
     res = open_results(path)
     click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
     if check_final:
@@ -195,7 +195,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
 @friendly_errors
 def show(files):
     """Print the configuration and per-cell outcome counts of result files (or shards)."""
-    from badminima.engine.store.write import show as show_files
+    from badminima.engine.store import show as show_files
     click.echo(show_files(list(files)))
 
 
@@ -206,7 +206,7 @@ def show(files):
 @friendly_errors
 def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
-    from badminima.engine.store.write import merge as merge_files
+    from badminima.engine.store import merge as merge_files
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
 
 
@@ -261,7 +261,7 @@ def certify(file, points, witness, cross_check, json_out):
 
 
 # ---------------------------------------------------------------------------------------------------
-# cluster runs (engine/cluster/slurm.py)
+# cluster runs (engine/cluster/)
 
 @main.command()
 @click.argument("target")
@@ -271,7 +271,7 @@ def certify(file, points, witness, cross_check, json_out):
 def status(target, shards, check):
     """Complete, partial (committed networks) and missing shards of a sharded run: TARGET is the
     directory of its shard files (as written by `badminima slurm`) or a glob."""
-    from badminima.engine.cluster.slurm import shard_status
+    from badminima.engine.cluster.shards import shard_status
     st = shard_status(target, shards)
     click.echo(st.format())
     if check and not st.complete:
@@ -280,7 +280,7 @@ def status(target, shards, check):
 
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
-    from badminima.engine.cluster.slurm import SIMD_BLOCK
+    from badminima.engine.train.codegen import lanes_for
     name, args = run[0], list(run[1:])
     if args[:1] == ["--"]:
         args = args[1:]
@@ -299,9 +299,10 @@ def _sharded_run(ctx, run, shards: int, threads: int):
         _fail(f"the run command must not set --json: every task would write it; after merging, the same "
               f"`badminima {name}` command with -o MERGED --json FILE writes it from the merged file")
     n = params.get("networks")
-    if isinstance(n, int) and n // max(shards, 1) < SIMD_BLOCK * threads:
+    lanes = lanes_for(params.get("dtype") or "float64")     # one SIMD block per thread; fewer wastes lanes
+    if isinstance(n, int) and n // max(shards, 1) < lanes * threads:
         _fail(f"{n} networks in {shards} shards is {n // max(shards, 1)} per task; give each task at least "
-              f"{SIMD_BLOCK * threads} ({SIMD_BLOCK} per thread): use fewer shards")
+              f"{lanes * threads} ({lanes} per thread in {params.get('dtype') or 'float64'}): use fewer shards")
     return name, args, params
 
 
@@ -345,10 +346,11 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     import shlex
     from pathlib import Path
     from badminima.engine.cluster import slurm as cluster
+    from badminima.engine.cluster.shards import warmup_args
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     outdir = outdir or os.path.join("runs", Path(script).stem)
     if merge_out:       # refused now, not after the array has run
-        from badminima.engine.store.write import StoreError, check_merge_output
+        from badminima.engine.store import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=False, shard_dir=outdir, option="--merge")
         except StoreError as e:
@@ -362,7 +364,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     elif warmup is not None:
         warm = shlex.split(warmup)
     else:
-        warm = cluster.warmup_args(params, [name, *args], outdir)
+        warm = warmup_args(params, [name, *args], outdir)
     job = cluster.SlurmJob(run=[name, *args], shards=shards, outdir=outdir, time_limit=time_limit,
                            cpus_per_task=cpus_per_task, throttle=throttle, partition=partition,
                            max_array_size=max_array_size, max_array_source=source, numba_cache_dir=numba_cache,
@@ -390,7 +392,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
     if merge_out:
-        from badminima.engine.store.write import merge as merge_files
+        from badminima.engine.store import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
 
 
@@ -422,8 +424,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     import hashlib
     import os
     import shlex
-    from badminima.engine.cluster import slurm as cluster
-    from badminima.engine.cluster import dask_run
+    from badminima.engine.cluster import dask as dask_backend
+    from badminima.engine.cluster.shards import warmup_args
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
@@ -436,25 +438,25 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     except OSError as e:
         _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
     if merge_out:
-        from badminima.engine.store.write import StoreError, check_merge_output
+        from badminima.engine.store import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
             _fail(str(e))
     try:
-        job = dask_run.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
-                               warmup=tuple(cluster.warmup_args(params, [name, *args], outdir)),
-                               workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
-                               threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
-                               numba_cache_dir=numba_cache, exe=tuple(shlex.split(exe)) if exe else ()).validate()
+        job = dask_backend.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
+                                   warmup=tuple(warmup_args(params, [name, *args], outdir)),
+                                   workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
+                                   threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
+                                   numba_cache_dir=numba_cache, exe=tuple(shlex.split(exe)) if exe else ()).validate()
     except ValueError as e:
         _fail(str(e))
-    st = dask_run.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
+    st = dask_backend.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
-        from badminima.engine.store.write import merge as merge_files
+        from badminima.engine.store import merge as merge_files
         click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out, force=force)}")
 
 

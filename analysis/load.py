@@ -18,7 +18,7 @@ from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import DataError, Dataset, load_dataset
 from badminima.engine.core.model import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
-from badminima.engine.store.read import Results, canonical_json, expand_paths, open_h5, read_meta
+from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
 
 #: configuration keys that never label a cell (derived from others, or bookkeeping)
 _UNLABELLED = {"dataset_fingerprint", "kind", "networks"}

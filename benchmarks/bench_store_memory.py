@@ -22,7 +22,7 @@ import time
 def child(n: int, P: int, chunk: int, path: str, resume_at: int) -> dict:
     import numpy as np
 
-    from badminima.engine.store.write import RunWriter
+    from badminima.engine.store import RunWriter
 
     def make(lo, hi, rng):
         m = hi - lo

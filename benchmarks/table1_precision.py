@@ -14,7 +14,7 @@ import argparse
 import math
 
 from badminima.engine.core.outcomes import SOLVED
-from badminima.engine.store.read import open_results
+from badminima.engine.store import open_results
 
 
 def main():

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine.store.write import open_results
+from badminima.engine.store import open_results
 
 ARGS = ["train", "--dataset", "xor", "--steps", "300", "-n", "200", "-q"]
 
@@ -130,5 +130,5 @@ def test_shards_merge_to_the_single_run(tmp_path):
         shards.append(str(p))
     merged = tmp_path / "merged.h5"
     assert run(["merge", *shards, "-o", str(merged)]).exit_code == 0
-    from badminima.engine.store.write import diff_files
+    from badminima.engine.store import diff_files
     assert diff_files(str(single), str(merged)) == []

@@ -1,4 +1,4 @@
-"""Cluster runs (engine/cluster/slurm.py, `badminima status` / `badminima slurm`).
+"""Cluster runs (engine/cluster/shards.py and slurm.py, `badminima status` / `badminima slurm`).
 
 Unit tests: array splitting, the generated script (syntax, #SBATCH lines, submission with a stub
 sbatch, the array task with a stub badminima, the requeue trap), status of synthetic shard files.
@@ -8,6 +8,7 @@ SLURM answers here.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -22,10 +23,9 @@ import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
-from badminima.engine.cluster import slurm as cluster
-from badminima.engine.cluster.slurm import (SlurmJob, array_parts, format_ranges, parse_time_limit, render_script,
-                                      shard_file, shard_status, write_script)
-from badminima.engine.store.write import RunWriter, StoreError, diff_files
+from badminima.engine.cluster.shards import default_exe, format_ranges, shard_file, shard_status
+from badminima.engine.cluster.slurm import SlurmJob, array_parts, parse_time_limit, render_script, write_script
+from badminima.engine.store import RunWriter, StoreError, diff_files
 from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]
@@ -102,6 +102,37 @@ def test_script_header(tmp_path):
                 dict(job_name="a b"), dict(sbatch_extra=["account=x"])]:
         with pytest.raises(ValueError):
             render_script(make_job(tmp_path, **bad))
+
+
+# Three option sets and the scripts they gave when the script was still built line by line in Python:
+# several array parts with throttle, partition, warm-up, requeue signal and extra options (the script
+# itself is tests/data/slurm_job.sh); one part without warm-up or requeue; several parts from
+# --max-array-size with a limit too short to requeue (their SHA-256).
+GOLDEN_RUN = ["train", "--dataset", "/data/my set.csv", "-H", "3", "-n", "1000000", "--steps", "10000"]
+GOLDEN = [
+    (dict(run=GOLDEN_RUN, shards=2500, outdir="/scratch/u/xor-h2", time_limit="02:00:00", cpus_per_task=4,
+          throttle=50, partition="short", max_array_size=1000, max_array_source="scontrol show config",
+          exe=["/opt/venv/bin/badminima"], job_name="badminima-train",
+          warmup=[*GOLDEN_RUN, "--shard", "0/1000000", "-o", "/scratch/u/xor-h2/warmup/warmup.h5", "--force",
+                  "--no-resume", "-q"], sbatch_extra=["--account=abc", "--mem=4G"]), "xor-h2.sh", "slurm_job.sh"),
+    (dict(run=["table1", "-n", "4000", "--steps", "500"], shards=4, outdir="/scratch/u/t1", time_limit="30",
+          numba_cache_dir="/scratch/u/nc", exe=["/usr/bin/python3", "-m", "badminima.cli"], warmup=None,
+          requeue=False, max_array_size=1001), "job.sh",
+     "b2e8cd2a2be16414c35962aff13ed80033604323ed2d39131a4fdef2b402af47"),
+    (dict(run=["search", "--budget", "64"], shards=5, outdir="/scratch/u/s", time_limit="3", max_array_size=2,
+          exe=["badminima"], warmup=["compile"], job_name="s1"), "c.sh",
+     "e70007d7b2bbf5c7a5effc3ccf3c3f6ec57c305a3a7307d1c8b112896cc36c5c"),
+]
+
+
+@pytest.mark.parametrize("options, script_name, want", GOLDEN)
+def test_script_equals_the_captured_one(options, script_name, want, monkeypatch):
+    monkeypatch.setattr("badminima.engine.cluster.slurm._generated_at", lambda: "2024-05-06T07:08:09+00:00")
+    text = render_script(SlurmJob(**options), script_name).encode()
+    if want.endswith(".sh"):
+        assert text == (Path(__file__).parent / "data" / want).read_bytes()
+    else:
+        assert hashlib.sha256(text).hexdigest() == want
 
 
 def stub(path: Path, body: str):
@@ -300,6 +331,21 @@ def test_slurm_command_refusals(tmp_path, args, msg):
     assert (tmp_path / "j.sh").read_text() == "an older script"       # refused before writing anything
 
 
+@pytest.mark.parametrize("run, threads, accepted, per_thread", [
+    (["train", "-n", "2000"], 1, True, 32),                          # float64: 32 lanes per SIMD block
+    (["train", "-n", "2000", "--dtype", "float32"], 1, False, 64),    # float32: 64
+    (["table1", "-n", "2000"], 1, False, 64),                        # table1 runs float32 by default
+    (["table1", "-n", "3200"], 1, True, 64),
+    (["table1", "-n", "3000", "--dtype", "float64"], 2, False, 32),
+])
+def test_slurm_command_wants_a_simd_block_per_thread_of_the_runs_dtype(tmp_path, run, threads, accepted, per_thread):
+    r = CliRunner().invoke(main, ["slurm", *run, "--shards", "50", "--cpus-per-task", str(threads),
+                                  "--max-array-size", "100", "-o", str(tmp_path / "j.sh")])
+    assert (r.exit_code == 0) == accepted, r.output
+    if not accepted:
+        assert f"give each task at least {per_thread * threads} ({per_thread} per thread" in r.output
+
+
 # ----------------------------------------------------------------------------------------------
 # the real thing: a local SLURM (started by .ci/slurm-up.sh)
 
@@ -337,7 +383,7 @@ def numba_cache(tmp_path_factory):
 def one_process_run(tmp_path, cache, name="single.h5"):
     out = tmp_path / name
     env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-    exe = cluster.default_exe()
+    exe = default_exe()
     p = subprocess.run([*exe, *RUN, "-q", "-o", str(out)], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stderr
     return str(out)

@@ -1,4 +1,4 @@
-"""The Dask backend (engine/cluster/dask_run.py, `badminima dask`): shards as tasks on a real Dask cluster.
+"""The Dask backend (engine/cluster/dask.py, `badminima dask`): shards as tasks on a real Dask cluster.
 
 A LocalCluster run (with a partial shard left by an interrupted run) merges to a file bit-identical
 to a one-process run; a rerun runs nothing; shard files of another run are refused; and a separately
@@ -20,9 +20,9 @@ from click.testing import CliRunner
 
 from badminima.cli import main
 
-from badminima.engine.cluster.slurm import default_exe, shard_status
-from badminima.engine.cluster.dask_run import DaskJob, _last_error
-from badminima.engine.store.write import diff_files
+from badminima.engine.cluster.dask import DaskJob, _last_error
+from badminima.engine.cluster.shards import default_exe, shard_status
+from badminima.engine.store import diff_files
 from conftest import interrupt_shard
 
 pytest.importorskip("distributed")

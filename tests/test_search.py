@@ -13,7 +13,7 @@ from badminima.engine.search import run as search
 from badminima.engine.search import kernels as sk
 from badminima.engine.core.model import evaluate, hessian
 from badminima.engine.core.outcomes import SADDLE as SADDLE_CODE
-from badminima.engine.store.write import RunWriter, open_results
+from badminima.engine.store import RunWriter, open_results
 
 try:
     from badminima.tests import reference as ref
@@ -383,7 +383,7 @@ def test_cli_bad_input_exits_2(args, tmp_path):
 
 def test_search_shards_merge_to_the_one_process_run(tmp_path):
     """Each shard's cell identity must not hold its shard index, or the shards could never merge."""
-    from badminima.engine.store.write import diff_files, merge
+    from badminima.engine.store import diff_files, merge
     base = ["search", "-N", "4", "-k", "8", "--iters", "20", "--found-dir", str(tmp_path / "f"), "-q"]
     for args in (["-o", str(tmp_path / "one.h5")], ["--shard", "0/2", "-o", str(tmp_path / "s0.h5")],
                  ["--shard", "1/2", "-o", str(tmp_path / "s1.h5")]):

@@ -1,4 +1,4 @@
-"""Tests of the streaming HDF5 result store (engine/store/write.py) with synthetic chunks (no kernels)."""
+"""Tests of the streaming HDF5 result store (engine/store/) with synthetic chunks (no kernels)."""
 from __future__ import annotations
 
 import fcntl
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from badminima.engine.core.outcomes import name_map_attr
-from badminima.engine.store.write import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
-                                    shard_range, show)
+from badminima.engine.store import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
+                              shard_range, show)
 
 CFG = {"dataset_fingerprint": "xor-4", "hidden": 2, "seed": 7, "networks": 600, "lr": 0.5}
 CELLS = {"main": ({"lr": 0.5, "d": 2}, 600, 9), "wide": ({"lr": 0.1, "d": 2}, 333, 17)}
@@ -343,7 +343,7 @@ import os, sys
 import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_store_data import make_cell, CFG, KCELLS
-from badminima.engine.store.write import RunWriter
+from badminima.engine.store import RunWriter
 path = sys.argv[1]
 rng = np.random.default_rng()                      # chunk boundaries differ from attempt to attempt
 print("START", flush=True)

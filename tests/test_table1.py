@@ -13,7 +13,7 @@ from badminima.engine.train import cells as runs_mod
 from badminima.engine.paper import table1 as t1
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.outcomes import SOLVED
-from badminima.engine.store.read import open_results
+from badminima.engine.store import open_results
 from badminima.engine.train.run import train_range
 
 TINY = t1.Protocol(steps=60, sgd_lrs=(0.5,))
@@ -183,7 +183,7 @@ def test_reproduce_writes_runs(tmp_path):
 
 
 def test_sharded_table1_merges_to_the_single_run_and_prints_from_it(tmp_path):
-    from badminima.engine.store.write import diff_files
+    from badminima.engine.store import diff_files
     base = ["table1", "-n", "9", "--steps", "50", "--sgd-lr", "0.5", "-q", "--no-claims"]
     single = tmp_path / "single.h5"
     assert CliRunner().invoke(main, base + ["-o", str(single)], catch_exceptions=False).exit_code == 0

@@ -33,7 +33,7 @@ from badminima.engine.core.outcomes import NAMES as OUTCOME_NAMES
 from badminima.engine.core.outcomes import SOLVED
 from badminima.engine.train.cells import Cell, run_cells
 from badminima.engine.train.run import check_final
-from badminima.engine.store.read import canonical_json, normalize, open_h5, open_results, read_rows
+from badminima.engine.store import canonical_json, normalize, open_h5, open_results, read_rows
 
 DATASETS = ("xor", "fxor")
 ACTIVATIONS = ("relu", "sigmoid")

@@ -60,7 +60,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
                              STRATEGIES, STREAM_SEARCH, newton_polish, optimize_batch, polish_batch,
                              search_starts)
-from badminima.engine.store.write import RunWriter, open_results
+from badminima.engine.store import RunWriter, open_results
 from badminima.engine.train.run import train_range
 
 P = 9                      # parameters of the 2-2-1 network

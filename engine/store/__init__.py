@@ -1,2 +1,14 @@
-"""Result files: the HDF5 schema and shard arithmetic, the reader (shards joined), the crash-safe
-writer, merge."""
+"""Result files: the HDF5 schema and shard arithmetic (schema), the reader that joins shards (read), the
+crash-safe streaming writer (write), merging shards and comparing files (merge).  docs/store.md has the
+format.  The names callers use are re-exported here; each is defined in one of those modules."""
+from badminima.engine.store.merge import check_merge_output, diff_files, merge
+from badminima.engine.store.read import Results, expand_paths, open_h5, open_results, read_meta, read_rows, show
+from badminima.engine.store.schema import (BASE_FIELDS, FIELDS, FORMAT, OPTIONAL_FIELDS, PROVENANCE_ATTRS,
+                                           SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json, diff_keys,
+                                           normalize, parse_shard, shard_range)
+from badminima.engine.store.write import RunWriter
+
+__all__ = ["StoreError", "Results", "open_results", "show", "RunWriter", "merge", "diff_files",
+           "check_merge_output", "parse_shard", "shard_range", "FORMAT", "SCHEMA_VERSION", "FIELDS",
+           "OPTIONAL_FIELDS", "TRAINING_FIELDS", "BASE_FIELDS", "PROVENANCE_ATTRS", "canonical_json", "normalize",
+           "diff_keys", "expand_paths", "open_h5", "read_meta", "read_rows"]

@@ -1,4 +1,4 @@
-"""Streaming, crash-safe HDF5 result store: RunWriter, merge, diff_files (+ the read API re-exported).
+"""Streaming, crash-safe HDF5 result writer: RunWriter, and the file copying that merge shares.
 
 Crash-safety design (see docs/store.md for the schema):
 
@@ -37,12 +37,12 @@ import numpy as np
 
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
-from badminima.engine.store.read import (BASE_FIELDS, COUNT_CODES, FIELDS, FORMAT, OPTIONAL_FIELDS, TRAINING_FIELDS,  # noqa: F401
-                         PROGRESS, PROVENANCE_ATTRS, RDCC_NBYTES, SCHEMA_VERSION, FileMeta, Results,
-                         StoreError, _short, canonical_json, check_extra_fields, check_shard, counts_dict,
-                         describe_diff, field_spec,
-                         diff_keys, expand_paths, identity, normalize, open_h5, open_results, parse_shard,
-                         read_meta, read_rows, shard_range, show, strip_shard)
+from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows
+from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
+                                           SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
+                                           check_extra_fields, check_shard, counts_dict, describe_diff,
+                                           diff_keys, field_spec, identity, normalize, shard_range,
+                                           short_error)
 
 GZIP_LEVEL = 1          # deflate (built into every HDF5; h5dump reads it; lzf is h5py-only); level 1:
                         # random float64 weights barely compress, higher levels only cost time
@@ -60,7 +60,8 @@ def chunk_rows(n_params: int, two_d: bool) -> int:
     return min(max(r, 64), 4096)
 
 
-def _versions() -> dict:
+def versions() -> dict:
+    """The versions of badminima and the libraries that shape a result file (provenance attributes)."""
     def v(dist):
         try:
             return metadata.version(dist)
@@ -70,7 +71,8 @@ def _versions() -> dict:
             "h5py_version": h5py.version.version, "hdf5_version": h5py.version.hdf5_version}
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (the created / finished attributes)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -89,7 +91,8 @@ def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int, extra: d
     return out
 
 
-def _extra_json(extra: dict) -> str:
+def extra_fields_json(extra: dict) -> str:
+    """The root attribute "extra_fields" for check_extra_fields() output: {name: [dtype, columns, description]}."""
     return json.dumps({k: [dt.str, cols, desc] for k, (dt, cols, desc) in extra.items()})
 
 
@@ -128,7 +131,7 @@ def _copy_field(src: h5py.Dataset, dst: h5py.Dataset, lo: int, hi: int, pos: int
             try:
                 mask, data = src.id.read_direct_chunk((s,) + tail)
             except (OSError, ValueError) as e:
-                raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+                raise StoreError(f"{src_path}: corrupt data in {src.name}: {short_error(e)}") from None
             dst.id.write_direct_chunk((d,) + tail, data, mask)
             s, d = s + C, d + C
             continue
@@ -138,7 +141,7 @@ def _copy_field(src: h5py.Dataset, dst: h5py.Dataset, lo: int, hi: int, pos: int
         try:
             block = src[s:stop]
         except (OSError, ValueError) as e:
-            raise StoreError(f"{src_path}: corrupt data in {src.name}: {_short(e)}") from None
+            raise StoreError(f"{src_path}: corrupt data in {src.name}: {short_error(e)}") from None
         dst[d: d + stop - s] = block
         s, d = stop, d + stop - s
 
@@ -163,7 +166,7 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
     return counts
 
 
-def _write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dict | None = None) -> None:
+def write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dict | None = None) -> None:
     """Write a complete (plain, non-SWMR) result file from committed rows of source files.
 
     cells: list of (CellMeta of the output cell, [(h5py cell group, first row, stop row, file path), ...]).
@@ -188,7 +191,8 @@ def _write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: di
 # ----------------------------------------------------------------------------------------------
 # locking
 
-def _lock(path: str) -> int:
+def lock_run(path: str) -> int:
+    """Take the flock on <path>.lock (one writer per output) -> its descriptor; StoreError if held."""
     lock_path = path + ".lock"
     while True:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -206,7 +210,8 @@ def _lock(path: str) -> int:
         os.close(fd)  # the lock file was removed and recreated meanwhile: retry on the new one
 
 
-def _unlock(path: str, fd: int) -> None:
+def unlock_run(path: str, fd: int) -> None:
+    """Remove <path>.lock and release the lock taken by lock_run."""
     try:
         os.remove(path + ".lock")
     except FileNotFoundError:
@@ -214,7 +219,8 @@ def _unlock(path: str, fd: int) -> None:
     os.close(fd)
 
 
-def _remove(p: str) -> None:
+def remove_if_exists(p: str) -> None:
+    """Remove a file; a missing one is fine."""
     try:
         os.remove(p)
     except FileNotFoundError:
@@ -312,12 +318,12 @@ class RunWriter:
         self.finished = False
         self._f = None
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._lock_fd = _lock(self.path)
+        self._lock_fd = lock_run(self.path)
         try:
             self._start(force, resume)
         except BaseException:
             self._close_file()
-            _unlock(self.path, self._lock_fd)
+            unlock_run(self.path, self._lock_fd)
             self._lock_fd = None
             raise
         return self
@@ -327,8 +333,8 @@ class RunWriter:
                         self.fields)
 
     def _start(self, force, resume):
-        _remove(self.part + ".tmp")
-        _remove(self.path + ".tmp")
+        remove_if_exists(self.part + ".tmp")
+        remove_if_exists(self.path + ".tmp")
         have_final, have_part = os.path.exists(self.path), os.path.exists(self.part)
         if have_part and have_final:
             # a finish() killed between publishing <path> and removing <path>.part leaves both
@@ -338,7 +344,7 @@ class RunWriter:
             except (StoreError, OSError):
                 leftover = False
             if leftover:
-                _remove(self.part)
+                remove_if_exists(self.part)
                 have_part = False
         if have_final and not force:
             raise StoreError(f"{self.path} exists; use --force to replace it (the old file is kept until "
@@ -351,7 +357,7 @@ class RunWriter:
                 if not force:
                     raise StoreError(f"{self.part} holds an interrupted run; resume it, or use --force "
                                      f"to discard it")
-                _remove(self.part)
+                remove_if_exists(self.part)
             else:
                 try:
                     with open_h5(self.part) as f:
@@ -361,7 +367,7 @@ class RunWriter:
                 except StoreError as e:
                     if not force:
                         raise StoreError(f"{e} (remove it, or use --force to start over)") from None
-                    _remove(self.part)
+                    remove_if_exists(self.part)
                     meta = None
                 if meta is not None:
                     d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params)
@@ -372,7 +378,7 @@ class RunWriter:
                             raise StoreError(f"{self.part} was made with a different configuration "
                                              f"(differing keys: {describe_diff(d)}); use another output path, "
                                              f"or --force to discard it")
-                        _remove(self.part)
+                        remove_if_exists(self.part)
                         meta = None
         if meta is None:
             self._create()
@@ -384,11 +390,11 @@ class RunWriter:
                  "config": canonical_json(self.config)}
         if isinstance(self.config.get("seed"), int):
             attrs["seed"] = np.int64(self.config["seed"])
-        attrs.update({"command": self.command, "created": _now(), "host": socket.gethostname(),
-                      **_versions(), "run_id": uuid.uuid4().hex,
+        attrs.update({"command": self.command, "created": utc_now(), "host": socket.gethostname(),
+                      **versions(), "run_id": uuid.uuid4().hex,
                       "cell_order": json.dumps(list(self._cells)), "fields": json.dumps(list(self.fields))})
         if self.extra:
-            attrs["extra_fields"] = _extra_json(self.extra)
+            attrs["extra_fields"] = extra_fields_json(self.extra)
         return attrs
 
     def _create(self):
@@ -409,7 +415,7 @@ class RunWriter:
             _open_swmr_write(self.part).close()
         except OSError as e:
             if "already open for write" not in str(e):
-                raise StoreError(f"{self.part}: cannot reopen for writing: {_short(e)}") from None
+                raise StoreError(f"{self.part}: cannot reopen for writing: {short_error(e)}") from None
             self._rebuild()
             self.rebuilt = True
         self._open_part()
@@ -434,7 +440,7 @@ class RunWriter:
         try:
             self._f = _open_swmr_write(self.part)
         except OSError as e:
-            raise StoreError(f"{self.part}: cannot open for writing: {_short(e)}") from None
+            raise StoreError(f"{self.part}: cannot open for writing: {short_error(e)}") from None
         try:
             self._ds, self._progress = {}, {}
             for name, c in self._cells.items():
@@ -445,7 +451,7 @@ class RunWriter:
                 for a in range(0, c.n_rows, BLOCK_ROWS):  # recount from the committed rows themselves
                     c.counts += _bincount(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)])
         except (OSError, KeyError, ValueError) as e:
-            raise StoreError(f"{self.part}: corrupt run file: {_short(e)}") from None
+            raise StoreError(f"{self.part}: corrupt run file: {short_error(e)}") from None
 
     # -- progress -----------------------------------------------------------------------------
     @property
@@ -570,13 +576,13 @@ class RunWriter:
             meta = read_meta(src, self.part)
             attrs = dict(meta.attrs)
             attrs["status"] = "complete"
-            attrs["finished"] = _now()
+            attrs["finished"] = utc_now()
             cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
-            _write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
+            write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
         os.replace(tmp, self.path)
-        _remove(self.part)
+        remove_if_exists(self.part)
         self.finished = True
-        _unlock(self.path, self._lock_fd)
+        unlock_run(self.path, self._lock_fd)
         self._lock_fd = None
         return self.path
 
@@ -590,7 +596,7 @@ class RunWriter:
         """Close without finishing; the .part keeps every committed chunk for a later resume."""
         self._close_file()
         if self._lock_fd is not None:
-            _unlock(self.path, self._lock_fd)
+            unlock_run(self.path, self._lock_fd)
             self._lock_fd = None
 
     def __enter__(self):
@@ -603,151 +609,3 @@ class RunWriter:
         finally:
             self.close()
         return False
-
-
-# ----------------------------------------------------------------------------------------------
-# merge and comparison
-
-def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None, option: str = "") -> None:
-    """Refuse a merge output that cannot be written: a directory, an existing file (unless force), a
-    path inside the shard directory (it would count as a shard there), a parent that is no writable
-    directory.  Cluster commands call it before any shard runs (option: how they name the output and
-    the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
-    output = os.path.abspath(output)
-    name = f"{option} {output}".strip()
-    parent = os.path.dirname(output)
-    if shard_dir is not None:
-        top = os.path.realpath(shard_dir)
-        if os.path.commonpath([os.path.realpath(parent), top]) == top:
-            raise StoreError(f"{name} is inside {'--dir' if option else shard_dir}: keep the merged file out "
-                             f"of the shard directory")
-    if os.path.isdir(output):
-        raise StoreError(f"{name} is a directory")
-    if os.path.exists(output) and not force:
-        raise StoreError(f"{output} exists; use --force to replace it")
-    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
-        parent = os.path.dirname(parent)            # merge() creates the missing folders below it
-    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise StoreError(f"cannot write {name}: {parent} is not a writable directory")
-
-
-def merge(inputs, output, *, force: bool = False, command: str | None = None) -> str:
-    """Combine complete shard files of one configuration into ``output`` (a complete unsharded file).
-
-    Checks the configurations agree except for "shard", and that per cell the shards' index ranges are
-    disjoint and tile [0, n_total).  The output is dataset-for-dataset identical to an unsharded run.
-    """
-    output = os.fspath(output)
-    paths = expand_paths(inputs)
-    if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
-        raise StoreError(f"the output {output} is also an input")
-    check_merge_output(output, force=True)         # an existing file is refused once the inputs are read
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-        lock_fd = _lock(output)
-    except OSError as e:
-        raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
-    files = []
-    try:
-        metas = []
-        for p in paths:
-            f = open_h5(p)
-            files.append(f)
-            metas.append(read_meta(f, p))
-        first = metas[0]
-        for m in metas:
-            if m.status != "complete":
-                raise StoreError(f"{m.path} is an unfinished run; resume it before merging")
-            d = diff_keys(first.identity(), m.identity())
-            if d:
-                raise StoreError(f"{m.path} and {first.path} are not shards of one configuration "
-                                 f"(differing keys: {describe_diff(d)})")
-        cells = []
-        for name, cm0 in first.cells.items():
-            segs = sorted(((m.cells[name], f, m.path) for m, f in zip(metas, files)), key=lambda s: s[0].start)
-            pos, prev = 0, None
-            for cm, f, p in segs:
-                if cm.start < pos:
-                    raise StoreError(f"cell {name!r}: {p} [{cm.start}, {cm.stop}) overlaps {prev} (shards overlap)")
-                if cm.start > pos:
-                    raise StoreError(f"cell {name!r}: networks [{pos}, {cm.start}) are in no input (incomplete shards)")
-                pos, prev = cm.stop, f"{p} [{cm.start}, {cm.stop})"
-            if pos != cm0.n_total:
-                raise StoreError(f"cell {name!r}: networks [{pos}, {cm0.n_total}) are in no input (incomplete shards)")
-            out_cm = type(cm0)(name=name, config=cm0.config, n_total=cm0.n_total, n_params=cm0.n_params,
-                               start=0, stop=cm0.n_total, n_rows=cm0.n_total)
-            cells.append((out_cm, [(f["cells"][name], 0, cm.n_rows, p) for cm, f, p in segs]))
-        if os.path.exists(output) and not force:
-            raise StoreError(f"{output} exists; use --force to replace it")
-        config = strip_shard(first.config)
-        attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "complete",
-                 "config": canonical_json(config)}
-        if isinstance(config.get("seed"), int):
-            attrs["seed"] = np.int64(config["seed"])
-        now = _now()
-        attrs.update({"command": shlex.join(sys.argv) if command is None else str(command), "created": now,
-                      "finished": now, "host": socket.gethostname(), **_versions(), "run_id": uuid.uuid4().hex,
-                      "cell_order": json.dumps(list(first.cells)), "fields": json.dumps(list(first.fields)),
-                      "merged_from": json.dumps([{"path": m.path, "shard": m.shard,
-                                                  **{k: m.attrs.get(k) for k in sorted(PROVENANCE_ATTRS)
-                                                     if k in m.attrs and k != "merged_from"}}
-                                                 for m in metas])})
-        if first.extra_fields:
-            attrs["extra_fields"] = _extra_json(first.extra_fields)
-        tmp = output + ".tmp"
-        try:
-            _write_final(tmp, attrs, cells, first.fields, first.extra_fields)
-            os.replace(tmp, output)
-        except BaseException as e:
-            _remove(tmp)
-            if isinstance(e, OSError):
-                raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
-            raise
-        return output
-    finally:
-        for f in files:
-            f.close()
-        _unlock(output, lock_fd)
-
-
-def _attrs_of(obj, ignore) -> dict:
-    out = {}
-    for k, v in obj.attrs.items():
-        if k in ignore:
-            continue
-        out[k] = v.tobytes() if isinstance(v, np.ndarray) else v
-    return out
-
-
-def diff_files(path_a, path_b, *, ignore=PROVENANCE_ATTRS) -> list[str]:
-    """Differences between two result files, dataset by dataset: values (bitwise), dtype, shape, chunking,
-    filters, and all attributes except the provenance ones. Empty list = same results."""
-    diffs = []
-    with open_h5(path_a) as fa, open_h5(path_b) as fb:
-        def walk(a, b, where):
-            ra, rb = _attrs_of(a, ignore if where == "/" else ()), _attrs_of(b, ignore if where == "/" else ())
-            for k in sorted(set(ra) | set(rb)):
-                if k not in ra or k not in rb or not np.array_equal(np.asarray(ra[k]), np.asarray(rb[k])):
-                    diffs.append(f"{where} attribute {k}")
-            if isinstance(a, h5py.Dataset) or isinstance(b, h5py.Dataset):
-                if not (isinstance(a, h5py.Dataset) and isinstance(b, h5py.Dataset)):
-                    diffs.append(f"{where}: dataset vs group")
-                    return
-                for prop in ("dtype", "shape", "maxshape", "chunks", "compression", "compression_opts",
-                             "shuffle", "fletcher32", "fillvalue"):
-                    if getattr(a, prop) != getattr(b, prop):
-                        diffs.append(f"{where}: {prop} {getattr(a, prop)} != {getattr(b, prop)}")
-                if a.shape == b.shape and a.dtype == b.dtype and a[()].tobytes() != b[()].tobytes():
-                    diffs.append(f"{where}: values differ")
-                return
-            for k in sorted(set(a) | set(b)):
-                if k not in a or k not in b:
-                    diffs.append(f"{where.rstrip('/')}/{k}: only in one file")
-                else:
-                    walk(a[k], b[k], f"{where.rstrip('/')}/{k}")
-        walk(fa, fb, "/")
-    return diffs
-
-
-__all__ = ["RunWriter", "StoreError", "open_results", "Results", "merge", "show", "diff_files", "shard_range",
-           "parse_shard", "FIELDS", "PROVENANCE_ATTRS", "SCHEMA_VERSION", "chunk_rows"]

@@ -14,7 +14,7 @@ from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
-from badminima.engine.store.write import RunWriter
+from badminima.engine.store import RunWriter
 from badminima.engine.train.run import DEFAULT_CHUNK, train
 
 

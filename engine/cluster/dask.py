@@ -20,9 +20,9 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from badminima.engine.cluster.slurm import ClusterError, RunStatus, default_exe, shard_file, shard_status
+from badminima.engine.cluster.shards import ClusterError, RunStatus, default_exe, shard_file, shard_status
 from badminima.engine.train.progress import Progress
-from badminima.engine.store.read import StoreError, diff_keys, open_h5, read_meta
+from badminima.engine.store import StoreError, diff_keys, open_h5, read_meta
 
 POLL = 5.0          # at least this many seconds between looks at the shard files (progress)
 POLL_SHARE = 0.05   # ... and at most this share of the time spent reading them (thousands of shards)
@@ -34,7 +34,7 @@ class DaskJob:
     run: tuple[str, ...]                # the badminima run command: ("train", "--dataset", "xor", ...)
     shards: int
     outdir: str                         # absolute: the workers may run elsewhere
-    warmup: tuple[str, ...]             # badminima arguments of the warm-up task (cluster.warmup_args)
+    warmup: tuple[str, ...]             # badminima arguments of the warm-up task (shards.warmup_args)
     workers: int = 1                    # LocalCluster worker processes (not used with a scheduler)
     threads: int = 1                    # Numba threads per task
     scheduler: str | None = None        # tcp://host:port, or the path of a scheduler file

@@ -1,0 +1,160 @@
+"""Merging shards into one result file, and comparing two result files dataset by dataset."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import sys
+import uuid
+
+import h5py
+import numpy as np
+
+from badminima.engine.store.read import expand_paths, open_h5, read_meta
+from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
+                                           describe_diff, diff_keys, strip_shard)
+from badminima.engine.store.write import (extra_fields_json, lock_run, remove_if_exists, unlock_run, utc_now,
+                                          versions, write_final)
+
+
+def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None, option: str = "") -> None:
+    """Refuse a merge output that cannot be written: a directory, an existing file (unless force), a
+    path inside the shard directory (it would count as a shard there), a parent that is no writable
+    directory.  Cluster commands call it before any shard runs (option: how they name the output and
+    the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
+    output = os.path.abspath(output)
+    name = f"{option} {output}".strip()
+    parent = os.path.dirname(output)
+    if shard_dir is not None:
+        top = os.path.realpath(shard_dir)
+        if os.path.commonpath([os.path.realpath(parent), top]) == top:
+            raise StoreError(f"{name} is inside {'--dir' if option else shard_dir}: keep the merged file out "
+                             f"of the shard directory")
+    if os.path.isdir(output):
+        raise StoreError(f"{name} is a directory")
+    if os.path.exists(output) and not force:
+        raise StoreError(f"{output} exists; use --force to replace it")
+    while not os.path.exists(parent) and os.path.dirname(parent) != parent:
+        parent = os.path.dirname(parent)            # merge() creates the missing folders below it
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise StoreError(f"cannot write {name}: {parent} is not a writable directory")
+
+
+def merge(inputs, output, *, force: bool = False, command: str | None = None) -> str:
+    """Combine complete shard files of one configuration into ``output`` (a complete unsharded file).
+
+    Checks the configurations agree except for "shard", and that per cell the shards' index ranges are
+    disjoint and tile [0, n_total).  The output is dataset-for-dataset identical to an unsharded run.
+    """
+    output = os.fspath(output)
+    paths = expand_paths(inputs)
+    if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
+        raise StoreError(f"the output {output} is also an input")
+    check_merge_output(output, force=True)         # an existing file is refused once the inputs are read
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        lock_fd = lock_run(output)
+    except OSError as e:
+        raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+    files = []
+    try:
+        metas = []
+        for p in paths:
+            f = open_h5(p)
+            files.append(f)
+            metas.append(read_meta(f, p))
+        first = metas[0]
+        for m in metas:
+            if m.status != "complete":
+                raise StoreError(f"{m.path} is an unfinished run; resume it before merging")
+            d = diff_keys(first.identity(), m.identity())
+            if d:
+                raise StoreError(f"{m.path} and {first.path} are not shards of one configuration "
+                                 f"(differing keys: {describe_diff(d)})")
+        cells = []
+        for name, cm0 in first.cells.items():
+            segs = sorted(((m.cells[name], f, m.path) for m, f in zip(metas, files)), key=lambda s: s[0].start)
+            pos, prev = 0, None
+            for cm, f, p in segs:
+                if cm.start < pos:
+                    raise StoreError(f"cell {name!r}: {p} [{cm.start}, {cm.stop}) overlaps {prev} (shards overlap)")
+                if cm.start > pos:
+                    raise StoreError(f"cell {name!r}: networks [{pos}, {cm.start}) are in no input (incomplete shards)")
+                pos, prev = cm.stop, f"{p} [{cm.start}, {cm.stop})"
+            if pos != cm0.n_total:
+                raise StoreError(f"cell {name!r}: networks [{pos}, {cm0.n_total}) are in no input (incomplete shards)")
+            out_cm = type(cm0)(name=name, config=cm0.config, n_total=cm0.n_total, n_params=cm0.n_params,
+                               start=0, stop=cm0.n_total, n_rows=cm0.n_total)
+            cells.append((out_cm, [(f["cells"][name], 0, cm.n_rows, p) for cm, f, p in segs]))
+        if os.path.exists(output) and not force:
+            raise StoreError(f"{output} exists; use --force to replace it")
+        config = strip_shard(first.config)
+        attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "complete",
+                 "config": canonical_json(config)}
+        if isinstance(config.get("seed"), int):
+            attrs["seed"] = np.int64(config["seed"])
+        now = utc_now()
+        attrs.update({"command": shlex.join(sys.argv) if command is None else str(command), "created": now,
+                      "finished": now, "host": socket.gethostname(), **versions(), "run_id": uuid.uuid4().hex,
+                      "cell_order": json.dumps(list(first.cells)), "fields": json.dumps(list(first.fields)),
+                      "merged_from": json.dumps([{"path": m.path, "shard": m.shard,
+                                                  **{k: m.attrs.get(k) for k in sorted(PROVENANCE_ATTRS)
+                                                     if k in m.attrs and k != "merged_from"}}
+                                                 for m in metas])})
+        if first.extra_fields:
+            attrs["extra_fields"] = extra_fields_json(first.extra_fields)
+        tmp = output + ".tmp"
+        try:
+            write_final(tmp, attrs, cells, first.fields, first.extra_fields)
+            os.replace(tmp, output)
+        except BaseException as e:
+            remove_if_exists(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+            raise
+        return output
+    finally:
+        for f in files:
+            f.close()
+        unlock_run(output, lock_fd)
+
+
+def _attrs_of(obj, ignore) -> dict:
+    out = {}
+    for k, v in obj.attrs.items():
+        if k in ignore:
+            continue
+        out[k] = v.tobytes() if isinstance(v, np.ndarray) else v
+    return out
+
+
+def diff_files(path_a, path_b, *, ignore=PROVENANCE_ATTRS) -> list[str]:
+    """Differences between two result files, dataset by dataset: values (bitwise), dtype, shape, chunking,
+    filters, and all attributes except the provenance ones. Empty list = same results."""
+    diffs = []
+    with open_h5(path_a) as fa, open_h5(path_b) as fb:
+        def walk(a, b, where):
+            ra, rb = _attrs_of(a, ignore if where == "/" else ()), _attrs_of(b, ignore if where == "/" else ())
+            for k in sorted(set(ra) | set(rb)):
+                if k not in ra or k not in rb or not np.array_equal(np.asarray(ra[k]), np.asarray(rb[k])):
+                    diffs.append(f"{where} attribute {k}")
+            if isinstance(a, h5py.Dataset) or isinstance(b, h5py.Dataset):
+                if not (isinstance(a, h5py.Dataset) and isinstance(b, h5py.Dataset)):
+                    diffs.append(f"{where}: dataset vs group")
+                    return
+                for prop in ("dtype", "shape", "maxshape", "chunks", "compression", "compression_opts",
+                             "shuffle", "fletcher32", "fillvalue"):
+                    if getattr(a, prop) != getattr(b, prop):
+                        diffs.append(f"{where}: {prop} {getattr(a, prop)} != {getattr(b, prop)}")
+                if a.shape == b.shape and a.dtype == b.dtype and a[()].tobytes() != b[()].tobytes():
+                    diffs.append(f"{where}: values differ")
+                return
+            for k in sorted(set(a) | set(b)):
+                if k not in a or k not in b:
+                    diffs.append(f"{where.rstrip('/')}/{k}: only in one file")
+                else:
+                    walk(a[k], b[k], f"{where.rstrip('/')}/{k}")
+        walk(fa, fb, "/")
+    return diffs
+
