@@ -12,7 +12,7 @@ __version__ = "0.2.0"
 
 _API = ("train", "open", "table1", "verify", "certify", "search", "load_dataset", "Results")
 _ERRORS = {"ConfigError": "badminima.engine.train.config", "DataError": "badminima.engine.data.datasets",
-           "StoreError": "badminima.engine.store.read"}
+           "StoreError": "badminima.engine.store"}
 __all__ = [*_API, *_ERRORS, "__version__"]
 
 

@@ -53,7 +53,7 @@ class Results:
         return f"<badminima Results: {len(self.cells)} cell(s), {sum(self.n(c) for c in self.cells)} networks{where}>"
 
     def _cell(self, cell: str | None) -> str:
-        from badminima.engine.store.read import StoreError
+        from badminima.engine.store import StoreError
         if cell is None:
             if len(self.cells) != 1:
                 raise StoreError(f"this run has {len(self.cells)} cells; name one (cells: {', '.join(self.cells[:8])}"
@@ -189,7 +189,7 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
 
 def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors the builtin on purpose
     """Open result files (a path, a glob pattern or a list of them); shards of one run are joined."""
-    from badminima.engine.store.read import open_results
+    from badminima.engine.store import open_results
     return Results(store=open_results(paths))
 
 
