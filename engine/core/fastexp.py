@@ -35,7 +35,7 @@ _f32_to_bits = _bitcast(types.float32, types.int32)
 # |t| < 2^51 lands on a float whose spacing is 1, so the addition itself rounds t to an integer n,
 # which then sits in the low mantissa bits (no floor, no float->int conversion).  The shifters also
 # carry the exponent bias (1023, resp. 127), so those low bits are already the biased exponent of
-# 2^n, and one shift moves them into place.  Needs no reassociation (FASTMATH has none).
+# 2^n, and one shift moves them into place.  Needs no reassociation (the kernels use no fast-math).
 _SHIFT64 = 6755399441056767.0      # 1.5 * 2^52 + 1023
 _SHIFT32 = np.float32(12583039.0)  # 1.5 * 2^23 + 127
 
