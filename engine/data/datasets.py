@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from badminima.engine.core.names import ACTIVATIONS
+
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 KINDS = ("classification", "regression")
-ACTIVATIONS = ("sigmoid", "relu", "tanh")
 SUPPORTED_D = (1, 2)
 MAX_EXPONENT = 1000  # bounds the size of Fraction('1e...'); float64 spans about 1e-324..1e308
 
@@ -263,7 +264,7 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
         raise DataError(f"{where}: hidden must be a positive integer, got {_plain(raw['hidden'])!r}")
     hidden = int(raw["hidden"])
     if raw["activation"] not in ACTIVATIONS:
-        raise DataError(f"{where}: activation must be one of {ACTIVATIONS}, got {raw['activation']!r}")
+        raise DataError(f"{where}: activation must be one of {tuple(ACTIVATIONS)}, got {raw['activation']!r}")
     theta_raw = raw["theta"]
     if not isinstance(theta_raw, list) or len(theta_raw) != hidden * (d + 2) + 1:
         n = len(theta_raw) if isinstance(theta_raw, list) else "no"

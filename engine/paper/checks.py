@@ -42,7 +42,8 @@ import numpy as np
 
 from badminima.engine.data.datasets import load_dataset, parse_exact
 from badminima.engine.core.layout import idx_b, idx_c, idx_v, idx_w
-from badminima.engine.core.model import SIGMOID, XENT, evaluate, hessian, logits
+from badminima.engine.core.model import evaluate, hessian, logits
+from badminima.engine.core.names import SIGMOID, XENT
 
 AGREES = "agrees"
 CORRECTED = "agrees after the stated correction"

@@ -31,7 +31,8 @@ from numba import prange
 
 from badminima.engine.core.classify import end_state
 from badminima.engine.core.jit import njit
-from badminima.engine.core.model import XENT, evaluate, hessian
+from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
 
 HORIZON = 100.0       # flow time followed, in multiples of the optimizer's budget (lr * steps)
