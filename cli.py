@@ -184,7 +184,8 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     res = open_results(path)
     click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
     if check_final:
-        from badminima.engine.paper.table1 import finality, format_finality
+        from badminima.analysis.table1 import format_finality
+        from badminima.engine.paper.table1 import finality
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
@@ -630,7 +631,8 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
 @friendly_errors
 def verify(json_out, markdown, no_certify):
     """Check every quantitative claim of the paper: claim | paper | computed | verdict (exit 0 when all ran)."""
-    from badminima.engine.paper.checks import checks_json, format_checks, format_markdown, run_checks
+    from badminima.analysis.verify import checks_json, format_checks, format_markdown
+    from badminima.engine.paper.checks import run_checks
     checks = run_checks(certify=not no_certify)
     if json_out == "-":
         click.echo(checks_json(checks))
@@ -671,7 +673,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, check_final, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
-    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
+    from badminima.analysis.table1 import table1_report
+    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
     shard_d = parse_run_options(shard, threads, chunk)
     if shard_d is not None and sweep:
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
@@ -696,10 +699,10 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         click.echo(f"table1 shard {shard_d['index']}/{shard_d['count']} complete: {done} "
                    f"(merge all shards, then `badminima table1 -o MERGED` prints the table)")
         return
-    out = table1_report(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
-                        with_claims=claims, markdown=markdown, check_final=check_final, force=force,
-                        resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
-                        progress=not quiet, echo=lambda m: click.echo(m, err=True))
+    out = table1_report(run_table1(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
+                                   with_claims=claims, check_final=check_final, force=force,
+                                   resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
+                                   progress=not quiet, echo=lambda m: click.echo(m, err=True)), markdown=markdown)
     click.echo(out["text"])
     if json_out:
         with open(json_out, "w") as f:
@@ -717,8 +720,10 @@ def reproduce(networks, runs_dir, threads, quiet):
     """The paper in one command: `verify` (every claim) and Table 1 at a small size, results in RUNS_DIR."""
     import os
     import time
-    from badminima.engine.paper.checks import checks_json, format_checks, run_checks
-    from badminima.engine.paper.table1 import Protocol, default_path, table1_report
+    from badminima.analysis.table1 import table1_report
+    from badminima.analysis.verify import checks_json, format_checks
+    from badminima.engine.paper.checks import run_checks
+    from badminima.engine.paper.table1 import Protocol, default_path, run_table1
     parse_run_options(None, threads, 16384)
     os.makedirs(runs_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -729,8 +734,8 @@ def reproduce(networks, runs_dir, threads, quiet):
     t1 = time.monotonic()
     protocol = Protocol()
     path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
-    out = table1_report(protocol, networks, path=path, threads=threads, progress=not quiet,
-                        echo=lambda m: click.echo(m, err=True))
+    out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet,
+                                   echo=lambda m: click.echo(m, err=True)))
     with open(path[:-3] + ".json", "w") as f:
         f.write(out["json"] + "\n")
     click.echo("")

@@ -1,5 +1,41 @@
-"""The package layout: the engine's names and kernel codes come from one table."""
+"""The package layout: dependencies point one way (the engine never imports the analysis), and the engine's
+names and kernel codes come from one table."""
+import ast
+from pathlib import Path
+
 from badminima.engine.core import names
+
+ENGINE = Path(__file__).resolve().parents[1] / "engine"
+
+
+def _imports(path: Path, engine: Path = ENGINE) -> list[str]:
+    """Every module a file under `engine` imports, absolute or relative (resolved against the file's package)."""
+    package = ["badminima", *path.relative_to(engine.parent).parts[:-1]]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[:len(package) - node.level + 1] if node.level else []
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out += [mod] + [f"{mod}.{a.name}" for a in node.names]
+    return out
+
+
+def test_engine_never_imports_the_analysis():
+    files = sorted(ENGINE.rglob("*.py"))
+    assert len(files) > 30
+    bad = [(str(f.relative_to(ENGINE.parent)), m) for f in files for m in _imports(f)
+           if m == "badminima.analysis" or m.startswith("badminima.analysis.")]
+    assert bad == []
+
+
+def test_the_import_walk_sees_analysis_imports(tmp_path):
+    f = tmp_path / "engine" / "paper" / "probe.py"
+    f.parent.mkdir(parents=True)
+    f.write_text("from ...analysis import wilson\nimport badminima.analysis.stats\n")
+    assert _imports(f, tmp_path / "engine") == ["badminima.analysis", "badminima.analysis.wilson",
+                                                "badminima.analysis.stats"]
 
 
 def test_kernel_codes_never_change():
