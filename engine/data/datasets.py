@@ -1,8 +1,8 @@
-"""Load and validate datasets (built-in JSON files in ../data, or user .json / .csv files).
+"""Load and validate datasets (built-in JSON files in the package's data/, or user .json / .csv files).
 
 Every numeric cell keeps its exact text (x_text, y_text, theta_text) beside its float64 value, so
 certification code can redo computations in exact rational arithmetic via parse_exact.
-See ../data/README.md for the file formats.
+See data/README.md for the file formats.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ prints them as a table, Markdown or JSON (``badminima verify``).  Verdicts:
   unavailable                         the check could not run (e.g. the certification module is missing)
 
 Disagreements are findings, not failures.  Nothing here is tuned to match a printed number: conventions
-are stated (../../shared/paper/FACTS.md, data/README.md) and every value is computed from the data files.
+are stated (docs/paper.md, data/README.md) and every value is computed from the data files.
 
 What is computed where
   * paper10 (Theorem 1, W0, Remark 2): float64 with engine/core/model.py; 50-digit mpmath (own small
@@ -334,7 +334,7 @@ def _verdict_swap(ok_literal: bool, ok_swapped: bool) -> str:
 
 
 SWAP_NOTE = ("correction: the printed weights use the transposed index, so printed w0,1 and w1,0 are swapped "
-             "(FACTS.md); loss = MEAN cross-entropy, likelihood = exp(-mean loss)")
+             "(docs/paper.md); loss = MEAN cross-entropy, likelihood = exp(-mean loss)")
 
 
 def _basic_rows(tag: str, section: str, label: str, point, ds) -> tuple[list[Check], dict]:

@@ -19,7 +19,7 @@ is taken only if it lowers the loss.  The run ends
     method lands on it exactly, also from wherever the Hessian is positive definite and the Newton
     step shorter than POLISH_RADIUS (the flow converges to the same minimum, only slower);
   * when max|theta| > wmax: solved if every point is then correct, else drifting;
-  * at the horizon: classified like any end state (engine/classify.end_state);
+  * at the horizon: classified like any end state (engine/core/classify.end_state);
   * after MAX_ITER iterations: unresolved (out of steps).
 """
 from __future__ import annotations
