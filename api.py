@@ -203,10 +203,11 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
     other Protocol fields (init, bias_init, gd_lr, adam_lr, sgd_lrs)."""
     import json as _json
 
-    from badminima.engine.paper.table1 import Protocol, table1_report
+    from badminima.analysis.table1 import table1_report
+    from badminima.engine.paper.table1 import Protocol, run_table1
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, **protocol).validate()
-    out = table1_report(prot, networks, path=output, check_final=check_final, with_claims=claims, threads=threads,
-                        progress=progress, echo=lambda m: None)
+    out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
+                                   threads=threads, progress=progress, echo=lambda m: None))
     return {"text": out["text"], "rows": _json.loads(out["json"])["cells"], "path": out["path"],
             "results": open(out["path"]), "json": out["json"]}
 
@@ -216,7 +217,8 @@ def verify(certify: bool = True) -> list[dict]:
     claim, paper's value, computed value and verdict."""
     import json as _json
 
-    from badminima.engine.paper.checks import checks_json, run_checks
+    from badminima.analysis.verify import checks_json
+    from badminima.engine.paper.checks import run_checks
     return _json.loads(checks_json(run_checks(certify=certify)))["checks"]
 
 

@@ -184,7 +184,8 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     res = open_results(path)
     click.echo(format_counts(counts, sum(counts.values()), res.code_counts("main", "optimizer_outcome")))
     if check_final:
-        from badminima.engine.paper.table1 import finality, format_finality
+        from badminima.analysis.table1 import format_finality
+        from badminima.engine.paper.table1 import finality
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
@@ -280,7 +281,7 @@ def status(target, shards, check):
 
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
-    from badminima.engine.train.codegen import lanes_for
+    from badminima.engine.core.names import lanes_for
     name, args = run[0], list(run[1:])
     if args[:1] == ["--"]:
         args = args[1:]
@@ -632,7 +633,8 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
 @friendly_errors
 def verify(json_out, markdown, no_certify):
     """Check every quantitative claim of the paper: claim | paper | computed | verdict (exit 0 when all ran)."""
-    from badminima.engine.paper.checks import checks_json, format_checks, format_markdown, run_checks
+    from badminima.analysis.verify import checks_json, format_checks, format_markdown
+    from badminima.engine.paper.checks import run_checks
     checks = run_checks(certify=not no_certify)
     if json_out == "-":
         click.echo(checks_json(checks))
@@ -654,7 +656,7 @@ def verify(json_out, markdown, no_certify):
 @click.option("--sgd-lr", default="0.5,0.1", help="SGD learning rates of the text claim (fXOR, h = 2)")
 @click.option("--seed", type=int, default=0, help="run seed")
 @click.option("--dtype", default="float32", show_default=True,
-              help="kernel precision: float32 gives the table float64 gives, in half the time (README)")
+              help="kernel precision: float32 gives the table float64 gives, in a quarter of the time (docs/reproduce.md)")
 @click.option("--claims/--no-claims", default=True, help="also check the text's claims (SGD, linear regions)")
 @click.option("--sweep", is_flag=True, help="also run the protocol grid and report which protocol matches the paper best")
 @click.option("--sweep-init", default="normal:1,glorot/zero,uniform:1", help="sweep init laws (LAW[:SCALE][/zero])")
@@ -673,7 +675,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, check_final, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
-    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, table1_report
+    from badminima.analysis.table1 import table1_report
+    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
     shard_d = parse_run_options(shard, threads, chunk)
     if shard_d is not None and sweep:
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
@@ -698,10 +701,10 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         click.echo(f"table1 shard {shard_d['index']}/{shard_d['count']} complete: {done} "
                    f"(merge all shards, then `badminima table1 -o MERGED` prints the table)")
         return
-    out = table1_report(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
-                        with_claims=claims, markdown=markdown, check_final=check_final, force=force,
-                        resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
-                        progress=not quiet, echo=lambda m: click.echo(m, err=True))
+    out = table1_report(run_table1(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
+                                   with_claims=claims, check_final=check_final, force=force,
+                                   resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
+                                   progress=not quiet, echo=lambda m: click.echo(m, err=True)), markdown=markdown)
     click.echo(out["text"])
     if json_out:
         with open(json_out, "w") as f:
@@ -719,8 +722,10 @@ def reproduce(networks, runs_dir, threads, quiet):
     """The paper in one command: `verify` (every claim) and Table 1 at a small size, results in RUNS_DIR."""
     import os
     import time
-    from badminima.engine.paper.checks import checks_json, format_checks, run_checks
-    from badminima.engine.paper.table1 import Protocol, default_path, table1_report
+    from badminima.analysis.table1 import table1_report
+    from badminima.analysis.verify import checks_json, format_checks
+    from badminima.engine.paper.checks import run_checks
+    from badminima.engine.paper.table1 import Protocol, default_path, run_table1
     parse_run_options(None, threads, 16384)
     os.makedirs(runs_dir, exist_ok=True)
     t0 = time.monotonic()
@@ -731,8 +736,8 @@ def reproduce(networks, runs_dir, threads, quiet):
     t1 = time.monotonic()
     protocol = Protocol()
     path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
-    out = table1_report(protocol, networks, path=path, threads=threads, progress=not quiet,
-                        echo=lambda m: click.echo(m, err=True))
+    out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet,
+                                   echo=lambda m: click.echo(m, err=True)))
     with open(path[:-3] + ".json", "w") as f:
         f.write(out["json"] + "\n")
     click.echo("")

@@ -19,7 +19,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from badminima.engine.core.model import ACTIVATIONS, logits
+from badminima.engine.core.model import logits
+from badminima.engine.core.names import ACTIVATIONS
 from badminima.engine.core.outcomes import NAMES
 
 OUTCOME_COLORS = {"solved": "#2ca02c", "local_minimum": "#d62728", "saddle": "#ff7f0e", "flat": "#9467bd",

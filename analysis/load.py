@@ -16,7 +16,7 @@ import numpy as np
 
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import DataError, Dataset, load_dataset
-from badminima.engine.core.model import ACTIVATIONS, LOSSES
+from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
 

@@ -33,7 +33,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from badminima.engine.core.layout import hidden_from_params
-from badminima.engine.core.model import ACTIVATIONS, LOSSES, evaluate, hessian, logits
+from badminima.engine.core.model import evaluate, hessian, logits
+from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import FLAT, LOCAL_MINIMUM, NAMES, SADDLE
 from badminima.engine.train.progress import Progress
 from badminima.analysis.load import CellRef, read_cells

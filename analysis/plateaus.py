@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from badminima.engine.core.model import ACTIVATIONS, logits
+from badminima.engine.core.model import logits
+from badminima.engine.core.names import ACTIVATIONS
 from badminima.engine.core.outcomes import DRIFTING
 from badminima.analysis.load import CellRef, read_cells
 from badminima.analysis.stats import Rate, rate

@@ -131,7 +131,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
         if any(len(s["h"]) > 1 or s.get("paper") for s in series):
             w.md += ["## Convergence vs hidden units", "",
                      "Solved (100% training accuracy) rate vs h with Wilson 95% bars; crosses on dotted lines are "
-                     "the paper's Table 1 (its protocol is unstated, see FACTS.md).", ""]
+                     "the paper's Table 1 (its protocol is unstated, see docs/paper.md).", ""]
             w.figure(plots.plot_convergence(cls), "convergence", "solved rate vs h")
         pt = paper_table(cls)
         if pt.rows:

@@ -6,7 +6,7 @@
 
 Per cell: both solve rates, their difference, the share of networks whose verdict (solved or not)
 differs, and a paired z (McNemar: (b - c) / sqrt(b + c) over the discordant networks).  This is how
-README's "float32 for Table 1" was measured.
+docs/reproduce.md's "float32 for Table 1" was measured.
 """
 from __future__ import annotations
 

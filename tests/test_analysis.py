@@ -19,7 +19,8 @@ from badminima.analysis.wilson import wilson
 from badminima.cli import main
 from badminima.engine.certify.smooth import symmetric_copies
 from badminima.engine.data.datasets import load_dataset
-from badminima.engine.core.model import ACTIVATIONS, LOSSES, evaluate, hessian
+from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM
 
 

@@ -51,3 +51,10 @@ def test_open_refuses_a_missing_file(tmp_path):
         bm.open(str(tmp_path / "missing.h5"))
     with pytest.raises(bm.StoreError):
         bm.train(networks=10, steps=10).data("nope")
+
+
+def test_verify_returns_every_claim():
+    checks = bm.verify(certify=False)
+    assert len(checks) == 40 and {c["verdict"] for c in checks} <= {"agrees", "agrees after correction", "disagrees",
+                                                                     "agrees after the stated correction", "unavailable"}
+    assert all(c["claim"] and "paper" in c for c in checks)

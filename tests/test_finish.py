@@ -3,6 +3,7 @@ import numpy as np
 
 from badminima.engine.core import model as M
 from badminima.engine.core.classify import newton_step
+from badminima.engine.core.names import SIGMOID, XENT
 from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM, OUT_OF_STEPS, SOLVED
 from badminima.engine.train.run import train_range
 
@@ -50,8 +51,8 @@ def test_a_plateau_is_not_a_critical_point(paper10):
     # finisher calls it a minimum
     w0 = paper10.points["W0"].theta
     X, y = paper10.x, paper10.y
-    _, _, g = M.evaluate(w0, X, y, 2, 2, M.SIGMOID, M.XENT)
-    dist, _ = newton_step(M.hessian(w0, X, y, 2, 2, M.SIGMOID, M.XENT), g)
+    _, _, g = M.evaluate(w0, X, y, 2, 2, SIGMOID, XENT)
+    dist, _ = newton_step(M.hessian(w0, X, y, 2, 2, SIGMOID, XENT), g)
     assert dist > 1.0
     res = train_range(make_cfg(paper10, steps=200, networks=1, gtol=1e-2), X, y, 0, 1, theta0=w0[None])
     assert res["optimizer_outcome"][0] != LOCAL_MINIMUM and res["outcome"][0] == DRIFTING

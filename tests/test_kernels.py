@@ -158,10 +158,11 @@ def test_float32_agrees_with_float64_on_solved(xor):
 
 def _newton_critical(theta, X, y, act="sigmoid"):
     from badminima.engine.core import model as M
+    from badminima.engine.core.names import ACTIVATIONS, XENT
     th = theta.copy()
     for _ in range(30):
-        _, _, g = M.evaluate(th, X, y, 2, 2, M.ACTIVATIONS[act], M.XENT)
-        th -= np.linalg.solve(M.hessian(th, X, y, 2, 2, M.ACTIVATIONS[act], M.XENT), g)
+        _, _, g = M.evaluate(th, X, y, 2, 2, ACTIVATIONS[act], XENT)
+        th -= np.linalg.solve(M.hessian(th, X, y, 2, 2, ACTIVATIONS[act], XENT), g)
     return th
 
 

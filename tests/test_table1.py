@@ -1,5 +1,6 @@
-"""`badminima table1` / `reproduce` (engine/paper/table1.py): the grid, resume/reuse, Wilson intervals, the sweep's
-budget reading, the text claims, each against an independent computation.  Tiny networks and step budgets."""
+"""`badminima table1` / `reproduce` (engine/paper/table1.py runs and counts, analysis/table1.py formats): the grid,
+resume/reuse, Wilson intervals, the sweep's budget reading, the text claims, each against an independent
+computation.  Tiny networks and step budgets."""
 import json
 import math
 import os
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from badminima.analysis import table1 as at1
 from badminima.cli import main
 from badminima.engine.train import cells as runs_mod
 from badminima.engine.paper import table1 as t1
@@ -41,14 +43,14 @@ def test_grid_cells_and_protocol():
 def test_paper_values_and_rows():
     assert t1.paper_value("fxor", "adam", "sigmoid", 7) == 58
     assert t1.paper_value("xor", "gd", "relu", 2) == 23 and t1.paper_value("xor", "gd", "relu", 9) is None
-    r = t1.make_row("gd", "xor", "relu", 2, 5, 10)
+    r = at1.make_row("gd", "xor", "relu", 2, 5, 10)
     assert (r.lo, r.hi) == pytest.approx(_hand_wilson(5, 10)) and r.lo == pytest.approx(0.2366, abs=1e-4)
     assert r.pct == 50 and r.diff == 27 and not r.paper_in_ci          # 23 < 23.66
-    assert t1.make_row("gd", "xor", "relu", 2, 3, 10).paper_in_ci
-    r = t1.make_row("gd", "xor", "sigmoid", 3, 0, 20)
+    assert at1.make_row("gd", "xor", "relu", 2, 3, 10).paper_in_ci
+    r = at1.make_row("gd", "xor", "sigmoid", 3, 0, 20)
     assert r.lo == 0 and r.hi == pytest.approx(_hand_wilson(0, 20)[1]) and r.diff == -100 and not r.paper_in_ci
-    rows = [t1.make_row("gd", "xor", "relu", 2, 5, 10), t1.make_row("gd", "xor", "relu", 3, 4, 10)]
-    st = t1.block_stats(rows)["gd"]
+    rows = [at1.make_row("gd", "xor", "relu", 2, 5, 10), at1.make_row("gd", "xor", "relu", 3, 4, 10)]
+    st = at1.block_stats(rows)["gd"]
     assert st["mean_abs_diff"] == pytest.approx((27 + 7) / 2) and st["max_abs_diff"] == 27 and st["cells"] == 2
 
 

@@ -76,9 +76,10 @@ from flint import arb, arb_mat, ctx, fmpq
 
 from badminima.engine.core import layout
 from badminima.engine.core import model as float_model
+from badminima.engine.core.names import ACTIVATIONS, XENT
 from badminima.engine.certify import quality as output_quality
 
-ACTIVATIONS = ("sigmoid", "tanh")
+CERTIFIABLE_ACTIVATIONS = ("sigmoid", "tanh")    # smooth activations: the certifier needs a Hessian
 
 REASON_NOT_CRITICAL = "gradient not zero in any box tried"
 REASON_NOT_PD = "Hessian not positive definite on box"
@@ -165,7 +166,7 @@ def float_derivs(X: np.ndarray, y: np.ndarray, theta: np.ndarray, h: int, activa
     """(mean loss, gradient, Hessian) in float64: the engine's exact model (engine/core/model.py)."""
     d = X.shape[1]
     args = (np.ascontiguousarray(X, np.float64), np.ascontiguousarray(y, np.float64), d, h,
-            float_model.ACTIVATIONS[activation], float_model.XENT)
+            ACTIVATIONS[activation], XENT)
     th = np.ascontiguousarray(theta, np.float64)
     loss, _, grad = float_model.evaluate(th, *args)
     return loss, grad, float_model.hessian(th, *args)
@@ -181,8 +182,8 @@ class BallModel:
 
     def __init__(self, xq: Sequence[Sequence[Fraction]], yq: Sequence[Fraction], h: int,
                  activation: str, prec: int = 128):
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation {activation!r} not in {ACTIVATIONS}")
+        if activation not in CERTIFIABLE_ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} not in {CERTIFIABLE_ACTIVATIONS}")
         self.n, self.d, self.h = len(xq), len(xq[0]), h
         self.P = layout.n_params(self.d, h)
         self.activation, self.prec = activation, prec
@@ -381,8 +382,8 @@ def _parse_problem(x, y, theta, hidden, activation):
     h = layout.hidden_from_params(len(thq), d)
     if hidden is not None and hidden != h:
         raise ValueError(f"theta has {len(thq)} entries: h={h}, not hidden={hidden}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation {activation!r} not supported by the smooth certifier {ACTIVATIONS}")
+    if activation not in CERTIFIABLE_ACTIVATIONS:
+        raise ValueError(f"activation {activation!r} not supported by the smooth certifier {CERTIFIABLE_ACTIVATIONS}")
     return xq, yq, thq, d, h
 
 
@@ -411,8 +412,8 @@ def _arb_str(x: arb, digits: int = 20) -> str:
 def _quality(xq, yq, m_float: np.ndarray, h: int, activation: str, loss_lo: float, loss_hi: float):
     X = np.array([[float(t) for t in row] for row in xq])
     labels = np.array([1.0 if t > Fraction(1, 2) else 0.0 for t in yq])
-    act = float_model.ACTIVATIONS[activation]
-    acc = float(float_model.evaluate(m_float, X, labels, X.shape[1], h, act, float_model.XENT)[1])
+    act = ACTIVATIONS[activation]
+    acc = float(float_model.evaluate(m_float, X, labels, X.shape[1], h, act, XENT)[1])
     p = 0.5 + 0.5 * np.tanh(0.5 * float_model.logits(m_float, X, X.shape[1], h, act))   # sigma(z), no overflow
     ybar = sum(yq, Fraction(0)) / len(yq)
     majority = float(max(ybar, 1 - ybar))
@@ -517,7 +518,7 @@ def certify_smooth(x, y, theta, *, hidden: int | None = None, activation: str = 
     itself (rounded to ``prec`` bits).  rounding: also report the coarsest decimal rounding of x that
     still certifies (re-runs the whole pipeline).  cross_check: re-prove with mpmath.iv.
 
-    Returns a JSON-able dict (see module docstring and README).  ``certified`` is True only when the
+    Returns a JSON-able dict (see the module docstring and docs/certify.md).  ``certified`` is True only when the
     strict local minimum is proven and, if a witness was given, proven not global.
     """
     t0 = time.perf_counter()

@@ -21,7 +21,8 @@ import numpy as np
 from numba import prange
 
 from badminima.engine.core.jit import njit
-from badminima.engine.core.model import XENT, evaluate, hessian
+from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
 
 

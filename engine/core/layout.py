@@ -6,7 +6,7 @@ One network is a vector theta of length P = h*(d+2) + 1, ordered unit by unit an
 
 where w_jk is the weight from input k into hidden unit j, b_j its bias, v_j its output weight and
 c the output bias.  For the paper's 2-2-1 network this is exactly the paper's order
-(v0, w00, w01, b0, v1, w10, w11, b1, c) under eq. (1) read as in ../shared/paper/FACTS.md.
+(v0, w00, w01, b0, v1, w10, w11, b1, c) under eq. (1) read as in docs/paper.md.
 """
 from __future__ import annotations
 

@@ -12,17 +12,8 @@ import math
 import numpy as np
 
 from badminima.engine.core.jit import njit
+from badminima.engine.core.names import GLOROT, NORMAL, SIGMOID, TANH, UNIFORM, XENT
 from badminima.engine.core.rng import STREAM_INIT, normal_at, uniform_at
-
-# activation codes
-SIGMOID, RELU, TANH = 0, 1, 2
-ACTIVATIONS = {"sigmoid": SIGMOID, "relu": RELU, "tanh": TANH}
-# loss codes: sigmoid output + binary cross-entropy, or linear output + squared error
-XENT, MSE = 0, 1
-LOSSES = {"xent": XENT, "mse": MSE}
-# initialization laws
-NORMAL, UNIFORM, GLOROT, HE = 0, 1, 2, 3
-INIT_LAWS = {"normal": NORMAL, "uniform": UNIFORM, "glorot": GLOROT, "he": HE}
 
 
 @njit(inline="always")

@@ -1,8 +1,8 @@
-"""Load and validate datasets (built-in JSON files in ../data, or user .json / .csv files).
+"""Load and validate datasets (built-in JSON files in the package's data/, or user .json / .csv files).
 
 Every numeric cell keeps its exact text (x_text, y_text, theta_text) beside its float64 value, so
 certification code can redo computations in exact rational arithmetic via parse_exact.
-See ../data/README.md for the file formats.
+See data/README.md for the file formats.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from badminima.engine.core.names import ACTIVATIONS
+
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 KINDS = ("classification", "regression")
-ACTIVATIONS = ("sigmoid", "relu", "tanh")
 SUPPORTED_D = (1, 2)
 MAX_EXPONENT = 1000  # bounds the size of Fraction('1e...'); float64 spans about 1e-324..1e308
 
@@ -263,7 +264,7 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
         raise DataError(f"{where}: hidden must be a positive integer, got {_plain(raw['hidden'])!r}")
     hidden = int(raw["hidden"])
     if raw["activation"] not in ACTIVATIONS:
-        raise DataError(f"{where}: activation must be one of {ACTIVATIONS}, got {raw['activation']!r}")
+        raise DataError(f"{where}: activation must be one of {tuple(ACTIVATIONS)}, got {raw['activation']!r}")
     theta_raw = raw["theta"]
     if not isinstance(theta_raw, list) or len(theta_raw) != hidden * (d + 2) + 1:
         n = len(theta_raw) if isinstance(theta_raw, list) else "no"

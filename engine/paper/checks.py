@@ -1,7 +1,7 @@
 """Every quantitative claim of the paper, recomputed: one row per claim with a verdict.
 
-``run_checks()`` returns a list of `Check` rows {claim, paper, computed, verdict, note}; ``format_checks``
-prints them as a table and ``checks_json`` as JSON (``badminima verify``).  Verdicts:
+``run_checks()`` returns a list of `Check` rows {claim, paper, computed, verdict, note}; analysis/verify.py
+prints them as a table, Markdown or JSON (``badminima verify``).  Verdicts:
 
   agrees                              the printed claim holds as printed (to the printed digits)
   agrees after the stated correction  it holds once the correction named in the note is applied
@@ -11,7 +11,7 @@ prints them as a table and ``checks_json`` as JSON (``badminima verify``).  Verd
   unavailable                         the check could not run (e.g. the certification module is missing)
 
 Disagreements are findings, not failures.  Nothing here is tuned to match a printed number: conventions
-are stated (../../shared/paper/FACTS.md, data/README.md) and every value is computed from the data files.
+are stated (docs/paper.md, data/README.md) and every value is computed from the data files.
 
 What is computed where
   * paper10 (Theorem 1, W0, Remark 2): float64 with engine/core/model.py; 50-digit mpmath (own small
@@ -29,11 +29,9 @@ What is computed where
 from __future__ import annotations
 
 import functools
-import json
 import math
-import textwrap
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
@@ -42,7 +40,8 @@ import numpy as np
 
 from badminima.engine.data.datasets import load_dataset, parse_exact
 from badminima.engine.core.layout import idx_b, idx_c, idx_v, idx_w
-from badminima.engine.core.model import SIGMOID, XENT, evaluate, hessian, logits
+from badminima.engine.core.model import evaluate, hessian, logits
+from badminima.engine.core.names import SIGMOID, XENT
 
 AGREES = "agrees"
 CORRECTED = "agrees after the stated correction"
@@ -51,6 +50,7 @@ UNAVAILABLE = "unavailable"
 VERDICTS = (AGREES, CORRECTED, DISAGREES, UNAVAILABLE)
 
 DPS = 50                 # mpmath digits
+MP_TEXT_DIGITS = 45      # significant digits of an mpf written as text (str() would print only 15)
 FLOW_T_MAX = 1e16        # gradient-flow time followed
 SATURATED_LOGIT = 12.0   # |z| beyond this: a point the plateau classifies with certainty (p within 6e-6 of 0/1)
 
@@ -97,8 +97,8 @@ def _fmt_list(xs, digits: int = 4) -> str:
 
 
 def _mps(x) -> str:
-    """An mpf as text with 45 significant digits (str() would print only the default 15)."""
-    return mpmath.nstr(x, 45)
+    """An mpf as text with MP_TEXT_DIGITS significant digits."""
+    return mpmath.nstr(x, MP_TEXT_DIGITS)
 
 
 def _frac(q: Fraction) -> str:
@@ -334,7 +334,7 @@ def _verdict_swap(ok_literal: bool, ok_swapped: bool) -> str:
 
 
 SWAP_NOTE = ("correction: the printed weights use the transposed index, so printed w0,1 and w1,0 are swapped "
-             "(FACTS.md); loss = MEAN cross-entropy, likelihood = exp(-mean loss)")
+             "(docs/paper.md); loss = MEAN cross-entropy, likelihood = exp(-mean loss)")
 
 
 def _basic_rows(tag: str, section: str, label: str, point, ds) -> tuple[list[Check], dict]:
@@ -934,7 +934,7 @@ def check_theorem2() -> list[Check]:
     return rows
 
 
-# ------------------------------------------------------------------------------ all checks, output
+# ------------------------------------------------------------------------------ all checks
 
 SECTIONS = {
     "theorem1": check_theorem1,
@@ -960,67 +960,11 @@ def run_checks(sections=None, certify: bool = True, echo=None) -> list[Check]:
 
 
 def summary(checks: list[Check]) -> dict[str, int]:
+    """How many checks have each verdict."""
     return {v: sum(c.verdict == v for c in checks) for v in VERDICTS}
 
 
-def format_checks(checks: list[Check], widths=(40, 16, 52, 18), notes: bool = True) -> str:
-    """Text table: claim | paper | computed | verdict, wrapped, with the note indented below each row."""
-    head = ("claim", "paper", "computed", "verdict")
-
-    def block(cells):
-        cols = [textwrap.wrap(str(c), w) or [""] for c, w in zip(cells, widths)]
-        n = max(len(c) for c in cols)
-        return ["  ".join((col[i] if i < len(col) else "").ljust(w) for col, w in zip(cols, widths)).rstrip()
-                for i in range(n)]
-    lines = block(head) + ["  ".join("-" * w for w in widths)]
-    section = None
-    for c in checks:
-        if c.section != section:
-            section = c.section
-            lines.append(f"[{section}]")
-        lines += block((c.claim, c.paper, c.computed, c.verdict))
-        if notes and c.note:
-            lines += textwrap.wrap(c.note, sum(widths) + 2 * len(widths) - 6,
-                                   initial_indent="    note: ", subsequent_indent="          ")
-    s = summary(checks)
-    lines.append("")
-    lines.append(f"{len(checks)} checks: " + ", ".join(f"{v} {k}" for k, v in s.items() if v))
-    return "\n".join(lines)
-
-
-def format_markdown(checks: list[Check]) -> str:
-    """Markdown table (README)."""
-    esc = lambda s: str(s).replace("|", "\\|")   # noqa: E731
-    out = ["| section | claim | paper | computed | verdict |", "|---|---|---|---|---|"]
-    out += [f"| {esc(c.section)} | {esc(c.claim)} | {esc(c.paper)} | {esc(c.computed)} | {esc(c.verdict)} |"
-            for c in checks]
-    return "\n".join(out)
-
-
-def _jsonable(v):
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, mpmath.mpf):
-        return _mps(v)
-    if isinstance(v, Fraction):
-        return str(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
-
-
-def checks_json(checks: list[Check]) -> str:
-    return json.dumps({"checks": [_jsonable(asdict(c)) for c in checks], "summary": summary(checks),
-                       "verdicts": list(VERDICTS)}, indent=1)
-
-
-__all__ = ["Check", "VERDICTS", "AGREES", "CORRECTED", "DISAGREES", "UNAVAILABLE", "run_checks", "format_checks",
-           "format_markdown", "checks_json", "summary", "follow_flow", "plateau_limit", "mp_derivatives",
+__all__ = ["Check", "VERDICTS", "AGREES", "CORRECTED", "DISAGREES", "UNAVAILABLE", "run_checks", "summary",
+           "follow_flow", "plateau_limit", "mp_derivatives",
            "mp_newton", "mp_eigenvalues", "rounds_to", "literal_theta", "deep_relu_output", "deep_relu_loss",
            "theorem2_construction", "SECTIONS"]

@@ -1,45 +1,42 @@
 """Table 1 of the paper: convergence rates of 2-h-1 networks on XOR and the flattened XOR, recomputed.
 
 The grid is 48 cells (XOR / fXOR x ReLU / sigmoid hidden units x GD / Adam x h = 2..7), each a `Cell`
-trained by engine/runs.run_cells into ONE result file (crash-safe, resumable: a rerun continues an
+trained by engine/train/cells.run_cells into ONE result file (crash-safe, resumable: a rerun continues an
 interrupted run and reuses a finished one).  The paper states no protocol, so ours is explicit and
 printed (`Protocol`); "solved" = zero training error (100% accuracy) reached within the step budget
-(the engine stops a network there).  Each cell is shown with its Wilson 95% interval beside the
-paper's percentage and the difference.
+(the engine stops a network there).  This module runs the grid and counts (`CellCounts`, `claim_counts`,
+`run_table1`); analysis/table1.py adds the Wilson intervals, compares with the paper and formats.
 
 The sweep (`SweepGrid`) trains every (optimizer, init law, learning rate, step budget) of its grid:
 "solved" is the state at the end of the budget, which a longer run cannot tell (a network may reach
 zero training error and lose it again).
 
-Text claims around the table (`claims`): SGD with 2 hidden units on fXOR, and "failed fXOR ReLU nets
+Text claims around the table (`claim_counts`): SGD with 2 hidden units on fXOR, and "failed fXOR ReLU nets
 have most data points in one linear region" (activation patterns of the stored final weights).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from badminima.analysis.wilson import wilson
 from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
-from badminima.engine.core.outcomes import NAMES as OUTCOME_NAMES
 from badminima.engine.core.outcomes import SOLVED
 from badminima.engine.train.cells import Cell, run_cells
 from badminima.engine.train.run import check_final
 from badminima.engine.store import canonical_json, normalize, open_h5, open_results, read_rows
 
 DATASETS = ("xor", "fxor")
-ACTIVATIONS = ("relu", "sigmoid")
-OPTIMIZERS = ("gd", "adam")
+TABLE1_ACTIVATIONS = ("relu", "sigmoid")     # Table 1's hidden activations
+TABLE1_OPTIMIZERS = ("gd", "adam")          # Table 1's blocks
 HIDDEN = tuple(range(2, 8))
-COLUMNS = tuple((ds, act) for ds in DATASETS for act in ACTIVATIONS)      # the paper's column order
+COLUMNS = tuple((ds, act) for ds in DATASETS for act in TABLE1_ACTIVATIONS)      # the paper's column order
 PAPER_OPT = {"gd": "GD", "adam": "Adam", "sgd": "SGD"}
 PAPER_ACT = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
 PAPER_DS = {"xor": "XOR", "fxor": "fXOR"}
@@ -58,8 +55,8 @@ class Protocol:
     adam_lr: float = 1e-3
     sgd_lrs: tuple = (0.5, 0.1)     # SGD cells of the text claim (fXOR, h = 2)
     seed: int = 0
-    # float32: the same table as float64 (10^5 networks per cell: cells within 0.02 points, > 99.6% of
-    # networks with the same verdict; README "float32 for Table 1") at half the time
+    # float32: the same table as float64 (10^4 networks per cell: cells within 0.18 points, >= 99.6% of
+    # networks with the same verdict; docs/reproduce.md "float32 for Table 1") in a quarter of the time
     dtype: str = "float32"
 
     def init_spec(self) -> InitSpec:
@@ -121,7 +118,7 @@ def cell_name(opt: str, ds: str, act: str, h: int, prefix: str = "") -> str:
     return f"{prefix}{opt}-{ds}-{act}-h{h}"
 
 
-def grid_cells(protocol: Protocol, networks: int, optimizers=OPTIMIZERS, prefix: str = "",
+def grid_cells(protocol: Protocol, networks: int, optimizers=TABLE1_OPTIMIZERS, prefix: str = "",
                extra_sgd: bool = True) -> list[Cell]:
     """The 48 cells (or the given optimizers' blocks), plus the SGD cells of the text claim (fXOR, h = 2, one per
     activation and SGD learning rate; at most SGD_NETWORKS networks each)."""
@@ -131,7 +128,7 @@ def grid_cells(protocol: Protocol, networks: int, optimizers=OPTIMIZERS, prefix:
     if extra_sgd:
         n_sgd = min(networks, SGD_NETWORKS)
         cells += [Cell(sgd_name(act, lr, prefix), make_config(data["fxor"], protocol, "sgd", act, 2, n_sgd, lr=lr),
-                       data["fxor"]) for act in ACTIVATIONS for lr in protocol.sgd_lrs]
+                       data["fxor"]) for act in TABLE1_ACTIVATIONS for lr in protocol.sgd_lrs]
     return cells
 
 
@@ -179,34 +176,21 @@ def _head(res, name: str, fields, limit: int | None) -> dict:
         return read_rows(f["cells"][name], list(fields), 0, limit, res.files[0])
 
 
-# ------------------------------------------------------------------------------ the table
+# ------------------------------------------------------------------------------ the counts per cell
 
 @dataclass
-class Row:
+class CellCounts:
+    """One cell of Table 1: networks solved by the optimizer's own verdict out of n, beside the paper's value."""
     opt: str
     dataset: str
     act: str
     h: int
     n: int
     solved: int
-    lo: float
-    hi: float
     paper: float | None           # percent
     counts: dict = field(default_factory=dict)
     lost: int = 0                 # networks with zero training error at some step that ended unsolved
     heading: int = 0              # networks not solved at the end that the finisher's flow takes to solved
-
-    @property
-    def pct(self) -> float:
-        return 100.0 * self.solved / self.n if self.n else float("nan")
-
-    @property
-    def diff(self) -> float | None:
-        return None if self.paper is None else self.pct - self.paper
-
-    @property
-    def paper_in_ci(self) -> bool | None:
-        return None if self.paper is None else 100 * self.lo <= self.paper <= 100 * self.hi
 
 
 def paper_column_name(opt: str, act: str) -> str:
@@ -231,13 +215,14 @@ def paper_value(dataset: str, opt: str, act: str, h: int) -> float | None:
     return paper_percentages(_builtin(dataset), opt, act).get(h)
 
 
-def make_row(opt, ds, act, h, solved: int, n: int, counts=None, lost: int = 0, heading: int = 0) -> Row:
-    lo, hi = wilson(solved, n) if n else (float("nan"), float("nan"))
-    return Row(opt, ds, act, h, n, int(solved), lo, hi, paper_value(ds, opt, act, h), dict(counts or {}), int(lost),
-               int(heading))
+def make_counts(opt, ds, act, h, solved: int, n: int, counts=None, lost: int = 0, heading: int = 0) -> CellCounts:
+    """A cell's counts with the paper's value for it."""
+    return CellCounts(opt, ds, act, h, n, int(solved), paper_value(ds, opt, act, h), dict(counts or {}), int(lost),
+                      int(heading))
 
 
-def collect(res, optimizers=OPTIMIZERS, prefix: str = "") -> list[Row]:
+def collect(res, optimizers=TABLE1_OPTIMIZERS, prefix: str = "") -> list[CellCounts]:
+    """The counts of every cell of the given blocks, in the paper's order."""
     rows = []
     for opt in optimizers:
         for ds, act in COLUMNS:
@@ -247,8 +232,8 @@ def collect(res, optimizers=OPTIMIZERS, prefix: str = "") -> list[Row]:
                 solved = d["optimizer_outcome"] == SOLVED      # the paper's protocol: the optimizer's own verdict
                 lost = int(np.sum((d["solved_at"] >= 0) & ~solved))
                 heading = int(np.sum(~solved & (d["outcome"] == SOLVED)))
-                rows.append(make_row(opt, ds, act, h, int(solved.sum()), res.n_rows(name), res.counts(name), lost,
-                                     heading))
+                rows.append(make_counts(opt, ds, act, h, int(solved.sum()), res.n_rows(name), res.counts(name), lost,
+                                        heading))
     return rows
 
 
@@ -266,115 +251,6 @@ def finality(res, cells: list[Cell], sample: int, seed: int = 0, threads: int | 
             out[key] += chk[key]
         out["changed"] += [(c.name, *ch) for ch in chk["changed"]]
     return out
-
-
-def format_finality(chk: dict) -> str:
-    """One line (plus the networks that changed, if any) for the finality check."""
-    if not chk["checked"]:
-        return "finality check: no network stopped before the end of its budget"
-    pct = 100.0 * chk["agree"] / chk["checked"]
-    lines = [f"finality check: {chk['checked']} of {chk['early']} early-stopped networks (at most "
-             f"{chk['sample']} per cell) continued to the end of their budget; {chk['agree']} "
-             f"({pct:.3f}%) end with the outcome they were given"]
-    for cell, idx, given, end in chk["changed"][:10]:
-        lines.append(f"  {cell} network {idx}: {OUTCOME_NAMES[given]} early, {OUTCOME_NAMES[end]} at the end")
-    return "\n".join(lines)
-
-
-def block_stats(rows: list[Row]) -> dict:
-    """Per optimizer: mean and max |ours - paper| (points) and how often the paper's value is inside our CI."""
-    out = {}
-    for opt in dict.fromkeys(r.opt for r in rows):
-        rs = [r for r in rows if r.opt == opt and r.paper is not None]
-        d = [abs(r.diff) for r in rs]
-        out[opt] = {"mean_abs_diff": float(np.mean(d)) if d else float("nan"),
-                    "max_abs_diff": float(np.max(d)) if d else float("nan"),
-                    "paper_in_ci": sum(bool(r.paper_in_ci) for r in rs), "cells": len(rs)}
-    return out
-
-
-def _entry(r: Row) -> str:
-    paper = "-" if r.paper is None else f"{r.paper:.0f}"
-    diff = "" if r.diff is None else f"{r.diff:+.1f}"
-    return f"{r.pct:5.1f} [{100 * r.lo:5.1f},{100 * r.hi:5.1f}] {paper:>5} {diff:>6}"
-
-
-ENTRY_HEAD = f"{'ours':>5} {'[95% CI]':^13} {'paper':>5} {'diff':>6}"
-
-
-def format_table(rows: list[Row], protocol: Protocol | None = None, title: str | None = None) -> str:
-    """The paper's layout: one block per optimizer, rows h, columns XOR/fXOR x ReLU/sigmoid."""
-    lines = []
-    n = sorted({r.n for r in rows})
-    lines.append(title or ("Table 1: solved (zero training error) %, Wilson 95% interval, the paper's %, "
-                           "ours - paper (points); " + f"{'/'.join(map(str, n))} networks per cell"))
-    if protocol is not None:
-        lines.append("protocol: " + protocol.describe())
-    width = len(_entry(rows[0]))
-    stats = block_stats(rows)
-    for opt in dict.fromkeys(r.opt for r in rows):
-        lr = "" if protocol is None else f" (lr {protocol.lr(opt):g})"
-        lines.append("")
-        lines.append(f"{PAPER_OPT[opt]}{lr}")
-        head = [f"{PAPER_DS[ds]} {PAPER_ACT[act]}".ljust(width) for ds, act in COLUMNS]
-        lines.append(" h | " + " | ".join(head))
-        lines.append("   | " + " | ".join(ENTRY_HEAD.ljust(width) for _ in COLUMNS))
-        for h in HIDDEN:
-            cells = []
-            for ds, act in COLUMNS:
-                r = next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (opt, ds, act, h)), None)
-                cells.append(_entry(r) if r else "-".ljust(width))
-            lines.append(f"{h:>2} | " + " | ".join(cells))
-        s = stats[opt]
-        lines.append(f"{PAPER_OPT[opt]} block: mean |ours - paper| = {s['mean_abs_diff']:.1f} points "
-                     f"(max {s['max_abs_diff']:.0f}); the paper's value lies inside our 95% interval in "
-                     f"{s['paper_in_ci']}/{s['cells']} cells")
-    lines += ["", format_lost(rows), "", format_heading(rows)]
-    return "\n".join(lines)
-
-
-def format_side(rows: list[Row], attr: str, title: str) -> str:
-    """A compact table of one per-cell count as % of the cell: rows h, a column per optimizer x column."""
-    opts = list(dict.fromkeys(r.opt for r in rows))
-    heads = [f"{PAPER_OPT[o]} {PAPER_DS[ds]} {PAPER_ACT[act]}" for o in opts for ds, act in COLUMNS]
-    width = max(len(x) for x in heads)
-    lines = [title, " h | " + " | ".join(x.rjust(width) for x in heads)]
-    for h in HIDDEN:
-        vals = []
-        for o in opts:
-            for ds, act in COLUMNS:
-                r = next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (o, ds, act, h)), None)
-                vals.append(("-" if r is None or not r.n else f"{100.0 * getattr(r, attr) / r.n:.1f}").rjust(width))
-        lines.append(f"{h:>2} | " + " | ".join(vals))
-    return "\n".join(lines)
-
-
-def format_lost(rows: list[Row]) -> str:
-    return format_side(rows, "lost", "solved at some step but not at the end of the budget, % of networks:")
-
-
-def format_heading(rows: list[Row]) -> str:
-    return format_side(rows, "heading", "not solved at the end of the budget, but solved where the finisher's "
-                                        "gradient flow takes them (100 budgets on), % of networks:")
-
-
-def format_markdown(rows: list[Row]) -> str:
-    out = []
-    for opt in dict.fromkeys(r.opt for r in rows):
-        out.append(f"**{PAPER_OPT[opt]}** — ours % [Wilson 95%] / paper % / difference")
-        out.append("")
-        out.append("| h | " + " | ".join(f"{PAPER_DS[ds]} {PAPER_ACT[act]}" for ds, act in COLUMNS) + " |")
-        out.append("|---:|" + "---|" * len(COLUMNS))
-        for h in HIDDEN:
-            cells = []
-            for ds, act in COLUMNS:
-                r = next(r for r in rows if (r.opt, r.dataset, r.act, r.h) == (opt, ds, act, h))
-                paper = "-" if r.paper is None else f"{r.paper:.0f}"
-                diff = "" if r.diff is None else f" / {r.diff:+.1f}"
-                cells.append(f"{r.pct:.1f} [{100 * r.lo:.1f}, {100 * r.hi:.1f}] / {paper}{diff}")
-            out.append(f"| {h} | " + " | ".join(cells) + " |")
-        out.append("")
-    return "\n".join(out)
 
 
 # ------------------------------------------------------------------------------ text claims
@@ -395,38 +271,24 @@ def region_stats(weights: np.ndarray, X: np.ndarray) -> np.ndarray:
     return best
 
 
-def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_000) -> list[dict]:
-    """The two text claims around Table 1, as verify-style rows {claim, paper, computed, verdict, note}."""
-    out = []
-    # (a) SGD with 2 hidden units on fXOR vs full batch
-    for act in ACTIVATIONS:
-        sgd = {lr: (_own_solved(res, sgd_name(act, lr, prefix)), res.n_rows(sgd_name(act, lr, prefix)))
-               for lr in protocol.sgd_lrs}
-        full = {opt: (_own_solved(res, cell_name(opt, "fxor", act, 2, prefix)),
-                      res.n_rows(cell_name(opt, "fxor", act, 2, prefix))) for opt in OPTIMIZERS}
-        best_lr = max(sgd, key=lambda lr: sgd[lr][0] / max(sgd[lr][1], 1))
-        k, n = sgd[best_lr]
-        can = wilson(k, n)[0] > 0
-        not_always = all(wilson(kf, nf)[1] < 1 for kf, nf in full.values())
-        better = all(wilson(k, n)[0] > wilson(kf, nf)[1] for kf, nf in full.values())
-        out.append({
-            "claim": f"fXOR, 2 hidden {PAPER_ACT[act]} units: SGD solves it while full-batch methods do not always",
-            "paper": "SGD succeeds where GD/Adam fail",
-            "computed": ("; ".join(f"SGD lr {lr:g} {_pct_ci(*v)}" for lr, v in sgd.items()) + "; " +
-                         "; ".join(f"{PAPER_OPT[o]} {_pct_ci(*v)}" for o, v in full.items())),
-            "verdict": "agrees" if can and not_always and better else "disagrees",
-            "note": (f"SGD: {protocol.steps * 4} single-point steps (= {protocol.steps} epochs), a fresh random order "
-                     "each epoch. SGD " + ("does" if can else "does not") + " solve it in some runs and full batch "
-                     + ("fails in some" if not_always else "always succeeds") + ", but SGD is " +
-                     ("clearly more" if better else "not more") + " successful than full batch (Wilson intervals)"),
-            "values": {"sgd": {str(lr): list(v) for lr, v in sgd.items()}, **{o: list(v) for o, v in full.items()}},
-        })
-    # (b) failed fXOR ReLU nets: most points in one linear region
+def claim_counts(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_000) -> dict:
+    """The counts behind the two text claims around Table 1.
+
+    "sgd" / "full": per activation, (solved, n) of the SGD cells per learning rate and of the full-batch
+    cells per optimizer (fXOR, h = 2).  "regions": per optimizer, (failed with >= 3 of 4 points in one
+    linear region, failed, solved with >= 3, solved, failed with all 4) over its fXOR ReLU cells, from
+    the stored final weights of at most `limit` networks per cell ("truncated": some cell had more).
+    """
+    sgd, full = {}, {}
+    for act in TABLE1_ACTIVATIONS:
+        sgd[act] = {lr: (_own_solved(res, sgd_name(act, lr, prefix)), res.n_rows(sgd_name(act, lr, prefix)))
+                    for lr in protocol.sgd_lrs}
+        full[act] = {opt: (_own_solved(res, cell_name(opt, "fxor", act, 2, prefix)),
+                           res.n_rows(cell_name(opt, "fxor", act, 2, prefix))) for opt in TABLE1_OPTIMIZERS}
     X = load_dataset("fxor").x
-    fail_hits = fail_n = ok_hits = ok_n = all4_fail = 0
     per_opt = {}
     truncated = False
-    for opt in OPTIMIZERS:
+    for opt in TABLE1_OPTIMIZERS:
         fh = fn = sh = sn = a4 = 0
         for h in HIDDEN:
             name = cell_name(opt, "fxor", "relu", h, prefix)
@@ -440,47 +302,12 @@ def claims(res, protocol: Protocol, prefix: str = "", limit: int | None = 200_00
             sh += int(np.sum(best[solved] >= 3))
             sn += int(np.sum(solved))
         per_opt[opt] = (fh, fn, sh, sn, a4)
-        fail_hits, fail_n, ok_hits, ok_n, all4_fail = (fail_hits + fh, fail_n + fn, ok_hits + sh, ok_n + sn,
-                                                        all4_fail + a4)
-    flo, fhi = wilson(fail_hits, fail_n) if fail_n else (float("nan"),) * 2
-    slo, shi = wilson(ok_hits, ok_n) if ok_n else (float("nan"),) * 2
-    agrees = fail_n > 0 and flo > 0.5 and (ok_n == 0 or flo > shi)
-
-    def pct(k, n):
-        return f"{100 * k / n:.1f}%" if n else "-"
-    out.append({
-        "claim": "failed fXOR ReLU nets have most data points (>= 3 of 4) in one linear region",
-        "paper": "most points in one linear region",
-        "computed": (f"failed: {pct(fail_hits, fail_n)} [{100 * flo:.1f}, {100 * fhi:.1f}] of {fail_n} "
-                     f"(all 4 points: {pct(all4_fail, fail_n)}); solved: {pct(ok_hits, ok_n)} "
-                     f"[{100 * slo:.1f}, {100 * shi:.1f}] of {ok_n}"),
-        "verdict": "agrees" if agrees else "disagrees",
-        "note": ("linear region = set of inputs with one activation pattern of the hidden ReLUs (the network is "
-                 "affine there), from the stored final weights of the GD and Adam fXOR-ReLU cells, h = 2..7" +
-                 (f", first {limit} networks per cell" if truncated else "") + "; per optimizer (failed / solved): " +
-                 "; ".join(f"{PAPER_OPT[o]} {pct(v[0], v[1])} / {pct(v[2], v[3])}" for o, v in per_opt.items())),
-        "values": {"failed": [fail_hits, fail_n], "solved": [ok_hits, ok_n], "failed_all4": all4_fail,
-                   "per_optimizer": {o: list(v) for o, v in per_opt.items()}},
-    })
-    return out
-
+    return {"sgd": sgd, "full": full, "regions": per_opt, "truncated": truncated, "limit": limit}
 
 def _own_solved(res, name: str) -> int:
     """Networks of a cell solved at the end of the budget by the optimizer's own verdict."""
     return res.code_counts(name, "optimizer_outcome")["solved"]
 
-
-def _pct_ci(k: int, n: int) -> str:
-    lo, hi = wilson(k, n)
-    return f"{100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
-
-
-def format_claims(rows: list[dict]) -> str:
-    lines = ["Claims of the text around Table 1"]
-    for r in rows:
-        lines.append(f"- {r['claim']}: {r['computed']} -> {r['verdict']}")
-        lines.append(f"    note: {r['note']}")
-    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ sweep
@@ -522,43 +349,14 @@ def sweep_cells(grid: SweepGrid, networks: int) -> list[Cell]:
 def sweep_path(grid: SweepGrid, networks: int) -> str:
     return f"runs/table1-sweep-{_hash({'grid': asdict(grid), 'networks': networks})}.h5"
 
-
-def sweep_results(res, grid: SweepGrid) -> list[dict]:
-    """Per (optimizer, init, lr, budget): mean/max |ours - paper| over the block's 24 cells."""
+def sweep_counts(res, grid: SweepGrid) -> list[dict]:
+    """Per (optimizer, init, lr, budget) of the grid: the block's cell counts ("cells")."""
     out = []
     for opt, law, bias, lr in grid.runs():
         for budget in sorted(grid.budgets):
-            rows = collect(res, (opt,), _sweep_prefix(opt, law, bias, lr, budget))
-            st = block_stats(rows)[opt]
-            out.append({"optimizer": opt, "init": law, "bias": bias, "lr": lr, "steps": budget, **st,
-                        "rows": [(r.dataset, r.act, r.h, r.solved, r.n) for r in rows]})
+            out.append({"optimizer": opt, "init": law, "bias": bias, "lr": lr, "steps": budget,
+                        "cells": collect(res, (opt,), _sweep_prefix(opt, law, bias, lr, budget))})
     return out
-
-
-def format_sweep(results: list[dict], grid: SweepGrid, top: int = 5, default: Protocol | None = None) -> str:
-    default = default or Protocol()
-    lines = [f"Protocol sweep: init {', '.join(grid.inits)}; GD lr {', '.join(f'{v:g}' for v in grid.gd_lrs)}; "
-             f"Adam lr {', '.join(f'{v:g}' for v in grid.adam_lrs)}; budgets {', '.join(map(str, grid.budgets))} "
-             "steps (one run each)"]
-    for opt in OPTIMIZERS:
-        rs = sorted((r for r in results if r["optimizer"] == opt), key=lambda r: r["mean_abs_diff"])
-        if not rs:
-            continue
-        lines.append("")
-        lines.append(f"{PAPER_OPT[opt]} block: protocols ranked by mean |ours - paper| over 24 cells")
-        lines.append(f"  {'init':<14}{'bias':<6}{'lr':>8}{'steps':>8}{'mean|d|':>9}{'max|d|':>8}{'paper in CI':>13}")
-        dflt = next((r for r in rs if (r["init"], r["bias"], r["lr"], r["steps"]) ==
-                     (default.init, default.bias_init, default.lr(opt), default.steps)), None)
-        shown = rs[:top] + ([dflt] if dflt is not None and dflt not in rs[:top] else [])
-        for r in shown:
-            mark = "  <- default" if r is dflt else ""
-            lines.append(f"  {r['init']:<14}{r['bias']:<6}{r['lr']:>8g}{r['steps']:>8}{r['mean_abs_diff']:>9.1f}"
-                         f"{r['max_abs_diff']:>8.0f}{r['paper_in_ci']:>8}/{r['cells']}{mark}")
-        b = rs[0]
-        lines.append(f"  best: init {b['init']} (bias {b['bias']}), lr {b['lr']:g}, {b['steps']} steps: mean |diff| "
-                     f"{b['mean_abs_diff']:.1f} points" +
-                     (f" (default protocol: {dflt['mean_abs_diff']:.1f})" if dflt is not None else ""))
-    return "\n".join(lines)
 
 
 def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | None = None, force: bool = False,
@@ -576,12 +374,15 @@ def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | Non
               threads=threads, progress=progress)
     return path
 
+def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
+               sweep_networks: int | None = None, with_claims: bool = True, check_final: int = 1000,
+               force: bool = False, resume="auto", chunk: int = 16384, threads: int | None = None,
+               progress: bool = True, echo=print) -> dict:
+    """Run (or reuse) the grid, and the sweep if given, and count: what `badminima table1` reports.
 
-def table1_report(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
-                  sweep_networks: int | None = None, with_claims: bool = True, markdown: bool = False,
-                  check_final: int = 1000, force: bool = False, resume="auto", chunk: int = 16384,
-                  threads: int | None = None, progress: bool = True, echo=print) -> dict:
-    """Run (or reuse) the grid and return {"text", "json", "path", "rows", ...}: what `badminima table1` prints."""
+    Returns {"protocol", "path", "cells": [CellCounts], "finality", "claims": claim_counts, "sweep_grid",
+    "sweep_path", "sweep": sweep_counts}; what was not asked for is None.
+    """
     protocol.validate()
     if networks < 1:
         raise ConfigError(f"--networks must be >= 1, got {networks}")
@@ -589,39 +390,23 @@ def table1_report(protocol: Protocol, networks: int, *, path: str | None = None,
     cells = grid_cells(protocol, networks)          # the SGD cells always: the file does not depend on --no-claims
     res = run_or_reuse(path, {"command": "table1", "protocol": asdict(protocol), "networks": networks}, cells,
                        force=force, resume=resume, chunk=chunk, threads=threads, progress=progress, echo=echo)
-    rows = collect(res)
-    parts = [format_markdown(rows) if markdown else format_table(rows, protocol)]
-    chk = None
+    out = {"protocol": protocol, "path": path, "cells": collect(res), "finality": None, "claims": None,
+           "sweep_grid": sweep, "sweep_path": None, "sweep": None}
     if check_final > 0:
-        chk = finality(res, cells, check_final, seed=protocol.seed, threads=threads)
-        parts.append(format_finality(chk))
-    claim_rows = claims(res, protocol) if with_claims else None
-    if claim_rows:
-        parts.append(format_claims(claim_rows))
-    sweep_out = None
+        out["finality"] = finality(res, cells, check_final, seed=protocol.seed, threads=threads)
+    if with_claims:
+        out["claims"] = claim_counts(res, protocol)
     if sweep is not None:
         sn = sweep_networks or networks
-        spath = sweep_path(sweep, sn)
+        out["sweep_path"] = spath = sweep_path(sweep, sn)
         sres = run_or_reuse(spath, {"command": "table1 --sweep", "grid": asdict(sweep), "networks": sn},
                             sweep_cells(sweep, sn), force=force, resume=resume, chunk=chunk, threads=threads,
                             progress=progress, echo=echo)
-        sweep_out = sweep_results(sres, sweep)
-        parts.append(format_sweep(sweep_out, sweep, default=protocol))
-        parts.append(f"sweep results: {spath}")
-    parts.append(f"results: {path}")
-    return {"text": "\n\n".join(parts), "path": path, "rows": rows, "claims": claim_rows, "sweep": sweep_out,
-            "finality": chk, "json": to_json(rows, protocol, path, claim_rows, sweep_out, chk)}
+        out["sweep"] = sweep_counts(sres, sweep)
+    return out
 
 
-def to_json(rows: list[Row], protocol: Protocol, path: str, claim_rows=None, sweep=None, finality_check=None) -> str:
-    return json.dumps({
-        "protocol": asdict(protocol), "protocol_text": protocol.describe(), "results": path,
-        "cells": [{**{k: v for k, v in asdict(r).items() if k != "counts"}, "percent": r.pct, "diff": r.diff,
-                   "paper_in_ci": r.paper_in_ci, "counts": r.counts} for r in rows],
-        "blocks": block_stats(rows), "claims": claim_rows, "sweep": sweep, "finality_check": finality_check},
-        indent=1, default=float)
-
-
-__all__ = ["Protocol", "SweepGrid", "Row", "grid_cells", "default_path", "run_or_reuse", "collect", "block_stats",
-           "format_table", "format_markdown", "claims", "format_claims", "region_stats", "sweep_cells",
-           "sweep_path", "sweep_results", "format_sweep", "table1_report", "parse_list", "paper_value", "make_config", "parse_init", "to_json"]
+__all__ = ["Protocol", "SweepGrid", "CellCounts", "grid_cells", "default_path", "run_or_reuse", "collect", "finality",
+           "claim_counts", "region_stats", "sweep_cells", "sweep_path", "sweep_counts", "run_shard", "run_table1",
+           "parse_list", "paper_value", "paper_column_name", "paper_percentages", "make_config", "make_counts",
+           "parse_init", "cell_name", "TABLE1_ACTIVATIONS", "TABLE1_OPTIMIZERS"]

@@ -49,7 +49,8 @@ import numba
 import numpy as np
 
 from badminima.engine.search import canonical
-from badminima.engine.core.model import SIGMOID, XENT, evaluate
+from badminima.engine.core.model import evaluate
+from badminima.engine.core.names import SIGMOID, XENT
 from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
 from badminima.engine.certify.smooth import certify_smooth
 from badminima.engine.data.datasets import DataError, load_dataset

@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from string import Template
 
+from badminima.engine.core.names import OPTIMIZERS, lanes_for
+
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 # The kernels import only engine/core (the template's imports).  Numba's cache checks only the kernel
 # file itself, so the digest of every source file there is written into each generated file: editing
@@ -33,7 +35,6 @@ def _dependency_digest() -> str:
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 _TEXT_VERSION = 17
-OPTIMIZERS = ("gd", "adam", "sgd")
 
 
 def kernel_dir() -> Path:
@@ -45,11 +46,6 @@ def kernel_dir() -> Path:
     if numba_cache:
         return Path(numba_cache) / "badminima_kernels"
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "badminima" / "kernels"
-
-
-def lanes_for(dtype: str) -> int:
-    """Networks per SIMD block: four 512-bit vectors of either precision."""
-    return 32 if dtype == "float64" else 64
 
 
 class _Rows:
@@ -356,7 +352,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         F="np.float64" if dtype == "float64" else "np.float32", B=B,
         EXP="exp64" if dtype == "float64" else "exp32",
         IS_XENT="True" if loss == "xent" else "False",
-        OPT_CODE=OPTIMIZERS.index(opt),
+        OPT_CODE=OPTIMIZERS[opt],
         R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
         OUTF=R.OUTF, CODE=R.CODE,
         LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),

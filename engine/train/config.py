@@ -5,8 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from badminima.engine.data.datasets import KINDS
-from badminima.engine.train.codegen import OPTIMIZERS
-from badminima.engine.core.model import ACTIVATIONS, INIT_LAWS
+from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, INIT_LAWS, OPTIMIZERS
 
 
 class ConfigError(ValueError):
@@ -98,7 +97,7 @@ class TrainConfig:
             bad(f"--networks must be >= 1, got {self.networks}")
         if not 0 <= self.seed < 2 ** 63:
             bad(f"--seed must be in [0, 2^63), got {self.seed}")
-        if self.dtype not in ("float64", "float32"):
+        if self.dtype not in DTYPE_LANES:
             bad(f"--dtype must be float64 or float32, got {self.dtype!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
             bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")

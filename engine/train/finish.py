@@ -19,7 +19,7 @@ is taken only if it lowers the loss.  The run ends
     method lands on it exactly, also from wherever the Hessian is positive definite and the Newton
     step shorter than POLISH_RADIUS (the flow converges to the same minimum, only slower);
   * when max|theta| > wmax: solved if every point is then correct, else drifting;
-  * at the horizon: classified like any end state (engine/classify.end_state);
+  * at the horizon: classified like any end state (engine/core/classify.end_state);
   * after MAX_ITER iterations: unresolved (out of steps).
 """
 from __future__ import annotations
@@ -31,7 +31,8 @@ from numba import prange
 
 from badminima.engine.core.classify import end_state
 from badminima.engine.core.jit import njit
-from badminima.engine.core.model import XENT, evaluate, hessian
+from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
 
 HORIZON = 100.0       # flow time followed, in multiples of the optimizer's budget (lr * steps)

@@ -16,9 +16,10 @@ from badminima.engine.train.finish import MAX_ITER as FINISH_ITER
 from badminima.engine.train.finish import finish_many
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 from badminima.engine.train.config import TrainConfig
-from badminima.engine.train.codegen import fused_points, lanes_for, load_kernel_module
+from badminima.engine.train.codegen import fused_points, load_kernel_module
 from badminima.engine.core.layout import n_params
-from badminima.engine.core.model import ACTIVATIONS, INIT_LAWS, LOSSES, init_many
+from badminima.engine.core.model import init_many
+from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_for
 
 DEFAULT_CHUNK = 16384
 
