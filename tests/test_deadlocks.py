@@ -36,7 +36,8 @@ def test_small_deadlock_certifies_strictly_and_suboptimally(name, n, delta_star,
     assert (q["delta_star"] >= SearchConfig.strong_delta) == (tier == "strong")
     with open(ds.source, encoding="utf-8") as f:
         s = json.load(f)["search"]
-    assert s["tier"] == tier and s["delta_star"] == q["delta_star"] and s["auc"] == q["auc"]
+    # the file records the search's own float64 values; a recomputation may round differently
+    assert s["tier"] == tier and abs(s["delta_star"] - q["delta_star"]) < 1e-12 and abs(s["auc"] - q["auc"]) < 1e-12
     assert s["auc"] == ref.ref_auc(p, list(ds.y))
     L = float(ref.mp_loss(theta, ds.x_text, ds.y_text, "sigmoid", "xent"))
     assert abs(s["const_gap"] - (L - s["constant_loss"])) < 1e-9 and s["const_gap"] < 0
