@@ -231,15 +231,21 @@ def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] 
 @click.option("--dim", default="2", help="input dimensions, comma separated (1 = ReLU regression)")
 @click.option("--points", default=None,
               help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the paper's datasets')")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="compiler processes (default: one per core)")
 @friendly_errors
-def compile_cmd(hidden, act, opt, dtype, dim, points):
-    """Compile (and cache on disk) every kernel a run will need, once, before a cluster fans out."""
+def compile_cmd(hidden, act, opt, dtype, dim, points, workers):
+    """Compile (and cache on disk) every kernel a run will need, on every core, e.g. before a cluster fans out."""
     import time
-    from badminima.engine.train.warmup import parse_int_set, warm
+    from badminima.engine.train.warmup import parse_int_set, variants_for, warm
     t0 = time.monotonic()
-    variants = warm(parse_int_set(dim), parse_int_set(hidden), act.split(","), opt.split(","), dtype.split(","),
-                    points=parse_int_set(points) if points else None, echo=lambda s: click.echo(s, err=True))
-    click.echo(f"compiled {variants} kernel variants in {time.monotonic() - t0:.1f} s")
+    variants = variants_for(parse_int_set(dim), parse_int_set(hidden), act.split(","), opt.split(","),
+                            dtype.split(","), points=parse_int_set(points) if points else None)
+    for v in variants:
+        click.echo(f"  {v.label()}", err=True)
+    compiled = warm(variants, workers=workers)
+    click.echo(f"{len(variants)} kernel variants ready ({compiled} compiled, {len(variants) - compiled} "
+               f"already cached) in {time.monotonic() - t0:.1f} s")
 
 
 @main.command()

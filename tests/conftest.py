@@ -1,5 +1,9 @@
-"""Shared fixtures: small configs and datasets for the engine tests."""
+"""Shared fixtures: small configs and datasets for the engine tests, and the suite's kernels compiled
+in parallel before the first test."""
+import ast
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +11,40 @@ from click.testing import CliRunner
 
 from badminima.engine.train.config import InitSpec, TrainConfig
 from badminima.engine.data.datasets import load_dataset
+
+
+# Every kernel variant the suite trains with, (d, h, activation, loss, optimizer, dtype, fused points),
+# written by a run with BADMINIMA_RECORD_VARIANTS=FILE (see pytest_configure).  A cold suite compiles
+# them in parallel worker processes first; a variant missing here is just compiled where it is used.
+SUITE_VARIANTS = Path(__file__).with_name("suite_variants.txt")
+
+
+def pytest_configure(config):
+    record = os.environ.get("BADMINIMA_RECORD_VARIANTS")
+    if not record:
+        return
+    import badminima.engine.train.codegen as cg
+    import badminima.engine.train.run as run
+    orig = cg.load_kernel_module
+
+    def logged(*args):
+        with open(record, "a") as f:
+            f.write(repr(tuple(args)) + "\n")
+        return orig(*args)
+    cg.load_kernel_module = run.load_kernel_module = logged
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_kernels():
+    """Compile the suite's kernel variants that are not cached yet, in parallel processes."""
+    from badminima.engine.train.precompile import Precompiler, Variant
+    if not SUITE_VARIANTS.exists() or os.environ.get("BADMINIMA_RECORD_VARIANTS"):
+        return
+    rows = [ast.literal_eval(line) for line in SUITE_VARIANTS.read_text().split("\n") if line.strip()]
+    variants = [Variant(*row, *(0,) * (7 - len(row))) for row in rows]
+    with Precompiler(variants, progress=False) as pre:
+        for v in variants:
+            pre.wait(v)
 
 
 def make_cfg(ds, **kw):

@@ -47,7 +47,10 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         with Precompiler(variants.values(), progress=progress) as pre:
             prog = Progress(total, enabled=progress, done=total - todo)
             try:
-                for c in pending:
+                while pending:
+                    # the first cell whose kernel is compiled trains while the others' compile
+                    c = next((c for c in pending if pre.ready(variants[c.name])), pending[0])
+                    pending.remove(c)
                     pre.wait(variants[c.name])
                     prog.label = f"networks (cell {c.name})" if len(cells) > 1 else "networks"
                     start, stop = writer.next_index(c.name), writer.range(c.name)[1]

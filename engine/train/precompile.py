@@ -105,6 +105,11 @@ class Precompiler:
             self._say(f"compiled {self.done}/{self.total} kernel variants, {el:.0f} s"
                       + (f", about {left:.0f} s left" if self.done < self.total else ""))
 
+    def ready(self, v: Variant) -> bool:
+        """Whether v can be loaded now without waiting."""
+        fut = self._futures.get(v)
+        return fut is None or fut.done()
+
     def wait(self, v: Variant) -> None:
         """Block until v is compiled (no-op if it was cached); a worker's error is raised here."""
         fut = self._futures.get(v)
