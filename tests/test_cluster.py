@@ -160,7 +160,7 @@ def test_submitter_chains_warmup_and_offset_parts(tmp_path):
     assert p.stdout.splitlines()[-1] == "submitted jobs: 100 101 102 103"
     calls = log.read_text().splitlines()
     assert len(calls) == 4
-    assert "--array=0 " in calls[0] and "BADMINIMA_ROLE=warmup" in calls[0] and "--cpus-per-task=1" in calls[0]
+    assert "--array=0 " in calls[0] and "BADMINIMA_ROLE=warmup" in calls[0] and "--cpus-per-task=3" in calls[0]
     assert "--array=0-2%2 --dependency=afterok:100 " in calls[1] and "BADMINIMA_SHARD_OFFSET=0" in calls[1]
     assert "--array=0-2%2 --dependency=afterok:100,afterany:101 " in calls[2] and "OFFSET=3" in calls[2]
     assert "--array=0-0%2 --dependency=afterok:100,afterany:102 " in calls[3] and "OFFSET=6" in calls[3]

@@ -66,7 +66,11 @@ def compile_variant(v: Variant) -> float:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """The CPUs this process may run on (a SLURM task's allocation, not the node's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
 
 
 class Precompiler:
