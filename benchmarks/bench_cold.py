@@ -64,7 +64,7 @@ def main() -> None:
             if name == "suite":
                 cmd, cwd, label = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], ROOT, "test suite"
             elif name in jobs:
-                cmd, cwd, label = jobs[name] + ["--runs-dir" if name == "reproduce" else "-o",
+                cmd, cwd, label = jobs[name] + ["--out-dir" if name == "reproduce" else "-o",
                                                 os.path.join(tmp, "out" if name == "reproduce" else "t1.h5")], tmp, \
                     " ".join(jobs[name][3:])
             else:

@@ -282,7 +282,7 @@ def test_pick_networks_solved_then_stuck():
 
 def test_report_and_plot_commands(runs, tmp_path):
     out = tmp_path / "rep"
-    r = cli(["report", str(runs / "fxor.h5"), str(runs / "d1.h5"), "-o", str(out), "--no-pdf", "-q"])
+    r = cli(["report", str(runs / "fxor.h5"), str(runs / "d1.h5"), "--out-dir", str(out), "--no-pdf", "-q"])
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text()
     for part in ("## Outcome rates", "Wilson", "Drifting runs by limiting plateau",
@@ -294,19 +294,19 @@ def test_report_and_plot_commands(runs, tmp_path):
     assert (out / "outcomes.csv").read_text().startswith("cell,outcome,k,n,rate,95% CI_lo,95% CI_hi")
 
     png = tmp_path / "fit.png"
-    r = cli(["plot", "fit", str(runs / "d1.h5"), "-o", str(png), "--networks", "0,1", "--point", "prop1",
+    r = cli(["plot", "fit", str(runs / "d1.h5"), "--figure", str(png), "--networks", "0,1", "--point", "prop1",
              "--size", "5x3", "--dpi", "40"])
     assert r.exit_code == 0, r.output
     assert _png_shape(png) == (120, 200)
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps({"columns": ["point", "certified"], "rows": [["W_hat", True], ["W0", False]]}))
-    r = cli(["plot", "minimality", str(rows), "-o", str(tmp_path / "m.png"), "-q"])
+    r = cli(["plot", "minimality", str(rows), "--figure", str(tmp_path / "m.png"), "-q"])
     assert r.exit_code == 0, r.output
 
-    bad = CliRunner().invoke(main, ["plot", "regions", str(runs / "d1.h5"), "-o", str(tmp_path / "x.png"), "-q"])
+    bad = CliRunner().invoke(main, ["plot", "regions", str(runs / "d1.h5"), "--figure", str(tmp_path / "x.png"), "-q"])
     assert bad.exit_code == 2 and "2-D classification" in bad.output
-    bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "-o", str(tmp_path / "x.png"),
+    bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "--figure", str(tmp_path / "x.png"),
                                     "--cell", "nope", "-q"])
     assert bad.exit_code == 2 and "no cell 'nope'" in bad.output
-    bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "-o", str(out)])
+    bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out-dir", str(out)])
     assert bad.exit_code == 1 and "no such file" in bad.output

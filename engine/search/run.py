@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
                              STRATEGIES, STREAM_SEARCH, newton_polish, optimize_batch, polish_batch,
                              search_starts)
-from badminima.engine.store import RunWriter, open_results
+from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.train.run import train_range
 
 P = 9                      # parameters of the 2-2-1 network
@@ -190,7 +191,7 @@ class SearchConfig:
         def bad(msg):
             raise ConfigError(msg)
         if not isinstance(self.points, int) or not 4 <= self.points <= 64:
-            bad(f"--points must be an integer in 4..64 (fewer than 4 points cannot hold a strict finite "
+            bad(f"-N (the number of points) must be an integer in 4-64 (fewer than 4 points cannot hold a strict finite "
                 f"minimum of the 2-2-1 network), got {self.points!r}")
         if self.budget < 1:
             bad(f"--budget must be >= 1, got {self.budget}")
@@ -527,7 +528,7 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
                         f"vs majority {q['majority_rate']:.4g}, decision margin delta* {res['delta_star']:.4g}, "
                         f"AUC {res['auc']:.4g}, L - L_const {res['const_gap']:.4g}.  Data are in the affine "
                         f"gauge (hidden pre-activations)."),
-        "source": f"badminima search --points {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
+        "source": f"badminima search -N {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
                   f"(candidate {index})" + (f", parent {parent}" if parent else ""),
         "x": res["x_text"],
         "y": res["y_text"],
@@ -644,8 +645,13 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     cell = f"N{cfg.points}"
     stats: dict = {}
     t0 = time.monotonic()
-    with RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
-                        resume=resume, fields=search_fields(cfg.points)) as w:
+    try:
+        writer = RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
+                                resume=resume, fields=search_fields(cfg.points))
+    except RunComplete:             # this very search, finished: reuse it
+        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        return {**summarize(path), "exported_now": [], "seconds": time.monotonic() - t0}
+    with writer as w:
         start, stop = w.next_index(cell), w.range(cell)[1]
         prog = Progress(w.range(cell)[1] - w.range(cell)[0], label="candidates", enabled=progress,
                         done=start - w.range(cell)[0])
@@ -719,30 +725,6 @@ def _form_of(path: str):
         return None
 
 
-def parse_points(text: str) -> list[int]:
-    """'4..12', '4-12', '9,10', '10' -> sorted list of point counts."""
-    out: set[int] = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            for sep in ("..", "-"):
-                if sep in part:
-                    a, b = part.split(sep)
-                    lo, hi = int(a), int(b)
-                    if lo > hi:
-                        raise ValueError
-                    out.update(range(lo, hi + 1))
-                    break
-            else:
-                out.add(int(part))
-    except ValueError:
-        raise ConfigError(f"--points must look like 4..12, 4-12 or 9,10; got {text!r}") from None
-    if not out or min(out) < 4 or max(out) > 64:
-        raise ConfigError(f"--points must lie in 4..64 (fewer than 4 points cannot hold a strict finite "
-                          f"minimum), got {text!r}")
-    return sorted(out)
-
-
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
                strategies=("joint", "delete", "refine"), paper_parent: bool = False, max_parents: int = 16,
                force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
@@ -753,6 +735,9 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
     N-point ones; strategies run in that order.  One result file per (N, strategy) in out_dir, each
     resumable.  Returns one table row per N."""
     echo = echo or (lambda s: None)
+    if not points or min(points) < 4 or max(points) > 64:
+        raise ConfigError(f"point counts must lie in 4-64 (fewer than 4 points cannot hold a strict finite "
+                          f"minimum), got {sorted(points)}")
     rows = []
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):

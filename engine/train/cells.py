@@ -7,6 +7,7 @@ SIGKILLs the writer).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from badminima.engine.train.config import TrainConfig
@@ -14,7 +15,7 @@ from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
-from badminima.engine.store import RunWriter
+from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.train.run import DEFAULT_CHUNK, train
 
 
@@ -32,14 +33,21 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
               command: str | None = None) -> dict[str, dict[str, int]]:
     """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts.
 
-    Kernel variants not yet in the cache compile in worker processes (engine/train/precompile.py)
-    while the cells whose kernels are ready train."""
+    A finished file of exactly this run is reused as it is (a different one is refused, naming the
+    differing keys, unless force).  Kernel variants not yet in the cache compile in worker processes
+    (engine/train/precompile.py) while the cells whose kernels are ready train."""
     config = dict(run_config)
     if shard is not None:
         config["shard"] = shard
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
-    with RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
-                        init_weights=keep_init, training=True) as writer:
+    try:
+        writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
+                                init_weights=keep_init, training=True)
+    except RunComplete:
+        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        res = open_results(path)
+        return {c.name: res.counts(c.name) for c in cells}
+    with writer:
         todo = sum(writer.remaining(c.name) for c in cells)
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
         pending = [c for c in cells if writer.remaining(c.name)]

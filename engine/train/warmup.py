@@ -6,18 +6,6 @@ from badminima.engine.train.codegen import FUSE_MAX_POINTS
 from badminima.engine.train.precompile import Precompiler, Variant, variant_of
 
 
-def parse_int_set(text: str) -> list[int]:
-    """'2-7' -> [2..7]; '2,3' -> [2, 3]."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, _, b = part.partition("-")
-            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
-    except ValueError:
-        raise ConfigError(f"not a list of integers: {text!r}") from None
-    return out
-
-
 # the paper's training sets (the deadlock sets in data/ are for certification, not training)
 PAPER_DATASETS = ("xor", "fxor", "paper10", "relu_d1", "relu_d2", "relu_d3")
 
