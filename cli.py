@@ -288,6 +288,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
+    click.echo(f"next: badminima report {path} --out-dir report   (rates with intervals, distinct minima, figures)")
 
 
 @main.command()
@@ -308,6 +309,7 @@ def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
     from badminima.engine.store import merge as merge_files
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
+    click.echo(f"next: badminima report {output} --out-dir report")
 
 
 def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] | None = None) -> str:
@@ -678,6 +680,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bo
                ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
     click.echo(format_table([s]))
     click.echo(f"results: {path}; certified datasets: {found_dir}/ ({len(s['found'])} files)")
+    if s["found"]:
+        click.echo(f"next: badminima certify {s['found'][0]} --cross-check   (re-prove the best one)")
 
 
 for _p in search.params:            # a search commits small chunks (each candidate may train a witness)
@@ -804,7 +808,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                                    progress=not quiet, echo=lambda m: click.echo(m, err=True)), markdown=markdown)
     if json_out != "-":
         click.echo(out["text"])
-    emit_json(json_out, out["json"])
+    if not emit_json(json_out, out["json"]):
+        click.echo(f"next: badminima report {out['path']} --out-dir report   (per-cell minima and figures)")
 
 
 @main.command()

@@ -109,8 +109,12 @@ def test_rates_and_differences_from_shards(runs):
     pt = paper_table(cells)                                  # the paper's GD sigmoid XOR column: 90, 100
     assert [r[4] for r in pt.rows] == [0.90, 1.00]
     assert select_cells(cells, ["xor sigmoid gd h=3"]) == [cells[1]]
-    with pytest.raises(AnalysisError):
-        select_cells(cells, ["nope"])
+    assert select_cells(cells, ["h=3"]) == [cells[1]]                   # any unambiguous part of a label
+    assert select_cells(cells, ["h=2", "xor h=3", "h=2"]) == cells
+    with pytest.raises(AnalysisError, match=r"matches 2 cells \(xor sigmoid gd h=2; xor sigmoid gd h=3\)"):
+        select_cells(cells, ["sigmoid gd"])
+    with pytest.raises(AnalysisError, match=r"no cell matches 'xor sigmoid gd h=4'; closest: xor sigmoid gd h="):
+        select_cells(cells, ["xor sigmoid gd h=4"])
 
 
 def test_cell_labels_name_what_varies():
@@ -307,6 +311,6 @@ def test_report_and_plot_commands(runs, tmp_path):
     assert bad.exit_code == 2 and "2-D classification" in bad.output
     bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "--figure", str(tmp_path / "x.png"),
                                     "--cell", "nope", "-q"])
-    assert bad.exit_code == 2 and "no cell 'nope'" in bad.output
+    assert bad.exit_code == 2 and "no cell matches 'nope'; closest:" in bad.output
     bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out-dir", str(out)])
     assert bad.exit_code == 1 and "no such file" in bad.output
