@@ -59,8 +59,8 @@ from badminima.engine.train.progress import Progress
 from badminima.engine.core.rng import normal_at
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS, H_KBOX, H_KCONST,
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
-                             STRATEGIES, STREAM_SEARCH, newton_polish, optimize_batch, polish_batch,
-                             search_starts)
+                             STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
+from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunWriter, open_results
 from badminima.engine.train.run import train_range
 
