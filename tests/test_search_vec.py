@@ -146,3 +146,49 @@ def test_same_verdicts_as_the_scalar_optimizer_at_default_iterations():
     assert same_soa >= 0.85 * C
     for v in np.unique(np.concatenate([v_ref, v_soa])):
         assert abs(int((v_soa == v).sum()) - int((v_ref == v).sum())) <= slack
+
+
+def test_four_points_never_give_a_strict_minimum():
+    """docs/search.md, 'Why N >= 5': at every finite critical point on 4 points there is a u != 0 in
+    ker J whose first-layer part is the bias direction e_{b_j} of a unit, and u' H u = v_j sum_i r_i
+    s''(a_ij) / N = 0, so the Hessian is never positive definite.  Checked on every critical point that
+    Newton's method finds from random weights, on the square and on random 4-point datasets."""
+    rng = np.random.default_rng(0)
+    data = [(np.array([[1.0, 1], [-1, -1], [1, -1], [-1, 1]]), np.array([1.0, 1, 0, 0]))]
+    data += [(rng.normal(0, 2, (4, 2)), np.array(lab, float)) for lab in ([1, 0, 1, 0], [1, 0, 0, 0]) for _ in range(4)]
+    found = 0
+    for X, y in data:
+        for _ in range(150):
+            th = rng.normal(0, 2, 9)
+            gn, lam, _ = sk.newton_polish(X, y, np.ones(4), th, 2, 60, 1e-13)
+            if not (gn < 1e-11 and np.abs(th).max() < 30):
+                continue
+            found += 1
+            g, H = np.empty(9), np.empty((9, 9))
+            sk.loss_grad_hess(th, X, y, np.ones(4), 2, g, H)
+            s = [1 / (1 + np.exp(-(X @ th[4 * j + 1:4 * j + 3] + th[4 * j + 3]))) for j in (0, 1)]
+            scale = np.abs(H).max()
+            assert np.linalg.eigvalsh(H)[0] <= 1e-12 * scale
+            for j in (0, 1):
+                b = 4 * j + 3
+                col_b = th[4 * j] * s[j] * (1 - s[j])               # d z_i / d b_j
+                sol = np.linalg.lstsq(np.column_stack([s[0], s[1], np.ones(4)]), -col_b, rcond=None)[0]
+                u = np.zeros(9)
+                u[[0, 4, 8]] = sol
+                u[b] = 1.0
+                J = np.array([sk_jac(th, x) for x in X])
+                assert np.abs(J @ u).max() < 1e-10                 # u is in ker J (rank J <= 3)
+                assert abs(u @ H @ u) < 1e-11 * scale * (u @ u)    # and flat: H is not positive definite
+    assert found >= 30
+
+
+def sk_jac(th, x):
+    """d z / d theta at one input x (layout order), plain NumPy."""
+    out = np.empty(9)
+    for j in (0, 1):
+        b = 4 * j
+        s = 1 / (1 + np.exp(-(th[b + 1] * x[0] + th[b + 2] * x[1] + th[b + 3])))
+        out[b] = s
+        out[b + 1:b + 4] = th[b] * s * (1 - s) * np.array([x[0], x[1], 1.0])
+    out[8] = 1.0
+    return out
