@@ -79,10 +79,16 @@ def study_figure(data: dict, path: str, dpi: int = 120) -> None:
             if len(lam):
                 ax.hist(lam, bins=edges, histtype="step", label=f"{k} vs {N - k} (best {lam.max():.2g})")
         ax.set_xscale("symlog", linthresh=lin)
+        ax.set_xticks([-1e-1, -1e-4, 0.0, 1e-4, 1e-1])
+        ax.set_xticklabels(["-1e-1", "-1e-4", "0", "1e-4", "1e-1"])
         ax.axvline(0.0, color="k", lw=0.8)
         ax.set_title(f"N = {N}")
         ax.set_xlabel("smallest Hessian eigenvalue")
-        ax.legend(fontsize=7, title="label split", title_fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title="label split", title_fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no converged non-degenerate\ncritical point", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
     axes[0][0].set_ylabel("converged non-degenerate critical points")
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
