@@ -651,13 +651,16 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@click.option("--post-workers", type=int, default=0, show_default=True,
+              help="post-process float survivors (witness, rounding, certificate) in this many processes "
+                   "(0/1: in this one; records are the same)")
 @click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
               "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
 @badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bound, strong_delta, kdstar, kconst,
-           output, force, resume, shard, threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, post_workers, bound, strong_delta,
+           kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from badminima.engine.train.config import ConfigError
@@ -675,7 +678,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bo
                        ones=splits, found_dir=found_dir, **kw).validate()
     path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
-                   chunk=chunk, threads=threads, progress=not quiet)
+                   chunk=chunk, threads=threads, progress=not quiet, post_workers=post_workers)
     click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +
                ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
     click.echo(format_table([s]))
