@@ -293,16 +293,24 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option("--cell", "cells", multiple=True, help="show this cell in full: configuration, counts, intervals "
+              "(name or label; repeatable)")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="everything"))
 @friendly_errors
-def show(files):
-    """Print the configuration and per-cell outcome counts of result files (or shards)."""
-    from badminima.engine.store import show as show_files
-    click.echo(show_files(list(files)))
+def show(files, cells, json_out):
+    """What result files (or shards) hold: several cells as one line each, a single cell in full."""
+    import json
+    from badminima.analysis.load import load_cells, select_cells
+    from badminima.analysis.show import cell_detail, show_json, show_text
+    chosen = select_cells(load_cells(list(files), progress=False), cells)
+    if json_out != "-":
+        click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
+    emit_json(json_out, json.dumps(show_json(chosen, detail=bool(cells)), indent=1, default=str))
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, help="merged result file")
+@click.option("--output", "-o", required=True, help="the merged result file")
 @click.option("--force", is_flag=True, help="replace an existing output")
 @friendly_errors
 def merge(inputs, output, force):
@@ -572,17 +580,22 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @click.option("--tol", type=float, default=1e-4, help="parameter tolerance for grouping minima modulo symmetry")
 @click.option("--loss-tol", type=float, default=1e-2, help="final-loss gap that separates drifting plateaus")
 @click.option("--pdf/--no-pdf", default=True, help="also write every figure as PDF")
-@click.option("--cell-figures/--no-cell-figures", default=True, help="per-cell figures (losses, basins, regions/fits)")
-@click.option("--dpi", type=int, default=100, help="PNG resolution")
+@click.option("--cell", "cells", multiple=True, help="write this cell's detail: critical points, plateaus, "
+              "figures (name or label; repeatable)")
+@click.option("--details/--no-details", default=None, help="every cell's detail / none  [default: the --cell "
+              "cells, or every cell of files with at most 4]")
+@click.option("--cell-figures/--no-cell-figures", default=True, help="figures in the per-cell detail (losses, basins, regions/fits)")
+@click.option("--dpi", type=int, default=200, help="PNG resolution")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
-def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
-    """Analyse result files (any runs, shards, globs) into OUTPUT/report.md with tables and figures."""
+def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
+    """Analyse result files (any runs, shards, globs) into OUTPUT/report.md: an overview (rates, convergence,
+    the paper's Table 1, clear differences), then per-cell detail where asked, with CSVs and figures."""
     from badminima.analysis.report import write_report
     if not tol > 0 or not loss_tol > 0 or dpi < 10:
         _fail("--tol and --loss-tol must be positive and --dpi >= 10")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
-                        cell_figures=cell_figures, progress=not quiet)
+                        cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
     click.echo(f"report: {path}")
 
 
@@ -594,7 +607,7 @@ def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
 @click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
 @click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
-@click.option("--dpi", type=int, default=100, help="resolution (PNG pixels = size x dpi)")
+@click.option("--dpi", type=int, default=200, help="resolution (PNG pixels = size x dpi)")
 @click.option("--title", default="Minimality of weight points", help="title (minimality)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors

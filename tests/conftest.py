@@ -1,5 +1,5 @@
-"""Shared fixtures: small configs and datasets for the engine tests, and the suite's kernels compiled
-in parallel before the first test."""
+"""Shared fixtures: small configs and datasets for the engine tests, small stored runs for the analysis,
+and the suite's kernels compiled in parallel before the first test."""
 import ast
 import os
 import sys
@@ -94,3 +94,23 @@ def interrupt_shard(monkeypatch, run, shard, out, chunk=40):
         m.setattr(sys, "argv", ["interrupted-by-test"])
         r = CliRunner().invoke(main, [*run, "-q", "--shard", shard, "--chunk", str(chunk), "-o", str(out)])
     assert r.exit_code == 130 and calls["n"] == 1, r.output
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Small stored runs for the analysis, figure and output tests: xor sigmoid GD h=2 in two shards and
+    h=3, fxor sigmoid Adam (drifts), relu_d1 (flat minima)."""
+    from badminima.cli import main
+    d = tmp_path_factory.mktemp("runs")
+    base = ["train", "-q", "--seed", "3"]
+    specs = {
+        "xor2.s0.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "0/2"],
+        "xor2.s1.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "1/2"],
+        "xor3.h5": ["--dataset", "xor", "-H", "3", "-n", "160", "--steps", "1500"],
+        "fxor.h5": ["--dataset", "fxor", "--opt", "adam", "--lr", "0.01", "-n", "150", "--steps", "2000"],
+        "d1.h5": ["--dataset", "relu_d1", "--act", "relu", "-H", "1", "--lr", "0.01", "-n", "120", "--steps", "2000"],
+    }
+    for name, args in specs.items():
+        r = CliRunner().invoke(main, base + args + ["-o", str(d / name)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    return d

@@ -28,24 +28,6 @@ def cli(args):
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Small runs: xor sigmoid GD h=2 in two shards and h=3, fxor sigmoid Adam (drifts), relu_d1 (flat minima)."""
-    d = tmp_path_factory.mktemp("runs")
-    base = ["train", "-q", "--seed", "3"]
-    specs = {
-        "xor2.s0.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "0/2"],
-        "xor2.s1.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "1/2"],
-        "xor3.h5": ["--dataset", "xor", "-H", "3", "-n", "160", "--steps", "1500"],
-        "fxor.h5": ["--dataset", "fxor", "--opt", "adam", "--lr", "0.01", "-n", "150", "--steps", "2000"],
-        "d1.h5": ["--dataset", "relu_d1", "--act", "relu", "-H", "1", "--lr", "0.01", "-n", "120", "--steps", "2000"],
-    }
-    for name, args in specs.items():
-        r = cli(base + args + ["-o", str(d / name)])
-        assert r.exit_code == 0, r.output
-    return d
-
-
 # ---------------------------------------------------------------------------------- statistics
 
 def test_wilson_against_hand_computed_values():
