@@ -202,7 +202,7 @@ def test_plot_command_writes_paper_sized_figures(runs, tmp_path, kind):
     src = {"regions": ["fxor.h5"], "fit": ["d1.h5"], "convergence": ["xor2.s0.h5", "xor2.s1.h5", "xor3.h5"],
            "losses": ["fxor.h5", "d1.h5"], "basins": ["d1.h5"]}[kind]
     out = tmp_path / f"{kind}.png"
-    r = CliRunner().invoke(main, ["plot", kind, *[str(runs / f) for f in src], "-o", str(out), "--dpi", "50", "-q"])
+    r = CliRunner().invoke(main, ["plot", kind, *[str(runs / f) for f in src], "--figure", str(out), "--dpi", "50", "-q"])
     assert r.exit_code == 0, r.output
     w = imread(out).shape[1]
     assert w in (round(figures.SINGLE * 50), round(figures.DOUBLE * 50))

@@ -130,7 +130,7 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
     files = [str(runs / "xor2.s0.h5"), str(runs / "xor2.s1.h5"), str(runs / "xor3.h5"), str(runs / "fxor.h5"),
              str(runs / "d1.h5")]
     out = tmp_path / "overview"
-    r = CliRunner().invoke(main, ["report", *files, "-o", str(out), "-q", "--no-details"])
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--no-details"])
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text()
     heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
@@ -142,7 +142,7 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
                          "paper.csv", "report.md"]
     out2 = tmp_path / "one"
     fx = [c.label for c in load_cells(files, progress=False) if c.label.startswith("fxor")][0]
-    r = CliRunner().invoke(main, ["report", *files, "-o", str(out2), "-q", "--cell", fx, "--no-pdf"])
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out2), "-q", "--cell", fx, "--no-pdf"])
     assert r.exit_code == 0, r.output
     md = (out2 / "report.md").read_text()
     assert md.count("\n### ") == 1 and f"### {fx}" in md and "Drifting runs" in md
