@@ -38,3 +38,13 @@ def test_exp_keeps_the_precision_of_its_argument():
         f(dt(1.5))
     assert {str(sig.return_type) for sig in f.nopython_signatures} == {"float32", "float64"}
     assert f(np.float32(1.5)) == np.float32(np.exp(np.float32(1.5)))
+
+
+def test_exp_rounds_its_polynomial_with_explicit_fused_multiply_adds():
+    # explicit llvm.fma (not contraction, which no fast-math flag allows): one rounding per a*b + c,
+    # the same whatever code the exp is inlined into
+    from badminima.engine.core.fastexp import exp32, exp64
+    for fn, x in ((exp32, np.float32(0.3)), (exp64, 0.3)):
+        fn(x)
+        ir = next(iter(fn.inspect_llvm().values()))
+        assert ir.count("@llvm.fma.") >= 8
