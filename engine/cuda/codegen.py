@@ -9,6 +9,7 @@ of it stays valid.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import os
@@ -45,8 +46,47 @@ class _Locals(_Rows):
         raise KeyError(row)
 
 
+class _Branchless(ast.NodeTransformer):
+    """`a if c else b` -> cuda.selp(c, a, b) and `p and q` -> p & q (booleans): the same values, no
+    branches.  Numba turns every conditional expression and short-circuit operator into basic blocks,
+    and its liveness analysis, run over all blocks with every local (here: every parameter, gradient
+    and moment of the network) live, made a kernel with hundreds of them compile for minutes."""
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        sel = ast.Attribute(value=ast.Name(id="cuda", ctx=ast.Load()), attr="selp", ctx=ast.Load())
+        return ast.Call(func=sel, args=[node.test, node.body, node.orelse], keywords=[])
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        op = ast.BitAnd() if isinstance(node.op, ast.And) else ast.BitOr()
+        out = node.values[0]
+        for v in node.values[1:]:
+            out = ast.BinOp(left=out, op=op, right=v)
+        return out
+
+
+def _branchless(lines: list[str]) -> list[str]:
+    """Each simple statement of `lines` through _Branchless (headers such as `for ...:` and comments
+    are kept as they are)."""
+    out = []
+    for ln in lines:
+        body = ln.lstrip()
+        try:
+            tree = ast.parse(body)
+        except SyntaxError:
+            out.append(ln)
+            continue
+        if len(tree.body) != 1:
+            out.append(ln)
+            continue
+        out.append(ln[: len(ln) - len(body)] + ast.unparse(_Branchless().visit(tree)))
+    return out
+
+
 def unrolled(opt: str, n_points: int) -> bool:
-    """Whether a step unrolls every point with the data in registers (else: a loop over shared memory)."""
+    """Whether the data go to a per-thread local array (registers once the compiler unrolls the loop
+    over the points) or, for larger datasets and SGD's indexed points, to shared memory."""
     return opt != "sgd" and n_points <= FUSE_MAX_POINTS
 
 
@@ -60,13 +100,9 @@ def _pass_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_poi
         fb = _forward_backward(loc, d, h, act, loss, xs, yv)
         fb.append(f"nc += ONE if (z > ZERO) == {yp} else ZERO" if loss == "xent" else f"ls += (z - {yv}) * (z - {yv})")
         return fb + (_stat_lines("rsum", "rmax") if stats else [])
-    if unrolled(opt, n_points):
-        for i in range(n_points):
-            lines += point([f"x{k}_{i}" for k in range(d)], f"y_{i}", f"yp_{i}")
-    else:
-        lines += ["for q in range(N):"] + ["    " + ln for ln in
-                                           [f"x{k} = sX[q, {k}]" for k in range(d)] + ["yq = sy[q]", "ypq = yq > HALF"]
-                                           + point([f"x{k}" for k in range(d)], "yq", "ypq")]
+    lines += ["for q in range(N):"] + ["    " + ln for ln in
+                                       [f"x{k} = sX[q, {k}]" for k in range(d)] + ["yq = sy[q]", "ypq = yq > HALF"]
+                                       + point([f"x{k}" for k in range(d)], "yq", "ypq")]
     return lines
 
 
@@ -75,16 +111,15 @@ def _block_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_po
     stats = ("nc", "ls", "rsum", "rmax")
     tested = _pass_lines(R, d, h, act, loss, opt, n_points, certifies(act, loss, opt))
     if opt != "sgd":
-        # the CPU's run_task: the steps before the block's last stop no network (no stop test, no mask),
-        # then the rest with the stop test; here `fast` is the thread's own (the CPU takes the largest
-        # step count of its lanes: the same results, see docs/gpu.md)
-        fast = _pass_lines(R, d, h, act, loss, opt, n_points, False)
-        fast += _decide_lines(R, d, h, act, loss, opt, R.th, R.g, stats, guarded=False, test=False)
-        test = tested + _decide_lines(R, d, h, act, loss, opt, R.th, R.g, stats, guarded=False, test=True)
-        return (["fast = max(0, min(K - 1 if early else K, steps - cnt))", "for i in range(fast):"]
-                + ["    " + ln for ln in fast] + ["cnt += fast", "for i in range(fast, K):",
-                                                  "    s_outf = ONE if cnt >= steps else ZERO"]
-                + ["    " + ln for ln in test] + ["    cnt += 1 if s_act > HALF else 0"])
+        # The CPU's run_task takes the block's first `fast` steps without the stop test (none can stop a
+        # network there) and the rest with it.  Here every step runs the tested code, which with
+        # `early` off and the budget not spent does exactly what the fast step does (no stop, no mask):
+        # one copy of the step, half the code to compile.  `fast` is the thread's own (the CPU takes
+        # the largest step count of its lanes: the same results, docs/gpu.md).
+        step = tested + _decide_lines(R, d, h, act, loss, opt, R.th, R.g, stats, guarded=False, test=True)
+        return (["fast = max(0, min(K - 1 if early_run else K, steps - cnt))", "for i in range(K):",
+                 "    early = early_run and i >= fast", "    s_outf = ONE if cnt >= steps else ZERO"]
+                + ["    " + ln for ln in step] + ["    cnt += 1 if s_act > HALF else 0"])
     # SGD: K // N epochs of N single-point steps, each epoch ending with the stop test (no update)
     loc = _Names(lambda p: f"t{p}")
     step = ["s_outf = ONE if cnt >= steps else ZERO", "pi = perm[pos]"]
@@ -93,7 +128,8 @@ def _block_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_po
     step += [f"g{p} = ZERO" for p in range(R.P)]
     step += _forward_backward(loc, d, h, act, loss, [f"xs{k}" for k in range(d)], "ys")
     step += ["now = s_act > HALF and s_outf < HALF"] + [f"t{p} = t{p} - lr * g{p} if now else t{p}" for p in range(R.P)]
-    epoch_end = tested + ["s_outf = ONE if cnt >= steps else ZERO", "i = (e + 1) * N", "update = False"]
+    epoch_end = tested + ["s_outf = ONE if cnt >= steps else ZERO", "i = (e + 1) * N", "update = False",
+                          "early = early_run"]
     epoch_end += _decide_lines(R, d, h, act, loss, opt, R.th, R.g, stats, guarded=True, test=True)
     epoch_end += ["epoch += 1", "shuffle_epoch(seed, gid, epoch, perm)"]
     return (["for e in range(K // N):", "    for pos in range(N):"] + ["        " + ln for ln in step]
@@ -110,9 +146,11 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: 
     P = h * (d + 2) + 1
     R = _Locals(P)
     if unrolled(opt, n_points):
-        load = [f"x{k}_{i} = X[{i}, {k}]" for i in range(n_points) for k in range(d)]
-        load += [ln for i in range(n_points) for ln in (f"y_{i} = y[{i}]", f"yp_{i} = y_{i} > HALF")]
-        data = "every point unrolled, the data in registers"
+        # a loop over the points that the compiler unrolls (constant trip count), the data in a local
+        # array that it then keeps in registers; unrolled in the source, the step compiles for minutes
+        load = [f"sX = cuda.local.array(({n_points}, {d}), F)", f"sy = cuda.local.array({n_points}, F)",
+                "for q in range(N):", "    for c in range(D):", "        sX[q, c] = X[q, c]", "    sy[q] = y[q]"]
+        data = "a loop over the points unrolled by the compiler, the data in registers"
     else:
         load = [f"sX = cuda.shared.array(({n_points}, {d}), F)", f"sy = cuda.shared.array({n_points}, F)",
                 "for q in range(cuda.threadIdx.x, N, cuda.blockDim.x):",
@@ -131,8 +169,8 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: 
         PRELUDE=_indent(_PRELUDE, 4), LOAD=_indent(load, 4), ZEROS=_indent(zeros, 4),
         LOAD_THETA=_indent([f"t{p} = F(tmp[{p}])" for p in range(P)]
                            + [f"{pre}{p} = ZERO" for pre in "mv" for p in range(P)], 12),
-        BLOCK=_indent(_block_lines(R, d, h, act, loss, opt, n_points), 8),
-        CERTIFY=_indent(cert, 12),
+        BLOCK=_indent(_branchless(_block_lines(R, d, h, act, loss, opt, n_points)), 8),
+        CERTIFY=_indent(_branchless(cert), 12),
         STORE_THETA=_indent([f"out_theta[k, {p}] = np.float64(t{p})" for p in range(P)], 12),
     )
 
