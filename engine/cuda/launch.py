@@ -57,7 +57,7 @@ def resident_threads() -> int:
     if simulated():
         return SIM_THREADS
     dev = cuda.get_current_device()
-    return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTI_PROCESSOR)
+    return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTIPROCESSOR)
 
 
 class Pending:
