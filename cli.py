@@ -10,6 +10,8 @@ import sys
 
 import click
 
+from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
+
 
 def _fail(msg: str, code: int = 2):
     click.echo(f"error: {msg}", err=True)
@@ -41,7 +43,103 @@ def friendly_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class IntSet(click.ParamType):
+    """Integers written one way everywhere: 2-7 (a range), 2,3,5 (a list), or both: 2-4,9."""
+    name = "INTS"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        out: set[int] = set()
+        try:
+            for part in str(value).split(","):
+                a, sep, b = part.strip().partition("-")
+                lo, hi = int(a), int(b) if sep else int(a)
+                if lo > hi:
+                    raise ValueError
+                out.update(range(lo, hi + 1))
+        except ValueError:
+            self.fail(f"{value!r} is not a list of integers or ranges (e.g. 2-7 or 2,3,5)", param, ctx)
+        return sorted(out)
+
+
+class Choices(click.ParamType):
+    """A comma-separated subset of fixed names (listed by --help, completed by the shell)."""
+    name = "NAMES"
+
+    def __init__(self, choices):
+        self.choices = list(choices)
+
+    def get_metavar(self, param, ctx=None):
+        return "[" + "|".join(self.choices) + "],..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        names = [t.strip() for t in str(value).split(",") if t.strip()]
+        bad = [t for t in names if t not in self.choices]
+        if bad or not names:
+            self.fail(f"{value!r}: choose from {', '.join(self.choices)} (comma separated)", param, ctx)
+        return list(dict.fromkeys(names))
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+        head, _, last = incomplete.rpartition(",")
+        return [CompletionItem((head + "," if head else "") + c) for c in self.choices if c.startswith(last)]
+
+
+class InitLaw(click.ParamType):
+    """An init law: normal:SIGMA, uniform:A, glorot or he (validated here, completed by the shell)."""
+    name = "LAW"
+    EXAMPLES = ("normal:1", "uniform:1", "glorot", "he")
+
+    def convert(self, value, param, ctx):
+        from badminima.engine.train.config import ConfigError, InitSpec
+        try:
+            InitSpec.parse(value)
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+        return [CompletionItem(c) for c in self.EXAMPLES if c.startswith(incomplete)]
+
+
+def emit_json(dest: str | None, text: str) -> bool:
+    """Write JSON text to dest ('-': stdout, then nothing else is printed); True when it went to stdout."""
+    if not dest:
+        return False
+    if dest == "-":
+        click.echo(text)
+        return True
+    with open(dest, "w", encoding="utf-8") as f:
+        f.write(text + "\n")
+    click.echo(f"json: {dest}")
+    return False
+
+
+JSON_HELP = "also write {what} as JSON to FILE ('-': the JSON alone on stdout)"
+
+
+class OneLineErrors(click.Group):
+    """Usage errors as one line (`error: ...; see `badminima CMD --help``) instead of click's usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            _fail("aborted", 1)
+        except click.ClickException as e:
+            ctx = getattr(e, "ctx", None)
+            hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+            _fail(e.format_message().replace("\n", " ").rstrip(".") + hint, e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="badminima")
 def main():
     """Monte Carlo engine for bad local minima in tiny neural networks."""
@@ -52,15 +150,16 @@ def train_options(fn):
     opts = [
         click.option("--dataset", default="xor", help="built-in name (xor, fxor, paper10, relu_d1..3) or a .json/.csv file"),
         click.option("--hidden", "-H", type=int, default=2, help="hidden units h"),
-        click.option("--act", default="sigmoid", help="hidden activation: sigmoid, relu, tanh"),
-        click.option("--opt", default="gd", help="optimizer: gd (full batch), adam (full batch), sgd (one point per step)"),
+        click.option("--act", type=click.Choice(list(ACTIVATIONS)), default="sigmoid", help="hidden activation"),
+        click.option("--opt", type=click.Choice(list(OPTIMIZERS)), default="gd",
+                     help="optimizer: gd and adam full batch, sgd one point per step"),
         click.option("--lr", type=float, default=0.5, help="learning rate"),
         click.option("--steps", type=int, default=10_000, help="step budget per network"),
-        click.option("--init", "init", default="normal:1", help="init law: normal:SIGMA, uniform:A, glorot, he"),
+        click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law: normal:SIGMA, uniform:A, glorot, he"),
         click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero"),
         click.option("--networks", "-n", type=int, default=1000, help="number of networks"),
         click.option("--seed", type=int, default=0, help="run seed; network i's start depends on (seed, i) only"),
-        click.option("--dtype", default="float64", help="float64 or float32"),
+        click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float64", help="kernel precision"),
         click.option("--beta1", type=float, default=0.9, help="Adam beta1"),
         click.option("--beta2", type=float, default=0.999, help="Adam beta2"),
         click.option("--eps", type=float, default=1e-8, help="Adam epsilon"),
@@ -193,26 +292,36 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
+    click.echo(f"next: badminima report {path} --out-dir report   (rates with intervals, distinct minima, figures)")
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option("--cell", "cells", multiple=True, help="show this cell in full: configuration, counts, intervals "
+              "(name or label; repeatable)")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="everything"))
 @friendly_errors
-def show(files):
-    """Print the configuration and per-cell outcome counts of result files (or shards)."""
-    from badminima.engine.store import show as show_files
-    click.echo(show_files(list(files)))
+def show(files, cells, json_out):
+    """What result files (or shards) hold: several cells as one line each, a single cell in full."""
+    import json
+    from badminima.analysis.load import load_cells, select_cells
+    from badminima.analysis.show import cell_detail, show_json, show_text
+    chosen = select_cells(load_cells(list(files), progress=False), cells)
+    if json_out != "-":
+        click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
+    emit_json(json_out, json.dumps(show_json(chosen, detail=bool(cells)), indent=1, default=str))
 
 
 @main.command()
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, help="merged result file")
+@click.option("--output", "-o", required=True, help="the merged result file")
 @click.option("--force", is_flag=True, help="replace an existing output")
 @friendly_errors
 def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
     from badminima.engine.store import merge as merge_files
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
+    click.echo(f"next: badminima report {output} --out-dir report")
 
 
 def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] | None = None) -> str:
@@ -227,23 +336,28 @@ def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] 
 
 
 @main.command("compile")
-@click.option("--hidden", default="2-7", help="hidden sizes, e.g. 2-7 or 2,3")
-@click.option("--act", default="sigmoid,relu", help="activations, comma separated")
-@click.option("--opt", default="gd,adam,sgd", help="optimizers, comma separated")
-@click.option("--dtype", default="float64,float32",
-              help="dtypes, comma separated (train runs float64 by default, table1 / reproduce float32)")
-@click.option("--dim", default="2", help="input dimensions, comma separated (1 = ReLU regression)")
-@click.option("--points", default=None,
+@click.option("--hidden", type=IntSet(), default="2-7", help="hidden sizes, e.g. 2-7 or 2,3")
+@click.option("--act", type=Choices(ACTIVATIONS), default="sigmoid,relu", help="activations")
+@click.option("--opt", type=Choices(OPTIMIZERS), default="gd,adam,sgd", help="optimizers")
+@click.option("--dtype", type=Choices(DTYPE_LANES), default="float64,float32",
+              help="precisions (train runs float64 by default, table1 / reproduce float32)")
+@click.option("--dim", type=IntSet(), default="2", help="input dimensions (1 = ReLU regression)")
+@click.option("--sizes", type=IntSet(), default=None,
               help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the paper's datasets')")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="compiler processes (default: one per core)")
 @friendly_errors
-def compile_cmd(hidden, act, opt, dtype, dim, points):
-    """Compile (and cache on disk) every kernel a run will need, once, before a cluster fans out."""
+def compile_cmd(hidden, act, opt, dtype, dim, sizes, workers):
+    """Compile (and cache on disk) every kernel a run will need, on every core, e.g. before a cluster fans out."""
     import time
-    from badminima.engine.train.warmup import parse_int_set, warm
+    from badminima.engine.train.warmup import variants_for, warm
     t0 = time.monotonic()
-    variants = warm(parse_int_set(dim), parse_int_set(hidden), act.split(","), opt.split(","), dtype.split(","),
-                    points=parse_int_set(points) if points else None, echo=lambda s: click.echo(s, err=True))
-    click.echo(f"compiled {variants} kernel variants in {time.monotonic() - t0:.1f} s")
+    variants = variants_for(dim, hidden, act, opt, dtype, points=sizes)
+    for v in variants:
+        click.echo(f"  {v.label()}", err=True)
+    compiled = warm(variants, workers=workers)
+    click.echo(f"{len(variants)} kernel variants ready ({compiled} compiled, {len(variants) - compiled} "
+               f"already cached) in {time.monotonic() - t0:.1f} s")
 
 
 @main.command()
@@ -251,7 +365,7 @@ def compile_cmd(hidden, act, opt, dtype, dim, points):
 @click.option("--point", "points", multiple=True, help="point to certify (repeatable; default: all points in FILE)")
 @click.option("--witness", default=None, help="name of a point in FILE whose lower loss proves 'not global'")
 @click.option("--cross-check", is_flag=True, help="re-prove with mpmath's interval arithmetic as well")
-@click.option("--json-out", default=None, help="also write the full report as JSON to this file")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="the full report"))
 @friendly_errors
 def certify(file, points, witness, cross_check, json_out):
     """Prove (or refuse) that FILE's weight points are local minima: Arb/Krawczyk for sigmoid/tanh nets,
@@ -259,10 +373,9 @@ def certify(file, points, witness, cross_check, json_out):
     import json
     from badminima.engine.certify.files import certify_file, format_report
     rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
-    click.echo(format_report(rep))
-    if json_out:
-        with open(json_out, "w", encoding="utf-8") as f:
-            json.dump(rep, f, indent=1, allow_nan=False)
+    if json_out != "-":
+        click.echo(format_report(rep))
+    emit_json(json_out, json.dumps(rep, indent=1, allow_nan=False))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -297,7 +410,7 @@ def _sharded_run(ctx, run, shards: int, threads: int):
     except click.ClickException as e:
         _fail(f"in the run command `{name}`: {e.format_message()}")
     if params.get("output"):
-        _fail("the run command must not set -o/--output: shard files go to --dir")
+        _fail("the run command must not set -o/--output: shard files go to --out-dir")
     if params.get("shard"):
         _fail("the run command must not set --shard: each task sets it")
     if params.get("json_out"):
@@ -319,7 +432,7 @@ def _sharded_run(ctx, run, shards: int, threads: int):
 @click.option("--cpus-per-task", type=int, default=1, help="CPUs per task = Numba threads")
 @click.option("--partition", default=None, help="SLURM partition")
 @click.option("--max-array-size", type=int, default=None, help="the site's MaxArraySize (default: scontrol show config)")
-@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/<script name>)")
+@click.option("--out-dir", "outdir", default=None, help="directory of the shard files (default: runs/<script name>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR on shared storage (default: DIR/numba-cache)")
 @click.option("--job-name", default=None, help="SLURM job name (default: badminima-<command>)")
 @click.option("--sbatch", "sbatch_extra", multiple=True, help="extra sbatch option, e.g. --sbatch=--account=abc (repeatable)")
@@ -328,7 +441,7 @@ def _sharded_run(ctx, run, shards: int, threads: int):
 @click.option("--requeue/--no-requeue", default=True, help="requeue tasks near their time limit (they resume)")
 @click.option("--max-requeues", type=int, default=3, help="requeues per task at the time limit")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
-@click.option("--output", "-o", "script", required=True, help="the sbatch script to write")
+@click.option("--script", "script", required=True, help="the sbatch script to write")
 @click.option("--submit", is_flag=True, help="submit it (bash SCRIPT)")
 @click.option("--wait", is_flag=True, help="submit, then wait for the jobs and print the status")
 @click.option("--timeout", type=float, default=None, help="give up waiting after this many seconds")
@@ -409,7 +522,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
 @click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
-@click.option("--dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN and N>)")
+@click.option("--out-dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN and N>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR of the tasks (default: the workers' own)")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
 @click.option("--merge", "merge_out", default=None, help="merge the shards into this file once all are complete")
@@ -424,7 +537,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 
     \b
       badminima dask train -n 1000000 --shards 40 --workers 2 --merge xor.h5
-      badminima dask table1 -n 100000 --shards 200 --scheduler sched.json --dir /scratch/t1
+      badminima dask table1 -n 100000 --shards 200 --scheduler sched.json --out-dir /scratch/t1
     """
     import hashlib
     import os
@@ -441,7 +554,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
-        _fail(f"cannot use --dir {outdir}: {e.strerror or e}")
+        _fail(f"cannot use --out-dir {outdir}: {e.strerror or e}")
     if merge_out:
         from badminima.engine.store import StoreError, check_merge_output
         try:
@@ -467,33 +580,38 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--output", "-o", default="report", help="output directory (report.md, CSVs, figures/)")
+@click.option("--out-dir", "output", default="report", help="output directory (report.md, CSVs, figures/)")
 @click.option("--tol", type=float, default=1e-4, help="parameter tolerance for grouping minima modulo symmetry")
 @click.option("--loss-tol", type=float, default=1e-2, help="final-loss gap that separates drifting plateaus")
 @click.option("--pdf/--no-pdf", default=True, help="also write every figure as PDF")
-@click.option("--cell-figures/--no-cell-figures", default=True, help="per-cell figures (losses, basins, regions/fits)")
-@click.option("--dpi", type=int, default=100, help="PNG resolution")
+@click.option("--cell", "cells", multiple=True, help="write this cell's detail: critical points, plateaus, "
+              "figures (name or label; repeatable)")
+@click.option("--details/--no-details", default=None, help="every cell's detail / none  [default: the --cell "
+              "cells, or every cell of files with at most 4]")
+@click.option("--cell-figures/--no-cell-figures", default=True, help="figures in the per-cell detail (losses, basins, regions/fits)")
+@click.option("--dpi", type=int, default=200, help="PNG resolution")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
-def report(files, output, tol, loss_tol, pdf, cell_figures, dpi, quiet):
-    """Analyse result files (any runs, shards, globs) into OUTPUT/report.md with tables and figures."""
+def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
+    """Analyse result files (any runs, shards, globs) into OUTPUT/report.md: an overview (rates, convergence,
+    the paper's Table 1, clear differences), then per-cell detail where asked, with CSVs and figures."""
     from badminima.analysis.report import write_report
     if not tol > 0 or not loss_tol > 0 or dpi < 10:
         _fail("--tol and --loss-tol must be positive and --dpi >= 10")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
-                        cell_figures=cell_figures, progress=not quiet)
+                        cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
     click.echo(f"report: {path}")
 
 
 @main.command()
 @click.argument("kind", type=click.Choice(["regions", "fit", "convergence", "losses", "basins", "minimality"]))
 @click.argument("files", nargs=-1, required=True)
-@click.option("--output", "-o", required=True, help="image file: .png, .pdf or .svg")
+@click.option("--figure", "output", required=True, help="figure file: .png, .pdf or .svg")
 @click.option("--cell", "cells", multiple=True, help="cell name or label to draw (repeatable; default all)")
 @click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
 @click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
-@click.option("--dpi", type=int, default=100, help="resolution (PNG pixels = size x dpi)")
+@click.option("--dpi", type=int, default=200, help="resolution (PNG pixels = size x dpi)")
 @click.option("--title", default="Minimality of weight points", help="title (minimality)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
@@ -538,7 +656,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 
 
 @main.command()
-@click.option("--points", "-N", "n_points", type=int, required=True, help="number of data points N")
+@click.option("--n-points", "-N", "n_points", type=int, required=True, help="number of data points N")
 @click.option("--budget", "-k", type=int, default=1000, help="number of candidates (attempts)")
 @click.option("--seed", type=int, default=0, help="candidate n's start depends on (seed, n) only")
 @click.option("--strategy", default="joint", help="joint (points + output weights, penalties), paper "
@@ -550,13 +668,16 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
+@click.option("--post-workers", type=int, default=0, show_default=True,
+              help="post-process float survivors (witness, rounding, certificate) in this many processes "
+                   "(0/1: in this one; records are the same)")
 @click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
               "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
 @badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bound, strong_delta, kdstar, kconst,
-           output, force, resume, shard, threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, post_workers, bound, strong_delta,
+           kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from badminima.engine.train.config import ConfigError
@@ -574,11 +695,14 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, bo
                        ones=splits, found_dir=found_dir, **kw).validate()
     path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
-                   chunk=chunk, threads=threads, progress=not quiet)
+                   chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
+                   post_workers=post_workers)
     click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +
                ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
     click.echo(format_table([s]))
     click.echo(f"results: {path}; certified datasets: {found_dir}/ ({len(s['found'])} files)")
+    if s["found"]:
+        click.echo(f"next: badminima certify {s['found'][0]} --cross-check   (re-prove the best one)")
 
 
 for _p in search.params:            # a search commits small chunks (each candidate may train a witness)
@@ -587,20 +711,21 @@ for _p in search.params:            # a search commits small chunks (each candid
 
 
 @main.command()
-@click.option("--points", "-N", "points_text", default="4..12", help="point counts, e.g. 4..12 or 8,9,10")
+@click.option("--n-points", "-N", "pts", type=IntSet(), default="4-12", help="numbers of data points, e.g. 4-12 or 8,9,10")
 @click.option("--budget", "-k", type=int, default=500, help="attempts per N and strategy")
 @click.option("--seed", type=int, default=0, help="search seed")
 @click.option("--strategies", default="joint,delete,refine", help="comma-separated: joint, paper, delete, refine "
               "(run in that order per N)")
 @click.option("--paper-parent", is_flag=True, help="also delete points from the paper's paper10/W_hat at N = 9")
 @click.option("--out-dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
-@click.option("--json-out", default=None, help="write the table as a rows file (badminima plot minimality)")
+@click.option("--json", "json_out", default=None, metavar="FILE",
+              help=JSON_HELP.format(what="the table (a rows file for `badminima plot minimality`)"))
 @click.option("--force", is_flag=True, help="redo (replace) existing result files")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @badness_options
 @friendly_errors
-def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
+def minimality(pts, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
                strong_delta, kdstar, kconst):
     """Is 10 really the fewest points?  Search every N (largest first): random starts, deletion by
     continuation from the certified (N+1)-point datasets found, then refinement of the best N-point ones
@@ -608,8 +733,7 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
     certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
     from badminima.engine.train.config import ConfigError
-    from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study, parse_points
-    pts = parse_points(points_text)
+    from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study
     strats = tuple(s.strip() for s in strategies.split(",") if s.strip())
     if not strats or any(s not in STRATEGY_NAMES for s in strats):
         raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
@@ -620,18 +744,17 @@ def minimality(points_text, budget, seed, strategies, paper_parent, out_dir, jso
     rows = run_study(pts, budget, seed, out_dir, strategies=strats, paper_parent=paper_parent, force=force,
                      threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True),
                      overrides=badness_overrides(strong_delta, kdstar, kconst))
-    click.echo(format_table(rows))
-    if json_out:
-        cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best delta*",
-                "best L - L_const", "best example"]
-        table = [[r["points"], r["attempts"], r["float_candidates"], r["certified"], r["strong"],
-                  r["best_delta_star"], r["best_const_gap"], (r["best"] or {}).get("file", "-")] for r in rows]
-        with open(json_out, "w", encoding="utf-8") as f:
-            json.dump({"columns": cols, "rows": table, "details": rows}, f, indent=1, default=str)
+    if json_out != "-":
+        click.echo(format_table(rows))
+    cols = ["N", "attempts", "float candidates", "certified", "strong-tier certified", "best delta*",
+            "best L - L_const", "best example"]
+    table = [[r["points"], r["attempts"], r["float_candidates"], r["certified"], r["strong"],
+              r["best_delta_star"], r["best_const_gap"], (r["best"] or {}).get("file", "-")] for r in rows]
+    emit_json(json_out, json.dumps({"columns": cols, "rows": table, "details": rows}, indent=1, default=str))
 
 
 @main.command()
-@click.option("--json", "json_out", default=None, help="also write every check as JSON to this file ('-': JSON to stdout instead of the table)")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="every check"))
 @click.option("--markdown", is_flag=True, help="print a Markdown table instead of text")
 @click.option("--no-certify", is_flag=True, help="skip the interval-arithmetic certificate of Theorem 1")
 @friendly_errors
@@ -640,26 +763,21 @@ def verify(json_out, markdown, no_certify):
     from badminima.analysis.verify import checks_json, format_checks, format_markdown
     from badminima.engine.paper.checks import run_checks
     checks = run_checks(certify=not no_certify)
-    if json_out == "-":
-        click.echo(checks_json(checks))
-        return
-    click.echo(format_markdown(checks) if markdown else format_checks(checks))
-    if json_out:
-        with open(json_out, "w") as f:
-            f.write(checks_json(checks) + "\n")
-        click.echo(f"json: {json_out}")
+    if json_out != "-":
+        click.echo(format_markdown(checks) if markdown else format_checks(checks))
+    emit_json(json_out, checks_json(checks))
 
 
 @main.command("table1")
 @click.option("--networks", "-n", type=int, default=1000, help="networks per cell (paper scale: a few hundred; routine: 10^5)")
 @click.option("--steps", type=int, default=10_000, help="full-batch step budget")
-@click.option("--init", "init", default="normal:1", help="init law of every weight: normal:SIGMA, uniform:A, glorot, he")
+@click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law of every weight: normal:SIGMA, uniform:A, glorot, he")
 @click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero")
 @click.option("--gd-lr", type=float, default=0.5, help="GD learning rate")
 @click.option("--adam-lr", type=float, default=1e-3, help="Adam learning rate")
 @click.option("--sgd-lr", default="0.5,0.1", help="SGD learning rates of the text claim (fXOR, h = 2)")
 @click.option("--seed", type=int, default=0, help="run seed")
-@click.option("--dtype", default="float32", show_default=True,
+@click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float32",
               help="kernel precision: float32 gives the table float64 gives, in a quarter of the time (docs/reproduce.md)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
               help="cpu: the SIMD kernels; cuda: one NVIDIA GPU thread per network (needs numba-cuda)")
@@ -674,7 +792,7 @@ def verify(json_out, markdown, no_certify):
 @click.option("--check-final", type=int, default=1000,
               help="continue up to K early-stopped networks per cell to the end of their budget and report "
                    "how many keep their outcome (0: skip)")
-@click.option("--json", "json_out", default=None, help="also write the table (and sweep) as JSON to this file")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="the table (and sweep)"))
 @run_options
 @friendly_errors
 def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, dtype, device, claims, sweep, sweep_init,
@@ -711,16 +829,15 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                                    with_claims=claims, check_final=check_final, force=force,
                                    resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
                                    progress=not quiet, echo=lambda m: click.echo(m, err=True)), markdown=markdown)
-    click.echo(out["text"])
-    if json_out:
-        with open(json_out, "w") as f:
-            f.write(out["json"] + "\n")
-        click.echo(f"json: {json_out}")
+    if json_out != "-":
+        click.echo(out["text"])
+    if not emit_json(json_out, out["json"]):
+        click.echo(f"next: badminima report {out['path']} --out-dir report   (per-cell minima and figures)")
 
 
 @main.command()
 @click.option("--networks", "-n", type=int, default=10_000, help="networks per Table 1 cell")
-@click.option("--runs-dir", default="runs", help="where the result files go")
+@click.option("--out-dir", "runs_dir", default="runs", help="where the result files go")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
               help="where Table 1 trains: cpu, or cuda (one NVIDIA GPU thread per network; needs numba-cuda)")
@@ -734,7 +851,9 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     from badminima.analysis.verify import checks_json, format_checks
     from badminima.engine.paper.checks import run_checks
     from badminima.engine.paper.table1 import Protocol, default_path, run_table1
+    from badminima.engine.train.run import check_device
     parse_run_options(None, threads, None)
+    check_device(device)              # before the claims' minute of work
     os.makedirs(runs_dir, exist_ok=True)
     t0 = time.monotonic()
     checks = run_checks()

@@ -7,7 +7,9 @@ stay apart), each run is opened with engine.store.read.Results, and every cell o
 """
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,17 +178,32 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
     return cells
 
 
+def _words(c: CellRef) -> set[str]:
+    return set(c.label.split()) | set(re.split(r"[-_\s]+", c.name)) | {c.name}
+
+
+def match_cell(cells: list[CellRef], query: str) -> CellRef:
+    """The one cell that `query` names: its name, its label, or any words of its label that no other
+    cell's label also has ('xor sigmoid gd h=2').  None or several: an error naming the closest few."""
+    exact = [c for c in cells if query in (c.name, c.label)]
+    if len(exact) == 1:
+        return exact[0]
+    words = query.split()
+    hits = [c for c in cells if words and all(w in _words(c) for w in words)]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        shown = "; ".join(c.label for c in hits[:4]) + (f"; and {len(hits) - 4} more" if len(hits) > 4 else "")
+        raise AnalysisError(f"--cell {query!r} matches {len(hits)} cells ({shown}); add a word to pick one")
+    close = difflib.get_close_matches(query, [c.label for c in cells], n=3, cutoff=0.0)
+    raise AnalysisError(f"no cell matches {query!r}; closest: {'; '.join(close)}")
+
+
 def select_cells(cells: list[CellRef], wanted) -> list[CellRef]:
-    """Cells whose name or label equals one of `wanted` (all cells if wanted is empty)."""
+    """The cells named by `wanted` (each resolved by match_cell), or all cells if it is empty."""
     if not wanted:
         return list(cells)
-    out = []
-    for w in wanted:
-        hit = [c for c in cells if w in (c.name, c.label)]
-        if not hit:
-            raise AnalysisError(f"no cell {w!r}; cells are: " + "; ".join(c.label for c in cells))
-        out += [c for c in hit if c not in out]
-    return out
+    return list(dict.fromkeys(match_cell(cells, w) for w in wanted))
 
 
 def read_cells(cells: list[CellRef], fields, *, progress: bool = True) -> list[dict[str, np.ndarray]]:
@@ -203,4 +220,4 @@ def read_cells(cells: list[CellRef], fields, *, progress: bool = True) -> list[d
     return out
 
 
-__all__ = ["AnalysisError", "CellRef", "cell_labels", "load_cells", "select_cells", "read_cells"]
+__all__ = ["AnalysisError", "CellRef", "cell_labels", "load_cells", "match_cell", "select_cells", "read_cells"]

@@ -23,6 +23,12 @@ on every point and, for ReLU, the same activation pattern up to unit order) are 
 minimum; its `points` field counts the symmetry classes merged (> 1 flags a continuum).  End points are first refined by a few guarded Newton steps with the
 exact Hessian of engine.core.model, which pins a nondegenerate critical point to ~1e-12 even where the
 smallest eigenvalue is tiny (Theorem 1's is ~2e-4 for the mean loss, so gtol = 1e-6 alone leaves ~5e-3).
+Each distinct point is called a local minimum, saddle or flat point as the engine classified the
+runs that end there (the most common verdict, or "saddle/flat" where a continuum holds both in
+force; see _group_kind), and labelled so ("saddle 2"); the table lists every verdict of its runs.
+Entries that are images of each other under a symmetry of the dataset (analysis/symmetry.py; e.g.
+XOR's reflections) have equal loss and accuracy: the later ones point to the first in `same_as`
+("image of #1" in the table).
 """
 from __future__ import annotations
 
@@ -39,10 +45,50 @@ from badminima.engine.core.outcomes import FLAT, LOCAL_MINIMUM, NAMES, SADDLE
 from badminima.engine.train.progress import Progress
 from badminima.analysis.load import CellRef, read_cells
 from badminima.analysis.stats import Rate, rate
+from badminima.analysis.symmetry import dataset_symmetries, symmetry_classes
 from badminima.analysis.tables import Table
 
 FINITE_CRITICAL = (LOCAL_MINIMUM, SADDLE, FLAT)
 MINIMA_FIELDS = ["index", "outcome", "loss", "weights"]
+KIND_LABELS = {"local_minimum": "local min", "saddle": "saddle", "flat": "flat point"}
+#: the engine's default |lambda_min| below which a critical point is flat (TrainConfig.eig_tol)
+EIG_TOL = 1e-8
+
+
+#: a verdict given to at least this share of a group's runs is part of its kind ("saddle/flat")
+KIND_SHARE = 0.1
+
+
+def _group_kind(codes, refined: str) -> str:
+    """A group's kind from the engine's verdicts on its runs: the verdict of them all, or of the most
+    common one ("saddle"), or, where several verdicts each cover at least KIND_SHARE of the runs (a
+    continuum of critical points, e.g. ReLU units free to move, holds points of both kinds), those
+    joined in the order local_minimum, saddle, flat ("saddle/flat"); `refined`, the engine's rule at
+    the refined representative (critical_kind), breaks ties."""
+    tally = Counter(NAMES[int(c)] for c in codes)
+    if not tally:
+        return refined
+    n = sum(tally.values())
+    major = [NAMES[c] for c in FINITE_CRITICAL if tally.get(NAMES[c], 0) >= KIND_SHARE * n]
+    if len(major) > 1:
+        return "/".join(major)
+    top = max(tally.values())
+    best = [k for k, v in tally.items() if v == top]
+    return refined if refined in best else sorted(best)[0]
+
+
+def kind_label(kind: str) -> str:
+    """'local min', 'saddle', 'flat point', 'saddle/flat point'."""
+    names = "/".join(KIND_LABELS[k].replace(" point", "") for k in kind.split("/"))
+    return names + (" point" if kind.endswith("flat") else "")
+
+
+def critical_kind(min_eig: float, eig_tol: float = EIG_TOL) -> str:
+    """The engine's verdict on a finite critical point from the smallest eigenvalue of its mean-loss
+    Hessian (engine/core/classify.py, end_state): local_minimum above eig_tol, saddle below -eig_tol,
+    flat in between."""
+    code = LOCAL_MINIMUM if min_eig > eig_tol else SADDLE if min_eig < -eig_tol else FLAT
+    return NAMES[code]
 
 
 # ------------------------------------------------------------------------------------ symmetry
@@ -156,6 +202,17 @@ def group_by_symmetry(thetas, d: int, activation: str, tol: float = 1e-4,
     return labels, can[np.asarray(leaders)]
 
 
+def relu_patterns(points, X: np.ndarray) -> list[tuple]:
+    """Per point, the sorted activation patterns on the data (one bool tuple per point of X) of its
+    ReLU units that are on somewhere and have v != 0 (a unit with v = 0 computes nothing)."""
+    pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+    d = X.shape[1]
+    blk, _ = _blocks(pts, d)
+    on = np.einsum("nhk,ik->nhi", blk[:, :, 1:1 + d], X) + blk[:, :, 1 + d][:, :, None] > 0
+    on &= blk[:, :, :1] != 0.0
+    return [tuple(sorted(tuple(bool(b) for b in u) for u in o if u.any())) for o in on]
+
+
 def function_families(points, X: np.ndarray, hidden: int, activation: str, tol: float = 1e-4) -> np.ndarray:
     """Family label per point: same outputs on the training points within tol (leader clustering in
     input order) and, for ReLU, the same multiset of per-unit activation patterns on the data."""
@@ -163,13 +220,7 @@ def function_families(points, X: np.ndarray, hidden: int, activation: str, tol: 
     X = np.ascontiguousarray(X, dtype=np.float64)
     d, act = X.shape[1], ACTIVATIONS[activation]
     z = np.array([logits(np.ascontiguousarray(p), X, d, hidden, act) for p in pts]).reshape(len(pts), -1)
-    if activation == "relu":
-        blk, _ = _blocks(pts, d)
-        on = np.einsum("nhk,ik->nhi", blk[:, :, 1:1 + d], X) + blk[:, :, 1 + d][:, :, None] > 0
-        on &= blk[:, :, :1] != 0.0                   # a unit with v = 0 computes nothing
-        keys = [tuple(sorted(tuple(u) for u in o if u.any())) for o in on]
-    else:
-        keys = [()] * len(pts)
+    keys = relu_patterns(pts, X) if activation == "relu" else [()] * len(pts)
     labels = np.full(len(pts), -1, dtype=np.int64)
     leaders: list[int] = []
     for i in range(len(pts)):
@@ -240,22 +291,28 @@ class Minimum:
     loss_spread: float = 0.0    # max - min of the members' stored final losses
     known: str = ""             # name of a dataset weight point in the same orbit (e.g. W_hat)
     points: int = 1             # symmetry classes merged into this minimum (> 1: a continuum of equal loss)
+    kind: str = "local_minimum"  # the engine's verdicts on the group's runs: local_minimum, saddle, flat, "saddle/flat"
+    same_as: int = 0            # number of an earlier entry this one is an image of under a dataset symmetry
 
     @property
     def label(self) -> str:
-        return f"min {self.number}" + (f" ({self.known})" if self.known else "")
+        """'local min 1', 'saddle 2', 'flat point 3', 'saddle/flat point 4' (+ a dataset point's name);
+        the number is the row's #."""
+        return f"{kind_label(self.kind)} {self.number}" + (f" ({self.known})" if self.known else "")
 
 
 def distinct_minima(weights, outcome, index, X, y, *, hidden: int, activation: str, loss: str,
                     n_networks: int, stored_loss=None, tol: float = 1e-4, refine_points: bool = True,
-                    known: dict | None = None, merge_function: bool = True,
+                    known: dict | None = None, merge_function: bool = True, eig_tol: float = EIG_TOL,
                     progress: bool = False) -> list[Minimum]:
     """Group the finite critical end points (local_minimum/saddle/flat) modulo symmetry.
 
     weights (n, P), outcome (n,), index (n,) are a cell's arrays; n_networks is the basin denominator
     (networks in the cell); known maps names to weight points to recognise (e.g. {"W_hat": theta});
     merge_function merges symmetry classes with the same function on the data (module docstring);
-    progress shows a line while refining (about 1 ms per point).
+    eig_tol: the engine's threshold, for critical_kind at the refined point (ties of verdicts); an entry
+    that is an image of an earlier one under a symmetry of the dataset (analysis/symmetry.py) gets its
+    number in `same_as`; progress shows a line while refining (about 1 ms per point).
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
@@ -305,10 +362,18 @@ def distinct_minima(weights, outcome, index, X, y, *, hidden: int, activation: s
             fraction=rate(len(members), n_networks),
             outcomes=dict(Counter(NAMES[int(o)] for o in outs[members]).most_common()),
             loss_spread=0.0 if sl is None else float(np.ptp(sl[members])), known=name,
-            points=int(classes[g])))
+            points=int(classes[g]), kind=_group_kind(outs[members], critical_kind(s["min_eig"], eig_tol))))
     found.sort(key=lambda m: (-m.hits, m.loss, m.example))
     for i, m in enumerate(found, 1):
         m.number = i
+    syms = dataset_symmetries(X, y, loss == "xent")
+    if syms and len(found) > 1:
+        z = np.array([logits(np.ascontiguousarray(m.theta), X, d, hidden, ACTIVATIONS[activation]) for m in found])
+        pats = relu_patterns(np.array([m.theta for m in found]), X) if activation == "relu" else None
+        first = symmetry_classes(z, [m.loss for m in found], syms, classification=False, tol=max(tol, 1e-6) * 10,
+                                 loss_tol=max(tol, 1e-9), patterns=pats)
+        for m, f in zip(found, first):
+            m.same_as = 0 if found[f] is m else found[f].number
     return found
 
 
@@ -324,25 +389,27 @@ def cell_minima(cell: CellRef, *, tol: float = 1e-4, refine_points: bool = True,
     return distinct_minima(data["weights"], data["outcome"], data["index"], ds.x, ds.y, hidden=cell.hidden,
                            activation=cell.activation, loss=loss, n_networks=len(data["index"]),
                            stored_loss=data.get("loss"), tol=tol, refine_points=refine_points, known=known,
-                           progress=progress)
+                           eig_tol=float(cell.config.get("eig_tol", EIG_TOL)), progress=progress)
 
 
 def minima_table(minima: list[Minimum], title: str = "Distinct finite critical points (modulo symmetry)",
                  classification: bool = True) -> Table:
-    cols = ["#", "loss", "accuracy", "min eig", "|grad|", "hits", "basin", "95% CI", "outcomes", "classes",
-            "example", "known"]
+    cols = ["#", "kind", "loss", "accuracy", "min eig", "|grad|", "hits", "basin", "95% CI", "outcomes", "classes",
+            "example", "known", "image of"]
     if not classification:
         cols.remove("accuracy")
     t = Table(cols, title=title, formats={"loss": ".6g", "accuracy": ".3g", "min eig": ".3g", "|grad|": ".1e",
                                            "basin": "%", "95% CI": "%"})
     for m in minima:
-        row = [m.number, m.loss, m.accuracy, m.min_eig, m.grad_norm, m.hits, m.fraction.p, m.fraction.ci,
-               ", ".join(f"{k} {v}" for k, v in m.outcomes.items()), m.points, m.example, m.known]
+        row = [m.number, kind_label(m.kind), m.loss, m.accuracy, m.min_eig, m.grad_norm, m.hits, m.fraction.p,
+               m.fraction.ci, ", ".join(f"{k} {v}" for k, v in m.outcomes.items()), m.points, m.example, m.known,
+               f"#{m.same_as}" if m.same_as else ""]
         if not classification:
-            del row[2]
+            del row[3]
         t.add(*row)
     return t
 
 
-__all__ = ["canonical", "dead_units", "symmetry_distance", "group_by_symmetry", "refine", "point_summary",
+__all__ = ["critical_kind", "kind_label", "relu_patterns", "KIND_LABELS",
+           "canonical", "dead_units", "symmetry_distance", "group_by_symmetry", "refine", "point_summary",
            "function_families", "Minimum", "distinct_minima", "cell_minima", "minima_table", "FINITE_CRITICAL"]

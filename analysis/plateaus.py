@@ -12,7 +12,10 @@ Grouping by outputs rather than by the misclassified set matters: a point stuck 
 Each plateau reports its loss level (the lowest final loss of its runs: the best upper bound on the
 limit), the median final accuracy, the points misclassified by the median outputs and the undecided
 ones (median output within `output_tol` of 1/2), the median output per point, the median max|theta|
-(how far out the runs are), hit count and basin fraction with a Wilson interval.
+(how far out the runs are), hit count and basin fraction with a Wilson interval.  A plateau whose
+outputs are those of an earlier one carried over by a symmetry of the dataset (analysis/symmetry.py:
+on XOR, "x1 stuck at 1/2" and "x2 stuck at 1/2" are reflections of each other) has the same loss and
+accuracy and points to it in `same_as`.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from badminima.engine.core.names import ACTIVATIONS
 from badminima.engine.core.outcomes import DRIFTING
 from badminima.analysis.load import CellRef, read_cells
 from badminima.analysis.stats import Rate, rate
+from badminima.analysis.symmetry import dataset_symmetries, symmetry_classes
 from badminima.analysis.tables import Table
 
 PLATEAU_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
@@ -45,6 +49,7 @@ class Plateau:
     fraction: Rate = None
     example: int = -1           # lowest network index in the group
     known: str = ""             # dataset weight point whose outputs match (e.g. W0, remark2 on paper10)
+    same_as: int = 0            # number of an earlier plateau this one is an image of under a dataset symmetry
 
     @property
     def label(self) -> str:
@@ -119,6 +124,12 @@ def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activ
     groups.sort(key=lambda p: (-p.hits, p.loss, p.example))
     for i, p in enumerate(groups, 1):
         p.number = i
+    syms = dataset_symmetries(X, y, classification)
+    if syms and len(groups) > 1:
+        first = symmetry_classes([p.outputs for p in groups], [p.loss for p in groups], syms,
+                                 classification=classification, tol=output_tol, loss_tol=loss_tol)
+        for p, f in zip(groups, first):
+            p.same_as = 0 if groups[f] is p else groups[f].number
     return groups
 
 
@@ -144,7 +155,7 @@ def plateau_table(plateaus: list[Plateau], title: str = "Drifting runs by limiti
                   classification: bool = True) -> Table:
     """One row per plateau; points are numbered 1-based (x1, x2, ... as in the paper)."""
     cols = ["#", "loss level", "loss median", "accuracy", "misclassified", "undecided", "outputs", "max|theta|",
-            "hits", "basin", "95% CI", "example", "known"]
+            "hits", "basin", "95% CI", "example", "known", "image of"]
     if not classification:
         for c in ("accuracy", "misclassified", "undecided"):
             cols.remove(c)
@@ -153,7 +164,8 @@ def plateau_table(plateaus: list[Plateau], title: str = "Drifting runs by limiti
     for p in plateaus:
         outs = " ".join(f"{v:.2f}" for v in p.outputs)
         row = [p.number, p.loss, p.loss_median, p.accuracy, _points(p.wrong), _points(p.undecided),
-               outs, p.weight_scale, p.hits, p.fraction.p, p.fraction.ci, p.example, p.known]
+               outs, p.weight_scale, p.hits, p.fraction.p, p.fraction.ci, p.example, p.known,
+               f"#{p.same_as}" if p.same_as else ""]
         if not classification:
             del row[3:6]
         t.add(*row)

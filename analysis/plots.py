@@ -48,19 +48,19 @@ def pick_networks(outcome, solved: int = 2, per_outcome: int = 1, limit: int = 6
 
 
 def _rows_for(data: dict, networks) -> list[int]:
+    """Row positions of the networks to draw, in network order (default: pick_networks)."""
     if not networks:
-        return pick_networks(data["outcome"])
+        return sorted(pick_networks(data["outcome"]), key=lambda r: int(data["index"][r]))
     pos = {int(i): k for k, i in enumerate(data["index"])}
     missing = [i for i in networks if i not in pos]
     if missing:
         raise AnalysisError(f"network index {missing[0]} is not in the files")
-    return [pos[i] for i in networks]
+    return sorted(dict.fromkeys(pos[i] for i in networks), key=lambda r: int(data["index"][r]))
 
 
 def _caption(data: dict, r: int) -> str:
-    acc = data["accuracy"][r]
-    acc_s = "" if np.isnan(acc) else f", acc {acc:.2f}"
-    return f"#{int(data['index'][r])} {NAMES[int(data['outcome'][r])]}, loss {data['loss'][r]:.3g}{acc_s}"
+    """'#12 solved': the network's index and outcome (the figure adds its exact loss and accuracy)."""
+    return f"#{int(data['index'][r])} {NAMES[int(data['outcome'][r])].replace('_', ' ')}"
 
 
 def _points(cell: CellRef, ds, names) -> list[tuple[np.ndarray, str]]:
@@ -141,26 +141,50 @@ def plot_losses(cells, *, datas=None, **kw) -> Figure:
     return figures.loss_histogram_figure([(c.label, d["loss"], d["outcome"]) for c, d in zip(cells, datas)], **kw)
 
 
+def _merge_images(entries) -> list[tuple[list, object]]:
+    """Entries (minima or plateaus, in order) grouped with their images under the dataset's symmetries
+    (`same_as`): [(members, representative)], in the order of the representatives."""
+    groups: dict[int, list] = {}
+    rep = {}
+    for e in entries:
+        key = e.same_as or e.number
+        groups.setdefault(key, []).append(e)
+        rep.setdefault(key, e)
+    return [(groups[k], rep[k]) for k in groups]
+
+
+def basin_groups(minima, plateaus, max_groups: int = 8) -> list[tuple[str, object, str]]:
+    """(label, Rate, kind) bars of plot_basins: each critical point labelled by its kind (local min,
+    saddle, flat point) with its loss and accuracy, each plateau by its loss and accuracy; entries that
+    are images of each other under a symmetry of the dataset are one bar ("plateau 1 (+2 images)", the
+    hits summed); the largest `max_groups` bars of each sort, the rest pooled into one."""
+    out = []
+    for entries, sort in ((minima, "critical"), (plateaus, "plateau")):
+        merged = _merge_images(entries)
+        merged.sort(key=lambda g: -sum(e.hits for e in g[0]))
+        for members, rep in merged[:max_groups]:
+            hits = sum(e.hits for e in members)
+            more = f" (+{len(members) - 1} image{'s' * (len(members) > 2)})" if len(members) > 1 else ""
+            acc = getattr(rep, "accuracy", float("nan"))
+            stats = f"loss {rep.loss:.4g}" + ("" if np.isnan(acc) else f", acc {acc:.2f}")
+            out.append((f"{rep.label}{more}\n{stats}", rate(hits, rep.fraction.n),
+                        rep.kind if sort == "critical" else "plateau"))
+        rest = [e for members, _ in merged[max_groups:] for e in members]
+        if rest:
+            what = "critical points" if sort == "critical" else "plateaus"
+            out.append((f"{len(rest)} other {what}", rate(sum(e.hits for e in rest), rest[0].fraction.n), "other"))
+    return out
+
+
 def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_tol: float = 1e-2,
-                progress: bool = False, max_groups: int = 25, **kw) -> Figure:
-    """Basin fractions of one cell's distinct minima and drifting plateaus (the largest `max_groups`
-    of each kind; the rest pooled into one 'others' bar)."""
+                progress: bool = False, max_groups: int = 8, **kw) -> Figure:
+    """Basin fractions of one cell's distinct finite critical points and drifting plateaus (basin_groups)."""
     cell = one_cell(cells, "basins")
     if minima is None or plateaus is None:
         data = cell.data(NET_FIELDS)
         minima = cell_minima(cell, tol=tol, data=data, progress=progress) if minima is None else minima
         plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data) if plateaus is None else plateaus
-    groups = [(f"{m.label}: loss {m.loss:.4g}", m.fraction) for m in minima[:max_groups]]
-    if len(minima) > max_groups:
-        rest = minima[max_groups:]
-        groups.append((f"{len(rest)} other minima", rate(sum(m.hits for m in rest), rest[0].fraction.n)))
-    groups += [(f"{p.label}: loss {p.loss:.4g}" + ("" if np.isnan(p.accuracy) else f", acc {p.accuracy:.2f}"),
-                p.fraction) for p in plateaus[:max_groups]]
-    if len(plateaus) > max_groups:
-        rest = plateaus[max_groups:]
-        groups.append((f"{len(rest)} other plateaus", rate(sum(p.hits for p in rest), rest[0].fraction.n)))
-    return figures.basins_figure(groups, title=f"{cell.label}\nbasins of finite critical points and drifting plateaus",
-                                 **kw)
+    return figures.basins_figure(basin_groups(minima, plateaus, max_groups), title=cell.label, **kw)
 
 
 def read_rows(path) -> tuple[list, list | None]:
@@ -191,4 +215,4 @@ def plot_minimality(rows, columns=None, *, title: str = "Minimality of weight po
 
 
 __all__ = ["KINDS", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
-           "plot_losses", "plot_basins", "read_rows", "plot_minimality"]
+           "plot_losses", "basin_groups", "plot_basins", "read_rows", "plot_minimality"]

@@ -1,26 +1,41 @@
-"""`badminima report`: result files -> report.md with tables (Markdown + CSV) and figures (PNG + PDF).
+"""`badminima report`: result files -> a concise report.md, CSVs and figures (PNG + PDF).
+
+The overview comes first and costs little whatever the files hold (rates from the files' counts):
+outcome rates, the convergence figure, the paper's Table 1 beside ours (one small table per dataset:
+rows h, a column per series), the clear differences between neighbouring cells.  Per-cell detail
+(distinct critical points, plateaus, their figures) costs a Newton refinement per critical end point
+and three figures per cell, so it is written on request: for the cells named (`cells`), for every cell
+(`details=True`), or by default for every cell when the files hold at most AUTO_DETAILS cells.
 
 Layout of the output directory:
-    report.md            everything below, in reading order
+    report.md            the overview, then the per-cell sections asked for
     outcomes.csv         every (cell, outcome): k, n, rate, Wilson interval
-    differences.csv      neighbouring cells (differ in one design key): solved-rate differences, Newcombe
+    differences.csv      every pair of neighbouring cells (differ in one design key), Newcombe intervals
     paper.csv            solved rate vs the paper's Table 1, where the paper covers the cell
-    cells/NN-minima.csv, cells/NN-plateaus.csv   per cell, when there are any
+    cells/NN-minima.csv, cells/NN-plateaus.csv   per detailed cell, when there are any
     figures/*.png, *.pdf
 """
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from pathlib import Path
 
 from badminima.engine.data.datasets import DataError
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
-from badminima.analysis.load import CellRef, load_cells
+from badminima.analysis.load import CellRef, cell_labels, load_cells, select_cells
 from badminima.analysis.minima import cell_minima, minima_table
 from badminima.analysis.plateaus import cell_plateaus, plateau_table
-from badminima.analysis.stats import differences_table, neighbour_pairs, outcome_table, paper_table, rates_table
+from badminima.analysis.stats import (cell_rate, differences_table, neighbour_pairs, outcome_table, paper_table,
+                                      paper_values, rates_table)
+from badminima.analysis.tables import Estimate, Table, format_value
+
+#: files with at most this many cells get every cell's detail unless asked otherwise
+AUTO_DETAILS = 4
+#: clear differences shown in report.md (all pairs are in differences.csv)
+TOP_DIFFERENCES = 12
 
 
 def _slug(text: str) -> str:
@@ -52,16 +67,102 @@ class _Writer:
 
 def _header(cells: list[CellRef], files: list[str]) -> list[str]:
     runs = list(dict.fromkeys(id(c.results) for c in cells))
+    nets = sum(c.n for c in cells)
     md = ["# badminima report", "",
-          f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} from {len(files)} file(s), "
-          f"{len(runs)} run(s), {len(cells)} cell(s).", ""]
-    shown = files if len(files) <= 12 else files[:10] + [f"... and {len(files) - 10} more"]
+          f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} from {len(files)} file(s): "
+          f"{len(runs)} run(s), {len(cells)} cell(s), {nets} networks.", ""]
+    shown = files if len(files) <= 6 else files[:5] + [f"... and {len(files) - 5} more"]
     md += [f"- `{f}`" for f in shown] + [""]
     bad = [c for c in cells if not c.complete]
     if bad:
         md += ["**Incomplete cells** (interrupted run or missing shards; rates use the committed networks):", ""]
         md += [f"- {c.label}: {c.n} of {c.n_total} networks" for c in bad] + [""]
     return md
+
+
+def paper_pivots(cells: list[CellRef]) -> tuple[list[Table], dict]:
+    """The cells the paper's Table 1 covers as one table per dataset: rows h, a column per series (named
+    by what varies between these cells) holding "ours [Wilson 95%] / paper" in percent, ours counting
+    the optimizer's own verdict as the paper does; and {"cells", "inside", "mean_abs_diff"} over them."""
+    covered = []
+    for c in cells:
+        pv = paper_values(c)
+        if pv is not None and c.hidden in pv[0]:
+            covered.append((c, pv[1][pv[0].index(c.hidden)] / 100.0))
+    labels = cell_labels([c.config for c, _ in covered])
+    by_ds: dict[str, dict] = {}
+    diffs, inside = [], 0
+    for (c, paper), label in zip(covered, labels):
+        ds = Path(str(c.config["dataset"])).stem
+        series = re.sub(r"\s*\bh=\d+\b", "", label).strip()
+        series = series[len(ds):].strip() if series.startswith(ds + " ") else series
+        r = cell_rate(c, "solved", optimizer=True)
+        by_ds.setdefault(ds, {}).setdefault(series, {})[c.hidden] = (r, paper)
+        diffs.append(abs(r.p - paper))
+        inside += bool(paper in r.ci)
+    tables = []
+    for ds, series in by_ds.items():
+        t = Table(["h"] + list(series), title=f"{ds}: solved %, ours [Wilson 95%] / the paper's")
+        for h in sorted({h for v in series.values() for h in v}):
+            row = [h]
+            for v in series.values():
+                r, paper = v.get(h, (None, None))
+                row.append("-" if r is None else f"{format_value(Estimate(r.p, r.ci), '%')} / "
+                                                 f"{100 * paper:g}")
+            t.add(*row)
+        tables.append(t)
+    stats = {"cells": len(diffs), "inside": inside,
+             "mean_abs_diff": 100 * sum(diffs) / len(diffs) if diffs else math.nan}
+    return tables, stats
+
+
+def clear_differences(table: Table, top: int = TOP_DIFFERENCES) -> Table:
+    """The rows of a differences_table whose interval excludes 0, largest |A - B| first, at most `top`."""
+    i_d, i_clear = table.columns.index("A - B"), table.columns.index("clear?")
+    rows = sorted((r for r in table.rows if r[i_clear]), key=lambda r: -abs(r[i_d]))
+    return Table(table.columns, rows[:top], title="", formats=table.formats)
+
+
+def _overview(w: _Writer, cells: list[CellRef], out: Path) -> None:
+    w.md += ["## Outcome rates", "",
+             "Percent of networks with each outcome [Wilson 95% interval]; outcomes that never occur are left out "
+             "(all are in the CSV, with full precision).", ""]
+    w.md += [rates_table(cells, title="", combined=True).markdown(), ""]
+    outcome_table(cells).write(out / "outcomes.csv")
+    w.md += ["CSV: [outcomes.csv](outcomes.csv)", ""]
+
+    cls = [c for c in cells if c.kind == "classification"]
+    if cls:
+        series = plots.convergence_series(cls)
+        if any(len(s["h"]) > 1 or s.get("paper") for s in series):
+            w.md += ["## Convergence vs hidden units", "",
+                     "Solved (100% training accuracy) rate vs h with Wilson 95% bars; crosses on dotted lines are "
+                     "the paper's Table 1 (its protocol is unstated, see docs/paper.md).", ""]
+            w.figure(plots.plot_convergence(cls), "convergence", "solved rate vs h")
+        tables, st = paper_pivots(cls)
+        if tables:
+            w.md += ["## Against the paper's Table 1", "",
+                     f"The paper's value lies inside our Wilson 95% interval in {st['inside']} of {st['cells']} cells; "
+                     f"mean |ours - paper| = {st['mean_abs_diff']:.1f} points. Ours counts the optimizer's own verdict "
+                     "at the end of its budget, as the paper does; the paper's percentages carry no sample size.", ""]
+            for t in tables:
+                w.table(t)
+            paper_table(cls).write(out / "paper.csv")
+            w.md += ["CSV: [paper.csv](paper.csv)", ""]
+
+    pairs = neighbour_pairs(cells)
+    if pairs:
+        full = differences_table(pairs)
+        full.write(out / "differences.csv")
+        clear = clear_differences(full)
+        n_clear = sum(bool(r[-1]) for r in full.rows)
+        w.md += ["## Differences between neighbouring cells", "",
+                 f"{len(pairs)} pairs of cells differ in exactly one design key; in {n_clear} the solved rates differ "
+                 "clearly (Newcombe's hybrid score 95% interval of the difference, in percentage points, excludes 0)"
+                 + (f". The {len(clear.rows)} largest:" if clear.rows else "."), ""]
+        if clear.rows:
+            w.md += [clear.markdown(), ""]
+        w.md += ["CSV (every pair): [differences.csv](differences.csv)", ""]
 
 
 def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: float, cell_figures: bool,
@@ -72,7 +173,7 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
              f"{cell.n} networks; configuration: `{_config_line(cell.config)}`", ""]
     data = cell.data(plots.NET_FIELDS)
     try:
-        d = cell.dataset().d
+        ds = cell.dataset()
     except DataError as e:          # moved or edited dataset file: rates only, say why
         w.md += [f"Dataset unavailable, so no minima, plateaus or network figures: {e}", ""]
         if cell_figures:
@@ -92,9 +193,11 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
     if minima or plateaus:
         w.figure(plots.plot_basins([cell], minima=minima, plateaus=plateaus), f"{tag}-basins",
                  f"basin fractions, {cell.label}")
-    if cls and d == 2:
-        w.figure(plots.plot_regions([cell], data=data), f"{tag}-regions", f"decision regions, {cell.label}")
-    elif d == 1:
+    same_arch = [n for n, p in ds.points.items() if (p.hidden, p.activation) == (cell.hidden, cell.activation)]
+    if cls and ds.d == 2:
+        w.figure(plots.plot_regions([cell], data=data, points=same_arch), f"{tag}-regions",
+                 f"decision regions, {cell.label}")
+    elif ds.d == 1:
         w.figure(plots.plot_fit([cell], data=data), f"{tag}-fit", f"fits, {cell.label}")
 
 
@@ -109,58 +212,56 @@ def _config_line(cfg: dict) -> str:
     return " ".join(parts)
 
 
+def _detail_note(tol: float, loss_tol: float) -> list[str]:
+    return [f"Distinct finite critical points (end points the engine classified local_minimum / saddle / flat) "
+            f"are grouped modulo hidden-unit permutations, sign flips (sigmoid, tanh) and positive rescaling (ReLU) "
+            f"with tolerance {tol:g} after Newton refinement, and named by the engine's verdicts on their runs "
+            f"('saddle/flat' where a continuum holds both); symmetry classes computing the same function on the "
+            f"data are merged ('classes' > 1 marks a continuum). Loss, accuracy, min eig (smallest eigenvalue of "
+            f"the mean-loss Hessian) are exact at the refined representative. Drifting runs are grouped by their "
+            f"outputs on the training points (within 0.05) and by final-loss gaps larger than {loss_tol:g}; "
+            f"'loss level' is the lowest final loss in the group, 'outputs' the median output on each training "
+            f"point, 'undecided' the points stuck at an output of 1/2. 'image of #k': the entry is entry k carried "
+            f"over by a symmetry of the dataset (same loss and accuracy; the basin figure draws them as one bar). "
+            f"Basin = share of all networks of the cell, Wilson 95%.", ""]
+
+
 def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, pdf: bool = True,
-                 dpi: int = figures.DEFAULT_DPI, cell_figures: bool = True, progress: bool = True) -> Path:
-    """Analyse the result files and write out_dir/report.md (with CSVs and figures); returns its path."""
+                 dpi: int = figures.DEFAULT_DPI, cell_figures: bool = True, progress: bool = True,
+                 details: bool | None = None, cells=()) -> Path:
+    """Analyse the result files and write out_dir/report.md (with CSVs and figures); returns its path.
+
+    details: per-cell sections for every cell (True), none (False), or (None) for the `cells` named
+    (labels or names) if any, else for every cell when there are at most AUTO_DETAILS."""
     out = Path(out_dir)
-    cells = load_cells(paths, progress=progress)
-    files = [f for run in dict.fromkeys(c.results for c in cells) for f in run.files]
+    all_cells = load_cells(paths, progress=progress)
+    files = [f for run in dict.fromkeys(c.results for c in all_cells) for f in run.files]
+    chosen = sorted(select_cells(all_cells, cells), key=all_cells.index) if cells else []
+    if details is True:
+        detailed = all_cells
+    elif details is False:
+        detailed = chosen
+    else:
+        detailed = chosen or (all_cells if len(all_cells) <= AUTO_DETAILS else [])
     w = _Writer(out, pdf, dpi)
-    w.md += _header(cells, files)
+    w.md += _header(all_cells, files)
+    _overview(w, all_cells, out)
 
-    w.md += ["## Outcome rates", "",
-             "Percent of networks with each outcome and its Wilson 95% interval (outcomes that never occur "
-             "are left out; all are in the CSV).", ""]
-    w.md += [rates_table(cells).markdown(), ""]
-    outcome_table(cells).write(out / "outcomes.csv")
-    w.md += ["CSV: [outcomes.csv](outcomes.csv)", ""]
-
-    cls = [c for c in cells if c.kind == "classification"]
-    if cls:
-        series = plots.convergence_series(cls)
-        if any(len(s["h"]) > 1 or s.get("paper") for s in series):
-            w.md += ["## Convergence vs hidden units", "",
-                     "Solved (100% training accuracy) rate vs h with Wilson 95% bars; crosses on dotted lines are "
-                     "the paper's Table 1 (its protocol is unstated, see docs/paper.md).", ""]
-            w.figure(plots.plot_convergence(cls), "convergence", "solved rate vs h")
-        pt = paper_table(cls)
-        if pt.rows:
-            w.md += ["## Against the paper's Table 1", "",
-                     "The paper's percentages carry no sample size; 'paper in CI?' asks only whether the printed "
-                     "value lies inside our Wilson interval.", ""]
-            w.table(pt, "paper.csv")
-
-    pairs = neighbour_pairs(cells)
-    if pairs:
-        w.md += ["## Differences between neighbouring cells", "",
-                 "Pairs of cells that differ in exactly one design key; difference of solved rates in percentage "
-                 "points with Newcombe's hybrid score 95% interval ('clear?' = interval excludes 0).", ""]
-        w.table(differences_table(pairs), "differences.csv")
-
-    w.md += ["## Cells", "",
-             f"Distinct finite critical points (local_minimum / saddle / flat end points) are grouped modulo "
-             f"hidden-unit permutations, sign flips (sigmoid, tanh) and positive rescaling (ReLU) with tolerance "
-             f"{tol:g} after Newton refinement; symmetry classes computing the same function on the data are "
-             f"merged ('classes' > 1 marks a continuum). Loss, accuracy, min eig (smallest eigenvalue of the "
-             f"mean-loss Hessian) are exact at the refined representative. Drifting runs are grouped by their "
-             f"outputs on the training points (within 0.05) and by final-loss gaps larger than {loss_tol:g}; "
-             f"'loss level' is the lowest final loss in the group, 'outputs' the median output on each training "
-             f"point, 'undecided' the points stuck at an output of 1/2. Basin = share of all networks of the cell, "
-             f"Wilson 95%.", ""]
-    prog = Progress(sum(c.n for c in cells), "networks analysed", enabled=progress)
+    w.md += ["## Cells", ""]
+    rest = len(all_cells) - len(detailed)
+    if rest:
+        example = next(c for c in all_cells if c not in detailed).label
+        w.md += [f"{'Detail below for ' + str(len(detailed)) + ' cell(s); the' if detailed else 'The'} per-cell "
+                 f"detail (distinct critical points, drifting plateaus, basin, loss and decision-region figures) of "
+                 f"{'the other ' + str(rest) if detailed else 'the ' + str(rest)} cell(s) is written on request: "
+                 f"`badminima report FILES --cell '{example}'` (repeatable), or `--details` for every cell.", ""]
+    if detailed:
+        w.md += _detail_note(tol, loss_tol)
+    prog = Progress(sum(c.n for c in detailed), "networks analysed", enabled=progress and bool(detailed))
     try:
-        for k, cell in enumerate(cells, 1):
-            _cell_section(w, k, cell, tol=tol, loss_tol=loss_tol, cell_figures=cell_figures, progress=progress)
+        for cell in detailed:
+            _cell_section(w, all_cells.index(cell) + 1, cell, tol=tol, loss_tol=loss_tol, cell_figures=cell_figures,
+                          progress=progress)
             prog.update(cell.n)
     finally:
         prog.close()
@@ -169,4 +270,4 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     return path
 
 
-__all__ = ["write_report"]
+__all__ = ["write_report", "paper_pivots", "clear_differences", "AUTO_DETAILS"]

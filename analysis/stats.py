@@ -16,7 +16,7 @@ from badminima.engine.data.datasets import DataError
 from badminima.engine.core.outcomes import NAMES
 from badminima.engine.paper.table1 import paper_column_name, paper_percentages
 from badminima.analysis.load import CellRef
-from badminima.analysis.tables import Interval, Table
+from badminima.analysis.tables import Estimate, Interval, Table
 from badminima.analysis.wilson import wilson
 
 OUTCOMES = tuple(NAMES.values())
@@ -76,18 +76,20 @@ def cell_rate(cell: CellRef, outcome: str = "solved", optimizer: bool = False) -
 
 # ------------------------------------------------------------------------------------------ tables
 
-def rates_table(cells: list[CellRef], outcomes=OUTCOMES, title: str = "Outcome rates, % [Wilson 95%]") -> Table:
-    """Wide table: one row per cell, per outcome the percentage and its interval (outcomes never seen dropped)."""
+def rates_table(cells: list[CellRef], outcomes=OUTCOMES, title: str = "Outcome rates, % [Wilson 95%]",
+                combined: bool = False) -> Table:
+    """Wide table: one row per cell, per outcome the percentage and its interval (outcomes never seen
+    dropped); combined: both in one column per outcome ("71.8 [69.7, 73.7]")."""
     shown = [o for o in outcomes if any(c.counts[o] for c in cells)] or list(outcomes[:1])
     cols = ["cell", "n"]
     for o in shown:
-        cols += [o, f"{o} 95% CI"]
+        cols += [o] if combined else [o, f"{o} 95% CI"]
     t = Table(cols, title=title, formats={o: "%" for o in shown} | {f"{o} 95% CI": "%" for o in shown})
     for c in cells:
         row = [c.label, c.n]
         for o in shown:
             r = cell_rate(c, o)
-            row += [r.p, r.ci]
+            row += [Estimate(r.p, r.ci)] if combined else [r.p, r.ci]
         t.add(*row)
     return t
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from badminima.analysis.tables import layout, terminal_width, wrap
 from badminima.analysis.wilson import wilson
 from badminima.engine.core.outcomes import NAMES as OUTCOME_NAMES
 from badminima.engine.paper.table1 import (COLUMNS, HIDDEN, PAPER_ACT, PAPER_DS, PAPER_OPT, TABLE1_OPTIMIZERS,
@@ -50,16 +51,17 @@ def make_row(opt, ds, act, h, solved: int, n: int, counts=None, lost: int = 0, h
     return cell_row(make_counts(opt, ds, act, h, solved, n, counts, lost, heading))
 
 
-def format_finality(chk: dict) -> str:
-    """One line (plus the networks that changed, if any) for the finality check."""
+def format_finality(chk: dict, width: int | None = None) -> str:
+    """One paragraph (plus the networks that changed, if any) for the finality check, wrapped to `width`."""
     if not chk["checked"]:
         return "finality check: no network stopped before the end of its budget"
     pct = 100.0 * chk["agree"] / chk["checked"]
-    lines = [f"finality check: {chk['checked']} of {chk['early']} early-stopped networks (at most "
-             f"{chk['sample']} per cell) continued to the end of their budget; {chk['agree']} "
-             f"({pct:.3f}%) end with the outcome they were given"]
+    lines = [wrap(f"finality check: {chk['checked']} of {chk['early']} early-stopped networks (at most "
+                  f"{chk['sample']} per cell) continued to the end of their budget; {chk['agree']} "
+                  f"({pct:.3f}%) end with the outcome they were given", width, subsequent="  ")]
     for cell, idx, given, end in chk["changed"][:10]:
-        lines.append(f"  {cell} network {idx}: {OUTCOME_NAMES[given]} early, {OUTCOME_NAMES[end]} at the end")
+        lines.append(wrap(f"{cell} network {idx}: {OUTCOME_NAMES[given]} early, {OUTCOME_NAMES[end]} at the end",
+                          width, "  ", "    "))
     return "\n".join(lines)
 
 
@@ -84,60 +86,62 @@ def _entry(r: Row) -> str:
 ENTRY_HEAD = f"{'ours':>5} {'[95% CI]':^13} {'paper':>5} {'diff':>6}"
 
 
-def format_table(rows: list[Row], protocol: Protocol | None = None, title: str | None = None) -> str:
-    """The paper's layout: one block per optimizer, rows h, columns XOR/fXOR x ReLU/sigmoid."""
+def _find(rows: list[Row], opt, ds, act, h) -> Row | None:
+    return next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (opt, ds, act, h)), None)
+
+
+def format_table(rows: list[Row], protocol: Protocol | None = None, title: str | None = None,
+                 width: int | None = None) -> str:
+    """The paper's layout: one block per optimizer, rows h, columns XOR/fXOR x ReLU/sigmoid, fitted to
+    `width` columns (default: the terminal's): a narrow terminal gets the columns in stacked groups."""
     lines = []
     n = sorted({r.n for r in rows})
-    lines.append(title or ("Table 1: solved (zero training error) %, Wilson 95% interval, the paper's %, "
-                           "ours - paper (points); " + f"{'/'.join(map(str, n))} networks per cell"))
+    lines.append(wrap(title or ("Table 1: solved (zero training error) %, Wilson 95% interval, the paper's %, "
+                                "ours - paper (points); " + f"{'/'.join(map(str, n))} networks per cell"), width))
     if protocol is not None:
-        lines.append("protocol: " + protocol.describe())
-    width = len(_entry(rows[0]))
+        lines.append(wrap("protocol: " + protocol.describe(), width, subsequent="  "))
     stats = block_stats(rows)
     for opt in dict.fromkeys(r.opt for r in rows):
         lr = "" if protocol is None else f" (lr {protocol.lr(opt):g})"
         lines.append("")
         lines.append(f"{PAPER_OPT[opt]}{lr}")
-        head = [f"{PAPER_DS[ds]} {PAPER_ACT[act]}".ljust(width) for ds, act in COLUMNS]
-        lines.append(" h | " + " | ".join(head))
-        lines.append("   | " + " | ".join(ENTRY_HEAD.ljust(width) for _ in COLUMNS))
+        head = [" h"] + [f"{PAPER_DS[ds]} {PAPER_ACT[act]}\n{ENTRY_HEAD}" for ds, act in COLUMNS]
+        body = []
         for h in HIDDEN:
-            cells = []
-            for ds, act in COLUMNS:
-                r = next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (opt, ds, act, h)), None)
-                cells.append(_entry(r) if r else "-".ljust(width))
-            lines.append(f"{h:>2} | " + " | ".join(cells))
+            cells = [_find(rows, opt, ds, act, h) for ds, act in COLUMNS]
+            body.append([f"{h:>2}"] + [_entry(r) if r else "-" for r in cells])
+        lines += layout(head, body, left=[False] + [True] * len(COLUMNS), width=width, sep=" | ", rule="")
         s = stats[opt]
-        lines.append(f"{PAPER_OPT[opt]} block: mean |ours - paper| = {s['mean_abs_diff']:.1f} points "
-                     f"(max {s['max_abs_diff']:.0f}); the paper's value lies inside our 95% interval in "
-                     f"{s['paper_in_ci']}/{s['cells']} cells")
-    lines += ["", format_lost(rows), "", format_heading(rows)]
+        lines.append(wrap(f"{PAPER_OPT[opt]} block: mean |ours - paper| = {s['mean_abs_diff']:.1f} points "
+                          f"(max {s['max_abs_diff']:.0f}); the paper's value lies inside our 95% interval in "
+                          f"{s['paper_in_ci']}/{s['cells']} cells", width))
+    lines += ["", format_lost(rows, width), "", format_heading(rows, width)]
     return "\n".join(lines)
 
 
-def format_side(rows: list[Row], attr: str, title: str) -> str:
-    """A compact table of one per-cell count as % of the cell: rows h, a column per optimizer x column."""
+def format_side(rows: list[Row], attr: str, title: str, width: int | None = None) -> str:
+    """A compact table of one per-cell count as % of the cell: rows h, a column per optimizer x column
+    (stacked in groups where the terminal is narrower than the table)."""
     opts = list(dict.fromkeys(r.opt for r in rows))
-    heads = [f"{PAPER_OPT[o]} {PAPER_DS[ds]} {PAPER_ACT[act]}" for o in opts for ds, act in COLUMNS]
-    width = max(len(x) for x in heads)
-    lines = [title, " h | " + " | ".join(x.rjust(width) for x in heads)]
+    head = [" h"] + [f"{PAPER_OPT[o]} {PAPER_DS[ds]} {PAPER_ACT[act]}" for o in opts for ds, act in COLUMNS]
+    body = []
     for h in HIDDEN:
         vals = []
         for o in opts:
             for ds, act in COLUMNS:
-                r = next((r for r in rows if (r.opt, r.dataset, r.act, r.h) == (o, ds, act, h)), None)
-                vals.append(("-" if r is None or not r.n else f"{100.0 * getattr(r, attr) / r.n:.1f}").rjust(width))
-        lines.append(f"{h:>2} | " + " | ".join(vals))
-    return "\n".join(lines)
+                r = _find(rows, o, ds, act, h)
+                vals.append("-" if r is None or not r.n else f"{100.0 * getattr(r, attr) / r.n:.1f}")
+        body.append([f"{h:>2}"] + vals)
+    return "\n".join([wrap(title, width)] + layout(head, body, width=width, sep=" | ", rule=""))
 
 
-def format_lost(rows: list[Row]) -> str:
-    return format_side(rows, "lost", "solved at some step but not at the end of the budget, % of networks:")
+def format_lost(rows: list[Row], width: int | None = None) -> str:
+    return format_side(rows, "lost", "solved at some step but not at the end of the budget, % of networks:", width)
 
 
-def format_heading(rows: list[Row]) -> str:
+def format_heading(rows: list[Row], width: int | None = None) -> str:
     return format_side(rows, "heading", "not solved at the end of the budget, but solved where the finisher's "
-                                        "gradient flow takes them (100 budgets on), % of networks:")
+                                        "gradient flow takes them (100 budgets on), % of networks:", width)
 
 
 def format_markdown(rows: list[Row]) -> str:
@@ -216,11 +220,11 @@ def _pct_ci(k: int, n: int) -> str:
     return f"{100 * k / n:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]" if n else "-"
 
 
-def format_claims(rows: list[dict]) -> str:
+def format_claims(rows: list[dict], width: int | None = None) -> str:
     lines = ["Claims of the text around Table 1"]
     for r in rows:
-        lines.append(f"- {r['claim']}: {r['computed']} -> {r['verdict']}")
-        lines.append(f"    note: {r['note']}")
+        lines.append(wrap(f"- {r['claim']}: {r['computed']} -> {r['verdict']}", width, subsequent="  "))
+        lines.append(wrap(f"note: {r['note']}", width, "    ", "      "))
     return "\n".join(lines)
 
 # ------------------------------------------------------------------------------ sweep
@@ -237,48 +241,51 @@ def sweep_results(blocks: list[dict]) -> list[dict]:
     return out
 
 
-def format_sweep(results: list[dict], grid: SweepGrid, top: int = 5, default: Protocol | None = None) -> str:
+def format_sweep(results: list[dict], grid: SweepGrid, top: int = 5, default: Protocol | None = None,
+                 width: int | None = None) -> str:
     default = default or Protocol()
-    lines = [f"Protocol sweep: init {', '.join(grid.inits)}; GD lr {', '.join(f'{v:g}' for v in grid.gd_lrs)}; "
-             f"Adam lr {', '.join(f'{v:g}' for v in grid.adam_lrs)}; budgets {', '.join(map(str, grid.budgets))} "
-             "steps (one run each)"]
+    lines = [wrap(f"Protocol sweep: init {', '.join(grid.inits)}; GD lr {', '.join(f'{v:g}' for v in grid.gd_lrs)}; "
+                  f"Adam lr {', '.join(f'{v:g}' for v in grid.adam_lrs)}; budgets {', '.join(map(str, grid.budgets))} "
+                  "steps (one run each)", width)]
     for opt in TABLE1_OPTIMIZERS:
         rs = sorted((r for r in results if r["optimizer"] == opt), key=lambda r: r["mean_abs_diff"])
         if not rs:
             continue
         lines.append("")
-        lines.append(f"{PAPER_OPT[opt]} block: protocols ranked by mean |ours - paper| over 24 cells")
-        lines.append(f"  {'init':<14}{'bias':<6}{'lr':>8}{'steps':>8}{'mean|d|':>9}{'max|d|':>8}{'paper in CI':>13}")
+        lines.append(wrap(f"{PAPER_OPT[opt]} block: protocols ranked by mean |ours - paper| over 24 cells", width))
         dflt = next((r for r in rs if (r["init"], r["bias"], r["lr"], r["steps"]) ==
                      (default.init, default.bias_init, default.lr(opt), default.steps)), None)
         shown = rs[:top] + ([dflt] if dflt is not None and dflt not in rs[:top] else [])
-        for r in shown:
-            mark = "  <- default" if r is dflt else ""
-            lines.append(f"  {r['init']:<14}{r['bias']:<6}{r['lr']:>8g}{r['steps']:>8}{r['mean_abs_diff']:>9.1f}"
-                         f"{r['max_abs_diff']:>8.0f}{r['paper_in_ci']:>8}/{r['cells']}{mark}")
+        body = [[r["init"], r["bias"], f"{r['lr']:g}", str(r["steps"]), f"{r['mean_abs_diff']:.1f}",
+                 f"{r['max_abs_diff']:.0f}", f"{r['paper_in_ci']}/{r['cells']}", "<- default" if r is dflt else ""]
+                for r in shown]
+        lines += ["  " + ln for ln in layout(["init", "bias", "lr", "steps", "mean|d|", "max|d|", "paper in CI", ""],
+                                              body, left=[True, True] + [False] * 5 + [True],
+                                              width=terminal_width(width) - 2, rule="")]
         b = rs[0]
-        lines.append(f"  best: init {b['init']} (bias {b['bias']}), lr {b['lr']:g}, {b['steps']} steps: mean |diff| "
-                     f"{b['mean_abs_diff']:.1f} points" +
-                     (f" (default protocol: {dflt['mean_abs_diff']:.1f})" if dflt is not None else ""))
+        lines.append(wrap(f"best: init {b['init']} (bias {b['bias']}), lr {b['lr']:g}, {b['steps']} steps: mean |diff| "
+                          f"{b['mean_abs_diff']:.1f} points" +
+                          (f" (default protocol: {dflt['mean_abs_diff']:.1f})" if dflt is not None else ""),
+                          width, "  ", "    "))
     return "\n".join(lines)
 
 # ------------------------------------------------------------------------------ the report
 
-def table1_report(run: dict, markdown: bool = False) -> dict:
+def table1_report(run: dict, markdown: bool = False, width: int | None = None) -> dict:
     """What `badminima table1` prints, from the engine's run_table1: {"text", "json", "path", "rows", "claims",
-    "sweep", "finality"}."""
+    "sweep", "finality"}; the text fits `width` columns (default: the terminal's)."""
     protocol, path, chk = run["protocol"], run["path"], run["finality"]
     rows = [cell_row(c) for c in run["cells"]]
-    parts = [format_markdown(rows) if markdown else format_table(rows, protocol)]
+    parts = [format_markdown(rows) if markdown else format_table(rows, protocol, width=width)]
     if chk is not None:
-        parts.append(format_finality(chk))
+        parts.append(format_finality(chk, width))
     claim_rows = claims(run["claims"], protocol) if run["claims"] is not None else None
     if claim_rows:
-        parts.append(format_claims(claim_rows))
+        parts.append(format_claims(claim_rows, width))
     sweep_out = None
     if run["sweep"] is not None:
         sweep_out = sweep_results(run["sweep"])
-        parts.append(format_sweep(sweep_out, run["sweep_grid"], default=protocol))
+        parts.append(format_sweep(sweep_out, run["sweep_grid"], default=protocol, width=width))
         parts.append(f"sweep results: {run['sweep_path']}")
     parts.append(f"results: {path}")
     return {"text": "\n\n".join(parts), "path": path, "rows": rows, "claims": claim_rows, "sweep": sweep_out,

@@ -11,12 +11,27 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
+from badminima.analysis.tables import terminal_width
 from badminima.engine.paper.checks import MP_TEXT_DIGITS, VERDICTS, Check, summary
 
 
-def format_checks(checks: list[Check], widths=(40, 16, 52, 18), notes: bool = True) -> str:
-    """Text table: claim | paper | computed | verdict, wrapped, with the note indented below each row."""
+def column_widths(widths, total: int) -> tuple[int, ...]:
+    """`widths` (with two spaces between columns) shrunk in proportion to fit `total` columns, no
+    column narrower than 8; unchanged where they fit."""
+    need = sum(widths) + 2 * (len(widths) - 1)
+    if need <= total:
+        return tuple(widths)
+    room = max(total - 2 * (len(widths) - 1), 8 * len(widths))
+    out = [max(8, int(w * room / sum(widths))) for w in widths]
+    out[out.index(max(out))] -= max(sum(out) - room, 0)
+    return tuple(out)
+
+
+def format_checks(checks: list[Check], widths=(40, 16, 52, 18), notes: bool = True, width: int | None = None) -> str:
+    """Text table: claim | paper | computed | verdict, wrapped, with the note indented below each row; the
+    columns shrink to fit `width` (default: the terminal's)."""
     head = ("claim", "paper", "computed", "verdict")
+    widths = column_widths(widths, terminal_width(width))
 
     def block(cells):
         cols = [textwrap.wrap(str(c), w) or [""] for c, w in zip(cells, widths)]

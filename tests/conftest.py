@@ -1,5 +1,9 @@
-"""Shared fixtures: small configs and datasets for the engine tests."""
+"""Shared fixtures: small configs and datasets for the engine tests, small stored runs for the analysis,
+and the suite's kernels compiled in parallel before the first test."""
+import ast
+import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,6 +11,40 @@ from click.testing import CliRunner
 
 from badminima.engine.train.config import InitSpec, TrainConfig
 from badminima.engine.data.datasets import load_dataset
+
+
+# Every kernel variant the suite trains with, (d, h, activation, loss, optimizer, dtype, fused points),
+# written by a run with BADMINIMA_RECORD_VARIANTS=FILE (see pytest_configure).  A cold suite compiles
+# them in parallel worker processes first; a variant missing here is just compiled where it is used.
+SUITE_VARIANTS = Path(__file__).with_name("suite_variants.txt")
+
+
+def pytest_configure(config):
+    record = os.environ.get("BADMINIMA_RECORD_VARIANTS")
+    if not record:
+        return
+    import badminima.engine.train.codegen as cg
+    import badminima.engine.train.run as run
+    orig = cg.load_kernel_module
+
+    def logged(*args):
+        with open(record, "a") as f:
+            f.write(repr(tuple(args)) + "\n")
+        return orig(*args)
+    cg.load_kernel_module = run.load_kernel_module = logged
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_kernels():
+    """Compile the suite's kernel variants that are not cached yet, in parallel processes."""
+    from badminima.engine.train.precompile import Precompiler, Variant
+    if not SUITE_VARIANTS.exists() or os.environ.get("BADMINIMA_RECORD_VARIANTS"):
+        return
+    rows = [ast.literal_eval(line) for line in SUITE_VARIANTS.read_text().split("\n") if line.strip()]
+    variants = [Variant(*row, *(0,) * (7 - len(row))) for row in rows]
+    with Precompiler(variants, progress=False) as pre:
+        for v in variants:
+            pre.wait(v)
 
 
 def make_cfg(ds, **kw):
@@ -56,3 +94,23 @@ def interrupt_shard(monkeypatch, run, shard, out, chunk=40):
         m.setattr(sys, "argv", ["interrupted-by-test"])
         r = CliRunner().invoke(main, [*run, "-q", "--shard", shard, "--chunk", str(chunk), "-o", str(out)])
     assert r.exit_code == 130 and calls["n"] == 1, r.output
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory):
+    """Small stored runs for the analysis, figure and output tests: xor sigmoid GD h=2 in two shards and
+    h=3, fxor sigmoid Adam (drifts), relu_d1 (flat minima)."""
+    from badminima.cli import main
+    d = tmp_path_factory.mktemp("runs")
+    base = ["train", "-q", "--seed", "3"]
+    specs = {
+        "xor2.s0.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "0/2"],
+        "xor2.s1.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "1/2"],
+        "xor3.h5": ["--dataset", "xor", "-H", "3", "-n", "160", "--steps", "1500"],
+        "fxor.h5": ["--dataset", "fxor", "--opt", "adam", "--lr", "0.01", "-n", "150", "--steps", "2000"],
+        "d1.h5": ["--dataset", "relu_d1", "--act", "relu", "-H", "1", "--lr", "0.01", "-n", "120", "--steps", "2000"],
+    }
+    for name, args in specs.items():
+        r = CliRunner().invoke(main, base + args + ["-o", str(d / name)], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    return d

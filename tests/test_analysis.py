@@ -28,24 +28,6 @@ def cli(args):
     return CliRunner().invoke(main, args, catch_exceptions=False)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Small runs: xor sigmoid GD h=2 in two shards and h=3, fxor sigmoid Adam (drifts), relu_d1 (flat minima)."""
-    d = tmp_path_factory.mktemp("runs")
-    base = ["train", "-q", "--seed", "3"]
-    specs = {
-        "xor2.s0.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "0/2"],
-        "xor2.s1.h5": ["--dataset", "xor", "-H", "2", "-n", "160", "--steps", "1500", "--shard", "1/2"],
-        "xor3.h5": ["--dataset", "xor", "-H", "3", "-n", "160", "--steps", "1500"],
-        "fxor.h5": ["--dataset", "fxor", "--opt", "adam", "--lr", "0.01", "-n", "150", "--steps", "2000"],
-        "d1.h5": ["--dataset", "relu_d1", "--act", "relu", "-H", "1", "--lr", "0.01", "-n", "120", "--steps", "2000"],
-    }
-    for name, args in specs.items():
-        r = cli(base + args + ["-o", str(d / name)])
-        assert r.exit_code == 0, r.output
-    return d
-
-
 # ---------------------------------------------------------------------------------- statistics
 
 def test_wilson_against_hand_computed_values():
@@ -109,8 +91,12 @@ def test_rates_and_differences_from_shards(runs):
     pt = paper_table(cells)                                  # the paper's GD sigmoid XOR column: 90, 100
     assert [r[4] for r in pt.rows] == [0.90, 1.00]
     assert select_cells(cells, ["xor sigmoid gd h=3"]) == [cells[1]]
-    with pytest.raises(AnalysisError):
-        select_cells(cells, ["nope"])
+    assert select_cells(cells, ["h=3"]) == [cells[1]]                   # any unambiguous part of a label
+    assert select_cells(cells, ["h=2", "xor h=3", "h=2"]) == cells
+    with pytest.raises(AnalysisError, match=r"matches 2 cells \(xor sigmoid gd h=2; xor sigmoid gd h=3\)"):
+        select_cells(cells, ["sigmoid gd"])
+    with pytest.raises(AnalysisError, match=r"no cell matches 'xor sigmoid gd h=4'; closest: xor sigmoid gd h="):
+        select_cells(cells, ["xor sigmoid gd h=4"])
 
 
 def test_cell_labels_name_what_varies():
@@ -282,7 +268,7 @@ def test_pick_networks_solved_then_stuck():
 
 def test_report_and_plot_commands(runs, tmp_path):
     out = tmp_path / "rep"
-    r = cli(["report", str(runs / "fxor.h5"), str(runs / "d1.h5"), "-o", str(out), "--no-pdf", "-q"])
+    r = cli(["report", str(runs / "fxor.h5"), str(runs / "d1.h5"), "--out-dir", str(out), "--no-pdf", "-q"])
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text()
     for part in ("## Outcome rates", "Wilson", "Drifting runs by limiting plateau",
@@ -294,19 +280,19 @@ def test_report_and_plot_commands(runs, tmp_path):
     assert (out / "outcomes.csv").read_text().startswith("cell,outcome,k,n,rate,95% CI_lo,95% CI_hi")
 
     png = tmp_path / "fit.png"
-    r = cli(["plot", "fit", str(runs / "d1.h5"), "-o", str(png), "--networks", "0,1", "--point", "prop1",
+    r = cli(["plot", "fit", str(runs / "d1.h5"), "--figure", str(png), "--networks", "0,1", "--point", "prop1",
              "--size", "5x3", "--dpi", "40"])
     assert r.exit_code == 0, r.output
     assert _png_shape(png) == (120, 200)
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps({"columns": ["point", "certified"], "rows": [["W_hat", True], ["W0", False]]}))
-    r = cli(["plot", "minimality", str(rows), "-o", str(tmp_path / "m.png"), "-q"])
+    r = cli(["plot", "minimality", str(rows), "--figure", str(tmp_path / "m.png"), "-q"])
     assert r.exit_code == 0, r.output
 
-    bad = CliRunner().invoke(main, ["plot", "regions", str(runs / "d1.h5"), "-o", str(tmp_path / "x.png"), "-q"])
+    bad = CliRunner().invoke(main, ["plot", "regions", str(runs / "d1.h5"), "--figure", str(tmp_path / "x.png"), "-q"])
     assert bad.exit_code == 2 and "2-D classification" in bad.output
-    bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "-o", str(tmp_path / "x.png"),
+    bad = CliRunner().invoke(main, ["plot", "basins", str(runs / "xor3.h5"), "--figure", str(tmp_path / "x.png"),
                                     "--cell", "nope", "-q"])
-    assert bad.exit_code == 2 and "no cell 'nope'" in bad.output
-    bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "-o", str(out)])
+    assert bad.exit_code == 2 and "no cell matches 'nope'; closest:" in bad.output
+    bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out-dir", str(out)])
     assert bad.exit_code == 1 and "no such file" in bad.output

@@ -78,7 +78,7 @@ def test_cli_certify(tmp_path):
     from badminima.cli import main
     out = tmp_path / "r.json"
     res = CliRunner().invoke(main, ["certify", "relu_d2", "--point", "prop2_local", "--witness", "prop2_global",
-                                    "--json-out", str(out)])
+                                    "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "CERTIFIED" in res.output and "not global" in res.output
     assert json.loads(out.read_text())["points"]["prop2_local"]["not_global"] is True

@@ -34,8 +34,12 @@ def test_existing_result_is_not_overwritten_and_other_config_refused(tmp_path):
     out = tmp_path / "r.h5"
     assert run(ARGS + ["-o", str(out)]).exit_code == 0
     before = out.read_bytes()
-    r = CliRunner().invoke(main, ARGS + ["-o", str(out)])
-    assert r.exit_code == 1 and "--force" in r.output and out.read_bytes() == before
+    r = CliRunner().invoke(main, ARGS + ["-o", str(out)])          # the same run: reused, summary printed
+    assert r.exit_code == 0 and "reusing finished results" in r.output and out.read_bytes() == before
+    assert "solved" in r.output and f"results: {out}" in r.output
+    r = CliRunner().invoke(main, ARGS + ["-o", str(out), "--seed", "5"])
+    assert r.exit_code == 1 and "differing keys: seed" in r.output and "--force" in r.output
+    assert out.read_bytes() == before
     assert run(ARGS + ["-o", str(out), "--force"]).exit_code == 0
 
 
@@ -87,7 +91,7 @@ def test_resume_into_different_config_is_refused(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["--hidden", "0"], "--hidden"), (["--lr", "0"], "--lr"), (["--steps", "0"], "--steps"),
-    (["--act", "swish"], "activation"), (["--opt", "lbfgs"], "optimizer"), (["--init", "cauchy:1"], "init"),
+    (["--act", "swish"], "--act"), (["--opt", "lbfgs"], "--opt"), (["--init", "cauchy:1"], "init"),
     (["--dtype", "float16"], "dtype"), (["--dataset", "nope"], "nope"), (["--chunk", "0"], "--chunk"),
     (["--shard", "3/2"], "shard"),
 ])

@@ -160,7 +160,7 @@ def test_submitter_chains_warmup_and_offset_parts(tmp_path):
     assert p.stdout.splitlines()[-1] == "submitted jobs: 100 101 102 103"
     calls = log.read_text().splitlines()
     assert len(calls) == 4
-    assert "--array=0 " in calls[0] and "BADMINIMA_ROLE=warmup" in calls[0] and "--cpus-per-task=1" in calls[0]
+    assert "--array=0 " in calls[0] and "BADMINIMA_ROLE=warmup" in calls[0] and "--cpus-per-task=3" in calls[0]
     assert "--array=0-2%2 --dependency=afterok:100 " in calls[1] and "BADMINIMA_SHARD_OFFSET=0" in calls[1]
     assert "--array=0-2%2 --dependency=afterok:100,afterany:101 " in calls[2] and "OFFSET=3" in calls[2]
     assert "--array=0-0%2 --dependency=afterok:100,afterany:102 " in calls[3] and "OFFSET=6" in calls[3]
@@ -301,7 +301,7 @@ def test_status_refuses_mixed_runs(tmp_path):
 def test_slurm_command_writes_a_script(tmp_path):
     script = tmp_path / "job.sh"
     r = cli(["slurm", *RUN, "--shards", "4", "--throttle", "2", "--max-array-size", "3", "--cpus-per-task", "2",
-             "--time", "00:20:00", "--dir", str(tmp_path / "d"), "-o", str(script)])
+             "--time", "00:20:00", "--out-dir", str(tmp_path / "d"), "--script", str(script)])
     assert r.exit_code == 0, r.output
     assert "2 array submissions" in r.output and os.access(script, os.X_OK)
     text = script.read_text()
@@ -309,7 +309,7 @@ def test_slurm_command_writes_a_script(tmp_path):
     # the warm-up is the run itself on one network (exactly the task's kernels and argument types)
     assert f"--shard 0/400 -o {tmp_path / 'd' / 'warmup' / 'warmup.h5'} --force --no-resume -q" in text
     assert f"NUMBA_CACHE_DIR={tmp_path / 'd' / 'numba-cache'}" in text
-    assert "--dir" not in text.split("RUN=(")[1].split(")")[0]
+    assert "--out-dir" not in text.split("RUN=(")[1].split(")")[0]
 
 
 @pytest.mark.parametrize("args, msg", [
@@ -319,14 +319,14 @@ def test_slurm_command_writes_a_script(tmp_path):
     ([*RUN, "--shards", "20"], "per task"),
     ([*RUN, "--time", "later"], "bad time limit"),
     ([*RUN, "--merge", "{tmp}/j.sh"], "exists; use --force"),
-    ([*RUN, "--dir", "{tmp}/d", "--merge", "{tmp}/d/m.h5"], "is inside --dir"),
+    ([*RUN, "--out-dir", "{tmp}/d", "--merge", "{tmp}/d/m.h5"], "is inside --out-dir"),
 ])
 def test_slurm_command_refusals(tmp_path, args, msg):
     (tmp_path / "j.sh").write_text("an older script")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--shards" not in args:
         args = [*args, "--shards", "4"]
-    r = CliRunner().invoke(main, ["slurm", *args, "--max-array-size", "10", "-o", str(tmp_path / "j.sh")])
+    r = CliRunner().invoke(main, ["slurm", *args, "--max-array-size", "10", "--script", str(tmp_path / "j.sh")])
     assert r.exit_code == 2 and msg in r.output, r.output
     assert (tmp_path / "j.sh").read_text() == "an older script"       # refused before writing anything
 
@@ -340,7 +340,7 @@ def test_slurm_command_refusals(tmp_path, args, msg):
 ])
 def test_slurm_command_wants_a_simd_block_per_thread_of_the_runs_dtype(tmp_path, run, threads, accepted, per_thread):
     r = CliRunner().invoke(main, ["slurm", *run, "--shards", "50", "--cpus-per-task", str(threads),
-                                  "--max-array-size", "100", "-o", str(tmp_path / "j.sh")])
+                                  "--max-array-size", "100", "--script", str(tmp_path / "j.sh")])
     assert (r.exit_code == 0) == accepted, r.output
     if not accepted:
         assert f"give each task at least {per_thread * threads} ({per_thread} per thread" in r.output
@@ -394,8 +394,8 @@ def test_slurm_array_merges_to_the_one_process_run(tmp_path, slurm, numba_cache)
     t0 = time.monotonic()
     script, merged = tmp_path / "job.sh", tmp_path / "merged.h5"
     r = cli(["slurm", *RUN, "--shards", "4", "--throttle", "2", "--time", "00:10:00", "--cpus-per-task", "1",
-             "--dir", str(tmp_path / "shards"), "--numba-cache", numba_cache, "--job-name", "bm-test",
-             "-o", str(script), "--merge", str(merged), "--poll", "1", "--timeout", "240"])
+             "--out-dir", str(tmp_path / "shards"), "--numba-cache", numba_cache, "--job-name", "bm-test",
+             "--script", str(script), "--merge", str(merged), "--poll", "1", "--timeout", "240"])
     t_slurm = time.monotonic() - t0
     logs = "\n".join(p.read_text() for p in sorted((tmp_path / "shards" / "logs").glob("*.out")))
     assert r.exit_code == 0, r.output + logs
@@ -417,8 +417,8 @@ def test_slurm_offsets_over_max_array_size_and_partial_shard_resumes(tmp_path, s
     st = shard_status(str(shards), 4)
     assert st.shards[3].state == "partial" and st.shards[3].rows == 40
     r = cli(["slurm", *RUN, "--shards", "4", "--max-array-size", "3", "--time", "00:10:00",
-             "--dir", str(shards), "--numba-cache", numba_cache, "--job-name", "bm-test2",
-             "-o", str(tmp_path / "job.sh"), "--merge", str(tmp_path / "merged.h5"), "--poll", "1", "--timeout", "240"])
+             "--out-dir", str(shards), "--numba-cache", numba_cache, "--job-name", "bm-test2",
+             "--script", str(tmp_path / "job.sh"), "--merge", str(tmp_path / "merged.h5"), "--poll", "1", "--timeout", "240"])
     logs = "\n".join(p.read_text() for p in sorted((shards / "logs").glob("*.out")))
     assert r.exit_code == 0, r.output + logs
     assert "2 array submissions" in r.output

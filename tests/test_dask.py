@@ -61,7 +61,7 @@ def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run
 
     merged = tmp_path / "merged.h5"
     t0 = time.monotonic()
-    p = badminima("dask", *RUN, "--shards", "4", "--workers", "2", "--dir", str(shards), "--merge", str(merged))
+    p = badminima("dask", *RUN, "--shards", "4", "--workers", "2", "--out-dir", str(shards), "--merge", str(merged))
     assert p.returncode == 0, p.stdout + p.stderr
     assert "4 of 4 shards to run on 2 worker(s)" in p.stderr and "4 complete; 400 of 400 networks" in p.stdout
     assert diff_files(single, str(merged)) == []
@@ -73,12 +73,12 @@ def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run
           file=sys.stderr)
 
     # a rerun runs nothing; another run's configuration or shard count in the same --dir is refused
-    p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--dir", str(shards))
+    p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--out-dir", str(shards))
     assert p.returncode == 0 and "all 4 shards are complete" in p.stderr
-    p = badminima("dask", *RUN[:-1], "300", "--shards", "4", "--workers", "1", "--dir", str(shards))
+    p = badminima("dask", *RUN[:-1], "300", "--shards", "4", "--workers", "1", "--out-dir", str(shards))
     assert p.returncode == 1 and "holds shards of another run" in p.stderr and "steps" in p.stderr
     assert "Traceback" not in p.stderr
-    p = badminima("dask", *RUN, "--shards", "5", "--workers", "1", "--dir", str(shards))
+    p = badminima("dask", *RUN, "--shards", "5", "--workers", "1", "--out-dir", str(shards))
     assert p.returncode == 1 and "shards of different counts N (4, 5)" in p.stderr
 
 
@@ -98,7 +98,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
                                        str(sched_file), "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
         merged = tmp_path / "merged.h5"
-        p = badminima("dask", *RUN, "--shards", "3", "--scheduler", str(sched_file), "--dir",
+        p = badminima("dask", *RUN, "--shards", "3", "--scheduler", str(sched_file), "--out-dir",
                       str(tmp_path / "shards"), "--merge", str(merged), "-q")
         assert p.returncode == 0, p.stdout + p.stderr
         assert diff_files(single, str(merged)) == []
@@ -106,7 +106,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
         # Ctrl-C: a running Dask task cannot be cancelled, so the tasks must stop their shards themselves
         long_dir = tmp_path / "long"
         run = subprocess.Popen([*default_exe(), "dask", "train", "--dataset", "xor", "-n", "1000000", "--steps",
-                                "20000", "--shards", "4", "--scheduler", str(sched_file), "--dir", str(long_dir)],
+                                "20000", "--shards", "4", "--scheduler", str(sched_file), "--out-dir", str(long_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while len(list(long_dir.glob("shard-*.h5.part"))) < 2 and time.monotonic() < deadline:
@@ -133,21 +133,21 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
     (["--shards", "2", "--scheduler", "{tmp}/missing.json"], "no scheduler file"),
     (["--shards", "2", "--scheduler", "{tmp}/afile"], "is not a Dask scheduler file"),
     (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers sizes a LocalCluster"),
-    (["--shards", "2", "--dir", "{tmp}/afile"], "cannot use --dir"),
+    (["--shards", "2", "--out-dir", "{tmp}/afile"], "cannot use --out-dir"),
     (["--shards", "2", "--merge", "{tmp}/afile"], "exists; use --force"),
     (["--shards", "2", "--merge", "{tmp}/afile/m.h5"], "cannot write --merge"),
-    (["--shards", "2", "--merge", "{tmp}/d/m.h5"], "is inside --dir"),
+    (["--shards", "2", "--merge", "{tmp}/d/m.h5"], "is inside --out-dir"),
     (["--shards", "2", "--workers", "1", "--exe", "{tmp}/no-such-badminima"], "cannot start"),
     (["--shards", "2", "--merge", "{tmp}", "--force"], "is a directory"),
-    (["--shards", "2", "--dir", "{tmp}/link", "--merge", "{tmp}/real/m.h5"], "is inside --dir"),
+    (["--shards", "2", "--out-dir", "{tmp}/link", "--merge", "{tmp}/real/m.h5"], "is inside --out-dir"),
 ])
 def test_dask_command_refusals(tmp_path, args, msg):
     (tmp_path / "afile").write_text("not json")
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    if "--dir" not in args:
-        args += ["--dir", str(tmp_path / "d")]
+    if "--out-dir" not in args:
+        args += ["--out-dir", str(tmp_path / "d")]
     p = badminima("dask", *RUN, *args, timeout=120)
     assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error:")
@@ -156,7 +156,7 @@ def test_dask_command_refusals(tmp_path, args, msg):
 
 def test_run_options_that_every_task_would_write_are_refused(tmp_path):
     for cmd in (["dask", "table1", "-n", "400", "--json", "t.json", "--shards", "2"],
-                ["slurm", "table1", "-n", "400", "--json", "t.json", "--shards", "2", "-o", str(tmp_path / "j.sh")]):
+                ["slurm", "table1", "-n", "400", "--json", "t.json", "--shards", "2", "--script", str(tmp_path / "j.sh")]):
         r = CliRunner().invoke(main, cmd)
         assert r.exit_code == 2 and "must not set --json" in r.output, r.output
 

@@ -365,12 +365,12 @@ def test_canonical_form_is_invariant_under_the_symmetries():
     ["search", "-N", "10", "--ones", "x"],
     ["search", "-N", "10", "--budget", "0"],
     ["search", "-N", "8", "--strategy", "delete", "--parents", "paper10"],
-    ["minimality", "--points", "3..5"],
-    ["minimality", "--points", "9..x"],
+    ["minimality", "-N", "3-5"],
+    ["minimality", "-N", "9-x"],
     ["minimality", "--strategies", "joint,bogus"],
     ["search", "-N", "10", "--strong-delta", "0.5"],
     ["search", "-N", "10", "--kdstar", "-1"],
-    ["minimality", "--points", "8", "--kconst", "nan"],
+    ["minimality", "-N", "8", "--kconst", "nan"],
     ["search", "-N", "8", "--strategy", "refine"],
     ["search", "-N", "8", "--strategy", "refine", "--parents", "deadlock_n9"],
     ["search", "-N", "8", "--strategy", "refine", "--parents", "no/such/N8_*.json"],
@@ -400,8 +400,8 @@ def test_cli_search_and_minimality_small(tmp_path):
     assert r.exit_code == 0, r.output
     assert "attempts" in r.output and "certified" in r.output and out.exists()
     rows = tmp_path / "rows.json"
-    r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
-                                  "-q", "--json-out", str(rows), "--strategies", "refine,delete", "--paper-parent"])
+    r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
+                                  "-q", "--json", str(rows), "--strategies", "refine,delete", "--paper-parent"])
     assert r.exit_code == 0, r.output
     table = json.loads(rows.read_text())
     assert table["columns"][0] == "N" and [row[0] for row in table["rows"]] == [9, 10]
@@ -413,6 +413,6 @@ def test_cli_search_and_minimality_small(tmp_path):
     refine_parents = open_results(str(tmp_path / "m" / "N9-refine.h5")).config["parents"]
     assert refine_parents and all("N9_s0_delete_" in p for p in refine_parents)
     # the same out-dir with another objective is another study: refused, not silently reused
-    r = CliRunner().invoke(main, ["minimality", "--points", "9..10", "-k", "6", "--out-dir", str(tmp_path / "m"),
+    r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
                                   "-q", "--strategies", "refine,delete", "--paper-parent", "--kdstar", "0"])
     assert r.exit_code == 2 and "kdstar" in r.output and len(r.output.strip().splitlines()) == 1

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from badminima.engine.core.outcomes import name_map_attr
-from badminima.engine.store import (RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
+from badminima.engine.store import (RunComplete, RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
                               shard_range, show)
 
 CFG = {"dataset_fingerprint": "xor-4", "hidden": 2, "seed": 7, "networks": 600, "lr": 0.5}
@@ -185,12 +185,12 @@ def test_no_overwrite_without_force(tmp_path):
     p = str(tmp_path / "r.h5")
     write_run(p)
     before = read_bytes(p)
-    with pytest.raises(StoreError, match=r"r\.h5 exists; use --force"):
+    with pytest.raises(RunComplete, match=r"r\.h5 already holds this finished run"):     # reuse it
         RunWriter.open(p, CFG, CELLS)
     cfg = dict(CFG, seed=8)
     write_run(p, config=cfg, force=True, stop_after=100)                # interrupted forced rerun ...
     assert read_bytes(p) == before                               # ... the old file is untouched
-    with pytest.raises(StoreError, match="exists; use --force"):
+    with pytest.raises(StoreError, match=r"different configuration \(differing keys: seed\)"):
         RunWriter.open(p, cfg, CELLS)
     write_run(p, config=cfg, force=True)
     assert open_results(p).config["seed"] == 8
@@ -209,7 +209,7 @@ def test_leftover_part_after_finish(tmp_path):
     w._f.swmr_mode = True
     w.finish()
     shutil.copy(str(tmp_path / "keep"), p + ".part")
-    with pytest.raises(StoreError, match="exists"):
+    with pytest.raises(RunComplete):                    # the finished file is this run: reused
         RunWriter.open(p, CFG, CELLS)
     assert not os.path.exists(p + ".part")
 

@@ -130,9 +130,10 @@ def test_table1_cli_runs_reuses_and_checks_numbers(tmp_path):
     assert r2.exit_code == 0 and "reusing finished results" in r2.output
     assert r2.output.split("reusing finished results")[1].split("\n", 1)[1].split("json:")[0] == \
         r.output.split("json:")[0]
-    # a different protocol into the same file is refused (exit 2, one line)
+    # a different protocol into the same file is refused (exit 1, one line naming what differs)
     r3 = CliRunner().invoke(main, ["table1", "-n", "12", "--steps", "61", "-o", str(out), "-q"])
-    assert r3.exit_code == 2 and "different" in r3.output
+    assert r3.exit_code == 1 and "differing keys: " in r3.output and "protocol.steps" in r3.output, r3.output
+    assert len(r3.output.strip().splitlines()) == 1 and "more" in r3.output     # 48 cells: summarized
 
 
 def test_interrupted_run_resumes_to_the_same_results(tmp_path, monkeypatch):
@@ -176,7 +177,7 @@ def test_sweep_cli_and_bad_options(tmp_path, monkeypatch):
 
 
 def test_reproduce_writes_runs(tmp_path):
-    r = CliRunner().invoke(main, ["reproduce", "-n", "4", "--runs-dir", str(tmp_path / "runs"), "-q"])
+    r = CliRunner().invoke(main, ["reproduce", "-n", "4", "--out-dir", str(tmp_path / "runs"), "-q"])
     assert r.exit_code == 0, r.output
     assert "[Theorem 2]" in r.output and "Adam block" in r.output and "verify" in r.output.splitlines()[-1]
     files = sorted(os.listdir(tmp_path / "runs"))

@@ -135,7 +135,7 @@ def check_same_run(outdir: str, shards: int, reference: str | None) -> tuple[Run
     if reference is None:
         if seen:
             raise StoreError(f"{outdir} already holds shard files, and this command has no warm-up file to "
-                             f"check them against; use an empty --dir")
+                             f"check them against; use an empty --out-dir")
         return st, None
     metas = []
     for p in (reference, *seen[:1]):
@@ -145,7 +145,7 @@ def check_same_run(outdir: str, shards: int, reference: str | None) -> tuple[Run
         d = diff_keys(metas[0].identity(), metas[1].identity())
         if d:
             raise StoreError(f"{outdir} holds shards of another run (differing keys: {', '.join(d)}); "
-                             f"use another --dir")
+                             f"use another --out-dir")
     return st, sum(c.n_total for c in metas[0].cells.values())
 
 

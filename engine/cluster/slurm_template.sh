@@ -34,7 +34,7 @@ if [ -z "${BADMINIMA_ROLE:-}" ] && [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then
     jobs=()
     dep=""
     if [ ${#WARMUP[@]} -gt 0 ]; then
-        warm=$(sbatch --parsable --array=0 --job-name="$JOB_NAME-compile" --cpus-per-task=1 \
+        warm=$(sbatch --parsable --array=0 --job-name="$JOB_NAME-compile" --cpus-per-task=@cpus@ \
             --output="$OUT/logs/$JOB_NAME-compile-%A.out" --export=ALL,BADMINIMA_ROLE=warmup "$self")
         warm=${warm%%;*}
         echo "submitted warm-up compile job $warm"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -30,7 +29,7 @@ from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
 from badminima.engine.train.cells import Cell, run_cells
 from badminima.engine.train.run import check_final
-from badminima.engine.store import canonical_json, normalize, open_h5, open_results, read_rows
+from badminima.engine.store import canonical_json, open_h5, open_results, read_rows
 
 DATASETS = ("xor", "fxor")
 TABLE1_ACTIVATIONS = ("relu", "sigmoid")     # Table 1's hidden activations
@@ -160,19 +159,7 @@ def default_path(protocol: Protocol, networks: int) -> str:
 
 def run_or_reuse(path: str, run_config: dict, cells: list[Cell], *, force: bool = False, resume="auto",
                  chunk: int | None = None, threads: int | None = None, progress: bool = True, echo=None):
-    """Train the cells into `path` (resuming a .part), or reuse a finished file of the same cells."""
-    if os.path.exists(path) and not force:
-        res = open_results(path)
-        want = {c.name: (normalize(c.config.to_dict()), c.config.networks) for c in cells}
-        bad = [n for n, (cfg, nt) in want.items()
-               if n not in res.cells or canonical_json(res.cell_config(n)) != canonical_json(cfg)
-               or res.n_total(n) != nt]
-        if bad:
-            raise ConfigError(f"{path} exists with different cells or configuration (e.g. {bad[0]}); "
-                              f"use --force to replace it or -o for another file")
-        if echo:
-            echo(f"reusing finished results in {path}")
-        return res
+    """Train the cells into `path` (resuming a .part, reusing a finished file of the same run); its Results."""
     run_cells(path, run_config, cells, force=force, resume=resume, chunk=chunk, threads=threads,
               progress=progress)
     return open_results(path)

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,9 +60,9 @@ from badminima.engine.train.progress import Progress
 from badminima.engine.core.rng import normal_at
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS, H_KBOX, H_KCONST,
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
-                             STRATEGIES, STREAM_SEARCH, newton_polish, optimize_batch, polish_batch,
-                             search_starts)
-from badminima.engine.store import RunWriter, open_results
+                             STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
+from badminima.engine.search.joint_soa import optimize as optimize_batch
+from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.train.run import train_range
 
 P = 9                      # parameters of the 2-2-1 network
@@ -190,7 +191,7 @@ class SearchConfig:
         def bad(msg):
             raise ConfigError(msg)
         if not isinstance(self.points, int) or not 4 <= self.points <= 64:
-            bad(f"--points must be an integer in 4..64 (fewer than 4 points cannot hold a strict finite "
+            bad(f"-N (the number of points) must be an integer in 4-64 (fewer than 4 points cannot hold a strict finite "
                 f"minimum of the 2-2-1 network), got {self.points!r}")
         if self.budget < 1:
             bad(f"--budget must be >= 1, got {self.budget}")
@@ -527,7 +528,7 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
                         f"vs majority {q['majority_rate']:.4g}, decision margin delta* {res['delta_star']:.4g}, "
                         f"AUC {res['auc']:.4g}, L - L_const {res['const_gap']:.4g}.  Data are in the affine "
                         f"gauge (hidden pre-activations)."),
-        "source": f"badminima search --points {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
+        "source": f"badminima search -N {cfg.points} --seed {cfg.seed} --strategy {cfg.strategy} "
                   f"(candidate {index})" + (f", parent {parent}" if parent else ""),
         "x": res["x_text"],
         "y": res["y_text"],
@@ -565,8 +566,30 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
 # ----------------------------------------------------------------------------------------------------
 # runs
 # ----------------------------------------------------------------------------------------------------
-def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: dict) -> dict:
-    """Screen, post-process and export one chunk of float results; the chunk of store rows."""
+def _post_worker_init():
+    import numba as _nb
+    _nb.set_num_threads(1)
+
+
+def post_pool(workers: int | None):
+    """A pool of ``workers`` processes (spawned, one Numba thread each) for the per-survivor stages
+    (witness training, rounding, certificate), or None for in-process post-processing."""
+    if not workers or workers < 2:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_post_worker_init)
+
+
+def _post_one(cfg, X, y, th, idx):
+    return process_candidate(cfg, X, y, th, idx, 1)
+
+
+def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: dict, pool=None) -> dict:
+    """Screen, post-process and export one chunk of float results; the chunk of store rows.  With a
+    pool (``post_pool``) the chunk's float survivors are post-processed in its processes, all at once;
+    each survivor's result is a function of the candidate alone, so the records do not change."""
     n, N = len(fl["index"]), cfg.points
     rec = {
         "index": fl["index"].astype(np.int64), "outcome": np.empty(n, np.int8), "loss": np.empty(n),
@@ -579,6 +602,11 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
         "min_sep": np.empty(n), "max_pre": np.empty(n), "majority": np.empty(n),
         "parent": fl["parent"].astype(np.int64), "deleted": fl["deleted"].astype(np.int64),
     }
+    futures = {}
+    if pool is not None:
+        for c in range(n):
+            if screen(cfg, fl["X"][c], fl["y"][c], fl["theta"][c], fl["diag"][c])[1] < 0:
+                futures[c] = pool.submit(_post_one, cfg, fl["X"][c], fl["y"][c], fl["theta"][c], int(fl["index"][c]))
     for c in range(n):
         X, y, th = fl["X"][c], fl["y"][c], fl["theta"][c]
         code, verdict = screen(cfg, X, y, th, fl["diag"][c])
@@ -587,7 +615,7 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
         rec["majority"][c] = max(ones, 1 - ones)
         if verdict < 0:
             idx = int(fl["index"][c])
-            res = process_candidate(cfg, X, y, th, idx, threads)
+            res = futures[c].result() if c in futures else process_candidate(cfg, X, y, th, idx, threads)
             verdict = res["verdict"]
             rec["witness"][c], rec["witness_loss"][c] = res["witness"], res["witness_loss"]
             if verdict == CERTIFIED:
@@ -626,9 +654,10 @@ def run_config(cfg: SearchConfig, parents: list | None) -> dict:
 
 def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force: bool = False,
                resume: bool | str = "auto", chunk: int = 256, threads: int | None = None,
-               progress: bool = True, command: str | None = None) -> dict:
+               progress: bool = True, command: str | None = None, post_workers: int | None = None) -> dict:
     """Run (or resume) a search into the result file `path`; returns ``summarize(path)`` plus the
-    files exported by this invocation."""
+    files exported by this invocation.  post_workers >= 2 post-processes the float survivors in that
+    many processes (``post_pool``); the records are the same either way."""
     cfg.validate()
     parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
@@ -644,19 +673,27 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     cell = f"N{cfg.points}"
     stats: dict = {}
     t0 = time.monotonic()
-    with RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
-                        resume=resume, fields=search_fields(cfg.points)) as w:
+    try:
+        writer = RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
+                                resume=resume, fields=search_fields(cfg.points))
+    except RunComplete:             # this very search, finished: reuse it
+        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        return {**summarize(path), "exported_now": [], "seconds": time.monotonic() - t0}
+    with writer as w:
         start, stop = w.next_index(cell), w.range(cell)[1]
         prog = Progress(w.range(cell)[1] - w.range(cell)[0], label="candidates", enabled=progress,
                         done=start - w.range(cell)[0])
+        pool = post_pool(post_workers) if start < stop else None
         try:
             for a in range(start, stop, chunk):
                 b = min(stop, a + chunk)
                 fl = float_stage(cfg, np.arange(a, b, dtype=np.int64), parents, threads)
-                w.append(cell, _records(cfg, fl, parents, threads, stats))
+                w.append(cell, _records(cfg, fl, parents, threads, stats, pool))
                 prog.update(b - a)
         finally:
             prog.close()
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     out = summarize(path)
     out["exported_now"] = stats.get("files", [])
     out["seconds"] = time.monotonic() - t0
@@ -719,30 +756,6 @@ def _form_of(path: str):
         return None
 
 
-def parse_points(text: str) -> list[int]:
-    """'4..12', '4-12', '9,10', '10' -> sorted list of point counts."""
-    out: set[int] = set()
-    try:
-        for part in str(text).split(","):
-            part = part.strip()
-            for sep in ("..", "-"):
-                if sep in part:
-                    a, b = part.split(sep)
-                    lo, hi = int(a), int(b)
-                    if lo > hi:
-                        raise ValueError
-                    out.update(range(lo, hi + 1))
-                    break
-            else:
-                out.add(int(part))
-    except ValueError:
-        raise ConfigError(f"--points must look like 4..12, 4-12 or 9,10; got {text!r}") from None
-    if not out or min(out) < 4 or max(out) > 64:
-        raise ConfigError(f"--points must lie in 4..64 (fewer than 4 points cannot hold a strict finite "
-                          f"minimum), got {text!r}")
-    return sorted(out)
-
-
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
                strategies=("joint", "delete", "refine"), paper_parent: bool = False, max_parents: int = 16,
                force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
@@ -753,6 +766,9 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
     N-point ones; strategies run in that order.  One result file per (N, strategy) in out_dir, each
     resumable.  Returns one table row per N."""
     echo = echo or (lambda s: None)
+    if not points or min(points) < 4 or max(points) > 64:
+        raise ConfigError(f"point counts must lie in 4-64 (fewer than 4 points cannot hold a strict finite "
+                          f"minimum), got {sorted(points)}")
     rows = []
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):

@@ -6,9 +6,9 @@ from badminima.engine.store.read import Results, expand_paths, open_h5, open_res
 from badminima.engine.store.schema import (BASE_FIELDS, FIELDS, FORMAT, OPTIONAL_FIELDS, PROVENANCE_ATTRS,
                                            SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json, diff_keys,
                                            normalize, parse_shard, shard_range)
-from badminima.engine.store.write import RunWriter
+from badminima.engine.store.write import RunComplete, RunWriter
 
-__all__ = ["StoreError", "Results", "open_results", "show", "RunWriter", "merge", "diff_files",
+__all__ = ["StoreError", "Results", "open_results", "show", "RunWriter", "RunComplete", "merge", "diff_files",
            "check_merge_output", "parse_shard", "shard_range", "FORMAT", "SCHEMA_VERSION", "FIELDS",
            "OPTIONAL_FIELDS", "TRAINING_FIELDS", "BASE_FIELDS", "PROVENANCE_ATTRS", "canonical_json", "normalize",
            "diff_keys", "expand_paths", "open_h5", "read_meta", "read_rows"]

@@ -29,7 +29,7 @@ def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None
     if shard_dir is not None:
         top = os.path.realpath(shard_dir)
         if os.path.commonpath([os.path.realpath(parent), top]) == top:
-            raise StoreError(f"{name} is inside {'--dir' if option else shard_dir}: keep the merged file out "
+            raise StoreError(f"{name} is inside {'--out-dir' if option else shard_dir}: keep the merged file out "
                              f"of the shard directory")
     if os.path.isdir(output):
         raise StoreError(f"{name} is a directory")

@@ -207,6 +207,11 @@ class Results:
         self.fields = first.fields
         self.attrs = first.attrs
 
+    @property
+    def metas(self) -> list[FileMeta]:
+        """Each file's metadata (path, status, shard, provenance attributes, cells), in the order given."""
+        return list(self._metas)
+
     def _check(self, name):
         if name not in self.cells:
             raise StoreError(f"no cell {name!r}; cells are: {', '.join(self.cells)}")

@@ -119,9 +119,13 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
     return [] if canonical_json(a) == canonical_json(b) else [prefix or "(value)"]
 
 
-def describe_diff(keys: list[str]) -> str:
-    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts."""
-    return ", ".join(k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys)
+def describe_diff(keys: list[str], limit: int = 4) -> str:
+    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts: the run-level keys first,
+    at most `limit` of them, then how many more (a message stays one readable line)."""
+    names = sorted((k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys),
+                   key=lambda k: (k.startswith(("cells.", "fields")), ))
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def identity(config_wo_shard: dict, cells: dict, fields) -> dict:

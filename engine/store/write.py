@@ -255,6 +255,10 @@ def _open_swmr_write(path: str) -> h5py.File:
     return h5py.File(fid)
 
 
+class RunComplete(StoreError):
+    """The output already holds a finished run of exactly the requested configuration: reuse it."""
+
+
 class RunWriter:
     """Streams the results of one run into ``<path>.part``; ``finish()`` publishes ``<path>``.
 
@@ -332,6 +336,25 @@ class RunWriter:
         return identity(self.config, {n: (c.config, c.n_total, c.n_params) for n, c in self._cells.items()},
                         self.fields)
 
+    def _check_finished(self):
+        """Raise RunComplete if `path` is a finished run of exactly this configuration, else StoreError
+        naming what differs (a finished result is never replaced without --force)."""
+        try:
+            with open_h5(self.path) as f:
+                meta = read_meta(f, self.path)
+        except (StoreError, OSError) as e:
+            raise StoreError(f"{self.path} exists and is not a readable result file ({e}); use another "
+                             f"output path, or --force to replace it") from None
+        d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
+                               meta.fields), self._identity())
+        if d:
+            raise StoreError(f"{self.path} holds a finished run of a different configuration (differing keys: "
+                             f"{describe_diff(d)}); use another output path, or --force to replace it")
+        if meta.status != "complete":
+            raise StoreError(f"{self.path}: not a finished run file (status {meta.status!r}); use --force to "
+                             f"replace it")
+        raise RunComplete(f"{self.path} already holds this finished run")
+
     def _start(self, force, resume):
         remove_if_exists(self.part + ".tmp")
         remove_if_exists(self.path + ".tmp")
@@ -347,8 +370,7 @@ class RunWriter:
                 remove_if_exists(self.part)
                 have_part = False
         if have_final and not force:
-            raise StoreError(f"{self.path} exists; use --force to replace it (the old file is kept until "
-                             f"the new run finishes)")
+            self._check_finished()
         if resume is True and not have_part:
             raise StoreError(f"nothing to resume: {self.part} does not exist")
         meta = None

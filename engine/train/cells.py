@@ -7,6 +7,7 @@ SIGKILLs the writer).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from badminima.engine.train.config import TrainConfig
@@ -14,7 +15,7 @@ from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
-from badminima.engine.store import RunWriter
+from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.train.run import require_device, train
 
 
@@ -32,17 +33,25 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
               command: str | None = None) -> dict[str, dict[str, int]]:
     """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts.
 
-    CPU kernel variants not yet in the cache compile in worker processes (engine/train/precompile.py)
-    while the cells whose kernels are ready train (CUDA kernels compile when first launched).  chunk:
-    networks per committed chunk (default: engine/train/run.default_chunk of the device)."""
+    A finished file of exactly this run is reused as it is (a different one is refused, naming the
+    differing keys, unless force).  CPU kernel variants not yet in the cache compile in worker
+    processes (engine/train/precompile.py) while the cells whose kernels are ready train (CUDA kernels
+    compile when first launched).  chunk: networks per committed chunk (default:
+    engine/train/run.default_chunk of the device)."""
     for c in cells:
         require_device(c.config)          # before any file is opened
     config = dict(run_config)
     if shard is not None:
         config["shard"] = shard
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
-    with RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
-                        init_weights=keep_init, training=True) as writer:
+    try:
+        writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
+                                init_weights=keep_init, training=True)
+    except RunComplete:
+        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        res = open_results(path)
+        return {c.name: res.counts(c.name) for c in cells}
+    with writer:
         todo = sum(writer.remaining(c.name) for c in cells)
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
         pending = [c for c in cells if writer.remaining(c.name)]
@@ -50,9 +59,12 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         with Precompiler(variants.values(), progress=progress) as pre:
             prog = Progress(total, enabled=progress, done=total - todo)
             try:
-                for c in pending:
-                    if c.name in variants:
-                        pre.wait(variants[c.name])
+                while pending:
+                    # the first cell whose kernel is compiled trains while the others' compile (a CUDA
+                    # cell has no CPU variant: always ready)
+                    c = next((c for c in pending if pre.ready(variants.get(c.name))), pending[0])
+                    pending.remove(c)
+                    pre.wait(variants.get(c.name))
                     prog.label = f"networks (cell {c.name})" if len(cells) > 1 else "networks"
                     start, stop = writer.next_index(c.name), writer.range(c.name)[1]
                     for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,

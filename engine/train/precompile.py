@@ -66,7 +66,11 @@ def compile_variant(v: Variant) -> float:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """The CPUs this process may run on (a SLURM task's allocation, not the node's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:          # no affinity on this platform
+        return max(1, os.cpu_count() or 1)
 
 
 class Precompiler:
@@ -104,6 +108,11 @@ class Precompiler:
             left = el / self.done * (self.total - self.done)
             self._say(f"compiled {self.done}/{self.total} kernel variants, {el:.0f} s"
                       + (f", about {left:.0f} s left" if self.done < self.total else ""))
+
+    def ready(self, v: Variant) -> bool:
+        """Whether v can be loaded now without waiting."""
+        fut = self._futures.get(v)
+        return fut is None or fut.done()
 
     def wait(self, v: Variant) -> None:
         """Block until v is compiled (no-op if it was cached); a worker's error is raised here."""

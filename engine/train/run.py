@@ -117,7 +117,12 @@ def _starts(cfg: TrainConfig, d: int, start: int, stop: int, ids) -> np.ndarray:
 
 def require_device(cfg: TrainConfig) -> None:
     """ConfigError in one line if cfg.device cannot run here (cuda without numba-cuda or a GPU)."""
-    if cfg.device == "cuda":
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> None:
+    """ConfigError in one line if `device` cannot run here."""
+    if device == "cuda":
         from badminima.engine.cuda.launch import unavailable
         why = unavailable()
         if why:

@@ -1,23 +1,9 @@
-"""Compile every kernel variant of a run once (Numba caches them on disk), e.g. before SLURM fans out."""
+"""Compile the kernel variants a set of runs needs, ahead of time and on every core (`badminima compile`)."""
 from __future__ import annotations
 
-import numpy as np
-
 from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
-from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points
-from badminima.engine.train.run import train_range
-
-
-def parse_int_set(text: str) -> list[int]:
-    """'2-7' -> [2..7]; '2,3' -> [2, 3]."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, _, b = part.partition("-")
-            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
-    except ValueError:
-        raise ConfigError(f"not a list of integers: {text!r}") from None
-    return out
+from badminima.engine.train.codegen import FUSE_MAX_POINTS
+from badminima.engine.train.precompile import Precompiler, Variant, variant_of
 
 
 # the paper's training sets (the deadlock sets in data/ are for certification, not training)
@@ -30,18 +16,17 @@ def paper_sizes(d: int) -> list[int]:
     return sorted({ds.x.shape[0] for ds in map(load_dataset, PAPER_DATASETS) if ds.x.shape[1] == d})
 
 
-def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
-    """Train 1 network for 2 steps in every variant; returns the number of variants.
+def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant]:
+    """Every kernel variant of the given options, in order.
 
-    Full-batch kernels are specialized to the dataset's size (see kernels.codegen.fused_points):
-    they are compiled for `points` (default: the sizes of the paper's datasets of that dimension)
-    and once more unspecialized, for larger datasets.  SGD kernels do not depend on the size.
+    Full-batch kernels are specialized to the dataset's size (see codegen.fused_points): one variant
+    per size in `points` (default: the sizes of the paper's datasets of that dimension) and one
+    unspecialized, for larger datasets.  SGD kernels do not depend on the size.
     """
-    count = 0
+    out: list[Variant] = []
     for d in dims:
         if d not in (1, 2):
             raise ConfigError(f"input dimension must be 1 or 2, got {d}")
-        kind = "classification" if d == 2 else "regression"
         sizes = sorted(set(points or paper_sizes(d)))
         if any(n < 2 for n in sizes):
             raise ConfigError(f"point counts must be at least 2, got {sizes}")
@@ -49,13 +34,20 @@ def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
             for act in acts:
                 for opt in opts:
                     for dt in dtypes:
+                        # validates the names once, as a run would
+                        cfg = TrainConfig(dataset="warmup", dataset_fingerprint="",
+                                          kind="classification" if d == 2 else "regression", hidden=h,
+                                          activation=act, optimizer=opt, lr=0.1, steps=2, init=InitSpec(),
+                                          networks=1, dtype=dt).validate()
                         for n in ([max(sizes)] if opt == "sgd" else [*sizes, FUSE_MAX_POINTS + 1]):
-                            X = np.linspace(0.0, 1.0, n * d).reshape(n, d)
-                            y = np.arange(n, dtype=float) % 2
-                            cfg = TrainConfig(dataset="warmup", dataset_fingerprint="", kind=kind, hidden=h,
-                                              activation=act, optimizer=opt, lr=0.1, steps=2, init=InitSpec(),
-                                              networks=1, dtype=dt).validate()
-                            train_range(cfg, X, y, 0, 1, threads=1)
-                            count += 1
-                            echo(f"  d={d} h={h} {act} {opt} {dt} points={n if fused_points(opt, n) else 'any'}")
-    return count
+                            out.append(variant_of(cfg, d, n))
+    return list(dict.fromkeys(out))
+
+
+def warm(variants, workers: int | None = None, progress: bool = True) -> int:
+    """Compile (into Numba's on-disk cache) every variant not cached yet, in parallel worker processes;
+    returns how many were compiled."""
+    with Precompiler(variants, workers=workers, progress=progress) as pre:
+        for v in variants:
+            pre.wait(v)
+        return pre.total

@@ -1,0 +1,119 @@
+"""The N <= 7 study of the deadlock search: how close the converged, non-degenerate critical points come
+to a strict minimum, per N and label split, as a table and a figure.
+
+    python -m badminima.analysis.search_study 'runs/study/N*.h5' -o study.png [--json study.json]
+
+Reads search result files (one per N and strategy, shards or merged; engine/search/run.py) and, per
+(N, number of points labelled 1), counts the attempts, the converged non-degenerate critical points
+(verdict not_minimum, or any verdict past the float screen) and the largest smallest Hessian eigenvalue
+lambda_min among them; the figure shows the distribution of lambda_min over those points (symmetric-log
+axis: a strict minimum needs lambda_min > 0).
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from collections import defaultdict
+
+import numpy as np
+
+from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM
+from badminima.engine.store import open_results
+
+
+def study_data(patterns) -> dict:
+    """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "strategies"}}."""
+    paths = sorted({p for pat in patterns for p in (glob.glob(pat) or [pat])})
+    out: dict = defaultdict(lambda: {"attempts": 0, "critical": 0, "float_candidates": 0, "certified": 0,
+                                     "lambdas": [], "strategies": set()})
+    for path in paths:
+        res = open_results(path)
+        N = int(res.config["points"])
+        rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels"])
+        ones = rows["labels"].sum(1)
+        ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
+        crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
+        for k in np.unique(ones):
+            m = ones == k
+            d = out[(N, int(k))]
+            d["attempts"] += int(m.sum())
+            d["critical"] += int((m & crit).sum())
+            d["float_candidates"] += int((m & np.isin(rows["verdict"], FLOAT_PASSED)).sum())
+            d["certified"] += int((m & (rows["verdict"] == CERTIFIED)).sum())
+            d["lambdas"].extend(rows["min_eig"][m & crit].tolist())
+            d["strategies"].add(res.config["strategy"])
+    return dict(out)
+
+
+def study_table(data: dict) -> str:
+    head = (f"{'N':>3} {'ones':>4} | {'attempts':>9} | {'crit. pts':>9} | {'float cand.':>11} | {'certified':>9} | "
+            f"{'best lambda_min':>15} | {'median':>10} | strategies")
+    lines = [head, "-" * len(head)]
+    for (N, k) in sorted(data):
+        d = data[(N, k)]
+        lam = np.array(d["lambdas"])
+        best = f"{lam.max():.3g}" if len(lam) else "-"
+        med = f"{np.median(lam):.3g}" if len(lam) else "-"
+        lines.append(f"{N:>3} {k:>4} | {d['attempts']:>9} | {d['critical']:>9} | {d['float_candidates']:>11} | "
+                     f"{d['certified']:>9} | {best:>15} | {med:>10} | {','.join(sorted(d['strategies']))}")
+    lines.append("crit. pts: converged (||grad|| < 1e-7 after Newton), non-degenerate critical points; "
+                 "ones: points labelled 1 (or 0, whichever is fewer)")
+    return "\n".join(lines)
+
+
+def study_figure(data: dict, path: str, dpi: int = 120) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    Ns = sorted({N for N, _ in data})
+    fig, axes = plt.subplots(1, len(Ns), figsize=(3.6 * len(Ns), 3.2), sharey=False, squeeze=False)
+    lin = 1e-7
+    edges = np.concatenate([-np.logspace(0, np.log10(lin), 29), np.linspace(-lin, lin, 5)[1:-1],
+                            np.logspace(np.log10(lin), 0, 29)])
+    for ax, N in zip(axes[0], Ns):
+        for (n, k) in sorted(data):
+            if n != N:
+                continue
+            lam = np.clip(np.array(data[(n, k)]["lambdas"]), -0.999, 0.999)
+            if len(lam):
+                ax.hist(lam, bins=edges, histtype="step", label=f"{k} vs {N - k} (best {lam.max():.2g})")
+        ax.set_xscale("symlog", linthresh=lin)
+        ax.set_xticks([-1e-1, -1e-4, 0.0, 1e-4, 1e-1])
+        ax.set_xticklabels(["-1e-1", "-1e-4", "0", "1e-4", "1e-1"])
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_title(f"N = {N}")
+        ax.set_xlabel("smallest Hessian eigenvalue")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, title="label split", title_fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no converged non-degenerate\ncritical point", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+    axes[0][0].set_ylabel("converged non-degenerate critical points")
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", help="search result files or globs")
+    ap.add_argument("-o", "--output", default=None, help="figure (PNG/PDF)")
+    ap.add_argument("--json", default=None, help="also write the table as JSON")
+    args = ap.parse_args(argv)
+    data = study_data(args.files)
+    print(study_table(data))
+    if args.output:
+        study_figure(data, args.output)
+        print(f"figure: {args.output}")
+    if args.json:
+        rows = [{"points": N, "ones": k, **{key: v for key, v in d.items() if key not in ("lambdas", "strategies")},
+                 "strategies": sorted(d["strategies"]),
+                 "best_lambda_min": max(d["lambdas"]) if d["lambdas"] else None}
+                for (N, k), d in sorted(data.items())]
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
