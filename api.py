@@ -158,23 +158,25 @@ def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, d
 def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid", optimizer: str = "gd",
           lr: float | None = None, steps: int = 10_000, networks: int = 1000, seed: int = 0,
           dtype: str = "float64", init: str = "normal:1", bias_init: str = "same", early_exit: bool = True,
-          finish_horizon: float = 100.0, output: str | None = None, threads: int | None = None,
-          progress: bool = False, **options) -> Results:
+          finish_horizon: float = 100.0, device: str = "cpu", output: str | None = None,
+          threads: int | None = None, progress: bool = False, **options) -> Results:
     """Train `networks` d-h-1 networks from their random starts and classify how each run ended.
 
     Arguments mean what the `badminima train` options of the same names mean (lr defaults to 0.5,
-    Adam 1e-3); `options` takes the rest of the configuration (beta1, beta2, eps, gtol, ...).  With
+    Adam 1e-3); `options` takes the rest of the configuration (beta1, beta2, eps, gtol, ...);
+    device="cuda" trains on an NVIDIA GPU (pip install 'badminima[cuda]', docs/gpu.md).  With
     `output` the results stream to that HDF5 file (an interrupted run resumes, a finished one is
     reused); without, they are kept in memory."""
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
-                      early_exit, finish_horizon, options)
+                      early_exit, finish_horizon, {**options, "device": device})
     if output is not None:
         from badminima.engine.train.cells import Cell, run_cells
         run_cells(output, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], threads=threads,
                   progress=progress, command="badminima.train (Python API)")
         return open(output)
     from badminima.engine.train.progress import Progress
-    from badminima.engine.train.run import train as train_chunks
+    from badminima.engine.train.run import require_device, train as train_chunks
+    require_device(cfg)
     parts = []
     prog = Progress(cfg.networks, enabled=progress)
     try:
@@ -194,18 +196,18 @@ def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors
 
 
 def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32", seed: int = 0,
-           output: str | None = None, check_final: int = 1000, claims: bool = True, threads: int | None = None,
+           device: str = "cpu", output: str | None = None, check_final: int = 1000, claims: bool = True, threads: int | None = None,
            progress: bool = False, **protocol) -> dict:
     """Table 1 of the paper (48 cells) at `networks` per cell, run or reused like `badminima table1`.
 
     Returns {"text": the printed table, "rows": one dict per cell (ours %, Wilson interval, the
     paper's %, difference, ...), "results": Results of the file, "path", "json"}.  `protocol` takes the
-    other Protocol fields (init, bias_init, gd_lr, adam_lr, sgd_lrs)."""
+    other Protocol fields (init, bias_init, gd_lr, adam_lr, sgd_lrs); device="cuda" trains on a GPU."""
     import json as _json
 
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, run_table1
-    prot = Protocol(steps=steps, dtype=dtype, seed=seed, **protocol).validate()
+    prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
                                    threads=threads, progress=progress, echo=lambda m: None))
     return {"text": out["text"], "rows": _json.loads(out["json"])["cells"], "path": out["path"],

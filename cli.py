@@ -169,6 +169,8 @@ def train_options(fn):
         click.option("--finish-horizon", type=float, default=100.0,
                      help="follow networks still unresolved at the end of the budget this many budgets further "
                           "along the gradient flow and classify them there (0: off)"),
+        click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
+                     help="cpu: the SIMD kernels; cuda: one NVIDIA GPU thread per network (needs numba-cuda)"),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -176,7 +178,7 @@ def train_options(fn):
 
 
 def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks, seed, dtype,
-                 beta1, beta2, eps, gtol, early_exit, finish_horizon):
+                 beta1, beta2, eps, gtol, early_exit, finish_horizon, device="cpu"):
     """Load and validate the dataset and the options into (TrainConfig, Dataset)."""
     from badminima.engine.train.config import InitSpec, TrainConfig
     from badminima.engine.data.datasets import load_dataset
@@ -185,7 +187,7 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
                       activation=act, optimizer=opt, lr=lr, steps=steps,
                       init=InitSpec.parse(init, bias_init), networks=networks, seed=seed, dtype=dtype,
                       beta1=beta1, beta2=beta2, eps=eps, gtol=gtol, early_exit=early_exit,
-                      finish_horizon=finish_horizon).validate()
+                      finish_horizon=finish_horizon, device=device).validate()
     return cfg, ds
 
 
@@ -212,7 +214,9 @@ def run_options(fn):
         click.option("--resume/--no-resume", default=None, help="require / refuse continuing an interrupted run (default: continue a matching one)"),
         click.option("--shard", default=None, help="run shard I/N of the networks (0-based; SLURM_ARRAY_TASK_ID fills I)"),
         click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)"),
-        click.option("--chunk", type=int, default=16384, help="networks per committed chunk (results do not depend on it)"),
+        click.option("--chunk", type=int, default=None, show_default=False,
+                     help="networks per committed chunk (results do not depend on it) [default: 16384; 524288 "
+                          "with --device cuda]"),
         click.option("--quiet", "-q", is_flag=True, help="no progress line"),
     ]
     for o in reversed(opts):
@@ -245,7 +249,7 @@ def parse_run_options(shard, threads, chunk):
     """Validate the execution options; returns the shard dict (or None)."""
     import os
     from badminima.engine.store import StoreError, parse_shard
-    if chunk < 1:
+    if chunk is not None and chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     if threads is not None and threads < 1:
         _fail(f"--threads must be >= 1, got {threads}")
@@ -691,7 +695,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
                        ones=splits, found_dir=found_dir, **kw).validate()
     path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
-                   chunk=chunk, threads=threads, progress=not quiet, post_workers=post_workers)
+                   chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
+                   post_workers=post_workers)
     click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +
                ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
     click.echo(format_table([s]))
@@ -774,6 +779,8 @@ def verify(json_out, markdown, no_certify):
 @click.option("--seed", type=int, default=0, help="run seed")
 @click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float32",
               help="kernel precision: float32 gives the table float64 gives, in a quarter of the time (docs/reproduce.md)")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
+              help="cpu: the SIMD kernels; cuda: one NVIDIA GPU thread per network (needs numba-cuda)")
 @click.option("--claims/--no-claims", default=True, help="also check the text's claims (SGD, linear regions)")
 @click.option("--sweep", is_flag=True, help="also run the protocol grid and report which protocol matches the paper best")
 @click.option("--sweep-init", default="normal:1,glorot/zero,uniform:1", help="sweep init laws (LAW[:SCALE][/zero])")
@@ -788,7 +795,7 @@ def verify(json_out, markdown, no_certify):
 @click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="the table (and sweep)"))
 @run_options
 @friendly_errors
-def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, dtype, claims, sweep, sweep_init,
+def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, dtype, device, claims, sweep, sweep_init,
                sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks, markdown, check_final, json_out,
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
@@ -802,13 +809,13 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     if check_final < 0:
         _fail(f"--check-final must be >= 0, got {check_final}")
     protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
-                        sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype).validate()
+                        sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype, device=device).validate()
     grid = None
     if sweep:
         grid = SweepGrid(inits=tuple(t.strip() for t in sweep_init.split(",") if t.strip() and parse_init(t)),
                          gd_lrs=parse_list(sweep_gd_lr, "--sweep-gd-lr"),
                          adam_lrs=parse_list(sweep_adam_lr, "--sweep-adam-lr"),
-                         budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype)
+                         budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype, device=device)
         if not grid.inits:
             _fail("--sweep-init needs at least one init law")
     if shard_d is not None:
@@ -832,9 +839,11 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
 @click.option("--networks", "-n", type=int, default=10_000, help="networks per Table 1 cell")
 @click.option("--out-dir", "runs_dir", default="runs", help="where the result files go")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
+              help="where Table 1 trains: cpu, or cuda (one NVIDIA GPU thread per network; needs numba-cuda)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress line")
 @friendly_errors
-def reproduce(networks, runs_dir, threads, quiet):
+def reproduce(networks, runs_dir, threads, device, quiet):
     """The paper in one command: `verify` (every claim) and Table 1 at a small size, results in RUNS_DIR."""
     import os
     import time
@@ -842,7 +851,9 @@ def reproduce(networks, runs_dir, threads, quiet):
     from badminima.analysis.verify import checks_json, format_checks
     from badminima.engine.paper.checks import run_checks
     from badminima.engine.paper.table1 import Protocol, default_path, run_table1
-    parse_run_options(None, threads, 16384)
+    from badminima.engine.train.run import check_device
+    parse_run_options(None, threads, None)
+    check_device(device)              # before the claims' minute of work
     os.makedirs(runs_dir, exist_ok=True)
     t0 = time.monotonic()
     checks = run_checks()
@@ -850,7 +861,7 @@ def reproduce(networks, runs_dir, threads, quiet):
         f.write(checks_json(checks) + "\n")
     click.echo(format_checks(checks))
     t1 = time.monotonic()
-    protocol = Protocol()
+    protocol = Protocol(device=device).validate()
     path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
     out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet,
                                    echo=lambda m: click.echo(m, err=True)))

@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from badminima.engine.core.jit import njit
-from badminima.engine.core.model import evaluate, hessian
+from badminima.engine.core.model import evaluate, forward_point, hessian, loss_d012
 from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
 
@@ -72,14 +72,73 @@ def end_state(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
     return code, L, acc, gn, lam
 
 
+# networks per task of classify: its scratch arrays are allocated once per task, not per network
+CLASSIFY_BLOCK = 256
+
+
+@njit(inline="always")
+def _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv):
+    """evaluate()'s (summed loss, correct count) and summed gradient into g, with the same operations
+    in the same order (so the same bits) but into caller-owned scratch: no allocation per network."""
+    N = X.shape[0]
+    S = d + 2
+    for p in range(g.shape[0]):
+        g[p] = 0.0
+    total = 0.0
+    correct = 0
+    for i in range(N):
+        zi = forward_point(th, X, i, d, h, act, sv, dsv)
+        li, ri, _ = loss_d012(zi, y[i], loss)
+        total += li
+        if (zi > 0.0) == (y[i] > 0.5):
+            correct += 1
+        g[h * S] += ri
+        for j in range(h):
+            g[j * S] += ri * sv[j]
+            dj = ri * th[j * S] * dsv[j]
+            for k in range(d):
+                g[j * S + 1 + k] += dj * X[i, k]
+            g[j * S + 1 + d] += dj
+    return total, correct
+
+
 @njit(parallel=True)
 def classify(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
              out_code, out_loss, out_acc, out_gnorm, out_eig):
     """Fill the final outcome, mean loss, accuracy, ||grad|| and lambda_min (NaN if not computed) of
     every network from its end weights and the kernel's code (DIVERGED, SOLVED: certified, or
-    OUT_OF_STEPS: ran its whole budget)."""
-    for k in prange(theta.shape[0]):
-        code, out_loss[k], out_acc[k], out_gnorm[k], out_eig[k] = end_state(
-            theta[k], raw[k] == SOLVED, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
-            drift_wmin, eig_tol)
-        out_code[k] = DIVERGED if raw[k] == DIVERGED else code
+    OUT_OF_STEPS: ran its whole budget): end_state's values, bit for bit.  The common cases (non-finite,
+    solved, gradient too large for a critical point or a drift) are decided here from one pass without
+    allocating; the others (small gradient: a Hessian may be needed) go through end_state itself."""
+    n, P = theta.shape
+    N = X.shape[0]
+    for b in prange((n + CLASSIFY_BLOCK - 1) // CLASSIFY_BLOCK):
+        g = np.empty(P)
+        sv = np.empty(h)
+        dsv = np.empty(h)
+        for k in range(b * CLASSIFY_BLOCK, min(n, (b + 1) * CLASSIFY_BLOCK)):
+            th = theta[k]
+            total, correct = _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv)
+            L = total / N
+            acc = correct / N if loss == XENT else np.nan
+            s = 0.0
+            wm = 0.0
+            for p in range(P):
+                gp = g[p] / N
+                s += gp * gp
+                wm = max(wm, abs(th[p]))
+            gn = math.sqrt(s)
+            if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):
+                code, lam = DIVERGED, np.nan
+            elif raw[k] == SOLVED or (acc == 1.0 if loss == XENT else L <= solve_tol):
+                code, lam = SOLVED, np.nan
+            elif gn > gtol and not (gn <= drift_gtol and wm >= drift_wmin):
+                code, lam = OUT_OF_STEPS, np.nan
+            else:
+                code, L, acc, gn, lam = end_state(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                                  drift_gtol, drift_wmin, eig_tol)
+            out_code[k] = DIVERGED if raw[k] == DIVERGED else code
+            out_loss[k] = L
+            out_acc[k] = acc
+            out_gnorm[k] = gn
+            out_eig[k] = lam

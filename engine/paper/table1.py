@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
+from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
@@ -57,6 +57,7 @@ class Protocol:
     # float32: the same table as float64 (10^4 networks per cell: cells within 0.18 points, >= 99.6% of
     # networks with the same verdict; docs/reproduce.md "float32 for Table 1") in a quarter of the time
     dtype: str = "float32"
+    device: str = "cpu"             # cpu or cuda (engine/cuda): statistically, not bitwise, the same table
 
     def init_spec(self) -> InitSpec:
         return InitSpec.parse(self.init, self.bias_init)
@@ -69,7 +70,7 @@ class Protocol:
         return (f"2-h-1 networks, sigmoid output unit, mean binary cross-entropy (natural log); init {spec} for "
                 f"weights, biases {'from the same law' if spec.bias == 'same' else 'zero'}; full batch, "
                 f"{self.steps} steps; GD lr {self.gd_lr:g}; Adam lr {self.adam_lr:g} (beta1 0.9, beta2 0.999, "
-                f"eps 1e-8); {self.dtype}; seed {self.seed}; solved = 100% training accuracy at the end of the "
+                f"eps 1e-8); {self.dtype}{' on cuda' if self.device == 'cuda' else ''}; seed {self.seed}; solved = 100% training accuracy at the end of the "
                 f"budget (a network stops earlier only where that is proven final)")
 
     def validate(self) -> "Protocol":
@@ -80,7 +81,18 @@ class Protocol:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive and finite, got {v}")
         if self.steps < 1:
             raise ConfigError(f"--steps must be >= 1, got {self.steps}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"--device must be {' or '.join(DEVICES)}, got {self.device!r}")
         return self
+
+
+def as_dict(obj) -> dict:
+    """dataclasses.asdict without `device` when it is cpu: what CPU runs stored and hashed into their
+    default file names before the GPU backend existed, so their files are still found and reused."""
+    d = asdict(obj)
+    if d.get("device") == "cpu":
+        del d["device"]
+    return d
 
 
 def parse_list(text: str, name: str, kind=float) -> tuple:
@@ -110,7 +122,7 @@ def make_config(ds, protocol: Protocol, opt: str, act: str, h: int, networks: in
     return TrainConfig(dataset=ds.name, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h,
                        activation=act, optimizer=opt, lr=protocol.lr(opt) if lr is None else lr, steps=steps,
                        init=protocol.init_spec(), networks=networks, seed=protocol.seed,
-                       dtype=protocol.dtype).validate()
+                       dtype=protocol.dtype, device=protocol.device).validate()
 
 
 def cell_name(opt: str, ds: str, act: str, h: int, prefix: str = "") -> str:
@@ -140,13 +152,13 @@ def _hash(obj) -> str:
 
 
 def default_path(protocol: Protocol, networks: int) -> str:
-    return f"runs/table1-{_hash({'protocol': asdict(protocol), 'networks': networks})}.h5"
+    return f"runs/table1-{_hash({'protocol': as_dict(protocol), 'networks': networks})}.h5"
 
 
 # ------------------------------------------------------------------------------ running
 
 def run_or_reuse(path: str, run_config: dict, cells: list[Cell], *, force: bool = False, resume="auto",
-                 chunk: int = 16384, threads: int | None = None, progress: bool = True, echo=None):
+                 chunk: int | None = None, threads: int | None = None, progress: bool = True, echo=None):
     """Train the cells into `path` (resuming a .part, reusing a finished file of the same run); its Results."""
     run_cells(path, run_config, cells, force=force, resume=resume, chunk=chunk, threads=threads,
               progress=progress)
@@ -307,6 +319,7 @@ class SweepGrid:
     budgets: tuple = (1000, 2500, 5000, 10000)
     seed: int = 0
     dtype: str = Protocol.dtype
+    device: str = "cpu"
 
     def runs(self) -> list[tuple[str, str, str, float]]:
         """(optimizer, init law text, bias, lr) of every trained block."""
@@ -327,14 +340,15 @@ def sweep_cells(grid: SweepGrid, networks: int) -> list[Cell]:
     cells = []
     for opt, law, bias, lr in grid.runs():
         for steps in sorted(grid.budgets):
-            p = Protocol(init=law, bias_init=bias, steps=steps, gd_lr=lr, adam_lr=lr, seed=grid.seed, dtype=grid.dtype)
+            p = Protocol(init=law, bias_init=bias, steps=steps, gd_lr=lr, adam_lr=lr, seed=grid.seed, dtype=grid.dtype,
+                         device=grid.device)
             cells += grid_cells(p, networks, optimizers=(opt,), prefix=_sweep_prefix(opt, law, bias, lr, steps),
                                 extra_sgd=False)
     return cells
 
 
 def sweep_path(grid: SweepGrid, networks: int) -> str:
-    return f"runs/table1-sweep-{_hash({'grid': asdict(grid), 'networks': networks})}.h5"
+    return f"runs/table1-sweep-{_hash({'grid': as_dict(grid), 'networks': networks})}.h5"
 
 def sweep_counts(res, grid: SweepGrid) -> list[dict]:
     """Per (optimizer, init, lr, budget) of the grid: the block's cell counts ("cells")."""
@@ -347,7 +361,7 @@ def sweep_counts(res, grid: SweepGrid) -> list[dict]:
 
 
 def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | None = None, force: bool = False,
-              resume="auto", chunk: int = 16384, threads: int | None = None, progress: bool = True) -> str:
+              resume="auto", chunk: int | None = None, threads: int | None = None, progress: bool = True) -> str:
     """Train shard {"index": I, "count": N} of every cell into its own file; returns the path.
 
     `badminima merge` of all N shards equals the unsharded file, which `table1 -o MERGED` then reuses.
@@ -356,14 +370,14 @@ def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | Non
     if networks < 1:
         raise ConfigError(f"--networks must be >= 1, got {networks}")
     path = path or default_path(protocol, networks)[:-3] + f"-shard{shard['index']}of{shard['count']}.h5"
-    run_cells(path, {"command": "table1", "protocol": asdict(protocol), "networks": networks},
+    run_cells(path, {"command": "table1", "protocol": as_dict(protocol), "networks": networks},
               grid_cells(protocol, networks), shard=shard, force=force, resume=resume, chunk=chunk,
               threads=threads, progress=progress)
     return path
 
 def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
                sweep_networks: int | None = None, with_claims: bool = True, check_final: int = 1000,
-               force: bool = False, resume="auto", chunk: int = 16384, threads: int | None = None,
+               force: bool = False, resume="auto", chunk: int | None = None, threads: int | None = None,
                progress: bool = True, echo=print) -> dict:
     """Run (or reuse) the grid, and the sweep if given, and count: what `badminima table1` reports.
 
@@ -375,7 +389,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
         raise ConfigError(f"--networks must be >= 1, got {networks}")
     path = path or default_path(protocol, networks)
     cells = grid_cells(protocol, networks)          # the SGD cells always: the file does not depend on --no-claims
-    res = run_or_reuse(path, {"command": "table1", "protocol": asdict(protocol), "networks": networks}, cells,
+    res = run_or_reuse(path, {"command": "table1", "protocol": as_dict(protocol), "networks": networks}, cells,
                        force=force, resume=resume, chunk=chunk, threads=threads, progress=progress, echo=echo)
     out = {"protocol": protocol, "path": path, "cells": collect(res), "finality": None, "claims": None,
            "sweep_grid": sweep, "sweep_path": None, "sweep": None}
@@ -386,7 +400,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
     if sweep is not None:
         sn = sweep_networks or networks
         out["sweep_path"] = spath = sweep_path(sweep, sn)
-        sres = run_or_reuse(spath, {"command": "table1 --sweep", "grid": asdict(sweep), "networks": sn},
+        sres = run_or_reuse(spath, {"command": "table1 --sweep", "grid": as_dict(sweep), "networks": sn},
                             sweep_cells(sweep, sn), force=force, resume=resume, chunk=chunk, threads=threads,
                             progress=progress, echo=echo)
         out["sweep"] = sweep_counts(sres, sweep)
@@ -396,4 +410,4 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
 __all__ = ["Protocol", "SweepGrid", "CellCounts", "grid_cells", "default_path", "run_or_reuse", "collect", "finality",
            "claim_counts", "region_stats", "sweep_cells", "sweep_path", "sweep_counts", "run_shard", "run_table1",
            "parse_list", "paper_value", "paper_column_name", "paper_percentages", "make_config", "make_counts",
-           "parse_init", "cell_name", "TABLE1_ACTIVATIONS", "TABLE1_OPTIMIZERS"]
+           "parse_init", "cell_name", "as_dict", "TABLE1_ACTIVATIONS", "TABLE1_OPTIMIZERS"]

@@ -16,7 +16,7 @@ from badminima.engine.core.layout import n_params
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
-from badminima.engine.train.run import DEFAULT_CHUNK, train
+from badminima.engine.train.run import require_device, train
 
 
 @dataclass(frozen=True)
@@ -28,14 +28,18 @@ class Cell:
 
 
 def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | None = None,
-              force: bool = False, resume: bool | str = "auto", chunk: int = DEFAULT_CHUNK,
+              force: bool = False, resume: bool | str = "auto", chunk: int | None = None,
               threads: int | None = None, keep_init: bool = False, progress: bool = True,
               command: str | None = None) -> dict[str, dict[str, int]]:
     """Train every cell into `path` (resuming what is committed); returns per-cell outcome counts.
 
     A finished file of exactly this run is reused as it is (a different one is refused, naming the
-    differing keys, unless force).  Kernel variants not yet in the cache compile in worker processes
-    (engine/train/precompile.py) while the cells whose kernels are ready train."""
+    differing keys, unless force).  CPU kernel variants not yet in the cache compile in worker
+    processes (engine/train/precompile.py) while the cells whose kernels are ready train (CUDA kernels
+    compile when first launched).  chunk: networks per committed chunk (default:
+    engine/train/run.default_chunk of the device)."""
+    for c in cells:
+        require_device(c.config)          # before any file is opened
     config = dict(run_config)
     if shard is not None:
         config["shard"] = shard
@@ -51,15 +55,16 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         todo = sum(writer.remaining(c.name) for c in cells)
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
         pending = [c for c in cells if writer.remaining(c.name)]
-        variants = {c.name: variant_of(c.config, c.data.d, c.data.n) for c in pending}
+        variants = {c.name: variant_of(c.config, c.data.d, c.data.n) for c in pending if c.config.device == "cpu"}
         with Precompiler(variants.values(), progress=progress) as pre:
             prog = Progress(total, enabled=progress, done=total - todo)
             try:
                 while pending:
-                    # the first cell whose kernel is compiled trains while the others' compile
-                    c = next((c for c in pending if pre.ready(variants[c.name])), pending[0])
+                    # the first cell whose kernel is compiled trains while the others' compile (a CUDA
+                    # cell has no CPU variant: always ready)
+                    c = next((c for c in pending if pre.ready(variants.get(c.name))), pending[0])
                     pending.remove(c)
-                    pre.wait(variants[c.name])
+                    pre.wait(variants.get(c.name))
                     prog.label = f"networks (cell {c.name})" if len(cells) > 1 else "networks"
                     start, stop = writer.next_index(c.name), writer.range(c.name)[1]
                     for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,

@@ -8,6 +8,9 @@ from badminima.engine.data.datasets import KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, INIT_LAWS, OPTIMIZERS
 
 
+DEVICES = ("cpu", "cuda")
+
+
 class ConfigError(ValueError):
     """A nonsense option; the message is one line naming it."""
 
@@ -74,6 +77,8 @@ class TrainConfig:
     check_every: int = 16             # lanes are refilled every this many steps (speed only)
     finish_horizon: float = 100.0     # the finisher follows unresolved networks this many budgets further
                                       # along the gradient flow (engine/train/finish.py); 0: no finisher
+    device: str = "cpu"               # cpu: the SIMD kernels; cuda: one GPU thread per network (engine/cuda).
+                                      # Results agree statistically, not bit for bit (different exp)
 
     @property
     def loss(self) -> str:
@@ -108,10 +113,17 @@ class TrainConfig:
             bad("check_every must be >= 1")
         if self.kind not in KINDS:
             bad(f"unknown dataset kind {self.kind!r}")
+        if self.device not in DEVICES:
+            bad(f"--device must be {' or '.join(DEVICES)}, got {self.device!r}")
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a dict; `device` only when not cpu, so CPU configs (stored in result files,
+        hashed into default file names) are what they were before the GPU backend existed."""
+        d = dataclasses.asdict(self)
+        if d["device"] == "cpu":
+            del d["device"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -1,7 +1,8 @@
 """Training orchestration: chunks of networks through the generated kernel, then exact classification.
 
-Memory: only one chunk of networks' state (and its results) is alive at a time; callers consume
-each chunk (print counts, stream to HDF5) before the next one is trained.
+Memory: only one chunk of networks' state (and its results) is alive at a time on the CPU, two on a GPU
+(the next chunk trains while the host classifies this one); callers consume each chunk (print counts,
+stream to HDF5) before the next one is yielded.
 """
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from badminima.engine.core.classify import classify
 from badminima.engine.train.finish import MAX_ITER as FINISH_ITER
 from badminima.engine.train.finish import finish_many
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
-from badminima.engine.train.config import TrainConfig
+from badminima.engine.train.config import ConfigError, TrainConfig
+from badminima.engine.cuda.launch import device_starts
+from badminima.engine.train.starts import init_ids, init_range
 from badminima.engine.train.codegen import fused_points, load_kernel_module
 from badminima.engine.core.layout import n_params
-from badminima.engine.core.model import init_many
 from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_for
 
 DEFAULT_CHUNK = 16384
+CUDA_CHUNK = 1 << 19
 
 
 def kernel_for(cfg: TrainConfig, d: int, n_points: int):
@@ -36,35 +39,51 @@ def hyper(cfg: TrainConfig, X: np.ndarray) -> np.ndarray:
     return np.array([cfg.lr, cfg.beta1, cfg.beta2, cfg.eps, x2, cfg.solve_tol, 1.0 if cfg.early_exit else 0.0])
 
 
-def initial_weights(cfg: TrainConfig, d: int, start: int, stop: int) -> np.ndarray:
-    """Random starts of networks start..stop-1 (float64, before any cast to the kernel dtype)."""
-    return init_many(cfg.seed, start, stop, d, cfg.hidden, INIT_LAWS[cfg.init.law], cfg.init.scale,
-                     cfg.init.bias == "zero")
-
-
 def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop: int,
                 threads: int | None = None, theta0: np.ndarray | None = None,
                 keep_init: bool = False, ids: np.ndarray | None = None) -> dict:
     """Train networks start..stop-1 and return their per-network results as a dict of arrays.
 
     theta0 (stop-start, P) replaces the random starts (e.g. to train from a known point); ids (an
-    int64 array) trains those networks of the run instead of start..stop-1.
+    int64 array) trains those networks of the run instead of start..stop-1.  cfg.device picks the
+    kernels (cpu, or cuda: engine/cuda); everything after the kernel is the same for both.
     """
+    return submit_range(cfg, X, y, start, stop, threads, theta0, keep_init, ids).result()
+
+
+class _Chunk:
+    """A chunk whose kernel has run (CPU) or is running (CUDA); result() classifies it."""
+
+    def __init__(self, cfg, X, y, start, stop, ids, th0, keep_init, threads, kernel):
+        self.cfg, self.X, self.y, self.start, self.stop, self.ids = cfg, X, y, start, stop, ids
+        self.th0, self.keep_init, self.threads, self._kernel = th0, keep_init, threads, kernel
+
+    def result(self) -> dict:
+        raw, steps, first, theta = self._kernel()
+        return _outcomes(self.cfg, self.X, self.y, self.start, self.stop, self.ids, self.th0 if self.keep_init else None,
+                         raw, steps, first, theta, self.threads)
+
+
+def submit_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop: int,
+                 threads: int | None = None, theta0: np.ndarray | None = None,
+                 keep_init: bool = False, ids: np.ndarray | None = None) -> _Chunk:
+    """Start training networks start..stop-1 (train_range's arguments); .result() gives train_range's
+    dict.  On the CPU the kernel runs here; on a GPU it is launched and this returns at once."""
     d = X.shape[1]
     P = n_params(d, cfg.hidden)
     if ids is not None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         start, stop = 0, len(ids)
     n = stop - start
-    mod = kernel_for(cfg, d, X.shape[0])
     F = np.dtype(cfg.dtype)
     # fresh writable copies (datasets are read-only arrays): one array type, so one compiled signature,
     # the one `badminima compile` warms
     Xk = np.array(X, dtype=F, order="C")
     yk = np.array(y, dtype=F, order="C")
-    if keep_init and theta0 is None:       # the same starts the kernel would draw, computed once
-        theta0 = (initial_weights(cfg, d, start, stop) if ids is None
-                  else np.concatenate([initial_weights(cfg, d, int(i), int(i) + 1) for i in ids]).reshape(n, P))
+    law = INIT_LAWS[cfg.init.law]
+    host_starts = cfg.device == "cuda" and theta0 is None and not device_starts(law)
+    if (keep_init or host_starts) and theta0 is None:       # the same starts the kernel would draw, computed once
+        theta0 = _starts(cfg, d, start, stop, ids)
     th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
     if th0.shape[0] not in (0, n) or th0.shape[1] != P:
         raise ValueError(f"theta0 must have shape ({n}, {P})")
@@ -72,14 +91,53 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     if cfg.optimizer == "sgd":       # SGD lanes must share epoch boundaries: K a multiple of N
         N = X.shape[0]
         K = N * max(1, round(K / N))
+    hy = hyper(cfg, X)
+    gids = np.zeros(0, np.int64) if ids is None else ids
+    if cfg.device == "cuda":
+        from badminima.engine.cuda.codegen import load_kernel_module as load_cuda
+        from badminima.engine.cuda.launch import submit
+        require_device(cfg)
+        mod = load_cuda(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype, X.shape[0])
+        pending = submit(mod, Xk, yk, cfg.seed, start, n, gids, th0, law, cfg.init.scale, cfg.init.bias == "zero",
+                         hy, cfg.steps, K)
+        kernel = pending.result
+    else:
+        out = _run_cpu(cfg, Xk, yk, start, n, gids, th0, hy, K, threads)
+        kernel = lambda: out      # noqa: E731
+    return _Chunk(cfg, X, y, start, stop, ids, th0, keep_init, threads, kernel)
+
+
+def _starts(cfg: TrainConfig, d: int, start: int, stop: int, ids) -> np.ndarray:
+    """Random starts of networks start..stop-1 (or ids), float64, computed on all cores."""
+    law, scale, zb = INIT_LAWS[cfg.init.law], cfg.init.scale, cfg.init.bias == "zero"
+    if ids is None:
+        return init_range(np.uint64(cfg.seed), start, stop, d, cfg.hidden, law, scale, zb)
+    return init_ids(np.uint64(cfg.seed), ids, d, cfg.hidden, law, scale, zb)
+
+
+def require_device(cfg: TrainConfig) -> None:
+    """ConfigError in one line if cfg.device cannot run here (cuda without numba-cuda or a GPU)."""
+    check_device(cfg.device)
+
+
+def check_device(device: str) -> None:
+    """ConfigError in one line if `device` cannot run here."""
+    if device == "cuda":
+        from badminima.engine.cuda.launch import unavailable
+        why = unavailable()
+        if why:
+            raise ConfigError(f"--device cuda: {why}")
+
+
+def _run_cpu(cfg: TrainConfig, Xk, yk, start: int, n: int, gids, th0, hy, K: int, threads):
+    """The CPU kernel on one chunk: (raw code, steps, first solved, theta)."""
+    mod = kernel_for(cfg, Xk.shape[1], Xk.shape[0])
     nthreads = threads or numba.get_num_threads()
     workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
     raw = np.empty(n, np.int8)
     steps = np.empty(n, np.int64)
     first = np.empty(n, np.int64)
-    theta = np.empty((n, P))
-    hy = hyper(cfg, X)
-    gids = np.zeros(0, np.int64) if ids is None else ids
+    theta = np.empty((n, th0.shape[1]))
     counter = np.zeros(1, np.int64)         # the next untrained network (local index), shared by the tasks
 
     def task(_):
@@ -96,6 +154,15 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     finally:      # on an interrupt: no new networks are taken, the running ones finish quickly
         counter[0] = n
         pool.shutdown(wait=True)
+    return raw, steps, first, theta
+
+
+def _outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, steps, first, theta, threads) -> dict:
+    """The per-network result dict of a trained chunk: exact classification, the finisher, the kernel's
+    counts (th0: the starts to store as init_weights, or None)."""
+    n = theta.shape[0]
+    nthreads = threads or numba.get_num_threads()
+    workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
     prev = numba.get_num_threads()
     numba.set_num_threads(workers)
     try:
@@ -108,7 +175,7 @@ def train_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, stop
     out["steps"] = steps
     out["solved_at"] = first
     out["weights"] = theta
-    if keep_init:
+    if th0 is not None:
         out["init_weights"] = th0
     return out
 
@@ -153,12 +220,25 @@ def chunks(start: int, stop: int, size: int):
         yield a, min(a + size, stop)
 
 
-def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk: int = DEFAULT_CHUNK,
+def default_chunk(device: str) -> int:
+    """Networks per chunk when none is given: a GPU needs ~10^5 threads busy (and a chunk in flight
+    while the host classifies the previous one), the CPU a few thousand per core."""
+    return CUDA_CHUNK if device == "cuda" else DEFAULT_CHUNK
+
+
+def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk: int | None = None,
           threads: int | None = None, keep_init: bool = False):
-    """Yield the results of networks start..stop-1 chunk by chunk (a generator: one chunk in memory)."""
+    """Yield the results of networks start..stop-1 chunk by chunk (a generator: at most two chunks in
+    memory).  On a GPU chunk k+1 is launched before chunk k is classified, so the two overlap."""
     stop = cfg.networks if stop is None else stop
-    for a, b in chunks(start, stop, chunk):
-        yield train_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
+    pending = None
+    for a, b in chunks(start, stop, chunk or default_chunk(cfg.device)):
+        nxt = submit_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
+        if pending is not None:
+            yield pending.result()
+        pending = nxt
+    if pending is not None:
+        yield pending.result()
 
 
 def check_final(cfg: TrainConfig, X, y, index: np.ndarray, steps: np.ndarray, outcome: np.ndarray,
