@@ -120,8 +120,12 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
 
 
 def describe_diff(keys: list[str]) -> str:
-    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts."""
-    return ", ".join(k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys)
+    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts; a cell's config key that
+    differs at the top level too is named once (a one-cell run repeats its config in the cell)."""
+    top = {k for k in keys if not k.startswith("<")}
+    keep = [k for k in keys if not (k.startswith("<cells>.") and ".config." in k
+                                    and k.split(".config.", 1)[1] in top)]
+    return ", ".join(k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keep)
 
 
 def identity(config_wo_shard: dict, cells: dict, fields) -> dict:

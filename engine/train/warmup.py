@@ -4,19 +4,27 @@ from __future__ import annotations
 import numpy as np
 
 from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
+from badminima.engine.train.limits import MAX_HIDDEN
 from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points
 from badminima.engine.train.run import train_range
 
 
-def parse_int_set(text: str) -> list[int]:
-    """'2-7' -> [2..7]; '2,3' -> [2, 3]."""
+def parse_int_set(text: str, what: str = "", lo: int = 1, hi: int = 10 ** 6) -> list[int]:
+    """'2-7' -> [2..7]; '2,3' -> [2, 3]; every value in [lo, hi] (ConfigError naming `what` otherwise)."""
     out: list[int] = []
-    try:
-        for part in text.split(","):
-            a, _, b = part.partition("-")
-            out.extend(range(int(a), int(b) + 1) if b else [int(a)])
-    except ValueError:
-        raise ConfigError(f"not a list of integers: {text!r}") from None
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        try:
+            if len(a.strip()) > 20 or len(b.strip()) > 20:
+                raise ValueError
+            first, last = int(a), (int(b) if b else int(a))
+        except ValueError:
+            raise ConfigError(f"not a list of integers: {shown!r}") from None
+        for v in (first, last):
+            if not lo <= v <= hi:
+                raise ConfigError(f"{what or 'a value'} must be in [{lo}, {hi}], got {v}")
+        out.extend(range(first, last + 1))
     return out
 
 
@@ -57,5 +65,6 @@ def warm(dims, hiddens, acts, opts, dtypes, points=None, echo=print) -> int:
                                               networks=1, dtype=dt).validate()
                             train_range(cfg, X, y, 0, 1, threads=1)
                             count += 1
-                            echo(f"  d={d} h={h} {act} {opt} {dt} points={n if fused_points(opt, n) else 'any'}")
+                            echo(f"  d={d} h={h} {act} {opt} {dt} "
+                                 f"points={n if fused_points(opt, n, hidden=h) else 'any'}")
     return count
