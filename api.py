@@ -7,7 +7,8 @@
     res = bm.open("runs/*.h5")        # any result file, shards joined
 
 Every function validates its arguments like the command line does and raises the same one-line
-errors: ConfigError (an option), DataError (a dataset), StoreError (a result file).  Heavy modules
+errors: ConfigError (an option), DataError (a dataset), StoreError (a result file, an output path, a
+full disk), ResourceError (a run that would not fit in memory).  Heavy modules
 are imported on first use, so `import badminima` stays fast.
 """
 from __future__ import annotations
@@ -174,9 +175,12 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
         run_cells(output, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], threads=threads,
                   progress=progress, command="badminima.train (Python API)")
         return open(output)
+    from badminima.engine.train.limits import check_fits, chunk_bytes
     from badminima.engine.train.progress import Progress
     from badminima.engine.train.run import require_device, train as train_chunks
     require_device(cfg)
+    check_fits(2 * chunk_bytes(ds.d, cfg.hidden, cfg.networks), f"keeping {cfg.networks} networks in memory",
+               "pass output=FILE to stream them to a result file instead")
     parts = []
     prog = Progress(cfg.networks, enabled=progress)
     try:

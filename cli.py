@@ -20,7 +20,24 @@ def _fail(msg: str, code: int = 2):
 
 # The engine's own error types (matched by name, so no heavy module is imported to catch them) and
 # their exit codes: 1 for runtime errors, 2 for bad input found while reading files.
-RUNTIME_ERRORS = {"StoreError": 1, "ClusterError": 1, "AnalysisError": 2}
+RUNTIME_ERRORS = {"StoreError": 1, "ClusterError": 1, "ResourceError": 1, "AnalysisError": 2}
+
+
+def _os_error_line(e: OSError) -> str:
+    """One line for an OSError no command caught itself (a full disk says so; result files say more
+    where they are written: engine/store/write.py)."""
+    from badminima.engine.store.paths import disk_full
+    where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+    if disk_full(e):
+        return f"disk full{where}: free some space and rerun the same command"
+    from badminima.engine.store.schema import short_error
+    return f"{e.strerror or short_error(e)}{where}"
+
+
+def _interrupted():
+    from badminima.engine.train import interrupt
+    interrupt.clear()
+    _fail("interrupted; committed results are kept (rerun the same command to resume)", 130)
 
 
 def friendly_errors(fn):
@@ -34,8 +51,17 @@ def friendly_errors(fn):
         except (ConfigError, DataError) as e:
             _fail(str(e), 2)
         except KeyboardInterrupt:
-            _fail("interrupted; committed results are kept (rerun the same command to resume)", 130)
+            _interrupted()
+        except OSError as e:        # the file system's own errors (a full disk): one line, never a traceback
+            from badminima.engine.train import interrupt
+            if interrupt.received():
+                _interrupted()
+            code = RUNTIME_ERRORS.get(type(e).__name__)
+            _fail(str(e) if code else _os_error_line(e), code or 1)
         except Exception as e:  # noqa: BLE001 - known runtime errors: one line, never a traceback
+            from badminima.engine.train import interrupt
+            if interrupt.received():        # e.g. a library turned the KeyboardInterrupt into another error
+                _interrupted()
             code = RUNTIME_ERRORS.get(type(e).__name__)
             if code is None:
                 raise
@@ -46,20 +72,26 @@ def friendly_errors(fn):
 class IntSet(click.ParamType):
     """Integers written one way everywhere: 2-7 (a range), 2,3,5 (a list), or both: 2-4,9."""
     name = "INTS"
+    MAX = 10 ** 6
 
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
         out: set[int] = set()
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
         try:
             for part in str(value).split(","):
                 a, sep, b = part.strip().partition("-")
+                if len(a) > 20 or len(b) > 20:
+                    raise ValueError
                 lo, hi = int(a), int(b) if sep else int(a)
                 if lo > hi:
                     raise ValueError
+                if not 0 <= lo <= hi <= self.MAX:
+                    self.fail(f"{shown!r}: every value must lie in 0-{self.MAX}", param, ctx)
                 out.update(range(lo, hi + 1))
         except ValueError:
-            self.fail(f"{value!r} is not a list of integers or ranges (e.g. 2-7 or 2,3,5)", param, ctx)
+            self.fail(f"{shown!r} is not a list of integers or ranges (e.g. 2-7 or 2,3,5)", param, ctx)
         return sorted(out)
 
 
@@ -113,8 +145,7 @@ def emit_json(dest: str | None, text: str) -> bool:
     if dest == "-":
         click.echo(text)
         return True
-    with open(dest, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
+    write_text(dest, text + "\n")
     click.echo(f"json: {dest}")
     return False
 
@@ -123,42 +154,130 @@ JSON_HELP = "also write {what} as JSON to FILE ('-': the JSON alone on stdout)"
 
 
 class OneLineErrors(click.Group):
-    """Usage errors as one line (`error: ...; see `badminima CMD --help``) instead of click's usage block."""
+    """The command group: a usage error (unknown option, a value that is no integer, ...) is one line
+    on stderr, `error: ...`, like every other error, with exit code 2."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            _fail("aborted", 1)
         except click.ClickException as e:
+            if type(e).__name__ == "NoArgsIsHelpError":     # `badminima` alone: the help, as click shows it
+                e.show()
+                sys.exit(e.exit_code)
             ctx = getattr(e, "ctx", None)
-            hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
-            _fail(e.format_message().replace("\n", " ").rstrip(".") + hint, e.exit_code)
+            hint = f"; see `{ctx.command_path} --help`" if isinstance(e, click.UsageError) and ctx else ""
+            msg = " ".join(e.format_message().split()).rstrip(".")
+            _fail(msg + hint, e.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class Int64(click.ParamType):
+    """An integer option that fits in 64 bits: a larger value (or a number of hundreds of digits) is a
+    one-line usage error, not an OverflowError deep inside a run."""
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            v = value
+        else:
+            text = str(value).strip()
+            if len(text) > 30:
+                self.fail(f"a number of {len(text)} characters is out of range (64-bit integers)", param, ctx)
+            try:
+                v = int(text)
+            except ValueError:
+                self.fail(f"{text!r} is not an integer", param, ctx)
+        if not -2 ** 63 <= v < 2 ** 63:
+            self.fail(f"{v} is out of range (a 64-bit integer: at most 2^63 - 1)", param, ctx)
+        return v
+
+
+INT64 = Int64()
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    import os
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(threads):
+    """--threads: >= 1; more than the cores available is clamped to them, with a note on stderr."""
+    if threads is None:
+        return None
+    if threads < 1:
+        _fail(f"--threads must be >= 1, got {threads}")
+    cores = available_cores()
+    if threads > cores:
+        click.echo(f"note: --threads {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
+                   f"using {cores}", err=True)
+        return cores
+    return threads
+
+
+def out_file(path, what: str = "-o", result: bool = False):
+    """Refuse an output file that cannot be written, before any work (engine/store/paths.py); None
+    passes (the command's default).  result: a result file (the writer adds .part.tmp to its name)."""
+    from badminima.engine.store import StoreError
+    from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
+    if path is None or (path == "-" and what == "--json"):       # --json -: stdout
+        return None
+    if not str(path).strip():
+        _fail(f"{what} is empty: give a file name")
+    try:
+        return check_output_file(path, what=what, suffix=WRITER_SUFFIX if result else "")
+    except StoreError as e:
+        _fail(str(e), 1)
+
+
+def out_dir(path, what: str):
+    """Refuse an output directory that cannot be made or written, before any work."""
+    from badminima.engine.store import StoreError
+    from badminima.engine.store.paths import check_output_dir
+    if not str(path).strip():
+        _fail(f"{what} is empty: give a directory")
+    try:
+        return check_output_dir(path, what=what)
+    except StoreError as e:
+        _fail(str(e), 1)
+
+
+def write_text(path, text: str) -> None:
+    """Write a text output (JSON, Markdown) atomically; a failure is one line (engine/store/paths.py)."""
+    from badminima.engine.store.paths import write_text as write
+    write(path, text)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="badminima")
 def main():
     """Monte Carlo engine for bad local minima in tiny neural networks."""
+    from badminima.engine.train import interrupt
+    interrupt.install()             # Ctrl-C is never lost inside a library's callback
 
 
 def train_options(fn):
     """The options that define a training configuration (shared by train and the run commands)."""
     opts = [
         click.option("--dataset", default="xor", help="built-in name (xor, fxor, paper10, relu_d1..3) or a .json/.csv file"),
-        click.option("--hidden", "-H", type=int, default=2, help="hidden units h"),
+        click.option("--hidden", "-H", type=INT64, default=2, help="hidden units h, 1..32 (the kernels unroll "
+                     "every unit: compile time and memory grow with h, docs/training.md)"),
         click.option("--act", type=click.Choice(list(ACTIVATIONS)), default="sigmoid", help="hidden activation"),
         click.option("--opt", type=click.Choice(list(OPTIMIZERS)), default="gd",
                      help="optimizer: gd and adam full batch, sgd one point per step"),
         click.option("--lr", type=float, default=0.5, help="learning rate"),
-        click.option("--steps", type=int, default=10_000, help="step budget per network"),
+        click.option("--steps", type=INT64, default=10_000, help="step budget per network"),
         click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law: normal:SIGMA, uniform:A, glorot, he"),
         click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero"),
-        click.option("--networks", "-n", type=int, default=1000, help="number of networks"),
-        click.option("--seed", type=int, default=0, help="run seed; network i's start depends on (seed, i) only"),
+        click.option("--networks", "-n", type=INT64, default=1000, help="number of networks"),
+        click.option("--seed", type=INT64, default=0, help="run seed; network i's start depends on (seed, i) only"),
         click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float64", help="kernel precision"),
         click.option("--beta1", type=float, default=0.9, help="Adam beta1"),
         click.option("--beta2", type=float, default=0.999, help="Adam beta2"),
@@ -213,8 +332,8 @@ def run_options(fn):
         click.option("--force", is_flag=True, help="replace an existing result (only once the new run finishes)"),
         click.option("--resume/--no-resume", default=None, help="require / refuse continuing an interrupted run (default: continue a matching one)"),
         click.option("--shard", default=None, help="run shard I/N of the networks (0-based; SLURM_ARRAY_TASK_ID fills I)"),
-        click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)"),
-        click.option("--chunk", type=int, default=None, show_default=False,
+        click.option("--threads", type=INT64, default=None, help="Numba threads (default: all cores)"),
+        click.option("--chunk", type=INT64, default=None, show_default=False,
                      help="networks per committed chunk (results do not depend on it) [default: 16384; 524288 "
                           "with --device cuda]"),
         click.option("--quiet", "-q", is_flag=True, help="no progress line"),
@@ -246,17 +365,16 @@ def badness_overrides(strong_delta, kdstar, kconst) -> dict:
 
 
 def parse_run_options(shard, threads, chunk):
-    """Validate the execution options; returns the shard dict (or None)."""
+    """Validate the execution options; returns (the shard dict or None, the threads to use)."""
     import os
     from badminima.engine.store import StoreError, parse_shard
     if chunk is not None and chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
-    if threads is not None and threads < 1:
-        _fail(f"--threads must be >= 1, got {threads}")
+    threads = check_threads(threads)
     if shard is not None and "/" not in shard and os.environ.get("SLURM_ARRAY_TASK_ID"):
         shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{shard}"
     try:
-        return parse_shard(shard) if shard is not None else None
+        return (parse_shard(shard) if shard is not None else None), threads
     except StoreError as e:          # a malformed option: usage error
         _fail(str(e), 2)
 
@@ -265,18 +383,19 @@ def parse_run_options(shard, threads, chunk):
 @train_options
 @run_options
 @click.option("--init-weights", is_flag=True, help="also store every network's initial weights")
-@click.option("--check-final", type=int, default=0,
+@click.option("--check-final", type=INT64, default=0,
               help="continue up to K early-stopped networks to the end of their budget and report how many "
                    "keep their outcome")
 @friendly_errors
 def train(output, force, resume, shard, threads, chunk, quiet, init_weights, check_final, **opts):
     """Train many d-h-1 networks from random starts, stream the results to HDF5, print outcome counts."""
     from badminima.engine.train.cells import Cell, run_cells
+    out_file(output, result=True)
     cfg, ds = build_config(**opts)
-    shard_d = parse_run_options(shard, threads, chunk)
+    shard_d, threads = parse_run_options(shard, threads, chunk)
     if check_final < 0:
         _fail(f"--check-final must be >= 0, got {check_final}")
-    path = output or default_output(cfg)
+    path = output or out_file(default_output(cfg), result=True)
     counts = run_cells(path, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], shard=shard_d,
                        force=force, resume="auto" if resume is None else resume, chunk=chunk, threads=threads, keep_init=init_weights,
                        progress=not quiet)["main"]
@@ -300,12 +419,17 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
 @click.option("--cell", "cells", multiple=True, help="show this cell in full: configuration, counts, intervals "
               "(name or label; repeatable)")
 @click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="everything"))
+@click.option("--verify/--no-verify", default=True,
+              help="read every stored value first (checksums) and exit 1 on a corrupt file")
 @friendly_errors
-def show(files, cells, json_out):
+def show(files, cells, json_out, verify):
     """What result files (or shards) hold: several cells as one line each, a single cell in full."""
     import json
     from badminima.analysis.load import load_cells, select_cells
     from badminima.analysis.show import cell_detail, show_json, show_text
+    if verify:                          # a corrupt file fails here, in one line, before anything is shown
+        from badminima.engine.store import show as check_files
+        check_files(list(files), verify=True)
     chosen = select_cells(load_cells(list(files), progress=False), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
@@ -320,6 +444,7 @@ def show(files, cells, json_out):
 def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
     from badminima.engine.store import merge as merge_files
+    out_file(output, result=True)
     click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
     click.echo(f"next: badminima report {output} --out-dir report")
 
@@ -372,6 +497,7 @@ def certify(file, points, witness, cross_check, json_out):
     an exact rational test for ReLU regression.  FILE: a data/ JSON file or a built-in dataset name."""
     import json
     from badminima.engine.certify.files import certify_file, format_report
+    out_file(json_out, "--json")
     rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
     if json_out != "-":
         click.echo(format_report(rep))
@@ -383,7 +509,7 @@ def certify(file, points, witness, cross_check, json_out):
 
 @main.command()
 @click.argument("target")
-@click.option("--shards", type=int, default=None, help="number of shards N (default: read from the files)")
+@click.option("--shards", type=INT64, default=None, help="number of shards N (default: read from the files)")
 @click.option("--check", is_flag=True, help="exit 1 unless every shard is complete")
 @friendly_errors
 def status(target, shards, check):
@@ -426,12 +552,12 @@ def _sharded_run(ctx, run, shards: int, threads: int):
 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
-@click.option("--shards", type=int, required=True, help="number of shards N (array tasks)")
-@click.option("--throttle", type=int, default=None, help="at most K tasks at once (default: no limit)")
+@click.option("--shards", type=INT64, required=True, help="number of shards N (array tasks)")
+@click.option("--throttle", type=INT64, default=None, help="at most K tasks at once (default: no limit)")
 @click.option("--time", "time_limit", default="01:00:00", help="time limit per task (SLURM syntax)")
-@click.option("--cpus-per-task", type=int, default=1, help="CPUs per task = Numba threads")
+@click.option("--cpus-per-task", type=INT64, default=1, help="CPUs per task = Numba threads")
 @click.option("--partition", default=None, help="SLURM partition")
-@click.option("--max-array-size", type=int, default=None, help="the site's MaxArraySize (default: scontrol show config)")
+@click.option("--max-array-size", type=INT64, default=None, help="the site's MaxArraySize (default: scontrol show config)")
 @click.option("--out-dir", "outdir", default=None, help="directory of the shard files (default: runs/<script name>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR on shared storage (default: DIR/numba-cache)")
 @click.option("--job-name", default=None, help="SLURM job name (default: badminima-<command>)")
@@ -439,7 +565,7 @@ def _sharded_run(ctx, run, shards: int, threads: int):
 @click.option("--warmup", default=None, help="badminima arguments of the warm-up job (default: derived from the run)")
 @click.option("--no-warmup", is_flag=True, help="no warm-up compile job")
 @click.option("--requeue/--no-requeue", default=True, help="requeue tasks near their time limit (they resume)")
-@click.option("--max-requeues", type=int, default=3, help="requeues per task at the time limit")
+@click.option("--max-requeues", type=INT64, default=3, help="requeues per task at the time limit")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
 @click.option("--script", "script", required=True, help="the sbatch script to write")
 @click.option("--submit", is_flag=True, help="submit it (bash SCRIPT)")
@@ -466,7 +592,9 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     from badminima.engine.cluster import slurm as cluster
     from badminima.engine.cluster.shards import warmup_args
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
+    out_file(script, "--script")
     outdir = outdir or os.path.join("runs", Path(script).stem)
+    out_dir(outdir, "--dir")
     if merge_out:       # refused now, not after the array has run
         from badminima.engine.store import StoreError, check_merge_output
         try:
@@ -494,6 +622,9 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         cluster.write_script(job, script)
     except ValueError as e:
         _fail(str(e))
+    except OSError as e:
+        from badminima.engine.store.paths import os_error_message
+        _fail(os_error_message(e, script), 1)
     parts = job.parts
     click.echo(f"wrote {script}: {shards} shards of `badminima {shlex.join([name, *args])}` -> "
                f"{os.path.abspath(outdir)}/, {len(parts)} array submission{'s' * (len(parts) > 1)}"
@@ -516,9 +647,9 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 
 @main.command("dask", context_settings={"ignore_unknown_options": True})
 @click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
-@click.option("--shards", type=int, required=True, help="number of shards N (tasks)")
-@click.option("--workers", type=int, default=None, help="LocalCluster worker processes (default: CPU count // --threads)")
-@click.option("--threads", type=int, default=1, help="Numba threads per task")
+@click.option("--shards", type=INT64, required=True, help="number of shards N (tasks)")
+@click.option("--workers", type=INT64, default=None, help="LocalCluster worker processes (default: CPU count // --threads)")
+@click.option("--threads", type=INT64, default=1, help="Numba threads per task")
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
 @click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
@@ -547,6 +678,10 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
+    if outdir is not None:
+        out_dir(outdir, "--dir")
+    if merge_out is not None:
+        out_file(merge_out, "--merge", result=True)
     if outdir is None:      # one directory per run command, so another configuration never meets these shards
         tag = hashlib.sha256(f"{shlex.join(args)} --shards {shards}".encode()).hexdigest()[:8]
         outdir = os.path.join("runs", f"dask-{name}-{tag}")
@@ -589,15 +724,16 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @click.option("--details/--no-details", default=None, help="every cell's detail / none  [default: the --cell "
               "cells, or every cell of files with at most 4]")
 @click.option("--cell-figures/--no-cell-figures", default=True, help="figures in the per-cell detail (losses, basins, regions/fits)")
-@click.option("--dpi", type=int, default=200, help="PNG resolution")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="PNG resolution (10..1200)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
 def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
     """Analyse result files (any runs, shards, globs) into OUTPUT/report.md: an overview (rates, convergence,
     the paper's Table 1, clear differences), then per-cell detail where asked, with CSVs and figures."""
     from badminima.analysis.report import write_report
-    if not tol > 0 or not loss_tol > 0 or dpi < 10:
-        _fail("--tol and --loss-tol must be positive and --dpi >= 10")
+    if not tol > 0 or not loss_tol > 0 or not 10 <= dpi <= 1200:
+        _fail("--tol and --loss-tol must be positive and --dpi in [10, 1200]")
+    out_dir(output, "-o")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                         cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
     click.echo(f"report: {path}")
@@ -611,7 +747,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 @click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
 @click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
-@click.option("--dpi", type=int, default=200, help="resolution (PNG pixels = size x dpi)")
+@click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
 @click.option("--title", default="Minimality of weight points", help="title (minimality)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
@@ -619,6 +755,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
     from badminima.analysis import figures, plots
     from badminima.analysis.load import load_cells, select_cells
+    out_file(output, "--figure")
     kw = {"dpi": dpi}
     try:
         if size is not None:
@@ -629,8 +766,8 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
         nets = [int(s) for s in networks.split(",")] if networks else []
     except ValueError:
         _fail(f"bad --size {size!r} or --networks {networks!r} (expected e.g. 6x4 and 0,5,17)")
-    if dpi < 10:
-        _fail("--dpi must be >= 10")
+    if not 10 <= dpi <= 1200:
+        _fail(f"--dpi must be in [10, 1200], got {dpi}")
     if kind == "minimality":
         if len(files) != 1:
             _fail("plot minimality takes one rows file (JSON or CSV)")
@@ -651,21 +788,23 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     try:
         path = figures.save(fig, output)
     except ValueError as e:         # e.g. an unknown image format from matplotlib
+        if type(e).__name__ == "ResourceError":
+            raise                       # one line from friendly_errors: the figure would not fit in memory
         _fail(f"cannot write {output}: {e}")
     click.echo(f"wrote {path}")
 
 
 @main.command()
-@click.option("--n-points", "-N", "n_points", type=int, required=True, help="number of data points N")
-@click.option("--budget", "-k", type=int, default=1000, help="number of candidates (attempts)")
-@click.option("--seed", type=int, default=0, help="candidate n's start depends on (seed, n) only")
+@click.option("--n-points", "-N", "n_points", type=INT64, required=True, help="number of data points N")
+@click.option("--budget", "-k", type=INT64, default=1000, help="number of candidates (attempts)")
+@click.option("--seed", type=INT64, default=0, help="candidate n's start depends on (seed, n) only")
 @click.option("--strategy", default="joint", help="joint (points + output weights, penalties), paper "
               "(theta fixed, points descend ||grad||^2), delete (continuation from (N+1)-point parents), refine "
               "(joint from certified N-point parents)")
 @click.option("--parents", multiple=True, help="delete: certified (N+1)-point, refine: N-point dataset "
               "FILE[:POINT] or glob pattern ('found/N8_*.json'), repeatable (delete, N = 9: default paper10:W_hat)")
 @click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
-@click.option("--iters", type=int, default=None, help="optimizer iterations per candidate (default: 600 "
+@click.option("--iters", type=INT64, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
 @click.option("--post-workers", type=int, default=0, show_default=True,
@@ -682,7 +821,9 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from badminima.engine.train.config import ConfigError
     from badminima.engine.search.run import SearchConfig, format_table, run_search
-    shard_d = parse_run_options(shard, threads, chunk)
+    out_file(output, result=True)
+    out_dir(found_dir, "--found-dir")
+    shard_d, threads = parse_run_options(shard, threads, chunk)
     if strategy == "delete" and not parents and n_points == 9:
         parents = ("paper10:W_hat",)
     try:
@@ -693,7 +834,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
-    path = output or f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5"
+    path = output or out_file(f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5", result=True)
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
                    chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
                    post_workers=post_workers)
@@ -712,20 +853,20 @@ for _p in search.params:            # a search commits small chunks (each candid
 
 @main.command()
 @click.option("--n-points", "-N", "pts", type=IntSet(), default="4-12", help="numbers of data points, e.g. 4-12 or 8,9,10")
-@click.option("--budget", "-k", type=int, default=500, help="attempts per N and strategy")
-@click.option("--seed", type=int, default=0, help="search seed")
+@click.option("--budget", "-k", type=INT64, default=500, help="attempts per N and strategy")
+@click.option("--seed", type=INT64, default=0, help="search seed")
 @click.option("--strategies", default="joint,delete,refine", help="comma-separated: joint, paper, delete, refine "
               "(run in that order per N)")
 @click.option("--paper-parent", is_flag=True, help="also delete points from the paper's paper10/W_hat at N = 9")
-@click.option("--out-dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
+@click.option("--out-dir", "study_dir", default="runs/minimality", help="one result file per (N, strategy), found/ datasets")
 @click.option("--json", "json_out", default=None, metavar="FILE",
               help=JSON_HELP.format(what="the table (a rows file for `badminima plot minimality`)"))
 @click.option("--force", is_flag=True, help="redo (replace) existing result files")
-@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+@click.option("--threads", type=INT64, default=None, help="Numba threads (default: all cores)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @badness_options
 @friendly_errors
-def minimality(pts, budget, seed, strategies, paper_parent, out_dir, json_out, force, threads, quiet,
+def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out, force, threads, quiet,
                strong_delta, kdstar, kconst):
     """Is 10 really the fewest points?  Search every N (largest first): random starts, deletion by
     continuation from the certified (N+1)-point datasets found, then refinement of the best N-point ones
@@ -739,9 +880,10 @@ def minimality(pts, budget, seed, strategies, paper_parent, out_dir, json_out, f
         raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
     if budget < 1:
         raise ConfigError(f"--budget must be >= 1, got {budget}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {threads}")
-    rows = run_study(pts, budget, seed, out_dir, strategies=strats, paper_parent=paper_parent, force=force,
+    threads = check_threads(threads)
+    out_dir(study_dir, "--out-dir")
+    out_file(json_out, "--json")
+    rows = run_study(pts, budget, seed, study_dir, strategies=strats, paper_parent=paper_parent, force=force,
                      threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True),
                      overrides=badness_overrides(strong_delta, kdstar, kconst))
     if json_out != "-":
@@ -762,6 +904,7 @@ def verify(json_out, markdown, no_certify):
     """Check every quantitative claim of the paper: claim | paper | computed | verdict (exit 0 when all ran)."""
     from badminima.analysis.verify import checks_json, format_checks, format_markdown
     from badminima.engine.paper.checks import run_checks
+    out_file(json_out, "--json")
     checks = run_checks(certify=not no_certify)
     if json_out != "-":
         click.echo(format_markdown(checks) if markdown else format_checks(checks))
@@ -769,14 +912,14 @@ def verify(json_out, markdown, no_certify):
 
 
 @main.command("table1")
-@click.option("--networks", "-n", type=int, default=1000, help="networks per cell (paper scale: a few hundred; routine: 10^5)")
-@click.option("--steps", type=int, default=10_000, help="full-batch step budget")
+@click.option("--networks", "-n", type=INT64, default=1000, help="networks per cell (paper scale: a few hundred; routine: 10^5)")
+@click.option("--steps", type=INT64, default=10_000, help="full-batch step budget")
 @click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law of every weight: normal:SIGMA, uniform:A, glorot, he")
 @click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero")
 @click.option("--gd-lr", type=float, default=0.5, help="GD learning rate")
 @click.option("--adam-lr", type=float, default=1e-3, help="Adam learning rate")
 @click.option("--sgd-lr", default="0.5,0.1", help="SGD learning rates of the text claim (fXOR, h = 2)")
-@click.option("--seed", type=int, default=0, help="run seed")
+@click.option("--seed", type=INT64, default=0, help="run seed")
 @click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float32",
               help="kernel precision: float32 gives the table float64 gives, in a quarter of the time (docs/reproduce.md)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
@@ -787,9 +930,9 @@ def verify(json_out, markdown, no_certify):
 @click.option("--sweep-gd-lr", default="0.1,0.5,1", help="sweep GD learning rates")
 @click.option("--sweep-adam-lr", default="0.001,0.003,0.01", help="sweep Adam learning rates")
 @click.option("--sweep-steps", default="1000,2500,5000,10000", help="sweep step budgets (one run each)")
-@click.option("--sweep-networks", type=int, default=None, help="networks per sweep cell (default: --networks)")
+@click.option("--sweep-networks", type=INT64, default=None, help="networks per sweep cell (default: --networks)")
 @click.option("--markdown", is_flag=True, help="print the table as Markdown")
-@click.option("--check-final", type=int, default=1000,
+@click.option("--check-final", type=INT64, default=1000,
               help="continue up to K early-stopped networks per cell to the end of their budget and report "
                    "how many keep their outcome (0: skip)")
 @click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="the table (and sweep)"))
@@ -801,7 +944,9 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
-    shard_d = parse_run_options(shard, threads, chunk)
+    out_file(output, result=True)
+    out_file(json_out, "--json")
+    shard_d, threads = parse_run_options(shard, threads, chunk)
     if shard_d is not None and sweep:
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
     if sweep_networks is not None and sweep_networks < 1:
@@ -836,9 +981,9 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
 
 
 @main.command()
-@click.option("--networks", "-n", type=int, default=10_000, help="networks per Table 1 cell")
+@click.option("--networks", "-n", type=INT64, default=10_000, help="networks per Table 1 cell")
 @click.option("--out-dir", "runs_dir", default="runs", help="where the result files go")
-@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)")
+@click.option("--threads", type=INT64, default=None, help="Numba threads (default: all cores)")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
               help="where Table 1 trains: cpu, or cuda (one NVIDIA GPU thread per network; needs numba-cuda)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress line")
@@ -852,21 +997,20 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     from badminima.engine.paper.checks import run_checks
     from badminima.engine.paper.table1 import Protocol, default_path, run_table1
     from badminima.engine.train.run import check_device
-    parse_run_options(None, threads, None)
+    _, threads = parse_run_options(None, threads, None)
     check_device(device)              # before the claims' minute of work
-    os.makedirs(runs_dir, exist_ok=True)
-    t0 = time.monotonic()
-    checks = run_checks()
-    with open(os.path.join(runs_dir, "verify.json"), "w") as f:
-        f.write(checks_json(checks) + "\n")
-    click.echo(format_checks(checks))
-    t1 = time.monotonic()
+    out_dir(runs_dir, "--out-dir")
     protocol = Protocol(device=device).validate()
     path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
+    out_file(path, result=True)
+    t0 = time.monotonic()
+    checks = run_checks()
+    write_text(os.path.join(runs_dir, "verify.json"), checks_json(checks) + "\n")
+    click.echo(format_checks(checks))
+    t1 = time.monotonic()
     out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet,
                                    echo=lambda m: click.echo(m, err=True)))
-    with open(path[:-3] + ".json", "w") as f:
-        f.write(out["json"] + "\n")
+    write_text(path[:-3] + ".json", out["json"] + "\n")
     click.echo("")
     click.echo(out["text"])
     t2 = time.monotonic()

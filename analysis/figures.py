@@ -58,8 +58,14 @@ def new_figure(size, dpi: int = DEFAULT_DPI) -> Figure:
 
 
 def save(fig: Figure, path, dpi: int | None = None) -> Path:
-    """Write the figure (format from the extension: .png, .pdf, .svg) at its own size."""
+    """Write the figure (format from the extension: .png, .pdf, .svg) at its own size; a raster larger
+    than the memory available is refused (ResourceError) before it is drawn."""
+    from badminima.engine.train.limits import check_fits
     path = Path(path)
+    w, h = fig.get_size_inches()
+    px = (w * (dpi or fig.dpi)) * (h * (dpi or fig.dpi))
+    check_fits(int(16 * px), f"a figure of {w:g} x {h:g} inches at {dpi or fig.dpi:g} dpi",
+               "choose a smaller --size or --dpi")
     path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context(PAPER_RC):
         fig.savefig(path, dpi=dpi or fig.dpi)

@@ -21,6 +21,8 @@ from badminima.engine.data.datasets import DataError, Dataset, load_dataset
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
+from badminima.engine.store.schema import field_spec
+from badminima.engine.train.limits import check_fits
 
 #: configuration keys that never label a cell (derived from others, or bookkeeping)
 _UNLABELLED = {"dataset_fingerprint", "kind", "networks"}
@@ -91,6 +93,7 @@ class CellRef:
         point where it stopped, else the optimizer's final weights."""
         fields = list(self.results.fields if fields is None else fields)
         extra = ["finish_iters", "finish_weights"] if ("weights" in fields and "finish_weights" in self.results.fields) else []
+        self._check_memory(fields + [f for f in extra if f not in fields])
         out = self.results.cell(self.name, fields + [f for f in extra if f not in fields])
         if extra:
             ran = out["finish_iters"] >= 0
@@ -99,6 +102,18 @@ class CellRef:
                 if f not in fields:
                     del out[f]
         return out
+
+    def _check_memory(self, fields) -> None:
+        """Refuse (ResourceError, one line) to read more than fits: the arrays, and about twice that
+        while the files' parts are joined and sorted."""
+        P = self.results.n_params(self.name)
+        extra = self.results._metas[0].extra_fields
+        row = 0
+        for f in fields:
+            dtype, tail, _ = field_spec(f, P, extra)
+            row += np.dtype(dtype).itemsize * int(np.prod(tail, dtype=np.int64))
+        check_fits(3 * self.n * row, f"reading cell {self.label or self.name} ({self.n} networks)",
+                   "analyse fewer networks at once (e.g. some shards of the run)")
 
     def dataset(self) -> Dataset:
         """The training data, reloaded from the configuration and checked against the stored fingerprint

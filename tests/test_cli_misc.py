@@ -1,4 +1,5 @@
 """`badminima compile` and the progress line."""
+import pytest
 from click.testing import CliRunner
 
 from badminima.cli import main
@@ -38,3 +39,54 @@ def test_progress_line_reports_done_rate_and_time_left():
     p.update(250)
     line = p.line()
     assert line.startswith("250/1000 networks (25.0%)") and "/s" in line and "left" in line
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_that_a_library_swallows_is_not_lost():
+    """Python raises a SIGINT's KeyboardInterrupt wherever the main thread runs Python code; inside a
+    weakref callback (h5py frees its objects through one) the interpreter drops it.  The handler of
+    engine/train/interrupt.py records the signal, and the next safe point (Progress.update) raises."""
+    import os
+    import signal
+    import time
+    import weakref
+
+    from badminima.engine.train import interrupt
+
+    class Obj:
+        pass
+
+    def callback(_):                     # a SIGINT arriving while a library's callback runs
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)                 # the handler runs here, inside the callback, and is swallowed
+
+    old = signal.getsignal(signal.SIGINT)
+    interrupt.install()
+    try:
+        obj = Obj()
+        ref = weakref.ref(obj, callback)
+        del obj                          # runs the callback: the KeyboardInterrupt is dropped ...
+        assert ref() is None and interrupt.received()
+        with pytest.raises(KeyboardInterrupt):
+            Progress(10, enabled=False).update(1)       # ... and raised at the next safe point
+        interrupt.install()                             # a new command starts with a clean record
+        Progress(10, enabled=False).update(1)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def test_an_error_raised_while_unwinding_from_ctrl_c_exits_130(tmp_path, monkeypatch):
+    """h5py turns a KeyboardInterrupt raised inside some of its callbacks into a SystemError: after a
+    Ctrl-C any error is reported as the interruption it is (exit 130, one line)."""
+    from badminima.engine.train import cells as runs
+    from badminima.engine.train import interrupt
+
+    def boom(self, n):
+        interrupt._received.set()
+        raise SystemError("<cyfunction FastRLock.__exit__> returned a result with an exception set")
+    monkeypatch.setattr(runs.Progress, "update", boom)
+    r = CliRunner().invoke(main, ["train", "--dataset", "xor", "-n", "64", "--steps", "10", "-q", "-o",
+                                  str(tmp_path / "r.h5")])
+    assert not interrupt.received()                     # reported, then forgotten
+    assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
+        "error: interrupted; committed results are kept (rerun the same command to resume)"], r.stderr

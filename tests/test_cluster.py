@@ -211,9 +211,14 @@ def test_time_limit_signal_requeues_the_task(tmp_path, restarts, requeued):
     env = scrubbed_env(tmp_path, SLURM_JOB_ID="9", SLURM_ARRAY_JOB_ID="8", SLURM_ARRAY_TASK_ID="2",
                        BADMINIMA_ROLE="task", SLURM_RESTART_COUNT=restarts)
     proc = subprocess.Popen(["bash", script], stdout=subprocess.PIPE, text=True, env=env)
-    time.sleep(0.7)
-    proc.send_signal(signal.SIGUSR1)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        time.sleep(0.7)
+        proc.send_signal(signal.SIGUSR1)
+        out, _ = proc.communicate(timeout=30)
+    finally:            # never left running (a later test would get its ResourceWarning)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, out
     assert (log.read_text().strip() == "requeue 8_2") if requeued else not log.exists()
     assert "time limit near" in out and "exit status 0" in out

@@ -34,6 +34,21 @@ def badminima(*args, timeout=300):
     return subprocess.run([*default_exe(), *args], capture_output=True, text=True, timeout=timeout)
 
 
+def reap(proc, grace=30):
+    """End a test's subprocess on every path, a failed test's too: one left running would raise a
+    ResourceWarning in whichever later test the garbage collector happens to free it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
     """The one-process run the sharded runs must reproduce bit for bit."""
@@ -108,6 +123,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
         run = subprocess.Popen([*default_exe(), "dask", "train", "--dataset", "xor", "-n", "1000000", "--steps",
                                 "20000", "--shards", "4", "--scheduler", str(sched_file), "--out-dir", str(long_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(run)
         deadline = time.monotonic() + 120
         while len(list(long_dir.glob("shard-*.h5.part"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -121,8 +137,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
         assert [s.state for s in st.shards[:2]] == ["partial", "partial"] and st.rows < 1000000
     finally:
         for pr in reversed(procs):
-            pr.terminate()
-            pr.wait(timeout=30)
+            reap(pr)
 
 
 @pytest.mark.parametrize("args, msg", [

@@ -54,7 +54,7 @@ def _reference_run(opt, theta0, X, y, act, loss, cfg, index):
                                            ("gd", "sigmoid", False), ("adam", "tanh", False)])
 def test_trajectories_match_reference(opt, act, fused, paper10, monkeypatch):
     if not fused:       # the general pass-then-decide path (datasets of more than 16 points)
-        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n: 0)
+        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
     cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.05 if opt != "adam" else 0.01,
                    steps=60, early_exit=False, networks=5, seed=11)
     res = train_range(cfg, paper10.x, paper10.y, 0, 5, keep_init=True)
@@ -99,7 +99,7 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
                        networks=n, early_exit=early)
         return train_range(cfg, paper10.x, paper10.y, 0, n)
     fused1, fused = run(1, 64), run(700, 200)
-    monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n: 0)
+    monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
     plain1, plain = run(1, 64), run(700, 200)
     np.testing.assert_allclose(fused1["weights"], plain1["weights"], rtol=1e-13, atol=1e-15)
     assert np.mean(fused["outcome"] == plain["outcome"]) >= 0.99
@@ -282,3 +282,14 @@ def test_a_freshly_compiled_kernel_equals_the_cached_one(tmp_path):
     assert (cold["finish_iters"] > 0).any()
     for key in cold.files:
         np.testing.assert_array_equal(cold[key], warm[key], err_msg=key)
+
+
+def test_the_fused_step_unrolls_at_most_112_units_times_points():
+    """Every configuration of the paper (h <= 7, at most 16 points) keeps its fused kernel; wider ones
+    fall back to the general pass before the unrolled step stops compiling (h = 16 on 16 points, ReLU
+    Adam: RecursionError in Numba's SSA pass; docs/training.md, Limits)."""
+    from badminima.engine.train.codegen import FUSE_MAX_UNITS, fused_points
+    assert FUSE_MAX_UNITS == 112
+    assert fused_points("gd", 16, hidden=7) == 16 and fused_points("adam", 10, hidden=7) == 10
+    assert fused_points("gd", 16, hidden=8) == 0 and fused_points("adam", 4, hidden=29) == 0
+    assert fused_points("gd", 4, hidden=28) == 4 and fused_points("sgd", 4, hidden=2) == 0

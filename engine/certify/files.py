@@ -56,6 +56,9 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
             raise datasets.DataError(f"{spec}: no point(s) {', '.join(map(repr, missing))} "
                                      f"(points: {', '.join(ds.points)})")
         names = list(dict.fromkeys(point_names))
+        if isinstance(witness, str) and witness in names:
+            raise datasets.DataError(f"{spec}: the witness {witness!r} is also a point to certify: a point cannot "
+                                     f"be its own witness (name another point of lower loss)")
     else:
         names = [p for p in ds.points if p != "witness"] or list(ds.points)
     x = [[datasets.parse_exact(t) for t in row] for row in ds.x_text]
@@ -66,6 +69,9 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
         pt = ds.points[name]
         wname, wtheta = _resolve_witness(name, ds, witness)
         if wtheta is not None and len(wtheta) != len(pt.theta_text):
+            if witness is not None:         # asked for by name: never dropped silently
+                raise datasets.DataError(f"{spec}: the witness {wname!r} has {len(wtheta)} weights and point "
+                                         f"{name!r} {len(pt.theta_text)}: not the same network")
             wname, wtheta = None, None
         theta = [datasets.parse_exact(t) for t in pt.theta_text]
         wq = None if wtheta is None else [datasets.parse_exact(str(t)) for t in wtheta]

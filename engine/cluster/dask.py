@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 
 from badminima.engine.cluster.shards import ClusterError, RunStatus, default_exe, shard_file, shard_status
+from badminima.engine.train import interrupt
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import StoreError, diff_keys, open_h5, read_meta
 
@@ -195,9 +196,11 @@ def _last_error(log: str) -> str:
 def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
     """Run the shards that are not complete (after the warm-up task); then the run's shard status.
 
-    Progress counts committed networks (read off the shard files).  Ctrl-C stops every running task
-    (their shards keep their committed chunks) and re-raises.  Failed shards are reported with their
-    logs in DIR/logs/; rerunning resumes them.
+    Progress counts committed networks (read off the shard files).  Ctrl-C -- or any error of the
+    client -- stops every running task (their shards keep their committed chunks) and re-raises; a
+    Ctrl-C whose KeyboardInterrupt a library swallowed while the client read the shard files is seen
+    at the next poll (engine/train/interrupt.py).  Failed shards are reported with their logs in
+    DIR/logs/; rerunning resumes them.
     """
     logs = os.path.join(job.outdir, "logs")
     say = echo or (lambda s: None)
@@ -228,19 +231,29 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
         futures = {client.submit(run_task, job.command(i), job.env(), os.path.join(logs, f"shard-{i}.out"), stop,
                                  key=f"badminima-shard-{i}-{tag}", pure=False): i for i in todo}
         _follow(job, futures, st.rows, total, progress, say)
-    except KeyboardInterrupt:
-        from distributed import Event, wait
-        Event(stop, client=client).set()    # running tasks SIGINT their commands, which commit and exit;
-        try:                                # queued ones return without starting theirs
-            wait(list(futures), timeout=120)
-        except TimeoutError:
-            pass
+    except BaseException as e:
+        # Whatever ends the client (Ctrl-C above all), the tasks must not run on without it: running
+        # ones SIGINT their commands, which commit and exit; queued ones return without starting theirs.
+        _stop_tasks(client, stop, futures)
+        if interrupt.received() and not isinstance(e, KeyboardInterrupt):
+            raise KeyboardInterrupt from e      # e.g. h5py turned the KeyboardInterrupt into a SystemError
         raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
     return shard_status(job.outdir, job.shards)
+
+
+def _stop_tasks(client, stop: str, futures, timeout: float = 120.0) -> None:
+    """Set the run's stop event and wait (at most `timeout` seconds) for its tasks to end."""
+    from distributed import Event, wait
+    try:
+        Event(stop, client=client).set()
+        if futures:
+            wait(list(futures), timeout=timeout)
+    except (TimeoutError, OSError):
+        pass
 
 
 def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress: bool, say) -> None:
@@ -255,11 +268,13 @@ def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress:
                 finished, pending = wait(pending, timeout=interval, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 finished = set()
+            interrupt.check()
             for fut in finished:
                 if fut.status != "finished" or fut.result() != 0:
                     failed.append(futures[fut])
             t = time.monotonic()
             rows = shard_status(job.outdir, job.shards).rows
+            interrupt.check()           # h5py may have swallowed a Ctrl-C while the files were read
             interval = max(POLL, (time.monotonic() - t) / POLL_SHARE)
             if rows > bar.done:
                 bar.update(rows - bar.done)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from string import Template
 
+from badminima.engine.train import interrupt
 from badminima.engine.cluster.shards import ClusterError, RunStatus, default_exe, shard_status, shard_width
 
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
@@ -244,4 +245,5 @@ def wait_for(job_ids, outdir: str, shards: int, *, timeout: float | None = None,
             raise ClusterError(f"still {len(q)} task(s) queued or running after {timeout:g} s "
                                f"(jobs {' '.join(job_ids)} keep going; `badminima status {outdir}`)")
         time.sleep(poll)
+        interrupt.check()
     return shard_status(outdir, shards)

@@ -24,6 +24,7 @@ DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 KINDS = ("classification", "regression")
 SUPPORTED_D = (1, 2)
 MAX_EXPONENT = 1000  # bounds the size of Fraction('1e...'); float64 spans about 1e-324..1e308
+MAX_DIGITS = 4000    # characters of one number (Python refuses to read integers of more than 4300 digits)
 
 _EXACT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+/\d+")
 _NAN_RE = re.compile(r"[+-]?nan", re.IGNORECASE)
@@ -85,11 +86,13 @@ def parse_exact(s: str) -> Fraction:
 
     Scientific notation is accepted because it is still an exact decimal ('1e-3' -> 1/1000).
     Anything else (spaces inside, '4 + 1/3', 'nan', 'inf', a zero denominator, an exponent beyond
-    +-MAX_EXPONENT) is a DataError.
+    +-MAX_EXPONENT, more than MAX_DIGITS characters) is a DataError.
     """
     if not isinstance(s, str):
         raise DataError(f"expected a number as a string, got {type(s).__name__} {s!r}")
     t = s.strip()
+    if len(t) > MAX_DIGITS:
+        raise DataError(f"a number of {len(t)} characters (at most {MAX_DIGITS}): {t[:20]}...")
     m = _EXACT_RE.fullmatch(t)
     if not m:
         raise DataError(f"not an exact decimal or p/q rational: {s!r}")
@@ -112,12 +115,19 @@ def _cell(value, where: str) -> tuple[float, str]:
         raise DataError(f"{where} is infinite ({text})")
     try:
         exact = parse_exact(text)
-    except DataError:
-        raise DataError(f"{where} is not numeric: {text!r}") from None
+    except DataError as e:
+        if len(text) > MAX_DIGITS:
+            raise DataError(f"{where}: {e}") from None
+        raise DataError(f"{where} is not numeric: {_short(text)!r}") from None
     try:
         return float(exact), text
     except OverflowError:
-        raise DataError(f"{where} overflows float64 ({text})") from None
+        raise DataError(f"{where} overflows float64 ({_short(text)})") from None
+
+
+def _short(text: str, n: int = 60) -> str:
+    """A value for an error message: at most n characters."""
+    return text if len(text) <= n else f"{text[:n]}... ({len(text)} characters)"
 
 
 class _JsonNumber(str):
@@ -126,7 +136,18 @@ class _JsonNumber(str):
 
 # ---------------------------------------------------------------- file readers
 
+READ_FACTOR = 30      # memory while parsing a data file, per byte of the file (measured: ~20 for a CSV)
+
+
 def _read_text(path: Path) -> str:
+    from badminima.engine.train.limits import ResourceError, check_fits
+    try:
+        check_fits(READ_FACTOR * path.stat().st_size, f"{path}: reading this {path.stat().st_size / 2 ** 20:.0f} MiB "
+                   f"file", "the points must fit in memory many times over")
+    except ResourceError as e:
+        raise DataError(str(e)) from None
+    except OSError:
+        pass                            # reported by the read below
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -260,7 +281,7 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
     for key in ("hidden", "activation", "theta"):
         if key not in raw:
             raise DataError(f"{where} lacks '{key}'")
-    if not re.fullmatch(r"[1-9]\d*", str(raw["hidden"])):
+    if not re.fullmatch(r"[1-9]\d{0,8}", str(raw["hidden"])):
         raise DataError(f"{where}: hidden must be a positive integer, got {_plain(raw['hidden'])!r}")
     hidden = int(raw["hidden"])
     if raw["activation"] not in ACTIVATIONS:

@@ -63,6 +63,8 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, open_results
+from badminima.engine.store.paths import write_text
+from badminima.engine.train.limits import MAX_COUNT, check_fits
 from badminima.engine.train.run import train_range
 
 P = 9                      # parameters of the 2-2-1 network
@@ -193,8 +195,8 @@ class SearchConfig:
         if not isinstance(self.points, int) or not 4 <= self.points <= 64:
             bad(f"-N (the number of points) must be an integer in 4-64 (fewer than 4 points cannot hold a strict finite "
                 f"minimum of the 2-2-1 network), got {self.points!r}")
-        if self.budget < 1:
-            bad(f"--budget must be >= 1, got {self.budget}")
+        if not 1 <= self.budget <= MAX_COUNT:
+            bad(f"--budget must be in [1, 2^62], got {self.budget}")
         if not 0 <= self.seed < 2 ** 32:
             bad(f"--seed must be in [0, 2^32), got {self.seed}")
         if self.strategy not in STRATEGY_NAMES:
@@ -552,15 +554,10 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
                    "min_eig_lower_bound": rep["min_eig_lower_bound"], "decimals": res["decimals"],
                    "canonical_key": form["key"], "pattern": form["pattern"], "parent": parent},
     }
-    os.makedirs(cfg.found_dir, exist_ok=True)
     path = os.path.join(cfg.found_dir, name)
-    tmp = path + ".tmp"
     text = re.sub(r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]",
                   json.dumps(doc, indent=1))            # innermost lists on one line
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text + "\n")             # atomic; a full disk leaves no temporary file
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -666,6 +663,9 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
         if sizes != {want}:
             raise ConfigError(f"{cfg.strategy} to {cfg.points} points needs parents with {want} points, "
                               f"got {sorted(sizes)}")
+    c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
+    check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
+               "use a smaller --chunk (results do not depend on it)")
     config = run_config(cfg, parents)
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
     if shard is not None:
@@ -754,6 +754,11 @@ def _form_of(path: str):
         return s["canonical_key"], s["pattern"]
     except (OSError, ValueError, KeyError):
         return None
+
+
+def _shown(text, n: int = 40) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,

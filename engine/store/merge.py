@@ -11,6 +11,7 @@ import uuid
 import h5py
 import numpy as np
 
+from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
                                            describe_diff, diff_keys, strip_shard)
@@ -56,7 +57,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         lock_fd = lock_run(output)
     except OSError as e:
-        raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+        raise StoreError(os_error_message(e, output)) from None
     files = []
     try:
         metas = []
@@ -111,7 +112,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         except BaseException as e:
             remove_if_exists(tmp)
             if isinstance(e, OSError):
-                raise StoreError(f"cannot write {output}: {e.strerror or e}") from None
+                raise StoreError(os_error_message(e, output)) from None
             raise
         return output
     finally:

@@ -309,9 +309,34 @@ def open_results(paths_or_globs) -> Results:
     return Results(metas)
 
 
-def show(paths_or_globs) -> str:
-    """Human-readable summary: provenance, config and per-cell outcome counts."""
+def verify_data(meta: FileMeta, block_bytes: int = 1 << 24) -> None:
+    """Read every committed row of every dataset of a file (HDF5 checks each chunk's Fletcher-32
+    checksum on the way) and recount the outcomes; StoreError naming the first bad dataset.  Memory:
+    one block of at most block_bytes per dataset."""
+    with open_h5(meta.path) as f:
+        for name, cm in meta.cells.items():
+            g = f["cells"][name]
+            counts = np.zeros(len(COUNT_CODES), np.int64)
+            for fld in meta.fields:
+                ds = g[fld]
+                row = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+                step = max(1, block_bytes // row)
+                for lo in range(0, cm.n_rows, step):
+                    rows = read_rows(g, [fld], lo, min(cm.n_rows, lo + step), meta.path)[fld]
+                    if fld == "outcome":
+                        counts += np.bincount(rows.astype(np.int64), minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
+            if counts_dict(counts) != cm.counts:
+                raise StoreError(f"{meta.path}: corrupt results file (cell {name!r}: the stored outcome counts "
+                                 f"do not match the stored outcomes)")
+
+
+def show(paths_or_globs, verify: bool = True) -> str:
+    """Human-readable summary: provenance, config and per-cell outcome counts.  verify: first read every
+    stored value (checksums) and refuse a corrupt file (StoreError), as reading its results would."""
     res = open_results(paths_or_globs)
+    if verify:
+        for m in res._metas:
+            verify_data(m)
     lines = []
     for m in res._metas:
         a = m.attrs

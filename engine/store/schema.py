@@ -120,9 +120,13 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
 
 
 def describe_diff(keys: list[str], limit: int = 4) -> str:
-    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts: the run-level keys first,
-    at most `limit` of them, then how many more (a message stays one readable line)."""
-    names = sorted((k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keys),
+    """'hidden, cells.main.n_total' from diff_keys of two identity() dicts: the run-level keys first, a
+    cell's config key that differs at the top level too named once (a one-cell run repeats its config
+    in the cell), at most `limit` keys, then how many more (a message stays one readable line)."""
+    top = {k for k in keys if not k.startswith("<")}
+    keep = [k for k in keys if not (k.startswith("<cells>.") and ".config." in k
+                                    and k.split(".config.", 1)[1] in top)]
+    names = sorted((k.replace("<cells>", "cells").replace("<fields>", "fields") for k in keep),
                    key=lambda k: (k.startswith(("cells.", "fields")), ))
     more = len(names) - limit
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")

@@ -37,6 +37,7 @@ import numpy as np
 
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
                                            SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
@@ -321,8 +322,15 @@ class RunWriter:
         self.rebuilt = False      # ... which a killed writer had left open (committed rows were copied)
         self.finished = False
         self._f = None
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        self._lock_fd = lock_run(self.path)
+        if os.path.isdir(self.path):
+            raise StoreError(f"cannot write {self.path}: it is a directory; give a file name")
+        if os.path.lexists(self.path) and not os.path.isfile(self.path):
+            raise StoreError(f"cannot write {self.path}: it exists and is not a regular file")
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._lock_fd = lock_run(self.path)
+        except OSError as e:
+            raise StoreError(os_error_message(e, self.path)) from None
         try:
             self._start(force, resume)
         except BaseException:
@@ -407,6 +415,22 @@ class RunWriter:
         else:
             self._resume()
 
+    def _refuse_final(self) -> str:
+        """Why an existing complete <path> is not replaced (naming the differing keys when it holds a run
+        of another configuration)."""
+        head = f"{self.path} exists; use --force to replace it"
+        try:
+            with open_h5(self.path) as f:
+                meta = read_meta(f, self.path)
+        except (StoreError, OSError) as e:
+            return f"{head} (it is not a readable result file: {short_error(e)})"
+        d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
+                               meta.fields), self._identity())
+        if d:
+            return (f"{head}, or use another output path: it holds a run of a different configuration "
+                    f"(differing keys: {describe_diff(d)})")
+        return f"{head} (it holds a complete run of this configuration; the old file is kept until the new run finishes)"
+
     def _root_attrs(self) -> dict:
         attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "in_progress",
                  "config": canonical_json(self.config)}
@@ -421,14 +445,20 @@ class RunWriter:
 
     def _create(self):
         tmp = self.part + ".tmp"
-        with h5py.File(tmp, "w", libver="latest") as f:
-            _set_attrs(f, self._root_attrs())
-            for c in self._cells.values():
-                g = f.create_group(f"cells/{c.name}")
-                _set_attrs(g, _cell_attrs(c))
-                _create_datasets(g, self.fields, c.n_params, 0, self.extra)
-                g.create_dataset(PROGRESS, data=np.zeros(1 + len(COUNT_CODES), np.int64), track_times=False)
-        os.replace(tmp, self.part)
+        try:
+            with h5py.File(tmp, "w", libver="latest") as f:
+                _set_attrs(f, self._root_attrs())
+                for c in self._cells.values():
+                    g = f.create_group(f"cells/{c.name}")
+                    _set_attrs(g, _cell_attrs(c))
+                    _create_datasets(g, self.fields, c.n_params, 0, self.extra)
+                    g.create_dataset(PROGRESS, data=np.zeros(1 + len(COUNT_CODES), np.int64), track_times=False)
+            os.replace(tmp, self.part)
+        except BaseException as e:
+            remove_if_exists(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(os_error_message(e, self.path, resumable=True)) from None
+            raise
         self._open_part()
 
     def _resume(self):
@@ -445,18 +475,24 @@ class RunWriter:
     def _rebuild(self):
         """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
         tmp = self.part + ".tmp"
-        with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
-            meta = read_meta(src, self.part)
-            _set_attrs(dst, dict(src.attrs))
-            for name, cm in meta.cells.items():
-                sg = src["cells"][name]
-                g = dst.create_group(f"cells/{name}")
-                _set_attrs(g, dict(sg.attrs))
-                dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields)
-                counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
-                g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
-                                 track_times=False)
-        os.replace(tmp, self.part)
+        try:
+            with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
+                meta = read_meta(src, self.part)
+                _set_attrs(dst, dict(src.attrs))
+                for name, cm in meta.cells.items():
+                    sg = src["cells"][name]
+                    g = dst.create_group(f"cells/{name}")
+                    _set_attrs(g, dict(sg.attrs))
+                    dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields)
+                    counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
+                    g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
+                                     track_times=False)
+            os.replace(tmp, self.part)
+        except BaseException as e:
+            remove_if_exists(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(os_error_message(e, self.path, resumable=True)) from None
+            raise
 
     def _open_part(self):
         try:
@@ -566,16 +602,22 @@ class RunWriter:
         if bad.any():
             raise StoreError(f"cell {cell!r}: invalid outcome codes {sorted(set(arrays['outcome'][bad].tolist()))}")
         lo, hi = c.n_rows, c.n_rows + n
-        dss = self._datasets(cell)
-        for fld, arr in arrays.items():
-            ds = dss[fld]
-            if ds.shape[0] < hi:
-                ds.resize(hi, axis=0)
-            ds[lo:hi] = arr
-        self._f.flush()                                   # data (and its metadata) reach the file ...
         counts = c.counts + _bincount(arrays["outcome"])
-        self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
-        self._f.flush()                                   # ... before the commit record does
+        try:
+            dss = self._datasets(cell)
+            for fld, arr in arrays.items():
+                ds = dss[fld]
+                if ds.shape[0] < hi:
+                    ds.resize(hi, axis=0)
+                ds[lo:hi] = arr
+            self._f.flush()                               # data (and its metadata) reach the file ...
+            self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
+            self._f.flush()                               # ... before the commit record does
+        except OSError as e:
+            # e.g. a full disk: the rows committed before this chunk are safe (the commit record is
+            # written last); the file is closed as it is, and a rerun resumes from them
+            self._abandon()
+            raise StoreError(os_error_message(e, self.path, resumable=True)) from None
         c.n_rows, c.counts = hi, counts
         if hi == c.stop - c.start:
             del self._ds[cell]                            # cell complete: release its chunk caches
@@ -592,16 +634,26 @@ class RunWriter:
             if c.n_rows != c.stop - c.start:
                 raise StoreError(f"cannot finish {self.path}: cell {c.name!r} has {c.n_rows} of "
                                  f"{c.stop - c.start} networks")
-        self._close_file()
+        try:
+            self._close_file()
+        except OSError as e:
+            self._abandon()
+            raise StoreError(os_error_message(e, self.path, resumable=True)) from None
         tmp = self.path + ".tmp"
-        with open_h5(self.part) as src:
-            meta = read_meta(src, self.part)
-            attrs = dict(meta.attrs)
-            attrs["status"] = "complete"
-            attrs["finished"] = utc_now()
-            cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
-            write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
-        os.replace(tmp, self.path)
+        try:
+            with open_h5(self.part) as src:
+                meta = read_meta(src, self.part)
+                attrs = dict(meta.attrs)
+                attrs["status"] = "complete"
+                attrs["finished"] = utc_now()
+                cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
+                write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
+            os.replace(tmp, self.path)
+        except BaseException as e:      # the .part keeps every row: rerunning finishes
+            remove_if_exists(tmp)
+            if isinstance(e, OSError):
+                raise StoreError(os_error_message(e, self.path, resumable=True)) from None
+            raise
         remove_if_exists(self.part)
         self.finished = True
         unlock_run(self.path, self._lock_fd)
@@ -614,12 +666,23 @@ class RunWriter:
             self._ds, self._progress = {}, {}
             f.close()
 
+    def _abandon(self):
+        """Close the .part after a failed write, ignoring further errors (what is committed is safe)."""
+        try:
+            self._close_file()
+        except OSError:
+            pass
+
     def close(self) -> None:
         """Close without finishing; the .part keeps every committed chunk for a later resume."""
-        self._close_file()
-        if self._lock_fd is not None:
-            unlock_run(self.path, self._lock_fd)
-            self._lock_fd = None
+        try:
+            self._close_file()
+        except OSError as e:
+            raise StoreError(os_error_message(e, self.path, resumable=True)) from None
+        finally:
+            if self._lock_fd is not None:
+                unlock_run(self.path, self._lock_fd)
+                self._lock_fd = None
 
     def __enter__(self):
         return self
@@ -629,5 +692,7 @@ class RunWriter:
             if exc_type is None and not self.finished and self._f is not None and self.complete:
                 self.finish()
         finally:
+            if exc_type is not None:
+                self._abandon()         # an error closing the file must not hide the one in flight
             self.close()
         return False

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
+from badminima.engine.train import interrupt
+from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
-from badminima.engine.train.run import require_device, train
+from badminima.engine.train.run import default_threads, require_device, train
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     config = dict(run_config)
     if shard is not None:
         config["shard"] = shard
+    for c in cells:             # refused before a file is made or a kernel compiled
+        check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks, chunk, keep_init,
+                           threads or default_threads(), what=f"cell {c.name}" if len(cells) > 1 else "this run")
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
@@ -56,6 +61,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         total = sum(writer.range(c.name)[1] - writer.range(c.name)[0] for c in cells)
         pending = [c for c in cells if writer.remaining(c.name)]
         variants = {c.name: variant_of(c.config, c.data.d, c.data.n) for c in pending if c.config.device == "cpu"}
+        interrupt.check()               # a Ctrl-C lost while the file was opened
         with Precompiler(variants.values(), progress=progress) as pre:
             prog = Progress(total, enabled=progress, done=total - todo)
             try:

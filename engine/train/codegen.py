@@ -322,11 +322,16 @@ _UNFUSED_STEP = [
 ]
 
 FUSE_MAX_POINTS = 16
+# Hidden units x points unrolled into one fused step: 7 x 16, the paper's widest network on the largest
+# dataset that is fused.  Beyond it Numba's compile time and memory grow fast, and from 256 units
+# (h = 16 on 16 points, ReLU Adam) its SSA pass fails with a RecursionError (docs/training.md, Limits).
+FUSE_MAX_UNITS = 112
 
 
-def fused_points(opt: str, n_points: int) -> int:
-    """Points to unroll into a fused step (0: no fused step) for this optimizer and dataset size."""
-    return n_points if opt != "sgd" and 0 < n_points <= FUSE_MAX_POINTS else 0
+def fused_points(opt: str, n_points: int, hidden: int = 1) -> int:
+    """Points to unroll into a fused step (0: no fused step) for this optimizer, dataset size and width."""
+    ok = opt != "sgd" and 0 < n_points <= FUSE_MAX_POINTS and hidden * n_points <= FUSE_MAX_UNITS
+    return n_points if ok else 0
 
 
 def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0) -> str:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass
 
 from badminima.engine.data.datasets import KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, INIT_LAWS, OPTIMIZERS
+from badminima.engine.train.limits import MAX_COUNT, MAX_HIDDEN
 
 
 DEVICES = ("cpu", "cuda")
@@ -88,18 +90,24 @@ class TrainConfig:
         """Raise ConfigError naming the first nonsense option; return self."""
         def bad(msg):
             raise ConfigError(msg)
+        for name in ("hidden", "steps", "networks", "seed"):
+            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
+                bad(f"--{name} must be an integer, got {getattr(self, name)!r}")
         if self.hidden < 1:
             bad(f"--hidden must be >= 1, got {self.hidden}")
+        if self.hidden > MAX_HIDDEN:
+            bad(f"--hidden must be <= {MAX_HIDDEN}, got {self.hidden} (the generated kernels unroll every hidden "
+                f"unit, so compile time and memory grow with h; see docs/training.md)")
         if self.activation not in ACTIVATIONS:
             bad(f"unknown activation {self.activation!r} (choose from {', '.join(ACTIVATIONS)})")
         if self.optimizer not in OPTIMIZERS:
             bad(f"unknown optimizer {self.optimizer!r} (choose from gd, adam, sgd)")
         if not (self.lr > 0 and self.lr < float("inf")):
             bad(f"--lr must be positive and finite, got {self.lr}")
-        if self.steps < 1:
-            bad(f"--steps must be >= 1, got {self.steps}")
-        if self.networks < 1:
-            bad(f"--networks must be >= 1, got {self.networks}")
+        if not 1 <= self.steps <= MAX_COUNT:
+            bad(f"--steps must be in [1, 2^62], got {self.steps}")
+        if not 1 <= self.networks <= MAX_COUNT:
+            bad(f"--networks must be in [1, 2^62], got {self.networks}")
         if not 0 <= self.seed < 2 ** 63:
             bad(f"--seed must be in [0, 2^63), got {self.seed}")
         if self.dtype not in DTYPE_LANES:

@@ -38,7 +38,7 @@ class Variant:
 def variant_of(cfg, d: int, n_points: int) -> Variant:
     """The variant a training config uses on a dataset of n_points points in d dimensions."""
     return Variant(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
-                   fused_points(cfg.optimizer, n_points))
+                   fused_points(cfg.optimizer, n_points, hidden=cfg.hidden))
 
 
 def is_cached(v: Variant) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
+from badminima.engine.train import interrupt
+
 
 class Progress:
     """Report progress of `total` items to stderr; quiet when disabled."""
@@ -16,6 +18,9 @@ class Progress:
         self.every = 0.5 if self.tty else 30.0
 
     def update(self, n: int) -> None:
+        """n more items done; the caller is at a safe point, where a Ctrl-C whose KeyboardInterrupt some
+        library swallowed is raised (engine/train/interrupt.py)."""
+        interrupt.check()
         self.done += n
         now = time.monotonic()
         if self.enabled and (now - self.last >= self.every or self.done >= self.total):

@@ -27,10 +27,15 @@ DEFAULT_CHUNK = 16384
 CUDA_CHUNK = 1 << 19
 
 
+def default_threads() -> int:
+    """Threads a run uses unless told otherwise: Numba's (all cores by default)."""
+    return numba.get_num_threads()
+
+
 def kernel_for(cfg: TrainConfig, d: int, n_points: int):
     """The generated kernel module of this configuration on a dataset of n_points points in d dimensions."""
     return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
-                              fused_points(cfg.optimizer, n_points))
+                              fused_points(cfg.optimizer, n_points, hidden=cfg.hidden))
 
 
 def hyper(cfg: TrainConfig, X: np.ndarray) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""Output paths: checked before any work starts, and OS errors while writing turned into one line.
+
+Every command that writes a file checks its output paths first (check_output_file, check_output_dir):
+a name that is empty, a directory where a file goes (or a file where a directory goes), a parent that
+is a file, a directory that cannot be written (no permission, a read-only or pseudo file system such
+as /proc) or a file name too long for its file system is refused with one line before a network is
+trained.  The check creates and removes one empty probe file in the nearest existing directory,
+because permission bits do not tell (root writes anywhere the file system lets it; /proc refuses
+everyone).  Small text outputs (JSON, scripts) are written atomically by write_text; an OSError while
+writing (a full disk above all) becomes a StoreError whose one line says what happened and what to
+do (os_error_message).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+
+from badminima.engine.store.schema import StoreError, short_error
+
+# Suffixes the result-file writer adds to an output name (<path>.part.tmp is the longest).
+WRITER_SUFFIX = ".part.tmp"
+
+
+def disk_full(e: BaseException) -> bool:
+    """Whether an OSError means the file system is full (or the user's quota is spent)."""
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def os_error_message(e: OSError, path: str, *, resumable: bool = False) -> str:
+    """One line for an OSError met while writing `path`; a full disk says how to go on."""
+    if disk_full(e):
+        then = ("committed results are kept: free some space and rerun the same command to resume"
+                if resumable else "free some space and rerun the same command")
+        return f"disk full while writing {path}: {then}"
+    why = e.strerror or short_error(e)
+    where = f" ({e.filename})" if getattr(e, "filename", None) and os.fspath(e.filename) != path else ""
+    return f"cannot write {path}: {why}{where}"
+
+
+def _nearest_existing(path: str) -> str:
+    """The path itself or its nearest ancestor that exists (the directories to be created lie below)."""
+    p = path
+    while not os.path.lexists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    return p
+
+
+def _probe(directory: str, head: str) -> None:
+    """Create and remove an empty file in `directory`; StoreError (one line) if that is impossible."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".badminima-probe-", dir=directory)
+    except OSError as e:
+        raise StoreError(f"{head}: {directory} is not writable ({e.strerror or e})") from None
+    os.close(fd)
+    try:
+        os.remove(probe)
+    except OSError:
+        pass
+
+
+def _check_name_length(directory: str, path: str, head: str, suffix: str) -> None:
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    for part in os.path.relpath(path, directory).split(os.sep):
+        if len(os.fsencode(part)) + len(suffix) > limit:
+            raise StoreError(f"{head}: the name {part[:40]}... is longer than the file system allows "
+                             f"({limit} bytes{', with ' + repr(suffix) if suffix else ''})")
+
+
+def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
+    """Refuse an output file path that cannot be written; returns it as a string.
+
+    `what` names it in messages (the option, e.g. "--json"); `suffix` is the longest suffix the writer
+    adds to the name for its own files (WRITER_SUFFIX for result files).  Whether an existing file may
+    be replaced is the caller's decision (result files: RunWriter; text outputs are replaced)."""
+    if path is None or not str(path).strip():
+        raise StoreError(f"{what} is empty: give a file name")
+    path = os.fspath(path)
+    full = os.path.abspath(path)
+    head = f"cannot write {what} {path}"
+    if os.path.isdir(full):
+        raise StoreError(f"{head}: it is a directory; give a file name")
+    if os.path.lexists(full) and not os.path.isfile(full):
+        raise StoreError(f"{head}: it exists and is not a regular file")
+    top = _nearest_existing(os.path.dirname(full))
+    if not os.path.isdir(top):
+        raise StoreError(f"{head}: {top} is not a directory")
+    _check_name_length(top, full, head, suffix)
+    _probe(top, head)
+    return path
+
+
+def check_output_dir(path, *, what: str = "-o") -> str:
+    """Refuse an output directory that cannot be made or written (it need not exist yet)."""
+    if path is None or not str(path).strip():
+        raise StoreError(f"{what} is empty: give a directory")
+    path = os.fspath(path)
+    full = os.path.abspath(path)
+    head = f"cannot use {what} {path}"
+    if os.path.lexists(full) and not os.path.isdir(full):
+        raise StoreError(f"{head}: it exists and is not a directory")
+    top = _nearest_existing(full)
+    if not os.path.isdir(top):
+        raise StoreError(f"{head}: {top} is not a directory")
+    if top != full:
+        _check_name_length(top, full, head, "")
+    _probe(top, head)
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text(path, text: str) -> str:
+    """Write a text file atomically (a temporary file beside it, then rename): a failure leaves no
+    partial file and no temporary one; OSError -> StoreError with one line."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = None
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path)[:100] + ".", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise StoreError(os_error_message(e, path)) from None
+    finally:
+        if tmp is not None:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+    return path

@@ -1,0 +1,288 @@
+"""Bad input to every command (issue 22): each case exits non-zero with one line on stderr that names
+the problem -- never a traceback -- and changes no file and leaves none behind.
+
+The cases run in a scratch directory holding a regular file FILE, a directory DIR, a small complete
+result file run.h5, a copy of it with one data chunk damaged, and data files with a number of 5000
+digits.  Read-only directories and full disks are real: a read-only or tiny tmpfs mounted for the test
+(root), or a directory without write permission (other users); the tests skip where neither is possible.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from badminima.cli import main
+from badminima.engine.data.datasets import DATA_DIR
+from badminima.engine.store import diff_files, open_results
+from badminima.engine.train.limits import MAX_HIDDEN
+
+TRAIN = ["train", "--dataset", "xor", "-n", "64", "--steps", "10", "-q"]
+BIG = "9" * 5000            # more digits than Python reads as an integer by default (4300)
+HUGE = "99999999999999999999"
+
+
+def invoke(args, env=None):
+    return CliRunner().invoke(main, args, env=env)
+
+
+def snapshot(root) -> dict:
+    """Every file and directory under root: path -> (kind, size, content digest)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), root)] = ("dir",)
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, root)] = ("file", os.path.getsize(p), hashlib.sha256(fh.read()).hexdigest())
+    return out
+
+
+def assert_refused(r, needle: str, codes=(1, 2)):
+    """Exit code in codes, nothing on stdout, one line on stderr: `error: ...` containing needle."""
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code in codes, (r.exit_code, r.stderr, r.stdout)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
+    assert needle in lines[0], (needle, lines[0])
+    assert r.stdout == "", r.stdout
+
+
+def damage_a_chunk(src: str, dst: str) -> None:
+    """Copy a result file and flip bytes inside one compressed chunk of its weights (its Fletcher-32
+    checksum then fails on reading)."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r") as f:
+        info = f["cells/main/weights"].id.get_chunk_info(0)
+    with open(dst, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        b = fh.read(8)
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(bytes(x ^ 0xFF for x in b))
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    """The directory the cases run in (and must leave as they found it)."""
+    d = tmp_path_factory.mktemp("bad_input")
+    (d / "FILE").write_text("a regular file\n")
+    (d / "DIR").mkdir()
+    (d / "DIR" / "inside").write_text("kept\n")
+    r = CliRunner().invoke(main, TRAIN + ["-o", str(d / "run.h5")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    damage_a_chunk(str(d / "run.h5"), str(d / "corrupt.h5"))
+    (d / "big.csv").write_text(f"x0,x1,y\n0,0,0\n1,{BIG},1\n0,1,1\n")
+    pts = json.loads((DATA_DIR / "paper10.json").read_text(encoding="utf-8"))
+    pts["points"]["W_hat"]["theta"][0] = BIG
+    (d / "bigpoint.json").write_text(json.dumps(pts))
+    (d / "bigexp.csv").write_text(f"x0,x1,y\n0,0,0\n1,1e{BIG},1\n0,1,1\n")
+    return d
+
+
+# (arguments, text the one line must contain); {s} is the scratch directory, the cases run in it
+CASES = [
+    # output paths that cannot be written: refused before any work
+    (TRAIN + ["-o", "FILE/x.h5"], "FILE is not a directory"),
+    (TRAIN + ["-o", "/proc/x.h5"], "/proc is not writable"),
+    (TRAIN + ["-o", "DIR"], "is a directory"),
+    (TRAIN + ["--force", "-o", "DIR"], "is a directory"),
+    (TRAIN + ["--force", "-o", "{s}/DIR"], "is a directory"),
+    (TRAIN + ["-o", ""], "-o is empty"),
+    (TRAIN + ["-o", "   "], "-o is empty"),
+    (TRAIN + ["-o", "DIR/" + "n" * 300 + ".h5"], "longer than the file system allows"),
+    (["table1", "-n", "64", "-o", "FILE/t.h5"], "FILE is not a directory"),
+    (["table1", "-n", "64", "--json", "DIR"], "is a directory"),
+    (["table1", "-n", "64", "-o", ""], "-o is empty"),
+    (["search", "-N", "8", "-k", "4", "-o", "FILE/s.h5"], "FILE is not a directory"),
+    (["search", "-N", "8", "-k", "4", "--found-dir", "FILE"], "exists and is not a directory"),
+    (["search", "-N", "8", "-k", "4", "-o", ""], "-o is empty"),
+    (["merge", "run.h5", "-o", "FILE/m.h5"], "FILE is not a directory"),
+    (["merge", "run.h5", "-o", "DIR"], "is a directory"),
+    (["merge", "run.h5", "-o", ""], "-o is empty"),
+    (["report", "run.h5", "-o", "FILE"], "exists and is not a directory"),
+    (["report", "run.h5", "-o", "FILE/sub"], "FILE is not a directory"),
+    (["report", "run.h5", "-o", ""], "-o is empty"),
+    (["plot", "losses", "run.h5", "-o", "DIR"], "is a directory"),
+    (["plot", "losses", "run.h5", "-o", "FILE/p.png"], "FILE is not a directory"),
+    (["verify", "--json", "DIR"], "is a directory"),
+    (["verify", "--json", "FILE/v.json"], "FILE is not a directory"),
+    (["certify", "relu_d1", "--json-out", "DIR"], "is a directory"),
+    (["certify", "relu_d1", "--json-out", "FILE/c.json"], "FILE is not a directory"),
+    (["minimality", "-N", "8", "-k", "1", "--out-dir", "FILE"], "exists and is not a directory"),
+    (["minimality", "-N", "8", "-k", "1", "--json-out", "DIR"], "is a directory"),
+    (["reproduce", "--runs-dir", "FILE"], "exists and is not a directory"),
+    (["slurm", "train", "--shards", "2", "-o", "DIR"], "is a directory"),
+    (["slurm", "train", "--shards", "2", "-o", "FILE/j.sh"], "FILE is not a directory"),
+    (["dask", "train", "--shards", "2", "--dir", ""], "--dir is empty"),
+    # an existing complete result of another configuration: the differing keys are named
+    (["train", "--dataset", "xor", "-n", "64", "--steps", "20", "-q", "-o", "run.h5"], "differing keys: steps"),
+    (TRAIN + ["-o", "run.h5"], "exists; use --force"),
+    # numbers out of range: one line, no .part / .part.tmp left
+    (TRAIN + ["--steps", HUGE, "-o", "o.h5"], "out of range"),
+    (TRAIN + ["--networks", HUGE, "-o", "o.h5"], "out of range"),
+    (TRAIN + ["--hidden", HUGE, "-o", "o.h5"], "out of range"),
+    (TRAIN + ["--chunk", HUGE, "-o", "o.h5"], "out of range"),
+    (TRAIN + ["--seed", BIG, "-o", "o.h5"], "a number of 5000 characters"),
+    (TRAIN + ["--steps", str(2 ** 62 + 1), "-o", "o.h5"], "--steps must be in [1, 2^62]"),
+    (TRAIN + ["--hidden", "100000", "-o", "o.h5"], f"--hidden must be <= {MAX_HIDDEN}"),
+    (TRAIN + ["--hidden", str(MAX_HIDDEN + 1), "-o", "o.h5"], f"--hidden must be <= {MAX_HIDDEN}"),
+    (["table1", "--networks", HUGE], "out of range"),
+    (["search", "-N", "8", "--budget", HUGE], "out of range"),
+    (["compile", "--hidden", "2-100000"], f"--hidden must be in [1, {MAX_HIDDEN}]"),
+    # memory: refused before compiling or allocating
+    (TRAIN[:-3] + ["-n", str(2 ** 40), "--chunk", str(2 ** 40), "-o", "o.h5"], "of memory"),
+    # numbers of more than 4300 digits in data files and weight points
+    (["train", "--dataset", "big.csv", "-n", "64", "-o", "o.h5"], "a number of 5000 characters"),
+    (["train", "--dataset", "bigexp.csv", "-n", "64", "-o", "o.h5"], "characters"),
+    (["certify", "bigpoint.json"], "a number of 5000 characters"),
+    # smaller ones
+    (["certify", "paper10", "--point", "W_hat", "--witness", "W_hat"], "cannot be its own witness"),
+    (["show", "corrupt.h5"], "corrupt data in /cells/main/weights"),
+]
+
+
+@pytest.mark.parametrize("args, needle", CASES, ids=[" ".join(a)[:60] + f" [{i}]" for i, (a, _) in enumerate(CASES)])
+def test_bad_input_is_one_line_and_changes_nothing(scratch, monkeypatch, args, needle):
+    monkeypatch.chdir(scratch)
+    args = [a.replace("{s}", str(scratch)) for a in args]
+    before = snapshot(scratch)
+    r = invoke(args)
+    assert_refused(r, needle)
+    assert snapshot(scratch) == before
+
+
+def test_show_reads_every_value_unless_told_not_to(scratch, monkeypatch):
+    monkeypatch.chdir(scratch)
+    assert invoke(["show", "run.h5"]).exit_code == 0
+    r = invoke(["show", "--no-verify", "corrupt.h5"])
+    assert r.exit_code == 0 and "cell main: 64 of 64 networks" in r.stdout
+
+
+def test_a_memory_limit_refuses_what_would_not_fit(scratch, monkeypatch):
+    """BADMINIMA_MEMORY_LIMIT stands for a small machine: the same run fits with smaller chunks."""
+    monkeypatch.chdir(scratch)
+    before = snapshot(scratch)
+    args = ["train", "--dataset", "xor", "-n", "1000000", "--steps", "10", "-q", "-o", "m.h5"]
+    r = invoke(args + ["--chunk", "1000000"], env={"BADMINIMA_MEMORY_LIMIT": "100M"})
+    assert_refused(r, "use a smaller --chunk")
+    assert "1000000 networks per chunk x 9 parameters" in r.stderr and snapshot(scratch) == before
+    from badminima.engine.train.limits import ResourceError, check_train_memory
+    monkeypatch.setenv("BADMINIMA_MEMORY_LIMIT", "100M")
+    check_train_memory(2, 2, 4, 1_000_000, 16384)                   # the default chunk fits
+    with pytest.raises(ResourceError):
+        check_train_memory(2, 2, 4, 1_000_000, 1_000_000)
+
+
+def test_more_threads_than_cores_are_clamped_with_a_note(tmp_path):
+    from badminima.cli import available_cores
+    r = invoke(TRAIN + ["--threads", "100000", "-o", str(tmp_path / "t.h5")])
+    assert r.exit_code == 0, r.output
+    assert f"note: --threads 100000 is more than the {available_cores()} core" in r.stderr
+
+
+def test_hidden_limit_is_stated_in_help():
+    r = invoke(["train", "--help"])
+    assert f"1..{MAX_HIDDEN}" in r.stdout
+
+
+def test_every_usage_error_is_one_line():
+    for args in (["train", "--hidden", "two"], ["train", "--bogus"], ["nosuchcommand"], ["plot", "nokind", "x"]):
+        r = invoke(args)
+        lines = r.stderr.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+
+
+# ----------------------------------------------------------------------------------------------------
+# a read-only directory and a full disk, for real
+
+def _mount_tmpfs(path, options: str) -> bool:
+    path.mkdir(exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def _umount(path):
+    subprocess.run(["umount", str(path)], capture_output=True)
+    if os.path.ismount(path):
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def readonly_dir(tmp_path):
+    """A directory no one can create files in: a read-only tmpfs (root) or mode 0555 (other users)."""
+    d = tmp_path / "ro"
+    if _mount_tmpfs(d, "ro,size=1m"):
+        yield d
+        _umount(d)
+        return
+    if os.geteuid() == 0:
+        pytest.skip("root cannot be kept out of a directory without mounting a read-only file system")
+    d.chmod(0o555)
+    yield d
+    d.chmod(0o755)
+
+
+@pytest.mark.parametrize("args", [TRAIN + ["-o", "{ro}/x.h5"], TRAIN + ["-o", "{ro}/new/x.h5"],
+                                  ["verify", "--json", "{ro}/v.json"], ["report", "{run}", "-o", "{ro}/rep"],
+                                  ["merge", "{run}", "-o", "{ro}/m.h5"]])
+def test_an_unwritable_directory_is_refused_before_any_work(readonly_dir, scratch, args):
+    args = [a.replace("{ro}", str(readonly_dir)).replace("{run}", str(scratch / "run.h5")) for a in args]
+    r = invoke(args)
+    assert_refused(r, "not writable", codes=(1,))
+    assert os.listdir(readonly_dir) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) mounts a tmpfs of that size at the returned folder (root only; skips otherwise)."""
+    d = tmp_path / "fs"
+    state = {"mounted": False}
+
+    def mount(size: str, remount: bool = False):
+        if remount:
+            ok = subprocess.run(["mount", "-o", f"remount,size={size}", str(d)], capture_output=True).returncode == 0
+        else:
+            ok = state["mounted"] = _mount_tmpfs(d, f"size={size}")
+        if not ok:
+            pytest.skip("cannot mount a small tmpfs here (needs root)")
+        return d
+    yield mount
+    if state["mounted"]:
+        _umount(d)
+
+
+RUN_20K = ["train", "--dataset", "xor", "-n", "20000", "--steps", "50", "--chunk", "2000", "-q"]
+
+
+@pytest.fixture(scope="module")
+def reference_20k(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref20k") / "r.h5"
+    assert CliRunner().invoke(main, RUN_20K + ["-o", str(out)]).exit_code == 0
+    return str(out)
+
+
+@pytest.mark.parametrize("size, phase", [("1500k", "streaming"), ("6500k", "finishing")])
+def test_a_full_disk_is_one_line_and_the_rerun_resumes(small_disk, reference_20k, size, phase):
+    """The disk fills while chunks stream into the .part (1.5 MB) or while the finished file is
+    written beside the complete .part (6.5 MB): one line, no temporary file left, the committed rows
+    kept; with space again the same command resumes to the file an undisturbed run writes."""
+    fs = small_disk(size)
+    out = str(fs / "r.h5")
+    r = invoke(RUN_20K + ["-o", out])
+    assert_refused(r, "disk full while writing", codes=(1,))
+    assert "rerun the same command to resume" in r.stderr
+    assert sorted(os.listdir(fs)) == ["r.h5.part"]                     # no .tmp, .part.tmp, .lock, probe
+    committed = open_results(out + ".part").n_rows("main")
+    assert (committed < 20000) if phase == "streaming" else (committed == 20000)
+    small_disk("20m", remount=True)
+    r = invoke(RUN_20K + ["-o", out])
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(fs)) == ["r.h5"] and diff_files(reference_20k, out) == []
