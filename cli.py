@@ -594,7 +594,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
     out_file(script, "--script")
     outdir = outdir or os.path.join("runs", Path(script).stem)
-    out_dir(outdir, "--dir")
+    out_dir(outdir, "--out-dir")
     if merge_out:       # refused now, not after the array has run
         from badminima.engine.store import StoreError, check_merge_output
         try:
@@ -679,7 +679,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
     if outdir is not None:
-        out_dir(outdir, "--dir")
+        out_dir(outdir, "--out-dir")
     if merge_out is not None:
         out_file(merge_out, "--merge", result=True)
     if outdir is None:      # one directory per run command, so another configuration never meets these shards
@@ -733,7 +733,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
     from badminima.analysis.report import write_report
     if not tol > 0 or not loss_tol > 0 or not 10 <= dpi <= 1200:
         _fail("--tol and --loss-tol must be positive and --dpi in [10, 1200]")
-    out_dir(output, "-o")
+    out_dir(output, "--out-dir")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                         cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
     click.echo(f"report: {path}")

@@ -18,7 +18,7 @@ from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
-from badminima.engine.train.run import default_threads, require_device, train
+from badminima.engine.train.run import default_chunk, default_threads, require_device, train
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     if shard is not None:
         config["shard"] = shard
     for c in cells:             # refused before a file is made or a kernel compiled
-        check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks, chunk, keep_init,
+        check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks,
+                           chunk or default_chunk(c.config.device), keep_init,
                            threads or default_threads(), what=f"cell {c.name}" if len(cells) > 1 else "this run")
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
