@@ -428,8 +428,9 @@ def show(files, cells, json_out, verify):
     from badminima.analysis.load import load_cells, select_cells
     from badminima.analysis.show import cell_detail, show_json, show_text
     if verify:                          # a corrupt file fails here, in one line, before anything is shown
-        from badminima.engine.store import show as check_files
-        check_files(list(files), verify=True)
+        from badminima.engine.store import expand_paths, show as check_files
+        for path in expand_paths(list(files)):
+            check_files([path], verify=True)
     chosen = select_cells(load_cells(list(files), progress=False), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
