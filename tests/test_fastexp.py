@@ -38,3 +38,17 @@ def test_exp_keeps_the_precision_of_its_argument():
         f(dt(1.5))
     assert {str(sig.return_type) for sig in f.nopython_signatures} == {"float32", "float64"}
     assert f(np.float32(1.5)) == np.float32(np.exp(np.float32(1.5)))
+
+
+def test_exp_rounds_its_polynomial_with_explicit_fused_multiply_adds():
+    # explicit llvm.fma (not contraction, which no fast-math flag allows): one rounding per a*b + c,
+    # the same whatever code the exp is inlined into
+    import numba
+
+    @numba.njit(cache=False)
+    def call(x):
+        return fexp(x)
+    call(np.float32(0.3))
+    call(0.3)
+    counts = {str(sig): ir.count("@llvm.fma.") for sig, ir in call.inspect_llvm().items()}
+    assert counts == {"(float32,)": 9, "(float64,)": 14}, counts

@@ -9,6 +9,7 @@ whole range, and that float32 stays float32 throughout.
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic, overload
 
@@ -23,6 +24,20 @@ def _bitcast(src, dst):
             return builder.bitcast(args[0], context.get_value_type(dst))
         return dst(src), codegen
     return cast
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a * b + c rounded once (llvm.fma: one vfmadd, vectorizable).  Explicit, so the rounding never
+    depends on what LLVM may contract around it (there is no fast-math anywhere)."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty, ty, ty]))
+        return builder.call(fn, args)
+    return a(a, b, c), codegen
 
 
 _bits_to_f64 = _bitcast(types.int64, types.float64)
@@ -44,20 +59,16 @@ _SHIFT32 = np.float32(12583039.0)  # 1.5 * 2^23 + 127
 def exp64(x):
     """exp for float64; clamps to [-708, 709] (exp(-708) ~ 3e-308, the smallest normal range)."""
     x = min(max(x, -708.0), 709.0)
-    t = x * 1.4426950408889634 + _SHIFT64
+    t = fma(x, 1.4426950408889634, _SHIFT64)
     n = t - _SHIFT64
-    r = x - n * 0.6931471803691238      # ln2 high part (exact product for |n| < 2^11)
-    r = r - n * 1.9082149292705877e-10  # ln2 low part
-    # exp(r) on |r| <= ln2/2 by a degree-11 polynomial interpolating exp at the Chebyshev nodes
-    # (near-minimax: 1.6e-17 relative with the coefficients rounded; Taylor would need degree 13),
-    # evaluated by Estrin's scheme (dependency chain of 4 FMA levels instead of Horner's 11).
+    r = fma(n, -0.6931471803691238, x)      # ln2 high part (exact product for |n| < 2^11)
+    r = fma(n, -1.9082149292705877e-10, r)  # ln2 low part
     r2 = r * r
     r4 = r2 * r2
-    q0 = (1.0 + r) + r2 * (0.5000000000000019 + r * 0.1666666666666668)
-    q1 = (0.04166666666648795 + r * 0.008333333333319589) + r2 * (0.0013888888952352863 + r * 0.00019841269890076403)
-    q2 = (2.4801485441561313e-05 + r * 2.755724088722987e-06) + r2 * (2.763265472252779e-07 + r * 2.5110049204818658e-08)
-    p = q0 + r4 * (q1 + r4 * q2)
-    # the low 12 bits of t's pattern are n + 1023 (in [1, 2046] after the clamp): << 52 makes 2^n
+    q0 = fma(r2, fma(r, 0.1666666666666668, 0.5000000000000019), 1.0 + r)
+    q1 = fma(r2, fma(r, 0.00019841269890076403, 0.0013888888952352863), fma(r, 0.008333333333319589, 0.04166666666648795))
+    q2 = fma(r2, fma(r, 2.5110049204818658e-08, 2.763265472252779e-07), fma(r, 2.755724088722987e-06, 2.4801485441561313e-05))
+    p = fma(r4, fma(r4, q2, q1), q0)
     return p * _bits_to_f64(_f64_to_bits(t) << 52)
 
 
@@ -65,15 +76,14 @@ def exp64(x):
 def exp32(x):
     """exp for float32, computed entirely in float32 / int32 (16 lanes per 512-bit vector); clamps to [-87, 88]."""
     x = min(max(x, np.float32(-87.0)), np.float32(88.0))
-    t = x * np.float32(1.442695) + _SHIFT32
+    t = fma(x, np.float32(1.442695), _SHIFT32)
     n = t - _SHIFT32
-    r = x - n * np.float32(0.693359375)   # ln2 high part (few mantissa bits: n*hi exact)
-    r = r - n * np.float32(-2.12194440e-4)
-    # degree 6, interpolating at the Chebyshev nodes: 2.0e-8 relative (Taylor would need degree 7)
+    r = fma(n, np.float32(-0.693359375), x)   # ln2 high part (few mantissa bits: n*hi exact)
+    r = fma(n, np.float32(2.12194440e-4), r)
     r2 = r * r
-    q0 = (np.float32(1.0) + r) + r2 * (np.float32(0.5) + r * np.float32(0.16666415333747864))
-    q1 = (np.float32(0.04166635125875473) + r * np.float32(0.008375134319067001)) + r2 * np.float32(0.0013941118959337473)
-    p = q0 + (r2 * r2) * q1
+    q0 = fma(r2, fma(r, np.float32(0.16666415333747864), np.float32(0.5)), np.float32(1.0) + r)
+    q1 = fma(r2, np.float32(0.0013941118959337473), fma(r, np.float32(0.008375134319067001), np.float32(0.04166635125875473)))
+    p = fma(r2 * r2, q1, q0)
     return p * _bits_to_f32(_f32_to_bits(t) << np.int32(23))
 
 
