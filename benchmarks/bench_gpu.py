@@ -1,7 +1,8 @@
 """The GPU backend on a real GPU: everything issue 19 asks to measure, in one command.
 
     python benchmarks/bench_gpu.py [--quick] [--json OUT.json] [--table1-networks 1000000]
-    python benchmarks/bench_gpu.py --ptx            # no GPU: compile every kernel to PTX (numba-cuda + NVVM)
+    python benchmarks/bench_gpu.py --ptx            # no GPU: compile every kernel to PTX (numba-cuda + NVVM;
+                                                    # exit code 3 where they are missing)
 
 Runs from a checkout without installing it (a link named `badminima` to this checkout goes first on
 sys.path unless the package installed is this checkout), with numba and numba-cuda.  Sections, each timed and
@@ -299,8 +300,21 @@ def table1(n: int):
 def ptx(quick: bool):
     """Compile every kernel variant to PTX for sm_90 without a GPU (needs numba-cuda's NVVM: pip install
     'numba-cuda[cu12]'); the check that the generated code is valid CUDA code."""
-    import numba.cuda.dispatcher as dsp
     from numba import cuda, types
+    if getattr(cuda, "implementation", "") != "NVIDIA":
+        say("--ptx needs numba-cuda (pip install 'numba-cuda[cu12]')")
+        return None
+
+
+    def probe(out):
+        out[0] = 1.0
+    try:                            # NVVM / NVRTC present? (numba-cuda alone does not bring them)
+        cuda.compile_ptx(probe, (types.Array(types.float64, 1, "C"),), cc=(9, 0))
+    except Exception as e:  # noqa: BLE001 - whatever is missing, the one-line reason
+        say(f"--ptx needs numba-cuda's compiler libraries (pip install 'numba-cuda[cu12]'): {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:200]}")
+        return None
+    import numba.cuda.dispatcher as dsp
 
     class _Device:                  # the device functions ask the current device for its compute capability
         compute_capability = (9, 0)
@@ -344,7 +358,8 @@ def main():
     ap.add_argument("--ptx", action="store_true", help="no GPU needed: compile every variant to PTX, then exit")
     a = ap.parse_args()
     if a.ptx:
-        sys.exit(1 if ptx(a.quick) else 0)
+        fails = ptx(a.quick)
+        sys.exit(3 if fails is None else 1 if fails else 0)
     if a.quick:
         a.networks, a.steps, a.host_networks, a.agree_networks = 1 << 16, 2000, 1 << 16, 10_000
         a.table1_networks = min(a.table1_networks, 10_000)

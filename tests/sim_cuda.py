@@ -93,6 +93,15 @@ def test_xor_matches_the_cpu_network_by_network(act, opt, dtype, init):
     _compare(cfg, ds, 9, rtol=1e-4 if f32 else 1e-9, atol=1e-4 if f32 else 1e-12)
 
 
+def test_networks_by_index_with_host_starts_match_the_cpu():
+    """A list of network indices (as the finality check trains) with a normal law, whose starts the
+    host draws for the GPU."""
+    ds = load_dataset("xor")
+    cfg = make_cfg(ds, hidden=2, steps=40, networks=8, finish_horizon=0)
+    cpu, gpu = _compare(cfg, ds, 3, ids=np.array([3, 0, 7], np.int64))
+    assert list(gpu["index"]) == [3, 0, 7]
+
+
 def test_certified_early_stops_match_the_cpu():
     """Networks that the finality certificate stops before their budget stop at the same step."""
     ds = load_dataset("xor")

@@ -37,6 +37,16 @@ def test_cuda_kernels_under_the_simulator():
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
 
 
+def test_kernels_compile_for_a_real_gpu():
+    """Three variants compiled to sm_90 PTX by numba-cuda without a GPU (benchmarks/bench_gpu.py
+    --ptx --quick; all 108 variants without --quick): the simulator runs Python, not CUDA."""
+    r = subprocess.run([sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--ptx", "--quick"],
+                       cwd=HERE.parent, capture_output=True, text=True, timeout=900)
+    if r.returncode == 3:
+        pytest.skip(r.stdout.strip().splitlines()[-1])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
 @pytest.mark.parametrize("opt", ["gd", "adam", "sgd"])
 @pytest.mark.parametrize("n_points", [4, 20])
 def test_every_variant_renders_valid_python(opt, n_points):

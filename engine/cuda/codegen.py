@@ -90,26 +90,23 @@ def unrolled(opt: str, n_points: int) -> bool:
     return opt != "sgd" and n_points <= FUSE_MAX_POINTS
 
 
-def _pass_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_points: int, stats: bool) -> list[str]:
-    """One full-batch pass at the parameters t<p>: the summed gradient into g<p>, the correct count nc,
-    the summed squared error ls, and (stats) the sum and max of |r| for the certificate."""
-    loc = _Names(lambda p: f"t{p}")
-    lines = [f"g{p} = ZERO" for p in range(R.P)] + ["nc = ZERO", "ls = ZERO", "rsum = ZERO", "rmax = ZERO"]
-
-    def point(xs, yv, yp):
-        fb = _forward_backward(loc, d, h, act, loss, xs, yv)
-        fb.append(f"nc += ONE if (z > ZERO) == {yp} else ZERO" if loss == "xent" else f"ls += (z - {yv}) * (z - {yv})")
-        return fb + (_stat_lines("rsum", "rmax") if stats else [])
-    lines += ["for q in range(N):"] + ["    " + ln for ln in
-                                       [f"x{k} = sX[q, {k}]" for k in range(d)] + ["yq = sy[q]", "ypq = yq > HALF"]
-                                       + point([f"x{k}" for k in range(d)], "yq", "ypq")]
-    return lines
+def _pass_lines(R: _Locals, d: int, h: int, act: str, loss: str, stats: bool) -> list[str]:
+    """One full-batch pass at the parameters t<p> (a loop over the points, unrolled by the compiler):
+    the summed gradient into g<p>, the correct count nc, the summed squared error ls, and (stats) the
+    sum and max of |r| for the certificate."""
+    xs = [f"x{k}" for k in range(d)]
+    point = [f"x{k} = sX[q, {k}]" for k in range(d)] + ["yq = sy[q]", "ypq = yq > HALF"]
+    point += _forward_backward(_Names(lambda p: f"t{p}"), d, h, act, loss, xs, "yq")
+    point.append("nc += ONE if (z > ZERO) == ypq else ZERO" if loss == "xent" else "ls += (z - yq) * (z - yq)")
+    point += _stat_lines("rsum", "rmax") if stats else []
+    return ([f"g{p} = ZERO" for p in range(R.P)] + ["nc = ZERO", "ls = ZERO", "rsum = ZERO", "rmax = ZERO",
+                                                   "for q in range(N):"] + ["    " + ln for ln in point])
 
 
-def _block_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_points: int) -> list[str]:
+def _block_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str) -> list[str]:
     """One block of K steps of the thread's network, as a lane of the CPU kernel takes it."""
     stats = ("nc", "ls", "rsum", "rmax")
-    tested = _pass_lines(R, d, h, act, loss, opt, n_points, certifies(act, loss, opt))
+    tested = _pass_lines(R, d, h, act, loss, certifies(act, loss, opt))
     if opt != "sgd":
         # The CPU's run_task takes the block's first `fast` steps without the stop test (none can stop a
         # network there) and the rest with it.  Here every step runs the tested code, which with
@@ -121,12 +118,11 @@ def _block_lines(R: _Locals, d: int, h: int, act: str, loss: str, opt: str, n_po
                  "    early = early_run and i >= fast", "    s_outf = ONE if cnt >= steps else ZERO"]
                 + ["    " + ln for ln in step] + ["    cnt += 1 if s_act > HALF else 0"])
     # SGD: K // N epochs of N single-point steps, each epoch ending with the stop test (no update)
-    loc = _Names(lambda p: f"t{p}")
     step = ["s_outf = ONE if cnt >= steps else ZERO", "pi = perm[pos]"]
     step += [f"xs{k} = sX[pi, {k}]" for k in range(d)] + ["ys = sy[pi]",
                                                           "cnt += 1 if s_act > HALF and s_outf < HALF else 0"]
     step += [f"g{p} = ZERO" for p in range(R.P)]
-    step += _forward_backward(loc, d, h, act, loss, [f"xs{k}" for k in range(d)], "ys")
+    step += _forward_backward(_Names(lambda p: f"t{p}"), d, h, act, loss, [f"xs{k}" for k in range(d)], "ys")
     step += ["now = s_act > HALF and s_outf < HALF"] + [f"t{p} = t{p} - lr * g{p} if now else t{p}" for p in range(R.P)]
     epoch_end = tested + ["s_outf = ONE if cnt >= steps else ZERO", "i = (e + 1) * N", "update = False",
                           "early = early_run"]
@@ -169,7 +165,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: 
         PRELUDE=_indent(_PRELUDE, 4), LOAD=_indent(load, 4), ZEROS=_indent(zeros, 4),
         LOAD_THETA=_indent([f"t{p} = F(tmp[{p}])" for p in range(P)]
                            + [f"{pre}{p} = ZERO" for pre in "mv" for p in range(P)], 12),
-        BLOCK=_indent(_branchless(_block_lines(R, d, h, act, loss, opt, n_points)), 8),
+        BLOCK=_indent(_branchless(_block_lines(R, d, h, act, loss, opt)), 8),
         CERTIFY=_indent(_branchless(cert), 12),
         STORE_THETA=_indent([f"out_theta[k, {p}] = np.float64(t{p})" for p in range(P)], 12),
     )
