@@ -196,6 +196,37 @@ def test_no_overwrite_without_force(tmp_path):
     assert open_results(p).config["seed"] == 8
 
 
+READER = ("import sys, time, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True); print('open', flush=True); "
+          "time.sleep(float(sys.argv[2]))")
+
+
+def test_a_resuming_writer_waits_for_a_reader_holding_the_part(tmp_path, monkeypatch):
+    """HDF5 locks a file while a reader holds it open, so a shard task resuming its .part met the lock of
+    the cluster command polling the shard files (`status`), under load often enough to fail a SLURM
+    test: the writer waits for the lock (LOCK_WAIT), and says in one line when it never goes."""
+    from badminima.engine.store import read as store_read
+    p = str(tmp_path / "r.h5")
+    assert not write_run(p, stop_after=100)
+    for hold, wait in ((1.0, None), (60.0, 0.5)):
+        monkeypatch.setattr(store_read, "LOCK_WAIT", wait or store_read.LOCK_WAIT)
+        reader = subprocess.Popen([sys.executable, "-c", READER, p + ".part", str(hold)], stdout=subprocess.PIPE)
+        try:
+            assert reader.stdout.readline().strip() == b"open"
+            if wait is None:                                    # the reader lets go after 1 s
+                t0 = time.monotonic()
+                with RunWriter.open(p, CFG, CELLS) as w:
+                    assert w.resumed and w.done("main") == 100
+                assert time.monotonic() - t0 >= 0.5
+            else:                                               # it holds on: one line, nothing changed
+                with pytest.raises(StoreError, match="stays locked by another process"):
+                    RunWriter.open(p, CFG, CELLS)
+                assert not os.path.exists(p + ".lock")
+        finally:
+            reader.kill()
+            reader.communicate()
+    assert write_run(p)
+
+
 def test_leftover_part_after_finish(tmp_path):
     """A finish() killed between publishing the file and removing the .part: the rerun cleans up."""
     p = str(tmp_path / "r.h5")

@@ -9,9 +9,11 @@ Pure h5py + NumPy.  The schema is in schema.py (documented in docs/store.md), th
 """
 from __future__ import annotations
 
+import errno
 import glob as _glob
 import json
 import os
+import time
 from dataclasses import dataclass, field
 
 import h5py
@@ -28,18 +30,47 @@ from badminima.engine.store.schema import (COUNT_CODES, FORMAT, PROGRESS, SCHEMA
 RDCC_NBYTES = 0
 
 
+#: How long an open waits for another process's HDF5 file lock: HDF5 locks a file while a process
+#: opens it and, for a reader, while it holds it open, so a writer resuming a shard collides with the
+#: `status` poll of a cluster run (or `show` of the live file) reading it at that moment.
+LOCK_WAIT = 60.0
+
+
+def lock_conflict(e: BaseException) -> bool:
+    """Whether an error opening an HDF5 file is another process's file lock (transient)."""
+    return isinstance(e, OSError) and (e.errno == errno.EAGAIN or "unable to lock file" in str(e))
+
+
+def retry_locked(open_fn, path: str, wait: float | None = None):
+    """open_fn() again while the file is locked by another process, for at most `wait` seconds (default
+    LOCK_WAIT); then a StoreError saying so."""
+    t_end, delay = time.monotonic() + (LOCK_WAIT if wait is None else wait), 0.01
+    while True:
+        try:
+            return open_fn()
+        except OSError as e:
+            if not lock_conflict(e):
+                raise
+            if time.monotonic() >= t_end:
+                raise StoreError(f"{path} stays locked by another process (a reader such as `badminima show` "
+                                 f"or `status`, or another run); try again once it is done") from None
+        time.sleep(delay)
+        delay = min(2 * delay, 0.5)
+
+
 def open_h5(path: str) -> h5py.File:
-    """Open a result file read-only; files of an interrupted or live run are opened as SWMR readers."""
+    """Open a result file read-only; files of an interrupted or live run are opened as SWMR readers.
+    Waits (LOCK_WAIT) while another process holds the file's lock."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such file")
     try:
-        return h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES)
+        return retry_locked(lambda: h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES), path)
     except OSError as e:
         err = e
         if "already open for write" in str(e):
             try:
-                return h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_NBYTES)
+                return retry_locked(lambda: h5py.File(path, "r", swmr=True, rdcc_nbytes=RDCC_NBYTES), path)
             except OSError as e2:
                 err = e2
     raise StoreError(f"{path}: not a readable HDF5 file (truncated or corrupt?): {short_error(err)}")

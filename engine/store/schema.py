@@ -154,10 +154,15 @@ def shard_range(n_total: int, index: int, count: int) -> tuple[int, int]:
 
 def parse_shard(text: str) -> dict:
     """'I/N' (0 <= I < N) -> {"index": I, "count": N}, the value of config["shard"]."""
+    shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
     try:
+        if len(str(text)) > 41:                         # two 64-bit numbers and the slash
+            raise ValueError
         i, n = (int(s) for s in str(text).split("/"))
     except ValueError:
-        raise StoreError(f"bad shard {text!r}: expected I/N with 0 <= I < N") from None
+        raise StoreError(f"bad shard {shown!r}: expected I/N with 0 <= I < N") from None
+    if n >= 2 ** 63:
+        raise StoreError(f"bad shard {shown!r}: N is out of range (at most 2^63 - 1)")
     return check_shard({"index": i, "count": n})
 
 

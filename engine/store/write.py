@@ -19,6 +19,11 @@ Crash-safety design (see docs/store.md for the schema):
   ``<path>.tmp`` with the final attributes and renames that over ``<path>``; the old ``<path>`` (with
   --force) survives until that rename.  A kill during finish leaves the .part, and rerunning finishes.
 * A lock file ``<path>.lock`` (flock) keeps two processes from writing the same run.
+* An OSError while writing (a full disk above all) closes the .part as it stands -- its committed
+  rows are safe, the chunk being written is not committed -- removes the temporary file of a failed
+  create, rebuild or finish, and raises a StoreError whose one line says so (paths.os_error_message);
+  rerunning resumes.  HDF5 locks a file while another process (a `status` poll) opens or reads it:
+  opens wait for such a lock (read.retry_locked).
 """
 from __future__ import annotations
 
@@ -38,7 +43,7 @@ import numpy as np
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
 from badminima.engine.store.paths import os_error_message
-from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows
+from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
                                            SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
                                            check_extra_fields, check_shard, counts_dict, describe_diff,
@@ -252,7 +257,8 @@ def _open_swmr_write(path: str) -> h5py.File:
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
     mdc, nslots, _, w0 = fapl.get_cache()
     fapl.set_cache(mdc, nslots, RDCC_NBYTES, w0)
-    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
+    fid = retry_locked(lambda: h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                                             fapl=fapl), path)
     return h5py.File(fid)
 
 

@@ -35,9 +35,9 @@ class InitSpec:
             try:
                 scale = float(arg) if arg else 1.0
             except ValueError:
-                raise ConfigError(f"init scale must be a number, got {arg!r}") from None
+                raise ConfigError(f"init scale must be a number, got {arg[:40]!r}") from None
             if not scale > 0 or scale == float("inf"):
-                raise ConfigError(f"init scale must be positive and finite, got {arg!r}")
+                raise ConfigError(f"init scale must be positive and finite, got {arg[:40]!r}")
         elif arg:
             raise ConfigError(f"init law {law!r} takes no scale")
         else:
