@@ -98,6 +98,9 @@ class Results:
         finisher), which is what Table 1 counts."""
         from badminima.engine.core.outcomes import NAMES
         fld = "optimizer_outcome" if optimizer else "outcome"
+        if self._store is not None:     # the file's own counts, or the field counted block by block
+            c = self._cell(cell)
+            return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
         codes = self.data(cell, [fld])[fld]
         k = np.bincount(codes.astype(np.int64), minlength=len(NAMES))
         return {name: int(k[code]) for code, name in NAMES.items()}
@@ -213,7 +216,7 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
     from badminima.engine.paper.table1 import Protocol, run_table1
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
-                                   threads=threads, progress=progress, echo=lambda m: None))
+                                   threads=threads, progress=progress))
     return {"text": out["text"], "rows": _json.loads(out["json"])["cells"], "path": out["path"],
             "results": open(out["path"]), "json": out["json"]}
 

@@ -428,9 +428,11 @@ def show(files, cells, json_out, verify):
     from badminima.analysis.load import load_cells, select_cells
     from badminima.analysis.show import cell_detail, show_json, show_text
     if verify:                          # a corrupt file fails here, in one line, before anything is shown
-        from badminima.engine.store import expand_paths, show as check_files
+        from badminima.engine.store import expand_paths, open_results
+        from badminima.engine.store.read import verify_data
         for path in expand_paths(list(files)):
-            check_files([path], verify=True)
+            for meta in open_results(path).metas:
+                verify_data(meta)
     chosen = select_cells(load_cells(list(files), progress=False), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
@@ -974,7 +976,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     out = table1_report(run_table1(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
                                    with_claims=claims, check_final=check_final, force=force,
                                    resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
-                                   progress=not quiet, echo=lambda m: click.echo(m, err=True)), markdown=markdown)
+                                   progress=not quiet), markdown=markdown)
     if json_out != "-":
         click.echo(out["text"])
     if not emit_json(json_out, out["json"]):
@@ -1009,8 +1011,7 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     write_text(os.path.join(runs_dir, "verify.json"), checks_json(checks) + "\n")
     click.echo(format_checks(checks))
     t1 = time.monotonic()
-    out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet,
-                                   echo=lambda m: click.echo(m, err=True)))
+    out = table1_report(run_table1(protocol, networks, path=path, threads=threads, progress=not quiet))
     write_text(path[:-3] + ".json", out["json"] + "\n")
     click.echo("")
     click.echo(out["text"])

@@ -265,8 +265,7 @@ def table1(n: int):
     prot = Protocol(device="cuda")
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()          # compile every variant first (1 network per cell)
-        run_table1(prot, 1, path=os.path.join(d, "warm.h5"), check_final=0, with_claims=False, progress=False,
-                   echo=lambda m: None)
+        run_table1(prot, 1, path=os.path.join(d, "warm.h5"), check_final=0, with_claims=False, progress=False)
         comp = time.perf_counter() - t
         say(f"compiled / loaded every kernel variant in {comp:.1f} s")
         T = {"classification": 0.0, "finisher": 0.0, "hdf5 append": 0.0}
@@ -284,7 +283,7 @@ def table1(n: int):
         write.RunWriter.append = timed("hdf5 append", orig[2])
         try:
             t = time.perf_counter()
-            run = run_table1(prot, n, path=os.path.join(d, "t1.h5"), progress=True, echo=say)
+            run = run_table1(prot, n, path=os.path.join(d, "t1.h5"), progress=True)
             wall = time.perf_counter() - t
         finally:
             R._classified, R._finished, write.RunWriter.append = orig

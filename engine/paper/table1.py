@@ -158,7 +158,7 @@ def default_path(protocol: Protocol, networks: int) -> str:
 # ------------------------------------------------------------------------------ running
 
 def run_or_reuse(path: str, run_config: dict, cells: list[Cell], *, force: bool = False, resume="auto",
-                 chunk: int | None = None, threads: int | None = None, progress: bool = True, echo=None):
+                 chunk: int | None = None, threads: int | None = None, progress: bool = True):
     """Train the cells into `path` (resuming a .part, reusing a finished file of the same run); its Results."""
     run_cells(path, run_config, cells, force=force, resume=resume, chunk=chunk, threads=threads,
               progress=progress)
@@ -378,7 +378,7 @@ def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | Non
 def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sweep: SweepGrid | None = None,
                sweep_networks: int | None = None, with_claims: bool = True, check_final: int = 1000,
                force: bool = False, resume="auto", chunk: int | None = None, threads: int | None = None,
-               progress: bool = True, echo=print) -> dict:
+               progress: bool = True) -> dict:
     """Run (or reuse) the grid, and the sweep if given, and count: what `badminima table1` reports.
 
     Returns {"protocol", "path", "cells": [CellCounts], "finality", "claims": claim_counts, "sweep_grid",
@@ -390,7 +390,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
     path = path or default_path(protocol, networks)
     cells = grid_cells(protocol, networks)          # the SGD cells always: the file does not depend on --no-claims
     res = run_or_reuse(path, {"command": "table1", "protocol": as_dict(protocol), "networks": networks}, cells,
-                       force=force, resume=resume, chunk=chunk, threads=threads, progress=progress, echo=echo)
+                       force=force, resume=resume, chunk=chunk, threads=threads, progress=progress)
     out = {"protocol": protocol, "path": path, "cells": collect(res), "finality": None, "claims": None,
            "sweep_grid": sweep, "sweep_path": None, "sweep": None}
     if check_final > 0:
@@ -402,7 +402,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
         out["sweep_path"] = spath = sweep_path(sweep, sn)
         sres = run_or_reuse(spath, {"command": "table1 --sweep", "grid": as_dict(sweep), "networks": sn},
                             sweep_cells(sweep, sn), force=force, resume=resume, chunk=chunk, threads=threads,
-                            progress=progress, echo=echo)
+                            progress=progress)
         out["sweep"] = sweep_counts(sres, sweep)
     return out
 

@@ -34,14 +34,13 @@ from numba import prange
 
 import llvmlite.binding as _llvm
 
-from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
 from badminima.engine.search import jacobi9 as J9
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS,
                                              H_KBOX, H_KCONST, H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU,
-                                             H_STEP, H_VMAX, H_VMIN, JOINT, optimize_batch as _scalar_batch)
+                                             H_STEP, H_VMAX, H_VMIN, JOINT, LANES, _sig_fast as _sig,
+                                             optimize_batch as _scalar_batch)
 
-LANES = 32                 # candidates per block: four 512-bit vectors of float64
 
 # The lane loops here touch several arrays, so LLVM vectorizes them only behind runtime overlap checks,
 # and gives up beyond 8 of them by default; allow more (a code-generation choice, never a result one:
@@ -52,11 +51,6 @@ P = 9                      # parameters of the 2-2-1 network (layout: v0 w00 w01
 JACOBI_TOL = 1e-15         # a lane's Jacobi stops when ||offdiag||_F <= JACOBI_TOL ||H||_F
 JACOBI_MAX_SWEEPS = 30
 REORTHO_EVERY = 64         # re-orthonormalise the carried eigenvectors (Gram-Schmidt) this often
-
-
-@njit(inline="always")
-def _sig(a):
-    return 1.0 / (1.0 + exp64(-a))
 
 
 @njit

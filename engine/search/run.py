@@ -564,8 +564,7 @@ def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = 
 # runs
 # ----------------------------------------------------------------------------------------------------
 def _post_worker_init():
-    import numba as _nb
-    _nb.set_num_threads(1)
+    numba.set_num_threads(1)
 
 
 def post_pool(workers: int | None):
@@ -599,14 +598,15 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
         "min_sep": np.empty(n), "max_pre": np.empty(n), "majority": np.empty(n),
         "parent": fl["parent"].astype(np.int64), "deleted": fl["deleted"].astype(np.int64),
     }
+    screened = [screen(cfg, fl["X"][c], fl["y"][c], fl["theta"][c], fl["diag"][c]) for c in range(n)]
     futures = {}
     if pool is not None:
         for c in range(n):
-            if screen(cfg, fl["X"][c], fl["y"][c], fl["theta"][c], fl["diag"][c])[1] < 0:
+            if screened[c][1] < 0:
                 futures[c] = pool.submit(_post_one, cfg, fl["X"][c], fl["y"][c], fl["theta"][c], int(fl["index"][c]))
     for c in range(n):
         X, y, th = fl["X"][c], fl["y"][c], fl["theta"][c]
-        code, verdict = screen(cfg, X, y, th, fl["diag"][c])
+        code, verdict = screened[c]
         rec["outcome"][c] = code
         ones = float(y.mean())
         rec["majority"][c] = max(ones, 1 - ones)
@@ -754,11 +754,6 @@ def _form_of(path: str):
         return s["canonical_key"], s["pattern"]
     except (OSError, ValueError, KeyError):
         return None
-
-
-def _shown(text, n: int = 40) -> str:
-    text = str(text)
-    return text if len(text) <= n else text[:n] + "..."
 
 
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,

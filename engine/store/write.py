@@ -350,6 +350,11 @@ class RunWriter:
         return identity(self.config, {n: (c.config, c.n_total, c.n_params) for n, c in self._cells.items()},
                         self.fields)
 
+    def _differs_from(self, meta) -> list[str]:
+        """The identity keys (config, cells, fields, shard) in which a stored file's run differs from this one."""
+        return diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
+                                  meta.fields), self._identity())
+
     def _check_finished(self):
         """Raise RunComplete if `path` is a finished run of exactly this configuration, else StoreError
         naming what differs (a finished result is never replaced without --force)."""
@@ -359,8 +364,7 @@ class RunWriter:
         except (StoreError, OSError) as e:
             raise StoreError(f"{self.path} exists and is not a readable result file ({e}); use another "
                              f"output path, or --force to replace it") from None
-        d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
-                               meta.fields), self._identity())
+        d = self._differs_from(meta)
         if d:
             raise StoreError(f"{self.path} holds a finished run of a different configuration (differing keys: "
                              f"{describe_diff(d)}); use another output path, or --force to replace it")
@@ -406,9 +410,7 @@ class RunWriter:
                     remove_if_exists(self.part)
                     meta = None
                 if meta is not None:
-                    d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params)
-                                                         for n, c in meta.cells.items()}, meta.fields),
-                                  self._identity())
+                    d = self._differs_from(meta)
                     if d:
                         if not force:
                             raise StoreError(f"{self.part} was made with a different configuration "
@@ -420,22 +422,6 @@ class RunWriter:
             self._create()
         else:
             self._resume()
-
-    def _refuse_final(self) -> str:
-        """Why an existing complete <path> is not replaced (naming the differing keys when it holds a run
-        of another configuration)."""
-        head = f"{self.path} exists; use --force to replace it"
-        try:
-            with open_h5(self.path) as f:
-                meta = read_meta(f, self.path)
-        except (StoreError, OSError) as e:
-            return f"{head} (it is not a readable result file: {short_error(e)})"
-        d = diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
-                               meta.fields), self._identity())
-        if d:
-            return (f"{head}, or use another output path: it holds a run of a different configuration "
-                    f"(differing keys: {describe_diff(d)})")
-        return f"{head} (it holds a complete run of this configuration; the old file is kept until the new run finishes)"
 
     def _root_attrs(self) -> dict:
         attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "in_progress",

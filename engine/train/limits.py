@@ -19,8 +19,6 @@ MAX_HIDDEN = 32                 # hidden units a generated kernel is built for (
 MAX_COUNT = 2 ** 62             # --networks, --steps and the like: far beyond any run, far from int64 overflow
 MEMORY_SHARE = 0.8              # a run may plan to use this share of the memory available when it starts
 
-GiB = 2.0 ** 30
-
 
 class ResourceError(ValueError):
     """A run would not fit in this machine's memory; the message is one line with what to change."""

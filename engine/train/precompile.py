@@ -30,6 +30,13 @@ class Variant:
     dtype: str
     n_fused: int            # points unrolled into the fused step; 0: the general pass
 
+    def config(self):
+        """A validated one-network, two-step TrainConfig that trains with this variant's kernel."""
+        from badminima.engine.train.config import InitSpec, TrainConfig
+        return TrainConfig(dataset="compile", dataset_fingerprint="", hidden=self.h, activation=self.act,
+                           optimizer=self.opt, kind="classification" if self.loss == "xent" else "regression",
+                           lr=0.1, steps=2, init=InitSpec(), networks=1, dtype=self.dtype).validate()
+
     def label(self) -> str:
         pts = f"{self.n_fused} points" if self.n_fused else "any size"
         return f"d={self.d} h={self.h} {self.act} {self.opt} {self.dtype} {pts}"
@@ -52,16 +59,12 @@ def is_cached(v: Variant) -> bool:
 
 def compile_variant(v: Variant) -> float:
     """Compile (and cache) one variant by training one network for two steps; returns seconds taken."""
-    from badminima.engine.train.config import InitSpec, TrainConfig
     from badminima.engine.train.run import train_range
     t0 = time.perf_counter()
     n = v.n_fused or (4 if v.opt == "sgd" else FUSE_MAX_POINTS + 1)
     X = np.linspace(0.0, 1.0, n * v.d).reshape(n, v.d)
     y = np.arange(n, dtype=float) % 2
-    cfg = TrainConfig(dataset="compile", dataset_fingerprint="", hidden=v.h, activation=v.act, optimizer=v.opt,
-                      kind="classification" if v.loss == "xent" else "regression", lr=0.1, steps=2,
-                      init=InitSpec(), networks=1, dtype=v.dtype).validate()
-    train_range(cfg, X, y, 0, 1, threads=1)
+    train_range(v.config(), X, y, 0, 1, threads=1)
     return time.perf_counter() - t0
 
 

@@ -134,11 +134,16 @@ def check_device(device: str) -> None:
             raise ConfigError(f"--device cuda: {why}")
 
 
+def _workers(cfg: TrainConfig, n: int, threads) -> int:
+    """Threads for n networks: as asked (default: all), but no more than Numba has or than blocks of lanes."""
+    return int(max(1, min(threads or default_threads(), numba.config.NUMBA_NUM_THREADS,
+                          -(-n // lanes_for(cfg.dtype)))))
+
+
 def _run_cpu(cfg: TrainConfig, Xk, yk, start: int, n: int, gids, th0, hy, K: int, threads):
     """The CPU kernel on one chunk: (raw code, steps, first solved, theta)."""
     mod = kernel_for(cfg, Xk.shape[1], Xk.shape[0])
-    nthreads = threads or numba.get_num_threads()
-    workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
+    workers = _workers(cfg, n, threads)
     raw = np.empty(n, np.int8)
     steps = np.empty(n, np.int64)
     first = np.empty(n, np.int64)
@@ -166,8 +171,7 @@ def _outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, step
     """The per-network result dict of a trained chunk: exact classification, the finisher, the kernel's
     counts (th0: the starts to store as init_weights, or None)."""
     n = theta.shape[0]
-    nthreads = threads or numba.get_num_threads()
-    workers = int(max(1, min(nthreads, numba.config.NUMBA_NUM_THREADS, -(-n // lanes_for(cfg.dtype)))))
+    workers = _workers(cfg, n, threads)
     prev = numba.get_num_threads()
     numba.set_num_threads(workers)
     try:

@@ -1,7 +1,7 @@
 """Compile the kernel variants a set of runs needs, ahead of time and on every core (`badminima compile`)."""
 from __future__ import annotations
 
-from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
+from badminima.engine.train.config import ConfigError
 from badminima.engine.train.codegen import FUSE_MAX_POINTS
 from badminima.engine.train.precompile import Precompiler, Variant, variant_of
 
@@ -35,10 +35,7 @@ def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant
                 for opt in opts:
                     for dt in dtypes:
                         # validates the names once, as a run would
-                        cfg = TrainConfig(dataset="warmup", dataset_fingerprint="",
-                                          kind="classification" if d == 2 else "regression", hidden=h,
-                                          activation=act, optimizer=opt, lr=0.1, steps=2, init=InitSpec(),
-                                          networks=1, dtype=dt).validate()
+                        cfg = Variant(d, h, act, "xent" if d == 2 else "mse", opt, dt, 0).config()
                         for n in ([max(sizes)] if opt == "sgd" else [*sizes, FUSE_MAX_POINTS + 1]):
                             out.append(variant_of(cfg, d, n))
     return list(dict.fromkeys(out))
