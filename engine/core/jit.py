@@ -1,15 +1,73 @@
 """One place for the project's Numba choices: caching, no fast-math, and the environment switches.
 
 `BADMINIMA_NO_CACHE=1` turns on-disk caching off; Numba's own `NUMBA_CACHE_DIR` moves the cache (set it
-to shared storage on clusters so array tasks reuse one compile).
+to shared storage on clusters so array tasks reuse one compile).  Otherwise compiled code lives under
+cache_root() (`$XDG_CACHE_HOME/badminima`, else `~/.cache/badminima`), never inside the installed
+package: files there would outlive `pip uninstall` and, left as a bare folder in site-packages,
+hide a later editable install of the package.
+
+Numba checks a cached function only against its own file, yet a jitted function calls functions of
+engine/core and of its own folder (no others): the package's entries are also keyed on the digest of
+those files, so editing any of them recompiles the functions that may have inlined them.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
+from pathlib import Path
 
 import numba
+from numba.core import caching
+from numba.core.caching import UserWideCacheLocator
 
 CACHE = os.environ.get("BADMINIMA_NO_CACHE", "") not in ("1", "true", "yes")
+_PACKAGE = Path(__file__).resolve().parents[2]
+
+
+def cache_root() -> Path:
+    """The user's cache folder for this package: compiled functions and generated kernel modules."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "badminima"
+
+
+@functools.cache
+def sources_digest(folder: Path) -> str:
+    """Digest of the Python sources in `folder` (names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def core_digest() -> str:
+    """Digest of engine/core, the only code a generated kernel calls."""
+    return sources_digest(Path(__file__).resolve().parent)
+
+
+class _PackageCacheLocator(UserWideCacheLocator):
+    """Caches the package's own jitted functions under cache_root()/numba (one folder per source
+    folder, named by a hash of its path, so two checkouts never share entries), keyed also on the
+    sources they may call."""
+
+    def __init__(self, py_func, py_file):
+        super().__init__(py_func, py_file)
+        self._cache_path = str(cache_root() / "numba" / self.get_suitable_cache_subpath(py_file))
+
+    def get_source_stamp(self):
+        return super().get_source_stamp(), core_digest(), sources_digest(Path(self._py_file).resolve().parent)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+            return None
+        return super().from_function(py_func, py_file)
+
+
+# after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one (the class holding the
+# list is CacheImpl in recent Numba, _CacheImpl in older ones)
+_LOCATORS = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+if _PackageCacheLocator not in _LOCATORS._locator_classes:
+    _LOCATORS._locator_classes.insert(1, _PackageCacheLocator)
 
 # No fast-math flags at all.  Each lets LLVM choose by the surrounding code ('contract': fuse a
 # multiply-add; 'arcp': divide by multiplying with a shared reciprocal; 'afn': an approximate libm

@@ -10,19 +10,14 @@ of it stays valid.
 from __future__ import annotations
 
 import ast
-import hashlib
-import importlib.util
-import os
-import sys
-import tempfile
 from pathlib import Path
 from string import Template
 
-from badminima.engine.core.jit import CACHE
+from badminima.engine.core.jit import CACHE, core_digest
 from badminima.engine.core.names import OPTIMIZERS
-from badminima.engine.train.codegen import (FUSE_MAX_POINTS, _certify_lines, _decide_lines, _dependency_digest,
-                                            _forward_backward, _Names, _PRELUDE, _Rows, _stat_lines, certifies,
-                                            kernel_dir)
+from badminima.engine.train.codegen import (FUSE_MAX_POINTS, _certify_lines, _decide_lines,
+                                            _forward_backward, _LOADED, _Names, _PRELUDE, _Rows, _stat_lines,
+                                            certifies, import_generated)
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 _TEXT_VERSION = 1
@@ -157,7 +152,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: 
     cert = [ln.replace("cnt[l]", "cnt") for ln in cert]
     f64 = dtype == "float64"
     return Template(_TEMPLATE.read_text()).substitute(
-        VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, N=n_points, ACT=act,
+        VERSION=f"{_TEXT_VERSION}, engine sources {core_digest()}", D=d, H=h, P=P, N=n_points, ACT=act,
         LOSS=loss, OPT=opt, DTYPE=dtype, DATA=data, F="np.float64" if f64 else "np.float32",
         OPT_CODE=OPTIMIZERS[opt], CERT="True" if certifies(act, loss, opt) else "False",
         CACHE="True" if CACHE else "False",
@@ -175,28 +170,8 @@ def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_poi
     return f"bm_cuda_d{d}_h{h}_{act}_{loss}_{opt}_{dtype}_n{n_points}"
 
 
-_LOADED: dict[str, object] = {}
-
-
 def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: int):
     """Import (writing first if needed) the generated CUDA module of this variant.  numba.cuda must be
     importable (numba-cuda, or the simulator: NUMBA_ENABLE_CUDASIM=1)."""
     name = module_name(d, h, act, loss, opt, dtype, n_points)
-    if name in _LOADED:
-        return _LOADED[name]
-    text = render(d, h, act, loss, opt, dtype, n_points)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
-    folder = kernel_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}_{digest}.py"
-    if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(f"badminima_generated.{path.stem}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    _LOADED[name] = mod
-    return mod
+    return _LOADED.get(name) or import_generated(name, render(d, h, act, loss, opt, dtype, n_points))

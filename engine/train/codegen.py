@@ -20,32 +20,25 @@ import tempfile
 from pathlib import Path
 from string import Template
 
+from badminima.engine.core.jit import cache_root, core_digest
 from badminima.engine.core.names import OPTIMIZERS, lanes_for
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
-# The kernels import only engine/core (the template's imports).  Numba's cache checks only the kernel
-# file itself, so the digest of every source file there is written into each generated file: editing
-# any of them yields a new file name.
-_CORE = Path(__file__).resolve().parents[1] / "core"
-
-
-def _dependency_digest() -> str:
-    h = hashlib.sha256()
-    for path in sorted(_CORE.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
+# The kernels import only engine/core; its digest (core_digest) is written into each generated file,
+# whose name carries the text's digest: editing engine/core yields new files, never a stale cache.
 _TEXT_VERSION = 17
 
 
 def kernel_dir() -> Path:
-    """Where generated kernel modules live: $BADMINIMA_KERNEL_DIR, else beside NUMBA_CACHE_DIR or ~/.cache."""
+    """Where generated kernel modules live: $BADMINIMA_KERNEL_DIR, else beside NUMBA_CACHE_DIR, else
+    under cache_root()."""
     env = os.environ.get("BADMINIMA_KERNEL_DIR")
     if env:
         return Path(env)
     numba_cache = os.environ.get("NUMBA_CACHE_DIR")
     if numba_cache:
         return Path(numba_cache) / "badminima_kernels"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "badminima" / "kernels"
+    return cache_root() / "kernels"
 
 
 class _Rows:
@@ -352,7 +345,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         + [ln.replace("ACT_ROW", str(R.ACT)) for ln in _FUSED_FAST_STEPS] if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
-        VERSION=f"{_TEXT_VERSION}, engine sources {_dependency_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
+        VERSION=f"{_TEXT_VERSION}, engine sources {core_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
         NFUSED=n_fused,
         F="np.float64" if dtype == "float64" else "np.float32", B=B,
         EXP="exp64" if dtype == "float64" else "exp32",
@@ -382,12 +375,11 @@ def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fus
 _LOADED: dict[str, object] = {}
 
 
-def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0):
-    """Import (writing first if needed) the generated module for this variant (see fused_points)."""
-    name = module_name(d, h, act, loss, opt, dtype, n_fused)
+def import_generated(name: str, text: str):
+    """Import the generated module `text` under `name`, first writing it once to kernel_dir() as a real
+    file named by its digest, so that Numba caches it beside itself and every process shares it."""
     if name in _LOADED:
         return _LOADED[name]
-    text = render(d, h, act, loss, opt, dtype, n_fused)
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -404,3 +396,9 @@ def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str
     spec.loader.exec_module(mod)
     _LOADED[name] = mod
     return mod
+
+
+def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0):
+    """Import (writing first if needed) the generated module for this variant (see fused_points)."""
+    name = module_name(d, h, act, loss, opt, dtype, n_fused)
+    return _LOADED.get(name) or import_generated(name, render(d, h, act, loss, opt, dtype, n_fused))

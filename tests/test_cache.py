@@ -1,0 +1,66 @@
+"""Where compiled code is cached, and what invalidates it (engine/core/jit.py)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import badminima
+from badminima.engine.core import jit
+
+PACKAGE = Path(badminima.__file__).resolve().parent
+
+
+def test_package_functions_cache_under_the_user_cache_not_the_package(tmp_path):
+    """An installed package must not gain files (they outlive `pip uninstall` and, as a bare folder in
+    site-packages, hide a later editable install)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("BADMINIMA_NO_CACHE", None)
+    # a small module with cached functions, compiled from scratch into the empty user cache
+    code = ("import numpy as np\n"
+            "from badminima.engine.core import model\n"
+            "th = np.zeros(9); x = np.zeros((4, 2)); y = np.zeros(4)\n"
+            "model.evaluate(th, x, y, 2, 2, 0, 0)\n")
+    before = {p for p in PACKAGE.rglob("*.nbi")}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    cached = list((tmp_path / "badminima" / "numba").rglob("model.evaluate-*.nbi"))
+    assert len(cached) == 1, sorted(p.name for p in (tmp_path / "badminima").rglob("*"))
+    assert {p for p in PACKAGE.rglob("*.nbi")} == before
+
+
+def test_a_function_is_recompiled_when_a_file_it_may_call_changes(tmp_path, monkeypatch):
+    """Numba's own key is the function's file; the package's also covers engine/core and the file's
+    folder, whose functions a jitted function may inline."""
+    from badminima.engine.search import joint_soa
+
+    def stamp():
+        loc = jit._PackageCacheLocator.from_function(joint_soa._reortho.py_func, joint_soa.__file__)
+        return loc.get_source_stamp()
+
+    first = stamp()
+    assert stamp() == first
+    real = jit.sources_digest
+    search = Path(joint_soa.__file__).resolve().parent
+    core = Path(jit.__file__).resolve().parent
+    for edited in (search, core):
+        monkeypatch.setattr(jit, "sources_digest", lambda f, e=edited: "edited" if Path(f) == e else real(f))
+        assert stamp() != first, edited
+    monkeypatch.setattr(jit, "sources_digest", real)
+    assert stamp() == first
+
+
+def test_sources_digest_follows_contents(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    first = jit.sources_digest.__wrapped__(tmp_path)
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert jit.sources_digest.__wrapped__(tmp_path) != first
+    (tmp_path / "a.py").write_text("x = 1\n")
+    assert jit.sources_digest.__wrapped__(tmp_path) == first
+
+
+def test_functions_outside_the_package_keep_numbas_own_locators(tmp_path):
+    src = tmp_path / "mod.py"
+    src.write_text("def f():\n    return 1\n")
+    ns = {}
+    exec(compile(src.read_text(), str(src), "exec"), ns)
+    assert jit._PackageCacheLocator.from_function(ns["f"], str(src)) is None
