@@ -61,6 +61,9 @@ def test_a_ctrl_c_that_a_library_swallows_is_not_lost():
         time.sleep(0.05)                 # the handler runs here, inside the callback, and is swallowed
 
     old = signal.getsignal(signal.SIGINT)
+    # Python's own handler, whatever this process inherited (a background job starts with SIGINT
+    # ignored, which install() rightly keeps)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt.install()
     try:
         obj = Obj()

@@ -122,7 +122,10 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
         long_dir = tmp_path / "long"
         run = subprocess.Popen([*default_exe(), "dask", "train", "--dataset", "xor", "-n", "1000000", "--steps",
                                 "20000", "--shards", "4", "--scheduler", str(sched_file), "--out-dir", str(long_dir)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # Ctrl-C's default action, even where the suite runs as a background job
+                               # (which starts with SIGINT ignored, and a child inherits that)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         procs.append(run)
         deadline = time.monotonic() + 120
         while len(list(long_dir.glob("shard-*.h5.part"))) < 2 and time.monotonic() < deadline:
