@@ -9,7 +9,6 @@ of it stays valid.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from string import Template
 
@@ -17,7 +16,7 @@ from badminima.engine.core.jit import CACHE, core_digest
 from badminima.engine.core.names import OPTIMIZERS
 from badminima.engine.train.codegen import (FUSE_MAX_POINTS, _certify_lines, _decide_lines,
                                             _forward_backward, _LOADED, _Names, _PRELUDE, _Rows, _stat_lines,
-                                            certifies, import_generated)
+                                            branchless, certifies, import_generated)
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 _TEXT_VERSION = 1
@@ -39,44 +38,6 @@ class _Locals(_Rows):
             if base <= row < base + self.P:
                 return f"{prefix}{row - base}"
         raise KeyError(row)
-
-
-class _Branchless(ast.NodeTransformer):
-    """`a if c else b` -> cuda.selp(c, a, b) and `p and q` -> p & q (booleans): the same values, no
-    branches.  Numba turns every conditional expression and short-circuit operator into basic blocks,
-    and its liveness analysis, run over all blocks with every local (here: every parameter, gradient
-    and moment of the network) live, made a kernel with hundreds of them compile for minutes."""
-
-    def visit_IfExp(self, node):
-        self.generic_visit(node)
-        sel = ast.Attribute(value=ast.Name(id="cuda", ctx=ast.Load()), attr="selp", ctx=ast.Load())
-        return ast.Call(func=sel, args=[node.test, node.body, node.orelse], keywords=[])
-
-    def visit_BoolOp(self, node):
-        self.generic_visit(node)
-        op = ast.BitAnd() if isinstance(node.op, ast.And) else ast.BitOr()
-        out = node.values[0]
-        for v in node.values[1:]:
-            out = ast.BinOp(left=out, op=op, right=v)
-        return out
-
-
-def _branchless(lines: list[str]) -> list[str]:
-    """Each simple statement of `lines` through _Branchless (headers such as `for ...:` and comments
-    are kept as they are)."""
-    out = []
-    for ln in lines:
-        body = ln.lstrip()
-        try:
-            tree = ast.parse(body)
-        except SyntaxError:
-            out.append(ln)
-            continue
-        if len(tree.body) != 1:
-            out.append(ln)
-            continue
-        out.append(ln[: len(ln) - len(body)] + ast.unparse(_Branchless().visit(tree)))
-    return out
 
 
 def unrolled(opt: str, n_points: int) -> bool:
@@ -160,8 +121,8 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_points: 
         PRELUDE=_indent(_PRELUDE, 4), LOAD=_indent(load, 4), ZEROS=_indent(zeros, 4),
         LOAD_THETA=_indent([f"t{p} = F(tmp[{p}])" for p in range(P)]
                            + [f"{pre}{p} = ZERO" for pre in "mv" for p in range(P)], 12),
-        BLOCK=_indent(_branchless(_block_lines(R, d, h, act, loss, opt)), 8),
-        CERTIFY=_indent(_branchless(cert), 12),
+        BLOCK=_indent(branchless(_block_lines(R, d, h, act, loss, opt), "cuda.selp"), 8),
+        CERTIFY=_indent(branchless(cert, "cuda.selp"), 12),
         STORE_THETA=_indent([f"out_theta[k, {p}] = np.float64(t{p})" for p in range(P)], 12),
     )
 

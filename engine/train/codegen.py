@@ -10,6 +10,7 @@ from there; the file is never rewritten once it exists (Numba's cache is keyed o
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import math
 import importlib.util
@@ -26,7 +27,7 @@ from badminima.engine.core.names import OPTIMIZERS, lanes_for
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 # The kernels import only engine/core; its digest (core_digest) is written into each generated file,
 # whose name carries the text's digest: editing engine/core yields new files, never a stale cache.
-_TEXT_VERSION = 17
+_TEXT_VERSION = 18
 
 
 def kernel_dir() -> Path:
@@ -102,6 +103,48 @@ def _stat_lines(ra: str, rx: str) -> list[str]:
     """Per-point lines after _forward_backward that sum |r| and keep its largest value (cross-entropy:
     |r| = |p - y|), for the finality certificate."""
     return [f"{ra} += abs(r)", f"{rx} = max({rx}, abs(r))"]
+
+
+class _Branchless(ast.NodeTransformer):
+    """`a if c else b` -> sel(c, a, b) and `p and q` -> p & q (booleans): the same values, no branches.
+    Numba turns every conditional expression and short-circuit operator into basic blocks, and its
+    SSA reconstruction and liveness analysis, run over all blocks with every local (here: every
+    parameter, gradient and moment of the network) live, grow with blocks x locals: the unrolled
+    step of h = 7 Adam compiled in 12 s with them, 8 s without (LLVM turns sel back into a select;
+    the machine code and the results do not change)."""
+
+    def __init__(self, sel: str):
+        self.sel = ast.parse(sel, mode="eval").body
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        return ast.Call(func=self.sel, args=[node.test, node.body, node.orelse], keywords=[])
+
+    def visit_BoolOp(self, node):
+        self.generic_visit(node)
+        op = ast.BitAnd() if isinstance(node.op, ast.And) else ast.BitOr()
+        out = node.values[0]
+        for v in node.values[1:]:
+            out = ast.BinOp(left=out, op=op, right=v)
+        return out
+
+
+def branchless(lines: list[str], sel: str) -> list[str]:
+    """Each simple statement of `lines` through _Branchless with the select function `sel` (headers
+    such as `for ...:` and comments are kept as they are)."""
+    out = []
+    for ln in lines:
+        body = ln.lstrip()
+        try:
+            tree = ast.parse(body)
+        except SyntaxError:
+            out.append(ln)
+            continue
+        if len(tree.body) != 1:
+            out.append(ln)
+            continue
+        out.append(ln[: len(ln) - len(body)] + ast.unparse(_Branchless(sel).visit(tree)))
+    return out
 
 
 def _indent(lines: list[str], n: int) -> str:
@@ -280,6 +323,7 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         body += list(group)
     body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
                           guarded=False, test=test)
+    body = branchless(body, "_sel")
     if test:
         head = ["def _step(X, y, st, cnt, N, steps, hy, i):",
                 f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""']
@@ -299,7 +343,7 @@ _FUSED_FAST_STEPS = [
     "    for i in range(n):",
     "        _step_fast(X, y, st, N, hy, i)",
     "    for l in range(B):",
-    "        cnt[l] += n if st[ACT_ROW * B + l] > HALF else 0",
+    "        cnt[l] += _sel(st[ACT_ROW * B + l] > HALF, n, 0)",
 ]
 
 
@@ -354,16 +398,17 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
         OUTF=R.OUTF, CODE=R.CODE,
         LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),
-        FB_FULL=_indent(_forward_backward(R, d, h, act, loss, xs, "yi"), 12),
-        SGD_GATHER=_indent(sgd_gather, 8),
-        SGD_BODY=_indent(sgd_body, 8),
+        FB_FULL=_indent(branchless(_forward_backward(R, d, h, act, loss, xs, "yi"), "_sel"), 12),
+        SGD_GATHER=_indent(branchless(sgd_gather, "_sel"), 8),
+        SGD_BODY=_indent(branchless(sgd_body, "_sel"), 8),
         PRELUDE=_indent(_PRELUDE, 4),
-        DECIDE=_indent(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
-                                     tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)), guarded=True), 8),
+        DECIDE=_indent(branchless(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
+                                                tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)), guarded=True),
+                                  "_sel"), 8),
         CERT="True" if certifies(act, loss, opt) else "False",
         REL=R.REL, RA=R.RA, RX=R.RX,
-        FULL_STATS=_indent(_stat_lines(R.at(R.RA), R.at(R.RX)) if certifies(act, loss, opt) else ["pass"], 16),
-        CERTIFY=_indent(_certify_lines(R, h, act) if certifies(act, loss, opt) else ["pass"], 8),
+        FULL_STATS=_indent(branchless(_stat_lines(R.at(R.RA), R.at(R.RX)), "_sel") if certifies(act, loss, opt) else ["pass"], 16),
+        CERTIFY=_indent(branchless(_certify_lines(R, h, act), "_sel") if certifies(act, loss, opt) else ["pass"], 8),
         STEP_FN="\n".join(step),
     )
 
