@@ -107,7 +107,7 @@ class CellRef:
         """Refuse (ResourceError, one line) to read more than fits: the arrays, and about twice that
         while the files' parts are joined and sorted."""
         P = self.results.n_params(self.name)
-        extra = self.results._metas[0].extra_fields
+        extra = self.results.metas[0].extra_fields
         row = 0
         for f in fields:
             dtype, tail, _ = field_spec(f, P, extra)

@@ -12,19 +12,18 @@ axis: a strict minimum needs lambda_min > 0).
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 from collections import defaultdict
 
 import numpy as np
 
 from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM
-from badminima.engine.store import open_results
+from badminima.engine.store import expand_paths, open_results
 
 
 def study_data(patterns) -> dict:
     """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "strategies"}}."""
-    paths = sorted({p for pat in patterns for p in (glob.glob(pat) or [pat])})
+    paths = expand_paths(patterns)
     out: dict = defaultdict(lambda: {"attempts": 0, "critical": 0, "float_candidates": 0, "certified": 0,
                                      "lambdas": [], "strategies": set()})
     for path in paths:

@@ -416,3 +416,32 @@ def test_cli_search_and_minimality_small(tmp_path):
     r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
                                   "-q", "--strategies", "refine,delete", "--paper-parent", "--kdstar", "0"])
     assert r.exit_code == 2 and "kdstar" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_search_study_counts_each_label_split(tmp_path):
+    """analysis/search_study.py: per (N, smaller class size) attempts, critical points and their lambda_min,
+    counted independently here from the stored verdicts and labels."""
+    from badminima.analysis.search_study import study_data, study_figure, study_table
+    from badminima.engine.search.run import FLOAT_PASSED, NOT_MINIMUM
+    from badminima.engine.store import StoreError
+    out = tmp_path / "N5.h5"
+    r = CliRunner().invoke(main, ["search", "-N", "5", "-k", "24", "--ones", "1,2,3", "--iters", "60", "--seed", "2",
+                                  "-o", str(out), "--found-dir", str(tmp_path / "f"), "-q"])
+    assert r.exit_code == 0, r.output
+    data = study_data([str(tmp_path / "N*.h5")])
+    res = open_results(str(out))
+    rows = res.cell(res.cells[0], ["verdict", "labels", "min_eig"])
+    ones = rows["labels"].sum(1)
+    small = np.minimum(ones, 5 - ones)
+    assert sorted(data) == [(5, k) for k in sorted(set(small.tolist()))] and set(small.tolist()) <= {1, 2}
+    assert sum(d["attempts"] for d in data.values()) == 24
+    for (N, k), d in data.items():
+        m = small == k
+        crit = m & ((rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED))
+        assert d["attempts"] == m.sum() and d["critical"] == crit.sum() == len(d["lambdas"])
+        assert sorted(d["lambdas"]) == sorted(rows["min_eig"][crit].tolist()) and d["strategies"] == {"joint"}
+    assert len(study_table(data).splitlines()) == 2 + len(data) + 1
+    study_figure(data, str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").stat().st_size > 0
+    with pytest.raises(StoreError):
+        study_data([str(tmp_path / "nothing-*.h5")])

@@ -366,10 +366,10 @@ def show(paths_or_globs, verify: bool = True) -> str:
     stored value (checksums) and refuse a corrupt file (StoreError), as reading its results would."""
     res = open_results(paths_or_globs)
     if verify:
-        for m in res._metas:
+        for m in res.metas:
             verify_data(m)
     lines = []
-    for m in res._metas:
+    for m in res.metas:
         a = m.attrs
         state = "complete" if m.status == "complete" else \
             f"in progress ({sum(c.n_rows for c in m.cells.values())} of " \
