@@ -15,7 +15,7 @@ from string import Template
 from badminima.engine.core.jit import CACHE, core_digest
 from badminima.engine.core.names import OPTIMIZERS
 from badminima.engine.train.codegen import (FUSE_MAX_POINTS, _certify_lines, _decide_lines,
-                                            _forward_backward, _LOADED, _Names, _PRELUDE, _Rows, _stat_lines,
+                                            _forward_backward, _Names, _PRELUDE, _Rows, _stat_lines,
                                             branchless, certifies, import_generated)
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
@@ -135,4 +135,4 @@ def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str
     """Import (writing first if needed) the generated CUDA module of this variant.  numba.cuda must be
     importable (numba-cuda, or the simulator: NUMBA_ENABLE_CUDASIM=1)."""
     name = module_name(d, h, act, loss, opt, dtype, n_points)
-    return _LOADED.get(name) or import_generated(name, render(d, h, act, loss, opt, dtype, n_points))
+    return import_generated(name, lambda: render(d, h, act, loss, opt, dtype, n_points))

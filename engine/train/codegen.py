@@ -420,11 +420,13 @@ def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fus
 _LOADED: dict[str, object] = {}
 
 
-def import_generated(name: str, text: str):
-    """Import the generated module `text` under `name`, first writing it once to kernel_dir() as a real
-    file named by its digest, so that Numba caches it beside itself and every process shares it."""
+def import_generated(name: str, render_text):
+    """The generated module `name` (its text from render_text(), called only on the first import),
+    written once to kernel_dir() as a real file named by its digest, so that Numba caches it beside
+    itself and every process shares it."""
     if name in _LOADED:
         return _LOADED[name]
+    text = render_text()
     digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     folder = kernel_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -446,4 +448,4 @@ def import_generated(name: str, text: str):
 def load_kernel_module(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: int = 0):
     """Import (writing first if needed) the generated module for this variant (see fused_points)."""
     name = module_name(d, h, act, loss, opt, dtype, n_fused)
-    return _LOADED.get(name) or import_generated(name, render(d, h, act, loss, opt, dtype, n_fused))
+    return import_generated(name, lambda: render(d, h, act, loss, opt, dtype, n_fused))
