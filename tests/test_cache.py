@@ -64,3 +64,44 @@ def test_functions_outside_the_package_keep_numbas_own_locators(tmp_path):
     ns = {}
     exec(compile(src.read_text(), str(src), "exec"), ns)
     assert jit._PackageCacheLocator.from_function(ns["f"], str(src)) is None
+
+
+def test_a_generated_module_is_imported_without_rendering_once_indexed(tmp_path, monkeypatch):
+    """A warm run imports the written kernel module through the index; a lost module is rendered anew."""
+    from badminima.engine.train import codegen
+    monkeypatch.setenv("BADMINIMA_KERNEL_DIR", str(tmp_path))
+    calls = []
+
+    def render():
+        calls.append(1)
+        return "VALUE = 42\n"
+
+    def load():
+        monkeypatch.setattr(codegen, "_LOADED", {})      # as in a new process
+        return codegen.import_generated("bm_test_module", render)
+
+    assert load().VALUE == 42 and len(calls) == 1
+    assert load().VALUE == 42 and len(calls) == 1        # the index names the file: no render
+    for f in tmp_path.glob("bm_test_module_*.py"):
+        f.unlink()
+    assert load().VALUE == 42 and len(calls) == 2
+    assert len(list(tmp_path.glob("bm_test_module_*.py"))) == 1
+
+
+def test_kernel_variants_share_the_cached_helpers(tmp_path):
+    """A generated kernel passes its module constants to the package's cached functions as plain int64,
+    not as Numba literals: otherwise each variant compiles (and caches) them again for its own values."""
+    code = ("from badminima.engine.core import model, scratch\n"
+            "from badminima.engine.data.datasets import load_dataset\n"
+            "from badminima.engine.train.config import TrainConfig\n"
+            "from badminima.engine.train.run import train_range\n"
+            "ds = load_dataset('xor')\n"
+            "for h in (1, 2):\n"
+            "    cfg = TrainConfig(dataset='xor', dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h,\n"
+            "                      steps=2, networks=1, finish_horizon=0.0, dtype='float32').validate()\n"
+            "    train_range(cfg, ds.x, ds.y, 0, 1, threads=1)\n"
+            "print([len(f.signatures) for f in (scratch.lane_arrays, scratch.lane_state32, model.init_theta)])\n")
+    # the kernels compile here (an empty kernel folder), so they type their calls of the helpers
+    env = {**os.environ, "BADMINIMA_KERNEL_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.split("\n")[-2] == "[1, 1, 1]", out.stdout

@@ -32,9 +32,9 @@ def cache_root() -> Path:
 
 @functools.cache
 def sources_digest(folder: Path) -> str:
-    """Digest of the Python sources in `folder` (names and contents)."""
+    """Digest of the Python sources and code templates in `folder` (names and contents)."""
     h = hashlib.sha256()
-    for path in sorted(Path(folder).glob("*.py")):
+    for path in sorted([*Path(folder).glob("*.py"), *Path(folder).glob("*.py.txt")]):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()[:16]
 

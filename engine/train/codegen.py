@@ -17,17 +17,17 @@ import importlib.util
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from string import Template
 
-from badminima.engine.core.jit import cache_root, core_digest
+from badminima.engine.core.jit import cache_root, core_digest, sources_digest
 from badminima.engine.core.names import OPTIMIZERS, lanes_for
+from badminima.engine.store.paths import write_text
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 # The kernels import only engine/core; its digest (core_digest) is written into each generated file,
 # whose name carries the text's digest: editing engine/core yields new files, never a stale cache.
-_TEXT_VERSION = 18
+_TEXT_VERSION = 19
 
 
 def kernel_dir() -> Path:
@@ -324,27 +324,19 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
     body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
                           guarded=False, test=test)
     body = branchless(body, "_sel")
+    head = ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre]
     if test:
-        head = ["def _step(X, y, st, cnt, N, steps, hy, i):",
-                f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""']
-    else:
-        # No mask either: a masked store of the parameters costs ~15% here, because the next step's
-        # full-vector load of the same rows cannot take its data from a masked store in flight.
-        head = ["def _step_fast(X, y, st, N, hy, i):",
-                f'    """A step with no stop test and no mask (see _fast_steps), the {n_points} points unrolled."""']
-    return ["", "", "@njit"] + head + ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre] \
-        + (["    _budget_flags(st, cnt, steps)"] if test else []) \
-        + ["    for l in range(B):"] + ["        " + ln for ln in body] + (["    _count_steps(st, cnt)"] if test else [])
-
-
-_FUSED_FAST_STEPS = [
-    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
-    '    """n steps that stop no lane while every lane holding a network is live (see run_task)."""',
-    "    for i in range(n):",
-    "        _step_fast(X, y, st, N, hy, i)",
-    "    for l in range(B):",
-    "        cnt[l] += _sel(st[ACT_ROW * B + l] > HALF, n, 0)",
-]
+        return ["", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
+                f'    """One full-batch step of every lane, the {n_points} points unrolled (N must be {n_points})."""'] \
+            + head + ["    _budget_flags(st, cnt, steps)", "    for l in range(B):"] \
+            + ["        " + ln for ln in body] + ["    _count_steps(st, cnt)"]
+    # No mask either: a masked store of the parameters costs ~15% here, because the next step's
+    # full-vector load of the same rows cannot take its data from a masked store in flight.
+    return ["", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
+            f'    """n steps with no stop test and no mask, the {n_points} points unrolled: they stop no lane '
+            'while every lane holding a network is live (see run_task)."""'] \
+        + head + ["    for i in range(n):", "        for l in range(B):"] + ["            " + ln for ln in body] \
+        + ["    for l in range(B):", f"        cnt[l] += _sel(st[{R.ACT} * B + l] > HALF, n, 0)"]
 
 
 _UNFUSED_STEP = [
@@ -386,13 +378,14 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         f"{R.at(R.YS)} = y[pi]",
         f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
-        + [ln.replace("ACT_ROW", str(R.ACT)) for ln in _FUSED_FAST_STEPS] if n_fused else _UNFUSED_STEP
+        if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
         VERSION=f"{_TEXT_VERSION}, engine sources {core_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
         NFUSED=n_fused,
         F="np.float64" if dtype == "float64" else "np.float32", B=B,
         EXP="exp64" if dtype == "float64" else "exp32",
+        STATE="lane_state64" if dtype == "float64" else "lane_state32",
         IS_XENT="True" if loss == "xent" else "False",
         OPT_CODE=OPTIMIZERS[opt],
         R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
@@ -420,23 +413,35 @@ def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fus
 _LOADED: dict[str, object] = {}
 
 
+def _inputs_digest() -> str:
+    """Digest of everything a generated module's text is made from: the code generators and templates
+    (engine/train, engine/cuda) and engine/core."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256("".join((sources_digest(here), sources_digest(here.parent / "cuda"),
+                                   core_digest())).encode()).hexdigest()[:16]
+
+
 def import_generated(name: str, render_text):
-    """The generated module `name` (its text from render_text(), called only on the first import),
-    written once to kernel_dir() as a real file named by its digest, so that Numba caches it beside
-    itself and every process shares it."""
+    """The generated module `name` (its text from render_text()), written once to kernel_dir() as a
+    real file named by its text's digest, so that Numba caches it beside itself and every process
+    shares it.  An index entry named by the digest of the generators' sources records that file, so
+    a warm run imports it without rendering (and an edit that leaves the text alone keeps its cache)."""
     if name in _LOADED:
         return _LOADED[name]
-    text = render_text()
-    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
     folder = kernel_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}_{digest}.py"
-    if not path.exists():
-        # atomic: concurrent array tasks may generate the same file at once
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+    index = folder / "index" / f"{name}_{_inputs_digest()}"
+    path = None
+    if index.exists():
+        path = folder / index.read_text().strip()
+        if not path.exists():
+            path = None
+    if path is None:
+        text = render_text()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+        path = folder / f"{name}_{digest}.py"
+        if not path.exists():
+            write_text(path, text)      # atomic: concurrent array tasks may generate the same file at once
+        write_text(index, path.name)
     spec = importlib.util.spec_from_file_location(f"badminima_generated.{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
