@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from badminima.engine.train.config import ConfigError
 from badminima.engine.train.codegen import FUSE_MAX_POINTS
-from badminima.engine.train.precompile import Precompiler, Variant, variant_of
+from badminima.engine.train.precompile import Precompiler, Variant, variant_of, warm_outcomes
 
 
 # the paper's training sets (the deadlock sets in data/ are for certification, not training)
@@ -42,9 +42,11 @@ def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant
 
 
 def warm(variants, workers: int | None = None, progress: bool = True) -> int:
-    """Compile (into Numba's on-disk cache) every variant not cached yet, in parallel worker processes;
-    returns how many were compiled."""
+    """Compile (into Numba's on-disk cache) every variant not cached yet, in parallel worker processes,
+    and the classification and finisher they share in this one; returns how many were compiled."""
     with Precompiler(variants, workers=workers, progress=progress) as pre:
+        if pre.total and variants:
+            warm_outcomes(variants[0])      # here, while the workers compile the kernels
         for v in variants:
             pre.wait(v)
         return pre.total
