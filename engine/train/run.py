@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from badminima.engine.core.classify import classify
-from badminima.engine.train.finish import MAX_ITER as FINISH_ITER
+from badminima.engine.train.finish import MAX_ITER as FINISH_ITER, STALL as FINISH_STALL
 from badminima.engine.train.finish import finish_many
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 from badminima.engine.train.config import ConfigError, TrainConfig
@@ -218,7 +218,7 @@ def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
     if todo.any():
         finish_many(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
                     ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
-                    cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, f_theta, final, iters, f_loss, f_eig)
+                    cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, FINISH_STALL, f_theta, final, iters, f_loss, f_eig)
     return {"outcome": final, "optimizer_outcome": code, "finish_iters": iters, "finish_loss": f_loss,
             "finish_min_eig": f_eig, "finish_weights": f_theta}
 
