@@ -2,6 +2,7 @@
 and the suite's kernels compiled in parallel before the first test."""
 import ast
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,17 +35,49 @@ def pytest_configure(config):
     cg.load_kernel_module = run.load_kernel_module = logged
 
 
+# The search's jitted functions take about two minutes to compile, in whichever test first needs them,
+# on one core: a cold suite compiles them in a process of their own beside the kernel variants.
+_WARM_SEARCH = (
+    "import numpy as np\n"
+    "from badminima.engine.search import kernels as sk, run as search\n"
+    "for s in ('joint', 'paper'):\n"
+    "    cfg = search.SearchConfig(points=10, budget=4, seed=0, iters=2, strategy=s).validate()\n"
+    "    search.float_stage(cfg, np.arange(4), threads=1)\n"
+    "X, y, th = sk.search_starts(np.uint64(4), np.arange(1), 9, 2, np.array([4, 3]), 4.0, 1.0, 6.0)\n"
+    "cfg = search.SearchConfig(points=9, budget=1, seed=4, strategy='paper', iters=2).validate()\n"
+    "sk.optimize_paper(X[0], y[0], np.ones(9), th[0], 2, cfg.hyper(), np.empty(8))\n")
+
+
+def _search_cached() -> bool:
+    """Whether Numba's cache holds the search optimizer for the current sources."""
+    from badminima.engine.search import joint_soa
+    try:
+        return bool(joint_soa.joint_batch._cache._cache_file._load_index())
+    except AttributeError:          # caching disabled, or a Numba without this layout
+        return True
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _suite_kernels():
-    """Compile the suite's kernel variants that are not cached yet, in parallel processes."""
+    """Compile the suite's kernel variants that are not cached yet, in parallel processes (and the
+    search's functions in one more)."""
     from badminima.engine.train.precompile import Precompiler, Variant
     if not SUITE_VARIANTS.exists() or os.environ.get("BADMINIMA_RECORD_VARIANTS"):
         return
     rows = [ast.literal_eval(line) for line in SUITE_VARIANTS.read_text().split("\n") if line.strip()]
     variants = [Variant(*row, *(0,) * (7 - len(row))) for row in rows]
-    with Precompiler(variants, progress=False) as pre:
-        for v in variants:
-            pre.wait(v)
+    search = None if _search_cached() else subprocess.Popen([sys.executable, "-c", _WARM_SEARCH],
+                                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with Precompiler(variants, progress=False) as pre:
+            for v in variants:
+                pre.wait(v)
+        if search is not None:
+            search.wait()           # a failure shows in the search tests themselves
+    finally:
+        if search is not None and search.poll() is None:
+            search.kill()
+            search.wait()
 
 
 def make_cfg(ds, **kw):

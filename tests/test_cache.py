@@ -86,6 +86,9 @@ def test_a_generated_module_is_imported_without_rendering_once_indexed(tmp_path,
         f.unlink()
     assert load().VALUE == 42 and len(calls) == 2
     assert len(list(tmp_path.glob("bm_test_module_*.py"))) == 1
+    for entry in (tmp_path / "index").iterdir():        # a garbled entry is a miss, not a wrong import
+        entry.write_text("../elsewhere.py")
+    assert load().VALUE == 42 and len(calls) == 3
 
 
 def test_kernel_variants_share_the_cached_helpers(tmp_path):

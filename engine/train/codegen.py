@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 from string import Template
 
-from badminima.engine.core.jit import cache_root, core_digest, sources_digest
+from badminima.engine.core.jit import CACHE, cache_root, core_digest, sources_digest
 from badminima.engine.core.names import OPTIMIZERS, lanes_for
-from badminima.engine.store.paths import write_text
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 # The kernels import only engine/core; its digest (core_digest) is written into each generated file,
@@ -415,10 +414,23 @@ _LOADED: dict[str, object] = {}
 
 def _inputs_digest() -> str:
     """Digest of everything a generated module's text is made from: the code generators and templates
-    (engine/train, engine/cuda) and engine/core."""
+    (engine/train, engine/cuda), engine/core and the caching switch (the CUDA kernels' `cache=`)."""
     here = Path(__file__).resolve().parent
-    return hashlib.sha256("".join((sources_digest(here), sources_digest(here.parent / "cuda"),
-                                   core_digest())).encode()).hexdigest()[:16]
+    return hashlib.sha256("".join((sources_digest(here), sources_digest(here.parent / "cuda"), core_digest(),
+                                   str(CACHE))).encode()).hexdigest()[:16]
+
+
+def _indexed(folder: Path, index: Path, name: str) -> Path | None:
+    """The module file an index entry names, if the entry is readable and names an existing module of
+    this variant; None otherwise (a miss: the module is rendered again)."""
+    try:
+        entry = index.read_text().strip()
+    except OSError:
+        return None
+    if not re.fullmatch(re.escape(name) + r"_[0-9a-f]{12}\.py", entry):
+        return None
+    path = folder / entry
+    return path if path.is_file() else None
 
 
 def import_generated(name: str, render_text):
@@ -430,18 +442,19 @@ def import_generated(name: str, render_text):
         return _LOADED[name]
     folder = kernel_dir()
     index = folder / "index" / f"{name}_{_inputs_digest()}"
-    path = None
-    if index.exists():
-        path = folder / index.read_text().strip()
-        if not path.exists():
-            path = None
+    path = _indexed(folder, index, name)
     if path is None:
+        from badminima.engine.store.paths import write_text       # h5py: only when a module is written
+        from badminima.engine.store.schema import StoreError
         text = render_text()
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         path = folder / f"{name}_{digest}.py"
         if not path.exists():
             write_text(path, text)      # atomic: concurrent array tasks may generate the same file at once
-        write_text(index, path.name)
+        try:
+            write_text(index, path.name)
+        except StoreError:              # the index only saves the render: a read-only folder still works
+            pass
     spec = importlib.util.spec_from_file_location(f"badminima_generated.{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
