@@ -1,6 +1,6 @@
 """Cold start: wall time and busy cores of a first run, with every cache empty.
 
-    python benchmarks/bench_cold.py [--table1-networks 100000] [--suite] [--only reproduce,table1,warm]
+    python benchmarks/bench_cold.py [--table1-networks 100000] [--suite] [--only reproduce,table1,warm,suite]
 
 Each job runs as a subprocess with NUMBA_CACHE_DIR (and so the generated kernels) in a fresh empty
 folder: the package's own Numba functions and every kernel variant compile as on a new machine.
@@ -48,7 +48,7 @@ def main() -> None:
         "reproduce": exe + ["reproduce", "-q"],
         "table1": exe + ["table1", "-q", "-n", str(args.table1_networks)],
     }
-    wanted = args.only.split(",") + (["suite"] if args.suite else [])
+    wanted = list(dict.fromkeys([j for j in args.only.split(",") if j] + (["suite"] if args.suite else [])))
     print(f"{'job':<34}{'wall s':>9}{'CPU s':>9}{'busy cores':>12}   ({os.cpu_count()} cores)")
     for name in wanted:
         with tempfile.TemporaryDirectory(prefix="badminima-cold-") as tmp:
@@ -68,7 +68,7 @@ def main() -> None:
                                                 os.path.join(tmp, "out" if name == "reproduce" else "t1.h5")], tmp, \
                     " ".join(jobs[name][3:])
             else:
-                raise SystemExit(f"unknown job {name!r}: choose among reproduce, table1, warm")
+                raise SystemExit(f"unknown job {name!r}: choose among reproduce, table1, warm, suite")
             wall, cpu, _ = timed(cmd, cache, cwd)
             print(f"{label:<34}{wall:>9.1f}{cpu:>9.1f}{cpu / wall:>12.2f}")
 
