@@ -813,13 +813,15 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--post-workers", type=int, default=0, show_default=True,
               help="post-process float survivors (witness, rounding, certificate) in this many processes "
                    "(0/1: in this one; records are the same)")
+@click.option("--jitter", type=float, default=None, help="delete/refine: candidate variant m moves the parent's "
+              "points by m x JITTER x N(0, 1) each (default 0.05)")
 @click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
               "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
 @badness_options
 @run_options
 @friendly_errors
-def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, post_workers, bound, strong_delta,
-           kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
+def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, post_workers, jitter, bound,
+           strong_delta, kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from badminima.engine.train.config import ConfigError
@@ -833,7 +835,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
         splits = tuple(int(t) for t in ones.split(",")) if ones else ()
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
-    kw = {k: v for k, v in (("iters", iters), ("bound", bound)) if v is not None}
+    kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()

@@ -445,3 +445,24 @@ def test_search_study_counts_each_label_split(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(StoreError):
         study_data([str(tmp_path / "nothing-*.h5")])
+
+
+def test_jitter_sets_the_spread_of_the_parent_variants(tmp_path):
+    """--jitter scales how far variant m of a (parent, deleted point) pair moves the parent's points
+    (m x jitter x a fixed normal draw), and a negative jitter is refused in one line."""
+    from badminima.engine.data.datasets import load_dataset
+    spec = load_dataset("deadlock_n8").source
+    parents = [search.load_parent(s) for s in search.expand_parents([spec])]
+    M = 8
+    idx = np.array([0, M, 2 * M])              # parent 0, deleted point 0, variants 0, 1, 2
+    out = {}
+    for j in (0.0, 1e-6, 2e-6):
+        cfg = search.SearchConfig(points=7, strategy="delete", parents=(spec,), jitter=j).validate()
+        out[j] = search.parent_starts(cfg, parents, idx)[0]
+    assert np.array_equal(out[0.0][1], out[0.0][0]) and np.array_equal(out[0.0][2], out[0.0][0])
+    step1 = out[1e-6][1] - out[1e-6][0]
+    assert 0 < np.abs(step1).max() < 1e-5
+    np.testing.assert_allclose(out[2e-6][1] - out[2e-6][0], 2 * step1, rtol=1e-6, atol=1e-18)
+    r = CliRunner().invoke(main, ["search", "-N", "7", "--strategy", "delete", "--parents", spec, "--jitter", "-1",
+                                  "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "f"), "-q"])
+    assert r.exit_code != 0 and "jitter must be >= 0" in r.output and not (tmp_path / "s.h5").exists()

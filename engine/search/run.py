@@ -216,7 +216,7 @@ class SearchConfig:
             bad("need 0 <= vlo <= vhi")
         if self.strong_delta >= 0.5:
             bad(f"strong_delta must be below 1/2 (|p - 1/2| never reaches it), got {self.strong_delta}")
-        for name in ("kdstar", "kconst"):
+        for name in ("kdstar", "kconst", "jitter"):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 bad(f"{name} must be >= 0 and finite, got {v}")
