@@ -48,25 +48,18 @@ _WARM_SEARCH = (
     "sk.optimize_paper(X[0], y[0], np.ones(9), th[0], 2, cfg.hyper(), np.empty(8))\n")
 
 
-def _search_cached() -> bool:
-    """Whether Numba's cache holds the search optimizer for the current sources."""
-    from badminima.engine.search import joint_soa
-    try:
-        return bool(joint_soa.joint_batch._cache._cache_file._load_index())
-    except AttributeError:          # caching disabled, or a Numba without this layout
-        return True
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _suite_kernels():
     """Compile the suite's kernel variants that are not cached yet, in parallel processes (and the
     search's functions in one more)."""
+    from badminima.engine.core.jit import in_disk_cache
+    from badminima.engine.search import joint_soa
     from badminima.engine.train.precompile import Precompiler, Variant
     if not SUITE_VARIANTS.exists() or os.environ.get("BADMINIMA_RECORD_VARIANTS"):
         return
     rows = [ast.literal_eval(line) for line in SUITE_VARIANTS.read_text().split("\n") if line.strip()]
     variants = [Variant(*row, *(0,) * (7 - len(row))) for row in rows]
-    search = None if _search_cached() else subprocess.Popen([sys.executable, "-c", _WARM_SEARCH],
+    search = None if in_disk_cache(joint_soa.joint_batch) else subprocess.Popen([sys.executable, "-c", _WARM_SEARCH],
                                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with Precompiler(variants, progress=False) as pre:

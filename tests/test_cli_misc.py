@@ -1,4 +1,8 @@
 """`badminima compile` and the progress line."""
+import os
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -23,9 +27,6 @@ def test_compile_warms_the_named_variants(tmp_path, monkeypatch):
 def test_compile_workers_build_only_the_kernel_and_the_caller_the_rest(tmp_path):
     """A worker compiles its variant's kernel alone; the classification and finisher, the same for every
     variant, are compiled once by the caller (warm_outcomes), not once per worker process."""
-    import os
-    import subprocess
-    import sys
     code = ("from badminima.engine.core.classify import classify\n"
             "from badminima.engine.train.finish import finish_many\n"
             "from badminima.engine.train.precompile import Variant, compile_variant, warm_outcomes\n"
@@ -65,7 +66,6 @@ def test_a_ctrl_c_that_a_library_swallows_is_not_lost():
     """Python raises a SIGINT's KeyboardInterrupt wherever the main thread runs Python code; inside a
     weakref callback (h5py frees its objects through one) the interpreter drops it.  The handler of
     engine/train/interrupt.py records the signal, and the next safe point (Progress.update) raises."""
-    import os
     import signal
     import time
     import weakref

@@ -78,6 +78,15 @@ if _PackageCacheLocator not in _LOCATORS._locator_classes:
 # reduction.  The kernels vectorize without them (FMA was worth 5-10% of a step).
 
 
+def in_disk_cache(dispatcher) -> bool:
+    """Whether Numba's on-disk cache holds a compiled version of `dispatcher` for its current sources
+    (True where caching is off or Numba's layout differs: the caller then just compiles in-process)."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except AttributeError:
+        return True
+
+
 def njit(*args, **kw):
     """numba.njit with the project's defaults (cache, no fast-math, nogil)."""
     kw.setdefault("cache", CACHE)

@@ -11,6 +11,7 @@ from there; the file is never rewritten once it exists (Numba's cache is keyed o
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import math
 import importlib.util
@@ -412,6 +413,7 @@ def module_name(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fus
 _LOADED: dict[str, object] = {}
 
 
+@functools.cache
 def _inputs_digest() -> str:
     """Digest of everything a generated module's text is made from: the code generators and templates
     (engine/train, engine/cuda), engine/core and the caching switch (the CUDA kernels' `cache=`)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from badminima.engine.core.jit import in_disk_cache
 from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
 
 
@@ -49,12 +50,8 @@ def variant_of(cfg, d: int, n_points: int) -> Variant:
 
 
 def is_cached(v: Variant) -> bool:
-    """Whether Numba's cache holds the variant's kernel (its index file exists)."""
-    mod = load_kernel_module(v.d, v.h, v.act, v.loss, v.opt, v.dtype, v.n_fused)
-    try:
-        return os.path.exists(mod.run_task._cache._cache_file._index_path)
-    except AttributeError:          # caching disabled, or a Numba without this layout: compile in-process
-        return True
+    """Whether Numba's cache holds the variant's kernel."""
+    return in_disk_cache(load_kernel_module(v.d, v.h, v.act, v.loss, v.opt, v.dtype, v.n_fused).run_task)
 
 
 def _toy_data(v: Variant):
@@ -78,10 +75,10 @@ def warm_outcomes(v: Variant) -> None:
     version for every variant -- by classifying a made-up end state of v that the finisher follows."""
     from badminima.engine.core.layout import n_params
     from badminima.engine.core.outcomes import OUT_OF_STEPS
-    from badminima.engine.train.run import _outcomes
+    from badminima.engine.train.run import outcomes
     X, y = _toy_data(v)
     theta = np.full((1, n_params(v.d, v.h)), 0.5)
-    _outcomes(v.config(), X, y, 0, 1, None, None, np.full(1, OUT_OF_STEPS, np.int8), np.full(1, 2),
+    outcomes(v.config(), X, y, 0, 1, None, None, np.full(1, OUT_OF_STEPS, np.int8), np.full(1, 2),
               np.full(1, -1), theta, 1)
 
 

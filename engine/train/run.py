@@ -65,7 +65,7 @@ class _Chunk:
 
     def result(self) -> dict:
         raw, steps, first, theta = self._kernel()
-        return _outcomes(self.cfg, self.X, self.y, self.start, self.stop, self.ids, self.th0 if self.keep_init else None,
+        return outcomes(self.cfg, self.X, self.y, self.start, self.stop, self.ids, self.th0 if self.keep_init else None,
                          raw, steps, first, theta, self.threads)
 
 
@@ -167,7 +167,7 @@ def _run_cpu(cfg: TrainConfig, Xk, yk, start: int, n: int, gids, th0, hy, K: int
     return raw, steps, first, theta
 
 
-def _outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, steps, first, theta, threads) -> dict:
+def outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, steps, first, theta, threads) -> dict:
     """The per-network result dict of a trained chunk: exact classification, the finisher, the kernel's
     counts (th0: the starts to store as init_weights, or None)."""
     n = theta.shape[0]
