@@ -48,10 +48,12 @@ _WARM_SEARCH = (
     "sk.optimize_paper(X[0], y[0], np.ones(9), th[0], 2, cfg.hyper(), np.empty(8))\n")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _suite_kernels():
+def pytest_sessionstart(session):
     """Compile the suite's kernel variants that are not cached yet, in parallel processes (and the
-    search's functions in one more)."""
+    search's functions in one more), once, before any test: in the pytest-xdist controller, before it
+    starts its test workers (this hook runs before xdist's), or in the one process without xdist."""
+    if hasattr(session.config, "workerinput"):
+        return
     from badminima.engine.core.jit import in_disk_cache
     from badminima.engine.search import joint_soa
     from badminima.engine.train.precompile import Precompiler, Variant

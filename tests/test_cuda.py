@@ -31,7 +31,7 @@ def test_cuda_kernels_under_the_simulator():
     """tests/sim_cuda.py in a fresh process with NUMBA_ENABLE_CUDASIM=1 (the simulator is chosen when
     numba.cuda is first imported, so it cannot run inside this process)."""
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / "sim_cuda.py")],
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", str(HERE / "sim_cuda.py")],
                        cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     assert " passed" in r.stdout and "skipped" not in r.stdout, r.stdout[-2000:]
