@@ -1,1 +1,2 @@
-"""The deadlock search: optimizers over data and weights, canonical forms, the search run loop."""
+"""The deadlock search: optimizers over data and weights (run on blocks of candidates across threads),
+canonical forms, the search run loop."""

@@ -30,15 +30,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
 
 import llvmlite.binding as _llvm
 
 from badminima.engine.core.jit import njit
 from badminima.engine.search import jacobi9 as J9
+from badminima.engine.search.blocks import LANES, each_block, pack, unpack
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS,
                                              H_KBOX, H_KCONST, H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU,
-                                             H_STEP, H_VMAX, H_VMIN, JOINT, LANES, _sig_fast as _sig,
+                                             H_STEP, H_VMAX, H_VMIN, JOINT, _sig_fast as _sig,
                                              optimize_batch as _scalar_batch)
 
 
@@ -752,40 +752,20 @@ def _lane_loss(X, y, w, th, invW, l):
     return L * invW[l]
 
 
-@njit(parallel=True)
 def joint_batch(X, y, w, theta, hp, diag):
     """The joint optimizer for candidates X (C, N, 2), y (C, N), w (C, N), theta (C, 9) in place, diag
-    (C, 8), via joint_block on SoA blocks of LANES candidates in parallel (padding lanes repeat the
-    last candidate); every candidate's result is independent of its block mates and of the threads."""
+    (C, 8), via joint_block on SoA blocks of LANES candidates in parallel threads (padding lanes repeat
+    the last candidate); every candidate's result is independent of its block mates and of the threads."""
     C = X.shape[0]
-    N = X.shape[1]
-    nb = (C + LANES - 1) // LANES
-    for blk in prange(nb):
-        a = blk * LANES
-        Xb = np.empty((N, 2, LANES))
-        yb = np.empty((N, LANES))
-        wb = np.empty((N, LANES))
-        tb = np.empty((P, LANES))
+
+    def block(lo):
+        Xb, tb = pack(X, lo, C), pack(theta, lo, C)
         ob = np.empty((8, LANES))
-        for l in range(LANES):
-            c = min(a + l, C - 1)
-            for i in range(N):
-                Xb[i, 0, l] = X[c, i, 0]
-                Xb[i, 1, l] = X[c, i, 1]
-                yb[i, l] = y[c, i]
-                wb[i, l] = w[c, i]
-            for q in range(P):
-                tb[q, l] = theta[c, q]
-        joint_block(Xb, yb, wb, tb, hp, ob)
-        for l in range(min(LANES, C - a)):
-            c = a + l
-            for i in range(N):
-                X[c, i, 0] = Xb[i, 0, l]
-                X[c, i, 1] = Xb[i, 1, l]
-            for q in range(P):
-                theta[c, q] = tb[q, l]
-            for k in range(8):
-                diag[c, k] = ob[k, l]
+        joint_block(Xb, pack(y, lo, C), pack(w, lo, C), tb, hp, ob)
+        unpack(Xb, X, lo)
+        unpack(tb, theta, lo)
+        unpack(ob, diag, lo)
+    each_block(block, C)
 
 
 def optimize(strategy: int, X, y, w, theta, h: int, hp, diag) -> None:

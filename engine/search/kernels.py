@@ -31,7 +31,7 @@ whose derivatives in x_i, v_j and c (``eig_margin_grad``) need sigma''' (s3).  E
 no automatic differentiation, no finite differences (the tests compare against finite differences).
 
 Optimizers (one candidate, ``optimize_joint`` / ``optimize_paper``; ``optimize_batch`` runs many in
-parallel with ``prange``, every candidate independent of the others and of the thread count):
+parallel threads, every candidate independent of the others and of the thread count):
 
 * paper: theta fixed, Adam-normalised descent of ||g||^2 over the points (Section 3.1.1 of the paper).
 * joint: variables (X, v, c) with the first layer held in the affine gauge it starts in.  Each step is
@@ -51,6 +51,7 @@ from numba import prange
 from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
 from badminima.engine.core.rng import uniform_at
+from badminima.engine.search.blocks import LANES, each_block, pack, unpack
 
 STREAM_SEARCH = 2          # Philox stream of search starts (0 = initial weights, 1 = SGD order)
 
@@ -905,7 +906,6 @@ def optimize_paper(X, y, w, theta, h, hp, diag):
     diag[7] = 1.0 if math.sqrt(gn2) < gtol else 0.0
 
 
-LANES = 32                 # candidates per SIMD block of the SoA paper kernel (4 x 512-bit vectors)
 
 
 @njit(inline="always")
@@ -1016,58 +1016,53 @@ def paper_block(X, y, w, th, lr, iters, gtol, out):
         out[3, l] = 1.0 if gn[l] < gtol else 0.0
 
 
-@njit(parallel=True)
+@njit
+def _paper_diag(X, y, w, theta, ob, diag, lo):
+    """diag rows lo.. of the candidates of a paper block (ob its out array), as optimize_joint's diag."""
+    g = np.empty(9)
+    H = np.empty((9, 9))
+    for l in range(min(LANES, X.shape[0] - lo)):
+        c = lo + l
+        L = loss_grad_hess(theta[c], X[c], y[c], w[c], 2, g, H)
+        gn = 0.0
+        for q in range(9):
+            gn += g[q] * g[q]
+        _diagnose(X[c], w[c], math.sqrt(gn), min_eig(H), ob[1, l], 0.0, L, diag[c])
+        diag[c, 7] = ob[3, l]
+
+
 def paper_batch(X, y, w, theta, hp, diag):
     """The paper's method for candidates (C, N, 2) etc. via paper_block on padded SoA blocks of LANES
-    candidates in parallel; fills diag (C, 8) like optimize_joint (lambda_min of the final point)."""
+    candidates in parallel threads; fills diag (C, 8) like optimize_joint (lambda_min of the final point)."""
     C = X.shape[0]
-    N = X.shape[1]
-    nb = (C + LANES - 1) // LANES
     iters = int(hp[H_ITERS])
-    for blk in prange(nb):
-        a = blk * LANES
-        Xb = np.zeros((N, 2, LANES))
-        yb = np.zeros((N, LANES))
-        wb = np.ones((N, LANES))
-        tb = np.zeros((9, LANES))
+
+    def block(lo):
+        Xb = pack(X, lo, C)
         ob = np.empty((4, LANES))
-        for l in range(LANES):
-            c = min(a + l, C - 1)          # padding lanes repeat the last candidate
-            for i in range(N):
-                Xb[i, 0, l] = X[c, i, 0]
-                Xb[i, 1, l] = X[c, i, 1]
-                yb[i, l] = y[c, i]
-                wb[i, l] = w[c, i]
-            for q in range(9):
-                tb[q, l] = theta[c, q]
-        paper_block(Xb, yb, wb, tb, hp[H_LR], iters, hp[H_GTOL], ob)
-        g = np.empty(9)
-        H = np.empty((9, 9))
-        for l in range(min(LANES, C - a)):
-            c = a + l
-            for i in range(N):
-                X[c, i, 0] = Xb[i, 0, l]
-                X[c, i, 1] = Xb[i, 1, l]
-            L = loss_grad_hess(theta[c], X[c], y[c], w[c], 2, g, H)
-            gn = 0.0
-            for q in range(9):
-                gn += g[q] * g[q]
-            _diagnose(X[c], w[c], math.sqrt(gn), min_eig(H), ob[1, l], 0.0, L, diag[c])
-            diag[c, 7] = ob[3, l]
+        paper_block(Xb, pack(y, lo, C), pack(w, lo, C), pack(theta, lo, C), hp[H_LR], iters, hp[H_GTOL], ob)
+        unpack(Xb, X, lo)
+        _paper_diag(X, y, w, theta, ob, diag, lo)
+    each_block(block, C)
 
 
-@njit(parallel=True)
-def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
-    """Optimise every candidate c (X[c], y[c], w[c], theta[c]) in place, in parallel; diag (C, 8).
-    The paper strategy runs the SoA kernel (h = 2 only)."""
-    if strategy == PAPER and h == 2:
-        paper_batch(X, y, w, theta, hp, diag)
-        return
-    for c in prange(X.shape[0]):
+@njit
+def _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi):
+    for c in range(lo, hi):
         if strategy == PAPER:
             optimize_paper(X[c], y[c], w[c], theta[c], h, hp, diag[c])
         else:
             optimize_joint(X[c], y[c], w[c], theta[c], h, hp, diag[c])
+
+
+def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
+    """Optimise every candidate c (X[c], y[c], w[c], theta[c]) in place, in parallel threads; diag (C, 8).
+    The paper strategy runs the SoA kernel (h = 2 only)."""
+    if strategy == PAPER and h == 2:
+        paper_batch(X, y, w, theta, hp, diag)
+        return
+    C = X.shape[0]
+    each_block(lambda lo: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, min(lo + LANES, C)), C)
 
 
 @njit
