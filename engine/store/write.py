@@ -42,6 +42,7 @@ import numpy as np
 
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.store import encode
 from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
@@ -192,6 +193,33 @@ def write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dic
             g.attrs["n_rows"] = np.int64(n)
             for k, v in counts_dict(counts).items():
                 g.attrs[f"count_{k}"] = np.int64(v)
+
+
+def _write_rows(pairs, lo: int) -> None:
+    """Write each (dataset, rows) pair at row lo: the chunks the rows fill whole are encoded in parallel
+    threads (encode.encode_chunk) and stored as they are; the partly filled chunks at either end, and
+    every chunk where there is one thread, go through HDF5."""
+    jobs, rest = [], []
+    pool = encode.pool()
+    for ds, arr in pairs:
+        C, n = ds.chunks[0], arr.shape[0]
+        a, b = -(-lo // C) * C, (lo + n) // C * C        # the whole chunks [a, b) inside [lo, lo + n)
+        if b <= a or pool is None:
+            rest.append((ds, lo, arr))
+            continue
+        tail = (0,) * (ds.ndim - 1)
+        jobs += [(ds, (c,) + tail, pool.submit(encode.encode_chunk, arr[c - lo: c - lo + C], GZIP_LEVEL))
+                 for c in range(a, b, C)]
+        rest += [(ds, lo, arr[: a - lo]), (ds, b, arr[b - lo:])]
+    try:
+        for ds, at, rows in rest:
+            if rows.shape[0]:
+                ds[at: at + rows.shape[0]] = rows
+        for ds, offset, job in jobs:
+            ds.id.write_direct_chunk(offset, job.result(), 0)    # filter mask 0: every filter applied
+    finally:
+        for _, _, job in jobs:
+            job.cancel()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -597,11 +625,10 @@ class RunWriter:
         counts = c.counts + _bincount(arrays["outcome"])
         try:
             dss = self._datasets(cell)
-            for fld, arr in arrays.items():
-                ds = dss[fld]
-                if ds.shape[0] < hi:
-                    ds.resize(hi, axis=0)
-                ds[lo:hi] = arr
+            for fld in arrays:
+                if dss[fld].shape[0] < hi:
+                    dss[fld].resize(hi, axis=0)
+            _write_rows([(dss[fld], arr) for fld, arr in arrays.items()], lo)
             self._f.flush()                               # data (and its metadata) reach the file ...
             self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
             self._f.flush()                               # ... before the commit record does

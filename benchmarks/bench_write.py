@@ -1,0 +1,58 @@
+"""HDF5 writing speed: microseconds per network of RunWriter.append on real end states.
+
+Trains a Table 1 cell on the CPU (XOR sigmoid GD h = 2 and fXOR ReLU Adam h = 7, float32, finisher off),
+then appends its results to a fresh result file in appends of --append rows, best of --reps; the
+whole chunks of each append are encoded on Numba's thread count (NUMBA_NUM_THREADS chooses).
+
+    python benchmarks/bench_write.py                        # 2^19 networks, appends of 2^17 rows
+    NUMBA_NUM_THREADS=1 python benchmarks/bench_write.py    # one encoding thread
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+from badminima.engine.core.layout import n_params
+from badminima.engine.data.datasets import load_dataset
+from badminima.engine.store import RunWriter
+from badminima.engine.train import run as R
+from badminima.engine.train.config import TrainConfig
+
+CELLS = (("xor", "sigmoid", "gd", 2, 0.5), ("fxor", "relu", "adam", 7, 0.001))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--networks", type=int, default=1 << 19)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--append", type=int, default=1 << 17, help="rows per append")
+    ap.add_argument("--reps", type=int, default=3)
+    a = ap.parse_args()
+    n = a.networks
+    print(f"{n} networks, appends of {a.append} rows, {numba.config.NUMBA_NUM_THREADS} threads, best of {a.reps}")
+    for name, act, opt, h, lr in CELLS:
+        ds = load_dataset(name)
+        cfg = TrainConfig(dataset=ds.name, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h,
+                          activation=act, optimizer=opt, lr=lr, networks=n, steps=a.steps, dtype="float32",
+                          finish_horizon=0.0).validate()
+        chunks = list(R.train(cfg, ds.x, ds.y))
+        res = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        best = float("inf")
+        for _ in range(a.reps):
+            with tempfile.TemporaryDirectory() as d:
+                with RunWriter.open(os.path.join(d, "w.h5"), cfg.to_dict(), {"main": (cfg.to_dict(), n, n_params(2, h))},
+                                    training=True, command="bench_write") as w:
+                    t = time.perf_counter()
+                    for lo in range(0, n, a.append):
+                        w.append("main", {k: v[lo:lo + a.append] for k, v in res.items() if k in w.fields})
+                    best = min(best, time.perf_counter() - t)
+        print(f"{name} {act} {opt} h={h}: {best / n * 1e6:.2f} us per network ({n / best:.3g} networks/s)")
+
+
+if __name__ == "__main__":
+    main()

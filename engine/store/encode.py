@@ -1,0 +1,52 @@
+"""HDF5 chunks encoded in parallel threads: the byte shuffle, deflate and Fletcher-32 filters, byte for
+byte as HDF5 applies them, so that the writer compresses whole chunks on every core (zlib and NumPy's
+copies release the GIL; HDF5 itself holds one lock) and stores them with write_direct_chunk.
+
+The filter pipeline of every result dataset is shuffle -> deflate -> fletcher32 (write._create_datasets).
+Fletcher-32 (HDF5's H5_checksum_fletcher32): over the data as big-endian 16-bit words w_0..w_{n-1},
+sum1 = sum w_k and sum2 = sum (n - k) w_k, each reduced to [1, 65535] modulo 65535 (0 only for all-zero
+data: the reductions (s & 0xffff) + (s >> 16) keep a positive sum positive), stored little-endian as
+sum2 << 16 | sum1 after the compressed bytes.
+"""
+from __future__ import annotations
+
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _fold(s: int) -> int:
+    """A non-negative sum reduced like HDF5's Fletcher-32: 0 stays 0, else the representative in [1, 65535]."""
+    return 0 if s == 0 else (s - 1) % 65535 + 1
+
+
+def fletcher32(data: bytes) -> int:
+    """HDF5's Fletcher-32 checksum of data (an odd last byte counts as the high byte of a word)."""
+    w = np.frombuffer(data + b"\0" if len(data) % 2 else data, dtype=">u2").astype(np.int64)
+    n = w.shape[0]
+    s1 = int(w.sum())
+    s2 = int(np.dot(w, np.arange(n, 0, -1, dtype=np.int64)))     # <= 65535 * n^2 / 2: fits int64 for n < 2^24
+    return _fold(s2) << 16 | _fold(s1)
+
+
+def encode_chunk(block: np.ndarray, level: int) -> bytes:
+    """One whole chunk (C-contiguous rows) through shuffle, deflate at `level` and fletcher32."""
+    size = block.dtype.itemsize
+    raw = np.ascontiguousarray(block).view(np.uint8).reshape(-1, size)
+    shuffled = np.ascontiguousarray(raw.T) if size > 1 else raw
+    packed = zlib.compress(shuffled, level)
+    return packed + fletcher32(packed).to_bytes(4, "little")
+
+
+def pool() -> ThreadPoolExecutor | None:
+    """The process's encoding threads, as many as Numba's (the cores it may run on unless
+    NUMBA_NUM_THREADS says otherwise), created on first use; None with one thread (HDF5's own filters
+    are then faster than these)."""
+    global _POOL
+    if _POOL is None and numba.config.NUMBA_NUM_THREADS > 1:
+        _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="badminima-encode")
+    return _POOL
