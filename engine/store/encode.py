@@ -10,6 +10,7 @@ sum2 << 16 | sum1 after the compressed bytes.
 """
 from __future__ import annotations
 
+import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,14 @@ import numba
 import numpy as np
 
 _POOL: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)      # a forked child has none of its parent's threads
 
 
 def _fold(s: int) -> int:
