@@ -35,11 +35,15 @@ def pytest_configure(config):
     cg.load_kernel_module = run.load_kernel_module = logged
 
 
-# The search's jitted functions take about two minutes to compile, in whichever test first needs them,
-# on one core: a cold suite compiles them in a process of their own beside the kernel variants.
-_WARM_SEARCH = (
+# The package's own jitted functions that the tests use: the search's (about 90 s of compiling on one
+# core, in whichever test first needed them) and the classification and finisher that every training
+# run calls (compiled by Precompiler's callers, not its workers).  A cold suite compiles them in a
+# process of their own beside the kernel variants, once, instead of once in each test worker.
+_WARM_PACKAGE = (
     "import numpy as np\n"
     "from badminima.engine.search import kernels as sk, run as search\n"
+    "from badminima.engine.train.precompile import Variant, warm_outcomes\n"
+    "warm_outcomes(Variant(2, 2, 'sigmoid', 'xent', 'gd', 'float64', 4))\n"
     "for s in ('joint', 'paper'):\n"
     "    cfg = search.SearchConfig(points=10, budget=4, seed=0, iters=2, strategy=s).validate()\n"
     "    search.float_stage(cfg, np.arange(4), threads=1)\n"
@@ -50,29 +54,35 @@ _WARM_SEARCH = (
 
 def pytest_sessionstart(session):
     """Compile the suite's kernel variants that are not cached yet, in parallel processes (and the
-    search's functions in one more), once, before any test: in the pytest-xdist controller, before it
-    starts its test workers (this hook runs before xdist's), or in the one process without xdist."""
+    package's functions in one more, _WARM_PACKAGE), once, before any test: in the pytest-xdist
+    controller, before it starts its test workers (this hook runs before xdist's), or in the one process
+    without xdist."""
     if hasattr(session.config, "workerinput"):
         return
     from badminima.engine.core.jit import in_disk_cache
     from badminima.engine.search import joint_soa
+    from badminima.engine.train import finish
     from badminima.engine.train.precompile import Precompiler, Variant
     if not SUITE_VARIANTS.exists() or os.environ.get("BADMINIMA_RECORD_VARIANTS"):
         return
     rows = [ast.literal_eval(line) for line in SUITE_VARIANTS.read_text().split("\n") if line.strip()]
-    variants = [Variant(*row, *(0,) * (7 - len(row))) for row in rows]
-    search = None if in_disk_cache(joint_soa.joint_batch) else subprocess.Popen([sys.executable, "-c", _WARM_SEARCH],
-                                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # the costliest to compile first (Adam, then wide h, then fused points), so that the last to finish
+    # are short and both cores stay busy to the end
+    variants = sorted((Variant(*row, *(0,) * (7 - len(row))) for row in rows),
+                      key=lambda v: (v.opt == "adam", v.h, v.n_fused), reverse=True)
+    cached = in_disk_cache(joint_soa.joint_block) and in_disk_cache(finish.finish_many)
+    package = None if cached else subprocess.Popen([sys.executable, "-c", _WARM_PACKAGE],
+                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         with Precompiler(variants, progress=False) as pre:
             for v in variants:
                 pre.wait(v)
-        if search is not None:
-            search.wait()           # a failure shows in the search tests themselves
+        if package is not None:
+            package.wait()          # a failure shows in the tests themselves
     finally:
-        if search is not None and search.poll() is None:
-            search.kill()
-            search.wait()
+        if package is not None and package.poll() is None:
+            package.kill()
+            package.wait()
 
 
 def make_cfg(ds, **kw):
