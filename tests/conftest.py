@@ -36,9 +36,9 @@ def pytest_configure(config):
 
 
 # The package's own jitted functions that the tests use: the search's (about 90 s of compiling on one
-# core, in whichever test first needed them) and the classification and finisher that every training
-# run calls (compiled by Precompiler's callers, not its workers).  A cold suite compiles them in a
-# process of their own beside the kernel variants, once, instead of once in each test worker.
+# core) and the classification and finisher that every training run calls (compiled by Precompiler's
+# callers, not its workers).  A cold suite compiles them in a process of their own beside the kernel
+# variants, once, instead of once in each test worker that needs them.
 _WARM_PACKAGE = (
     "import numpy as np\n"
     "from badminima.engine.search import kernels as sk, run as search\n"
@@ -70,7 +70,7 @@ def pytest_sessionstart(session):
     # are short and both cores stay busy to the end
     variants = sorted((Variant(*row, *(0,) * (7 - len(row))) for row in rows),
                       key=lambda v: (v.opt == "adam", v.h, v.n_fused), reverse=True)
-    cached = in_disk_cache(joint_soa.joint_block) and in_disk_cache(finish.finish_many)
+    cached = in_disk_cache(joint_soa.joint_block) and in_disk_cache(finish.finish_claimed)
     package = None if cached else subprocess.Popen([sys.executable, "-c", _WARM_PACKAGE],
                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -28,13 +28,13 @@ def test_compile_workers_build_only_the_kernel_and_the_caller_the_rest(tmp_path)
     """A worker compiles its variant's kernel alone; the classification and finisher, the same for every
     variant, are compiled once by the caller (warm_outcomes), not once per worker process."""
     code = ("from badminima.engine.core.classify import classify\n"
-            "from badminima.engine.train.finish import finish_many\n"
+            "from badminima.engine.train.finish import finish_claimed\n"
             "from badminima.engine.train.precompile import Variant, compile_variant, warm_outcomes\n"
             "v = Variant(2, 1, 'sigmoid', 'xent', 'gd', 'float64', 4)\n"
             "compile_variant(v)\n"
-            "print(len(classify.signatures), len(finish_many.signatures))\n"
+            "print(len(classify.signatures), len(finish_claimed.signatures))\n"
             "warm_outcomes(v)\n"
-            "print(len(classify.signatures), len(finish_many.signatures))\n")
+            "print(len(classify.signatures), len(finish_claimed.signatures))\n")
     env = {**os.environ, "BADMINIMA_KERNEL_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     assert out.stdout.split("\n")[:2] == ["0 0", "1 1"], out.stdout

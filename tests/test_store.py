@@ -362,14 +362,20 @@ def _fletcher32_reference(data: bytes) -> int:
 
 
 def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path):
-    """encode.encode_chunk (shuffle, deflate, Fletcher-32 in Python threads) gives the bytes HDF5's own
-    filters store, for every dtype and shape of the schema; the checksum equals HDF5's algorithm on odd
-    lengths and on sums that fold to 0xffff."""
+    """encode.encode_chunk (shuffle, deflate, Fletcher-32 in Python threads) gives chunks HDF5 decodes to
+    the data, for every dtype and shape of the schema, and HDF5's own bytes wherever Python's zlib
+    compresses as HDF5's does; the checksum equals HDF5's algorithm on odd lengths and on sums that fold
+    to 0xffff, and HDF5's stored checksums."""
+    import zlib
     from badminima.engine.store.encode import encode_chunk, fletcher32
     from badminima.engine.store.write import GZIP_LEVEL
     rng = np.random.default_rng(5)
     for data in (b"", b"\x01", b"\xff" * 7, b"\xff\xff" * 70000, rng.bytes(1001), rng.bytes(4096), bytes(10)):
         assert fletcher32(data) == _fletcher32_reference(data), len(data)
+
+    def unshuffle(packed, dt, shape):
+        raw = np.frombuffer(zlib.decompress(packed), np.uint8).reshape(np.dtype(dt).itemsize, -1)
+        return np.ascontiguousarray(raw.T).view(dt).reshape(shape)
     with h5py.File(tmp_path / "h.h5", "w") as f:
         for k, (dt, tail, C) in enumerate([("f8", (9,), 1024), ("f8", (), 4096), ("i1", (), 4096), ("i8", (), 4096),
                                            ("f4", (29,), 512), ("f8", (), 64)]):
@@ -377,17 +383,22 @@ def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path):
             ds = f.create_dataset(f"d{k}", data=a, chunks=(C,) + tail, compression="gzip", shuffle=True,
                                   compression_opts=GZIP_LEVEL, fletcher32=True)
             for c in range(3):
+                rows = a[c * C:(c + 1) * C]
                 mask, stored = ds.id.read_direct_chunk((c * C,) + (0,) * len(tail))
-                assert mask == 0 and stored == encode_chunk(a[c * C:(c + 1) * C], GZIP_LEVEL), (dt, tail, c)
+                mine = encode_chunk(rows, GZIP_LEVEL)
+                assert mask == 0 and fletcher32(stored[:-4]) == int.from_bytes(stored[-4:], "little")
+                assert fletcher32(mine[:-4]) == int.from_bytes(mine[-4:], "little")
+                assert np.array_equal(unshuffle(mine[:-4], dt, rows.shape), rows)
+                shuffled = zlib.decompress(stored[:-4])
+                if zlib.compress(shuffled, GZIP_LEVEL) == stored[:-4]:        # the same deflate as HDF5's
+                    assert mine == stored, (dt, tail, c)
 
 
 def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch):
     """Appends that fill chunks whole (stored with write_direct_chunk) and partly (through HDF5), crossing
     chunk boundaries in every way, interrupted and resumed: the file reads back exactly, every chunk's
     checksum verified, and the chunks stored directly are the ones HDF5 stores for the same rows."""
-    from concurrent.futures import ThreadPoolExecutor
     from badminima.engine.store import encode, write
-    threads = ThreadPoolExecutor(2)
     direct = []
     orig = encode.encode_chunk
 
@@ -395,13 +406,11 @@ def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch
         direct.append(block.shape)
         return orig(block, level)
     monkeypatch.setattr(encode, "encode_chunk", counted)
-    monkeypatch.setattr(encode, "pool", lambda: threads)          # two threads, whatever the machine
     cells = {"big": ({"lr": 1.0}, 30000, 9), "odd": ({"lr": 2.0}, 9000, 1)}
     p = str(tmp_path / "r.h5")
-    assert not write_run(p, cells=cells, sizes=(5000, 4096, 1, 9000), stop_after=14000)
+    assert not write_run(p, cells=cells, sizes=(5000, 4096, 1, 9000), stop_after=14000, threads=2)
     assert direct, "no chunk was written whole"
-    assert write_run(p, cells=cells, sizes=(8191, 3))
-    threads.shutdown()
+    assert write_run(p, cells=cells, sizes=(8191, 3), threads=3)
     res = open_results(p)
     with h5py.File(tmp_path / "plain.h5", "w") as f:
         for name, (_, n, P) in cells.items():
@@ -459,13 +468,14 @@ from badminima.engine.store import RunWriter
 path = sys.argv[1]
 rng = np.random.default_rng()                      # chunk boundaries differ from attempt to attempt
 print("START", flush=True)
-with RunWriter.open(path, CFG, KCELLS, command="kill-test", init_weights=True) as w:
+with RunWriter.open(path, CFG, KCELLS, command="kill-test", init_weights=True, threads=2) as w:
     print("OPENED", "REBUILT" if w.rebuilt else "RESUMED" if w.resumed else "FRESH", flush=True)
     for name, (_, n_total, P) in KCELLS.items():
         data = make_cell(name, n_total, P, init=True)
         while w.remaining(name):
             lo = w.next_index(name)
-            hi = min(n_total, lo + int(rng.integers(1, 120)))
+            # now and then an append long enough to fill chunks whole (written directly, encoded in threads)
+            hi = min(n_total, lo + int(rng.integers(1, 120) if rng.random() < 0.8 else rng.integers(500, 2100)))
             w.append(name, {k: v[lo:hi] for k, v in data.items()})
             print("COMMIT", name, hi, flush=True)
     print("FINISHING", flush=True)
@@ -475,8 +485,8 @@ print("DONE", flush=True)
 
 
 def test_sigkill_resume(tmp_path):
-    """SIGKILL a writer subprocess at random moments (while starting, opening/rebuilding, streaming and
-    finishing), check after every kill that the .part opens and holds exactly a prefix of the reference
+    """SIGKILL a writer subprocess at random moments (while starting, opening/rebuilding, streaming, with
+    some chunks written whole, and finishing), check after every kill that the .part opens and holds exactly a prefix of the reference
     rows, never fewer than before; resume until done; compare with an uninterrupted run."""
     src = read_bytes(__file__).decode()
     helpers = src[src.index("def make_cell"):src.index("def read_bytes(")]

@@ -6,7 +6,7 @@ module and optimizes it again there, and the block kernels are the search's larg
 prange version of the joint optimizer compiled for 60 s on top of the block kernel's 61 s)."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numba
 import numpy as np
@@ -26,10 +26,11 @@ def unpack(block: np.ndarray, a: np.ndarray, lo: int) -> None:
     a[lo:lo + m] = np.moveaxis(block, -1, 0)[:m]
 
 
-def each_block(fn, count: int) -> None:
-    """fn(lo) for the blocks lo = 0, LANES, 2 LANES, ... of count candidates, on numba.get_num_threads()
-    threads (the caller's Numba thread count); the first exception cancels the blocks not started."""
-    starts = range(0, count, LANES)
+def each_block(fn, count: int, size: int = LANES) -> None:
+    """fn(lo) for the blocks lo = 0, size, 2 size, ... of count candidates, on numba.get_num_threads()
+    threads (the caller's Numba thread count); the first exception stops the blocks not started and is
+    raised once the running ones end."""
+    starts = range(0, count, size)
     threads = min(numba.get_num_threads(), len(starts))
     if threads <= 1:
         for lo in starts:
@@ -37,7 +38,10 @@ def each_block(fn, count: int) -> None:
         return
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="badminima-search")
     try:
-        for f in [pool.submit(fn, lo) for lo in starts]:
-            f.result()
+        futures = [pool.submit(fn, lo) for lo in starts]
+        wait(futures, return_when=FIRST_EXCEPTION)
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                raise f.exception()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -906,8 +907,6 @@ def optimize_paper(X, y, w, theta, h, hp, diag):
     diag[7] = 1.0 if math.sqrt(gn2) < gtol else 0.0
 
 
-
-
 @njit(inline="always")
 def _sig_fast(a):
     return 1.0 / (1.0 + exp64(-a))
@@ -1062,7 +1061,8 @@ def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
         paper_batch(X, y, w, theta, hp, diag)
         return
     C = X.shape[0]
-    each_block(lambda lo: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, min(lo + LANES, C)), C)
+    size = max(1, min(LANES, -(-C // numba.get_num_threads())))         # every thread gets some
+    each_block(lambda lo: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, min(lo + size, C)), C, size)
 
 
 @njit

@@ -1,6 +1,7 @@
-"""HDF5 chunks encoded in parallel threads: the byte shuffle, deflate and Fletcher-32 filters, byte for
-byte as HDF5 applies them, so that the writer compresses whole chunks on every core (zlib and NumPy's
-copies release the GIL; HDF5 itself holds one lock) and stores them with write_direct_chunk.
+"""HDF5 chunks encoded in parallel threads: the byte shuffle, deflate and Fletcher-32 filters as HDF5
+applies them (with the same zlib, the same bytes), so that the writer compresses whole chunks on several
+cores (zlib and NumPy's copies release the GIL; HDF5 itself holds one lock) and stores them with
+write_direct_chunk.
 
 The filter pipeline of every result dataset is shuffle -> deflate -> fletcher32 (write._create_datasets).
 Fletcher-32 (HDF5's H5_checksum_fletcher32): over the data as big-endian 16-bit words w_0..w_{n-1},
@@ -11,21 +12,21 @@ sum2 << 16 | sum1 after the compressed bytes.
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 
-_POOL: ThreadPoolExecutor | None = None
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_LOCK = threading.Lock()
 
 
-def _forget_pool() -> None:
-    global _POOL
-    _POOL = None
+def _forget_pools() -> None:
+    _POOLS.clear()
 
 
-os.register_at_fork(after_in_child=_forget_pool)      # a forked child has none of its parent's threads
+os.register_at_fork(after_in_child=_forget_pools)      # a forked child has none of its parent's threads
 
 
 def _fold(s: int) -> int:
@@ -51,11 +52,9 @@ def encode_chunk(block: np.ndarray, level: int) -> bytes:
     return packed + fletcher32(packed).to_bytes(4, "little")
 
 
-def pool() -> ThreadPoolExecutor | None:
-    """The process's encoding threads, as many as Numba's (the cores it may run on unless
-    NUMBA_NUM_THREADS says otherwise), created on first use; None with one thread (HDF5's own filters
-    are then faster than these)."""
-    global _POOL
-    if _POOL is None and numba.config.NUMBA_NUM_THREADS > 1:
-        _POOL = ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="badminima-encode")
-    return _POOL
+def pool(threads: int) -> ThreadPoolExecutor:
+    """The process's pool of `threads` encoding threads (one per thread count asked for, made on first use)."""
+    with _LOCK:
+        if threads not in _POOLS:
+            _POOLS[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="badminima-encode")
+        return _POOLS[threads]

@@ -27,6 +27,7 @@ Crash-safety design (see docs/store.md for the schema):
 """
 from __future__ import annotations
 
+import collections
 import fcntl
 import json
 import os
@@ -195,30 +196,46 @@ def write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dic
                 g.attrs[f"count_{k}"] = np.int64(v)
 
 
-def _write_rows(pairs, lo: int) -> None:
-    """Write each (dataset, rows) pair at row lo: the chunks the rows fill whole are encoded in parallel
-    threads (encode.encode_chunk) and stored as they are; the partly filled chunks at either end, and
-    every chunk where there is one thread, go through HDF5."""
-    jobs, rest = [], []
-    pool = encode.pool()
+def _direct_ok(ds: h5py.Dataset) -> bool:
+    """Whether encode.encode_chunk writes ds's chunks: its filters are the ones _create_datasets sets and
+    a chunk spans whole rows."""
+    return (ds.compression == "gzip" and ds.compression_opts == GZIP_LEVEL and ds.shuffle and ds.fletcher32
+            and ds.scaleoffset is None and ds.chunks[1:] == ds.shape[1:])
+
+
+def _write_rows(pairs, lo: int, threads: int) -> None:
+    """Write each (dataset, rows) pair at row lo: with more than one thread, the chunks the rows fill
+    whole are encoded on `threads` threads (encode.encode_chunk; at most two per thread in flight, so
+    the memory held stays a few chunks) and stored as they are; the partly filled chunks at either end,
+    and every chunk with one thread, go through HDF5."""
+    whole, rest = [], []
     for ds, arr in pairs:
         C, n = ds.chunks[0], arr.shape[0]
         a, b = -(-lo // C) * C, (lo + n) // C * C        # the whole chunks [a, b) inside [lo, lo + n)
-        if b <= a or pool is None:
+        if threads < 2 or b <= a or not _direct_ok(ds):
             rest.append((ds, lo, arr))
             continue
-        tail = (0,) * (ds.ndim - 1)
-        jobs += [(ds, (c,) + tail, pool.submit(encode.encode_chunk, arr[c - lo: c - lo + C], GZIP_LEVEL))
-                 for c in range(a, b, C)]
+        whole += [(ds, c, arr[c - lo: c - lo + C]) for c in range(a, b, C)]
         rest += [(ds, lo, arr[: a - lo]), (ds, b, arr[b - lo:])]
+    for ds, at, rows in rest:
+        if rows.shape[0]:
+            ds[at: at + rows.shape[0]] = rows
+    if not whole:
+        return
+    pool, window = encode.pool(threads), collections.deque()
+
+    def store():
+        ds, c, job = window.popleft()
+        ds.id.write_direct_chunk((c,) + (0,) * (ds.ndim - 1), job.result(), 0)   # mask 0: every filter applied
     try:
-        for ds, at, rows in rest:
-            if rows.shape[0]:
-                ds[at: at + rows.shape[0]] = rows
-        for ds, offset, job in jobs:
-            ds.id.write_direct_chunk(offset, job.result(), 0)    # filter mask 0: every filter applied
+        for ds, c, block in whole:
+            window.append((ds, c, pool.submit(encode.encode_chunk, block, GZIP_LEVEL)))
+            if len(window) >= 2 * threads:
+                store()
+        while window:
+            store()
     finally:
-        for _, _, job in jobs:
+        for _, _, job in window:
             job.cancel()
 
 
@@ -308,7 +325,7 @@ class RunWriter:
     @classmethod
     def open(cls, path, config: dict, cells: dict, *, command: str | None = None, force: bool = False,
              resume: bool | str = "auto", init_weights: bool = False, training: bool = False,
-             fields: dict | None = None) -> "RunWriter":
+             fields: dict | None = None, threads: int | None = None) -> "RunWriter":
         """Start or resume the run writing ``path``.
 
         cells: {name: (cell_config, n_total, n_params)}; n_total is the cell's full network count (also
@@ -321,6 +338,7 @@ class RunWriter:
         training: also store the training fields (TRAINING_FIELDS: first solved step, ...).
         fields: extra per-row fields {name: (dtype, columns, description)} stored after the base ones
         (columns 0 = one value per row); every chunk must then carry them too.
+        threads: threads that compress the chunks (default: Numba's, all cores unless NUMBA_NUM_THREADS).
         """
         if resume not in (True, False, "auto"):
             raise ValueError(f"resume must be True, False or 'auto', not {resume!r}")
@@ -355,6 +373,10 @@ class RunWriter:
         self.resumed = False      # continued an existing .part
         self.rebuilt = False      # ... which a killed writer had left open (committed rows were copied)
         self.finished = False
+        if threads is None:
+            import numba
+            threads = numba.config.NUMBA_NUM_THREADS
+        self.threads = max(1, int(threads))
         self._f = None
         if os.path.isdir(self.path):
             raise StoreError(f"cannot write {self.path}: it is a directory; give a file name")
@@ -628,7 +650,7 @@ class RunWriter:
             for fld in arrays:
                 if dss[fld].shape[0] < hi:
                     dss[fld].resize(hi, axis=0)
-            _write_rows([(dss[fld], arr) for fld, arr in arrays.items()], lo)
+            _write_rows([(dss[fld], arr) for fld, arr in arrays.items()], lo, self.threads)
             self._f.flush()                               # data (and its metadata) reach the file ...
             self._progress[cell][...] = np.concatenate([[hi], counts]).astype(np.int64)
             self._f.flush()                               # ... before the commit record does

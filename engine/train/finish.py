@@ -29,10 +29,12 @@ is taken only if it lowers the loss.  The run ends
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import prange
 
+from badminima.engine.core.atomic import fetch_add
 from badminima.engine.core.classify import end_state
 from badminima.engine.core.jit import njit
 from badminima.engine.core.model import evaluate, hessian
@@ -155,19 +157,45 @@ def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
     return OUT_OF_STEPS, max_iter, L, np.nan
 
 
-@njit(parallel=True)
+@njit
+def finish_claimed(theta, todo, counter, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                    drift_gtol, drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss,
+                    out_eig):
+    """Run the finisher on networks todo[k], each k claimed from counter[0] (shared by the threads)."""
+    while True:
+        k = fetch_add(counter, 0, 1)
+        if k >= todo.shape[0]:
+            return
+        i = todo[k]
+        th = theta[i].copy()
+        code, its, L, lam = _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                        drift_gtol, drift_wmin, eig_tol, max_iter, stall)
+        out_theta[i] = th
+        out_code[i] = code
+        out_iters[i] = its
+        out_loss[i] = L
+        out_eig[i] = lam
+
+
 def finish_many(theta, todo, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
                 drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss, out_eig):
     """Run the finisher on the networks k with todo[k] (theta is left unchanged); fill the point where
-    it stopped, its verdict, iterations, loss there and lambda_min there (NaN unless a critical point)."""
-    for k in prange(theta.shape[0]):
-        if not todo[k]:
-            continue
-        th = theta[k].copy()
-        code, its, L, lam = _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                        drift_gtol, drift_wmin, eig_tol, max_iter, stall)
-        out_theta[k] = th
-        out_code[k] = code
-        out_iters[k] = its
-        out_loss[k] = L
-        out_eig[k] = lam
+    it stopped, its verdict, iterations, loss there and lambda_min there (NaN unless a critical point).
+
+    On numba.get_num_threads() threads, each taking the next network from a shared counter (a network
+    may take 1 or 400 iterations); plain threads rather than a prange, which made Numba compile the
+    finisher a second time inside the parallel loop."""
+    idx = np.flatnonzero(todo).astype(np.int64)
+    counter = np.zeros(1, np.int64)
+    workers = max(1, min(numba.get_num_threads(), idx.shape[0]))
+    args = (theta, idx, counter, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+            drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss, out_eig)
+    if workers == 1:
+        finish_claimed(*args)
+        return
+    pool = ThreadPoolExecutor(workers)
+    try:
+        list(pool.map(lambda _: finish_claimed(*args), range(workers)))
+    finally:      # on an interrupt: no new networks are taken, the running ones finish
+        counter[0] = idx.shape[0]
+        pool.shutdown(wait=True)
