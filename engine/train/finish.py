@@ -159,8 +159,8 @@ def _finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
 
 @njit
 def finish_claimed(theta, todo, counter, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                    drift_gtol, drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss,
-                    out_eig):
+                   drift_gtol, drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss,
+                   out_eig):
     """Run the finisher on networks todo[k], each k claimed from counter[0] (shared by the threads)."""
     while True:
         k = fetch_add(counter, 0, 1)
