@@ -8,7 +8,7 @@ import pytest
 from badminima.engine.core.classify import classify, end_state
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import DIVERGED, FINAL_CODES, SOLVED
-from badminima.engine.train.run import train_range
+from badminima.engine.train.run import _classified, train_range
 
 from conftest import make_cfg
 
@@ -28,10 +28,16 @@ def _one_by_one(cfg, theta, raw, X, y):
 
 
 def _batched(cfg, theta, raw, X, y):
+    """classify on one thread (every block claimed from one counter), and the run's threaded call of it
+    (blocks shared by the threads through the counter): the same values."""
     n = theta.shape[0]
     out = [np.empty(n, np.int8)] + [np.empty(n) for _ in range(4)]
     classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol,
-             cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, *out)
+             cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, *out,
+             np.zeros(1, np.int64))
+    threaded = _classified(cfg, theta, raw, X, y)
+    for a, key in zip(out, ("outcome", "loss", "accuracy", "grad_norm", "min_eig")):
+        assert a.tobytes() == threaded[key].tobytes(), key
     return out
 
 

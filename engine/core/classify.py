@@ -18,8 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import prange
-
+from badminima.engine.core.atomic import fetch_add
 from badminima.engine.core.jit import njit
 from badminima.engine.core.model import evaluate, forward_point, hessian, loss_d012
 from badminima.engine.core.names import XENT
@@ -72,7 +71,7 @@ def end_state(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
     return code, L, acc, gn, lam
 
 
-# networks per task of classify: its scratch arrays are allocated once per task, not per network
+# networks per block that classify claims: a few atomic operations per block, not per network
 CLASSIFY_BLOCK = 256
 
 
@@ -102,20 +101,24 @@ def _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv):
     return total, correct
 
 
-@njit(parallel=True)
+@njit
 def classify(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
-             out_code, out_loss, out_acc, out_gnorm, out_eig):
+             out_code, out_loss, out_acc, out_gnorm, out_eig, counter):
     """Fill the final outcome, mean loss, accuracy, ||grad|| and lambda_min (NaN if not computed) of
     every network from its end weights and the kernel's code (DIVERGED, SOLVED: certified, or
     OUT_OF_STEPS: ran its whole budget): end_state's values, bit for bit.  The common cases (non-finite,
     solved, gradient too large for a critical point or a drift) are decided here from one pass without
-    allocating; the others (small gradient: a Hessian may be needed) go through end_state itself."""
+    allocating; the others (small gradient: a Hessian may be needed) go through end_state itself.
+    Blocks of CLASSIFY_BLOCK networks are claimed from counter[0], shared by the threads calling this."""
     n, P = theta.shape
     N = X.shape[0]
-    for b in prange((n + CLASSIFY_BLOCK - 1) // CLASSIFY_BLOCK):
-        g = np.empty(P)
-        sv = np.empty(h)
-        dsv = np.empty(h)
+    g = np.empty(P)
+    sv = np.empty(h)
+    dsv = np.empty(h)
+    while True:
+        b = fetch_add(counter, 0, 1)
+        if b * CLASSIFY_BLOCK >= n:
+            return
         for k in range(b * CLASSIFY_BLOCK, min(n, (b + 1) * CLASSIFY_BLOCK)):
             th = theta[k]
             total, correct = _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv)

@@ -29,7 +29,6 @@ is taken only if it lowers the loss.  The run ends
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -40,6 +39,7 @@ from badminima.engine.core.jit import njit
 from badminima.engine.core.model import evaluate, hessian
 from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
+from badminima.engine.train.threads import on_threads
 
 HORIZON = 100.0       # flow time followed, in multiples of the optimizer's budget (lr * steps)
 TAU0 = 1.0            # first pseudo-time step
@@ -183,19 +183,10 @@ def finish_many(theta, todo, horizon, X, y, d, h, act, loss, gtol, xtol, solve_t
     it stopped, its verdict, iterations, loss there and lambda_min there (NaN unless a critical point).
 
     On numba.get_num_threads() threads, each taking the next network from a shared counter (a network
-    may take 1 or 400 iterations); plain threads rather than a prange, which made Numba compile the
-    finisher a second time inside the parallel loop."""
+    may take 1 or 400 iterations; engine/train/threads.py)."""
     idx = np.flatnonzero(todo).astype(np.int64)
     counter = np.zeros(1, np.int64)
-    workers = max(1, min(numba.get_num_threads(), idx.shape[0]))
-    args = (theta, idx, counter, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
-            drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss, out_eig)
-    if workers == 1:
-        finish_claimed(*args)
-        return
-    pool = ThreadPoolExecutor(workers)
-    try:
-        list(pool.map(lambda _: finish_claimed(*args), range(workers)))
-    finally:      # on an interrupt: no new networks are taken, the running ones finish
-        counter[0] = idx.shape[0]
-        pool.shutdown(wait=True)
+    on_threads(lambda: finish_claimed(theta, idx, counter, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol,
+                                      wmax, drift_gtol, drift_wmin, eig_tol, max_iter, stall, out_theta, out_code,
+                                      out_iters, out_loss, out_eig),
+               min(numba.get_num_threads(), idx.shape[0]), counter, idx.shape[0])

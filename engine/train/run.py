@@ -6,19 +6,19 @@ stream to HDF5) before the next one is yielded.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numba
 import numpy as np
 
-from badminima.engine.core.classify import classify
+from badminima.engine.core.classify import CLASSIFY_BLOCK, classify
 from badminima.engine.train.finish import MAX_ITER as FINISH_ITER, STALL as FINISH_STALL
 from badminima.engine.train.finish import finish_many
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 from badminima.engine.train.config import ConfigError, TrainConfig
 from badminima.engine.cuda.launch import device_starts
 from badminima.engine.train.starts import init_ids, init_range
+from badminima.engine.train.threads import on_threads
 from badminima.engine.train.codegen import fused_points, load_kernel_module
 from badminima.engine.core.layout import n_params
 from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_for
@@ -150,20 +150,12 @@ def _run_cpu(cfg: TrainConfig, Xk, yk, start: int, n: int, gids, th0, hy, K: int
     theta = np.empty((n, th0.shape[1]))
     counter = np.zeros(1, np.int64)         # the next untrained network (local index), shared by the tasks
 
-    def task(_):
-        mod.run_task(Xk, yk, np.uint64(cfg.seed), start, gids, counter, n, INIT_LAWS[cfg.init.law],
-                     cfg.init.scale, cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps, first, theta)
-
-    # One task per thread, all drawing networks from `counter` (work stealing: lanes stay busy until the
-    # chunk is exhausted).  Plain threads, not a Numba prange: the task function releases the GIL, and
-    # each variant compiles ~3 s faster without a parfor.  Results land at each network's own index,
-    # whatever thread trains it.
-    pool = ThreadPoolExecutor(workers)
-    try:
-        list(pool.map(task, range(workers)))
-    finally:      # on an interrupt: no new networks are taken, the running ones finish quickly
-        counter[0] = n
-        pool.shutdown(wait=True)
+    # one task per thread, all drawing networks from `counter` (lanes stay busy until the chunk is
+    # exhausted); results land at each network's own index, whatever thread trains it
+    on_threads(lambda: mod.run_task(Xk, yk, np.uint64(cfg.seed), start, gids, counter, n, INIT_LAWS[cfg.init.law],
+                                    cfg.init.scale, cfg.init.bias == "zero", th0, hy, cfg.steps, K, raw, steps,
+                                    first, theta),
+               workers, counter, n)
     return raw, steps, first, theta
 
 
@@ -193,9 +185,12 @@ def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
     n = theta.shape[0]
     code = np.empty(n, np.int8)
     loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
-    classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss],
-             cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol,
-             code, loss, acc, gnorm, eig)
+    blocks = -(-n // CLASSIFY_BLOCK)
+    counter = np.zeros(1, np.int64)
+    on_threads(lambda: classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation],
+                                LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol,
+                                cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig, counter),
+               min(numba.get_num_threads(), blocks), counter, blocks)
     return {"outcome": code, "loss": loss, "accuracy": acc, "grad_norm": gnorm, "min_eig": eig}
 
 
