@@ -26,6 +26,12 @@ def unpack(block: np.ndarray, a: np.ndarray, lo: int) -> None:
     a[lo:lo + m] = np.moveaxis(block, -1, 0)[:m]
 
 
+def spread(count: int) -> int:
+    """A block size that gives each of numba.get_num_threads() threads some of count candidates (at most
+    LANES): for per-candidate loops, whose candidates need no SIMD block."""
+    return max(1, min(LANES, -(-count // numba.get_num_threads())))
+
+
 def each_block(fn, count: int, size: int = LANES) -> None:
     """fn(lo) for the blocks lo = 0, size, 2 size, ... of count candidates, on numba.get_num_threads()
     threads (the caller's Numba thread count); the first exception stops the blocks not started and is

@@ -45,14 +45,13 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from numba import prange
 
 from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
 from badminima.engine.core.rng import uniform_at
-from badminima.engine.search.blocks import LANES, each_block, pack, unpack
+from badminima.engine.search.blocks import LANES, each_block, pack, spread, unpack
 
 STREAM_SEARCH = 2          # Philox stream of search starts (0 = initial weights, 1 = SGD order)
 
@@ -1061,7 +1060,7 @@ def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
         paper_batch(X, y, w, theta, hp, diag)
         return
     C = X.shape[0]
-    size = max(1, min(LANES, -(-C // numba.get_num_threads())))         # every thread gets some
+    size = spread(C)
     each_block(lambda lo: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, min(lo + size, C)), C, size)
 
 
@@ -1097,11 +1096,17 @@ def newton_polish(X, y, w, theta, h, iters, tol):
     return math.sqrt(gn), min_eig(H), moved
 
 
-@njit(parallel=True)
-def polish_batch(X, y, w, theta, h, iters, tol, out):
-    """newton_polish for every candidate in parallel; out (C, 3) = (||g||, lambda_min, moved)."""
-    for c in prange(X.shape[0]):
+@njit
+def _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi):
+    for c in range(lo, hi):
         a, b, m = newton_polish(X[c], y[c], w[c], theta[c], h, iters, tol)
         out[c, 0] = a
         out[c, 1] = b
         out[c, 2] = m
+
+
+def polish_batch(X, y, w, theta, h, iters, tol, out):
+    """newton_polish for every candidate in parallel threads; out (C, 3) = (||g||, lambda_min, moved)."""
+    C = X.shape[0]
+    size = spread(C)
+    each_block(lambda lo: _polish_range(X, y, w, theta, h, iters, tol, out, lo, min(lo + size, C)), C, size)
