@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from badminima.engine.core.atomic import fetch_add
 from badminima.engine.core.jit import njit
 from badminima.engine.core.model import evaluate, forward_point, hessian, loss_d012

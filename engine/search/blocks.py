@@ -26,10 +26,11 @@ def unpack(block: np.ndarray, a: np.ndarray, lo: int) -> None:
     a[lo:lo + m] = np.moveaxis(block, -1, 0)[:m]
 
 
-def spread(count: int) -> int:
-    """A block size that gives each of numba.get_num_threads() threads some of count candidates (at most
-    LANES): for per-candidate loops, whose candidates need no SIMD block."""
-    return max(1, min(LANES, -(-count // numba.get_num_threads())))
+def each_range(fn, count: int) -> None:
+    """fn(lo, hi) over ranges of the count candidates sized so that every thread gets some (at most LANES
+    each): for per-candidate loops, whose candidates need no SIMD block."""
+    size = max(1, min(LANES, -(-count // numba.get_num_threads())))
+    each_block(lambda lo: fn(lo, min(lo + size, count)), count, size)
 
 
 def each_block(fn, count: int, size: int = LANES) -> None:

@@ -51,7 +51,7 @@ from numba import prange
 from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
 from badminima.engine.core.rng import uniform_at
-from badminima.engine.search.blocks import LANES, each_block, pack, spread, unpack
+from badminima.engine.search.blocks import LANES, each_block, each_range, pack, unpack
 
 STREAM_SEARCH = 2          # Philox stream of search starts (0 = initial weights, 1 = SGD order)
 
@@ -1059,9 +1059,7 @@ def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
     if strategy == PAPER and h == 2:
         paper_batch(X, y, w, theta, hp, diag)
         return
-    C = X.shape[0]
-    size = spread(C)
-    each_block(lambda lo: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, min(lo + size, C)), C, size)
+    each_range(lambda lo, hi: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi), X.shape[0])
 
 
 @njit
@@ -1107,6 +1105,4 @@ def _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi):
 
 def polish_batch(X, y, w, theta, h, iters, tol, out):
     """newton_polish for every candidate in parallel threads; out (C, 3) = (||g||, lambda_min, moved)."""
-    C = X.shape[0]
-    size = spread(C)
-    each_block(lambda lo: _polish_range(X, y, w, theta, h, iters, tol, out, lo, min(lo + size, C)), C, size)
+    each_range(lambda lo, hi: _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi), X.shape[0])
