@@ -2,7 +2,7 @@
 import numpy as np
 
 from badminima.engine.core import model as M
-from badminima.engine.core.classify import newton_step
+from badminima.engine.core.classify import newton_dist
 from badminima.engine.core.names import SIGMOID, XENT
 from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM, OUT_OF_STEPS, SOLVED
 from badminima.engine.train.run import train_range
@@ -52,7 +52,8 @@ def test_a_plateau_is_not_a_critical_point(paper10):
     w0 = paper10.points["W0"].theta
     X, y = paper10.x, paper10.y
     _, _, g = M.evaluate(w0, X, y, 2, 2, SIGMOID, XENT)
-    dist, _ = newton_step(M.hessian(w0, X, y, 2, 2, SIGMOID, XENT), g)
+    lam, V = np.linalg.eigh(M.hessian(w0, X, y, 2, 2, SIGMOID, XENT))
+    dist = newton_dist(lam, V.T @ g)
     assert dist > 1.0
     res = train_range(make_cfg(paper10, steps=200, networks=1, gtol=1e-2), X, y, 0, 1, theta0=w0[None])
     assert res["optimizer_outcome"][0] != LOCAL_MINIMUM and res["outcome"][0] == DRIFTING
@@ -71,7 +72,8 @@ def test_the_stall_rule_leaves_unresolved_only_what_the_iteration_limit_would(xo
     STALL such iterations instead of MAX_ITER: the verdicts, network by network, are those of the
     iteration limit alone, and the rule does fire (Table 1's Adam ReLU h = 4 cell, as table1 runs it)."""
     from badminima.engine.core.names import ACTIVATIONS
-    from badminima.engine.train.finish import MAX_ITER, STALL, finish_many
+    from badminima.engine.core.flow import MAX_ITER, STALL
+    from badminima.engine.train.finish import finish_many
     from badminima.engine.train.run import flow_time
     n = 600
     cfg = make_cfg(xor, hidden=4, activation="relu", optimizer="adam", lr=1e-3, steps=10_000, networks=n,

@@ -8,7 +8,7 @@ the state each network ends in, exactly:
     (regression: mean squared error <= solve_tol) at the end            -> solved
   * ||grad|| <= gtol and max|theta| > wmax                              -> drifting
   * ||grad|| <= gtol and a Newton step shorter than xtol (a finite critical point is that close,
-    see newton_step), split by the smallest Hessian eigenvalue       -> local minimum / saddle / flat
+    see newton_dist), split by the smallest Hessian eigenvalue       -> local minimum / saddle / flat
   * ||grad|| <= drift_gtol, max|theta| >= drift_wmin and
     -grad . theta > 0 (the descent direction makes theta grow)        -> drifting
   * otherwise                                                         -> out of steps
@@ -20,38 +20,93 @@ import math
 import numpy as np
 
 from badminima.engine.core.atomic import fetch_add
+from badminima.engine.core.eigen import sym_eig
 from badminima.engine.core.jit import njit
-from badminima.engine.core.model import evaluate, forward_point, hessian, loss_d012
+from badminima.engine.core.model import hessian_sum, loss_acc_grad_sum
 from badminima.engine.core.names import XENT
 from badminima.engine.core.outcomes import DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
 
+# Rows of the per-network scratch W (SCRATCH_ROWS x P) that end_state_w and the finisher work in, with
+# a P x P matrix for the Hessian and its eigenvectors: preallocated once per CPU thread, or local
+# memory of one CUDA thread (P >= h + 1 and >= d + 2, so every vector fits a row).
+G, GT, PG, TRIAL, CUR, TH, LAM, E, GV, C, J, SV, DSV, D2SV, XA = range(15)
+SCRATCH_ROWS = 15
 
-@njit
-def newton_step(H, g):
-    """(length of the Newton step -H^-1 g, smallest eigenvalue of H), in H's eigenbasis.
+
+def scratch(P: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W, Hm): the work arrays of end_state_w and the finisher for networks of P parameters."""
+    return np.empty((SCRATCH_ROWS, P)), np.empty((P, P))
+
+
+@njit(inline="always")
+def max_abs(v):
+    """max |v_p|; NaN if any entry is NaN (as np.max(np.abs(v)))."""
+    m = 0.0
+    for p in range(v.shape[0]):
+        a = abs(v[p])
+        if a > m or a != a:
+            m = a
+    return m
+
+
+@njit(inline="always")
+def eval_into(th, X, y, d, h, act, loss, g, W):
+    """(mean loss, accuracy or NaN, ||grad||) at th, the mean gradient into g (rows SV, DSV of W as scratch)."""
+    N = X.shape[0]
+    total, correct = loss_acc_grad_sum(th, X, y, d, h, act, loss, g, W[SV], W[DSV])
+    s = 0.0
+    for p in range(g.shape[0]):
+        g[p] = g[p] / N
+        s += g[p] * g[p]
+    return total / N, (correct / N if loss == XENT else np.nan), math.sqrt(s)
+
+
+@njit(inline="always")
+def eig_hessian(th, X, y, d, h, act, loss, Hm, W):
+    """The exact Hessian's eigenvalues (ascending) into W[LAM] and eigenvectors into Hm's columns;
+    False if the Hessian is not finite."""
+    hessian_sum(th, X, y, d, h, act, loss, Hm, W[J], W[XA], W[SV], W[DSV], W[D2SV])
+    N = X.shape[0]
+    for p in range(Hm.shape[0]):
+        for q in range(Hm.shape[1]):
+            Hm[p, q] = Hm[p, q] / N
+    return sym_eig(Hm, W[LAM], W[E])
+
+
+@njit(inline="always")
+def project(Hm, v, out):
+    """out = V^T v: v in the eigenbasis held in Hm's columns."""
+    P = v.shape[0]
+    for i in range(P):
+        s = 0.0
+        for p in range(P):
+            s += Hm[p, i] * v[p]
+        out[i] = s
+
+
+@njit(inline="always")
+def newton_dist(lam, gv):
+    """Length of the Newton step -H^-1 g from H's eigenvalues lam and g in its eigenbasis gv.
 
     A small gradient alone does not make a critical point: on a plateau that runs off to infinity
     the gradient decays too, with the Hessian (eigenvalues ~1e-8) decaying with it.  The Newton step
     tells them apart: at a finite critical point it is ~||g|| / lambda and tiny; on a plateau it is
     long.  Eigenvalues below 1e-12 in size count as 1e-12 (a flat direction with a zero gradient
     component adds nothing)."""
-    lam, V = np.linalg.eigh(H)
-    gv = V.T @ g
     s = 0.0
     for i in range(lam.shape[0]):
         q = gv[i] / max(abs(lam[i]), 1e-12)
         s += q * q
-    return math.sqrt(s), lam[0]
+    return math.sqrt(s)
 
 
-@njit
-def end_state(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
-              eig_tol):
-    """Classify one state (see the module docstring): (code, mean loss, accuracy, ||grad||, lambda_min
-    or NaN).  `certified`: the kernel stopped it with a finality certificate (solved)."""
-    L, acc, g = evaluate(th, X, y, d, h, act, loss)
-    gn = math.sqrt(np.sum(g * g))
-    wm = np.max(np.abs(th))
+@njit(inline="always")
+def end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
+                eig_tol, W, Hm):
+    """end_state in caller-owned scratch (W, Hm from scratch(), or a CUDA thread's local arrays)."""
+    g = W[G]
+    L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)
+    wm = max_abs(th)
     lam = np.nan
     if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):
         code = DIVERGED
@@ -62,44 +117,32 @@ def end_state(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
         if gn <= gtol:
             if wm > wmax:
                 code = DRIFTING
-            else:
-                dist, lmin = newton_step(hessian(th, X, y, d, h, act, loss), g)
-                if dist <= xtol:
-                    lam = lmin
+            elif eig_hessian(th, X, y, d, h, act, loss, Hm, W):
+                project(Hm, g, W[GV])
+                if newton_dist(W[LAM], W[GV]) <= xtol:
+                    lam = W[LAM, 0]
                     code = LOCAL_MINIMUM if lam > eig_tol else (SADDLE if lam < -eig_tol else FLAT)
-        if code == OUT_OF_STEPS and gn <= drift_gtol and wm >= drift_wmin and -np.dot(g, th) > 0.0:
-            code = DRIFTING
+        if code == OUT_OF_STEPS and gn <= drift_gtol and wm >= drift_wmin:
+            s = 0.0
+            for p in range(th.shape[0]):
+                s += g[p] * th[p]
+            if -s > 0.0:
+                code = DRIFTING
     return code, L, acc, gn, lam
+
+
+@njit
+def end_state(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
+              eig_tol):
+    """Classify one state (see the module docstring): (code, mean loss, accuracy, ||grad||, lambda_min
+    or NaN).  `certified`: the kernel stopped it with a finality certificate (solved)."""
+    P = th.shape[0]
+    return end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+                       drift_wmin, eig_tol, np.empty((SCRATCH_ROWS, P)), np.empty((P, P)))
 
 
 # networks per block that classify claims: a few atomic operations per block, not per network
 CLASSIFY_BLOCK = 256
-
-
-@njit(inline="always")
-def _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv):
-    """evaluate()'s (summed loss, correct count) and summed gradient into g, with the same operations
-    in the same order (so the same bits) but into caller-owned scratch: no allocation per network."""
-    N = X.shape[0]
-    S = d + 2
-    for p in range(g.shape[0]):
-        g[p] = 0.0
-    total = 0.0
-    correct = 0
-    for i in range(N):
-        zi = forward_point(th, X, i, d, h, act, sv, dsv)
-        li, ri, _ = loss_d012(zi, y[i], loss)
-        total += li
-        if (zi > 0.0) == (y[i] > 0.5):
-            correct += 1
-        g[h * S] += ri
-        for j in range(h):
-            g[j * S] += ri * sv[j]
-            dj = ri * th[j * S] * dsv[j]
-            for k in range(d):
-                g[j * S + 1 + k] += dj * X[i, k]
-            g[j * S + 1 + d] += dj
-    return total, correct
 
 
 @njit
@@ -109,29 +152,20 @@ def classify(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, dri
     every network from its end weights and the kernel's code (DIVERGED, SOLVED: certified, or
     OUT_OF_STEPS: ran its whole budget): end_state's values, bit for bit.  The common cases (non-finite,
     solved, gradient too large for a critical point or a drift) are decided here from one pass without
-    allocating; the others (small gradient: a Hessian may be needed) go through end_state itself.
+    allocating; the others (small gradient: a Hessian may be needed) go through end_state_w itself.
     Blocks of CLASSIFY_BLOCK networks are claimed from counter[0], shared by the threads calling this."""
     n, P = theta.shape
-    N = X.shape[0]
-    g = np.empty(P)
-    sv = np.empty(h)
-    dsv = np.empty(h)
+    W = np.empty((SCRATCH_ROWS, P))
+    Hm = np.empty((P, P))
+    g = W[G]
     while True:
         b = fetch_add(counter, 0, 1)
         if b * CLASSIFY_BLOCK >= n:
             return
         for k in range(b * CLASSIFY_BLOCK, min(n, (b + 1) * CLASSIFY_BLOCK)):
             th = theta[k]
-            total, correct = _loss_acc_grad(th, X, y, d, h, act, loss, g, sv, dsv)
-            L = total / N
-            acc = correct / N if loss == XENT else np.nan
-            s = 0.0
-            wm = 0.0
-            for p in range(P):
-                gp = g[p] / N
-                s += gp * gp
-                wm = max(wm, abs(th[p]))
-            gn = math.sqrt(s)
+            L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)
+            wm = max_abs(th)
             if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):
                 code, lam = DIVERGED, np.nan
             elif raw[k] == SOLVED or (acc == 1.0 if loss == XENT else L <= solve_tol):
@@ -139,8 +173,8 @@ def classify(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, dri
             elif gn > gtol and not (gn <= drift_gtol and wm >= drift_wmin):
                 code, lam = OUT_OF_STEPS, np.nan
             else:
-                code, L, acc, gn, lam = end_state(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                                  drift_gtol, drift_wmin, eig_tol)
+                code, L, acc, gn, lam = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                                    drift_gtol, drift_wmin, eig_tol, W, Hm)
             out_code[k] = DIVERGED if raw[k] == DIVERGED else code
             out_loss[k] = L
             out_acc[k] = acc

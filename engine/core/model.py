@@ -67,15 +67,14 @@ def logits(theta, X, d, h, act):
     return z
 
 
-@njit
-def evaluate(theta, X, y, d, h, act, loss):
-    """(mean loss, accuracy, gradient of the mean loss); accuracy is NaN for regression."""
+@njit(inline="always")
+def loss_acc_grad_sum(theta, X, y, d, h, act, loss, g, sv, dsv):
+    """(summed loss, correct count) and the summed gradient into g, in caller-owned scratch (sv, dsv:
+    length h): no allocation, so the same code serves a CPU loop over networks and a CUDA thread."""
     N = X.shape[0]
     S = d + 2
-    P = h * S + 1
-    g = np.zeros(P)
-    sv = np.empty(h)
-    dsv = np.empty(h)
+    for p in range(g.shape[0]):
+        g[p] = 0.0
     total = 0.0
     correct = 0
     for i in range(N):
@@ -91,22 +90,30 @@ def evaluate(theta, X, y, d, h, act, loss):
             for k in range(d):
                 g[j * S + 1 + k] += dj * X[i, k]
             g[j * S + 1 + d] += dj
+    return total, correct
+
+
+@njit
+def evaluate(theta, X, y, d, h, act, loss):
+    """(mean loss, accuracy, gradient of the mean loss); accuracy is NaN for regression."""
+    N = X.shape[0]
+    g = np.empty(h * (d + 2) + 1)
+    total, correct = loss_acc_grad_sum(theta, X, y, d, h, act, loss, g, np.empty(h), np.empty(h))
     acc = correct / N if loss == XENT else np.nan
     return total / N, acc, g / N
 
 
-@njit
-def hessian(theta, X, y, d, h, act, loss):
-    """Exact Hessian of the mean loss: sum_i l''_i J_i J_i^T + l'_i d2z_i, over N (ReLU'' taken as 0)."""
+@njit(inline="always")
+def hessian_sum(theta, X, y, d, h, act, loss, H, J, xa, sv, dsv, d2sv):
+    """N times the exact Hessian of the mean loss into H (P x P): sum_i l''_i J_i J_i^T + l'_i d2z_i
+    (ReLU'' taken as 0), in caller-owned scratch (J: P, xa: d + 1, sv, dsv, d2sv: h)."""
     N = X.shape[0]
     S = d + 2
     P = h * S + 1
-    H = np.zeros((P, P))
-    J = np.zeros(P)
-    xa = np.ones(d + 1)            # the point with a trailing 1, so the bias is weight index d
-    sv = np.empty(h)
-    dsv = np.empty(h)
-    d2sv = np.empty(h)
+    for p in range(P):
+        for q in range(P):
+            H[p, q] = 0.0
+    xa[d] = 1.0                    # the point with a trailing 1, so the bias is weight index d
     for i in range(N):
         for k in range(d):
             xa[k] = X[i, k]
@@ -137,7 +144,15 @@ def hessian(theta, X, y, d, h, act, loss):
                 for m in range(d + 1):
                     # d2z / dw_jk dw_jm = v_j s''_j x_k x_m
                     H[base + 1 + k, base + 1 + m] += r * theta[base] * d2sv[j] * xa[k] * xa[m]
-    return H / N
+
+
+@njit
+def hessian(theta, X, y, d, h, act, loss):
+    """Exact Hessian of the mean loss (P x P)."""
+    P = h * (d + 2) + 1
+    H = np.empty((P, P))
+    hessian_sum(theta, X, y, d, h, act, loss, H, np.empty(P), np.empty(d + 1), np.empty(h), np.empty(h), np.empty(h))
+    return H / X.shape[0]
 
 
 @njit

@@ -12,7 +12,7 @@ import numba
 import numpy as np
 
 from badminima.engine.core.classify import CLASSIFY_BLOCK, classify
-from badminima.engine.train.finish import MAX_ITER as FINISH_ITER, STALL as FINISH_STALL
+from badminima.engine.core.flow import MAX_ITER as FINISH_ITER, STALL as FINISH_STALL
 from badminima.engine.train.finish import finish_many
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 from badminima.engine.train.config import ConfigError, TrainConfig
