@@ -120,6 +120,38 @@ def test_regression_divergence_and_refill_match_the_cpu():
     assert np.sum(gpu["optimizer_outcome"] == DIVERGED) == 3 and sorted(set(gpu["steps"])) == [15, 100]
 
 
+@pytest.mark.parametrize("name,act,h", [("xor", "sigmoid", 2), ("xor", "relu", 3), ("relu_d1", "relu", 2)])
+def test_finisher_on_the_gpu_matches_the_cpu(name, act, h):
+    """The finisher's CUDA kernel (engine/cuda/finish.py) on the CPU's end states of short runs: the same
+    verdicts, iterations, losses, lambda_min and end points as finish_many on the CPU's threads (under
+    the simulator both run finish_one's compiled code), with 4 threads for more networks than that and
+    only the networks the optimizer left unresolved finished; a train_range on the GPU uses it."""
+    from dataclasses import replace
+    from badminima.engine.core.flow import MAX_ITER, STALL
+    from badminima.engine.core.names import ACTIVATIONS, LOSSES
+    from badminima.engine.cuda.finish import finish_cuda
+    from badminima.engine.train.finish import finish_many
+    from badminima.engine.train.run import flow_time
+    ds = load_dataset(name)
+    cfg = make_cfg(ds, hidden=h, activation=act, lr=0.5, steps=200, networks=24)
+    end = train_range(replace(cfg, finish_horizon=0), ds.x, ds.y, 0, 24)
+    todo = np.isin(end["outcome"], (4, 6))
+    assert todo.sum() > 4
+    res = []
+    for run in (finish_many, finish_cuda):
+        outs = (np.full(end["weights"].shape, np.nan), end["outcome"].copy(), np.full(24, -1, np.int32),
+                np.full(24, np.nan), np.full(24, np.nan))
+        run(end["weights"], todo, cfg.finish_horizon * flow_time(cfg), ds.x, ds.y, ds.d, h, ACTIVATIONS[act], LOSSES[cfg.loss], cfg.gtol, cfg.xtol,
+            cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, MAX_ITER, STALL, *outs)
+        res.append(outs)
+    for a, b in zip(*res):
+        assert np.array_equal(a, b, equal_nan=True)
+    assert np.all(res[1][2][todo] >= 0) and np.all(res[1][2][~todo] == -1)
+    assert len(set(res[1][1][todo])) > (name == "xor")   # XOR: several verdicts, not one repeated
+    gpu = train_range(replace(cfg, device="cuda"), ds.x, ds.y, 0, 24)
+    assert np.array_equal(gpu["finish_iters"] >= 0, todo)
+
+
 def test_work_counter_refills_every_thread():
     """2 threads, 12 networks: each thread draws networks until the counter passes the end, and every
     network lands at its own index whatever thread trained it."""

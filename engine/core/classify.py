@@ -49,7 +49,7 @@ def max_abs(v):
     return m
 
 
-@njit(inline="always")
+@njit
 def eval_into(th, X, y, d, h, act, loss, g, W):
     """(mean loss, accuracy or NaN, ||grad||) at th, the mean gradient into g (rows SV, DSV of W as scratch)."""
     N = X.shape[0]
@@ -61,7 +61,7 @@ def eval_into(th, X, y, d, h, act, loss, g, W):
     return total / N, (correct / N if loss == XENT else np.nan), math.sqrt(s)
 
 
-@njit(inline="always")
+@njit
 def eig_hessian(th, X, y, d, h, act, loss, Hm, W):
     """The exact Hessian's eigenvalues (ascending) into W[LAM] and eigenvectors into Hm's columns;
     False if the Hessian is not finite."""
@@ -73,7 +73,7 @@ def eig_hessian(th, X, y, d, h, act, loss, Hm, W):
     return sym_eig(Hm, W[LAM], W[E])
 
 
-@njit(inline="always")
+@njit
 def project(Hm, v, out):
     """out = V^T v: v in the eigenbasis held in Hm's columns."""
     P = v.shape[0]
@@ -100,7 +100,7 @@ def newton_dist(lam, gv):
     return math.sqrt(s)
 
 
-@njit(inline="always")
+@njit
 def end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
                 eig_tol, W, Hm):
     """end_state in caller-owned scratch (W, Hm from scratch(), or a CUDA thread's local arrays)."""

@@ -52,7 +52,7 @@ POLISH_ITER = 30      # Newton steps at most in one polish
 
 
 
-@njit(inline="always")
+@njit
 def _move(Hm, c, base, out):
     """out = base + V c, V the eigenbasis in Hm's columns."""
     P = base.shape[0]

@@ -67,7 +67,7 @@ def logits(theta, X, d, h, act):
     return z
 
 
-@njit(inline="always")
+@njit
 def loss_acc_grad_sum(theta, X, y, d, h, act, loss, g, sv, dsv):
     """(summed loss, correct count) and the summed gradient into g, in caller-owned scratch (sv, dsv:
     length h): no allocation, so the same code serves a CPU loop over networks and a CUDA thread."""
@@ -103,7 +103,7 @@ def evaluate(theta, X, y, d, h, act, loss):
     return total / N, acc, g / N
 
 
-@njit(inline="always")
+@njit
 def hessian_sum(theta, X, y, d, h, act, loss, H, J, xa, sv, dsv, d2sv):
     """N times the exact Hessian of the mean loss into H (P x P): sum_i l''_i J_i J_i^T + l'_i d2z_i
     (ReLU'' taken as 0), in caller-owned scratch (J: P, xa: d + 1, sv, dsv, d2sv: h)."""

@@ -43,6 +43,15 @@ def simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
+def callable_in_kernel(fn):
+    """fn (a jitted function taking arrays) as a kernel calls it: itself on a GPU, where numba-cuda compiles
+    it for the device; under the simulator, where a kernel is Python and fn its CPU-compiled code, a
+    wrapper that hands fn the NumPy arrays inside the simulator's device-array wrappers."""
+    if not simulated():
+        return fn
+    return lambda *args: fn(*(getattr(a, "_ary", a) for a in args))
+
+
 def device_starts(law: int) -> bool:
     """Whether the kernel draws the random starts itself: for the uniform and Glorot laws its Philox
     integer arithmetic and IEEE operations give the CPU's values bit for bit; the normal and He laws
@@ -58,6 +67,14 @@ def resident_threads() -> int:
         return SIM_THREADS
     dev = cuda.get_current_device()
     return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTIPROCESSOR)
+
+
+def launch_shape(n: int, threads: int | None = None) -> tuple[int, int]:
+    """(blocks, threads per block) for n networks drawn from a counter: as many threads as the device
+    runs at once (or `threads`), at most one per network, in whole blocks."""
+    total = max(1, min(n, threads or resident_threads()))
+    tpb = min(total, SIM_THREADS if simulated() else THREADS_PER_BLOCK)
+    return -(-total // tpb), tpb
 
 
 class Pending:
@@ -90,10 +107,9 @@ def submit(mod, X, y, seed: int, start: int, n: int, ids, th0, law: int, scale: 
     Xd, yd, idd, ctr, thd, hyd = dev
     launched = 0
     if n > 0:
-        total = max(1, min(n, threads or resident_threads()))
-        tpb = min(total, SIM_THREADS if simulated() else THREADS_PER_BLOCK)
-        launched = -(-total // tpb) * tpb
-        mod.train_kernel[-(-total // tpb), tpb, stream](
+        blocks, tpb = launch_shape(n, threads)
+        launched = blocks * tpb
+        mod.train_kernel[blocks, tpb, stream](
             Xd, yd, np.uint64(seed), np.int64(start), idd, ctr, np.int64(n), np.int64(law), np.float64(scale),
             bool(zero_bias), thd, hyd, np.int64(steps), np.int64(K), *outs)
     return Pending(stream, outs, n, ctr, launched)

@@ -202,7 +202,7 @@ def flow_time(cfg: TrainConfig) -> float:
 
 
 def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
-    """The finisher (engine/train/finish.py) on the networks the optimizer left out_of_steps or drifting: the
+    """The finisher (engine/core/flow.py; on the GPU for device cuda) on the networks the optimizer left out_of_steps or drifting: the
     final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
     (-1: not run), loss and lambda_min (NaN unless a critical point) where it stopped."""
     n = theta.shape[0]
@@ -211,9 +211,12 @@ def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
     iters = np.full(n, -1, np.int32)
     f_loss, f_eig, f_theta = np.full(n, np.nan), np.full(n, np.nan), np.full(theta.shape, np.nan)
     if todo.any():
-        finish_many(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
-                    ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
-                    cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, FINISH_STALL, f_theta, final, iters, f_loss, f_eig)
+        run = finish_many
+        if cfg.device == "cuda":          # the same computation in one CUDA thread per network
+            from badminima.engine.cuda.finish import finish_cuda as run
+        run(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
+            ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
+            cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, FINISH_STALL, f_theta, final, iters, f_loss, f_eig)
     return {"outcome": final, "optimizer_outcome": code, "finish_iters": iters, "finish_loss": f_loss,
             "finish_min_eig": f_eig, "finish_weights": f_theta}
 
