@@ -13,8 +13,8 @@ printed as it ends (a run cut short still reports what it finished):
                sigmoid/ReLU x GD/Adam x h = 2, 7 x float32/float64, without early exit (every network
                runs the whole budget) and with it (budgeted network-steps / time, and steps taken / time)
   3. host      per-network cost of what follows the kernel: random starts on the host, the float64
-               classification, the finisher on the host's threads and on the GPU (and how often their
-               verdicts agree), the HDF5 writing (on a Table 1 cell's real end states)
+               classification and the finisher, each on the host's threads and on the GPU (and how
+               often their verdicts agree), the HDF5 writing (on a Table 1 cell's real end states)
   4. agree     CPU vs GPU on the same starts, network by network, on two Table 1 cells: the optimizer's
                verdict and the final outcome (>= 99% expected; the disagreements listed by kind)
   5. table1    `badminima table1 -n N --device cuda` end to end after compilation (48 cells + the SGD
@@ -208,8 +208,13 @@ def host(n: int):
         ks, _, (raw, steps, first, theta) = _kernel_run(cfg, ds, n, th0)
         X, y = np.array(ds.x, np.float64), np.array(ds.y, np.float64)
         t = time.perf_counter()
-        res = R._classified(cfg, theta, raw, X, y)
+        host_cls = R._classified(replace(cfg, device="cpu"), theta, raw, X, y)
         t_cls = time.perf_counter() - t
+        R._classified(cfg, theta[:64], raw[:64], X, y)                     # compiles the GPU classification
+        t = time.perf_counter()
+        res = R._classified(cfg, theta, raw, X, y)
+        t_cls_gpu = time.perf_counter() - t
+        same_cls = host_cls["outcome"] == res["outcome"]
         t = time.perf_counter()
         host_fin = R._finished(replace(cfg, device="cpu"), theta, res["outcome"], X, y)
         t_fin = time.perf_counter() - t
@@ -229,11 +234,13 @@ def host(n: int):
         ran = int(np.sum(res["finish_iters"] >= 0))
         row = {"networks": n, "threads": numba.config.NUMBA_NUM_THREADS, "kernel_s": ks,
                "starts_per_s": n / t_start, "classify_per_s": n / t_cls, "finisher_per_s": n / t_fin,
+               "gpu_classify_per_s": n / t_cls_gpu, "classify_verdicts_agree": float(same_cls.mean()),
                "gpu_finisher_per_s": n / t_fin_gpu, "finisher_verdicts_agree": float(same.mean()),
                "finisher_ran_on": ran, "write_per_s": n / t_write}
         out[f"{name} {act} {opt} h={h}"] = row
         say(f"{name} {act} {opt} h={h}, {n} networks, {row['threads']} threads (networks/s): host starts "
-            f"{row['starts_per_s']:.3g}, classification {row['classify_per_s']:.3g}, finisher on the host "
+            f"{row['starts_per_s']:.3g}, classification on the host {row['classify_per_s']:.3g} and on the GPU "
+            f"{row['gpu_classify_per_s']:.3g} (verdicts equal {row['classify_verdicts_agree']:.2%}), finisher on the host "
             f"{row['finisher_per_s']:.3g} and on the GPU {row['gpu_finisher_per_s']:.3g} (ran on {ran}; verdicts "
             f"equal {row['finisher_verdicts_agree']:.2%}), HDF5 writing {row['write_per_s']:.3g}; the kernel took "
             f"{ks:.2f} s ({n / ks:.3g} networks/s)")
@@ -351,18 +358,21 @@ def ptx(quick: bool):
         except Exception as e:  # noqa: BLE001
             fails += 1
             say(f"FAIL {name} {act} {opt} h={h} {dt}: {type(e).__name__}: {str(e)[:300]}")
-    from badminima.engine.cuda.finish import load_finish_module
-    f64, i64 = A(types.float64, 1, "C"), types.int64
-    sig = (A(types.float64, 2, "C"), A(types.int64, 1, "C"), types.float64, A(types.float64, 2, "C"), f64, i64, i64,
-           i64, i64, f64, i64, i64, A(types.float64, 2, "C"), A(types.int8, 1, "C"), A(types.int32, 1, "C"), f64, f64)
-    for P in (9,) if quick else (9, 29, 33):        # the finisher, one module per size bucket (16, 32, 64)
-        t = time.perf_counter()
-        try:
-            text, _ = cuda.compile_ptx(load_finish_module(P).finish_kernel.py_func, sig, cc=(9, 0))
-            say(f"ok   finisher P={P}: {len(text)} bytes of PTX, {time.perf_counter() - t:.1f} s")
-        except Exception as e:  # noqa: BLE001
-            fails += 1
-            say(f"FAIL finisher P={P}: {type(e).__name__}: {str(e)[:300]}")
+    from badminima.engine.cuda.exact import load_exact_module
+    f64, i64, M = A(types.float64, 1, "C"), types.int64, A(types.float64, 2, "C")
+    sigs = {"classify_kernel": (M, A(types.int8, 1, "C"), A(types.int64, 1, "C"), M, f64, i64, i64, i64, i64, f64,
+                                A(types.int8, 1, "C"), f64, f64, f64, f64),
+            "finish_kernel": (M, A(types.int64, 1, "C"), types.float64, M, f64, i64, i64, i64, i64, f64, i64, i64, M,
+                              A(types.int8, 1, "C"), A(types.int32, 1, "C"), f64, f64)}
+    for P in (9,) if quick else (9, 29, 33):        # one module per size bucket (16, 32, 64)
+        for kernel, sig in sigs.items():
+            t = time.perf_counter()
+            try:
+                text, _ = cuda.compile_ptx(getattr(load_exact_module(P), kernel).py_func, sig, cc=(9, 0))
+                say(f"ok   {kernel} P={P}: {len(text)} bytes of PTX, {time.perf_counter() - t:.1f} s")
+            except Exception as e:  # noqa: BLE001
+                fails += 1
+                say(f"FAIL {kernel} P={P}: {type(e).__name__}: {str(e)[:300]}")
     return fails
 
 

@@ -121,20 +121,28 @@ def test_regression_divergence_and_refill_match_the_cpu():
 
 
 @pytest.mark.parametrize("name,act,h", [("xor", "sigmoid", 2), ("xor", "relu", 3), ("relu_d1", "relu", 2)])
-def test_finisher_on_the_gpu_matches_the_cpu(name, act, h):
-    """The finisher's CUDA kernel (engine/cuda/finish.py) on the CPU's end states of short runs: the same
-    verdicts, iterations, losses, lambda_min and end points as finish_many on the CPU's threads (under
-    the simulator both run finish_one's compiled code), with 4 threads for more networks than that and
-    only the networks the optimizer left unresolved finished; a train_range on the GPU uses it."""
+def test_classification_and_finisher_on_the_gpu_match_the_cpu(name, act, h):
+    """The classification's and the finisher's CUDA kernels (engine/cuda/exact.py) on the CPU's end states
+    of short runs: the same outcomes, losses, accuracies, gradient norms and lambda_min as classify, and
+    the same verdicts, iterations, losses, lambda_min and end points as finish_many, on the CPU's threads
+    (under the simulator both run the same compiled code), with 4 threads for more networks than that
+    and only the networks the optimizer left unresolved finished; a train_range on the GPU uses both."""
     from dataclasses import replace
     from badminima.engine.core.flow import MAX_ITER, STALL
     from badminima.engine.core.names import ACTIVATIONS, LOSSES
-    from badminima.engine.cuda.finish import finish_cuda
+    from badminima.engine.cuda.exact import classify_cuda, finish_cuda
+    from badminima.engine.train.run import _classified
     from badminima.engine.train.finish import finish_many
     from badminima.engine.train.run import flow_time
     ds = load_dataset(name)
     cfg = make_cfg(ds, hidden=h, activation=act, lr=0.5, steps=200, networks=24)
     end = train_range(replace(cfg, finish_horizon=0), ds.x, ds.y, 0, 24)
+    raw = np.where(end["steps"] < cfg.steps, end["optimizer_outcome"], 6).astype(np.int8)
+    cpu_cls = _classified(cfg, end["weights"], raw, ds.x, ds.y)
+    gpu_cls = _classified(replace(cfg, device="cuda"), end["weights"], raw, ds.x, ds.y)
+    for key in cpu_cls:
+        assert np.array_equal(cpu_cls[key], gpu_cls[key], equal_nan=True), key
+    assert np.array_equal(cpu_cls["outcome"], end["outcome"])
     todo = np.isin(end["outcome"], (4, 6))
     assert todo.sum() > 4
     res = []

@@ -146,36 +146,43 @@ CLASSIFY_BLOCK = 256
 
 
 @njit
+def classify_one(th, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
+                 W, Hm):
+    """The final (outcome, mean loss, accuracy, ||grad||, lambda_min or NaN) of one network from its end
+    weights th and the kernel's code raw (DIVERGED, SOLVED: certified, or OUT_OF_STEPS: ran its whole
+    budget): end_state's values, bit for bit.  The common cases (non-finite, solved, gradient too large
+    for a critical point or a drift) are decided from one pass; the others (small gradient: a Hessian
+    may be needed) go through end_state_w itself.  W, Hm: scratch(P), or a CUDA thread's local memory."""
+    L, acc, gn = eval_into(th, X, y, d, h, act, loss, W[G], W)
+    wm = max_abs(th)
+    if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):
+        code, lam = DIVERGED, np.nan
+    elif raw == SOLVED or (acc == 1.0 if loss == XENT else L <= solve_tol):
+        code, lam = SOLVED, np.nan
+    elif gn > gtol and not (gn <= drift_gtol and wm >= drift_wmin):
+        code, lam = OUT_OF_STEPS, np.nan
+    else:
+        code, L, acc, gn, lam = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                            drift_gtol, drift_wmin, eig_tol, W, Hm)
+    return (DIVERGED if raw == DIVERGED else code), L, acc, gn, lam
+
+
+@njit
 def classify(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
              out_code, out_loss, out_acc, out_gnorm, out_eig, counter):
-    """Fill the final outcome, mean loss, accuracy, ||grad|| and lambda_min (NaN if not computed) of
-    every network from its end weights and the kernel's code (DIVERGED, SOLVED: certified, or
-    OUT_OF_STEPS: ran its whole budget): end_state's values, bit for bit.  The common cases (non-finite,
-    solved, gradient too large for a critical point or a drift) are decided here from one pass without
-    allocating; the others (small gradient: a Hessian may be needed) go through end_state_w itself.
-    Blocks of CLASSIFY_BLOCK networks are claimed from counter[0], shared by the threads calling this."""
+    """classify_one for every network (theta n x P, raw n), into the out_* arrays.  Blocks of
+    CLASSIFY_BLOCK networks are claimed from counter[0], shared by the threads calling this."""
     n, P = theta.shape
     W = np.empty((SCRATCH_ROWS, P))
     Hm = np.empty((P, P))
-    g = W[G]
     while True:
         b = fetch_add(counter, 0, 1)
         if b * CLASSIFY_BLOCK >= n:
             return
         for k in range(b * CLASSIFY_BLOCK, min(n, (b + 1) * CLASSIFY_BLOCK)):
-            th = theta[k]
-            L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)
-            wm = max_abs(th)
-            if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):
-                code, lam = DIVERGED, np.nan
-            elif raw[k] == SOLVED or (acc == 1.0 if loss == XENT else L <= solve_tol):
-                code, lam = SOLVED, np.nan
-            elif gn > gtol and not (gn <= drift_gtol and wm >= drift_wmin):
-                code, lam = OUT_OF_STEPS, np.nan
-            else:
-                code, L, acc, gn, lam = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                                    drift_gtol, drift_wmin, eig_tol, W, Hm)
-            out_code[k] = DIVERGED if raw[k] == DIVERGED else code
+            code, L, acc, gn, lam = classify_one(theta[k], raw[k], X, y, d, h, act, loss, gtol, xtol, solve_tol,
+                                                 wmax, drift_gtol, drift_wmin, eig_tol, W, Hm)
+            out_code[k] = code
             out_loss[k] = L
             out_acc[k] = acc
             out_gnorm[k] = gn

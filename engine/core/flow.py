@@ -27,7 +27,7 @@ is taken only if it lowers the loss.  The run ends
     networks per cell (seeds 0 and 1) the rule changes no verdict and saves 28% of the iterations.
 
 finish_one works in caller-owned scratch (classify.scratch) and allocates nothing, so one definition
-runs on CPU threads (engine/train/finish.py) and in a CUDA thread (engine/cuda/finish.py).
+runs on CPU threads (engine/train/finish.py) and in a CUDA thread (engine/cuda/exact.py).
 """
 from __future__ import annotations
 

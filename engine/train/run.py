@@ -182,15 +182,19 @@ def outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, steps
 
 
 def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
+    """The end-state classification of every network (engine/core/classify.py; on the GPU for device cuda)."""
     n = theta.shape[0]
     code = np.empty(n, np.int8)
     loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
-    blocks = -(-n // CLASSIFY_BLOCK)
-    counter = np.zeros(1, np.int64)
-    on_threads(lambda: classify(theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation],
-                                LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol,
-                                cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig, counter),
-               min(numba.get_num_threads(), blocks), counter, blocks)
+    args = (theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol,
+            cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig)
+    if cfg.device == "cuda":              # the same computation in one CUDA thread per network
+        from badminima.engine.cuda.exact import classify_cuda
+        classify_cuda(*args)
+    else:
+        blocks = -(-n // CLASSIFY_BLOCK)
+        counter = np.zeros(1, np.int64)
+        on_threads(lambda: classify(*args, counter), min(numba.get_num_threads(), blocks), counter, blocks)
     return {"outcome": code, "loss": loss, "accuracy": acc, "grad_norm": gnorm, "min_eig": eig}
 
 
@@ -213,7 +217,7 @@ def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
     if todo.any():
         run = finish_many
         if cfg.device == "cuda":          # the same computation in one CUDA thread per network
-            from badminima.engine.cuda.finish import finish_cuda as run
+            from badminima.engine.cuda.exact import finish_cuda as run
         run(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
             ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
             cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, FINISH_ITER, FINISH_STALL, f_theta, final, iters, f_loss, f_eig)
