@@ -96,3 +96,15 @@ def test_device_is_validated(xor):
     from badminima.engine.train.config import ConfigError
     with pytest.raises(ConfigError, match="--device must be cpu or cuda"):
         make_cfg(xor, device="tpu")
+
+
+def test_large_networks_are_classified_and_finished_on_the_host(xor):
+    """A GPU thread's local memory holds the scratch of at most MAX_P = 64 parameters (h = 15 on 2-d
+    data); larger networks of a cuda run go to the host's threads, CPU runs never to the GPU."""
+    import numpy as np
+    from badminima.engine.cuda.exact import MAX_P, bucket
+    from badminima.engine.train.run import _exact_on_gpu
+    cuda, cpu = make_cfg(xor, hidden=15, device="cuda"), make_cfg(xor, hidden=15)
+    assert MAX_P == 64 and [bucket(P) for P in (9, 16, 17, 29, 33, 64)] == [16, 16, 32, 32, 64, 64]
+    assert _exact_on_gpu(cuda, np.empty((1, 61))) and not _exact_on_gpu(cuda, np.empty((1, 65)))
+    assert not _exact_on_gpu(cpu, np.empty((1, 9)))

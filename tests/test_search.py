@@ -154,7 +154,7 @@ def test_small_linear_algebra():
         A = A + A.T
         if t % 5 == 0:
             A = np.diag(rng.normal(size=9))
-        sk.sym_eig(A, d, e, V)
+        sk.eig_of(A, d, e, V)
         assert np.allclose(d, np.linalg.eigvalsh(A), atol=1e-12)
         assert np.allclose(V @ np.diag(d) @ V.T, A, atol=1e-12)
         b = rng.normal(size=9)

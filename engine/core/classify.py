@@ -33,11 +33,6 @@ G, GT, PG, TRIAL, CUR, TH, LAM, E, GV, C, J, SV, DSV, D2SV, XA = range(15)
 SCRATCH_ROWS = 15
 
 
-def scratch(P: int) -> tuple[np.ndarray, np.ndarray]:
-    """(W, Hm): the work arrays of end_state_w and the finisher for networks of P parameters."""
-    return np.empty((SCRATCH_ROWS, P)), np.empty((P, P))
-
-
 @njit(inline="always")
 def max_abs(v):
     """max |v_p|; NaN if any entry is NaN (as np.max(np.abs(v)))."""
@@ -103,7 +98,8 @@ def newton_dist(lam, gv):
 @njit
 def end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
                 eig_tol, W, Hm):
-    """end_state in caller-owned scratch (W, Hm from scratch(), or a CUDA thread's local arrays)."""
+    """end_state in caller-owned scratch: W (SCRATCH_ROWS x P) and Hm (P x P), per CPU thread or a
+    CUDA thread's local memory."""
     g = W[G]
     L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)
     wm = max_abs(th)
@@ -152,7 +148,8 @@ def classify_one(th, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, dr
     weights th and the kernel's code raw (DIVERGED, SOLVED: certified, or OUT_OF_STEPS: ran its whole
     budget): end_state's values, bit for bit.  The common cases (non-finite, solved, gradient too large
     for a critical point or a drift) are decided from one pass; the others (small gradient: a Hessian
-    may be needed) go through end_state_w itself.  W, Hm: scratch(P), or a CUDA thread's local memory."""
+    may be needed) go through end_state_w itself.  W, Hm: as end_state_w's.  Bit for bit on the CPU;
+    compiled for a GPU, fused multiply-adds and libdevice's exp may round differently."""
     L, acc, gn = eval_into(th, X, y, d, h, act, loss, W[G], W)
     wm = max_abs(th)
     if not (math.isfinite(L) and math.isfinite(wm) and math.isfinite(gn)):

@@ -12,7 +12,7 @@ import math
 
 from badminima.engine.core.jit import njit
 
-MAX_QL_ITER = 60      # QL iterations per eigenvalue; converges in 2-3 on finite input
+MAX_QL_ITER = 100     # QL iterations per eigenvalue; converges in 2-3 on finite input
 
 
 @njit
@@ -20,7 +20,7 @@ def sym_eig(V, lam, e):
     """Eigen-decomposition of the symmetric n x n matrix in V (its lower triangle is read), in place:
     on return lam[:n] holds the eigenvalues in ascending order and V's columns the matching
     orthonormal eigenvectors, so A = V diag(lam) V^T.  e (length >= n) is scratch.  Returns False
-    (V, lam undefined) when the iteration does not converge: non-finite entries."""
+    (V, lam undefined) for non-finite entries, or where the iteration overflows or does not converge."""
     n = V.shape[0]
     for i in range(n):
         for j in range(i + 1):
@@ -156,6 +156,9 @@ def sym_eig(V, lam, e):
                     break
         lam[l] += f
         e[l] = 0.0
+    for i in range(n):                        # entries near the largest double can overflow on the way
+        if not math.isfinite(lam[i]):
+            return False
     for i in range(n - 1):                    # ascending order, the vectors with their values
         k = i
         p = lam[i]

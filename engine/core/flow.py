@@ -26,7 +26,7 @@ is taken only if it lowers the loss.  The run ends
     time per iteration, its gradient alternating between the two sides, until MAX_ITER.  On Table 1 at 10^4
     networks per cell (seeds 0 and 1) the rule changes no verdict and saves 28% of the iterations.
 
-finish_one works in caller-owned scratch (classify.scratch) and allocates nothing, so one definition
+finish_one works in caller-owned scratch (classify.end_state_w's) and allocates nothing, so one definition
 runs on CPU threads (engine/train/finish.py) and in a CUDA thread (engine/cuda/exact.py).
 """
 from __future__ import annotations
@@ -51,7 +51,6 @@ STALL = 25            # iterations with a step of at most MIN_STEP before a netw
 POLISH_ITER = 30      # Newton steps at most in one polish
 
 
-
 @njit
 def _move(Hm, c, base, out):
     """out = base + V c, V the eigenbasis in Hm's columns."""
@@ -68,7 +67,7 @@ def polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
     """Newton's method from th (modified in place only on success) while every step lowers the loss
     and the gradient norm; True if it ends at a critical point (||grad|| <= gtol, Newton step <= xtol).
     Directions of |eigenvalue| <= 1e-12 are left alone (flat directions of a degenerate point).
-    Uses rows CUR, TRIAL, PG, GT, LAM, GV, C of W and Hm (not G)."""
+    Overwrites Hm and every row of W but G and TH (the caller's gradient and point)."""
     P = th.shape[0]
     cur, trial, g, gt, lam, gv, c = W[CUR], W[TRIAL], W[PG], W[GT], W[LAM], W[GV], W[C]
     for p in range(P):
@@ -102,7 +101,7 @@ def polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
 def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
                max_iter, stall, W, Hm):
     """Follow one network (th, modified in place; not a row of W other than TH) in the scratch W, Hm
-    of classify.scratch; returns (code, iterations, loss, lambda_min)."""
+    of classify.end_state_w; returns (code, iterations, loss, lambda_min)."""
     P = th.shape[0]
     g, gt, trial, lam, gv, c = W[G], W[GT], W[TRIAL], W[LAM], W[GV], W[C]
     L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)

@@ -84,6 +84,17 @@ def finish_kernel(theta, counter, horizon, X, y, d, h, act, loss, tol, max_iter,
 ''')
 
 
+# Local memory is reserved for every thread a GPU can hold at once (SMs x 2048): (SCRATCH_ROWS + PMAX) x
+# PMAX doubles each, 40 KB at PMAX = 64 (11 GB on an H200), 143 KB at 128 (39 GB), and at 256 more than
+# CUDA's 512 KiB per thread.  Larger networks are classified and finished on the host.
+MAX_P = 64
+
+
+def on_gpu(P: int) -> bool:
+    """Whether networks of P parameters are classified and finished on the GPU (else on the host)."""
+    return P <= MAX_P
+
+
 def bucket(P: int) -> int:
     """The local-memory size of the module for networks of P parameters: 16, 32, 64, ..."""
     return max(16, 1 << (P - 1).bit_length())
@@ -118,7 +129,8 @@ def _tol(gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol) -> np.nda
 def classify_cuda(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
                   eig_tol, out_code, out_loss, out_acc, out_gnorm, out_eig, threads: int | None = None):
     """engine/core/classify.classify on the GPU, every network: the same arguments (but no counter) and
-    outputs; threads: CUDA threads launched (default: what the device runs at once)."""
+    outputs (their values may round differently: fused multiply-adds, libdevice's exp); threads: CUDA
+    threads launched (default: what the device runs at once).  Networks of at most MAX_P parameters."""
     from numba import cuda
     n = theta.shape[0]
     if n == 0:
@@ -138,8 +150,9 @@ def classify_cuda(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax
 def finish_cuda(theta, todo, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
                 drift_wmin, eig_tol, max_iter, stall, out_theta, out_code, out_iters, out_loss, out_eig,
                 threads: int | None = None):
-    """engine/train/finish.finish_many on the GPU: the same arguments and outputs (rows k with todo[k]).
-    Only those networks travel; threads: CUDA threads launched (default: what the device runs at once)."""
+    """engine/train/finish.finish_many on the GPU: the same arguments and outputs (rows k with todo[k];
+    values may round differently, as classify_cuda's).  Only those networks travel; threads: CUDA
+    threads launched (default: what the device runs at once).  Networks of at most MAX_P parameters."""
     from numba import cuda
     idx = np.flatnonzero(todo)
     n, P = idx.shape[0], theta.shape[1]

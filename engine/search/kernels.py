@@ -48,6 +48,7 @@ import math
 import numpy as np
 from numba import prange
 
+from badminima.engine.core.eigen import sym_eig
 from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
 from badminima.engine.core.rng import uniform_at
@@ -331,155 +332,17 @@ def eig_margin_grad(theta, X, y, w, h, u, gx, gv):
 # small dense linear algebra (no LAPACK calls in the hot loop)
 # ----------------------------------------------------------------------------------------------------
 @njit
-def sym_eig(A, d, e, V):
-    """Eigen-decomposition of a small symmetric A (n, n): eigenvalues ascending in d, eigenvectors in
-    the columns of V; e is scratch (n,).  Householder tridiagonalisation + implicit QL with Wilkinson
-    shifts (EISPACK tred2/tql2 as in JAMA, public domain): ~4 n^3 flops, no LAPACK call overhead."""
+def eig_of(A, d, e, V):
+    """Eigen-decomposition of a small symmetric A (n, n), left unchanged: eigenvalues ascending in d,
+    eigenvectors in the columns of V, e scratch (n,) (engine/core/eigen.sym_eig, no LAPACK call
+    overhead); NaN eigenvalues where A is not finite."""
     n = A.shape[0]
     for i in range(n):
         for j in range(n):
             V[i, j] = A[i, j]
-    for j in range(n):
-        d[j] = V[n - 1, j]
-    for i in range(n - 1, 0, -1):
-        scale = 0.0
-        hh = 0.0
-        for k in range(i):
-            scale += abs(d[k])
-        if scale == 0.0:
-            e[i] = d[i - 1]
-            for j in range(i):
-                d[j] = V[i - 1, j]
-                V[i, j] = 0.0
-                V[j, i] = 0.0
-        else:
-            for k in range(i):
-                d[k] /= scale
-                hh += d[k] * d[k]
-            f = d[i - 1]
-            g = math.sqrt(hh)
-            if f > 0:
-                g = -g
-            e[i] = scale * g
-            hh = hh - f * g
-            d[i - 1] = f - g
-            for j in range(i):
-                e[j] = 0.0
-            for j in range(i):
-                f = d[j]
-                V[j, i] = f
-                g = e[j] + V[j, j] * f
-                for k in range(j + 1, i):
-                    g += V[k, j] * d[k]
-                    e[k] += V[k, j] * f
-                e[j] = g
-            f = 0.0
-            for j in range(i):
-                e[j] /= hh
-                f += e[j] * d[j]
-            hf = f / (hh + hh)
-            for j in range(i):
-                e[j] -= hf * d[j]
-            for j in range(i):
-                f = d[j]
-                g = e[j]
-                for k in range(j, i):
-                    V[k, j] -= f * e[k] + g * d[k]
-                d[j] = V[i - 1, j]
-                V[i, j] = 0.0
-        d[i] = hh
-    for i in range(n - 1):
-        V[n - 1, i] = V[i, i]
-        V[i, i] = 1.0
-        hh = d[i + 1]
-        if hh != 0.0:
-            for k in range(i + 1):
-                d[k] = V[k, i + 1] / hh
-            for j in range(i + 1):
-                g = 0.0
-                for k in range(i + 1):
-                    g += V[k, i + 1] * V[k, j]
-                for k in range(i + 1):
-                    V[k, j] -= g * d[k]
-        for k in range(i + 1):
-            V[k, i + 1] = 0.0
-    for j in range(n):
-        d[j] = V[n - 1, j]
-        V[n - 1, j] = 0.0
-    V[n - 1, n - 1] = 1.0
-    e[0] = 0.0
-    # implicit QL
-    for i in range(1, n):
-        e[i - 1] = e[i]
-    e[n - 1] = 0.0
-    f = 0.0
-    tst1 = 0.0
-    eps = 2.220446049250313e-16
-    for l in range(n):
-        tst1 = max(tst1, abs(d[l]) + abs(e[l]))
-        m = l
-        while m < n - 1:
-            if abs(e[m]) <= eps * tst1:
-                break
-            m += 1
-        if m > l:
-            for _it in range(100):
-                g = d[l]
-                p = (d[l + 1] - g) / (2.0 * e[l])
-                r = math.hypot(p, 1.0)
-                if p < 0:
-                    r = -r
-                d[l] = e[l] / (p + r)
-                d[l + 1] = e[l] * (p + r)
-                dl1 = d[l + 1]
-                hh = g - d[l]
-                for i in range(l + 2, n):
-                    d[i] -= hh
-                f += hh
-                p = d[m]
-                c = 1.0
-                c2 = c
-                c3 = c
-                el1 = e[l + 1]
-                sn = 0.0
-                s2 = 0.0
-                for i in range(m - 1, l - 1, -1):
-                    c3 = c2
-                    c2 = c
-                    s2 = sn
-                    g = c * e[i]
-                    hh = c * p
-                    r = math.hypot(p, e[i])
-                    e[i + 1] = sn * r
-                    sn = e[i] / r
-                    c = p / r
-                    p = c * d[i] - sn * g
-                    d[i + 1] = hh + sn * (c * g + sn * d[i])
-                    for k in range(n):
-                        hh = V[k, i + 1]
-                        V[k, i + 1] = sn * V[k, i] + c * hh
-                        V[k, i] = c * V[k, i] - sn * hh
-                p = -sn * s2 * c3 * el1 * e[l] / dl1
-                e[l] = sn * p
-                d[l] = c * p
-                if not abs(e[l]) > eps * tst1:
-                    break
-        d[l] = d[l] + f
-        e[l] = 0.0
-    for i in range(n - 1):
-        k = i
-        p = d[i]
-        for j in range(i + 1, n):
-            if d[j] < p:
-                k = j
-                p = d[j]
-        if k != i:
-            d[k] = d[i]
-            d[i] = p
-            for j in range(n):
-                p = V[j, i]
-                V[j, i] = V[j, k]
-                V[j, k] = p
+    if not sym_eig(V, d, e):
+        for j in range(n):
+            d[j] = np.nan
 
 
 @njit
@@ -489,7 +352,7 @@ def min_eig(H):
     ev = np.empty(n)
     V = np.empty((n, n))
     e = np.empty(n)
-    sym_eig(H, ev, e, V)
+    eig_of(H, ev, e, V)
     return ev[0]
 
 
@@ -759,7 +622,7 @@ def optimize_joint(X, y, w, theta, h, hp, diag):
         for p in range(P):
             gn += g[p] * g[p]
         gn = math.sqrt(gn)
-        sym_eig(H, ev, Ms[0], V)
+        eig_of(H, ev, Ms[0], V)
         lam = ev[0]
         if not (math.isfinite(gn) and math.isfinite(lam)):
             break

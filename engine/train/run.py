@@ -181,6 +181,15 @@ def outcomes(cfg: TrainConfig, X, y, start: int, stop: int, ids, th0, raw, steps
     return out
 
 
+def _exact_on_gpu(cfg: TrainConfig, theta) -> bool:
+    """Whether the classification and the finisher run on the GPU: device cuda, networks small enough
+    for a GPU thread's local memory (engine/cuda/exact.MAX_P)."""
+    if cfg.device != "cuda":
+        return False
+    from badminima.engine.cuda.exact import on_gpu
+    return on_gpu(theta.shape[1])
+
+
 def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
     """The end-state classification of every network (engine/core/classify.py; on the GPU for device cuda)."""
     n = theta.shape[0]
@@ -188,7 +197,7 @@ def _classified(cfg: TrainConfig, theta, raw, X, y) -> dict:
     loss, acc, gnorm, eig = (np.empty(n) for _ in range(4))
     args = (theta, raw, X, y, X.shape[1], cfg.hidden, ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol,
             cfg.xtol, cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, code, loss, acc, gnorm, eig)
-    if cfg.device == "cuda":              # the same computation in one CUDA thread per network
+    if _exact_on_gpu(cfg, theta):         # the same computation in one CUDA thread per network
         from badminima.engine.cuda.exact import classify_cuda
         classify_cuda(*args)
     else:
@@ -206,8 +215,8 @@ def flow_time(cfg: TrainConfig) -> float:
 
 
 def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
-    """The finisher (engine/core/flow.py; on the GPU for device cuda) on the networks the optimizer left out_of_steps or drifting: the
-    final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
+    """The finisher (engine/core/flow.py; on the GPU for device cuda) on the networks the optimizer left
+    out_of_steps or drifting: the final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
     (-1: not run), loss and lambda_min (NaN unless a critical point) where it stopped."""
     n = theta.shape[0]
     todo = ((code == OUT_OF_STEPS) | (code == DRIFTING)) if cfg.finish_horizon > 0 else np.zeros(n, np.bool_)
@@ -216,7 +225,7 @@ def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
     f_loss, f_eig, f_theta = np.full(n, np.nan), np.full(n, np.nan), np.full(theta.shape, np.nan)
     if todo.any():
         run = finish_many
-        if cfg.device == "cuda":          # the same computation in one CUDA thread per network
+        if _exact_on_gpu(cfg, theta):     # the same computation in one CUDA thread per network
             from badminima.engine.cuda.exact import finish_cuda as run
         run(theta, todo, cfg.finish_horizon * flow_time(cfg), X, y, X.shape[1], cfg.hidden,
             ACTIVATIONS[cfg.activation], LOSSES[cfg.loss], cfg.gtol, cfg.xtol, cfg.solve_tol, cfg.wmax,
