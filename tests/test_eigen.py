@@ -45,8 +45,10 @@ def test_network_hessians(xor, act):
             _check(hessian(rng.normal(size=4 * h + 1) * 3.0, xor.x, xor.y, 2, h, act, XENT))
 
 
-def test_non_finite_input_is_refused():
+def test_non_finite_input_and_overflow_are_refused():
     for bad in (np.nan, np.inf):
         A = np.eye(4)
         A[2, 1] = A[1, 2] = bad
         assert not sym_eig(A, np.empty(4), np.empty(4))
+    big = np.array([[1.7e308, 1.7e308], [1.7e308, -1.7e308]])       # finite, but the reduction overflows
+    assert not sym_eig(big.copy(), np.empty(2), np.empty(2))
