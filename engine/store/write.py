@@ -215,7 +215,8 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
         if threads < 2 or b <= a or not _direct_ok(ds):
             rest.append((ds, lo, arr))
             continue
-        whole += [(ds, c, arr[c - lo: c - lo + C]) for c in range(a, b, C)]
+        tail = (0,) * (arr.ndim - 1)                      # a chunk's offset: (first row, 0, ...)
+        whole += [(ds, (c,) + tail, arr[c - lo: c - lo + C]) for c in range(a, b, C)]
         rest += [(ds, lo, arr[: a - lo]), (ds, b, arr[b - lo:])]
     for ds, at, rows in rest:
         if rows.shape[0]:
@@ -225,11 +226,11 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
     pool, window = encode.pool(threads), collections.deque()
 
     def store():
-        ds, c, job = window.popleft()
-        ds.id.write_direct_chunk((c,) + (0,) * (ds.ndim - 1), job.result(), 0)   # mask 0: every filter applied
+        ds, offset, job = window.popleft()
+        ds.id.write_direct_chunk(offset, job.result(), 0)   # mask 0: every filter applied
     try:
-        for ds, c, block in whole:
-            window.append((ds, c, pool.submit(encode.encode_chunk, block, GZIP_LEVEL)))
+        for ds, offset, block in whole:
+            window.append((ds, offset, pool.submit(encode.encode_chunk, block, GZIP_LEVEL)))
             if len(window) >= 2 * threads:
                 store()
         while window:
