@@ -46,10 +46,23 @@ def simulated() -> bool:
 def callable_in_kernel(fn):
     """fn (a jitted function taking arrays) as a kernel calls it: itself on a GPU, where numba-cuda compiles
     it for the device; under the simulator, where a kernel is Python and fn its CPU-compiled code, a
-    wrapper that hands fn the NumPy arrays inside the simulator's device-array wrappers."""
+    wrapper that hands fn C-contiguous copies of the NumPy arrays (inside the simulator's device-array
+    wrappers, or views of local arrays) and copies them back: the signatures the CPU's own callers
+    compile and cache, so the simulator compiles nothing more."""
     if not simulated():
         return fn
-    return lambda *args: fn(*(getattr(a, "_ary", a) for a in args))
+
+    def call(*args):
+        arrays = [getattr(a, "_ary", a) for a in args]
+        copies = [np.array(a, order="C") if isinstance(a, np.ndarray) else a for a in arrays]   # always a copy
+        out = fn(*copies)
+        # back in reverse order: a view passed before the array it views (the finisher's th, a row of
+        # its scratch W) ends up holding its own copy's values
+        for a, c in reversed(list(zip(arrays, copies))):
+            if isinstance(a, np.ndarray):
+                a[...] = c
+        return out
+    return call
 
 
 def device_starts(law: int) -> bool:
