@@ -3,6 +3,7 @@
     python benchmarks/bench_gpu.py [--quick] [--json OUT.json] [--table1-networks 1000000]
     python benchmarks/bench_gpu.py --ptx            # no GPU: compile every kernel to PTX (numba-cuda + NVVM;
                                                     # exit code 3 where they are missing)
+    NUMBA_ENABLE_CUDASIM=1 python benchmarks/bench_gpu.py --smoke   # no GPU: every section at toy sizes
 
 Runs from a checkout without installing it (a link named `badminima` to this checkout goes first on
 sys.path unless the package installed is this checkout), with numba and numba-cuda.  Sections, each timed and
@@ -189,7 +190,7 @@ def kernels(n: int, steps: int, quick: bool):
 
 
 @section("host")
-def host(n: int):
+def host(n: int, budget: int = 10_000):
     """Per-network cost on the host of everything after the kernel, on a GPU-trained Table 1 cell."""
     from dataclasses import replace
 
@@ -203,7 +204,7 @@ def host(n: int):
     out = {}
     for name, act, opt, h in (("xor", "sigmoid", "gd", 2), ("fxor", "relu", "adam", 7)):
         ds = load_dataset(name)
-        cfg = config(ds, act, opt, h, "float32", 10_000, n)
+        cfg = config(ds, act, opt, h, "float32", budget, n)
         t = time.perf_counter()
         th0 = init_range(np.uint64(0), 0, n, 2, h, INIT_LAWS["normal"], 1.0, False)
         t_start = time.perf_counter() - t
@@ -251,14 +252,14 @@ def host(n: int):
 
 
 @section("agree")
-def agree(n: int):
+def agree(n: int, steps: int = 10_000):
     from dataclasses import replace
     from badminima.engine.core.outcomes import NAMES
     from badminima.engine.train.run import train_range
     out = {}
     for name, act, opt, h in (("xor", "sigmoid", "gd", 2), ("fxor", "relu", "adam", 7)):
         ds = load_dataset(name)
-        cfg = config(ds, act, opt, h, "float32", 10_000, n, device="cpu")
+        cfg = config(ds, act, opt, h, "float32", steps, n, device="cpu")
         cpu = train_range(cfg, ds.x, ds.y, 0, n)
         gpu = train_range(replace(cfg, device="cuda"), ds.x, ds.y, 0, n)
         row = {"networks": n}
@@ -277,12 +278,12 @@ def agree(n: int):
 
 
 @section("table1")
-def table1(n: int):
+def table1(n: int, steps: int = 10_000):
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, run_table1
     from badminima.engine.store import write
     from badminima.engine.train import run as R
-    prot = Protocol(device="cuda")
+    prot = Protocol(device="cuda", steps=steps)
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()          # compile every variant first (1 network per cell)
         run_table1(prot, 1, path=os.path.join(d, "warm.h5"), check_final=0, with_claims=False, progress=False)
@@ -390,6 +391,8 @@ def main():
     ap.add_argument("--only", default=None, help="comma-separated sections: starts,kernels,host,agree,table1")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file")
     ap.add_argument("--ptx", action="store_true", help="no GPU needed: compile every variant to PTX, then exit")
+    ap.add_argument("--smoke", action="store_true", help="every section at toy sizes: the script's own check, "
+                                                          "also under the simulator (NUMBA_ENABLE_CUDASIM=1)")
     a = ap.parse_args()
     if a.ptx:
         fails = ptx(a.quick)
@@ -397,6 +400,11 @@ def main():
     if a.quick:
         a.networks, a.steps, a.host_networks, a.agree_networks = 1 << 16, 2000, 1 << 16, 10_000
         a.table1_networks = min(a.table1_networks, 10_000)
+    # the sections' own step budgets are Table 1's (10^4), except in a smoke run
+    exact_steps = 10_000
+    if a.smoke:
+        a.quick, a.networks, a.steps, a.host_networks, a.agree_networks, a.table1_networks = True, 48, 32, 48, 24, 2
+        exact_steps = 32
     from badminima.engine.cuda.launch import unavailable
     why = unavailable()
     if why:
@@ -409,14 +417,17 @@ def main():
     if "kernels" in only:
         kernels(a.networks, a.steps, a.quick)
     if "host" in only:
-        host(a.host_networks)
+        host(a.host_networks, exact_steps)
     if "agree" in only:
-        agree(a.agree_networks)
+        agree(a.agree_networks, exact_steps)
     if "table1" in only and a.table1_networks > 0:
-        table1(a.table1_networks)
+        table1(a.table1_networks, exact_steps)
     if a.json:
         Path(a.json).write_text(json.dumps(RESULTS, indent=1, default=float) + "\n")
         say(f"json: {a.json}")
+    failed = [k for k, v in RESULTS.items() if isinstance(v, dict) and "error" in v]
+    if failed:
+        sys.exit(f"bench_gpu: sections failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

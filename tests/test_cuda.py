@@ -47,6 +47,22 @@ def test_kernels_compile_for_a_real_gpu():
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
 
 
+@pytest.mark.skipif(not _cuda_importable(), reason="numba.cuda is not importable (pip install -e '.[test]')")
+def test_the_gpu_benchmark_runs_every_section_under_the_simulator(tmp_path):
+    """benchmarks/bench_gpu.py --smoke (toy sizes) under the simulator: the script a lent GPU's short
+    time goes to runs every section to its end, figures and JSON included."""
+    import json
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, str(HERE.parent / "benchmarks" / "bench_gpu.py"), "--smoke", "--json", str(out)],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert {"starts", "kernels", "host", "agree", "table1"} <= set(res)
+    assert not any("error" in v for v in res.values() if isinstance(v, dict))
+    assert res["starts"]["uniform"]["differ"] == 0 and res["table1"]["networks"] == 2
+
+
 @pytest.mark.parametrize("opt", ["gd", "adam", "sgd"])
 @pytest.mark.parametrize("n_points", [4, 20])
 def test_every_variant_renders_valid_python(opt, n_points):
