@@ -1,6 +1,7 @@
 """The finisher against long runs: does it reach what GD reaches with 100 times the budget, and at what cost?
 
     python benchmarks/bench_finish.py [--networks 2000] [--steps 10000] [--factor 100] [--dataset paper10]
+    python benchmarks/bench_finish.py --table1 FILE.h5      # the finisher alone on a Table 1 file's end states
 
 Trains the same starts (GD, lr 0.5, sigmoid, h = 2, float64) for --steps steps with the finisher and for
 factor x steps without it, then prints both outcome tables, the per-network agreement, the share left
@@ -27,7 +28,11 @@ def main():
     ap.add_argument("--steps", type=int, default=10_000)
     ap.add_argument("--factor", type=int, default=100, help="the long run has factor x steps")
     ap.add_argument("--dataset", default="paper10")
+    ap.add_argument("--table1", default=None, metavar="FILE",
+                    help="instead: time the finisher per cell on the stored end states of a `badminima table1` file")
     a = ap.parse_args()
+    if a.table1:
+        return per_cell(a.table1)
     ds = load_dataset(a.dataset)
     cfg = TrainConfig(dataset=a.dataset, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=2, lr=0.5,
                       steps=a.steps, init=InitSpec(), networks=a.networks).validate()
@@ -59,6 +64,32 @@ def main():
     for k in np.flatnonzero(~agree)[:10]:
         print(f"  network {k}: finisher {NAMES[int(short['outcome'][k])]} (loss {short['finish_loss'][k]:.6g}), "
               f"long run {NAMES[int(long['outcome'][k])]} (loss {long['loss'][k]:.6g})")
+
+
+def per_cell(path: str) -> None:
+    """The finisher alone, per cell, on the optimizer's end states stored in a Table 1 file (its networks
+    left out of steps or drifting), on all of Numba's threads: seconds, networks finished, iterations,
+    and microseconds per network of the cell, finished or not (what a run pays per network)."""
+    import json
+
+    import h5py
+    f = h5py.File(path, "r")
+    total_s, total_n = 0.0, 0
+    print(f"{'cell':<28}{'s':>8}{'finished':>10}{'iterations':>12}{'us/network':>12}")
+    for name in f["cells"]:
+        g = f["cells"][name]
+        cfg = TrainConfig.from_dict(json.loads(g.attrs["config"]))
+        ds = load_dataset(cfg.dataset)
+        X, y = np.asarray(ds.x, float), np.asarray(ds.y, float)
+        theta, code = np.ascontiguousarray(g["weights"][:], dtype=np.float64), g["optimizer_outcome"][:]
+        _finished(cfg, theta[:64], code[:64], X, y)                    # compile / warm
+        t = time.perf_counter()
+        r = _finished(cfg, theta, code, X, y)
+        dt = time.perf_counter() - t
+        ran = r["finish_iters"] >= 0
+        total_s, total_n = total_s + dt, total_n + len(code)
+        print(f"{name:<28}{dt:>8.3f}{ran.sum():>10}{r['finish_iters'][ran].sum():>12}{1e6 * dt / len(code):>12.1f}")
+    print(f"all cells: {total_s:.2f} s for {total_n} networks, {1e6 * total_s / total_n:.1f} us per network")
 
 
 if __name__ == "__main__":
