@@ -2,6 +2,7 @@
 
     python benchmarks/bench_finish.py [--networks 2000] [--steps 10000] [--factor 100] [--dataset paper10]
     python benchmarks/bench_finish.py --table1 FILE.h5      # the finisher alone on a Table 1 file's end states
+    python benchmarks/bench_finish.py --eig                 # its eigen-decomposition against LAPACK's
 
 Trains the same starts (GD, lr 0.5, sigmoid, h = 2, float64) for --steps steps with the finisher and for
 factor x steps without it, then prints both outcome tables, the per-network agreement, the share left
@@ -30,9 +31,13 @@ def main():
     ap.add_argument("--dataset", default="paper10")
     ap.add_argument("--table1", default=None, metavar="FILE",
                     help="instead: time the finisher per cell on the stored end states of a `badminima table1` file")
+    ap.add_argument("--eig", action="store_true",
+                    help="instead: time engine/core/eigen.sym_eig against numpy.linalg.eigh (LAPACK) in jitted loops")
     a = ap.parse_args()
     if a.table1:
         return per_cell(a.table1)
+    if a.eig:
+        return eig_speed()
     ds = load_dataset(a.dataset)
     cfg = TrainConfig(dataset=a.dataset, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=2, lr=0.5,
                       steps=a.steps, init=InitSpec(), networks=a.networks).validate()
@@ -64,6 +69,50 @@ def main():
     for k in np.flatnonzero(~agree)[:10]:
         print(f"  network {k}: finisher {NAMES[int(short['outcome'][k])]} (loss {short['finish_loss'][k]:.6g}), "
               f"long run {NAMES[int(long['outcome'][k])]} (loss {long['loss'][k]:.6g})")
+
+
+def eig_speed(reps: int = 5000) -> None:
+    """Microseconds per eigen-decomposition (values and vectors) of a random symmetric n x n matrix, the
+    Hessian sizes of h = 2 and 7 on 2-d data, one thread, best of 3: the finisher's sym_eig against LAPACK."""
+    import numba
+
+    from badminima.engine.core.eigen import sym_eig
+
+    @numba.njit
+    def lapack(A, reps):
+        s = 0.0
+        for _ in range(reps):
+            lam, V = np.linalg.eigh(A)
+            s += lam[0]
+        return s
+
+    @numba.njit
+    def own(A, reps):
+        n = A.shape[0]
+        V, lam, e = np.empty((n, n)), np.empty(n), np.empty(n)
+        s = 0.0
+        for _ in range(reps):
+            V[:] = A
+            sym_eig(V, lam, e)
+            s += lam[0]
+        return s
+    numba.set_num_threads(1)
+    rng = np.random.default_rng(1)
+    for n in (9, 29):
+        A = rng.normal(size=(n, n))
+        A = A + A.T
+        row = []
+        for fn in (lapack, own):
+            fn(A, 10)
+            best = min(_timed(fn, A, reps) for _ in range(3))
+            row.append(1e6 * best / reps)
+        print(f"n = {n}: LAPACK eigh {row[0]:.2f} us, sym_eig {row[1]:.2f} us")
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
 
 
 def per_cell(path: str) -> None:
