@@ -191,7 +191,8 @@ def kernels(n: int, steps: int, quick: bool):
 
 @section("host")
 def host(n: int, budget: int = 10_000):
-    """Per-network cost on the host of everything after the kernel, on a GPU-trained Table 1 cell."""
+    """Per-network cost of everything after the kernel on a GPU-trained Table 1 cell: on the host, and
+    for the classification and the finisher also on the GPU."""
     from dataclasses import replace
 
     import numba
@@ -318,8 +319,9 @@ def table1(n: int, steps: int = 10_000):
 
 
 def ptx(quick: bool):
-    """Compile every kernel variant and the finisher to PTX for sm_90 without a GPU (needs numba-cuda's
-    NVVM: pip install 'numba-cuda[cu12]'); the check that the generated code is valid CUDA code."""
+    """Compile every kernel variant and the classification and finisher kernels to PTX for sm_90 without
+    a GPU (needs numba-cuda's NVVM: pip install 'numba-cuda[cu12]'); the check that the generated code is
+    valid CUDA code."""
     from numba import cuda, types
     if getattr(cuda, "implementation", "") != "NVIDIA":
         say("--ptx needs numba-cuda (pip install 'numba-cuda[cu12]')")

@@ -1,3 +1,4 @@
 """What a kernel may import: the exact model, counter-based random starts, the fast exp, the
 atomic work counter, stack alignment, a task's work arrays, the parameter layout, outcome codes, the end-state
-classification and the table of names (activations, losses, optimizers, dtypes)."""
+classification, the finisher of one network (flow), the in-place symmetric eigensolver (eigen) and the
+table of names (activations, losses, optimizers, dtypes)."""

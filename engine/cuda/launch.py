@@ -2,8 +2,8 @@
 
 `submit` copies the inputs to the device and launches the kernel on a stream of its own, returning
 at once; `Pending.result()` waits for that kernel alone and copies its results back.  So the caller
-can launch chunk k+1 before it collects and classifies chunk k, and the GPU trains while the host
-classifies and writes (engine/train/run.py does).
+can launch chunk k+1 before it collects and classifies chunk k, and the GPU trains chunk k+1 while
+chunk k is classified and finished (engine/cuda/exact.py) and written (engine/train/run.py does).
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Training orchestration: chunks of networks through the generated kernel, then exact classification.
 
 Memory: only one chunk of networks' state (and its results) is alive at a time on the CPU, two on a GPU
-(the next chunk trains while the host classifies this one); callers consume each chunk (print counts,
-stream to HDF5) before the next one is yielded.
+(the next chunk trains while this one is classified, finished and written); callers consume each chunk
+(print counts, stream to HDF5) before the next one is yielded.
 """
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ def chunks(start: int, stop: int, size: int):
 
 def default_chunk(device: str) -> int:
     """Networks per chunk when none is given: a GPU needs ~10^5 threads busy (and a chunk in flight
-    while the host classifies the previous one), the CPU a few thousand per core."""
+    while the previous one is classified, finished and written), the CPU a few thousand per core."""
     return CUDA_CHUNK if device == "cuda" else DEFAULT_CHUNK
 
 
