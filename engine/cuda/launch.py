@@ -82,12 +82,20 @@ def resident_threads() -> int:
     return int(dev.MULTIPROCESSOR_COUNT) * int(dev.MAX_THREADS_PER_MULTIPROCESSOR)
 
 
-def launch_shape(n: int, threads: int | None = None) -> tuple[int, int]:
-    """(blocks, threads per block) for n networks drawn from a counter: as many threads as the device
-    runs at once (or `threads`), at most one per network, in whole blocks."""
+def to_device(stream, *arrays) -> list:
+    """Contiguous device copies of host arrays, queued on stream."""
+    from numba import cuda
+    return [cuda.to_device(np.ascontiguousarray(a), stream=stream) for a in arrays]
+
+
+def launch(kernel, n: int, stream, args, threads: int | None = None) -> int:
+    """kernel(*args) on stream for n items drawn from a counter: as many threads as the device runs at
+    once (or `threads`), at most one per item, in whole blocks; returns the threads launched."""
     total = max(1, min(n, threads or resident_threads()))
     tpb = min(total, SIM_THREADS if simulated() else THREADS_PER_BLOCK)
-    return -(-total // tpb), tpb
+    blocks = -(-total // tpb)
+    kernel[blocks, tpb, stream](*args)
+    return blocks * tpb
 
 
 class Pending:
@@ -113,16 +121,12 @@ def submit(mod, X, y, seed: int, start: int, n: int, ids, th0, law: int, scale: 
     from numba import cuda
     P = th0.shape[1]
     stream = cuda.stream()
-    dev = [cuda.to_device(np.ascontiguousarray(a), stream=stream)
-           for a in (X, y, ids, np.zeros(1, np.int64), th0, hy)]
+    Xd, yd, idd, ctr, thd, hyd = to_device(stream, X, y, ids, np.zeros(1, np.int64), th0, hy)
     outs = (cuda.device_array(n, np.int8, stream=stream), cuda.device_array(n, np.int64, stream=stream),
             cuda.device_array(n, np.int64, stream=stream), cuda.device_array((n, P), np.float64, stream=stream))
-    Xd, yd, idd, ctr, thd, hyd = dev
     launched = 0
     if n > 0:
-        blocks, tpb = launch_shape(n, threads)
-        launched = blocks * tpb
-        mod.train_kernel[blocks, tpb, stream](
-            Xd, yd, np.uint64(seed), np.int64(start), idd, ctr, np.int64(n), np.int64(law), np.float64(scale),
-            bool(zero_bias), thd, hyd, np.int64(steps), np.int64(K), *outs)
+        launched = launch(mod.train_kernel, n, stream,
+                          (Xd, yd, np.uint64(seed), np.int64(start), idd, ctr, np.int64(n), np.int64(law),
+                           np.float64(scale), bool(zero_bias), thd, hyd, np.int64(steps), np.int64(K), *outs), threads)
     return Pending(stream, outs, n, ctr, launched)

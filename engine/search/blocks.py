@@ -6,10 +6,12 @@ module and optimizes it again there, and the block kernels are the search's larg
 prange version of the joint optimizer compiled for 60 s on top of the block kernel's 61 s)."""
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+import itertools
 
 import numba
 import numpy as np
+
+from badminima.engine.train.threads import on_threads
 
 LANES = 32                 # candidates per SIMD block of the SoA kernels (4 x 512-bit vectors of float64)
 
@@ -35,20 +37,21 @@ def each_range(fn, count: int) -> None:
 
 def each_block(fn, count: int, size: int = LANES) -> None:
     """fn(lo) for the blocks lo = 0, size, 2 size, ... of count candidates, on numba.get_num_threads()
-    threads (the caller's Numba thread count); the first exception stops the blocks not started and is
-    raised once the running ones end."""
+    threads (the caller's Numba thread count) drawing blocks in turn (engine/train/threads.on_threads);
+    the first exception stops the blocks not started and is raised once the running ones end."""
     starts = range(0, count, size)
-    threads = min(numba.get_num_threads(), len(starts))
-    if threads <= 1:
-        for lo in starts:
-            fn(lo)
-        return
-    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="badminima-search")
-    try:
-        futures = [pool.submit(fn, lo) for lo in starts]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        for f in futures:
-            if f.done() and not f.cancelled() and f.exception() is not None:
-                raise f.exception()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    end = len(starts)
+    stop = np.zeros(1, np.int64)          # on_threads sets stop[0] = end when the work ends or fails
+    claim = itertools.count()             # next() is atomic under the GIL
+
+    def task():
+        while stop[0] < end:
+            k = next(claim)
+            if k >= end:
+                return
+            try:
+                fn(starts[k])
+            except BaseException:
+                stop[0] = end             # the other threads take no new block
+                raise
+    on_threads(task, min(numba.get_num_threads(), end), stop, end)

@@ -216,8 +216,9 @@ def flow_time(cfg: TrainConfig) -> float:
 
 def _finished(cfg: TrainConfig, theta, code, X, y) -> dict:
     """The finisher (engine/core/flow.py; on the GPU for device cuda) on the networks the optimizer left
-    out_of_steps or drifting: the final verdict in "outcome", the optimizer's own in "optimizer_outcome", the finisher's iterations
-    (-1: not run), loss and lambda_min (NaN unless a critical point) where it stopped."""
+    out_of_steps or drifting: the final verdict in "outcome", the optimizer's own in "optimizer_outcome",
+    the finisher's iterations (-1: not run), loss and lambda_min (NaN unless a critical point) where it
+    stopped."""
     n = theta.shape[0]
     todo = ((code == OUT_OF_STEPS) | (code == DRIFTING)) if cfg.finish_horizon > 0 else np.zeros(n, np.bool_)
     final = code.copy()
