@@ -84,8 +84,8 @@ def _forward_backward(R, d: int, h: int, act: str, loss: str, xs: list[str], yv:
     S = d + 2
     lines = []
     for j in range(h):
-        terms = " + ".join(f"{R.th(j * S + 1 + k)} * {xs[k]}" for k in range(d))
-        lines.append(f"a{j} = {terms} + {R.th(j * S + 1 + d)}")
+        terms = "".join(f" + {R.th(j * S + 1 + k)} * {xs[k]}" for k in range(d))
+        lines.append(f"a{j} = {R.th(j * S + 1 + d)}{terms}")      # bias first: contract() makes d fmas
         lines += _act_lines(act, j)
     lines.append(f"z = {R.th(h * S)} + " + " + ".join(f"{R.th(j * S)} * s{j}" for j in range(h)))
     lines.append(f"r = ONE / (ONE + fexp(-z)) - {yv}" if loss == "xent" else f"r = TWO * (z - {yv})")
@@ -132,6 +132,11 @@ class _Branchless(ast.NodeTransformer):
 def branchless(lines: list[str], sel: str) -> list[str]:
     """Each simple statement of `lines` through _Branchless with the select function `sel` (headers
     such as `for ...:` and comments are kept as they are)."""
+    return _each_statement(lines, lambda tree: _Branchless(sel).visit(tree))
+
+
+def _each_statement(lines: list[str], transform) -> list[str]:
+    """`lines` with each one that parses as one simple statement replaced by transform(its AST)."""
     out = []
     for ln in lines:
         body = ln.lstrip()
@@ -143,8 +148,50 @@ def branchless(lines: list[str], sel: str) -> list[str]:
         if len(tree.body) != 1:
             out.append(ln)
             continue
-        out.append(ln[: len(ln) - len(body)] + ast.unparse(_Branchless(sel).visit(tree)))
+        out.append(ln[: len(ln) - len(body)] + ast.unparse(transform(tree)))
     return out
+
+
+def _is_mul(node) -> bool:
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult)
+
+
+class _Contract(ast.NodeTransformer):
+    """`c + a * b`, `c - a * b`, `a * b - c` and `x += a * b` -> calls of `fma` (a * b + c rounded once):
+    one vfmadd instead of a multiply and an add.  Written out rather than left to fast-math contraction,
+    which LLVM applies by context, so that a kernel rounds the same however it was compiled."""
+
+    def __init__(self, fma: str):
+        self.fma = fma
+
+    def _call(self, a, b, c):
+        return ast.Call(func=ast.Name(self.fma, ast.Load()), args=[a, b, c], keywords=[])
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right = node.left, node.right
+        if isinstance(node.op, ast.Add) and _is_mul(left):
+            return self._call(left.left, left.right, right)
+        if isinstance(node.op, ast.Add) and _is_mul(right):
+            return self._call(right.left, right.right, left)
+        if isinstance(node.op, ast.Sub) and _is_mul(right):
+            return self._call(ast.UnaryOp(ast.USub(), right.left), right.right, left)
+        if isinstance(node.op, ast.Sub) and _is_mul(left):
+            return self._call(left.left, left.right, ast.UnaryOp(ast.USub(), right))
+        return node
+
+    def visit_AugAssign(self, node):
+        self.generic_visit(node)
+        if isinstance(node.op, (ast.Add, ast.Sub)) and _is_mul(node.value):
+            a, b = node.value.left, node.value.right
+            a = a if isinstance(node.op, ast.Add) else ast.UnaryOp(ast.USub(), a)
+            return ast.Assign(targets=[node.target], value=self._call(a, b, node.target), lineno=node.lineno)
+        return node
+
+
+def contract(lines: list[str], fma: str = "fma") -> list[str]:
+    """Each simple statement of `lines` through _Contract (headers and comments kept as they are)."""
+    return _each_statement(lines, lambda tree: _Contract(fma).visit(tree))
 
 
 def _indent(lines: list[str], n: int) -> str:
@@ -323,7 +370,7 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         body += list(group)
     body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
                           guarded=False, test=test)
-    body = branchless(body, "_sel")
+    body = branchless(contract(body), "_sel")
     head = ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre]
     if test:
         return ["", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
@@ -391,13 +438,13 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         R=R.R, TH=R.TH, G=R.G, M=R.M, V=R.V, NC=R.NC, LS=R.LS, ACT_ROW=R.ACT, B1T=R.B1T, B2T=R.B2T,
         OUTF=R.OUTF, CODE=R.CODE,
         LOAD_X=_indent([f"x{k} = X[i, {k}]" for k in range(d)], 8),
-        FB_FULL=_indent(branchless(_forward_backward(R, d, h, act, loss, xs, "yi"), "_sel"), 12),
+        FB_FULL=_indent(branchless(contract(_forward_backward(R, d, h, act, loss, xs, "yi")), "_sel"), 12),
         SGD_GATHER=_indent(branchless(sgd_gather, "_sel"), 8),
-        SGD_BODY=_indent(branchless(sgd_body, "_sel"), 8),
+        SGD_BODY=_indent(branchless(contract(sgd_body), "_sel"), 8),
         PRELUDE=_indent(_PRELUDE, 4),
-        DECIDE=_indent(branchless(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
-                                                tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)), guarded=True),
-                                  "_sel"), 8),
+        DECIDE=_indent(branchless(contract(_decide_lines(R, d, h, act, loss, opt, R.th, R.g,
+                                                         tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)),
+                                                         guarded=True)), "_sel"), 8),
         CERT="True" if certifies(act, loss, opt) else "False",
         REL=R.REL, RA=R.RA, RX=R.RX,
         FULL_STATS=_indent(branchless(_stat_lines(R.at(R.RA), R.at(R.RX)), "_sel") if certifies(act, loss, opt) else ["pass"], 16),
