@@ -85,9 +85,15 @@ class Results:
     def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The cell's arrays (all fields, or those named), rows in network order."""
         c = self._cell(cell)
+        if isinstance(fields, str):                 # one field name, not its characters
+            fields = [fields]
         if self._store is not None:
             return self._store.cell(c, None if fields is None else list(fields))
         d = self._memory[c]
+        for k in fields or ():
+            if k not in d:
+                from badminima.engine.store import StoreError
+                raise StoreError(f"no field {k!r}; fields are: {', '.join(d)}")
         return {k: d[k] for k in (fields or d)}
 
     def __getitem__(self, field: str) -> np.ndarray:
@@ -140,6 +146,32 @@ def _input_dim(n_params: int, hidden: int) -> int:
     return (n_params - 1) // hidden - 2
 
 
+def _check_run_args(output, threads) -> None:
+    """output (a result file path that can be written) and threads (None or an integer >= 1), checked
+    before any work like the command line's -o and --threads."""
+    from badminima.engine.train.config import ConfigError
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ConfigError(f"threads must be None or an integer >= 1, got {threads!r}")
+    if output is not None:
+        import os
+        from badminima.engine.store import StoreError
+        from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
+        if not isinstance(output, (str, os.PathLike)):
+            raise StoreError(f"output must be a file path, got {type(output).__name__} {output!r}")
+        check_output_file(output, what="output", suffix=WRITER_SUFFIX)
+
+
+def _known_options(cls, options: dict, what: str) -> None:
+    """Refuse keyword options that are not fields of the config dataclass `cls`, naming them (Python's
+    own message would be a TypeError about __init__)."""
+    import dataclasses
+    from badminima.engine.train.config import ConfigError
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}")
+
+
 def load_dataset(name: str, kind: str | None = None):
     """A built-in dataset (xor, fxor, paper10, relu_d1..3) or a .json/.csv file, validated."""
     from badminima.engine.data.datasets import load_dataset as load
@@ -149,6 +181,7 @@ def load_dataset(name: str, kind: str | None = None):
 def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
             early_exit, finish_horizon, extra):
     from badminima.engine.train.config import InitSpec, TrainConfig
+    _known_options(TrainConfig, extra, "training")
     ds = load_dataset(dataset)
     if lr is None:
         lr = 1e-3 if optimizer == "adam" else 0.5
@@ -171,6 +204,7 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
     device="cuda" trains on an NVIDIA GPU (pip install 'badminima[cuda]', docs/gpu.md).  With
     `output` the results stream to that HDF5 file (an interrupted run resumes, a finished one is
     reused); without, they are kept in memory."""
+    _check_run_args(output, threads)
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
                       early_exit, finish_horizon, {**options, "device": device})
     if output is not None:
@@ -214,6 +248,8 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
 
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, run_table1
+    _check_run_args(output, threads)
+    _known_options(Protocol, protocol, "Table 1 protocol")
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
                                    threads=threads, progress=progress))
@@ -236,6 +272,8 @@ def certify(file: str, points: Sequence[str] | None = None, witness: str | None 
     """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
     witness that they are not global; the report `badminima certify --json` writes."""
     from badminima.engine.certify.files import certify_file
+    if isinstance(points, str):                     # one point name, not its characters
+        points = [points]
     return certify_file(file, point_names=list(points) if points else None, witness=witness,
                         cross_check=cross_check)
 
@@ -247,6 +285,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
     from badminima.engine.search.run import SearchConfig, run_search
+    _check_run_args(output, threads)
+    _known_options(SearchConfig, options, "search")
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
     path = output or f"runs/search/N{points}-{strategy}-seed{seed}.h5"

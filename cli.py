@@ -208,15 +208,16 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def check_threads(threads):
-    """--threads: >= 1; more than the cores available is clamped to them, with a note on stderr."""
+def check_threads(threads, option: str = "--threads", minimum: int = 1):
+    """--threads (or another count of threads or processes, e.g. --post-workers): >= minimum; more than
+    the cores available is clamped to them, with a note on stderr."""
     if threads is None:
         return None
-    if threads < 1:
-        _fail(f"--threads must be >= 1, got {threads}")
+    if threads < minimum:
+        _fail(f"{option} must be >= {minimum}, got {threads}")
     cores = available_cores()
     if threads > cores:
-        click.echo(f"note: --threads {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
+        click.echo(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
                    f"using {cores}", err=True)
         return cores
     return threads
@@ -371,12 +372,13 @@ def parse_run_options(shard, threads, chunk):
     if chunk is not None and chunk < 1:
         _fail(f"--chunk must be >= 1, got {chunk}")
     threads = check_threads(threads)
-    if shard is not None and "/" not in shard and os.environ.get("SLURM_ARRAY_TASK_ID"):
+    from_env = shard is not None and "/" not in shard and bool(os.environ.get("SLURM_ARRAY_TASK_ID"))
+    if from_env:
         shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{shard}"
     try:
         return (parse_shard(shard) if shard is not None else None), threads
     except StoreError as e:          # a malformed option: usage error
-        _fail(str(e), 2)
+        _fail(str(e) + (" (I from SLURM_ARRAY_TASK_ID)" if from_env else ""), 2)
 
 
 @main.command()
@@ -395,6 +397,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
     shard_d, threads = parse_run_options(shard, threads, chunk)
     if check_final < 0:
         _fail(f"--check-final must be >= 0, got {check_final}")
+    ready()
     path = output or out_file(default_output(cfg), result=True)
     counts = run_cells(path, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], shard=shard_d,
                        force=force, resume="auto" if resume is None else resume, chunk=chunk, threads=threads, keep_init=init_weights,
@@ -427,6 +430,7 @@ def show(files, cells, json_out, verify):
     import json
     from badminima.analysis.load import load_cells, select_cells
     from badminima.analysis.show import cell_detail, show_json, show_text
+    out_file(json_out, "--json")
     if verify:                          # a corrupt file fails here, in one line, before anything is shown
         from badminima.engine.store import expand_paths, open_results
         from badminima.engine.store.read import verify_data
@@ -519,15 +523,44 @@ def status(target, shards, check):
     """Complete, partial (committed networks) and missing shards of a sharded run: TARGET is the
     directory of its shard files (as written by `badminima slurm`) or a glob."""
     from badminima.engine.cluster.shards import shard_status
+    if shards is not None and shards < 1:
+        _fail(f"--shards must be >= 1, got {shards}")
     st = shard_status(target, shards)
     click.echo(st.format())
     if check and not st.complete:
         sys.exit(1)
 
 
+def split_words(text: str | None, option: str) -> list[str] | None:
+    """A shell-quoted option value (--exe, --warmup) as its words; a malformed one is one usage line."""
+    import shlex
+    if text is None:
+        return None
+    try:
+        return shlex.split(text)
+    except ValueError as e:         # e.g. an unclosed quote
+        _fail(f"{option} {text!r}: {str(e).lower()}")
+
+
+_CHECK_ONLY = "badminima.check_only"
+
+
+class _Checked(Exception):
+    """Raised by ready() in a run command invoked only to check its options (slurm, dask)."""
+
+
+def ready() -> None:
+    """A run command calls this once every input is validated, before any work: where `slurm` or `dask`
+    invoke it only to check the options every task will get, it stops here."""
+    if click.get_current_context().meta.get(_CHECK_ONLY):
+        raise _Checked
+
+
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
     from badminima.engine.core.names import lanes_for
+    if shards < 1:
+        _fail(f"--shards must be >= 1, got {shards}")
     name, args = run[0], list(run[1:])
     if args[:1] == ["--"]:
         args = args[1:]
@@ -545,6 +578,15 @@ def _sharded_run(ctx, run, shards: int, threads: int):
     if params.get("json_out"):
         _fail(f"the run command must not set --json: every task would write it; after merging, the same "
               f"`badminima {name}` command with -o MERGED --json FILE writes it from the merged file")
+    sub = cmd.make_context(name, list(args) + ["--shard", f"0/{shards}"], parent=ctx)
+    sub.meta[_CHECK_ONLY] = True                # the run command validates its options, then stops (ready)
+    try:
+        with sub:
+            cmd.invoke(sub)
+    except _Checked:
+        pass
+    finally:
+        sub.meta.pop(_CHECK_ONLY, None)
     n = params.get("networks")
     lanes = lanes_for(params.get("dtype") or "float64")     # one SIMD block per thread; fewer wastes lanes
     if isinstance(n, int) and n // max(shards, 1) < lanes * threads:
@@ -589,12 +631,18 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
       bash job.sh            # submit (or add --submit / --wait / --merge OUT here)
       badminima status runs/job
     """
+    import math
     import os
     import shlex
     from pathlib import Path
     from badminima.engine.cluster import slurm as cluster
     from badminima.engine.cluster.shards import warmup_args
     name, args, params = _sharded_run(ctx, run, shards, cpus_per_task)
+    if timeout is not None and not timeout > 0:
+        _fail(f"--timeout must be positive, got {timeout}")
+    if not (poll > 0 and math.isfinite(poll)):
+        _fail(f"--poll must be positive and finite, got {poll}")
+    warm_words, exe_words = split_words(warmup, "--warmup"), split_words(exe, "--exe")
     out_file(script, "--script")
     outdir = outdir or os.path.join("runs", Path(script).stem)
     out_dir(outdir, "--out-dir")
@@ -610,8 +658,8 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         source = "--max-array-size"
     if no_warmup:
         warm = None
-    elif warmup is not None:
-        warm = shlex.split(warmup)
+    elif warm_words is not None:
+        warm = warm_words
     else:
         warm = warmup_args(params, [name, *args], outdir)
     job = cluster.SlurmJob(run=[name, *args], shards=shards, outdir=outdir, time_limit=time_limit,
@@ -619,8 +667,8 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
                            max_array_size=max_array_size, max_array_source=source, numba_cache_dir=numba_cache,
                            job_name=job_name or f"badminima-{name}", warmup=warm, requeue=requeue,
                            max_requeues=max_requeues, sbatch_extra=list(sbatch_extra))
-    if exe:
-        job.exe = shlex.split(exe)
+    if exe_words:
+        job.exe = exe_words
     try:
         cluster.write_script(job, script)
     except ValueError as e:
@@ -704,7 +752,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
                                    warmup=tuple(warmup_args(params, [name, *args], outdir)),
                                    workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
                                    threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
-                                   numba_cache_dir=numba_cache, exe=tuple(shlex.split(exe)) if exe else ()).validate()
+                                   numba_cache_dir=numba_cache, exe=tuple(split_words(exe, "--exe") or ())).validate()
     except ValueError as e:
         _fail(str(e))
     st = dask_backend.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
@@ -733,9 +781,13 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
     """Analyse result files (any runs, shards, globs) into OUTPUT/report.md: an overview (rates, convergence,
     the paper's Table 1, clear differences), then per-cell detail where asked, with CSVs and figures."""
+    import math
     from badminima.analysis.report import write_report
-    if not tol > 0 or not loss_tol > 0 or not 10 <= dpi <= 1200:
-        _fail("--tol and --loss-tol must be positive and --dpi in [10, 1200]")
+    for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
+        if not (v > 0 and math.isfinite(v)):
+            _fail(f"{option} must be positive and finite, got {v}")
+    if not 10 <= dpi <= 1200:
+        _fail(f"--dpi must be in [10, 1200], got {dpi}")
     out_dir(output, "--out-dir")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                         cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
@@ -759,6 +811,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     from badminima.analysis import figures, plots
     from badminima.analysis.load import load_cells, select_cells
     out_file(output, "--figure")
+    figures.check_format(output)
     kw = {"dpi": dpi}
     try:
         if size is not None:
@@ -766,9 +819,12 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
             if not (0 < w <= 100 and 0 < h <= 100):
                 raise ValueError
             kw["size"] = (w, h)
+    except ValueError:
+        _fail(f"bad --size {size!r}: expected WxH in inches, each in (0, 100], e.g. 6x4")
+    try:
         nets = [int(s) for s in networks.split(",")] if networks else []
     except ValueError:
-        _fail(f"bad --size {size!r} or --networks {networks!r} (expected e.g. 6x4 and 0,5,17)")
+        _fail(f"bad --networks {networks!r}: expected network indices, e.g. 0,5,17")
     if not 10 <= dpi <= 1200:
         _fail(f"--dpi must be in [10, 1200], got {dpi}")
     if kind == "minimality":
@@ -810,7 +866,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--iters", type=INT64, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")
-@click.option("--post-workers", type=int, default=0, show_default=True,
+@click.option("--post-workers", type=INT64, default=0, show_default=True,
               help="post-process float survivors (witness, rounding, certificate) in this many processes "
                    "(0/1: in this one; records are the same)")
 @click.option("--jitter", type=float, default=None, help="delete/refine: candidate variant m moves the parent's "
@@ -829,6 +885,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
+    post_workers = check_threads(post_workers, "--post-workers", minimum=0)
     if strategy == "delete" and not parents and n_points == 9:
         parents = ("paper10:W_hat",)
     try:
@@ -839,6 +896,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
+    ready()
     path = output or out_file(f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5", result=True)
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
                    chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
@@ -948,7 +1006,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
     from badminima.analysis.table1 import table1_report
-    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
+    from badminima.engine.paper.table1 import (Protocol, SweepGrid, check_networks, parse_init, parse_list, run_shard,
+                                               run_table1)
     out_file(output, result=True)
     out_file(json_out, "--json")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -968,6 +1027,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                          budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype, device=device)
         if not grid.inits:
             _fail("--sweep-init needs at least one init law")
+    check_networks(networks)
+    ready()
     if shard_d is not None:
         done = run_shard(protocol, networks, shard_d, path=output, force=force,
                          resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
@@ -1000,8 +1061,9 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     from badminima.analysis.table1 import table1_report
     from badminima.analysis.verify import checks_json, format_checks
     from badminima.engine.paper.checks import run_checks
-    from badminima.engine.paper.table1 import Protocol, default_path, run_table1
+    from badminima.engine.paper.table1 import Protocol, check_networks, default_path, run_table1
     from badminima.engine.train.run import check_device
+    check_networks(networks)          # before the claims' minute of work
     _, threads = parse_run_options(None, threads, None)
     check_device(device)              # before the claims' minute of work
     out_dir(runs_dir, "--out-dir")

@@ -57,6 +57,18 @@ def new_figure(size, dpi: int = DEFAULT_DPI) -> Figure:
     return Figure(figsize=tuple(size), dpi=dpi, layout="constrained")
 
 
+def check_format(path) -> None:
+    """Refuse a figure file name whose extension matplotlib cannot write, before anything is drawn (no
+    extension: matplotlib's default, PNG)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    from badminima.analysis.load import AnalysisError
+    ext = Path(path).suffix[1:].lower()
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in supported:
+        raise AnalysisError(f"cannot write {path}: format {ext!r} is not supported (use .png, .pdf or .svg; "
+                            f"also {', '.join(sorted(set(supported) - {'png', 'pdf', 'svg'}))})")
+
+
 def save(fig: Figure, path, dpi: int | None = None) -> Path:
     """Write the figure (format from the extension: .png, .pdf, .svg) at its own size; a raster larger
     than the memory available is refused (ResourceError) before it is drawn."""

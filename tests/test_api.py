@@ -53,6 +53,43 @@ def test_open_refuses_a_missing_file(tmp_path):
         bm.train(networks=10, steps=10).data("nope")
 
 
+def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
+    """A bad output or thread count is refused before any work; a single name is not split into letters."""
+    (tmp_path / "d").mkdir()
+    for kw in (dict(output=""), dict(output=str(tmp_path / "d")), dict(output=3)):
+        with pytest.raises(bm.StoreError):
+            bm.train(networks=8, steps=10, **kw)
+    for threads in (0, -1, "2"):
+        with pytest.raises(bm.ConfigError):
+            bm.train(networks=8, steps=10, threads=threads)
+    with pytest.raises(bm.ConfigError):
+        bm.table1("8")
+    for bad in (None, 3):
+        with pytest.raises(bm.StoreError):
+            bm.open(bad)
+    with pytest.raises(bm.StoreError, match="is a directory"):
+        bm.open(str(tmp_path / "d"))
+    res = bm.train(networks=8, steps=10)
+    assert list(res.data(fields="loss")) == ["loss"]
+    with pytest.raises(bm.StoreError, match="no field 'nope'"):
+        res.data(fields=["nope"])
+    assert list(bm.certify("relu_d1", points="prop1")["points"]) == ["prop1"]
+
+
+@pytest.mark.parametrize("call,kw,needle", [
+    ("train", dict(lr="0.5"), "--lr must be a number"), ("train", dict(finish_horizon="1"), "must be a number"),
+    ("train", dict(init=None), "init must be a law"), ("train", dict(early_exit="no"), "early_exit must be True"),
+    ("train", dict(foo=1), "unknown training option 'foo'"), ("table1", dict(foo=1), "unknown Table 1 protocol"),
+    ("search", dict(points=5, bar=2), "unknown search option 'bar'")])
+def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle, tmp_path):
+    """Python values the command line cannot produce (a string for a number, None for a law, a
+    misspelt keyword) are refused as ConfigError naming the option, before any work."""
+    kw = dict(kw, output=str(tmp_path / "r.h5")) if call != "train" else dict(kw, networks=4, steps=10)
+    with pytest.raises(bm.ConfigError, match=needle):
+        getattr(bm, call)(**kw)
+    assert not any(tmp_path.iterdir())
+
+
 def test_verify_returns_every_claim():
     checks = bm.verify(certify=False)
     assert len(checks) == 40 and {c["verdict"] for c in checks} <= {"agrees", "agrees after correction", "disagrees",

@@ -143,6 +143,41 @@ CASES = [
     # smaller ones
     (["certify", "paper10", "--point", "W_hat", "--witness", "W_hat"], "cannot be its own witness"),
     (["show", "corrupt.h5"], "corrupt data in /cells/main/weights"),
+    # a text output (JSON, figure, script) never replaces a result file
+    (["show", "run.h5", "--json", "run.h5"], "is an HDF5 result file"),
+    (["certify", "relu_d1", "--json", "run.h5"], "is an HDF5 result file"),
+    (["plot", "losses", "run.h5", "--figure", "run.h5"], "is an HDF5 result file"),
+    (["slurm", "train", "--shards", "2", "--script", "run.h5"], "is an HDF5 result file"),
+    # refused before any work: reproduce's -n before the claims, a figure's format before it is drawn
+    (["reproduce", "-n", "0", "--out-dir", "rr"], "--networks must be in [1, 2^62], got 0"),
+    (["plot", "losses", "run.h5", "--figure", "p.xyz"], "format 'xyz' is not supported"),
+    (["plot", "losses", "run.h5", "--figure", "p.png", "--size", "0x3"], "bad --size '0x3'"),
+    # cluster options: malformed, out of range, or breaking the script
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--warmup", '"unclosed'], "no closing quotation"),
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--exe", '"unclosed'], "--exe"),
+    (["slurm", "train", "-n", "8", "--shards", "0", "--script", "j.sh"], "--shards must be >= 1, got 0"),
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--poll", "0"], "--poll must be positive"),
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--timeout", "-1"], "--timeout must be positive"),
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--max-requeues", "-1"], "--max-requeues must be >= 0"),
+    (["slurm", "train", "--shards", "2", "--script", "j.sh", "--partition", "a;b"], "bad partition"),
+    (["status", "DIR", "--shards", "0"], "--shards must be >= 1"),
+    # the run command's own options, checked before a script is written or a task started
+    (["slurm", "train", "--hidden", "0", "--shards", "2", "--script", "j.sh"], "--hidden must be >= 1"),
+    (["slurm", "table1", "-n", "0", "--shards", "2", "--script", "j.sh"], "--networks must be in [1, 2^62]"),
+    (["slurm", "table1", "-n", "512", "--sweep", "--shards", "2", "--script", "j.sh"], "--sweep cannot be sharded"),
+    (["slurm", "search", "-N", "3", "-k", "512", "--shards", "2", "--script", "j.sh"], "4-64"),
+    (["dask", "train", "--lr", "-1", "--shards", "2", "--out-dir", "d"], "--lr must be positive"),
+    (TRAIN + ["--shard", "3/2", "-o", "o.h5"], "bad shard '3/2': expected I/N"),
+    (TRAIN + ["--shard", "\uff11/\uff12", "-o", "o.h5"], "bad shard"),
+    # names that are empty or a directory
+    (["show", "DIR"], "DIR: is a directory, not a result file"),
+    (["show", ""], "a result file name is empty"),
+    (["train", "--dataset", "DIR", "-n", "64", "-o", "o.h5"], "DIR: is a directory, not a data file"),
+    (["train", "--dataset", "", "-n", "64", "-o", "o.h5"], "the dataset name is empty"),
+    # other values
+    (["minimality", "-N", "0-100000", "-k", "1"], "got 0, 1, 2, 3, 65, 66, ... (99940 values)"),
+    (["search", "-N", "8", "-k", "2", "--post-workers", "-1"], "--post-workers must be >= 0"),
+    (["report", "run.h5", "--loss-tol", "inf", "--out-dir", "rep"], "--loss-tol must be positive and finite"),
 ]
 
 
@@ -154,6 +189,24 @@ def test_bad_input_is_one_line_and_changes_nothing(scratch, monkeypatch, args, n
     r = invoke(args)
     assert_refused(r, needle)
     assert snapshot(scratch) == before
+
+
+@pytest.mark.parametrize("run", [["train", "-n", "256", "--steps", "10"],
+                                 ["table1", "-n", "256", "--steps", "10", "--no-claims", "--check-final", "0"],
+                                 ["search", "-N", "8", "-k", "16"]])
+def test_slurm_checks_the_run_command_without_running_it(scratch, monkeypatch, run):
+    """slurm invokes every command with --shard (main's run commands) only up to ready(): the script
+    is written and nothing else (a run command without ready() would train here, into runs/)."""
+    from badminima.cli import main
+    assert {c for c, cmd in main.commands.items() if "shard" in {p.name for p in cmd.params}} == \
+        {"train", "table1", "search"}
+    monkeypatch.chdir(scratch)
+    before = snapshot(scratch)
+    script = f"check-{run[0]}.sh"
+    r = invoke(["slurm", *run, "--shards", "2", "--script", script, "--no-warmup"])
+    assert r.exit_code == 0, r.output
+    after = snapshot(scratch)
+    assert script in after and {k: v for k, v in after.items() if k != script} == before
 
 
 def test_show_reads_every_value_unless_told_not_to(scratch, monkeypatch):

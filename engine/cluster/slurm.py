@@ -105,7 +105,15 @@ class SlurmJob:
             raise ValueError(f"--cpus-per-task must be >= 1, got {self.cpus_per_task}")
         if self.max_array_size < 1:
             raise ValueError(f"--max-array-size must be >= 1, got {self.max_array_size}")
+        if self.max_requeues < 0:
+            raise ValueError(f"--max-requeues must be >= 0, got {self.max_requeues}")
         parse_time_limit(self.time_limit)
+        if self.partition is not None and not re.fullmatch(r"[A-Za-z0-9_.,+-]+", self.partition):
+            raise ValueError(f"bad partition {self.partition!r}: letters, digits and _.,+- only")
+        for option, path in (("--out-dir", self.outdir), ("--numba-cache", self.numba_cache_dir)):
+            if path is not None and any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
+                raise ValueError(f"bad {option} {str(path)!r}: a path in the script cannot hold a line break "
+                                 f"or other control character")
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.job_name):
             raise ValueError(f"bad job name {self.job_name!r}: letters, digits and _.+- only")
         for line in self.sbatch_extra:

@@ -330,9 +330,14 @@ def builtin_names() -> list[str]:
 
 def _locate(spec: str) -> Path:
     """A built-in name or a path to a .json / .csv file."""
+    if not spec.strip():
+        raise DataError(f"the dataset name is empty: give a built-in name ({', '.join(builtin_names())}) "
+                        f"or a .json/.csv file")
     if spec in builtin_names():
         return DATA_DIR / f"{spec}.json"
     path = Path(spec)
+    if path.is_dir():
+        raise DataError(f"{spec}: is a directory, not a data file (.json or .csv)")
     if path.suffix.lower() not in (".json", ".csv"):
         if not path.exists():
             raise DataError(f"no built-in dataset or file {spec!r} (built-ins: {', '.join(builtin_names())})")

@@ -767,8 +767,10 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
     resumable.  Returns one table row per N."""
     echo = echo or (lambda s: None)
     if not points or min(points) < 4 or max(points) > 64:
+        bad = sorted(p for p in points if not 4 <= p <= 64)
+        shown = ", ".join(map(str, bad[:6])) + (f", ... ({len(bad)} values)" if len(bad) > 6 else "")
         raise ConfigError(f"point counts must lie in 4-64 (fewer than 4 points cannot hold a strict finite "
-                          f"minimum), got {sorted(points)}")
+                          f"minimum), got {shown or 'none'}")
     rows = []
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):

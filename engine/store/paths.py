@@ -70,12 +70,25 @@ def _check_name_length(directory: str, path: str, head: str, suffix: str) -> Non
                              f"({limit} bytes{', with ' + repr(suffix) if suffix else ''})")
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: str) -> bool:
+    """Whether path is an existing file that starts with the HDF5 signature (a result file)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError:
+        return False
+
+
 def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     """Refuse an output file path that cannot be written; returns it as a string.
 
     `what` names it in messages (the option, e.g. "--json"); `suffix` is the longest suffix the writer
     adds to the name for its own files (WRITER_SUFFIX for result files).  Whether an existing file may
-    be replaced is the caller's decision (result files: RunWriter; text outputs are replaced)."""
+    be replaced is the caller's decision (result files: RunWriter; text outputs are replaced, except an
+    HDF5 file: a --json, --figure or --script aimed at a result file would destroy it)."""
     if path is None or not str(path).strip():
         raise StoreError(f"{what} is empty: give a file name")
     path = os.fspath(path)
@@ -85,6 +98,9 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{head}: it is a directory; give a file name")
     if os.path.lexists(full) and not os.path.isfile(full):
         raise StoreError(f"{head}: it exists and is not a regular file")
+    if not suffix and _is_hdf5(full):
+        raise StoreError(f"{head}: it is an HDF5 result file, which this output would replace; give another "
+                         f"file name")
     top = _nearest_existing(os.path.dirname(full))
     if not os.path.isdir(top):
         raise StoreError(f"{head}: {top} is not a directory")

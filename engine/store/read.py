@@ -62,8 +62,12 @@ def open_h5(path: str) -> h5py.File:
     """Open a result file read-only; files of an interrupted or live run are opened as SWMR readers.
     Waits (LOCK_WAIT) while another process holds the file's lock."""
     path = os.fspath(path)
+    if not path.strip():
+        raise StoreError("a result file name is empty")
     if not os.path.exists(path):
         raise StoreError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise StoreError(f"{path}: is a directory, not a result file")
     try:
         return retry_locked(lambda: h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES), path)
     except OSError as e:
@@ -197,8 +201,13 @@ def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, n
 def expand_paths(paths_or_globs) -> list[str]:
     if isinstance(paths_or_globs, (str, os.PathLike)):
         paths_or_globs = [paths_or_globs]
+    if isinstance(paths_or_globs, bytes) or not hasattr(paths_or_globs, "__iter__"):
+        raise StoreError(f"result files: expected a path, a glob pattern or a list of them, got "
+                         f"{type(paths_or_globs).__name__}")
     out = []
     for p in paths_or_globs:
+        if not isinstance(p, (str, os.PathLike)):
+            raise StoreError(f"result files: expected a path, got {type(p).__name__} {p!r}")
         p = os.fspath(p)
         if any(ch in p for ch in "*?["):
             hits = sorted(_glob.glob(p))

@@ -156,13 +156,15 @@ def parse_shard(text: str) -> dict:
     """'I/N' (0 <= I < N) -> {"index": I, "count": N}, the value of config["shard"]."""
     shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
     try:
-        if len(str(text)) > 41:                         # two 64-bit numbers and the slash
+        if len(str(text)) > 41 or not str(text).isascii():     # two 64-bit numbers and the slash
             raise ValueError
         i, n = (int(s) for s in str(text).split("/"))
     except ValueError:
         raise StoreError(f"bad shard {shown!r}: expected I/N with 0 <= I < N") from None
     if n >= 2 ** 63:
         raise StoreError(f"bad shard {shown!r}: N is out of range (at most 2^63 - 1)")
+    if not 0 <= i < n:
+        raise StoreError(f"bad shard {shown!r}: expected I/N with 0 <= I < N")
     return check_shard({"index": i, "count": n})
 
 

@@ -5,6 +5,8 @@ import dataclasses
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from badminima.engine.data.datasets import KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, INIT_LAWS, OPTIMIZERS
 from badminima.engine.train.limits import MAX_COUNT, MAX_HIDDEN
@@ -27,6 +29,8 @@ class InitSpec:
     @classmethod
     def parse(cls, text: str, bias: str = "same") -> "InitSpec":
         """Parse 'normal:1', 'uniform:0.5', 'glorot', 'he'."""
+        if not isinstance(text, str):
+            raise ConfigError(f"init must be a law such as 'normal:1', 'uniform:0.5', 'glorot' or 'he', got {text!r}")
         law, _, arg = text.partition(":")
         law = law.strip().lower()
         if law not in INIT_LAWS:
@@ -90,9 +94,20 @@ class TrainConfig:
         """Raise ConfigError naming the first nonsense option; return self."""
         def bad(msg):
             raise ConfigError(msg)
-        for name in ("hidden", "steps", "networks", "seed"):
+        for name in ("hidden", "steps", "networks", "seed", "check_every"):
             if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
-                bad(f"--{name} must be an integer, got {getattr(self, name)!r}")
+                bad(f"--{name.replace('_', '-')} must be an integer, got {getattr(self, name)!r}")
+        for name in ("lr", "beta1", "beta2", "eps", "gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin",
+                     "eig_tol", "finish_horizon"):
+            if not isinstance(getattr(self, name), numbers.Real) or isinstance(getattr(self, name), bool):
+                bad(f"--{name.replace('_', '-')} must be a number, got {getattr(self, name)!r}")
+        for name in ("dataset", "dataset_fingerprint", "kind", "activation", "optimizer", "dtype", "device"):
+            if not isinstance(getattr(self, name), str):
+                bad(f"--{name.replace('_', '-')} must be a string, got {getattr(self, name)!r}")
+        if not isinstance(self.early_exit, (bool, np.bool_)):
+            bad(f"early_exit must be True or False, got {self.early_exit!r}")
+        if not isinstance(self.init, InitSpec):
+            bad(f"init must be an InitSpec, got {self.init!r}")
         if self.hidden < 1:
             bad(f"--hidden must be >= 1, got {self.hidden}")
         if self.hidden > MAX_HIDDEN:
