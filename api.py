@@ -8,16 +8,17 @@
 
 Every function validates its arguments like the command line does and raises the same one-line
 errors: ConfigError (an option), DataError (a dataset), StoreError (a result file, an output path, a
-full disk), ResourceError (a run that would not fit in memory).  Heavy modules
+full disk), ResourceError (a run that would not fit in memory), AnalysisError (a figure or report).  Heavy modules
 are imported on first use, so `import badminima` stays fast.
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["train", "open", "table1", "verify", "certify", "search", "load_dataset", "Results"]
+__all__ = ["train", "open", "table1", "verify", "certify", "search", "plot", "report", "load_dataset", "Results"]
 
 
 def _cell_columns(config: dict) -> dict[str, Any]:
@@ -154,7 +155,6 @@ def _check_run_args(output, threads) -> None:
                                 or threads < 1):
         raise ConfigError(f"threads must be None or an integer >= 1, got {threads!r}")
     if output is not None:
-        import os
         from badminima.engine.store import StoreError
         from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
         if not isinstance(output, (str, os.PathLike)):
@@ -276,6 +276,54 @@ def certify(file: str, points: Sequence[str] | None = None, witness: str | None 
         points = [points]
     return certify_file(file, point_names=list(points) if points else None, witness=witness,
                         cross_check=cross_check)
+
+
+def _files(source) -> list:
+    """Result file paths of `source`: Results backed by files, or paths and glob patterns as given."""
+    if isinstance(source, Results):
+        if source.path is None:
+            from badminima.engine.store import StoreError
+            raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
+        return [source.path] if isinstance(source.path, str) else list(source.path)
+    return [source] if isinstance(source, (str, os.PathLike)) else list(source)
+
+
+def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] = (), networks: Sequence[int] = (),
+         points: Sequence[str] = (), size: tuple[float, float] | None = None, dpi: int = 200,
+         title: str = "Minimality of weight points", progress: bool = False):
+    """The figure `badminima plot KIND` draws (regions, fit, convergence, losses, basins, minimality) as a
+    matplotlib Figure, which a notebook shows inline; with `output` it is also written there (.png,
+    .pdf, .svg).  source: Results backed by files, or result file paths/globs (minimality: a rows file)."""
+    from badminima.analysis import figures, plots
+    from badminima.analysis.load import AnalysisError
+    if output is not None:
+        from badminima.engine.store.paths import check_output_file
+        check_output_file(output, what="output")
+        figures.check_format(output)
+    if size is not None and not (len(size) == 2 and all(0 < float(v) <= 100 for v in size)):
+        raise AnalysisError(f"size must be (width, height) in inches, each in (0, 100], got {size!r}")
+    if not (isinstance(dpi, int) and 10 <= dpi <= 1200):
+        raise AnalysisError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
+    kw = {"dpi": dpi} | ({"size": tuple(map(float, size))} if size is not None else {})
+    fig = plots.figure(kind, _files(source), cells=[cells] if isinstance(cells, str) else cells,
+                       networks=networks, points=[points] if isinstance(points, str) else points, title=title,
+                       progress=progress, **kw)
+    if output is not None:
+        figures.save(fig, output)
+    return fig
+
+
+def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), details: bool | None = None,
+           pdf: bool = True, cell_figures: bool = True, tol: float = 1e-4, loss_tol: float = 1e-2, dpi: int = 200,
+           progress: bool = False) -> str:
+    """Write the report `badminima report` writes (out_dir/report.md with its CSVs and figures: rates with
+    Wilson intervals, Table 1 where it applies, distinct minima and plateaus per cell); returns its path."""
+    from badminima.analysis.report import write_report
+    from badminima.engine.store.paths import check_output_dir
+    check_output_dir(out_dir, what="out_dir")
+    return str(write_report(_files(source), out_dir, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
+                            cell_figures=cell_figures, progress=progress, details=details,
+                            cells=[cells] if isinstance(cells, str) else list(cells)))
 
 
 def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "joint", output: str | None = None,

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from badminima.analysis import FIGURE_KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
 
 
@@ -781,13 +782,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
     """Analyse result files (any runs, shards, globs) into OUTPUT/report.md: an overview (rates, convergence,
     the paper's Table 1, clear differences), then per-cell detail where asked, with CSVs and figures."""
-    import math
     from badminima.analysis.report import write_report
-    for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
-        if not (v > 0 and math.isfinite(v)):
-            _fail(f"{option} must be positive and finite, got {v}")
-    if not 10 <= dpi <= 1200:
-        _fail(f"--dpi must be in [10, 1200], got {dpi}")
     out_dir(output, "--out-dir")
     path = write_report(list(files), output, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                         cell_figures=cell_figures, progress=not quiet, details=details, cells=cells)
@@ -795,7 +790,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["regions", "fit", "convergence", "losses", "basins", "minimality"]))
+@click.argument("kind", type=click.Choice(FIGURE_KINDS))
 @click.argument("files", nargs=-1, required=True)
 @click.option("--figure", "output", required=True, help="figure file: .png, .pdf or .svg")
 @click.option("--cell", "cells", multiple=True, help="cell name or label to draw (repeatable; default all)")
@@ -809,7 +804,6 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
     from badminima.analysis import figures, plots
-    from badminima.analysis.load import load_cells, select_cells
     out_file(output, "--figure")
     figures.check_format(output)
     kw = {"dpi": dpi}
@@ -827,23 +821,8 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
         _fail(f"bad --networks {networks!r}: expected network indices, e.g. 0,5,17")
     if not 10 <= dpi <= 1200:
         _fail(f"--dpi must be in [10, 1200], got {dpi}")
-    if kind == "minimality":
-        if len(files) != 1:
-            _fail("plot minimality takes one rows file (JSON or CSV)")
-        rows, columns = plots.read_rows(files[0])
-        fig = plots.plot_minimality(rows, columns, title=title, **kw)
-    else:
-        chosen = select_cells(load_cells(list(files), progress=not quiet), cells)
-        if kind == "regions":
-            fig = plots.plot_regions(chosen, networks=nets, points=points, **kw)
-        elif kind == "fit":
-            fig = plots.plot_fit(chosen, networks=nets, points=list(points) or None, **kw)
-        elif kind == "convergence":
-            fig = plots.plot_convergence(chosen, **kw)
-        elif kind == "losses":
-            fig = plots.plot_losses(chosen, **kw)
-        else:
-            fig = plots.plot_basins(chosen, progress=not quiet, **kw)
+    fig = plots.figure(kind, list(files), cells=cells, networks=nets, points=points, title=title,
+                       progress=not quiet, **kw)
     try:
         path = figures.save(fig, output)
     except ValueError as e:         # e.g. an unknown image format from matplotlib

@@ -19,13 +19,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from badminima.engine.core.outcomes import DIVERGED, NAMES, SOLVED
-from badminima.analysis import figures
+from badminima.analysis import FIGURE_KINDS, figures
 from badminima.analysis.load import AnalysisError, CellRef
 from badminima.analysis.minima import cell_minima
 from badminima.analysis.plateaus import cell_plateaus
 from badminima.analysis.stats import cell_rate, paper_column, paper_values, rate
 
-KINDS = ("regions", "fit", "convergence", "losses", "basins", "minimality")
 NET_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
 
 
@@ -214,5 +213,30 @@ def plot_minimality(rows, columns=None, *, title: str = "Minimality of weight po
     return figures.table_figure(rows, columns, title=title, **kw)
 
 
-__all__ = ["KINDS", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
+def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str = "Minimality of weight points",
+           progress: bool = False, **kw) -> Figure:
+    """The figure `badminima plot KIND FILES` draws: result files (paths or globs; `cells` names some
+    of their cells) or, for minimality, one rows file; kw: size, dpi."""
+    from badminima.analysis.load import load_cells, select_cells
+    if kind not in FIGURE_KINDS:
+        raise AnalysisError(f"unknown figure {kind!r} (choose from {', '.join(FIGURE_KINDS)})")
+    files = [files] if isinstance(files, (str, Path)) else list(files)
+    if kind == "minimality":
+        if len(files) != 1:
+            raise AnalysisError("plot minimality takes one rows file (JSON or CSV)")
+        rows, columns = read_rows(files[0])
+        return plot_minimality(rows, columns, title=title, **kw)
+    chosen = select_cells(load_cells(files, progress=progress), list(cells))
+    if kind == "regions":
+        return plot_regions(chosen, networks=list(networks), points=list(points), **kw)
+    if kind == "fit":
+        return plot_fit(chosen, networks=list(networks), points=list(points) or None, **kw)
+    if kind == "convergence":
+        return plot_convergence(chosen, **kw)
+    if kind == "losses":
+        return plot_losses(chosen, **kw)
+    return plot_basins(chosen, progress=progress, **kw)
+
+
+__all__ = ["figure", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
            "plot_losses", "basin_groups", "plot_basins", "read_rows", "plot_minimality"]

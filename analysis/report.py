@@ -25,7 +25,7 @@ from pathlib import Path
 from badminima.engine.data.datasets import DataError
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
-from badminima.analysis.load import CellRef, cell_labels, load_cells, select_cells
+from badminima.analysis.load import AnalysisError, CellRef, cell_labels, load_cells, select_cells
 from badminima.analysis.minima import cell_minima, minima_table
 from badminima.analysis.plateaus import cell_plateaus, plateau_table
 from badminima.analysis.stats import (cell_rate, differences_table, neighbour_pairs, outcome_table, paper_table,
@@ -233,6 +233,11 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
 
     details: per-cell sections for every cell (True), none (False), or (None) for the `cells` named
     (labels or names) if any, else for every cell when there are at most AUTO_DETAILS."""
+    for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
+        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+            raise AnalysisError(f"{option} must be positive and finite, got {v!r}")
+    if not (isinstance(dpi, int) and 10 <= dpi <= 1200):
+        raise AnalysisError(f"--dpi must be in [10, 1200], got {dpi!r}")
     out = Path(out_dir)
     all_cells = load_cells(paths, progress=progress)
     files = [f for run in dict.fromkeys(c.results for c in all_cells) for f in run.files]

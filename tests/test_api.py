@@ -90,6 +90,36 @@ def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle
     assert not any(tmp_path.iterdir())
 
 
+def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
+    """bm.plot draws the figure `badminima plot` draws (the same PNG bytes), returns it as a Figure, and
+    refuses in-memory results and bad values before drawing; bm.report writes the same report.md."""
+    from click.testing import CliRunner
+    from matplotlib.figure import Figure
+    from badminima.cli import main
+    monkeypatch.chdir(tmp_path)
+    res = bm.train(networks=128, steps=400, seed=2, output="r.h5")
+    fig = bm.plot("regions", res, networks=[0, 3], output="api.png")
+    assert isinstance(fig, Figure) and len(fig.axes) >= 2
+    r = CliRunner().invoke(main, ["plot", "regions", "r.h5", "--networks", "0,3", "--figure", "cli.png"])
+    assert r.exit_code == 0, r.output
+    assert Path("api.png").read_bytes() == Path("cli.png").read_bytes()
+    assert Path("api.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    path = bm.report("r.h5", "rep-api", pdf=False)
+    r = CliRunner().invoke(main, ["report", "r.h5", "--out-dir", "rep-cli", "--no-pdf", "-q"])
+    assert r.exit_code == 0, r.output
+    strip = lambda p: [ln for ln in Path(p).read_text().splitlines() if "generated" not in ln.lower()]
+    assert path == str(Path("rep-api") / "report.md") and strip(path) == strip("rep-cli/report.md")
+    with pytest.raises(bm.StoreError, match="held in memory"):
+        bm.plot("losses", bm.train(networks=64, steps=10))
+    for kw, needle in ((dict(kind="nope"), "unknown figure"), (dict(kind="losses", output="r.h5"), "HDF5 result file"),
+                       (dict(kind="losses", dpi=5), "dpi"), (dict(kind="losses", size=(0, 3)), "size")):
+        with pytest.raises((bm.AnalysisError, bm.StoreError), match=needle):
+            bm.plot(source="r.h5", **kw)
+    with pytest.raises(bm.AnalysisError, match="--tol must be positive"):
+        bm.report("r.h5", "rep-bad", tol=-1)
+    assert not Path("rep-bad").exists()
+
+
 def test_verify_returns_every_claim():
     checks = bm.verify(certify=False)
     assert len(checks) == 40 and {c["verdict"] for c in checks} <= {"agrees", "agrees after correction", "disagrees",
