@@ -105,6 +105,112 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
     assert len(set(fused["outcome"].tolist())) > 1
 
 
+def test_solved_at_is_the_first_step_with_zero_training_error(xor):
+    cfg = make_cfg(xor, steps=600, networks=64, early_exit=False)
+    res = train_range(cfg, xor.x, xor.y, 0, 64, keep_init=True)
+    assert (res["solved_at"] >= 0).sum() >= 5
+    for k in range(12):
+        traj = ref.ref_gd(res["init_weights"][k], xor.x, xor.y, "sigmoid", "xent", cfg.lr, cfg.steps, record=True)
+        hits = [t for t, th in enumerate(traj) if ref.ref_accuracy(th, xor.x, xor.y, "sigmoid") == 1.0]
+        assert res["solved_at"][k] == (hits[0] if hits else -1)
+
+
+@pytest.mark.parametrize("act,certified", [("sigmoid", True), ("tanh", True), ("relu", False)])
+def test_early_exit_changes_no_outcome(act, certified, xor):
+    # early exit stops a network only when its end state is already known: every result but the
+    # steps taken is the same as running every network to the end of its budget
+    kw = dict(activation=act, steps=3000, networks=256, lr=0.5 if act == "sigmoid" else 0.1)
+    early = train_range(make_cfg(xor, **kw), xor.x, xor.y, 0, 256)
+    full = train_range(make_cfg(xor, early_exit=False, **kw), xor.x, xor.y, 0, 256)
+    for key in ("outcome", "solved_at"):
+        np.testing.assert_array_equal(early[key], full[key], err_msg=key)
+    stopped = early["steps"] < kw["steps"]
+    assert stopped.any() == certified
+    assert np.all(early["outcome"][stopped] == SOLVED)
+    assert (full["outcome"] == SOLVED).any() and (full["outcome"] != SOLVED).any()
+
+
+def test_certified_networks_stay_solved_in_exact_arithmetic(xor):
+    # the finality certificate claims that plain GD (float64 reference) from the stop point keeps
+    # 100% accuracy, and a loss never above the stop loss, for every remaining step of the budget
+    cfg = make_cfg(xor, steps=3000, networks=128)
+    res = train_range(cfg, xor.x, xor.y, 0, 128)
+    stopped = np.flatnonzero((res["outcome"] == SOLVED) & (res["steps"] < cfg.steps))
+    assert len(stopped) >= 5
+    for k in stopped[:5]:
+        traj = ref.ref_gd(res["weights"][k], xor.x, xor.y, "sigmoid", "xent", cfg.lr,
+                          cfg.steps - int(res["steps"][k]), record=True)
+        losses = [ref.ref_loss(th, xor.x, xor.y, "sigmoid", "xent") for th in traj]
+        assert all(ref.ref_accuracy(th, xor.x, xor.y, "sigmoid") == 1.0 for th in traj)
+        assert max(losses) <= losses[0] * (1 + 1e-9) < np.log(2) / 4
+
+
+def test_float32_agrees_with_float64_on_solved(xor):
+    kw = dict(steps=2000, networks=1000)
+    r64 = train_range(make_cfg(xor, **kw), xor.x, xor.y, 0, 1000)
+    r32 = train_range(make_cfg(xor, dtype="float32", **kw), xor.x, xor.y, 0, 1000)
+    agree = np.mean((r64["outcome"] == SOLVED) == (r32["outcome"] == SOLVED))
+    assert agree > 0.98
+
+
+def _newton_critical(theta, X, y, act="sigmoid"):
+    from badminima.engine.core import model as M
+    from badminima.engine.core.names import ACTIVATIONS, XENT
+    th = theta.copy()
+    for _ in range(30):
+        _, _, g = M.evaluate(th, X, y, 2, 2, ACTIVATIONS[act], XENT)
+        th -= np.linalg.solve(M.hessian(th, X, y, 2, 2, ACTIVATIONS[act], XENT), g)
+    return th
+
+
+def test_theorem1_neighbourhood_is_a_local_minimum(paper10):
+    th = _newton_critical(paper10.points["W_hat"].theta, paper10.x, paper10.y)
+    cfg = make_cfg(paper10, lr=0.1, steps=100, networks=1)
+    res = train_range(cfg, paper10.x, paper10.y, 0, 1, theta0=th[None])
+    assert res["outcome"][0] == LOCAL_MINIMUM and res["min_eig"][0] > 0
+    assert res["accuracy"][0] == 0.4
+
+
+def test_saddle_and_flat_points_are_told_apart(xor):
+    # v = 0, w_j = +-(1, -1), b = c = 0: the gradient vanishes by symmetry on XOR, and the
+    # (v_j, w_j) block [[*, q], [q, 0]] with q != 0 makes the Hessian indefinite -> saddle.
+    th = np.array([0.0, 1, -1, 0, 0, -1, 1, 0, 0])
+    cfg = make_cfg(xor, steps=10, networks=2)
+    res = train_range(cfg, xor.x, xor.y, 0, 2, theta0=np.stack([th, np.zeros(9)]))
+    assert np.all(res["grad_norm"] < 1e-12)
+    assert res["outcome"][0] == SADDLE and res["min_eig"][0] < 0
+    # all-zero weights: the Hessian is only positive semi-definite (zero eigenvalues) -> flat
+    assert res["outcome"][1] == FLAT and abs(res["min_eig"][1]) <= cfg.eig_tol
+
+
+def test_solved_xor_net(xor):
+    th = np.array([10.0, 5, 5, -2.5, -10, 5, 5, -7.5, -5])      # OR minus AND
+    res = train_range(make_cfg(xor, steps=10, networks=1), xor.x, xor.y, 0, 1, theta0=th[None])
+    assert res["outcome"][0] == SOLVED and res["solved_at"][0] == 0 and res["accuracy"][0] == 1.0
+
+
+def test_saturated_plateau_is_drifting(paper10):
+    w0 = paper10.points["W0"].theta
+    cfg = make_cfg(paper10, lr=0.5, steps=5000, networks=1)
+    res = train_range(cfg, paper10.x, paper10.y, 0, 1, theta0=w0[None])
+    assert res["outcome"][0] == DRIFTING
+    assert np.abs(res["weights"][0]).max() >= np.abs(w0).max()
+
+
+def test_exploding_learning_rate_diverges(relu_d1):
+    cfg = make_cfg(relu_d1, activation="relu", lr=1e3, steps=500, networks=32)
+    res = train_range(cfg, relu_d1.x, relu_d1.y, 0, 32)
+    assert np.mean(res["outcome"] == DIVERGED) > 0.5
+    ok = make_cfg(relu_d1, activation="relu", lr=1e-3, steps=500, networks=32)
+    assert not np.any(train_range(ok, relu_d1.x, relu_d1.y, 0, 32)["outcome"] == DIVERGED)
+
+
+def test_out_of_steps_when_budget_is_tiny(xor):
+    res = train_range(make_cfg(xor, steps=3, networks=64), xor.x, xor.y, 0, 64)
+    assert np.all(res["steps"] <= 3)
+    assert np.all((res["outcome"] == SOLVED) | (res["outcome"] == OUT_OF_STEPS))
+
+
 @pytest.mark.parametrize("opt", ["adam", "sgd"])
 def test_large_variants_vectorize(opt):
     # the lane loops must stay SIMD: a loop over several arrays once made LLVM give up ("too many
