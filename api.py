@@ -150,10 +150,9 @@ def _input_dim(n_params: int, hidden: int) -> int:
 def _check_run_args(output, threads) -> None:
     """output (a result file path that can be written) and threads (None or an integer >= 1), checked
     before any work like the command line's -o and --threads."""
-    from badminima.engine.train.config import ConfigError
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                or threads < 1):
-        raise ConfigError(f"threads must be None or an integer >= 1, got {threads!r}")
+    from badminima.engine.train.config import check_count
+    if threads is not None:
+        check_count(threads, "threads")
     if output is not None:
         from badminima.engine.store import StoreError
         from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
@@ -162,14 +161,18 @@ def _check_run_args(output, threads) -> None:
         check_output_file(output, what="output", suffix=WRITER_SUFFIX)
 
 
-def _known_options(cls, options: dict, what: str) -> None:
-    """Refuse keyword options that are not fields of the config dataclass `cls`, naming them (Python's
-    own message would be a TypeError about __init__)."""
+def _known_options(cls, options: dict, what: str, derived: tuple = ()) -> None:
+    """Refuse keyword options that are not fields of the config dataclass `cls`, or are fields the
+    function sets itself (`derived`, e.g. from the dataset), naming them (Python's own message would be
+    a TypeError about __init__)."""
     import dataclasses
     from badminima.engine.train.config import ConfigError
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
     if unknown:
         raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}")
+    fixed = sorted(set(options) & set(derived))
+    if fixed:
+        raise ConfigError(f"{', '.join(map(repr, fixed))}: set from the dataset, not an option")
 
 
 def load_dataset(name: str, kind: str | None = None):
@@ -181,7 +184,7 @@ def load_dataset(name: str, kind: str | None = None):
 def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
             early_exit, finish_horizon, extra):
     from badminima.engine.train.config import InitSpec, TrainConfig
-    _known_options(TrainConfig, extra, "training")
+    _known_options(TrainConfig, extra, "training", derived=("kind", "dataset_fingerprint"))
     ds = load_dataset(dataset)
     if lr is None:
         lr = 1e-3 if optimizer == "adam" else 0.5
@@ -295,16 +298,11 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     matplotlib Figure, which a notebook shows inline; with `output` it is also written there (.png,
     .pdf, .svg).  source: Results backed by files, or result file paths/globs (minimality: a rows file)."""
     from badminima.analysis import figures, plots
-    from badminima.analysis.load import AnalysisError
     if output is not None:
         from badminima.engine.store.paths import check_output_file
         check_output_file(output, what="output")
         figures.check_format(output)
-    if size is not None and not (len(size) == 2 and all(0 < float(v) <= 100 for v in size)):
-        raise AnalysisError(f"size must be (width, height) in inches, each in (0, 100], got {size!r}")
-    if not (isinstance(dpi, int) and 10 <= dpi <= 1200):
-        raise AnalysisError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
-    kw = {"dpi": dpi} | ({"size": tuple(map(float, size))} if size is not None else {})
+    kw = figures.figure_options(size, dpi)
     fig = plots.figure(kind, _files(source), cells=[cells] if isinstance(cells, str) else cells,
                        networks=networks, points=[points] if isinstance(points, str) else points, title=title,
                        progress=progress, **kw)

@@ -212,12 +212,16 @@ def available_cores() -> int:
 def check_threads(threads, option: str = "--threads", minimum: int = 1):
     """--threads (or another count of threads or processes, e.g. --post-workers): >= minimum; more than
     the cores available is clamped to them, with a note on stderr."""
+    from badminima.engine.train.config import ConfigError, check_count
     if threads is None:
         return None
-    if threads < minimum:
-        _fail(f"{option} must be >= {minimum}, got {threads}")
+    try:
+        check_count(threads, option, minimum)
+    except ConfigError as e:
+        _fail(str(e), 2)
     cores = available_cores()
-    if threads > cores:
+    ctx = click.get_current_context(silent=True)
+    if threads > cores and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
         click.echo(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
                    f"using {cores}", err=True)
         return cores
@@ -806,21 +810,11 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     from badminima.analysis import figures, plots
     out_file(output, "--figure")
     figures.check_format(output)
-    kw = {"dpi": dpi}
-    try:
-        if size is not None:
-            w, h = (float(s) for s in size.lower().split("x"))
-            if not (0 < w <= 100 and 0 < h <= 100):
-                raise ValueError
-            kw["size"] = (w, h)
-    except ValueError:
-        _fail(f"bad --size {size!r}: expected WxH in inches, each in (0, 100], e.g. 6x4")
+    kw = figures.figure_options(size, dpi)
     try:
         nets = [int(s) for s in networks.split(",")] if networks else []
     except ValueError:
         _fail(f"bad --networks {networks!r}: expected network indices, e.g. 0,5,17")
-    if not 10 <= dpi <= 1200:
-        _fail(f"--dpi must be in [10, 1200], got {dpi}")
     fig = plots.figure(kind, list(files), cells=cells, networks=nets, points=points, title=title,
                        progress=not quiet, **kw)
     try:
@@ -985,8 +979,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
     from badminima.analysis.table1 import table1_report
-    from badminima.engine.paper.table1 import (Protocol, SweepGrid, check_networks, parse_init, parse_list, run_shard,
-                                               run_table1)
+    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
+    from badminima.engine.train.config import check_count
     out_file(output, result=True)
     out_file(json_out, "--json")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -1006,7 +1000,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                          budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype, device=device)
         if not grid.inits:
             _fail("--sweep-init needs at least one init law")
-    check_networks(networks)
+    check_count(networks, "--networks")
     ready()
     if shard_d is not None:
         done = run_shard(protocol, networks, shard_d, path=output, force=force,
@@ -1040,9 +1034,10 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     from badminima.analysis.table1 import table1_report
     from badminima.analysis.verify import checks_json, format_checks
     from badminima.engine.paper.checks import run_checks
-    from badminima.engine.paper.table1 import Protocol, check_networks, default_path, run_table1
+    from badminima.engine.paper.table1 import Protocol, default_path, run_table1
+    from badminima.engine.train.config import check_count
     from badminima.engine.train.run import check_device
-    check_networks(networks)          # before the claims' minute of work
+    check_count(networks, "--networks")     # before the claims' minute of work
     _, threads = parse_run_options(None, threads, None)
     check_device(device)              # before the claims' minute of work
     out_dir(runs_dir, "--out-dir")

@@ -69,6 +69,25 @@ def check_format(path) -> None:
                             f"also {', '.join(sorted(set(supported) - {'png', 'pdf', 'svg'}))})")
 
 
+def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
+    """The size (width, height in inches, each in (0, 100]; or "WxH") and dpi (10..1200) of a figure,
+    checked (AnalysisError) before anything is drawn, as keyword arguments of the plot functions."""
+    import numbers
+    from badminima.analysis.load import AnalysisError
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or not 10 <= dpi <= 1200:
+        raise AnalysisError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
+    kw = {"dpi": int(dpi)}
+    if size is not None:
+        try:
+            w, h = (float(v) for v in (size.lower().split("x") if isinstance(size, str) else size))
+        except (TypeError, ValueError):
+            w = h = float("nan")
+        if not (0 < w <= 100 and 0 < h <= 100):
+            raise AnalysisError(f"bad figure size {size!r}: width and height in inches, each in (0, 100], e.g. 6x4")
+        kw["size"] = (w, h)
+    return kw
+
+
 def save(fig: Figure, path, dpi: int | None = None) -> Path:
     """Write the figure (format from the extension: .png, .pdf, .svg) at its own size; a raster larger
     than the memory available is refused (ResourceError) before it is drawn."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import numbers
 import re
 from pathlib import Path
 
@@ -234,10 +235,9 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     details: per-cell sections for every cell (True), none (False), or (None) for the `cells` named
     (labels or names) if any, else for every cell when there are at most AUTO_DETAILS."""
     for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
-        if not (isinstance(v, (int, float)) and v > 0 and math.isfinite(v)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0 and math.isfinite(v)):
             raise AnalysisError(f"{option} must be positive and finite, got {v!r}")
-    if not (isinstance(dpi, int) and 10 <= dpi <= 1200):
-        raise AnalysisError(f"--dpi must be in [10, 1200], got {dpi!r}")
+    dpi = figures.figure_options(None, dpi)["dpi"]
     out = Path(out_dir)
     all_cells = load_cells(paths, progress=progress)
     files = [f for run in dict.fromkeys(c.results for c in all_cells) for f in run.files]

@@ -80,6 +80,7 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("train", dict(lr="0.5"), "--lr must be a number"), ("train", dict(finish_horizon="1"), "must be a number"),
     ("train", dict(init=None), "init must be a law"), ("train", dict(early_exit="no"), "early_exit must be True"),
     ("train", dict(foo=1), "unknown training option 'foo'"), ("table1", dict(foo=1), "unknown Table 1 protocol"),
+    ("train", dict(kind="regression"), "'kind': set from the dataset"),
     ("search", dict(points=5, bar=2), "unknown search option 'bar'")])
 def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle, tmp_path):
     """Python values the command line cannot produce (a string for a number, None for a law, a
@@ -98,13 +99,13 @@ def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
     from badminima.cli import main
     monkeypatch.chdir(tmp_path)
     res = bm.train(networks=128, steps=400, seed=2, output="r.h5")
-    fig = bm.plot("regions", res, networks=[0, 3], output="api.png")
+    fig = bm.plot("regions", res, networks=np.array([0, 3]), output="api.png", dpi=np.int64(200))
     assert isinstance(fig, Figure) and len(fig.axes) >= 2
     r = CliRunner().invoke(main, ["plot", "regions", "r.h5", "--networks", "0,3", "--figure", "cli.png"])
     assert r.exit_code == 0, r.output
     assert Path("api.png").read_bytes() == Path("cli.png").read_bytes()
     assert Path("api.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    path = bm.report("r.h5", "rep-api", pdf=False)
+    path = bm.report("r.h5", "rep-api", pdf=False, tol=np.float32(1e-4))
     r = CliRunner().invoke(main, ["report", "r.h5", "--out-dir", "rep-cli", "--no-pdf", "-q"])
     assert r.exit_code == 0, r.output
     strip = lambda p: [ln for ln in Path(p).read_text().splitlines() if "generated" not in ln.lower()]
@@ -115,7 +116,7 @@ def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
                        (dict(kind="losses", dpi=5), "dpi"), (dict(kind="losses", size=(0, 3)), "size")):
         with pytest.raises((bm.AnalysisError, bm.StoreError), match=needle):
             bm.plot(source="r.h5", **kw)
-    with pytest.raises(bm.AnalysisError, match="--tol must be positive"):
+    with pytest.raises(bm.AnalysisError, match="tol must be positive"):
         bm.report("r.h5", "rep-bad", tol=-1)
     assert not Path("rep-bad").exists()
 

@@ -149,9 +149,9 @@ CASES = [
     (["plot", "losses", "run.h5", "--figure", "run.h5"], "is an HDF5 result file"),
     (["slurm", "train", "--shards", "2", "--script", "run.h5"], "is an HDF5 result file"),
     # refused before any work: reproduce's -n before the claims, a figure's format before it is drawn
-    (["reproduce", "-n", "0", "--out-dir", "rr"], "--networks must be in [1, 2^62], got 0"),
+    (["reproduce", "-n", "0", "--out-dir", "rr"], "--networks must be >= 1, got 0"),
     (["plot", "losses", "run.h5", "--figure", "p.xyz"], "format 'xyz' is not supported"),
-    (["plot", "losses", "run.h5", "--figure", "p.png", "--size", "0x3"], "bad --size '0x3'"),
+    (["plot", "losses", "run.h5", "--figure", "p.png", "--size", "0x3"], "bad figure size '0x3'"),
     # cluster options: malformed, out of range, or breaking the script
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--warmup", '"unclosed'], "no closing quotation"),
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--exe", '"unclosed'], "--exe"),
@@ -163,7 +163,7 @@ CASES = [
     (["status", "DIR", "--shards", "0"], "--shards must be >= 1"),
     # the run command's own options, checked before a script is written or a task started
     (["slurm", "train", "--hidden", "0", "--shards", "2", "--script", "j.sh"], "--hidden must be >= 1"),
-    (["slurm", "table1", "-n", "0", "--shards", "2", "--script", "j.sh"], "--networks must be in [1, 2^62]"),
+    (["slurm", "table1", "-n", "0", "--shards", "2", "--script", "j.sh"], "--networks must be >= 1, got 0"),
     (["slurm", "table1", "-n", "512", "--sweep", "--shards", "2", "--script", "j.sh"], "--sweep cannot be sharded"),
     (["slurm", "search", "-N", "3", "-k", "512", "--shards", "2", "--script", "j.sh"], "4-64"),
     (["dask", "train", "--lr", "-1", "--shards", "2", "--out-dir", "d"], "--lr must be positive"),
@@ -207,6 +207,16 @@ def test_slurm_checks_the_run_command_without_running_it(scratch, monkeypatch, r
     assert r.exit_code == 0, r.output
     after = snapshot(scratch)
     assert script in after and {k: v for k, v in after.items() if k != script} == before
+
+
+def test_slurm_does_not_clamp_the_tasks_threads_to_this_machine(scratch, monkeypatch):
+    """The check-only run of a task's command on the submitting machine counts its cores for nothing:
+    no note that --threads is clamped, and the script keeps --threads 8."""
+    monkeypatch.chdir(scratch)
+    r = invoke(["slurm", "train", "-n", "100000", "--threads", "8", "--shards", "4", "--cpus-per-task", "8",
+                "--script", "threads.sh", "--no-warmup", "--max-array-size", "1000"])
+    assert r.exit_code == 0, r.output
+    assert "note:" not in r.output and "--threads 8" in (scratch / "threads.sh").read_text()
 
 
 def test_show_reads_every_value_unless_told_not_to(scratch, monkeypatch):

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig
+from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig, check_count
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
@@ -360,16 +360,6 @@ def sweep_counts(res, grid: SweepGrid) -> list[dict]:
     return out
 
 
-def check_networks(networks) -> int:
-    """--networks per cell: an integer in [1, 2^62] (checked before any work: reproduce runs the claims first)."""
-    from badminima.engine.train.limits import MAX_COUNT
-    if isinstance(networks, bool) or not isinstance(networks, (int, np.integer)):
-        raise ConfigError(f"--networks must be an integer, got {networks!r}")
-    if not 1 <= networks <= MAX_COUNT:
-        raise ConfigError(f"--networks must be in [1, 2^62], got {networks}")
-    return int(networks)
-
-
 def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | None = None, force: bool = False,
               resume="auto", chunk: int | None = None, threads: int | None = None, progress: bool = True) -> str:
     """Train shard {"index": I, "count": N} of every cell into its own file; returns the path.
@@ -377,7 +367,7 @@ def run_shard(protocol: Protocol, networks: int, shard: dict, *, path: str | Non
     `badminima merge` of all N shards equals the unsharded file, which `table1 -o MERGED` then reuses.
     """
     protocol.validate()
-    check_networks(networks)
+    check_count(networks, "--networks")
     path = path or default_path(protocol, networks)[:-3] + f"-shard{shard['index']}of{shard['count']}.h5"
     run_cells(path, {"command": "table1", "protocol": as_dict(protocol), "networks": networks},
               grid_cells(protocol, networks), shard=shard, force=force, resume=resume, chunk=chunk,
@@ -394,7 +384,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
     "sweep_path", "sweep": sweep_counts}; what was not asked for is None.
     """
     protocol.validate()
-    check_networks(networks)
+    check_count(networks, "--networks")
     path = path or default_path(protocol, networks)
     cells = grid_cells(protocol, networks)          # the SGD cells always: the file does not depend on --no-claims
     res = run_or_reuse(path, {"command": "table1", "protocol": as_dict(protocol), "networks": networks}, cells,

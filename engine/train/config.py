@@ -19,6 +19,28 @@ class ConfigError(ValueError):
     """A nonsense option; the message is one line naming it."""
 
 
+# TrainConfig fields that `badminima train` takes as options of the same name (the others are named as
+# fields in messages: the Python API's keywords)
+_CLI_FIELDS = {"hidden", "lr", "steps", "networks", "seed", "dtype", "beta1", "beta2", "eps", "gtol",
+               "finish_horizon", "device"}
+
+
+def _option(name: str) -> str:
+    return f"--{name.replace('_', '-')}" if name in _CLI_FIELDS else name
+
+
+def check_count(value, option: str, minimum: int = 1) -> int:
+    """A count (networks, steps, threads, ...): an integer in [minimum, 2^62], else ConfigError naming
+    the option."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ConfigError(f"{option} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{option} must be >= {minimum}, got {value}")
+    if value > MAX_COUNT:
+        raise ConfigError(f"{option} must be in [{minimum}, 2^62], got {value}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class InitSpec:
     """Initialization law: normal:SIGMA, uniform:A, glorot, he; biases 'same' law or 'zero'."""
@@ -96,14 +118,14 @@ class TrainConfig:
             raise ConfigError(msg)
         for name in ("hidden", "steps", "networks", "seed", "check_every"):
             if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
-                bad(f"--{name.replace('_', '-')} must be an integer, got {getattr(self, name)!r}")
+                bad(f"{_option(name)} must be an integer, got {getattr(self, name)!r}")
         for name in ("lr", "beta1", "beta2", "eps", "gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin",
                      "eig_tol", "finish_horizon"):
             if not isinstance(getattr(self, name), numbers.Real) or isinstance(getattr(self, name), bool):
-                bad(f"--{name.replace('_', '-')} must be a number, got {getattr(self, name)!r}")
+                bad(f"{_option(name)} must be a number, got {getattr(self, name)!r}")
         for name in ("dataset", "dataset_fingerprint", "kind", "activation", "optimizer", "dtype", "device"):
             if not isinstance(getattr(self, name), str):
-                bad(f"--{name.replace('_', '-')} must be a string, got {getattr(self, name)!r}")
+                bad(f"{_option(name)} must be a string, got {getattr(self, name)!r}")
         if not isinstance(self.early_exit, (bool, np.bool_)):
             bad(f"early_exit must be True or False, got {self.early_exit!r}")
         if not isinstance(self.init, InitSpec):
@@ -119,10 +141,8 @@ class TrainConfig:
             bad(f"unknown optimizer {self.optimizer!r} (choose from gd, adam, sgd)")
         if not (self.lr > 0 and self.lr < float("inf")):
             bad(f"--lr must be positive and finite, got {self.lr}")
-        if not 1 <= self.steps <= MAX_COUNT:
-            bad(f"--steps must be in [1, 2^62], got {self.steps}")
-        if not 1 <= self.networks <= MAX_COUNT:
-            bad(f"--networks must be in [1, 2^62], got {self.networks}")
+        check_count(self.steps, "--steps")
+        check_count(self.networks, "--networks")
         if not 0 <= self.seed < 2 ** 63:
             bad(f"--seed must be in [0, 2^63), got {self.seed}")
         if self.dtype not in DTYPE_LANES:
@@ -131,7 +151,7 @@ class TrainConfig:
             bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")
         for name in ("gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol", "finish_horizon"):
             if not getattr(self, name) >= 0:
-                bad(f"--{name.replace('_', '-')} must be >= 0")
+                bad(f"{_option(name)} must be >= 0, got {getattr(self, name)!r}")
         if self.check_every < 1:
             bad("check_every must be >= 1")
         if self.kind not in KINDS:
