@@ -177,6 +177,8 @@ CASES = [
     # other values
     (["minimality", "-N", "0-100000", "-k", "1"], "got 0, 1, 2, 3, 65, 66, ... (99940 values)"),
     (["search", "-N", "8", "-k", "2", "--post-workers", "-1"], "--post-workers must be >= 0"),
+    (["search", "-N", "8", "-k", "2", "--iters", "0"], "--iters must be >= 1, got 0"),
+    (["search", "-N", "8", "-k", "2", "--strong-delta", "0.7"], "--strong-delta must be below 1/2"),
     (["report", "run.h5", "--loss-tol", "inf", "--out-dir", "rep"], "--loss-tol must be positive and finite"),
 ]
 

@@ -121,6 +121,11 @@ def search_fields(n_points: int) -> dict:
     }
 
 
+# SearchConfig fields (or properties) that `badminima search` takes as options, under their option names
+_SEARCH_FLAGS = {"n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
+                 "strong_delta": "--strong-delta", "kdstar": "--kdstar", "kconst": "--kconst"}
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything that determines a search's records (threads and chunking do not)."""
@@ -192,6 +197,9 @@ class SearchConfig:
     def validate(self) -> "SearchConfig":
         def bad(msg):
             raise ConfigError(msg)
+
+        def opt(name):      # a field as `badminima search` spells it, where it is an option
+            return _SEARCH_FLAGS.get(name, name)
         if not isinstance(self.points, int) or not 4 <= self.points <= 64:
             bad(f"-N (the number of points) must be an integer in 4-64 (fewer than 4 points cannot hold a strict finite "
                 f"minimum of the 2-2-1 network), got {self.points!r}")
@@ -211,20 +219,20 @@ class SearchConfig:
                      "strong_delta", "dstar_target"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
-                bad(f"{name} must be positive and finite, got {v}")
+                bad(f"{opt(name)} must be positive and finite, got {v}")
         if not 0 <= self.vlo <= self.vhi:
             bad("need 0 <= vlo <= vhi")
         if self.strong_delta >= 0.5:
-            bad(f"strong_delta must be below 1/2 (|p - 1/2| never reaches it), got {self.strong_delta}")
+            bad(f"{opt('strong_delta')} must be below 1/2 (|p - 1/2| never reaches it), got {self.strong_delta}")
         for name in ("kdstar", "kconst", "jitter"):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
-                bad(f"{name} must be >= 0 and finite, got {v}")
+                bad(f"{opt(name)} must be >= 0 and finite, got {v}")
         if not math.isfinite(self.const_target):
             bad(f"const_target must be finite, got {self.const_target}")
         for name in ("n_iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
             if getattr(self, name) < 1:
-                bad(f"{name} must be >= 1")
+                bad(f"{opt(name)} must be >= 1, got {getattr(self, name)}")
         if not self.decimals or any(not (isinstance(k, int) and 0 <= k <= 12) for k in self.decimals):
             bad(f"decimals must be integers in 0..12, got {self.decimals!r}")
         InitSpec.parse(self.witness_init)
