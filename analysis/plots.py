@@ -189,6 +189,8 @@ def plot_basins(cells, *, minima=None, plateaus=None, tol: float = 1e-4, loss_to
 def read_rows(path) -> tuple[list, list | None]:
     """A rows file: JSON (list of objects, or {"columns": [...], "rows": [[...], ...]}) or CSV with a header."""
     path = Path(path)
+    if path.is_dir():
+        raise AnalysisError(f"{path}: is a directory; give the rows file (JSON or CSV) `badminima minimality --json` wrote")
     if not path.is_file():
         raise AnalysisError(f"{path}: file not found")
     try:

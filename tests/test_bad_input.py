@@ -172,6 +172,7 @@ CASES = [
     # names that are empty or a directory
     (["show", "DIR"], "DIR: is a directory, not a result file"),
     (["show", ""], "a result file name is empty"),
+    (["plot", "minimality", "DIR", "--figure", "m.png"], "DIR: is a directory; give the rows file"),
     (["train", "--dataset", "DIR", "-n", "64", "-o", "o.h5"], "DIR: is a directory, not a data file"),
     (["train", "--dataset", "", "-n", "64", "-o", "o.h5"], "the dataset name is empty"),
     # other values
