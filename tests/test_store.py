@@ -338,6 +338,33 @@ def test_large_cells_raw_chunk_copy(tmp_path):
         assert diff_files(single, out) == []
 
 
+def test_chunk_height_follows_the_append_size(tmp_path):
+    """Appends of 2^18 rows and more (a GPU run's) get taller chunks; the finished file, its merge and a
+    rebuilt .part keep the chunking of the file they copy, and hold the same values as a run appended
+    in small pieces."""
+    from badminima.engine.store.write import chunk_rows
+    assert [chunk_rows(1, False, a) for a in (0, 16384, 2 ** 18, 2 ** 19, 2 ** 22)] == [4096, 4096, 8192, 16384, 16384]
+    assert [chunk_rows(9, True, a) for a in (0, 2 ** 19)] == [1024, 4096] and chunk_rows(400, True, 2 ** 19) == 128
+    cells = {"big": ({"lr": 1.0}, 40000, 9)}
+    small, tall = str(tmp_path / "small.h5"), str(tmp_path / "tall.h5")
+    write_run(small, cells=cells, sizes=(5000,))
+    write_run(tall, cells=cells, sizes=(20000,), append_rows=2 ** 19)
+    heights = lambda p: {k: f["cells/big"][k].chunks[0] for f in [h5py.File(p, "r")] for k in ("loss", "weights")}
+    assert heights(small) == {"loss": 4096, "weights": 1024} and heights(tall) == {"loss": 16384, "weights": 4096}
+    a, b = open_results(small).cell("big"), open_results(tall).cell("big")
+    assert all(a[k].tobytes() == b[k].tobytes() for k in a)
+    shards = []
+    for i in range(2):
+        shards.append(str(tmp_path / f"t{i}.h5"))
+        write_run(shards[-1], config=dict(CFG, shard={"index": i, "count": 2}), cells=cells, sizes=(20000,),
+                  append_rows=2 ** 19)
+    merge(shards, str(tmp_path / "m.h5"))
+    assert diff_files(tall, str(tmp_path / "m.h5")) == []
+    part = str(tmp_path / "p.h5")                 # a .part resumed after a killed writer is rebuilt alike
+    write_run(part, cells=cells, sizes=(20000,), stop_after=20000, append_rows=2 ** 19)
+    assert heights(part + ".part")["loss"] == 16384
+
+
 def _fletcher32_reference(data: bytes) -> int:
     """HDF5's H5_checksum_fletcher32, line by line (360-word blocks, folded sums, odd last byte)."""
     sum1 = sum2 = 0

@@ -57,15 +57,19 @@ GZIP_LEVEL = 1          # deflate (built into every HDF5; h5dump reads it; lzf i
 BLOCK_ROWS = 16384      # rows per copy block (a multiple of every chunk height)
 
 
-def chunk_rows(n_params: int, two_d: bool) -> int:
+def chunk_rows(n_params: int, two_d: bool, append_rows: int = 0) -> int:
     """Chunk height: 4096 rows (32 KiB of float64) for per-network scalars; 64..4096 rows, <= 128 KiB,
     for the (n, P) weight arrays.  Small chunks keep the rewrite of the partly filled last chunk cheap
-    when batches are small (each commit re-compresses it)."""
+    when appends are small (each commit re-compresses it).  Runs that append at least 2^18 rows at a
+    time (a GPU's chunks) get chunks up to 4x taller, at most 1/32 of an append: each chunk costs the
+    writer's one thread an HDF5 call, and taller chunks cut those calls."""
+    scale = min(4, max(1, append_rows // (32 * 4096)))
+    scale = 1 << (scale.bit_length() - 1)                 # 1, 2 or 4
     if not two_d:
-        return 4096
-    r = max(1, 131072 // (8 * max(1, n_params)))
+        return 4096 * scale
+    r = max(1, 131072 * scale // (8 * max(1, n_params)))
     r = 1 << (r.bit_length() - 1)
-    return min(max(r, 64), 4096)
+    return min(max(r, 64), 4096 * scale)
 
 
 def versions() -> dict:
@@ -84,13 +88,17 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int, extra: dict | None = None) -> dict:
-    """The per-network datasets of one cell; identical creation properties in .part and final files."""
+def _create_datasets(g: h5py.Group, fields, n_params: int, n_rows: int, extra: dict | None = None,
+                     append_rows: int = 0, like: h5py.Group | None = None) -> dict:
+    """The per-network datasets of one cell; identical creation properties in .part and final files
+    (with `like`, the chunk heights of that cell's datasets, so that their chunks copy as they are)."""
     out = {}
     for fld in fields:
         dtype, tail, desc = field_spec(fld, n_params, extra)
+        rows = like[fld].chunks[0] if like is not None and fld in like else \
+            chunk_rows(tail[0] if tail else 1, bool(tail), append_rows)
         ds = g.create_dataset(fld, shape=(n_rows,) + tail, maxshape=(None,) + tail, dtype=dtype,
-                              chunks=(chunk_rows(tail[0] if tail else 1, bool(tail)),) + tail, compression="gzip",
+                              chunks=(rows,) + tail, compression="gzip",
                               compression_opts=GZIP_LEVEL, shuffle=True, fletcher32=True, track_times=False)
         ds.attrs["description"] = desc
         if fld == "outcome":
@@ -188,7 +196,7 @@ def write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dic
             got = sum(hi - lo for _, lo, hi, _ in segments)
             if got != n:
                 raise StoreError(f"cell {cm.name!r}: {got} rows to copy, expected {n}")
-            dss = _create_datasets(g, fields, cm.n_params, n, extra)
+            dss = _create_datasets(g, fields, cm.n_params, n, extra, like=segments[0][0] if segments else None)
             counts = _copy_cell(cm.name, cm.start, segments, dss, fields)
             _set_attrs(g, _cell_attrs(cm))
             g.attrs["n_rows"] = np.int64(n)
@@ -326,7 +334,7 @@ class RunWriter:
     @classmethod
     def open(cls, path, config: dict, cells: dict, *, command: str | None = None, force: bool = False,
              resume: bool | str = "auto", init_weights: bool = False, training: bool = False,
-             fields: dict | None = None, threads: int | None = None) -> "RunWriter":
+             fields: dict | None = None, threads: int | None = None, append_rows: int = 0) -> "RunWriter":
         """Start or resume the run writing ``path``.
 
         cells: {name: (cell_config, n_total, n_params)}; n_total is the cell's full network count (also
@@ -340,6 +348,8 @@ class RunWriter:
         fields: extra per-row fields {name: (dtype, columns, description)} stored after the base ones
         (columns 0 = one value per row); every chunk must then carry them too.
         threads: threads that compress the chunks (default: Numba's, all cores unless NUMBA_NUM_THREADS).
+        append_rows: the rows a typical append brings (the run's chunk); sets the HDF5 chunk height of a
+        new file (chunk_rows).
         """
         if resume not in (True, False, "auto"):
             raise ValueError(f"resume must be True, False or 'auto', not {resume!r}")
@@ -378,6 +388,7 @@ class RunWriter:
             import numba
             threads = numba.config.NUMBA_NUM_THREADS
         self.threads = max(1, int(threads))
+        self.append_rows = int(append_rows)
         self._f = None
         if os.path.isdir(self.path):
             raise StoreError(f"cannot write {self.path}: it is a directory; give a file name")
@@ -494,7 +505,7 @@ class RunWriter:
                 for c in self._cells.values():
                     g = f.create_group(f"cells/{c.name}")
                     _set_attrs(g, _cell_attrs(c))
-                    _create_datasets(g, self.fields, c.n_params, 0, self.extra)
+                    _create_datasets(g, self.fields, c.n_params, 0, self.extra, append_rows=self.append_rows)
                     g.create_dataset(PROGRESS, data=np.zeros(1 + len(COUNT_CODES), np.int64), track_times=False)
             os.replace(tmp, self.part)
         except BaseException as e:
@@ -526,7 +537,7 @@ class RunWriter:
                     sg = src["cells"][name]
                     g = dst.create_group(f"cells/{name}")
                     _set_attrs(g, dict(sg.attrs))
-                    dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields)
+                    dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields, like=sg)
                     counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
                     g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
                                      track_times=False)

@@ -52,7 +52,8 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
-                                init_weights=keep_init, training=True, threads=threads)
+                                init_weights=keep_init, training=True, threads=threads,
+                                append_rows=max(chunk or default_chunk(c.config.device) for c in cells))
     except RunComplete:
         print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
         res = open_results(path)
