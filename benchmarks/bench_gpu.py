@@ -231,7 +231,8 @@ def host(n: int, budget: int = 10_000):
         res.update(index=np.arange(n, dtype=np.int64), steps=steps, solved_at=first, weights=theta)
         with tempfile.TemporaryDirectory() as d:
             with RunWriter.open(os.path.join(d, "w.h5"), {"command": "bench", **cfg.to_dict()},
-                                {"main": (cfg.to_dict(), n, n_params(2, h))}, training=True) as w:
+                                {"main": (cfg.to_dict(), n, n_params(2, h))}, training=True,
+                                append_rows=R.CUDA_CHUNK) as w:
                 t = time.perf_counter()
                 for a in range(0, n, R.CUDA_CHUNK):
                     w.append("main", {k: v[a:a + R.CUDA_CHUNK] for k, v in res.items()})
