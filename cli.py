@@ -48,7 +48,11 @@ def friendly_errors(fn):
         from badminima.engine.train.config import ConfigError
         from badminima.engine.data.datasets import DataError
         try:
-            return fn(*a, **kw)
+            out = fn(*a, **kw)
+            from badminima.engine.train import interrupt
+            if interrupt.received():        # a Ctrl-C whose exception a library swallowed: say so, exit 130
+                _interrupted()
+            return out
         except (ConfigError, DataError) as e:
             _fail(str(e), 2)
         except KeyboardInterrupt:

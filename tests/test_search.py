@@ -1,6 +1,8 @@
 """The deadlock search: kernels vs finite differences, determinism, the pipeline on known points, resume,
 canonical forms, CLI refusals.  Small budgets throughout (the whole file runs in well under a minute)."""
 import json
+import os
+import sys
 
 import numpy as np
 import pytest
@@ -466,3 +468,52 @@ def test_jitter_sets_the_spread_of_the_parent_variants(tmp_path):
     r = CliRunner().invoke(main, ["search", "-N", "7", "--strategy", "delete", "--parents", spec, "--jitter", "-1",
                                   "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "f"), "-q"])
     assert r.exit_code != 0 and "jitter must be >= 0" in r.output and not (tmp_path / "s.h5").exists()
+
+
+def test_post_workers_exit_when_the_search_is_killed(tmp_path):
+    """`search --post-workers K` post-processes in spawned processes; a SIGKILL gives the search no chance
+    to stop them, so each worker watches its parent and exits when it is gone (an orphan would run on
+    and hold the caller's pipes open)."""
+    import signal
+    import subprocess
+    import time
+
+    def children(pid):
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def cmdline(pid):
+        try:
+            with open(f"/proc/{pid}/cmdline") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    p = subprocess.Popen([sys.executable, "-m", "badminima.cli", "search", "-N", "8", "-k", "4096", "--chunk", "64",
+                          "--post-workers", "2", "-q", "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "f")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, workers = time.monotonic() + 60, []
+        while len(workers) < 2 and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.2)
+            workers = [c for c in children(p.pid) if "spawn_main" in cmdline(c)]
+        assert len(workers) == 2, "the post-processing workers never started"
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 15
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [w for w in workers if alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, "post-processing workers outlived the killed search"
+    finally:
+        if p.poll() is None:
+            p.kill()

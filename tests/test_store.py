@@ -319,6 +319,26 @@ def test_merge_equals_single_run(tmp_path):
     assert not open_results(shards[:2]).complete("main")
 
 
+def test_a_ctrl_c_during_merge_leaves_the_old_output(tmp_path):
+    """A SIGINT whose KeyboardInterrupt h5py swallowed (recorded by engine/train/interrupt.py) stops a
+    merge before it replaces anything: a --force merge keeps the old output, and leaves no temporary."""
+    from badminima.engine.train import interrupt
+    shards = []
+    for i in range(2):
+        shards.append(str(tmp_path / f"s{i}.h5"))
+        write_run(shards[-1], config=dict(CFG, shard={"index": i, "count": 2}), sizes=(50,))
+    out = str(tmp_path / "m.h5")
+    merge(shards, out)
+    before = read_bytes(out)
+    interrupt._received.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            merge(shards, out, force=True)
+    finally:
+        interrupt.clear()
+    assert read_bytes(out) == before and sorted(os.listdir(tmp_path)) == ["m.h5", "s0.h5", "s1.h5"]
+
+
 def test_large_cells_raw_chunk_copy(tmp_path):
     """Cells spanning several chunks: finish and merge copy whole chunks as stored where the chunk grids
     line up (3 shards of 49152 rows: boundaries at multiples of the 4096-row chunks) and through NumPy

@@ -11,6 +11,7 @@ import uuid
 import h5py
 import numpy as np
 
+from badminima.engine.train import interrupt
 from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
@@ -108,6 +109,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         tmp = output + ".tmp"
         try:
             write_final(tmp, attrs, cells, first.fields, first.extra_fields)
+            interrupt.check()               # Ctrl-C during the copy: the old output stays as it was
             os.replace(tmp, output)
         except BaseException as e:
             remove_if_exists(tmp)

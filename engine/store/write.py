@@ -43,6 +43,7 @@ import numpy as np
 
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.train import interrupt
 from badminima.engine.store import encode
 from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
@@ -177,6 +178,7 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
                                  f"not stored in order (corrupt file)")
             counts += _bincount(rows["outcome"])
         for fld in fields:
+            interrupt.check()           # a Ctrl-C that h5py's callbacks swallowed stops the copy here
             _copy_field(g[fld], dss[fld], lo, hi, pos, path)
         pos += hi - lo
     return counts

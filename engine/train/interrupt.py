@@ -9,15 +9,27 @@ running after Ctrl-C, and so did a shard task writing its file).
 
 install() (the command line calls it) replaces the SIGINT handler with one that records the signal
 before raising KeyboardInterrupt as usual; the loops of long work call check() at their safe points
-(after a committed chunk, between two polls), which raises KeyboardInterrupt if a signal was recorded
-and its exception was lost; received() tells an error raised while unwinding from one.
+(after a committed chunk, between two polls, between two copied fields), which raises
+KeyboardInterrupt if a signal was recorded and its exception was lost; received() tells an error
+raised while unwinding from one.  A KeyboardInterrupt the interpreter drops that way is not printed
+either ("Exception ignored ..." and its traceback): it is recorded, and check() raises it again.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 _received = threading.Event()
+_previous_unraisable = sys.unraisablehook
+
+
+def _unraisable(info) -> None:
+    """sys.unraisablehook: a recorded SIGINT's KeyboardInterrupt dropped in a finalizer or weakref
+    callback is silent (check() raises it at the next safe point); anything else as before."""
+    if issubclass(info.exc_type, KeyboardInterrupt) and _received.is_set():
+        return
+    _previous_unraisable(info)
 
 
 def _handler(signum, frame):
@@ -34,6 +46,10 @@ def install() -> None:
         return
     if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _handler):
         signal.signal(signal.SIGINT, _handler)
+        global _previous_unraisable
+        if sys.unraisablehook is not _unraisable:
+            _previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
 
 
 def clear() -> None:
