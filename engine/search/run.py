@@ -121,7 +121,8 @@ def search_fields(n_points: int) -> dict:
     }
 
 
-# SearchConfig fields (or properties) that `badminima search` takes as options, under their option names
+# How messages name SearchConfig fields (and properties): as the `badminima search` option where there is
+# one, else as the keyword of SearchConfig / bm.search (step_lr is the `lr` keyword)
 _SEARCH_FLAGS = {"n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
                  "strong_delta": "--strong-delta", "kdstar": "--kdstar", "kconst": "--kconst"}
 
