@@ -86,10 +86,9 @@ class Results:
     def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The cell's arrays (all fields, or those named), rows in network order."""
         c = self._cell(cell)
-        if isinstance(fields, str):                 # one field name, not its characters
-            fields = [fields]
+        fields = _as_list(fields)
         if self._store is not None:
-            return self._store.cell(c, None if fields is None else list(fields))
+            return self._store.cell(c, fields)
         d = self._memory[c]
         for k in fields or ():
             if k not in d:
@@ -275,10 +274,16 @@ def certify(file: str, points: Sequence[str] | None = None, witness: str | None 
     """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
     witness that they are not global; the report `badminima certify --json` writes."""
     from badminima.engine.certify.files import certify_file
-    if isinstance(points, str):                     # one point name, not its characters
-        points = [points]
-    return certify_file(file, point_names=list(points) if points else None, witness=witness,
+    return certify_file(file, point_names=_as_list(points) or None, witness=witness,
                         cross_check=cross_check)
+
+
+def _as_list(x) -> list | None:
+    """A name or path, or a sequence of them, as a list (one name is not split into its characters);
+    None stays None."""
+    if x is None:
+        return None
+    return [x] if isinstance(x, (str, os.PathLike)) else list(x)
 
 
 def _files(source) -> list:
@@ -287,13 +292,13 @@ def _files(source) -> list:
         if source.path is None:
             from badminima.engine.store import StoreError
             raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
-        return [source.path] if isinstance(source.path, str) else list(source.path)
-    return [source] if isinstance(source, (str, os.PathLike)) else list(source)
+        return _as_list(source.path)
+    return _as_list(source)
 
 
 def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] = (), networks: Sequence[int] = (),
          points: Sequence[str] = (), size: tuple[float, float] | None = None, dpi: int = 200,
-         title: str = "Minimality of weight points", progress: bool = False):
+         title: str | None = None, progress: bool = False):
     """The figure `badminima plot KIND` draws (regions, fit, convergence, losses, basins, minimality) as a
     matplotlib Figure, which a notebook shows inline; with `output` it is also written there (.png,
     .pdf, .svg).  source: Results backed by files, or result file paths/globs (minimality: a rows file)."""
@@ -303,9 +308,8 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
         check_output_file(output, what="output")
         figures.check_format(output)
     kw = figures.figure_options(size, dpi)
-    fig = plots.figure(kind, _files(source), cells=[cells] if isinstance(cells, str) else cells,
-                       networks=networks, points=[points] if isinstance(points, str) else points, title=title,
-                       progress=progress, **kw)
+    fig = plots.figure(kind, _files(source), cells=_as_list(cells), networks=networks, points=_as_list(points),
+                       title=title, progress=progress, **kw)
     if output is not None:
         figures.save(fig, output)
     return fig
@@ -321,7 +325,7 @@ def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), detail
     check_output_dir(out_dir, what="out_dir")
     return str(write_report(_files(source), out_dir, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                             cell_figures=cell_figures, progress=progress, details=details,
-                            cells=[cells] if isinstance(cells, str) else list(cells)))
+                            cells=_as_list(cells)))
 
 
 def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "joint", output: str | None = None,

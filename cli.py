@@ -47,9 +47,9 @@ def friendly_errors(fn):
     def wrapper(*a, **kw):
         from badminima.engine.train.config import ConfigError
         from badminima.engine.data.datasets import DataError
+        from badminima.engine.train import interrupt
         try:
             out = fn(*a, **kw)
-            from badminima.engine.train import interrupt
             if interrupt.received():        # a Ctrl-C whose exception a library swallowed: say so, exit 130
                 _interrupted()
             return out
@@ -58,13 +58,11 @@ def friendly_errors(fn):
         except KeyboardInterrupt:
             _interrupted()
         except OSError as e:        # the file system's own errors (a full disk): one line, never a traceback
-            from badminima.engine.train import interrupt
             if interrupt.received():
                 _interrupted()
             code = RUNTIME_ERRORS.get(type(e).__name__)
             _fail(str(e) if code else _os_error_line(e), code or 1)
         except Exception as e:  # noqa: BLE001 - known runtime errors: one line, never a traceback
-            from badminima.engine.train import interrupt
             if interrupt.received():        # e.g. a library turned the KeyboardInterrupt into another error
                 _interrupted()
             code = RUNTIME_ERRORS.get(type(e).__name__)
@@ -806,7 +804,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
 @click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
-@click.option("--title", default="Minimality of weight points", help="title (minimality)")
+@click.option("--title", default=None, help="title (minimality; default: Minimality of weight points)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
 def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):

@@ -210,13 +210,16 @@ def read_rows(path) -> tuple[list, list | None]:
     raise AnalysisError(f"{path}: expected a list of rows or {{'columns': [...], 'rows': [...]}}")
 
 
-def plot_minimality(rows, columns=None, *, title: str = "Minimality of weight points", **kw) -> Figure:
+MINIMALITY_TITLE = "Minimality of weight points"
+
+
+def plot_minimality(rows, columns=None, *, title: str = MINIMALITY_TITLE, **kw) -> Figure:
     """The minimality table (list of rows: dicts, or lists with `columns`) as an image."""
     return figures.table_figure(rows, columns, title=title, **kw)
 
 
-def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str = "Minimality of weight points",
-           progress: bool = False, **kw) -> Figure:
+def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | None = None, progress: bool = False,
+           **kw) -> Figure:
     """The figure `badminima plot KIND FILES` draws: result files (paths or globs; `cells` names some
     of their cells) or, for minimality, one rows file; kw: size, dpi."""
     from badminima.analysis.load import load_cells, select_cells
@@ -227,7 +230,7 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str = "
         if len(files) != 1:
             raise AnalysisError("plot minimality takes one rows file (JSON or CSV)")
         rows, columns = read_rows(files[0])
-        return plot_minimality(rows, columns, title=title, **kw)
+        return plot_minimality(rows, columns, title=title or MINIMALITY_TITLE, **kw)
     chosen = select_cells(load_cells(files, progress=progress), list(cells))
     if kind == "regions":
         return plot_regions(chosen, networks=list(networks), points=list(points), **kw)

@@ -119,18 +119,19 @@ def per_cell(path: str) -> None:
     """The finisher alone, per cell, on the optimizer's end states stored in a Table 1 file (its networks
     left out of steps or drifting), on all of Numba's threads: seconds, networks finished, iterations,
     and microseconds per network of the cell, finished or not (what a run pays per network)."""
-    import json
-
-    import h5py
-    f = h5py.File(path, "r")
+    from badminima.engine.store import open_results
+    res = open_results(path)
+    data = {}                                   # dataset name -> (X, y)
     total_s, total_n = 0.0, 0
     print(f"{'cell':<28}{'s':>8}{'finished':>10}{'iterations':>12}{'us/network':>12}")
-    for name in f["cells"]:
-        g = f["cells"][name]
-        cfg = TrainConfig.from_dict(json.loads(g.attrs["config"]))
-        ds = load_dataset(cfg.dataset)
-        X, y = np.asarray(ds.x, float), np.asarray(ds.y, float)
-        theta, code = np.ascontiguousarray(g["weights"][:], dtype=np.float64), g["optimizer_outcome"][:]
+    for name in res.cells:
+        cfg = TrainConfig.from_dict(res.cell_config(name))
+        if cfg.dataset not in data:
+            ds = load_dataset(cfg.dataset)
+            data[cfg.dataset] = np.asarray(ds.x, float), np.asarray(ds.y, float)
+        X, y = data[cfg.dataset]
+        cell = res.cell(name, ["weights", "optimizer_outcome"])
+        theta, code = np.ascontiguousarray(cell["weights"], dtype=np.float64), cell["optimizer_outcome"]
         _finished(cfg, theta[:64], code[:64], X, y)                    # compile / warm
         t = time.perf_counter()
         r = _finished(cfg, theta, code, X, y)

@@ -130,10 +130,9 @@ def test_classification_and_finisher_on_the_gpu_match_the_cpu(name, act, h):
     from dataclasses import replace
     from badminima.engine.core.flow import MAX_ITER, STALL
     from badminima.engine.core.names import ACTIVATIONS, LOSSES
-    from badminima.engine.cuda.exact import classify_cuda, finish_cuda
-    from badminima.engine.train.run import _classified
+    from badminima.engine.cuda.exact import finish_cuda
     from badminima.engine.train.finish import finish_many
-    from badminima.engine.train.run import flow_time
+    from badminima.engine.train.run import _classified, flow_time
     ds = load_dataset(name)
     cfg = make_cfg(ds, hidden=h, activation=act, lr=0.5, steps=200, networks=24)
     end = train_range(replace(cfg, finish_horizon=0), ds.x, ds.y, 0, 24)

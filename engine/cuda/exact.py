@@ -129,10 +129,11 @@ def classify_cuda(theta, raw, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax
     stream = cuda.stream()
     th_d, raw_d, ctr, X_d, y_d, tol_d = to_device(stream, theta, raw, np.zeros(1, np.int64), X, y,
                                                    _tol(gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol))
-    outs = [cuda.device_array(n, a.dtype, stream=stream) for a in (out_code, out_loss, out_acc, out_gnorm, out_eig)]
+    hosts = (out_code, out_loss, out_acc, out_gnorm, out_eig)
+    outs = [cuda.device_array(n, a.dtype, stream=stream) for a in hosts]
     launch(mod.classify_kernel, n, stream, (th_d, raw_d, ctr, X_d, y_d, np.int64(d), np.int64(h), np.int64(act),
                                              np.int64(loss), tol_d, *outs), threads)
-    for dev, host in zip(outs, (out_code, out_loss, out_acc, out_gnorm, out_eig)):
+    for dev, host in zip(outs, hosts):
         dev.copy_to_host(host, stream=stream)
     stream.synchronize()
 
