@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator
 from badminima.engine.core.model import evaluate, logits
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import NAMES
+from badminima.engine.store.paths import atomic_file
 
 OUTCOME_COLORS = {"solved": "#2ca02c", "local_minimum": "#d62728", "saddle": "#ff7f0e", "flat": "#9467bd",
                   "drifting": "#1f77b4", "diverged": "#000000", "out_of_steps": "#7f7f7f"}
@@ -97,9 +98,8 @@ def save(fig: Figure, path, dpi: int | None = None) -> Path:
     px = (w * (dpi or fig.dpi)) * (h * (dpi or fig.dpi))
     check_fits(int(16 * px), f"a figure of {w:g} x {h:g} inches at {dpi or fig.dpi:g} dpi",
                "choose a smaller --size or --dpi")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context(PAPER_RC):
-        fig.savefig(path, dpi=dpi or fig.dpi)
+    with matplotlib.rc_context(PAPER_RC), atomic_file(path) as tmp:
+        fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix[1:].lower() or None)
     return path
 
 

@@ -14,16 +14,25 @@ Layout of the output directory:
     paper.csv            solved rate vs the paper's Table 1, where the paper covers the cell
     cells/NN-minima.csv, cells/NN-plateaus.csv   per detailed cell, when there are any
     figures/*.png, *.pdf
+Everything is written into a staging folder and moved into place at the end (``_staged``): an
+interrupted report leaves the previous one whole.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import numbers
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from badminima.engine.data.datasets import DataError
+from badminima.engine.store import StoreError
+from badminima.engine.store.paths import os_error_message
+from badminima.engine.store.write import lock_run, unlock_run
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
 from badminima.analysis.load import AnalysisError, CellRef, cell_labels, load_cells, select_cells
@@ -248,6 +257,48 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
         detailed = chosen
     else:
         detailed = chosen or (all_cells if len(all_cells) <= AUTO_DETAILS else [])
+    with _staged(out) as stage:
+        _write(stage, all_cells, files, detailed, pdf=pdf, dpi=dpi, tol=tol, loss_tol=loss_tol,
+               cell_figures=cell_figures, progress=progress)
+    return out / "report.md"
+
+
+_STAGE_PREFIX = ".report-partial-"
+
+
+@contextlib.contextmanager
+def _staged(out: Path):
+    """A fresh folder inside `out` to write the report into; when the block succeeds its files replace
+    those in `out` (report.md last), so an interrupted or failed report leaves the previous one whole.
+    One report per folder at a time (a flock on report.md.lock); folders left by a killed run are removed."""
+    lock = str(out / "report.md")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(os_error_message(e, str(out))) from None
+    fd = lock_run(lock)
+    stage = None
+    try:
+        for old in out.glob(_STAGE_PREFIX + "*"):
+            shutil.rmtree(old, ignore_errors=True)
+        stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=out))
+        yield stage
+        files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: p.name == "report.md")
+        for f in files:
+            dest = out / f.relative_to(stage)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(f, dest)
+            except OSError as e:
+                raise StoreError(os_error_message(e, str(dest))) from None
+    finally:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        unlock_run(lock, fd)
+
+
+def _write(out: Path, all_cells, files, detailed, *, pdf, dpi, tol, loss_tol, cell_figures, progress) -> None:
+    """The report of `all_cells` (per-cell detail for `detailed`) into the folder `out`."""
     w = _Writer(out, pdf, dpi)
     w.md += _header(all_cells, files)
     _overview(w, all_cells, out)
@@ -270,9 +321,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
             prog.update(cell.n)
     finally:
         prog.close()
-    path = out / "report.md"
-    path.write_text("\n".join(w.md).rstrip() + "\n")
-    return path
+    (out / "report.md").write_text("\n".join(w.md).rstrip() + "\n")
 
 
 __all__ = ["write_report", "paper_pivots", "clear_differences", "AUTO_DETAILS"]

@@ -16,6 +16,8 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from badminima.engine.store.paths import write_text
+
 #: narrowest width tables are laid out for (a smaller terminal still gets this width)
 MIN_WIDTH = 40
 
@@ -219,7 +221,7 @@ class Table:
         path = Path(path)
         ext = path.suffix.lower()
         body = self.csv() if ext == ".csv" else self.markdown() + "\n" if ext == ".md" else self.text() + "\n"
-        path.write_text(body)
+        write_text(path, body)
         return path
 
 

@@ -90,6 +90,9 @@ def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run
     # a rerun runs nothing; another run's configuration or shard count in the same --dir is refused
     p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--out-dir", str(shards))
     assert p.returncode == 0 and "all 4 shards are complete" in p.stderr
+    before = merged.read_bytes()            # and with --merge it keeps the finished merge
+    p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--out-dir", str(shards), "--merge", str(merged))
+    assert p.returncode == 0 and "reusing" in p.stderr and merged.read_bytes() == before, p.stderr
     p = badminima("dask", *RUN[:-1], "300", "--shards", "4", "--workers", "1", "--out-dir", str(shards))
     assert p.returncode == 1 and "holds shards of another run" in p.stderr and "steps" in p.stderr
     assert "Traceback" not in p.stderr

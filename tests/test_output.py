@@ -148,3 +148,59 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
     assert md.count("\n### ") == 1 and f"### {fx}" in md and "Drifting runs" in md
     assert any(p.name.endswith("-regions.png") for p in (out2 / "figures").iterdir())
     assert not any(p.suffix == ".pdf" for p in (out2 / "figures").iterdir())
+
+
+def test_an_interrupted_or_concurrent_report_leaves_the_old_one_whole(runs, tmp_path, monkeypatch):
+    """The report is written into a staging folder and moved into place at the end: a failure half way
+    (here in the cell detail, after the overview's CSVs and figure) changes nothing in the folder; a
+    second report into a folder being written is refused in one line; a killed run's staging folder goes."""
+    from badminima.analysis import report as rep
+    from badminima.engine.store.write import lock_run, unlock_run
+    files = [str(runs / "xor3.h5")]
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--no-details"])
+    assert r.exit_code == 0, r.output
+
+    def snapshot():
+        return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    before = snapshot()
+    assert "report.md" in before and "### " not in before["report.md"].decode()
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rep, "_cell_section", boom)
+    with pytest.raises(KeyboardInterrupt):
+        rep.write_report(files, out, progress=False, details=True, dpi=50)     # other figure bytes
+    assert snapshot() == before
+    monkeypatch.undo()
+
+    (out / ".report-partial-killed").mkdir()
+    (out / ".report-partial-killed" / "report.md").write_text("half")
+    fd = lock_run(str(out / "report.md"))
+    try:
+        r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--details"])
+    finally:
+        unlock_run(str(out / "report.md"), fd)
+    assert r.exit_code != 0 and "another process" in r.output and len(r.output.strip().splitlines()) == 1
+    assert snapshot() == {**before, ".report-partial-killed/report.md": b"half"}
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--details"])
+    assert r.exit_code == 0, r.output
+    after = snapshot()
+    assert "### " in after["report.md"].decode() and not any(k.startswith(".report-partial") for k in after)
+
+
+def test_a_figure_that_fails_half_written_leaves_no_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    from badminima.analysis import figures
+    target = tmp_path / "f.png"
+    target.write_bytes(b"old")
+    fig = Figure()
+
+    def partial(path, **kw):
+        with open(path, "wb") as f:
+            f.write(b"\x89PNG half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(fig, "savefig", partial)
+    with pytest.raises(KeyboardInterrupt):
+        figures.save(fig, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"] and target.read_bytes() == b"old"

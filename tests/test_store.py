@@ -200,13 +200,15 @@ READER = ("import sys, time, h5py; f = h5py.File(sys.argv[1], 'r', swmr=True); p
           "time.sleep(float(sys.argv[2]))")
 
 
-def test_a_resuming_writer_waits_for_a_reader_holding_the_part(tmp_path, monkeypatch):
+def test_a_resuming_writer_waits_for_a_reader_holding_the_part(tmp_path, monkeypatch, capsys):
     """HDF5 locks a file while a reader holds it open, so a shard task resuming its .part met the lock of
     the cluster command polling the shard files (`status`), under load often enough to fail a SLURM
-    test: the writer waits for the lock (LOCK_WAIT), and says in one line when it never goes."""
+    test: the writer waits for the lock (LOCK_WAIT), says so once it has waited LOCK_NOTICE, and says in
+    one line when the lock never goes."""
     from badminima.engine.store import read as store_read
     p = str(tmp_path / "r.h5")
     assert not write_run(p, stop_after=100)
+    monkeypatch.setattr(store_read, "LOCK_NOTICE", 0.2)
     for hold, wait in ((1.0, None), (60.0, 0.5)):
         monkeypatch.setattr(store_read, "LOCK_WAIT", wait or store_read.LOCK_WAIT)
         reader = subprocess.Popen([sys.executable, "-c", READER, p + ".part", str(hold)], stdout=subprocess.PIPE)
@@ -217,6 +219,8 @@ def test_a_resuming_writer_waits_for_a_reader_holding_the_part(tmp_path, monkeyp
                 with RunWriter.open(p, CFG, CELLS) as w:
                     assert w.resumed and w.done("main") == 100
                 assert time.monotonic() - t0 >= 0.5
+                err = capsys.readouterr().err
+                assert err.count("waiting for") == 1 and "locked by another process" in err
             else:                                               # it holds on: one line, nothing changed
                 with pytest.raises(StoreError, match="stays locked by another process"):
                     RunWriter.open(p, CFG, CELLS)
@@ -295,7 +299,7 @@ def test_shard_helpers():
         assert all(ranges[i][1] == ranges[i + 1][0] for i in range(3))
 
 
-def test_merge_equals_single_run(tmp_path):
+def test_merge_equals_single_run(tmp_path, capsys):
     single = str(tmp_path / "single.h5")
     write_run(single, sizes=(64,))
     shards = []
@@ -308,8 +312,16 @@ def test_merge_equals_single_run(tmp_path):
     assert diff_files(single, out) == []
     with h5py.File(out, "r") as f:
         assert len(json.loads(f.attrs["merged_from"])) == 3
-    with pytest.raises(StoreError, match="exists; use --force"):
+    # a rerun of the finished merge keeps it; shards rerun since (new run ids), or another file there, refuse
+    before = read_bytes(out)
+    assert merge(shards, out) == out and read_bytes(out) == before
+    assert "reusing" in capsys.readouterr().err
+    write_run(shards[1], config=dict(CFG, shard={"index": 1, "count": 3}), sizes=(333,), force=True)
+    with pytest.raises(StoreError, match="not the merge of these files; use --force"):
         merge(shards, out)
+    with pytest.raises(StoreError, match="not the merge of these files; use --force"):
+        merge(shards, single)
+    assert read_bytes(out) == before
     merge(str(tmp_path / "s[0-9].h5"), out, force=True)
     assert diff_files(single, out) == []
     res = open_results(shards)  # the read API merges shards on the fly

@@ -21,10 +21,11 @@ from badminima.engine.store.write import (extra_fields_json, lock_run, remove_if
 
 
 def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None, option: str = "") -> None:
-    """Refuse a merge output that cannot be written: a directory, an existing file (unless force), a
-    path inside the shard directory (it would count as a shard there), a parent that is no writable
-    directory.  Cluster commands call it before any shard runs (option: how they name the output and
-    the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
+    """Refuse a merge output that cannot be written: a directory, an existing file (unless force, or, with
+    shard_dir, a merge of shards of that directory, which the final merge keeps if it is the merge of the
+    same shards), a path inside the shard directory (it would count as a shard there), a parent that is no
+    writable directory.  Cluster commands call it before any shard runs (option: how they name the output
+    and the shard directory, e.g. "--merge"), merge() before it reads its inputs."""
     output = os.path.abspath(output)
     name = f"{option} {output}".strip()
     parent = os.path.dirname(output)
@@ -35,7 +36,7 @@ def check_merge_output(output: str, *, force: bool, shard_dir: str | None = None
                              f"of the shard directory")
     if os.path.isdir(output):
         raise StoreError(f"{name} is a directory")
-    if os.path.exists(output) and not force:
+    if os.path.exists(output) and not force and not (shard_dir is not None and _merged_in(output, shard_dir)):
         raise StoreError(f"{output} exists; use --force to replace it")
     while not os.path.exists(parent) and os.path.dirname(parent) != parent:
         parent = os.path.dirname(parent)            # merge() creates the missing folders below it
@@ -89,9 +90,12 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
             out_cm = type(cm0)(name=name, config=cm0.config, n_total=cm0.n_total, n_params=cm0.n_params,
                                start=0, stop=cm0.n_total, n_rows=cm0.n_total)
             cells.append((out_cm, [(f["cells"][name], 0, cm.n_rows, p) for cm, f, p in segs]))
-        if os.path.exists(output) and not force:
-            raise StoreError(f"{output} exists; use --force to replace it")
         config = strip_shard(first.config)
+        if os.path.exists(output) and not force:
+            if _is_merge_of(output, metas, config):
+                print(f"reusing {output}: already the merge of these files", file=sys.stderr, flush=True)
+                return output
+            raise StoreError(f"{output} exists and is not the merge of these files; use --force to replace it")
         attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "complete",
                  "config": canonical_json(config)}
         if isinstance(config.get("seed"), int):
@@ -121,6 +125,41 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         for f in files:
             f.close()
         unlock_run(output, lock_fd)
+
+
+def merged_inputs(path: str) -> list[dict] | None:
+    """What a complete merged result file records of its inputs (path, shard, run_id, ...), or None if
+    `path` is not such a file."""
+    try:
+        with open_h5(path) as f:
+            meta = read_meta(f, path)
+    except (StoreError, OSError):
+        return None
+    if meta.status != "complete" or "merged_from" not in meta.attrs:
+        return None
+    return json.loads(meta.attrs["merged_from"])
+
+
+def _merged_in(output: str, shard_dir: str) -> bool:
+    """Whether `output` is a complete merge of result files that all lie in `shard_dir`."""
+    top = os.path.realpath(shard_dir)
+    recorded = merged_inputs(output)
+    return bool(recorded) and all(
+        os.path.commonpath([os.path.realpath(os.path.dirname(os.path.abspath(str(r.get("path"))))), top]) == top
+        for r in recorded)
+
+
+def _is_merge_of(output: str, metas, config: dict) -> bool:
+    """Whether `output` is a complete merge of exactly the runs `metas` (the same run ids, which a rerun
+    of a shard changes) of `config`: a rerun of a finished merge then keeps it."""
+    recorded = merged_inputs(output)
+    if recorded is None:
+        return False
+    ids = sorted(str(m.attrs.get("run_id")) for m in metas)
+    if "None" in ids or sorted(str(r.get("run_id")) for r in recorded) != ids:
+        return False
+    with open_h5(output) as f:
+        return not diff_keys(read_meta(f, output).config, config)
 
 
 def _attrs_of(obj, ignore) -> dict:

@@ -12,6 +12,7 @@ do (os_error_message).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
@@ -133,17 +134,18 @@ def _umask() -> int:
     return mask
 
 
-def write_text(path, text: str) -> str:
-    """Write a text file atomically (a temporary file beside it, then rename): a failure leaves no
-    partial file and no temporary one; OSError -> StoreError with one line."""
+@contextlib.contextmanager
+def atomic_file(path):
+    """Yield a temporary file name beside `path`, renamed onto it when the block ends normally and removed
+    otherwise: an interrupted or failed write never leaves a partial file; OSError -> StoreError (one line)."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path)[:100] + ".", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        os.close(fd)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
         tmp = None
@@ -155,4 +157,10 @@ def write_text(path, text: str) -> str:
                 os.remove(tmp)
             except OSError:
                 pass
-    return path
+
+
+def write_text(path, text: str) -> str:
+    """Write a text file atomically (``atomic_file``)."""
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    return os.fspath(path)

@@ -13,6 +13,7 @@ import errno
 import glob as _glob
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +35,8 @@ RDCC_NBYTES = 0
 #: opens it and, for a reader, while it holds it open, so a writer resuming a shard collides with the
 #: `status` poll of a cluster run (or `show` of the live file) reading it at that moment.
 LOCK_WAIT = 60.0
+#: seconds of waiting for a locked file before retry_locked says that it waits
+LOCK_NOTICE = 1.0
 
 
 def lock_conflict(e: BaseException) -> bool:
@@ -43,17 +46,23 @@ def lock_conflict(e: BaseException) -> bool:
 
 def retry_locked(open_fn, path: str, wait: float | None = None):
     """open_fn() again while the file is locked by another process, for at most `wait` seconds (default
-    LOCK_WAIT); then a StoreError saying so."""
-    t_end, delay = time.monotonic() + (LOCK_WAIT if wait is None else wait), 0.01
+    LOCK_WAIT), saying so on stderr once the wait passes LOCK_NOTICE seconds; then a StoreError."""
+    t0 = time.monotonic()
+    t_end, delay, told = t0 + (LOCK_WAIT if wait is None else wait), 0.01, False
     while True:
         try:
             return open_fn()
         except OSError as e:
             if not lock_conflict(e):
                 raise
-            if time.monotonic() >= t_end:
+            now = time.monotonic()
+            if now >= t_end:
                 raise StoreError(f"{path} stays locked by another process (a reader such as `badminima show` "
                                  f"or `status`, or another run); try again once it is done") from None
+            if not told and now - t0 >= LOCK_NOTICE:
+                print(f"waiting for {path}: locked by another process (a reader such as `badminima show`, or "
+                      f"another run); giving up in {t_end - now:.0f} s", file=sys.stderr, flush=True)
+                told = True
         time.sleep(delay)
         delay = min(2 * delay, 0.5)
 
