@@ -1,7 +1,9 @@
 """The deadlock search: kernels vs finite differences, determinism, the pipeline on known points, resume,
 canonical forms, CLI refusals.  Small budgets throughout (the whole file runs in well under a minute)."""
+import dataclasses
 import json
 import os
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -238,6 +240,16 @@ def test_delete_strategy_and_export_recertify(tmp_path):
     rep = certify_file(s["best"]["file"])
     assert rep["certified"] == ["minimum"] and rep["points"]["minimum"]["not_global"]
     assert rep["n"] == 9
+    assert sorted(s["found"]) == sorted(s["exported_now"]) and all(os.path.exists(f) for f in s["found"])
+    # another search into the same --found-dir (other options, same seed and indices) adds its own files
+    # and leaves the first one's untouched; a smaller budget of the first names the same files
+    before = {f: Path(f).read_text() for f in s["found"]}
+    other = dataclasses.replace(cfg, jitter=0.01)
+    s2 = search.run_search(other, str(tmp_path / "d2.h5"), progress=False)
+    assert s2["certified"] >= 1 and not set(s2["found"]) & set(before)
+    assert {f: Path(f).read_text() for f in s["found"]} == before
+    s3 = search.run_search(dataclasses.replace(cfg, budget=3), str(tmp_path / "d3.h5"), progress=False)
+    assert set(s3["found"]) <= set(before)
 
 
 def test_refine_pushes_the_decision_margin_of_a_certified_minimum(tmp_path):

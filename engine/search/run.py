@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import json
 import math
 import os
@@ -62,7 +63,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
-from badminima.engine.store import RunComplete, RunWriter, open_results
+from badminima.engine.store import RunComplete, RunWriter, canonical_json, open_results
 from badminima.engine.store.paths import write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits
 from badminima.engine.train.run import train_range
@@ -519,17 +520,27 @@ def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: i
 # ----------------------------------------------------------------------------------------------------
 # export
 # ----------------------------------------------------------------------------------------------------
-def export_name(cfg: SearchConfig, index: int) -> str:
-    return f"N{cfg.points}_s{cfg.seed}_{cfg.strategy}_{index:06d}.json"
+# Run-config keys that never change a candidate's record: where files go, how much is searched (candidate
+# i is the same in any budget) and which shard ran it
+_UNTAGGED = ("found_dir", "budget", "shard")
 
 
-def export_found(cfg: SearchConfig, index: int, res: dict, parent: str | None = None) -> str:
-    """Write a certified candidate in the data/ format (points 'minimum' and 'witness'); returns the path."""
+def export_name(config: dict, index: int) -> str:
+    """File name of certified candidate `index` of the search whose run config (``run_config``) is `config`:
+    'N8_s0_joint_<tag>_000123.json', the tag a digest of everything that determines the record, so that
+    searches with other options never replace each other's files in a shared --found-dir."""
+    tag = hashlib.sha256(canonical_json({k: v for k, v in config.items() if k not in _UNTAGGED}).encode())
+    return f"N{config['points']}_s{config['seed']}_{config['strategy']}_{tag.hexdigest()[:8]}_{index:06d}.json"
+
+
+def export_found(cfg: SearchConfig, config: dict, index: int, res: dict, parent: str | None = None) -> str:
+    """Write a certified candidate in the data/ format (points 'minimum' and 'witness'); returns the path.
+    `config` is the search's run config (``run_config``), which names the file."""
     rep = res["report"]
     q = rep["quality"]
     form = canonical.canonical_form(res["X"], np.array([float(t) for t in res["y_text"]]), res["theta"])
     tier = TIERS[res["tier"]]
-    name = export_name(cfg, index)
+    name = export_name(config, index)
     doc = {
         "name": name[:-5],
         "kind": "classification",
@@ -641,7 +652,7 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
                 for k in QUALITY_FIELDS:
                     rec[k][c] = res[k]
                 par = parents[int(fl["parent"][c])].spec if parents and fl["parent"][c] >= 0 else None
-                stats.setdefault("files", []).append(export_found(cfg, idx, res, par))
+                stats.setdefault("files", []).append(export_found(cfg, run_config(cfg, parents), idx, res, par))
         rec["verdict"][c] = verdict
         if np.all(np.isfinite(X)) and np.all(np.isfinite(th)):
             L, acc = _loss_acc(th, X, y)
@@ -744,8 +755,7 @@ def summarize(paths) -> dict:
         order = sorted(range(len(idx)), key=lambda i: rank_key(rows["delta_star"][idx[i]], rows["const_gap"][idx[i]],
                                                                  int(rows["index"][idx[i]])))
         found_dir = cfg_d.get("found_dir", "runs/search/found")
-        fake = SearchConfig(points=cfg_d["points"], seed=cfg_d["seed"], strategy=cfg_d["strategy"])
-        out["found"] = [os.path.join(found_dir, export_name(fake, int(rows["index"][i]))) for i in idx[order]]
+        out["found"] = [os.path.join(found_dir, export_name(cfg_d, int(rows["index"][i]))) for i in idx[order]]
         for f in out["found"]:
             form = _form_of(f)
             if form:
