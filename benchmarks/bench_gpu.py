@@ -58,9 +58,12 @@ import numpy as np  # noqa: E402
 
 from badminima.engine.core.names import INIT_LAWS  # noqa: E402
 from badminima.engine.data.datasets import load_dataset  # noqa: E402
+from badminima.engine.paper.table1 import Protocol  # noqa: E402
 from badminima.engine.train.config import InitSpec, TrainConfig  # noqa: E402
 
 RESULTS: dict = {}
+#: the step budget measured throughout: Table 1's
+BUDGET = Protocol().steps
 
 
 def say(msg: str = "") -> None:
@@ -83,7 +86,7 @@ def section(name: str):
     return deco
 
 
-def config(ds, act="sigmoid", opt="gd", h=2, dtype="float32", steps=10_000, n=1, early=True, init="normal:1",
+def config(ds, act="sigmoid", opt="gd", h=2, dtype="float32", steps=BUDGET, n=1, early=True, init="normal:1",
            device="cuda", finish=100.0):
     lr = 1e-3 if opt == "adam" else 0.5
     return TrainConfig(dataset=ds.name, dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=h, activation=act,
@@ -190,7 +193,7 @@ def kernels(n: int, steps: int, quick: bool):
 
 
 @section("host")
-def host(n: int, budget: int = 10_000):
+def host(n: int, budget: int = BUDGET):
     """Per-network cost of everything after the kernel on a GPU-trained Table 1 cell: on the host, and
     for the classification and the finisher also on the GPU."""
     from dataclasses import replace
@@ -254,7 +257,7 @@ def host(n: int, budget: int = 10_000):
 
 
 @section("agree")
-def agree(n: int, steps: int = 10_000):
+def agree(n: int, steps: int = BUDGET):
     from dataclasses import replace
     from badminima.engine.core.outcomes import NAMES
     from badminima.engine.train.run import train_range
@@ -280,9 +283,9 @@ def agree(n: int, steps: int = 10_000):
 
 
 @section("table1")
-def table1(n: int, steps: int = 10_000):
+def table1(n: int, steps: int = BUDGET):
     from badminima.analysis.table1 import table1_report
-    from badminima.engine.paper.table1 import Protocol, run_table1
+    from badminima.engine.paper.table1 import run_table1
     from badminima.engine.store import write
     from badminima.engine.train import run as R
     prot = Protocol(device="cuda", steps=steps)
@@ -387,7 +390,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer networks and variants (a smoke test)")
     ap.add_argument("--networks", type=int, default=1 << 20, help="networks per kernel measurement")
-    ap.add_argument("--steps", type=int, default=10_000, help="step budget of the kernel measurements")
+    ap.add_argument("--steps", type=int, default=BUDGET, help="step budget of the kernel measurements")
     ap.add_argument("--host-networks", type=int, default=1 << 20, help="networks of the host-cost measurement")
     ap.add_argument("--agree-networks", type=int, default=100_000, help="networks per CPU/GPU agreement cell")
     ap.add_argument("--table1-networks", type=int, default=1_000_000, help="networks per Table 1 cell (0: skip)")
@@ -404,7 +407,7 @@ def main():
         a.networks, a.steps, a.host_networks, a.agree_networks = 1 << 16, 2000, 1 << 16, 10_000
         a.table1_networks = min(a.table1_networks, 10_000)
     # the sections' own step budgets are Table 1's (10^4), except in a smoke run
-    exact_steps = 10_000
+    exact_steps = BUDGET
     if a.smoke:
         a.quick, a.networks, a.steps, a.host_networks, a.agree_networks, a.table1_networks = True, 48, 32, 48, 24, 2
         exact_steps = 32
