@@ -459,7 +459,7 @@ def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
     from badminima.engine.store import merge as merge_files
     out_file(output, result=True)
-    click.echo(f"merged {len(inputs)} files into {merge_files(list(inputs), output, force=force)}")
+    click.echo(f"{merge_files(list(inputs), output, force=force)}: the merge of {len(inputs)} files")
     click.echo(f"next: badminima report {output} --out-dir report")
 
 
@@ -700,7 +700,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
     if merge_out:
         from badminima.engine.store import merge as merge_files
-        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out)}")
+        click.echo(f"{merge_files(st.complete_files(), merge_out)}: the merge of {shards} shards")
 
 
 @main.command("dask", context_settings={"ignore_unknown_options": True})
@@ -768,7 +768,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
     if merge_out:
         from badminima.engine.store import merge as merge_files
-        click.echo(f"merged {shards} shards into {merge_files(st.complete_files(), merge_out, force=force)}")
+        click.echo(f"{merge_files(st.complete_files(), merge_out, force=force)}: the merge of {shards} shards")
 
 
 @main.command()

@@ -99,7 +99,7 @@ def save(fig: Figure, path, dpi: int | None = None) -> Path:
     check_fits(int(16 * px), f"a figure of {w:g} x {h:g} inches at {dpi or fig.dpi:g} dpi",
                "choose a smaller --size or --dpi")
     with matplotlib.rc_context(PAPER_RC), atomic_file(path) as tmp:
-        fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix[1:].lower() or None)
+        fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix[1:].lower() or "png")   # none: PNG (check_format)
     return path
 
 

@@ -23,7 +23,6 @@ import contextlib
 import datetime
 import math
 import numbers
-import os
 import re
 import shutil
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 
 from badminima.engine.data.datasets import DataError
 from badminima.engine.store import StoreError
-from badminima.engine.store.paths import os_error_message
+from badminima.engine.store.paths import atomic_files, os_error_message
 from badminima.engine.store.write import lock_run, unlock_run
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
@@ -264,33 +263,34 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
 
 
 _STAGE_PREFIX = ".report-partial-"
+_STAGE_MARK = ".badminima-staging"
 
 
 @contextlib.contextmanager
 def _staged(out: Path):
     """A fresh folder inside `out` to write the report into; when the block succeeds its files replace
-    those in `out` (report.md last), so an interrupted or failed report leaves the previous one whole.
-    One report per folder at a time (a flock on report.md.lock); folders left by a killed run are removed."""
+    those in `out` (``atomic_files``: all written beside their targets first, then renamed, report.md
+    last), so an interrupted or failed report leaves the previous one whole.  One report per folder at a
+    time (a flock on report.md.lock); staging folders left by a killed run (marked by _STAGE_MARK) go."""
     lock = str(out / "report.md")
     try:
         out.mkdir(parents=True, exist_ok=True)
+        fd = lock_run(lock)
     except OSError as e:
         raise StoreError(os_error_message(e, str(out))) from None
-    fd = lock_run(lock)
     stage = None
     try:
         for old in out.glob(_STAGE_PREFIX + "*"):
-            shutil.rmtree(old, ignore_errors=True)
+            if (old / _STAGE_MARK).is_file():
+                shutil.rmtree(old, ignore_errors=True)
         stage = Path(tempfile.mkdtemp(prefix=_STAGE_PREFIX, dir=out))
+        (stage / _STAGE_MARK).touch()
         yield stage
-        files = sorted((p for p in stage.rglob("*") if p.is_file()), key=lambda p: p.name == "report.md")
-        for f in files:
-            dest = out / f.relative_to(stage)
-            try:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(f, dest)
-            except OSError as e:
-                raise StoreError(os_error_message(e, str(dest))) from None
+        files = sorted((p for p in stage.rglob("*") if p.is_file() and p.name != _STAGE_MARK),
+                       key=lambda p: p.relative_to(stage).as_posix() == "report.md")
+        with atomic_files([out / f.relative_to(stage) for f in files]) as tmps:
+            for f, tmp in zip(files, tmps):
+                shutil.copyfile(f, tmp)
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)

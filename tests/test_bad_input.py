@@ -161,6 +161,7 @@ CASES = [
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--max-requeues", "-1"], "--max-requeues must be >= 0"),
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--partition", "a;b"], "bad partition"),
     (["status", "DIR", "--shards", "0"], "--shards must be >= 1"),
+    (["status", "FILE"], "FILE is not a result file (*.h5)"),
     # the run command's own options, checked before a script is written or a task started
     (["slurm", "train", "--hidden", "0", "--shards", "2", "--script", "j.sh"], "--hidden must be >= 1"),
     (["slurm", "table1", "-n", "0", "--shards", "2", "--script", "j.sh"], "--networks must be >= 1, got 0"),

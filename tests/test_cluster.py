@@ -404,7 +404,7 @@ def test_slurm_array_merges_to_the_one_process_run(tmp_path, slurm, numba_cache)
     t_slurm = time.monotonic() - t0
     logs = "\n".join(p.read_text() for p in sorted((tmp_path / "shards" / "logs").glob("*.out")))
     assert r.exit_code == 0, r.output + logs
-    assert "4 complete; 400 of 400 networks" in r.output and "merged 4 shards" in r.output
+    assert "4 complete; 400 of 400 networks" in r.output and "the merge of 4 shards" in r.output
     assert "--array=0-3%2" in sbatch_lines(script.read_text())
     assert logs.count("exit status 0") == 4
     single = one_process_run(tmp_path, numba_cache)

@@ -2,6 +2,8 @@
 groups rather than overflowing; `show` summarises multi-cell files in a line per cell (`--cell` for one
 in full, `--json` for everything); `report` writes the overview first and per-cell detail on request."""
 import json
+import os
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -174,19 +176,53 @@ def test_an_interrupted_or_concurrent_report_leaves_the_old_one_whole(runs, tmp_
     assert snapshot() == before
     monkeypatch.undo()
 
-    (out / ".report-partial-killed").mkdir()
+    # a target that cannot be written (figures/ is a file, report.md a folder): one line, nothing moved in
+    for blocker in ("figures", "report.md"):
+        shutil.move(out / blocker, tmp_path / "aside")
+        (out / blocker).mkdir() if blocker == "report.md" else (out / blocker).write_text("x")
+        r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--details", "--dpi", "50"])
+        assert r.exit_code != 0 and len(r.output.strip().splitlines()) == 1, r.output
+        assert blocker in r.output and ".report-partial" not in r.output
+        snap = snapshot()
+        assert {k: v for k, v in snap.items() if not k.startswith(blocker)} == \
+            {k: v for k, v in before.items() if not k.startswith(blocker)}
+        (shutil.rmtree if blocker == "report.md" else os.remove)(out / blocker)
+        shutil.move(tmp_path / "aside", out / blocker)
+    assert snapshot() == before
+
+    (out / ".report-partial-killed").mkdir()                # a killed run's staging folder (marked) ...
+    (out / ".report-partial-killed" / ".badminima-staging").touch()
     (out / ".report-partial-killed" / "report.md").write_text("half")
+    (out / ".report-partial-mine").mkdir()                  # ... and a user's folder of that name
+    (out / ".report-partial-mine" / "notes.txt").write_text("keep")
     fd = lock_run(str(out / "report.md"))
     try:
         r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--details"])
     finally:
         unlock_run(str(out / "report.md"), fd)
     assert r.exit_code != 0 and "another process" in r.output and len(r.output.strip().splitlines()) == 1
-    assert snapshot() == {**before, ".report-partial-killed/report.md": b"half"}
+    assert snapshot() == {**before, ".report-partial-killed/report.md": b"half",
+                          ".report-partial-killed/.badminima-staging": b"", ".report-partial-mine/notes.txt": b"keep"}
     r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out), "-q", "--details"])
     assert r.exit_code == 0, r.output
     after = snapshot()
-    assert "### " in after["report.md"].decode() and not any(k.startswith(".report-partial") for k in after)
+    assert "### " in after["report.md"].decode()
+    assert [k for k in after if k.startswith(".report-partial")] == [".report-partial-mine/notes.txt"]
+
+
+def test_figures_go_through_links_and_default_to_png(runs, tmp_path):
+    """A figure written through a symbolic link replaces the file it points to (the link stays); a name
+    without an extension is written as PNG, as check_format promises."""
+    target = tmp_path / "docs" / "fig.png"
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to(target)
+    for name in ("link.png", "noext"):
+        r = CliRunner().invoke(main, ["plot", "losses", str(runs / "xor3.h5"), "--figure", str(tmp_path / name)])
+        assert r.exit_code == 0, r.output
+    assert (tmp_path / "link.png").is_symlink() and target.read_bytes().startswith(b"\x89PNG")
+    assert (tmp_path / "noext").read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["docs", "link.png", "noext"]
 
 
 def test_a_figure_that_fails_half_written_leaves_no_file(tmp_path, monkeypatch):

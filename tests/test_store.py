@@ -331,6 +331,61 @@ def test_merge_equals_single_run(tmp_path, capsys):
     assert not open_results(shards[:2]).complete("main")
 
 
+def test_a_merge_rerun_on_a_tampered_or_locked_output(tmp_path, monkeypatch):
+    """An output whose merged_from is not what merge writes is not taken for a merge (one line, no
+    traceback); one another process holds open for longer than an open waits is reported as locked, not
+    as another file (which would invite --force on a good merge)."""
+    from badminima.engine.store import read as store_read
+    shards = []
+    for i in range(2):
+        shards.append(str(tmp_path / f"s{i}.h5"))
+        write_run(shards[-1], config=dict(CFG, shard={"index": i, "count": 2}), sizes=(50,))
+    out = str(tmp_path / "m.h5")
+    merge(shards, out)
+    for k, bad in enumerate(("not json", "[1, 2]", '{"a": 1}', "[]")):
+        t = str(tmp_path / f"t{k}.h5")
+        shutil.copy(out, t)
+        with h5py.File(t, "r+") as f:
+            f.attrs["merged_from"] = bad
+        with pytest.raises(StoreError, match="not the merge of these files"):
+            merge(shards, t)
+    monkeypatch.setattr(store_read, "LOCK_WAIT", 0.5)
+    holder = subprocess.Popen([sys.executable, "-c", READER.replace("'r', swmr=True", "'r+'"), out, "60"],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"open"
+        with pytest.raises(StoreError, match="stays locked by another process"):
+            merge(shards, out)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert merge(shards, out) == out
+
+
+def test_cluster_merge_output_checked_up_front_against_its_shards(tmp_path):
+    """dask/slurm --merge OUT: an existing OUT passes the up-front check only while it is the merge of the
+    shards in --out-dir as they are (same runs); shards rerun or moved away are refused before any runs."""
+    from badminima.engine.store import check_merge_output
+    d = tmp_path / "shards"
+    d.mkdir()
+    shards = [str(d / f"shard-{i}.h5") for i in range(2)]
+    for i, s in enumerate(shards):
+        write_run(s, config=dict(CFG, shard={"index": i, "count": 2}), sizes=(50,))
+    out = str(tmp_path / "m.h5")
+    merge(shards, out)
+    check_merge_output(out, force=False, shard_dir=str(d), option="--merge")
+    with pytest.raises(StoreError, match="exists; use --force"):
+        check_merge_output(out, force=False, shard_dir=str(tmp_path / "other"), option="--merge")
+    write_run(shards[1], config=dict(CFG, shard={"index": 1, "count": 2}), sizes=(50,), force=True)
+    with pytest.raises(StoreError, match="exists; use --force"):
+        check_merge_output(out, force=False, shard_dir=str(d), option="--merge")
+    merge(shards, out, force=True)
+    check_merge_output(out, force=False, shard_dir=str(d), option="--merge")
+    d.rename(tmp_path / "moved")
+    with pytest.raises(StoreError, match="exists; use --force"):
+        check_merge_output(out, force=False, shard_dir=str(d), option="--merge")
+
+
 def test_a_ctrl_c_during_merge_leaves_the_old_output(tmp_path):
     """A SIGINT whose KeyboardInterrupt h5py swallowed (recorded by engine/train/interrupt.py) stops a
     merge before it replaces anything: a --force merge keeps the old output, and leaves no temporary."""

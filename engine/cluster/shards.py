@@ -116,6 +116,8 @@ def _candidates(target: str) -> list[str]:
     """Result files of a directory or glob; a final file hides its leftover .part."""
     if os.path.isdir(target):
         paths = sorted(glob.glob(os.path.join(target, "*.h5")) + glob.glob(os.path.join(target, "*.h5.part")))
+    elif os.path.isfile(target) and not target.endswith((".h5", ".h5.part")) and not any(ch in target for ch in "*?["):
+        raise StoreError(f"{target} is not a result file (*.h5): give the directory of the shard files or a glob")
     elif os.path.exists(target) or any(ch in target for ch in "*?["):
         paths = [p for p in expand_paths(target) if p.endswith((".h5", ".h5.part"))]
         if not any(ch in target for ch in "*?[") and not target.endswith(".part") and os.path.exists(target + ".part"):

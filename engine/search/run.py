@@ -533,6 +533,15 @@ def export_name(config: dict, index: int) -> str:
     return f"N{config['points']}_s{config['seed']}_{config['strategy']}_{tag.hexdigest()[:8]}_{index:06d}.json"
 
 
+def _found_file(found_dir: str, config: dict, index: int) -> str:
+    """Where candidate `index` of the search with run config `config` was exported: its ``export_name``,
+    or the name without the tag (N8_s0_joint_000123.json, as releases before the tag wrote) where only
+    that one exists, so that their results files still list their datasets and their studies resume."""
+    path = os.path.join(found_dir, export_name(config, index))
+    plain = os.path.join(found_dir, f"N{config['points']}_s{config['seed']}_{config['strategy']}_{index:06d}.json")
+    return plain if not os.path.exists(path) and os.path.exists(plain) else path
+
+
 def export_found(cfg: SearchConfig, config: dict, index: int, res: dict, parent: str | None = None) -> str:
     """Write a certified candidate in the data/ format (points 'minimum' and 'witness'); returns the path.
     `config` is the search's run config (``run_config``), which names the file."""
@@ -755,7 +764,7 @@ def summarize(paths) -> dict:
         order = sorted(range(len(idx)), key=lambda i: rank_key(rows["delta_star"][idx[i]], rows["const_gap"][idx[i]],
                                                                  int(rows["index"][idx[i]])))
         found_dir = cfg_d.get("found_dir", "runs/search/found")
-        out["found"] = [os.path.join(found_dir, export_name(cfg_d, int(rows["index"][i]))) for i in idx[order]]
+        out["found"] = [_found_file(found_dir, cfg_d, int(rows["index"][i])) for i in idx[order]]
         for f in out["found"]:
             form = _form_of(f)
             if form:

@@ -13,7 +13,7 @@ import numpy as np
 
 from badminima.engine.train import interrupt
 from badminima.engine.store.paths import os_error_message
-from badminima.engine.store.read import expand_paths, open_h5, read_meta
+from badminima.engine.store.read import FileLocked, expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
                                            describe_diff, diff_keys, strip_shard)
 from badminima.engine.store.write import (extra_fields_json, lock_run, remove_if_exists, unlock_run, utc_now,
@@ -128,25 +128,49 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
 
 
 def merged_inputs(path: str) -> list[dict] | None:
-    """What a complete merged result file records of its inputs (path, shard, run_id, ...), or None if
-    `path` is not such a file."""
+    """What a complete merged result file records of its inputs (a list of {path, shard, run_id, ...}), or
+    None if `path` is not such a file.  A file locked by another process for longer than an open waits
+    raises FileLocked: whether it is a merge cannot be told then."""
     try:
         with open_h5(path) as f:
             meta = read_meta(f, path)
+    except FileLocked:
+        raise
     except (StoreError, OSError):
         return None
     if meta.status != "complete" or "merged_from" not in meta.attrs:
         return None
-    return json.loads(meta.attrs["merged_from"])
+    try:
+        recorded = json.loads(meta.attrs["merged_from"])
+    except (TypeError, ValueError):
+        return None
+    if not (isinstance(recorded, list) and recorded and all(isinstance(r, dict) for r in recorded)):
+        return None
+    return recorded
+
+
+def _run_id(path: str):
+    """The run_id of a result file, or None if it cannot be read."""
+    try:
+        with open_h5(path) as f:
+            return f.attrs.get("run_id")
+    except (StoreError, OSError):
+        return None
 
 
 def _merged_in(output: str, shard_dir: str) -> bool:
-    """Whether `output` is a complete merge of result files that all lie in `shard_dir`."""
+    """Whether `output` is a complete merge of result files of `shard_dir` that are all still there, the
+    same runs (run ids): a rerun of a finished cluster command then finds its merge done."""
     top = os.path.realpath(shard_dir)
-    recorded = merged_inputs(output)
-    return bool(recorded) and all(
-        os.path.commonpath([os.path.realpath(os.path.dirname(os.path.abspath(str(r.get("path"))))), top]) == top
-        for r in recorded)
+    recorded = merged_inputs(output) or []
+    for r in recorded:
+        p = str(r.get("path"))
+        if os.path.commonpath([os.path.realpath(os.path.dirname(os.path.abspath(p))), top]) != top:
+            return False
+        rid = _run_id(p)
+        if rid is None or str(rid) != str(r.get("run_id")):
+            return False
+    return bool(recorded)
 
 
 def _is_merge_of(output: str, metas, config: dict) -> bool:

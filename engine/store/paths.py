@@ -135,28 +135,55 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_file(path):
-    """Yield a temporary file name beside `path`, renamed onto it when the block ends normally and removed
-    otherwise: an interrupted or failed write never leaves a partial file; OSError -> StoreError (one line)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = None
+def atomic_files(paths):
+    """Yield a temporary file name beside each of `paths`; when the block ends normally each is renamed onto
+    its path, in order, else all are removed: an interrupted or failed write changes none of the files, and
+    the renames come only once every file is written.  A symbolic link at a path stays, and the file it
+    points to is replaced.  OSError -> StoreError (one line, naming the path concerned)."""
+    paths = [os.fspath(p) for p in paths]
+    reals = [os.path.realpath(p) for p in paths]
+    tmps: list = []
+    current = paths[0] if paths else ""
+    for p, real in zip(paths, reals):
+        if os.path.isdir(real):
+            raise StoreError(f"cannot write {p}: it is a directory")
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path)[:100] + ".", suffix=".tmp", dir=folder)
-        os.close(fd)
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        tmp = None
+        for p, real in zip(paths, reals):
+            current = p
+            folder = os.path.dirname(real)
+            os.makedirs(folder, exist_ok=True)
+            # the file's name cut to 100 bytes (whole characters), a random part, .tmp
+            stem = os.fsencode(os.path.basename(real))[:100].decode("utf-8", "ignore") or "out"
+            fd, tmp = tempfile.mkstemp(prefix=stem + ".", suffix=".tmp", dir=folder)
+            os.close(fd)
+            tmps.append(tmp)
+        try:
+            yield list(tmps)
+        except OSError as e:            # name the output whose temporary file failed
+            current = next((p for p, t in zip(paths, tmps) if e.filename and os.fspath(e.filename) == t), current)
+            raise
+        mask = 0o666 & ~_umask()
+        for i, (p, real) in enumerate(zip(paths, reals)):
+            current = p
+            os.chmod(tmps[i], mask)
+            os.replace(tmps[i], real)
+            tmps[i] = None
     except OSError as e:
-        raise StoreError(os_error_message(e, path)) from None
+        raise StoreError(os_error_message(e, current)) from None
     finally:
-        if tmp is not None:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+        for tmp in tmps:
+            if tmp is not None:
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """``atomic_files`` for one file: yields its temporary name."""
+    with atomic_files([path]) as (tmp,):
+        yield tmp
 
 
 def write_text(path, text: str) -> str:

@@ -44,6 +44,10 @@ def lock_conflict(e: BaseException) -> bool:
     return isinstance(e, OSError) and (e.errno == errno.EAGAIN or "unable to lock file" in str(e))
 
 
+class FileLocked(StoreError):
+    """A file stayed locked by another process for longer than an open waits (LOCK_WAIT)."""
+
+
 def retry_locked(open_fn, path: str, wait: float | None = None):
     """open_fn() again while the file is locked by another process, for at most `wait` seconds (default
     LOCK_WAIT), saying so on stderr once the wait passes LOCK_NOTICE seconds; then a StoreError."""
@@ -57,7 +61,7 @@ def retry_locked(open_fn, path: str, wait: float | None = None):
                 raise
             now = time.monotonic()
             if now >= t_end:
-                raise StoreError(f"{path} stays locked by another process (a reader such as `badminima show` "
+                raise FileLocked(f"{path} stays locked by another process (a reader such as `badminima show` "
                                  f"or `status`, or another run); try again once it is done") from None
             if not told and now - t0 >= LOCK_NOTICE:
                 print(f"waiting for {path}: locked by another process (a reader such as `badminima show`, or "
