@@ -14,8 +14,10 @@ Layout of the output directory:
     paper.csv            solved rate vs the paper's Table 1, where the paper covers the cell
     cells/NN-minima.csv, cells/NN-plateaus.csv   per detailed cell, when there are any
     figures/*.png, *.pdf
+    .report-files        the list of the files above that this report wrote
 Everything is written into a staging folder and moved into place at the end (``_staged``): an
-interrupted report leaves the previous one whole.
+interrupted report leaves the previous one whole; the previous report's files that the new one does not
+write are removed (files of others in the folder stay).
 """
 from __future__ import annotations
 
@@ -264,6 +266,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
 
 _STAGE_PREFIX = ".report-partial-"
 _STAGE_MARK = ".badminima-staging"
+_MANIFEST = ".report-files"             # the files a report wrote, so that the next one removes those it does not write
 
 
 @contextlib.contextmanager
@@ -271,7 +274,8 @@ def _staged(out: Path):
     """A fresh folder inside `out` to write the report into; when the block succeeds its files replace
     those in `out` (``atomic_files``: all written beside their targets first, then renamed, report.md
     last), so an interrupted or failed report leaves the previous one whole.  One report per folder at a
-    time (a flock on report.md.lock); staging folders left by a killed run (marked by _STAGE_MARK) go."""
+    time (a flock on report.md.lock); staging folders left by a killed run (marked by _STAGE_MARK) go, and
+    so do the files the previous report listed in _MANIFEST that this one does not write."""
     lock = str(out / "report.md")
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -288,13 +292,32 @@ def _staged(out: Path):
         yield stage
         files = sorted((p for p in stage.rglob("*") if p.is_file() and p.name != _STAGE_MARK),
                        key=lambda p: p.relative_to(stage).as_posix() == "report.md")
+        names = [f.relative_to(stage).as_posix() for f in files]
+        before = _listed(out)
+        (stage / _MANIFEST).write_text("".join(n + "\n" for n in names))
+        files.insert(0, stage / _MANIFEST)
         with atomic_files([out / f.relative_to(stage) for f in files]) as tmps:
             for f, tmp in zip(files, tmps):
                 shutil.copyfile(f, tmp)
+        for name in sorted(before - set(names)):       # the previous report's files this one did not write
+            (out / name).unlink(missing_ok=True)
+        for sub in ("cells", "figures"):
+            if (out / sub).is_dir() and not any((out / sub).iterdir()):
+                (out / sub).rmdir()
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
         unlock_run(lock, fd)
+
+
+def _listed(out: Path) -> set:
+    """The files the previous report in `out` wrote (its _MANIFEST), as paths relative to `out`; only
+    plain relative names inside the folder count."""
+    try:
+        lines = (out / _MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {n for n in lines if n and not n.startswith("/") and ".." not in n.split("/")}
 
 
 def _write(out: Path, all_cells, files, detailed, *, pdf, dpi, tol, loss_tol, cell_figures, progress) -> None:

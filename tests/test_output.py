@@ -140,8 +140,9 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
     assert "### " not in md and "--cell '" in md and "Distinct finite" not in md
     assert "71" not in heads and "[" in md.split("## Outcome rates")[1].split("\n|")[3]   # value [lo, hi] in one cell
     files_out = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files_out == ["differences.csv", "figures/convergence.pdf", "figures/convergence.png", "outcomes.csv",
-                         "paper.csv", "report.md"]
+    assert files_out == [".report-files", "differences.csv", "figures/convergence.pdf", "figures/convergence.png",
+                         "outcomes.csv", "paper.csv", "report.md"]
+    assert sorted((out / ".report-files").read_text().split()) == [f for f in files_out if f != ".report-files"]
     out2 = tmp_path / "one"
     fx = [c.label for c in load_cells(files, progress=False) if c.label.startswith("fxor")][0]
     r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out2), "-q", "--cell", fx, "--no-pdf"])
@@ -150,6 +151,13 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
     assert md.count("\n### ") == 1 and f"### {fx}" in md and "Drifting runs" in md
     assert any(p.name.endswith("-regions.png") for p in (out2 / "figures").iterdir())
     assert not any(p.suffix == ".pdf" for p in (out2 / "figures").iterdir())
+    # the next report into the folder removes what the last one wrote and it does not; others' files stay
+    (out2 / "figures" / "mine.png").write_bytes(b"user")
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out2), "-q", "--no-details", "--no-pdf"])
+    assert r.exit_code == 0, r.output
+    left = sorted(p.relative_to(out2).as_posix() for p in out2.rglob("*") if p.is_file())
+    assert left == [".report-files", "differences.csv", "figures/convergence.png", "figures/mine.png",
+                    "outcomes.csv", "paper.csv", "report.md"]
 
 
 def test_an_interrupted_or_concurrent_report_leaves_the_old_one_whole(runs, tmp_path, monkeypatch):
