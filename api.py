@@ -86,7 +86,7 @@ class Results:
     def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The cell's arrays (all fields, or those named), rows in network order."""
         c = self._cell(cell)
-        fields = _as_list(fields)
+        fields = _as_list(fields, "fields")
         if self._store is not None:
             return self._store.cell(c, fields)
         d = self._memory[c]
@@ -94,15 +94,27 @@ class Results:
             if k not in d:
                 from badminima.engine.store import StoreError
                 raise StoreError(f"no field {k!r}; fields are: {', '.join(d)}")
-        return {k: d[k] for k in (fields or d)}
+        return {k: d[k] for k in (d if fields is None else fields)}
 
     def __getitem__(self, field: str) -> np.ndarray:
+        if not isinstance(field, str):
+            from badminima.engine.store import StoreError
+            raise StoreError(f"index Results with one field name (res['outcome']), or use res.data(cell, fields) "
+                             f"for several; got {field!r}")
         return self.data(None, [field])[field]
+
+    def __contains__(self, field) -> bool:
+        return field in self.fields
+
+    def __iter__(self):
+        """The field names, as for a dict of arrays (res[field])."""
+        return iter(self.fields)
 
     def counts(self, cell: str | None = None, optimizer: bool = False) -> dict[str, int]:
         """Outcome name -> networks; optimizer=True counts the optimizer's own verdicts (before the
         finisher), which is what Table 1 counts."""
         from badminima.engine.core.outcomes import NAMES
+        _check_flags(optimizer=optimizer)
         fld = "optimizer_outcome" if optimizer else "outcome"
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
@@ -120,8 +132,9 @@ class Results:
             raise ImportError("to_pandas needs pandas: pip install pandas") from None
         from badminima.engine.core.layout import param_names
         from badminima.engine.core.outcomes import NAMES
+        _check_flags(weights=weights)
         c = self._cell(cell)
-        d = self.data(c)
+        d = self.data(c, [f for f in self.fields if not f.endswith("weights") or (weights and f == "weights")])
         cols = {k: v for k, v in d.items() if v.ndim == 1}
         cats = pd.CategoricalDtype(list(NAMES.values()))
         for k in ("outcome", "optimizer_outcome"):
@@ -133,7 +146,7 @@ class Results:
         for k, v in _cell_columns(conf).items():
             df[k] = v
         df.insert(0, "cell", c)
-        if weights and "weights" in d:
+        if weights and "weights" in d and "hidden" in conf:
             h = int(conf["hidden"])
             names = param_names(_input_dim(d["weights"].shape[1], h), h)
             for j, name in enumerate(names):
@@ -153,11 +166,16 @@ def _check_run_args(output, threads) -> None:
     if threads is not None:
         check_count(threads, "threads")
     if output is not None:
-        from badminima.engine.store import StoreError
         from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
-        if not isinstance(output, (str, os.PathLike)):
-            raise StoreError(f"output must be a file path, got {type(output).__name__} {output!r}")
+        _check_path(output, "output")
         check_output_file(output, what="output", suffix=WRITER_SUFFIX)
+
+
+def _check_path(path, what: str) -> None:
+    """StoreError unless `path` is a str or os.PathLike."""
+    if not isinstance(path, (str, os.PathLike)):
+        from badminima.engine.store import StoreError
+        raise StoreError(f"{what} must be a file path, got {type(path).__name__} {path!r}")
 
 
 def _known_options(cls, options: dict, what: str, derived: tuple = ()) -> None:
@@ -182,8 +200,15 @@ def load_dataset(name: str, kind: str | None = None):
 
 def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
             early_exit, finish_horizon, extra):
+    from badminima.engine.data.datasets import DataError, Dataset
     from badminima.engine.train.config import InitSpec, TrainConfig
     _known_options(TrainConfig, extra, "training", derived=("kind", "dataset_fingerprint"))
+    if isinstance(dataset, Dataset):            # bm.load_dataset(...)'s result: named by where it came from
+        dataset = dataset.source
+    if not isinstance(dataset, (str, os.PathLike)):
+        raise DataError(f"dataset must be a built-in name, a .json/.csv path or a Dataset, got "
+                        f"{type(dataset).__name__}")
+    dataset = os.fspath(dataset)
     ds = load_dataset(dataset)
     if lr is None:
         lr = 1e-3 if optimizer == "adam" else 0.5
@@ -198,21 +223,26 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
           lr: float | None = None, steps: int = 10_000, networks: int = 1000, seed: int = 0,
           dtype: str = "float64", init: str = "normal:1", bias_init: str = "same", early_exit: bool = True,
           finish_horizon: float = 100.0, device: str = "cpu", output: str | None = None,
-          threads: int | None = None, progress: bool = False, **options) -> Results:
+          threads: int | None = None, progress: bool = False, force: bool = False, **options) -> Results:
     """Train `networks` d-h-1 networks from their random starts and classify how each run ended.
 
     Arguments mean what the `badminima train` options of the same names mean (lr defaults to 0.5,
     Adam 1e-3); `options` takes the rest of the configuration (beta1, beta2, eps, gtol, ...);
     device="cuda" trains on an NVIDIA GPU (pip install 'badminima[cuda]', docs/gpu.md).  With
     `output` the results stream to that HDF5 file (an interrupted run resumes, a finished one is
-    reused); without, they are kept in memory."""
+    reused, and one of another run refused unless force=True, which replaces it once this one has
+    finished); without, they are kept in memory."""
+    hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit = map(
+        _plain, (hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit))
+    options = {k: _plain(v) for k, v in options.items()}
+    _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
                       early_exit, finish_horizon, {**options, "device": device})
     if output is not None:
         from badminima.engine.train.cells import Cell, run_cells
         run_cells(output, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], threads=threads,
-                  progress=progress, command="badminima.train (Python API)")
+                  progress=progress, force=force, command="badminima.train (Python API)")
         return open(output)
     from badminima.engine.train.limits import check_fits, chunk_bytes
     from badminima.engine.train.progress import Progress
@@ -240,7 +270,7 @@ def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors
 
 def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32", seed: int = 0,
            device: str = "cpu", output: str | None = None, check_final: int = 1000, claims: bool = True, threads: int | None = None,
-           progress: bool = False, **protocol) -> dict:
+           progress: bool = False, force: bool = False, **protocol) -> dict:
     """Table 1 of the paper (48 cells) at `networks` per cell, run or reused like `badminima table1`.
 
     Returns {"text": the printed table, "rows": one dict per cell (ours %, Wilson interval, the
@@ -250,11 +280,14 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
 
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, run_table1
+    networks, steps, seed, check_final, threads = map(_plain, (networks, steps, seed, check_final, threads))
+    protocol = {k: _plain(v) for k, v in protocol.items()}
+    _check_flags(progress=progress, force=force, claims=claims)
     _check_run_args(output, threads)
     _known_options(Protocol, protocol, "Table 1 protocol")
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
-                                   threads=threads, progress=progress))
+                                   threads=threads, progress=progress, force=force))
     return {"text": out["text"], "rows": _json.loads(out["json"])["cells"], "path": out["path"],
             "results": open(out["path"]), "json": out["json"]}
 
@@ -266,6 +299,7 @@ def verify(certify: bool = True) -> list[dict]:
 
     from badminima.analysis.verify import checks_json
     from badminima.engine.paper.checks import run_checks
+    _check_flags(certify=certify)
     return _json.loads(checks_json(run_checks(certify=certify)))["checks"]
 
 
@@ -274,16 +308,45 @@ def certify(file: str, points: Sequence[str] | None = None, witness: str | None 
     """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
     witness that they are not global; the report `badminima certify --json` writes."""
     from badminima.engine.certify.files import certify_file
-    return certify_file(file, point_names=_as_list(points) or None, witness=witness,
+    _check_flags(cross_check=cross_check)
+    if witness is not None and not isinstance(witness, (str, os.PathLike)):
+        from badminima.engine.train.config import ConfigError
+        raise ConfigError(f"witness must be the name of a point of the file, got {witness!r}")
+    return certify_file(file, point_names=_as_list(points, "points") or None, witness=witness,
                         cross_check=cross_check)
 
 
-def _as_list(x) -> list | None:
+def _as_list(x, what: str) -> list | None:
     """A name or path, or a sequence of them, as a list (one name is not split into its characters);
-    None stays None."""
+    None stays None; anything else is a ConfigError naming the argument `what`."""
+    from badminima.engine.train.config import ConfigError
     if x is None:
         return None
-    return [x] if isinstance(x, (str, os.PathLike)) else list(x)
+    if isinstance(x, (str, os.PathLike)):
+        return [x]
+    if isinstance(x, (list, tuple, np.ndarray)) and all(isinstance(v, (str, os.PathLike)) for v in x):
+        return list(x)
+    raise ConfigError(f"{what} must be a name or path, or a list of them, got {x!r}")
+
+
+def _plain(v):
+    """NumPy scalars and arrays as Python numbers and tuples (configs are stored as JSON), and paths as
+    strings; anything else as it is."""
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, (np.ndarray, list, tuple)):
+        return tuple(_plain(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
+    if isinstance(v, os.PathLike):
+        return os.fspath(v)
+    return v
+
+
+def _check_flags(**flags) -> None:
+    """ConfigError unless each keyword is True or False (a string such as "no" would count as true)."""
+    from badminima.engine.train.config import ConfigError
+    for name, v in flags.items():
+        if not isinstance(v, (bool, np.bool_)):
+            raise ConfigError(f"{name} must be True or False, got {v!r}")
 
 
 def _files(source) -> list:
@@ -292,8 +355,11 @@ def _files(source) -> list:
         if source.path is None:
             from badminima.engine.store import StoreError
             raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
-        return _as_list(source.path)
-    return _as_list(source)
+        return _as_list(source.path, "source")
+    if source is None:
+        from badminima.engine.train.config import ConfigError
+        raise ConfigError("source must be Results backed by files, or result file paths or glob patterns, got None")
+    return _as_list(source, "source")
 
 
 def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] = (), networks: Sequence[int] = (),
@@ -305,10 +371,17 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     from badminima.analysis import figures, plots
     if output is not None:
         from badminima.engine.store.paths import check_output_file
+        _check_path(output, "output")
         check_output_file(output, what="output")
         figures.check_format(output)
     kw = figures.figure_options(size, dpi)
-    fig = plots.figure(kind, _files(source), cells=_as_list(cells), networks=networks, points=_as_list(points),
+    networks = _plain([networks] if isinstance(networks, (int, np.integer)) else networks)
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in networks):
+        from badminima.engine.train.config import ConfigError
+        raise ConfigError(f"networks must be network indices (integers), got {networks!r}")
+    _check_flags(progress=progress)
+    fig = plots.figure(kind, _files(source), cells=_as_list(cells, "cells"), networks=networks,
+                       points=_as_list(points, "points"),
                        title=title, progress=progress, **kw)
     if output is not None:
         figures.save(fig, output)
@@ -322,23 +395,35 @@ def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), detail
     Wilson intervals, Table 1 where it applies, distinct minima and plateaus per cell); returns its path."""
     from badminima.analysis.report import write_report
     from badminima.engine.store.paths import check_output_dir
+    _check_path(out_dir, "out_dir")
+    _check_flags(pdf=pdf, cell_figures=cell_figures, progress=progress)
+    if details is not None:
+        _check_flags(details=details)
     check_output_dir(out_dir, what="out_dir")
     return str(write_report(_files(source), out_dir, tol=tol, loss_tol=loss_tol, pdf=pdf, dpi=dpi,
                             cell_figures=cell_figures, progress=progress, details=details,
-                            cells=_as_list(cells)))
+                            cells=_as_list(cells, "cells")))
 
 
 def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "joint", output: str | None = None,
            found_dir: str = "runs/search/found", threads: int | None = None, progress: bool = False,
-           **options) -> dict:
+           force: bool = False, **options) -> dict:
     """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
-    from badminima.engine.search.run import SearchConfig, run_search
+    from badminima.engine.search.run import SearchConfig, default_path, run_search
+    points, budget, seed, threads, found_dir = map(_plain, (points, budget, seed, threads, found_dir))
+    options = {k: _plain(v) for k, v in options.items()}
+    for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
+        if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
+            options[k] = (options[k],)
+    _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search")
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
-    path = output or f"runs/search/N{points}-{strategy}-seed{seed}.h5"
-    summary = run_search(cfg, path, threads=threads, progress=progress, command="badminima.search (Python API)")
+    path = output or default_path(cfg)
+    _check_run_args(path, None)
+    summary = run_search(cfg, path, threads=threads, progress=progress, force=force,
+                         command="badminima.search (Python API)")
     return {**summary, "path": path, "results": open(path)}

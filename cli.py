@@ -856,7 +856,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
     from badminima.engine.train.config import ConfigError
-    from badminima.engine.search.run import SearchConfig, format_table, run_search
+    from badminima.engine.search.run import SearchConfig, default_path as default_search_path, format_table, run_search
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -872,7 +872,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
     ready()
-    path = output or out_file(f"runs/search/N{n_points}-{strategy}-seed{seed}-{config_tag(cfg)}.h5", result=True)
+    path = output or out_file(default_search_path(cfg), result=True)
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
                    chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
                    post_workers=post_workers)

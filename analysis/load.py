@@ -179,6 +179,9 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
         for p in paths:
             with open_h5(p) as f:
                 meta = read_meta(f, p)
+            if meta.config.get("command") == "search":
+                raise AnalysisError(f"{p} holds a deadlock search, not trained networks: `report` and `plot` "
+                                    f"take training results (a search's summary: `badminima show {p}`)")
             groups.setdefault(canonical_json(meta.identity()), []).append(meta)
             prog.update(1)
     finally:

@@ -81,7 +81,20 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("train", dict(init=None), "init must be a law"), ("train", dict(early_exit="no"), "early_exit must be True"),
     ("train", dict(foo=1), "unknown training option 'foo'"), ("table1", dict(foo=1), "unknown Table 1 protocol"),
     ("train", dict(kind="regression"), "'kind': set from the dataset"),
-    ("search", dict(points=5, bar=2), "unknown search option 'bar'")])
+    ("search", dict(points=5, bar=2), "unknown search option 'bar'"),
+    ("table1", dict(networks=20, steps="50"), "--steps must be an integer"),
+    ("table1", dict(networks=20, steps=True), "--steps must be an integer"),
+    ("table1", dict(networks=20, sgd_lrs=None), "--sgd-lrs must be a sequence"),
+    ("table1", dict(networks=20, sgd_lrs=()), "--sgd-lrs must be one or more"),
+    ("table1", dict(networks=20, sgd_lrs=(0.1, 0.10000000001)), "--sgd-lrs must be distinct"),
+    ("table1", dict(networks=20, check_final="x"), "--check-final must be an integer"),
+    ("table1", dict(networks=20, claims="no"), "claims must be True or False"),
+    ("table1", dict(networks=20, progress="yes"), "progress must be True or False"),
+    ("search", dict(points=6, budget="16"), "budget must be an integer"),
+    ("search", dict(points=6, budget=16.5), "budget must be an integer"),
+    ("search", dict(points=6, seed=1.5), "seed must be an integer"),
+    ("search", dict(points=6, box=None), "box must be a finite number"),
+    ("search", dict(points=6, found_dir=5), "found_dir must be a string")])
 def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle, tmp_path):
     """Python values the command line cannot produce (a string for a number, None for a law, a
     misspelt keyword) are refused as ConfigError naming the option, before any work."""
@@ -126,3 +139,40 @@ def test_verify_returns_every_claim():
     assert len(checks) == 40 and {c["verdict"] for c in checks} <= {"agrees", "agrees after correction", "disagrees",
                                                                      "agrees after the stated correction", "unavailable"}
     assert all(c["claim"] and "paper" in c for c in checks)
+
+
+def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
+    """NumPy scalars count as the numbers they hold (and the file stores them as such); a Dataset object
+    names its source; force=True replaces another run; one name stands for a list of one; a glob
+    character in a file name is that file; check_every beyond the budget changes nothing and costs
+    nothing; a found_dir that cannot be written is refused before the search."""
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "r[1].h5")
+    a = bm.train(networks=np.int64(64), steps=np.int64(50), seed=np.int64(3), lr=np.float32(0.5),
+                 early_exit=np.bool_(True), output=out)
+    b = bm.train(bm.load_dataset("xor"), networks=64, steps=50, seed=3, lr=float(np.float32(0.5)))
+    assert a.config()["networks"] == 64 and np.array_equal(a["outcome"], b["outcome"])
+    assert a.path == out and bm.open(out).n() == 64
+    with pytest.raises(bm.StoreError, match="different configuration"):
+        bm.train(networks=64, steps=51, output=out)
+    assert bm.train(networks=64, steps=51, output=out, force=True).config()["steps"] == 51
+    for ce in (10 ** 12, 51):
+        same = bm.train(networks=64, steps=51, check_every=ce)
+        assert all(np.array_equal(same[k], bm.open(out)[k], equal_nan=True) for k in ("outcome", "steps", "weights"))
+    assert "outcome" in a and "nope" not in a and list(a) == a.fields and a.data(fields=[]) == {}
+    with pytest.raises(bm.StoreError, match="one field name"):
+        a[["outcome", "loss"]]
+    assert "weights" not in a.to_pandas().columns and "w00" in a.to_pandas(weights=True).columns
+    s = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path / "f"))
+    assert s["attempts"] == 2
+    with pytest.raises(bm.AnalysisError, match="deadlock search"):
+        bm.plot("convergence", str(tmp_path / "s.h5"))
+    with pytest.raises(bm.StoreError, match="found-dir"):
+        bm.search(6, budget=2, output=str(tmp_path / "s2.h5"), found_dir=str(tmp_path / "s.h5"))
+    assert not (tmp_path / "s2.h5").exists() and not (tmp_path / "s2.h5.part").exists()
+    d1 = bm.search(5, budget=2, seed=3)["path"]
+    d2 = bm.search(5, budget=3, seed=3)["path"]             # another search: another default file
+    assert d1 != d2 and d1.startswith("runs/search/N5-joint-seed3-")
+    for bad in (None, 5):
+        with pytest.raises(bm.ConfigError, match="source"):
+            bm.plot("losses", bad)

@@ -53,7 +53,7 @@ import numpy as np
 from badminima.engine.search import canonical
 from badminima.engine.core.model import evaluate
 from badminima.engine.core.names import SIGMOID, XENT
-from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig
+from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig, check_field_types
 from badminima.engine.certify.smooth import certify_smooth
 from badminima.engine.data.datasets import DataError, load_dataset
 from badminima.engine.core.outcomes import DIVERGED, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE
@@ -64,7 +64,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, canonical_json, open_results
-from badminima.engine.store.paths import write_text
+from badminima.engine.store.paths import check_output_dir, write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits
 from badminima.engine.train.run import train_range
 
@@ -202,6 +202,7 @@ class SearchConfig:
 
         def opt(name):      # a field as `badminima search` spells it, where it is an option
             return _SEARCH_FLAGS.get(name, name)
+        check_field_types(self, opt)
         if not isinstance(self.points, int) or not 4 <= self.points <= 64:
             bad(f"-N (the number of points) must be an integer in 4-64 (fewer than 4 points cannot hold a strict finite "
                 f"minimum of the 2-2-1 network), got {self.points!r}")
@@ -680,6 +681,13 @@ def _loss_acc(theta, X, y):
     return float(L), float(acc)
 
 
+def default_path(cfg: SearchConfig) -> str:
+    """runs/search/N{N}-{strategy}-seed{seed}-{tag}.h5, the tag 8 hex digits of the whole config, so that
+    a rerun finds (and resumes or reuses) its file and another search gets another one."""
+    tag = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+    return f"runs/search/N{cfg.points}-{cfg.strategy}-seed{cfg.seed}-{tag}.h5"
+
+
 def run_config(cfg: SearchConfig, parents: list | None) -> dict:
     d = {"command": "search", **cfg.to_dict()}
     if parents:
@@ -694,6 +702,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     files exported by this invocation.  post_workers >= 2 post-processes the float survivors in that
     many processes (``post_pool``); the records are the same either way."""
     cfg.validate()
+    check_output_dir(cfg.found_dir, what="--found-dir")        # before any work, not at the first export
     parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
         sizes = {len(p.y) for p in parents}

@@ -222,7 +222,7 @@ def expand_paths(paths_or_globs) -> list[str]:
         if not isinstance(p, (str, os.PathLike)):
             raise StoreError(f"result files: expected a path, got {type(p).__name__} {p!r}")
         p = os.fspath(p)
-        if any(ch in p for ch in "*?["):
+        if any(ch in p for ch in "*?[") and not os.path.exists(p):     # a file named with [ ] is itself
             hits = sorted(_glob.glob(p))
             if not hits:
                 raise StoreError(f"no files match {p!r}")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from badminima.engine.train.config import TrainConfig
+import numba
+
+from badminima.engine.train.config import ConfigError, TrainConfig
 from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
 from badminima.engine.train import interrupt
@@ -40,6 +42,10 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     processes (engine/train/precompile.py) while the cells whose kernels are ready train (CUDA kernels
     compile when first launched).  chunk: networks per committed chunk (default:
     engine/train/run.default_chunk of the device)."""
+    names = [c.name for c in cells]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise ConfigError(f"two cells of this run are named {', '.join(map(repr, twice))}: one name holds one cell")
     for c in cells:
         require_device(c.config)          # before any file is opened
     config = dict(run_config)
@@ -48,7 +54,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     for c in cells:             # refused before a file is made or a kernel compiled
         check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks,
                            chunk or default_chunk(c.config.device), keep_init,
-                           threads or default_threads(), what=f"cell {c.name}" if len(cells) > 1 else "this run")
+                           min(threads or default_threads(), numba.config.NUMBA_NUM_THREADS), what=f"cell {c.name}" if len(cells) > 1 else "this run")
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,

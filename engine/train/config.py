@@ -41,6 +41,33 @@ def check_count(value, option: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_field_types(cfg, option=lambda name: name) -> None:
+    """Refuse (ConfigError naming the option) a field of the config dataclass `cfg` whose value is not of
+    its annotated kind: int (not bool), float (any real number but bool, finite), str, tuple (of numbers
+    or strings, not a string); "X | None" fields may be None."""
+    for f in dataclasses.fields(cfg):
+        v, kind = getattr(cfg, f.name), str(f.type)
+        if v is None and "None" in kind:
+            continue
+        kind = kind.split("|")[0].strip()
+        if kind == "int":
+            ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+            what = "an integer"
+        elif kind == "float":
+            ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v)
+            what = "a finite number"
+        elif kind == "str":
+            ok, what = isinstance(v, str), "a string"
+        elif kind == "tuple":
+            ok = isinstance(v, tuple) and all(isinstance(x, (str, numbers.Real)) and not isinstance(x, bool)
+                                              for x in v)
+            what = "a sequence of numbers or names"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"{option(f.name)} must be {what}, got {v!r}")
+
+
 @dataclass(frozen=True)
 class InitSpec:
     """Initialization law: normal:SIGMA, uniform:A, glorot, he; biases 'same' law or 'zero'."""
