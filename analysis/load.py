@@ -21,7 +21,6 @@ from badminima.engine.data.datasets import DataError, Dataset, load_dataset
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
-from badminima.engine.store.schema import field_spec
 from badminima.engine.train.limits import check_fits
 
 #: configuration keys that never label a cell (derived from others, or bookkeeping)
@@ -106,14 +105,8 @@ class CellRef:
     def _check_memory(self, fields) -> None:
         """Refuse (ResourceError, one line) to read more than fits: the arrays, and about twice that
         while the files' parts are joined and sorted."""
-        P = self.results.n_params(self.name)
-        extra = self.results.metas[0].extra_fields
-        row = 0
-        for f in fields:
-            dtype, tail, _ = field_spec(f, P, extra)
-            row += np.dtype(dtype).itemsize * int(np.prod(tail, dtype=np.int64))
-        check_fits(3 * self.n * row, f"reading cell {self.label or self.name} ({self.n} networks)",
-                   "analyse fewer networks at once (e.g. some shards of the run)")
+        check_fits(self.results.read_bytes(self.name, fields), f"reading cell {self.label or self.name} "
+                   f"({self.n} networks)", "analyse fewer networks at once (e.g. some shards of the run)")
 
     def dataset(self) -> Dataset:
         """The training data, reloaded from the configuration and checked against the stored fingerprint

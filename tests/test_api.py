@@ -94,7 +94,11 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("search", dict(points=6, budget=16.5), "budget must be an integer"),
     ("search", dict(points=6, seed=1.5), "seed must be an integer"),
     ("search", dict(points=6, box=None), "box must be a finite number"),
-    ("search", dict(points=6, found_dir=5), "found_dir must be a string")])
+    ("search", dict(points=6, found_dir=5), "found_dir must be a string"),
+    ("train", dict(finish_horizon=float("inf")), "--finish-horizon must be >= 0 and finite"),
+    ("train", dict(gtol=float("inf")), "--gtol must be >= 0 and finite"),
+    ("train", dict(wmax=0), "wmax must be positive"),
+    ("train", dict(check_every=2 ** 70), "check_every must be in")])
 def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle, tmp_path):
     """Python values the command line cannot produce (a string for a number, None for a law, a
     misspelt keyword) are refused as ConfigError naming the option, before any work."""
@@ -163,6 +167,10 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     with pytest.raises(bm.StoreError, match="one field name"):
         a[["outcome", "loss"]]
     assert "weights" not in a.to_pandas().columns and "w00" in a.to_pandas(weights=True).columns
+    monkeypatch.setenv("BADMINIMA_MEMORY_LIMIT", "1K")         # reads too are bounded
+    with pytest.raises(bm.ResourceError, match="reading weights"):
+        a.data(fields=["weights"])
+    monkeypatch.delenv("BADMINIMA_MEMORY_LIMIT")
     s = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path / "f"))
     assert s["attempts"] == 2
     with pytest.raises(bm.AnalysisError, match="deadlock search"):

@@ -319,13 +319,27 @@ class Results:
                     tot += np.bincount(codes, minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
         return counts_dict(tot)
 
+    def read_bytes(self, name, fields) -> int:
+        """Memory that reading `fields` of cell `name` takes: the arrays, and about twice that while the
+        files' parts are joined and sorted."""
+        P, extra = self.n_params(name), self.metas[0].extra_fields
+        row = 0
+        for f in fields:
+            dtype, tail, _ = field_spec(f, P, extra)
+            row += np.dtype(dtype).itemsize * int(np.prod(tail, dtype=np.int64))
+        return 3 * self.n_rows(name) * row
+
     def cell(self, name, fields=None) -> dict[str, np.ndarray]:
-        """The cell's datasets as NumPy arrays, rows sorted by network index (duplicates refused)."""
+        """The cell's datasets as NumPy arrays, rows sorted by network index (duplicates refused); a read
+        that would not fit in memory is refused (ResourceError) before it starts."""
+        from badminima.engine.train.limits import check_fits
         self._check(name)
         fields = list(self.fields if fields is None else fields)
         for fld in fields:
             if fld not in self.fields:
                 raise StoreError(f"no field {fld!r}; fields are: {', '.join(self.fields)}")
+        check_fits(self.read_bytes(name, fields), f"reading {', '.join(fields)} of cell {name!r} "
+                   f"({self.n_rows(name)} networks)", "read fewer fields, or fewer networks (some shards of the run)")
         want = fields if "index" in fields else ["index"] + fields
         parts = []
         for m in sorted(self._metas, key=lambda m: m.cells[name].start):
