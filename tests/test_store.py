@@ -687,3 +687,19 @@ def test_sigkill_resume(tmp_path):
           f"(by phase: {phases}); {rebuilt} restarts rebuilt a killed .part; "
           f"{partial} cell snapshots with partially committed rows")
     assert rebuilt >= 5
+
+
+def test_results_refuse_a_file_replaced_by_another_run(tmp_path):
+    """Results opened on a file read its rows later: if another run has replaced the file meanwhile,
+    the read is refused rather than mixing that run's rows with the first one's metadata."""
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    write_run(a)
+    write_run(b, config=dict(CFG, seed=8))
+    res = open_results(a)
+    assert len(res.cell("main", ["index"])["index"]) > 0
+    shutil.copy(b, a)
+    with pytest.raises(StoreError, match="holds another run than when it was opened"):
+        res.cell("main", ["index"])
+    with pytest.raises(StoreError, match="holds another run"):
+        res.code_counts("main", "outcome")
+    assert open_results(a).config["seed"] == 8

@@ -313,11 +313,22 @@ class Results:
         tot = np.zeros(len(COUNT_CODES), np.int64)
         for m in self._metas:
             n = m.cells[name].n_rows
-            with open_h5(m.path) as f:
+            with self._same_run(m) as f:
                 for lo in range(0, n, block):
                     codes = read_rows(f["cells"][name], [fld], lo, min(lo + block, n), m.path)[fld]
                     tot += np.bincount(codes, minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
         return counts_dict(tot)
+
+    def _same_run(self, m: FileMeta) -> h5py.File:
+        """The file of `m` opened again, refused (StoreError) if it no longer holds the run read when these
+        Results were opened (replaced by another run: other rows under the same name)."""
+        f = open_h5(m.path)
+        now = f.attrs.get("run_id")
+        now = now.decode() if isinstance(now, bytes) else now
+        if "run_id" in m.attrs and now != m.attrs["run_id"]:
+            f.close()
+            raise StoreError(f"{m.path} holds another run than when it was opened; open it again")
+        return f
 
     def read_bytes(self, name, fields) -> int:
         """Memory that reading `fields` of cell `name` takes: the arrays, and about twice that while the
@@ -344,7 +355,7 @@ class Results:
         parts = []
         for m in sorted(self._metas, key=lambda m: m.cells[name].start):
             cm = m.cells[name]
-            with open_h5(m.path) as f:
+            with self._same_run(m) as f:
                 parts.append(read_rows(f["cells"][name], want, 0, cm.n_rows, m.path))
         out = {fld: np.concatenate([p[fld] for p in parts]) for fld in want}
         idx = out["index"]
