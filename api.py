@@ -198,13 +198,27 @@ def load_dataset(name: str, kind: str | None = None):
     return load(name, kind)
 
 
+def _dataset_name(ds) -> str:
+    """The name a Dataset was loaded by (its built-in name, or its file), which the result file records to
+    reload it; DataError if reloading by that name would not give the same data (e.g. another kind)."""
+    from badminima.engine.data.datasets import DataError, builtin_names
+    for name in ((ds.name,) if ds.name in builtin_names() else ()) + (ds.source,):
+        try:
+            if load_dataset(name).fingerprint == ds.fingerprint:
+                return name
+        except DataError:
+            pass
+    raise DataError(f"dataset {ds.name!r} ({ds.kind}) cannot be reloaded from its name or file as it is; "
+                    f"pass the name or path instead (a file records how to reload its data)")
+
+
 def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
             early_exit, finish_horizon, extra):
     from badminima.engine.data.datasets import DataError, Dataset
     from badminima.engine.train.config import InitSpec, TrainConfig
     _known_options(TrainConfig, extra, "training", derived=("kind", "dataset_fingerprint"))
-    if isinstance(dataset, Dataset):            # bm.load_dataset(...)'s result: named by where it came from
-        dataset = dataset.source
+    if isinstance(dataset, Dataset):            # bm.load_dataset(...)'s result: named as it was loaded
+        dataset = _dataset_name(dataset)
     if not isinstance(dataset, (str, os.PathLike)):
         raise DataError(f"dataset must be a built-in name, a .json/.csv path or a Dataset, got "
                         f"{type(dataset).__name__}")
@@ -233,8 +247,8 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
     reused, and one of another run refused unless force=True, which replaces it once this one has
     finished); without, they are kept in memory."""
     hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit = map(
-        _plain, (hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit))
-    options = {k: _plain(v) for k, v in options.items()}
+        _as_python, (hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit))
+    options = {k: _as_python(v) for k, v in options.items()}
     _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
@@ -280,9 +294,9 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
 
     from badminima.analysis.table1 import table1_report
     from badminima.engine.paper.table1 import Protocol, run_table1
-    networks, steps, seed, check_final, threads = map(_plain, (networks, steps, seed, check_final, threads))
-    protocol = {k: _plain(v) for k, v in protocol.items()}
-    _check_flags(progress=progress, force=force, claims=claims)
+    networks, steps, seed, check_final, threads = map(_as_python, (networks, steps, seed, check_final, threads))
+    protocol = {k: _as_python(v) for k, v in protocol.items()}
+    _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
     _known_options(Protocol, protocol, "Table 1 protocol")
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
@@ -324,18 +338,19 @@ def _as_list(x, what: str) -> list | None:
         return None
     if isinstance(x, (str, os.PathLike)):
         return [x]
-    if isinstance(x, (list, tuple, np.ndarray)) and all(isinstance(v, (str, os.PathLike)) for v in x):
-        return list(x)
-    raise ConfigError(f"{what} must be a name or path, or a list of them, got {x!r}")
+    items = list(x) if hasattr(x, "__iter__") and not isinstance(x, (bytes, dict)) else None
+    if items is None or not all(isinstance(v, (str, os.PathLike)) for v in items):
+        raise ConfigError(f"{what} must be a name or path, or a list of them, got {x!r}")
+    return items
 
 
-def _plain(v):
+def _as_python(v):
     """NumPy scalars and arrays as Python numbers and tuples (configs are stored as JSON), and paths as
     strings; anything else as it is."""
     if isinstance(v, np.generic):
         return v.item()
     if isinstance(v, (np.ndarray, list, tuple)):
-        return tuple(_plain(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
+        return tuple(_as_python(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
     if isinstance(v, os.PathLike):
         return os.fspath(v)
     return v
@@ -375,7 +390,8 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
         check_output_file(output, what="output")
         figures.check_format(output)
     kw = figures.figure_options(size, dpi)
-    networks = _plain([networks] if isinstance(networks, (int, np.integer)) else networks)
+    networks = _as_python(() if networks is None else [networks] if isinstance(networks, (int, np.integer))
+                          else networks)
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in networks):
         from badminima.engine.train.config import ConfigError
         raise ConfigError(f"networks must be network indices (integers), got {networks!r}")
@@ -412,8 +428,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
     from badminima.engine.search.run import SearchConfig, default_path, run_search
-    points, budget, seed, threads, found_dir = map(_plain, (points, budget, seed, threads, found_dir))
-    options = {k: _plain(v) for k, v in options.items()}
+    points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
+    options = {k: _as_python(v) for k, v in options.items()}
     for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
         if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)

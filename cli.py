@@ -318,17 +318,11 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
     return cfg, ds
 
 
-def config_tag(cfg) -> str:
-    """8 hex digits identifying a config, for default file names (a rerun finds and resumes its file)."""
-    import hashlib
-    import json
-    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-
-
 def default_output(cfg) -> str:
     """runs/<name>.h5 with a name that identifies the configuration (so a rerun resumes it)."""
     from pathlib import Path
-    tag = config_tag(cfg)
+    from badminima.engine.store import config_tag
+    tag = config_tag(cfg.to_dict())
     stem = Path(cfg.dataset).stem
     return f"runs/train-{stem}-h{cfg.hidden}-{cfg.activation}-{cfg.optimizer}-seed{cfg.seed}-{tag}.h5"
 

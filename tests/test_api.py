@@ -84,9 +84,9 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("search", dict(points=5, bar=2), "unknown search option 'bar'"),
     ("table1", dict(networks=20, steps="50"), "--steps must be an integer"),
     ("table1", dict(networks=20, steps=True), "--steps must be an integer"),
-    ("table1", dict(networks=20, sgd_lrs=None), "--sgd-lrs must be a sequence"),
-    ("table1", dict(networks=20, sgd_lrs=()), "--sgd-lrs must be one or more"),
-    ("table1", dict(networks=20, sgd_lrs=(0.1, 0.10000000001)), "--sgd-lrs must be distinct"),
+    ("table1", dict(networks=20, sgd_lrs=None), "--sgd-lr must be a sequence"),
+    ("table1", dict(networks=20, sgd_lrs=()), "--sgd-lr must be one or more"),
+    ("table1", dict(networks=20, sgd_lrs=(0.1, 0.10000000001)), "--sgd-lr must be distinct"),
     ("table1", dict(networks=20, check_final="x"), "--check-final must be an integer"),
     ("table1", dict(networks=20, claims="no"), "claims must be True or False"),
     ("table1", dict(networks=20, progress="yes"), "progress must be True or False"),
@@ -94,7 +94,7 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("search", dict(points=6, budget=16.5), "budget must be an integer"),
     ("search", dict(points=6, seed=1.5), "seed must be an integer"),
     ("search", dict(points=6, box=None), "box must be a finite number"),
-    ("search", dict(points=6, found_dir=5), "found_dir must be a string"),
+    ("search", dict(points=6, found_dir=5), "--found-dir must be a string"),
     ("train", dict(finish_horizon=float("inf")), "--finish-horizon must be >= 0 and finite"),
     ("train", dict(gtol=float("inf")), "--gtol must be >= 0 and finite"),
     ("train", dict(wmax=0), "wmax must be positive"),
@@ -160,9 +160,20 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     with pytest.raises(bm.StoreError, match="different configuration"):
         bm.train(networks=64, steps=51, output=out)
     assert bm.train(networks=64, steps=51, output=out, force=True).config()["steps"] == 51
+    with pytest.raises(bm.StoreError, match="holds another run"):       # `a` was opened on the old run
+        a["outcome"]
+    a = bm.open(out)
     for ce in (10 ** 12, 51):
         same = bm.train(networks=64, steps=51, check_every=ce)
         assert all(np.array_equal(same[k], bm.open(out)[k], equal_nan=True) for k in ("outcome", "steps", "weights"))
+    sgd = [bm.train("fxor", optimizer="sgd", networks=64, steps=60, lr=0.1, check_every=ce) for ce in (16, 10 ** 12)]
+    assert all(np.array_equal(sgd[0][k], sgd[1][k], equal_nan=True) for k in ("outcome", "steps", "weights"))
+    csv = tmp_path / "reg.csv"
+    csv.write_text("x0,x1,y\n0,0,0\n1,1,1\n2,0,0\n")
+    with pytest.raises(bm.DataError, match="cannot be reloaded"):     # its kind is not what the file says
+        bm.train(bm.load_dataset(str(csv), "regression"), networks=4, steps=4)
+    assert bm.train(bm.load_dataset("xor"), networks=4, steps=4).config()["dataset"] == "xor"
+    assert bm.open(iter([out])).n() == 64 and list(a.data(fields=iter(["loss"]))) == ["loss"]
     assert "outcome" in a and "nope" not in a and list(a) == a.fields and a.data(fields=[]) == {}
     with pytest.raises(bm.StoreError, match="one field name"):
         a[["outcome", "loss"]]

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig, check_count, check_field_types
+from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig, check_count, check_field_types, finite
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
@@ -74,13 +74,13 @@ class Protocol:
                 f"budget (a network stops earlier only where that is proven final)")
 
     def validate(self) -> "Protocol":
-        check_field_types(self, lambda name: f"--{name.replace('_', '-')}")
+        check_field_types(self, lambda name: "--sgd-lr" if name == "sgd_lrs" else f"--{name.replace('_', '-')}")
         self.init_spec()
-        if not self.sgd_lrs or not all(not isinstance(lr, str) and lr > 0 and math.isfinite(lr) for lr in self.sgd_lrs):
-            raise ConfigError(f"--sgd-lrs must be one or more positive learning rates, got {self.sgd_lrs!r}")
+        if not self.sgd_lrs or not all(not isinstance(lr, str) and lr > 0 and finite(lr) for lr in self.sgd_lrs):
+            raise ConfigError(f"--sgd-lr must be one or more positive learning rates, got {self.sgd_lrs!r}")
         names = [f"{lr:g}" for lr in self.sgd_lrs]
         if len(set(names)) < len(names):        # the cells are named by lr:g, and one name holds one cell
-            raise ConfigError(f"--sgd-lrs must be distinct (as the cells name them: {', '.join(names)}), "
+            raise ConfigError(f"--sgd-lr must be distinct rates (as the cells name them: {', '.join(names)}), "
                               f"got {self.sgd_lrs!r}")
         for name in ("gd_lr", "adam_lr"):
             v = getattr(self, name)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import json
 import math
 import os
@@ -63,7 +62,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
-from badminima.engine.store import RunComplete, RunWriter, canonical_json, open_results
+from badminima.engine.store import RunComplete, RunWriter, config_tag, open_results
 from badminima.engine.store.paths import check_output_dir, write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits
 from badminima.engine.train.run import train_range
@@ -124,7 +123,8 @@ def search_fields(n_points: int) -> dict:
 
 # How messages name SearchConfig fields (and properties): as the `badminima search` option where there is
 # one, else as the keyword of SearchConfig / bm.search (step_lr is the `lr` keyword)
-_SEARCH_FLAGS = {"n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
+_SEARCH_FLAGS = {"points": "-N", "budget": "--budget", "seed": "--seed", "strategy": "--strategy",
+                 "ones": "--ones", "parents": "--parents", "found_dir": "--found-dir", "n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
                  "strong_delta": "--strong-delta", "kdstar": "--kdstar", "kconst": "--kconst"}
 
 
@@ -530,17 +530,8 @@ def export_name(config: dict, index: int) -> str:
     """File name of certified candidate `index` of the search whose run config (``run_config``) is `config`:
     'N8_s0_joint_<tag>_000123.json', the tag a digest of everything that determines the record, so that
     searches with other options never replace each other's files in a shared --found-dir."""
-    tag = hashlib.sha256(canonical_json({k: v for k, v in config.items() if k not in _UNTAGGED}).encode())
-    return f"N{config['points']}_s{config['seed']}_{config['strategy']}_{tag.hexdigest()[:8]}_{index:06d}.json"
-
-
-def _found_file(found_dir: str, config: dict, index: int) -> str:
-    """Where candidate `index` of the search with run config `config` was exported: its ``export_name``,
-    or the name without the tag (N8_s0_joint_000123.json, as releases before the tag wrote) where only
-    that one exists, so that their results files still list their datasets and their studies resume."""
-    path = os.path.join(found_dir, export_name(config, index))
-    plain = os.path.join(found_dir, f"N{config['points']}_s{config['seed']}_{config['strategy']}_{index:06d}.json")
-    return plain if not os.path.exists(path) and os.path.exists(plain) else path
+    tag = config_tag({k: v for k, v in config.items() if k not in _UNTAGGED})
+    return f"N{config['points']}_s{config['seed']}_{config['strategy']}_{tag}_{index:06d}.json"
 
 
 def export_found(cfg: SearchConfig, config: dict, index: int, res: dict, parent: str | None = None) -> str:
@@ -684,8 +675,7 @@ def _loss_acc(theta, X, y):
 def default_path(cfg: SearchConfig) -> str:
     """runs/search/N{N}-{strategy}-seed{seed}-{tag}.h5, the tag 8 hex digits of the whole config, so that
     a rerun finds (and resumes or reuses) its file and another search gets another one."""
-    tag = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
-    return f"runs/search/N{cfg.points}-{cfg.strategy}-seed{cfg.seed}-{tag}.h5"
+    return f"runs/search/N{cfg.points}-{cfg.strategy}-seed{cfg.seed}-{config_tag(cfg.to_dict())}.h5"
 
 
 def run_config(cfg: SearchConfig, parents: list | None) -> dict:
@@ -773,7 +763,7 @@ def summarize(paths) -> dict:
         order = sorted(range(len(idx)), key=lambda i: rank_key(rows["delta_star"][idx[i]], rows["const_gap"][idx[i]],
                                                                  int(rows["index"][idx[i]])))
         found_dir = cfg_d.get("found_dir", "runs/search/found")
-        out["found"] = [_found_file(found_dir, cfg_d, int(rows["index"][i])) for i in idx[order]]
+        out["found"] = [os.path.join(found_dir, export_name(cfg_d, int(rows["index"][i]))) for i in idx[order]]
         for f in out["found"]:
             form = _form_of(f)
             if form:

@@ -154,6 +154,8 @@ def _run_id(path: str):
     try:
         with open_h5(path) as f:
             return f.attrs.get("run_id")
+    except FileLocked:
+        raise
     except (StoreError, OSError):
         return None
 

@@ -2,6 +2,7 @@
 arithmetic.  docs/store.md documents the schema; the reader and writer build on these definitions."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -91,6 +92,12 @@ def short_error(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------------------------
 # configs: canonical text and comparison
+
+def config_tag(config: dict) -> str:
+    """8 hex digits identifying a config, for file names (a rerun finds its file, another config gets
+    another name)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+
 
 def canonical_json(obj) -> str:
     """The canonical JSON text of a config (sorted keys, no spaces); StoreError if not JSON-able."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -41,12 +42,21 @@ def check_count(value, option: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def finite(v) -> bool:
+    """Whether the real number v is finite (an int too large for a float is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
 def check_field_types(cfg, option=lambda name: name) -> None:
     """Refuse (ConfigError naming the option) a field of the config dataclass `cfg` whose value is not of
     its annotated kind: int (not bool), float (any real number but bool, finite), str, tuple (of numbers
     or strings, not a string); "X | None" fields may be None."""
     for f in dataclasses.fields(cfg):
-        v, kind = getattr(cfg, f.name), str(f.type)
+        v = getattr(cfg, f.name)
+        kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if v is None and "None" in kind:
             continue
         kind = kind.split("|")[0].strip()
@@ -54,7 +64,7 @@ def check_field_types(cfg, option=lambda name: name) -> None:
             ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
             what = "an integer"
         elif kind == "float":
-            ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and np.isfinite(v)
+            ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and finite(v)
             what = "a finite number"
         elif kind == "str":
             ok, what = isinstance(v, str), "a string"

@@ -92,12 +92,12 @@ def submit_range(cfg: TrainConfig, X: np.ndarray, y: np.ndarray, start: int, sto
     th0 = np.zeros((0, P)) if theta0 is None else np.ascontiguousarray(theta0, dtype=np.float64)
     if th0.shape[0] not in (0, n) or th0.shape[1] != P:
         raise ValueError(f"theta0 must have shape ({n}, {P})")
-    # steps between stop tests; beyond the budget they change nothing (the budget's end is tested
-    # anyway) but the kernel would still walk them, so they are cut there
+    # steps between stop tests (SGD: single-point steps, as its budget counts them); beyond the budget
+    # they change nothing (the budget's end is tested anyway) but the kernel would still walk them
     K = min(cfg.check_every, cfg.steps)
     if cfg.optimizer == "sgd":       # SGD lanes must share epoch boundaries: K a multiple of N
         N = X.shape[0]
-        K = N * max(1, round(min(cfg.check_every, cfg.steps * N) / N))
+        K = N * max(1, round(K / N))
     hy = hyper(cfg, X)
     gids = np.zeros(0, np.int64) if ids is None else ids
     if cfg.device == "cuda":
