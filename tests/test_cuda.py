@@ -93,7 +93,7 @@ def test_device_cuda_fails_in_one_line_where_it_cannot_run(tmp_path):
 def test_cpu_configs_and_default_names_are_what_they_were(xor):
     """`device` is stored only when it is cuda: CPU result files, their default names and Table 1's
     file names stay those of the runs made before the GPU backend (so they are found and reused)."""
-    from badminima.cli import config_tag
+    from badminima.engine.store import config_tag
     from badminima.engine.paper.table1 import Protocol, SweepGrid, default_path, sweep_path
     cfg = make_cfg(xor)
     assert "device" not in cfg.to_dict() and TrainConfig.from_dict(cfg.to_dict()) == cfg
@@ -105,7 +105,7 @@ def test_cpu_configs_and_default_names_are_what_they_were(xor):
     from badminima.cli import build_config
     c, _ = build_config("xor", 2, "sigmoid", "gd", 0.5, 10000, "normal:1", "same", 1000, 0, "float64", 0.9, 0.999,
                         1e-8, 1e-6, True, 100.0)
-    assert config_tag(c) == "f1212d78"
+    assert config_tag(c.to_dict()) == "f1212d78"
 
 
 def test_device_is_validated(xor):
