@@ -331,17 +331,23 @@ def test_merge_equals_single_run(tmp_path, capsys):
     assert not open_results(shards[:2]).complete("main")
 
 
-def test_a_merge_rerun_on_a_tampered_or_locked_output(tmp_path, monkeypatch):
-    """An output whose merged_from is not what merge writes is not taken for a merge (one line, no
-    traceback); one another process holds open for longer than an open waits is reported as locked, not
-    as another file (which would invite --force on a good merge)."""
-    from badminima.engine.store import read as store_read
+def two_shards_merged(tmp_path):
+    """Two shards of a 100-network run and their merge m.h5: (shard paths, merged path)."""
     shards = []
     for i in range(2):
         shards.append(str(tmp_path / f"s{i}.h5"))
         write_run(shards[-1], config=dict(CFG, shard={"index": i, "count": 2}), sizes=(50,))
     out = str(tmp_path / "m.h5")
     merge(shards, out)
+    return shards, out
+
+
+def test_a_merge_rerun_on_a_tampered_or_locked_output(tmp_path, monkeypatch):
+    """An output whose merged_from is not what merge writes is not taken for a merge (one line, no
+    traceback); one another process holds open for longer than an open waits is reported as locked, not
+    as another file (which would invite --force on a good merge)."""
+    from badminima.engine.store import read as store_read
+    shards, out = two_shards_merged(tmp_path)
     for k, bad in enumerate(("not json", "[1, 2]", '{"a": 1}', "[]")):
         t = str(tmp_path / f"t{k}.h5")
         shutil.copy(out, t)
@@ -390,12 +396,7 @@ def test_a_ctrl_c_during_merge_leaves_the_old_output(tmp_path):
     """A SIGINT whose KeyboardInterrupt h5py swallowed (recorded by engine/train/interrupt.py) stops a
     merge before it replaces anything: a --force merge keeps the old output, and leaves no temporary."""
     from badminima.engine.train import interrupt
-    shards = []
-    for i in range(2):
-        shards.append(str(tmp_path / f"s{i}.h5"))
-        write_run(shards[-1], config=dict(CFG, shard={"index": i, "count": 2}), sizes=(50,))
-    out = str(tmp_path / "m.h5")
-    merge(shards, out)
+    shards, out = two_shards_merged(tmp_path)
     before = read_bytes(out)
     interrupt._received.set()
     try:
