@@ -153,16 +153,7 @@ class TrainConfig:
         """Raise ConfigError naming the first nonsense option; return self."""
         def bad(msg):
             raise ConfigError(msg)
-        for name in ("hidden", "steps", "networks", "seed", "check_every"):
-            if not isinstance(getattr(self, name), numbers.Integral) or isinstance(getattr(self, name), bool):
-                bad(f"{_option(name)} must be an integer, got {getattr(self, name)!r}")
-        for name in ("lr", "beta1", "beta2", "eps", "gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin",
-                     "eig_tol", "finish_horizon"):
-            if not isinstance(getattr(self, name), numbers.Real) or isinstance(getattr(self, name), bool):
-                bad(f"{_option(name)} must be a number, got {getattr(self, name)!r}")
-        for name in ("dataset", "dataset_fingerprint", "kind", "activation", "optimizer", "dtype", "device"):
-            if not isinstance(getattr(self, name), str):
-                bad(f"{_option(name)} must be a string, got {getattr(self, name)!r}")
+        check_field_types(self, _option)
         if not isinstance(self.early_exit, (bool, np.bool_)):
             bad(f"early_exit must be True or False, got {self.early_exit!r}")
         if not isinstance(self.init, InitSpec):
