@@ -35,9 +35,16 @@ def _os_error_line(e: OSError) -> str:
     return f"{e.strerror or short_error(e)}{where}"
 
 
+# commands whose rerun resumes from what was committed; the others leave their outputs as they were
+_RESUMABLE = {"train", "table1", "search", "minimality", "reproduce", "dask", "slurm"}
+
+
 def _interrupted():
     from badminima.engine.train import interrupt
     interrupt.clear()
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.info_name not in _RESUMABLE:
+        _fail("interrupted; no output was left half-written", 130)
     _fail("interrupted; committed results are kept (rerun the same command to resume)", 130)
 
 

@@ -117,3 +117,18 @@ def test_an_error_raised_while_unwinding_from_ctrl_c_exits_130(tmp_path, monkeyp
     assert not interrupt.received()                     # reported, then forgotten
     assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
         "error: interrupted; committed results are kept (rerun the same command to resume)"], r.stderr
+
+
+def test_a_ctrl_c_names_what_a_rerun_does(tmp_path, monkeypatch):
+    """Ctrl-C in a command that resumes says so; in one that only reads and writes whole outputs
+    (report, plot, show, merge, ...) it says that nothing was left half-written, not "rerun to resume"."""
+    from badminima.analysis import report as rep
+    out = tmp_path / "r.h5"
+    assert CliRunner().invoke(main, ["train", "-n", "64", "--steps", "10", "-q", "-o", str(out)]).exit_code == 0
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rep, "_write", stop)
+    r = CliRunner().invoke(main, ["report", str(out), "--out-dir", str(tmp_path / "rep"), "-q"])
+    assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
+        "error: interrupted; no output was left half-written"], r.stderr
