@@ -134,7 +134,9 @@ class Results:
         from badminima.engine.core.outcomes import NAMES
         _check_flags(weights=weights)
         c = self._cell(cell)
-        d = self.data(c, [f for f in self.fields if not f.endswith("weights") or (weights and f == "weights")])
+        scalar = self._store.scalar_fields if self._store is not None else \
+            [k for k, v in self._memory[c].items() if v.ndim == 1]
+        d = self.data(c, scalar + (["weights"] if weights and "weights" in self.fields else []))
         cols = {k: v for k, v in d.items() if v.ndim == 1}
         cats = pd.CategoricalDtype(list(NAMES.values()))
         for k in ("outcome", "optimizer_outcome"):

@@ -86,18 +86,23 @@ def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
         if not (0 < w <= 100 and 0 < h <= 100):
             raise AnalysisError(f"bad figure size {size!r}: width and height in inches, each in (0, 100], e.g. 6x4")
         kw["size"] = (w, h)
+        check_raster(w, h, dpi)
     return kw
+
+
+def check_raster(w: float, h: float, dpi: float) -> None:
+    """Refuse (ResourceError) a w x h inch figure at dpi whose raster would not fit in memory."""
+    from badminima.engine.train.limits import check_fits
+    check_fits(int(16 * (w * dpi) * (h * dpi)), f"a figure of {w:g} x {h:g} inches at {dpi:g} dpi",
+               "choose a smaller --size or --dpi")
 
 
 def save(fig: Figure, path, dpi: int | None = None) -> Path:
     """Write the figure (format from the extension: .png, .pdf, .svg) at its own size; a raster larger
     than the memory available is refused (ResourceError) before it is drawn."""
-    from badminima.engine.train.limits import check_fits
     path = Path(path)
     w, h = fig.get_size_inches()
-    px = (w * (dpi or fig.dpi)) * (h * (dpi or fig.dpi))
-    check_fits(int(16 * px), f"a figure of {w:g} x {h:g} inches at {dpi or fig.dpi:g} dpi",
-               "choose a smaller --size or --dpi")
+    check_raster(w, h, dpi or fig.dpi)
     with matplotlib.rc_context(PAPER_RC), atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix[1:].lower() or "png")   # none: PNG (check_format)
     return path

@@ -195,3 +195,7 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     for bad in (None, 5):
         with pytest.raises(bm.ConfigError, match="source"):
             bm.plot("losses", bad)
+    from badminima.analysis import plots
+    monkeypatch.setattr(plots, "figure", lambda *a, **k: pytest.fail("drawn before the size was checked"))
+    with pytest.raises(bm.ResourceError, match="100 x 100 inches at 1200 dpi"):
+        bm.plot("losses", out, size=(100, 100), dpi=1200)

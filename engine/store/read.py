@@ -368,10 +368,15 @@ class Results:
             out = {k: v[order] for k, v in out.items()}
         return {fld: out[fld] for fld in fields}
 
+    @property
+    def scalar_fields(self) -> list[str]:
+        """The fields with one value per network (not the weight vectors, points, ...)."""
+        extra = self._metas[0].extra_fields
+        return [f for f in self.fields if not field_spec(f, 1, extra)[1]]
+
     def table(self, name) -> np.ndarray:
         """The scalar per-network fields as one NumPy structured array (no weights)."""
-        extra = self._metas[0].extra_fields
-        cols = self.cell(name, [f for f in self.fields if not field_spec(f, 1, extra)[1]])
+        cols = self.cell(name, self.scalar_fields)
         arr = np.empty(len(cols["index"]), dtype=[(k, v.dtype) for k, v in cols.items()])
         for k, v in cols.items():
             arr[k] = v
