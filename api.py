@@ -169,15 +169,7 @@ def _check_run_args(output, threads) -> None:
         check_count(threads, "threads")
     if output is not None:
         from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
-        _check_path(output, "output")
         check_output_file(output, what="output", suffix=WRITER_SUFFIX)
-
-
-def _check_path(path, what: str) -> None:
-    """StoreError unless `path` is a str or os.PathLike."""
-    if not isinstance(path, (str, os.PathLike)):
-        from badminima.engine.store import StoreError
-        raise StoreError(f"{what} must be a file path, got {type(path).__name__} {path!r}")
 
 
 def _known_options(cls, options: dict, what: str, derived: tuple = ()) -> None:
@@ -388,7 +380,6 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     from badminima.analysis import figures, plots
     if output is not None:
         from badminima.engine.store.paths import check_output_file
-        _check_path(output, "output")
         check_output_file(output, what="output")
         figures.check_format(output)
     kw = figures.figure_options(size, dpi)
@@ -413,7 +404,6 @@ def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), detail
     Wilson intervals, Table 1 where it applies, distinct minima and plateaus per cell); returns its path."""
     from badminima.analysis.report import write_report
     from badminima.engine.store.paths import check_output_dir
-    _check_path(out_dir, "out_dir")
     _check_flags(pdf=pdf, cell_figures=cell_figures, progress=progress)
     if details is not None:
         _check_flags(details=details)
@@ -441,7 +431,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
     path = output or default_path(cfg)
-    _check_run_args(path, None)
+    if output is None:
+        _check_run_args(path, None)
     summary = run_search(cfg, path, threads=threads, progress=progress, force=force,
                          command="badminima.search (Python API)")
     return {**summary, "path": path, "results": open(path)}

@@ -612,8 +612,10 @@ def _post_one(cfg, X, y, th, idx):
     return process_candidate(cfg, X, y, th, idx, 1)
 
 
-def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: dict, pool=None) -> dict:
-    """Screen, post-process and export one chunk of float results; the chunk of store rows.  With a
+def _records(cfg: SearchConfig, config: dict, fl: dict, parents: list | None, threads, stats: dict,
+             pool=None) -> dict:
+    """Screen, post-process and export one chunk of float results; the chunk of store rows (`config`: the
+    search's ``run_config``, which names the exported files).  With a
     pool (``post_pool``) the chunk's float survivors are post-processed in its processes, all at once;
     each survivor's result is a function of the candidate alone, so the records do not change."""
     n, N = len(fl["index"]), cfg.points
@@ -653,7 +655,7 @@ def _records(cfg: SearchConfig, fl: dict, parents: list | None, threads, stats: 
                 for k in QUALITY_FIELDS:
                     rec[k][c] = res[k]
                 par = parents[int(fl["parent"][c])].spec if parents and fl["parent"][c] >= 0 else None
-                stats.setdefault("files", []).append(export_found(cfg, run_config(cfg, parents), idx, res, par))
+                stats.setdefault("files", []).append(export_found(cfg, config, idx, res, par))
         rec["verdict"][c] = verdict
         if np.all(np.isfinite(X)) and np.all(np.isfinite(th)):
             L, acc = _loss_acc(th, X, y)
@@ -725,7 +727,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
             for a in range(start, stop, chunk):
                 b = min(stop, a + chunk)
                 fl = float_stage(cfg, np.arange(a, b, dtype=np.int64), parents, threads)
-                w.append(cell, _records(cfg, fl, parents, threads, stats, pool))
+                w.append(cell, _records(cfg, cell_config, fl, parents, threads, stats, pool))
                 prog.update(b - a)
         finally:
             prog.close()

@@ -127,18 +127,22 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         unlock_run(output, lock_fd)
 
 
-def merged_inputs(path: str) -> list[dict] | None:
-    """What a complete merged result file records of its inputs (a list of {path, shard, run_id, ...}), or
-    None if `path` is not such a file.  A file locked by another process for longer than an open waits
-    raises FileLocked: whether it is a merge cannot be told then."""
+def _meta_or_none(path: str):
+    """The FileMeta of a result file, or None if `path` is none (missing, foreign, corrupt).  A file locked
+    by another process for longer than an open waits raises FileLocked: what it is cannot be told then."""
     try:
         with open_h5(path) as f:
-            meta = read_meta(f, path)
+            return read_meta(f, path)
     except FileLocked:
         raise
     except (StoreError, OSError):
         return None
-    if meta.status != "complete" or "merged_from" not in meta.attrs:
+
+
+def _merged_from(meta) -> list[dict] | None:
+    """What a complete merged result file records of its inputs (a list of {path, shard, run_id, ...}), or
+    None if `meta` is not of such a file."""
+    if meta is None or meta.status != "complete" or "merged_from" not in meta.attrs:
         return None
     try:
         recorded = json.loads(meta.attrs["merged_from"])
@@ -149,28 +153,17 @@ def merged_inputs(path: str) -> list[dict] | None:
     return recorded
 
 
-def _run_id(path: str):
-    """The run_id of a result file, or None if it cannot be read."""
-    try:
-        with open_h5(path) as f:
-            return f.attrs.get("run_id")
-    except FileLocked:
-        raise
-    except (StoreError, OSError):
-        return None
-
-
 def _merged_in(output: str, shard_dir: str) -> bool:
     """Whether `output` is a complete merge of result files of `shard_dir` that are all still there, the
     same runs (run ids): a rerun of a finished cluster command then finds its merge done."""
     top = os.path.realpath(shard_dir)
-    recorded = merged_inputs(output) or []
+    recorded = _merged_from(_meta_or_none(output)) or []
     for r in recorded:
         p = str(r.get("path"))
         if os.path.commonpath([os.path.realpath(os.path.dirname(os.path.abspath(p))), top]) != top:
             return False
-        rid = _run_id(p)
-        if rid is None or str(rid) != str(r.get("run_id")):
+        shard = _meta_or_none(p)
+        if shard is None or str(shard.attrs.get("run_id")) != str(r.get("run_id")):
             return False
     return bool(recorded)
 
@@ -178,14 +171,14 @@ def _merged_in(output: str, shard_dir: str) -> bool:
 def _is_merge_of(output: str, metas, config: dict) -> bool:
     """Whether `output` is a complete merge of exactly the runs `metas` (the same run ids, which a rerun
     of a shard changes) of `config`: a rerun of a finished merge then keeps it."""
-    recorded = merged_inputs(output)
+    meta = _meta_or_none(output)
+    recorded = _merged_from(meta)
     if recorded is None:
         return False
     ids = sorted(str(m.attrs.get("run_id")) for m in metas)
     if "None" in ids or sorted(str(r.get("run_id")) for r in recorded) != ids:
         return False
-    with open_h5(output) as f:
-        return not diff_keys(read_meta(f, output).config, config)
+    return not diff_keys(meta.config, config)
 
 
 def _attrs_of(obj, ignore) -> dict:

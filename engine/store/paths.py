@@ -83,6 +83,14 @@ def _is_hdf5(path: str) -> bool:
         return False
 
 
+def _check_path_type(path, what: str) -> None:
+    """StoreError unless `path` is a str or os.PathLike (a Python caller may pass anything)."""
+    if path is None:
+        raise StoreError(f"{what} is empty: give a path")
+    if not isinstance(path, (str, os.PathLike)):
+        raise StoreError(f"{what} must be a file path, got {type(path).__name__} {path!r}")
+
+
 def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     """Refuse an output file path that cannot be written; returns it as a string.
 
@@ -90,7 +98,8 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     adds to the name for its own files (WRITER_SUFFIX for result files).  Whether an existing file may
     be replaced is the caller's decision (result files: RunWriter; text outputs are replaced, except an
     HDF5 file: a --json, --figure or --script aimed at a result file would destroy it)."""
-    if path is None or not str(path).strip():
+    _check_path_type(path, what)
+    if not str(path).strip():
         raise StoreError(f"{what} is empty: give a file name")
     path = os.fspath(path)
     full = os.path.abspath(path)
@@ -112,7 +121,8 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
 
 def check_output_dir(path, *, what: str = "-o") -> str:
     """Refuse an output directory that cannot be made or written (it need not exist yet)."""
-    if path is None or not str(path).strip():
+    _check_path_type(path, what)
+    if not str(path).strip():
         raise StoreError(f"{what} is empty: give a directory")
     path = os.fspath(path)
     full = os.path.abspath(path)

@@ -333,7 +333,7 @@ class Results:
     def read_bytes(self, name, fields) -> int:
         """Memory that reading `fields` of cell `name` takes: the arrays, and about twice that while the
         files' parts are joined and sorted."""
-        P, extra = self.n_params(name), self.metas[0].extra_fields
+        P, extra = self.n_params(name), self._metas[0].extra_fields
         row = 0
         for f in fields:
             dtype, tail, _ = field_spec(f, P, extra)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-import numba
-
 from badminima.engine.train.config import ConfigError, TrainConfig
 from badminima.engine.data.datasets import Dataset
 from badminima.engine.core.layout import n_params
@@ -20,7 +18,7 @@ from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
-from badminima.engine.train.run import default_chunk, default_threads, require_device, train
+from badminima.engine.train.run import default_chunk, require_device, thread_count, train
 
 
 @dataclass(frozen=True)
@@ -54,7 +52,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     for c in cells:             # refused before a file is made or a kernel compiled
         check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks,
                            chunk or default_chunk(c.config.device), keep_init,
-                           min(threads or default_threads(), numba.config.NUMBA_NUM_THREADS), what=f"cell {c.name}" if len(cells) > 1 else "this run")
+                           thread_count(threads), what=f"cell {c.name}" if len(cells) > 1 else "this run")
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,

@@ -175,11 +175,11 @@ class TrainConfig:
             bad(f"--seed must be in [0, 2^63), got {self.seed}")
         if self.dtype not in DTYPE_LANES:
             bad(f"--dtype must be float64 or float32, got {self.dtype!r}")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 < self.eps < float("inf")):
-            bad("Adam needs 0 <= beta1, beta2 < 1 and a finite eps > 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
+            bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")
         for name in ("gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol", "finish_horizon"):
-            if not 0 <= getattr(self, name) < float("inf"):
-                bad(f"{_option(name)} must be >= 0 and finite, got {getattr(self, name)!r}")
+            if not getattr(self, name) >= 0:
+                bad(f"{_option(name)} must be >= 0, got {getattr(self, name)!r}")
         if not self.wmax > 0:
             bad(f"{_option('wmax')} must be positive (the weight size that counts as diverged), got {self.wmax!r}")
         check_count(self.check_every, "check_every")

@@ -136,10 +136,14 @@ def check_device(device: str) -> None:
             raise ConfigError(f"--device cuda: {why}")
 
 
+def thread_count(threads) -> int:
+    """Threads a run uses: as asked (default: all), but no more than Numba has."""
+    return int(max(1, min(threads or default_threads(), numba.config.NUMBA_NUM_THREADS)))
+
+
 def _workers(cfg: TrainConfig, n: int, threads) -> int:
-    """Threads for n networks: as asked (default: all), but no more than Numba has or than blocks of lanes."""
-    return int(max(1, min(threads or default_threads(), numba.config.NUMBA_NUM_THREADS,
-                          -(-n // lanes_for(cfg.dtype)))))
+    """Threads for n networks: thread_count, but no more than blocks of lanes."""
+    return int(max(1, min(thread_count(threads), -(-n // lanes_for(cfg.dtype)))))
 
 
 def _run_cpu(cfg: TrainConfig, Xk, yk, start: int, n: int, gids, th0, hy, K: int, threads):
