@@ -172,20 +172,47 @@ def _check_run_args(output, threads) -> None:
         check_output_file(output, what="output", suffix=WRITER_SUFFIX)
 
 
-def _known_options(cls, options: dict, what: str, derived: tuple = ()) -> None:
-    """Refuse keyword options that are not fields of the config dataclass `cls`, or are fields the
-    function sets itself (`derived`, e.g. from the dataset), naming them (Python's own message would be
-    a TypeError about __init__)."""
-    import dataclasses
+def _refuse_unknown(given, known, what: str, also=()) -> None:
+    """ConfigError naming the keywords of `given` that are not in `known`, with the nearest name of
+    `known` or `also` (the function's own arguments) where one is close (Python's own message would be
+    a TypeError)."""
+    import difflib
     from badminima.engine.train.config import ConfigError
-    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(cls)})
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}")
+        near = difflib.get_close_matches(unknown[0], sorted({*known, *also}), n=1)
+        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}"
+                          + (f" (did you mean {near[0]!r}?)" if near else ""))
+
+
+def _keywords(func):
+    """Refuse a misspelt keyword argument of `func` as ConfigError, like the functions taking **options."""
+    import functools
+    import inspect
+    known = [n for n, p in inspect.signature(func).parameters.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    @functools.wraps(func)
+    def checked(*args, **kwargs):
+        _refuse_unknown(kwargs, known, f"{func.__name__}()")
+        return func(*args, **kwargs)
+    return checked
+
+
+def _known_options(cls, options: dict, what: str, func, derived: tuple = ()) -> None:
+    """Refuse keyword options (the **options of `func`) that are not fields of the config dataclass
+    `cls`, or are fields the function sets itself (`derived`, e.g. from the dataset), naming them."""
+    import dataclasses
+    import inspect
+    from badminima.engine.train.config import ConfigError
+    _refuse_unknown(options, [f.name for f in dataclasses.fields(cls)], what,
+                    also=[n for n in inspect.signature(func).parameters if n not in ("options", "protocol")])
     fixed = sorted(set(options) & set(derived))
     if fixed:
         raise ConfigError(f"{', '.join(map(repr, fixed))}: set from the dataset, not an option")
 
 
+@_keywords
 def load_dataset(name: str, kind: str | None = None):
     """A built-in dataset (xor, fxor, paper10, relu_d1..3) or a .json/.csv file, validated."""
     from badminima.engine.data.datasets import load_dataset as load
@@ -210,7 +237,7 @@ def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, d
             early_exit, finish_horizon, extra):
     from badminima.engine.data.datasets import DataError, Dataset
     from badminima.engine.train.config import InitSpec, TrainConfig
-    _known_options(TrainConfig, extra, "training", derived=("kind", "dataset_fingerprint"))
+    _known_options(TrainConfig, extra, "training", train, derived=("kind", "dataset_fingerprint"))
     if isinstance(dataset, Dataset):            # bm.load_dataset(...)'s result: named as it was loaded
         dataset = _dataset_name(dataset)
     if not isinstance(dataset, (str, os.PathLike)):
@@ -270,6 +297,7 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
     return Results(memory={"main": data}, configs={"main": cfg.to_dict()})
 
 
+@_keywords
 def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors the builtin on purpose
     """Open result files (a path, a glob pattern or a list of them); shards of one run are joined."""
     from badminima.engine.store import open_results
@@ -292,7 +320,7 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
     protocol = {k: _as_python(v) for k, v in protocol.items()}
     _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
-    _known_options(Protocol, protocol, "Table 1 protocol")
+    _known_options(Protocol, protocol, "Table 1 protocol", table1)
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
                                    threads=threads, progress=progress, force=force))
@@ -300,6 +328,7 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
             "results": open(out["path"]), "json": out["json"]}
 
 
+@_keywords
 def verify(certify: bool = True) -> list[dict]:
     """Every checkable claim of the paper (what `badminima verify` prints), one dict per check with
     claim, paper's value, computed value and verdict."""
@@ -311,6 +340,7 @@ def verify(certify: bool = True) -> list[dict]:
     return _json.loads(checks_json(run_checks(certify=certify)))["checks"]
 
 
+@_keywords
 def certify(file: str, points: Sequence[str] | None = None, witness: str | None = None,
             cross_check: bool = False) -> dict:
     """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
@@ -371,6 +401,7 @@ def _files(source) -> list:
     return _as_list(source, "source")
 
 
+@_keywords
 def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] = (), networks: Sequence[int] = (),
          points: Sequence[str] = (), size: tuple[float, float] | None = None, dpi: int = 200,
          title: str | None = None, progress: bool = False):
@@ -397,6 +428,7 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     return fig
 
 
+@_keywords
 def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), details: bool | None = None,
            pdf: bool = True, cell_figures: bool = True, tol: float = 1e-4, loss_tol: float = 1e-2, dpi: int = 200,
            progress: bool = False) -> str:
@@ -427,7 +459,7 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
             options[k] = (options[k],)
     _check_flags(progress=progress, force=force)
     _check_run_args(output, threads)
-    _known_options(SearchConfig, options, "search")
+    _known_options(SearchConfig, options, "search", search)
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
     path = output or default_path(cfg)

@@ -108,6 +108,25 @@ def test_options_of_the_wrong_type_or_name_are_one_config_error(call, kw, needle
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("call,kw,needle", [
+    ("plot", dict(kind="losses", source="r.h5", outptu="f.png"), r"unknown plot\(\) option 'outptu' \(did you mean 'output'\?\)"),
+    ("report", dict(source="r.h5", outdir="rep"), r"unknown report\(\) option 'outdir' \(did you mean 'out_dir'\?\)"),
+    ("certify", dict(file="relu_d1", crosscheck=True), r"'crosscheck' \(did you mean 'cross_check'\?\)"),
+    ("verify", dict(certfy=False), r"unknown verify\(\) option 'certfy'"),
+    ("open", dict(path="r.h5"), r"unknown open\(\) option 'path' \(did you mean 'paths'\?\)"),
+    ("load_dataset", dict(nmae="xor"), r"unknown load_dataset\(\) option 'nmae'"),
+    ("train", dict(networks=4, outptu="r.h5"), r"unknown training option 'outptu' \(did you mean 'output'\?\)"),
+    ("table1", dict(chek_final=0), r"did you mean 'check_final'"),
+    ("search", dict(points=6, budgte=4), r"unknown search option 'budgte' \(did you mean 'budget'\?\)")])
+def test_a_misspelt_keyword_is_a_config_error_with_the_nearest_name(call, kw, needle, tmp_path, monkeypatch):
+    """Every API function refuses a keyword it does not take as ConfigError (not Python's TypeError),
+    naming it and the nearest argument, before any work."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(bm.ConfigError, match=needle):
+        getattr(bm, call)(**kw)
+    assert not any(tmp_path.iterdir())
+
+
 def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
     """bm.plot draws the figure `badminima plot` draws (the same PNG bytes), returns it as a Figure, and
     refuses in-memory results and bad values before drawing; bm.report writes the same report.md."""
