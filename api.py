@@ -293,7 +293,9 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
             prog.update(len(chunk["index"]))
     finally:
         prog.close()
-    data = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    from badminima.engine.store import BASE_FIELDS, TRAINING_FIELDS
+    order = {k: i for i, k in enumerate(BASE_FIELDS + TRAINING_FIELDS)}      # a result file's field order
+    data = {k: np.concatenate([p[k] for p in parts]) for k in sorted(parts[0], key=lambda k: order.get(k, len(order)))}
     return Results(memory={"main": data}, configs={"main": cfg.to_dict()})
 
 

@@ -30,9 +30,11 @@ def test_in_memory_equals_the_file_and_the_cli_run(tmp_path, xor):
     r = CliRunner().invoke(main, ["train", "-q", "-n", "100", "--steps", "300", "--seed", "4", "-o", str(path)])
     assert r.exit_code == 0, r.output
     f = bm.open(str(path))
+    assert mem.fields == f.fields                   # the same fields, in the same order
     for key in mem.fields:
         np.testing.assert_array_equal(mem[key], f[key], err_msg=key)
     assert mem.counts() == f.counts()
+    assert list(mem.to_pandas().columns) == list(f.to_pandas().columns)
     df = f.to_pandas(weights=True)
     assert list(df.columns[:4]) == ["cell", "index", "outcome", "optimizer_outcome"]
     assert df["outcome"].dtype.name == "category" and (df["hidden"] == 2).all() and "w01" in df
