@@ -628,7 +628,9 @@ def test_sigkill_resume(tmp_path):
     rng = np.random.default_rng(12345)
     phases = dict.fromkeys(["starting", "opening", "streaming", "finishing"], 0)
     kills, rounds, partial, rebuilt = 0, 0, 0, 0
-    while kills < 12 or phases["streaming"] < 6:
+    # until enough kills in each phase and enough restarts that found a killed .part to rebuild (a
+    # busy machine lands fewer kills there; `kills < 60` below bounds the loop)
+    while kills < 12 or phases["streaming"] < 6 or rebuilt < 5:
         rounds += 1
         out = str(tmp_path / f"run{rounds}.h5")
         committed = dict.fromkeys(kcells, 0)
@@ -687,7 +689,6 @@ def test_sigkill_resume(tmp_path):
     print(f"\nkill test: uninterrupted run {t_full:.2f}s; {kills} SIGKILLs in {rounds} rounds "
           f"(by phase: {phases}); {rebuilt} restarts rebuilt a killed .part; "
           f"{partial} cell snapshots with partially committed rows")
-    assert rebuilt >= 5
 
 
 def test_results_refuse_a_file_replaced_by_another_run(tmp_path):
