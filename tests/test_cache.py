@@ -28,6 +28,15 @@ def test_package_functions_cache_under_the_user_cache_not_the_package(tmp_path):
     assert {p for p in PACKAGE.rglob("*.nbi")} == before
 
 
+def test_a_cfunc_caches_like_the_jitted_functions():
+    """The search's Jacobi sweep is a cfunc (engine/core/jit.cfunc): its cache entry has the package's
+    locator too, under the user cache and keyed on the sources it may call."""
+    from badminima.engine.search import jacobi9
+    cache = jacobi9.sweep_c()._cache
+    assert isinstance(cache._impl.locator, jit._PackageCacheLocator)
+    assert Path(cache._cache_path).is_relative_to(jit.cache_root() / "numba")
+
+
 def test_a_function_is_recompiled_when_a_file_it_may_call_changes(tmp_path, monkeypatch):
     """Numba's own key is the function's file; the package's also covers engine/core and the file's
     folder, whose functions a jitted function may inline."""

@@ -310,6 +310,25 @@ def test_branchless_keeps_every_value():
             assert got["r"] == ref["r"] and type(got["r"]) is type(ref["r"]), (src, new, a, b, yp)
 
 
+def test_select_is_the_conditional_expression_in_value_and_type():
+    """engine/core/fastexp.select, the intrinsic the generated code calls for `a if c else b`, gives what
+    the conditional expression gives in jitted code: the value, and the type Numba unifies the two to
+    (float32 stays float32; float32 with an int is float64, as for the expression)."""
+    from badminima.engine.core.fastexp import select
+    from badminima.engine.core.jit import njit
+
+    @njit(cache=False)
+    def both(c, a, b):
+        return select(c, a, b), (a if c else b)
+    cases = [(np.float32(1.5), np.float32(-2.0)), (1.5, -2.0), (np.float32(1.5), 3), (np.int64(7), 0),
+             (np.float64(np.nan), np.float64(-0.0)), (np.int8(1), np.int64(-5))]
+    for c in (True, False, np.int64(0), np.int64(3)):
+        for a, b in cases:
+            got, ref = both(c, a, b)
+            assert type(got) is type(ref) and (got == ref or (got != got and ref != ref)), (c, a, b, got, ref)
+            assert np.signbit(got) == np.signbit(ref)
+
+
 def test_contract_turns_every_multiply_add_into_one_fma():
     """contract (codegen) rewrites c + a*b, c - a*b, a*b - c and x += / -= a*b as fma calls: with an
     fma that rounds twice (a*b, then + c) every value equals the original statement's bit for bit, and

@@ -32,7 +32,7 @@ def test_batched_jacobi_matches_numpy_cold_and_warm():
     for p in range(9):
         V[p, p] = 1.0
     Bm, conv, skip = np.empty((9, 9, B)), np.empty(B), np.zeros(B)
-    js._jacobi(H, V, Bm, conv, skip)
+    js._jacobi(H, V, Bm, conv, skip, jacobi9.sweep_c())
     for l in range(B):
         ev = np.diagonal(Bm[:, :, l])
         ref = np.linalg.eigvalsh(H[:, :, l])
@@ -47,16 +47,16 @@ def test_batched_jacobi_matches_numpy_cold_and_warm():
     V = np.zeros((9, 9, B))
     for p in range(9):
         V[p, p] = 1.0
-    cold = js._jacobi(H, V, Bm, conv, skip)
+    cold = js._jacobi(H, V, Bm, conv, skip, jacobi9.sweep_c())
     H2 = H + 1e-4 * (lambda E: E + E.transpose(1, 0, 2))(rng.normal(size=(9, 9, B)))
-    sweeps = js._jacobi(H2, V, Bm, conv, skip)
+    sweeps = js._jacobi(H2, V, Bm, conv, skip, jacobi9.sweep_c())
     assert sweeps < cold
     for l in range(B):
         assert np.allclose(np.sort(np.diagonal(Bm[:, :, l])), np.linalg.eigvalsh(H2[:, :, l]), atol=1e-12, rtol=0)
     # a lane marked skip (non-finite input) is left alone and does not stall the others
     H2[0, 0, 3] = np.nan
     skip[3] = 1.0
-    js._jacobi(H2, V, Bm, conv, skip)
+    js._jacobi(H2, V, Bm, conv, skip, jacobi9.sweep_c())
     assert np.allclose(np.sort(np.diagonal(Bm[:, :, 0])), np.linalg.eigvalsh(H2[:, :, 0]), atol=1e-12, rtol=0)
 
 

@@ -4,7 +4,8 @@ exp(x) = 2^n * exp(r), n = round(x / ln 2), r = x - n ln 2 by a two-constant (Co
 |r| <= ln2/2 (n found by the shifter trick below); exp(r) by a near-minimax polynomial (degree 11
 for f64, 6 for f32: 1.6e-17 resp. 2e-8 relative) by Estrin's scheme, 2^n built directly in the
 exponent bits.  Accurate to ~2 ulp; tests/test_fastexp.py checks it against numpy over the
-whole range, and that float32 stays float32 throughout.
+whole range, and that float32 stays float32 throughout.  Also the two intrinsics the generated code
+calls for its arithmetic: fma (a * b + c rounded once) and select (a if c else b without a branch).
 """
 from __future__ import annotations
 
@@ -38,6 +39,24 @@ def fma(typingctx, a, b, c):
         fn = builder.module.declare_intrinsic("llvm.fma", [ty], ir.FunctionType(ty, [ty, ty, ty]))
         return builder.call(fn, args)
     return a(a, b, c), codegen
+
+
+@intrinsic
+def select(typingctx, c, a, b):
+    """a if c else b as one LLVM select, typed as Numba types the conditional expression (a and b
+    unified).  An intrinsic, not a jitted function: a call of one costs Numba a call and an error check
+    to lower per use, and the generated steps make hundreds (engine/train/codegen.branchless)."""
+    ty = typingctx.unify_types(a, b)
+    if ty is None or not isinstance(c, (types.Boolean, types.Integer)):
+        return None
+    ty = types.unliteral(ty)
+
+    def codegen(context, builder, signature, args):
+        cond = context.cast(builder, args[0], signature.args[0], types.boolean)
+        x = context.cast(builder, args[1], signature.args[1], ty)
+        y = context.cast(builder, args[2], signature.args[2], ty)
+        return builder.select(cond, x, y)
+    return ty(c, a, b), codegen
 
 
 _bits_to_f64 = _bitcast(types.int64, types.float64)

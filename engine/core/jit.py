@@ -18,7 +18,9 @@ import os
 from pathlib import Path
 
 import numba
+from numba import types
 from numba.core import caching
+from numba.extending import intrinsic
 from numba.core.caching import UserWideCacheLocator
 
 CACHE = os.environ.get("BADMINIMA_NO_CACHE", "") not in ("1", "true", "yes")
@@ -94,3 +96,25 @@ def njit(*args, **kw):
     kw.setdefault("nogil", True)
     kw.setdefault("error_model", "numpy")
     return numba.njit(*args, **kw)
+
+
+def cfunc(sig, **kw):
+    """numba.cfunc with the project's defaults: a function compiled apart, which jitted callers take as
+    a first-class function argument and call through its address.  A large callee linked the usual way
+    is optimized again inside every caller that links it (the Jacobi sweep of the search: tens of
+    seconds of compiling per caller); called through its address it is compiled once."""
+    kw.setdefault("cache", CACHE)
+    kw.setdefault("fastmath", False)
+    kw.setdefault("error_model", "numpy")
+    return numba.cfunc(sig, **kw)
+
+
+@intrinsic
+def data_ptr(typingctx, arr):
+    """The data pointer of a contiguous array, to hand it to a cfunc taking a CPointer."""
+    if not (isinstance(arr, types.Array) and arr.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(signature.args[0])(context, builder, value=args[0]).data
+    return types.CPointer(arr.dtype)(arr), codegen

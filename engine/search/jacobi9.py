@@ -2,9 +2,13 @@
 of LANES symmetric 9x9 matrices in one flat array st (ROWS * LANES): packed lower triangle at rows
 0..44 (element (p, q), p >= q, at row p(p+1)/2 + q), eigenvectors at rows 45..125
 (element (r, k) at row 45 + 9 r + k), the converged flag at row 126."""
+import functools
 import math
 
-from badminima.engine.core.jit import njit
+from numba import carray, types
+
+from badminima.engine.core.fastexp import select
+from badminima.engine.core.jit import cfunc, njit
 
 A0, V0, CONV, ROWS, LANES = 0, 45, 126, 127, 32
 
@@ -16,15 +20,15 @@ def sweep(st):
         apq = st[32 + l]
         app = st[0 + l]
         aqq = st[64 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[64 + l] = aqq + t * apq
-        st[32 + l] = 0.0 if rot else apq
+        st[32 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[128 + l]
         st[96 + l] = c * a - s * b
@@ -93,15 +97,15 @@ def sweep(st):
         apq = st[96 + l]
         app = st[0 + l]
         aqq = st[160 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[160 + l] = aqq + t * apq
-        st[96 + l] = 0.0 if rot else apq
+        st[96 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[128 + l]
         st[32 + l] = c * a - s * b
@@ -170,15 +174,15 @@ def sweep(st):
         apq = st[192 + l]
         app = st[0 + l]
         aqq = st[288 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[288 + l] = aqq + t * apq
-        st[192 + l] = 0.0 if rot else apq
+        st[192 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[224 + l]
         st[32 + l] = c * a - s * b
@@ -247,15 +251,15 @@ def sweep(st):
         apq = st[320 + l]
         app = st[0 + l]
         aqq = st[448 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[448 + l] = aqq + t * apq
-        st[320 + l] = 0.0 if rot else apq
+        st[320 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[352 + l]
         st[32 + l] = c * a - s * b
@@ -324,15 +328,15 @@ def sweep(st):
         apq = st[480 + l]
         app = st[0 + l]
         aqq = st[640 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[640 + l] = aqq + t * apq
-        st[480 + l] = 0.0 if rot else apq
+        st[480 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[512 + l]
         st[32 + l] = c * a - s * b
@@ -401,15 +405,15 @@ def sweep(st):
         apq = st[672 + l]
         app = st[0 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[672 + l] = 0.0 if rot else apq
+        st[672 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[704 + l]
         st[32 + l] = c * a - s * b
@@ -478,15 +482,15 @@ def sweep(st):
         apq = st[896 + l]
         app = st[0 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[896 + l] = 0.0 if rot else apq
+        st[896 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[928 + l]
         st[32 + l] = c * a - s * b
@@ -555,15 +559,15 @@ def sweep(st):
         apq = st[1152 + l]
         app = st[0 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[0 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1152 + l] = 0.0 if rot else apq
+        st[1152 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[1184 + l]
         st[32 + l] = c * a - s * b
@@ -632,15 +636,15 @@ def sweep(st):
         apq = st[128 + l]
         app = st[64 + l]
         aqq = st[160 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[160 + l] = aqq + t * apq
-        st[128 + l] = 0.0 if rot else apq
+        st[128 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[96 + l]
         st[32 + l] = c * a - s * b
@@ -709,15 +713,15 @@ def sweep(st):
         apq = st[224 + l]
         app = st[64 + l]
         aqq = st[288 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[288 + l] = aqq + t * apq
-        st[224 + l] = 0.0 if rot else apq
+        st[224 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[192 + l]
         st[32 + l] = c * a - s * b
@@ -786,15 +790,15 @@ def sweep(st):
         apq = st[352 + l]
         app = st[64 + l]
         aqq = st[448 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[448 + l] = aqq + t * apq
-        st[352 + l] = 0.0 if rot else apq
+        st[352 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[320 + l]
         st[32 + l] = c * a - s * b
@@ -863,15 +867,15 @@ def sweep(st):
         apq = st[512 + l]
         app = st[64 + l]
         aqq = st[640 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[640 + l] = aqq + t * apq
-        st[512 + l] = 0.0 if rot else apq
+        st[512 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[480 + l]
         st[32 + l] = c * a - s * b
@@ -940,15 +944,15 @@ def sweep(st):
         apq = st[704 + l]
         app = st[64 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[704 + l] = 0.0 if rot else apq
+        st[704 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[672 + l]
         st[32 + l] = c * a - s * b
@@ -1017,15 +1021,15 @@ def sweep(st):
         apq = st[928 + l]
         app = st[64 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[928 + l] = 0.0 if rot else apq
+        st[928 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[896 + l]
         st[32 + l] = c * a - s * b
@@ -1094,15 +1098,15 @@ def sweep(st):
         apq = st[1184 + l]
         app = st[64 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[64 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1184 + l] = 0.0 if rot else apq
+        st[1184 + l] = select(rot, 0.0, apq)
         a = st[32 + l]
         b = st[1152 + l]
         st[32 + l] = c * a - s * b
@@ -1171,15 +1175,15 @@ def sweep(st):
         apq = st[256 + l]
         app = st[160 + l]
         aqq = st[288 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[288 + l] = aqq + t * apq
-        st[256 + l] = 0.0 if rot else apq
+        st[256 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[192 + l]
         st[96 + l] = c * a - s * b
@@ -1248,15 +1252,15 @@ def sweep(st):
         apq = st[384 + l]
         app = st[160 + l]
         aqq = st[448 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[448 + l] = aqq + t * apq
-        st[384 + l] = 0.0 if rot else apq
+        st[384 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[320 + l]
         st[96 + l] = c * a - s * b
@@ -1325,15 +1329,15 @@ def sweep(st):
         apq = st[544 + l]
         app = st[160 + l]
         aqq = st[640 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[640 + l] = aqq + t * apq
-        st[544 + l] = 0.0 if rot else apq
+        st[544 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[480 + l]
         st[96 + l] = c * a - s * b
@@ -1402,15 +1406,15 @@ def sweep(st):
         apq = st[736 + l]
         app = st[160 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[736 + l] = 0.0 if rot else apq
+        st[736 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[672 + l]
         st[96 + l] = c * a - s * b
@@ -1479,15 +1483,15 @@ def sweep(st):
         apq = st[960 + l]
         app = st[160 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[960 + l] = 0.0 if rot else apq
+        st[960 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[896 + l]
         st[96 + l] = c * a - s * b
@@ -1556,15 +1560,15 @@ def sweep(st):
         apq = st[1216 + l]
         app = st[160 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[160 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1216 + l] = 0.0 if rot else apq
+        st[1216 + l] = select(rot, 0.0, apq)
         a = st[96 + l]
         b = st[1152 + l]
         st[96 + l] = c * a - s * b
@@ -1633,15 +1637,15 @@ def sweep(st):
         apq = st[416 + l]
         app = st[288 + l]
         aqq = st[448 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[288 + l] = app - t * apq
         st[448 + l] = aqq + t * apq
-        st[416 + l] = 0.0 if rot else apq
+        st[416 + l] = select(rot, 0.0, apq)
         a = st[192 + l]
         b = st[320 + l]
         st[192 + l] = c * a - s * b
@@ -1710,15 +1714,15 @@ def sweep(st):
         apq = st[576 + l]
         app = st[288 + l]
         aqq = st[640 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[288 + l] = app - t * apq
         st[640 + l] = aqq + t * apq
-        st[576 + l] = 0.0 if rot else apq
+        st[576 + l] = select(rot, 0.0, apq)
         a = st[192 + l]
         b = st[480 + l]
         st[192 + l] = c * a - s * b
@@ -1787,15 +1791,15 @@ def sweep(st):
         apq = st[768 + l]
         app = st[288 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[288 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[768 + l] = 0.0 if rot else apq
+        st[768 + l] = select(rot, 0.0, apq)
         a = st[192 + l]
         b = st[672 + l]
         st[192 + l] = c * a - s * b
@@ -1864,15 +1868,15 @@ def sweep(st):
         apq = st[992 + l]
         app = st[288 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[288 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[992 + l] = 0.0 if rot else apq
+        st[992 + l] = select(rot, 0.0, apq)
         a = st[192 + l]
         b = st[896 + l]
         st[192 + l] = c * a - s * b
@@ -1941,15 +1945,15 @@ def sweep(st):
         apq = st[1248 + l]
         app = st[288 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[288 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1248 + l] = 0.0 if rot else apq
+        st[1248 + l] = select(rot, 0.0, apq)
         a = st[192 + l]
         b = st[1152 + l]
         st[192 + l] = c * a - s * b
@@ -2018,15 +2022,15 @@ def sweep(st):
         apq = st[608 + l]
         app = st[448 + l]
         aqq = st[640 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[448 + l] = app - t * apq
         st[640 + l] = aqq + t * apq
-        st[608 + l] = 0.0 if rot else apq
+        st[608 + l] = select(rot, 0.0, apq)
         a = st[320 + l]
         b = st[480 + l]
         st[320 + l] = c * a - s * b
@@ -2095,15 +2099,15 @@ def sweep(st):
         apq = st[800 + l]
         app = st[448 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[448 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[800 + l] = 0.0 if rot else apq
+        st[800 + l] = select(rot, 0.0, apq)
         a = st[320 + l]
         b = st[672 + l]
         st[320 + l] = c * a - s * b
@@ -2172,15 +2176,15 @@ def sweep(st):
         apq = st[1024 + l]
         app = st[448 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[448 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[1024 + l] = 0.0 if rot else apq
+        st[1024 + l] = select(rot, 0.0, apq)
         a = st[320 + l]
         b = st[896 + l]
         st[320 + l] = c * a - s * b
@@ -2249,15 +2253,15 @@ def sweep(st):
         apq = st[1280 + l]
         app = st[448 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[448 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1280 + l] = 0.0 if rot else apq
+        st[1280 + l] = select(rot, 0.0, apq)
         a = st[320 + l]
         b = st[1152 + l]
         st[320 + l] = c * a - s * b
@@ -2326,15 +2330,15 @@ def sweep(st):
         apq = st[832 + l]
         app = st[640 + l]
         aqq = st[864 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[640 + l] = app - t * apq
         st[864 + l] = aqq + t * apq
-        st[832 + l] = 0.0 if rot else apq
+        st[832 + l] = select(rot, 0.0, apq)
         a = st[480 + l]
         b = st[672 + l]
         st[480 + l] = c * a - s * b
@@ -2403,15 +2407,15 @@ def sweep(st):
         apq = st[1056 + l]
         app = st[640 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[640 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[1056 + l] = 0.0 if rot else apq
+        st[1056 + l] = select(rot, 0.0, apq)
         a = st[480 + l]
         b = st[896 + l]
         st[480 + l] = c * a - s * b
@@ -2480,15 +2484,15 @@ def sweep(st):
         apq = st[1312 + l]
         app = st[640 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[640 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1312 + l] = 0.0 if rot else apq
+        st[1312 + l] = select(rot, 0.0, apq)
         a = st[480 + l]
         b = st[1152 + l]
         st[480 + l] = c * a - s * b
@@ -2557,15 +2561,15 @@ def sweep(st):
         apq = st[1088 + l]
         app = st[864 + l]
         aqq = st[1120 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[864 + l] = app - t * apq
         st[1120 + l] = aqq + t * apq
-        st[1088 + l] = 0.0 if rot else apq
+        st[1088 + l] = select(rot, 0.0, apq)
         a = st[672 + l]
         b = st[896 + l]
         st[672 + l] = c * a - s * b
@@ -2634,15 +2638,15 @@ def sweep(st):
         apq = st[1344 + l]
         app = st[864 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[864 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1344 + l] = 0.0 if rot else apq
+        st[1344 + l] = select(rot, 0.0, apq)
         a = st[672 + l]
         b = st[1152 + l]
         st[672 + l] = c * a - s * b
@@ -2711,15 +2715,15 @@ def sweep(st):
         apq = st[1376 + l]
         app = st[1120 + l]
         aqq = st[1408 + l]
-        rot = st[4032 + l] == 0.0 and apq != 0.0
-        theta = (aqq - app) / (2.0 * apq if rot else 1.0)
-        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
-        t = t if rot else 0.0
+        rot = (st[4032 + l] == 0.0) & (apq != 0.0)
+        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)
+        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))
+        t = select(rot, t, 0.0)
         c = 1.0 / math.sqrt(t * t + 1.0)
         s = t * c
         st[1120 + l] = app - t * apq
         st[1408 + l] = aqq + t * apq
-        st[1376 + l] = 0.0 if rot else apq
+        st[1376 + l] = select(rot, 0.0, apq)
         a = st[896 + l]
         b = st[1152 + l]
         st[896 + l] = c * a - s * b
@@ -2784,3 +2788,15 @@ def sweep(st):
         b = st[4000 + l]
         st[3968 + l] = c * a - s * b
         st[4000 + l] = s * a + c * b
+
+
+def _sweep_ptr(ptr):
+    sweep(carray(ptr, ROWS * LANES))
+
+
+@functools.cache
+def sweep_c():
+    """sweep as a cfunc on the ROWS * LANES values at a pointer, compiled (or loaded) on first use:
+    callers take it as an argument and call it through its address (engine/core/jit.cfunc), so that
+    its code is compiled once rather than optimized again in each caller."""
+    return cfunc(types.void(types.CPointer(types.float64)))(_sweep_ptr)

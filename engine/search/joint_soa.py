@@ -33,7 +33,7 @@ import numpy as np
 
 import llvmlite.binding as _llvm
 
-from badminima.engine.core.jit import njit
+from badminima.engine.core.jit import data_ptr, njit
 from badminima.engine.search import jacobi9 as J9
 from badminima.engine.search.blocks import LANES, each_block, pack, unpack
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS,
@@ -54,12 +54,13 @@ REORTHO_EVERY = 64         # re-orthonormalise the carried eigenvectors (Gram-Sc
 
 
 @njit
-def _jacobi(Hm, V, Bm, conv, skip):
+def _jacobi(Hm, V, Bm, conv, skip, sweep_c):
     """Eigen-decomposition of the symmetric Hm (9, 9, B) warm started from the orthogonal V (9, 9, B):
     Bm = V' Hm V, then cyclic Jacobi sweeps on Bm accumulating the rotations into V, per lane until
     ||offdiag(Bm)||_F <= JACOBI_TOL ||Bm||_F.  On return the eigenvalues are diag(Bm) (unsorted) and the
     eigenvectors the columns of V.  Lanes with skip[l] = 1 (non-finite input) are not rotated.
-    conv (B,) is scratch.  Returns the number of sweeps run."""
+    conv (B,) is scratch; sweep_c is jacobi9.sweep_c() (one sweep, called through its address).
+    Returns the number of sweeps run."""
     B = Hm.shape[2]
     T = np.empty((P, P, B))
     for p in range(P):                      # T = Hm V
@@ -115,7 +116,7 @@ def _jacobi(Hm, V, Bm, conv, skip):
         if left == 0 or sweep == JACOBI_MAX_SWEEPS:
             break
         sweeps += 1
-        J9.sweep(st)
+        sweep_c(data_ptr(st))
     for p in range(P):
         for q in range(p + 1):
             o = (p * (p + 1) // 2 + q) * LANES
@@ -506,9 +507,9 @@ def _constraint_jacobian(X, w, th, invW, S1, S2, Pp, R, Jm, H, A):
 
 
 @njit
-def joint_block(X, y, w, th, hp, out):
+def joint_block(X, y, w, th, hp, out, sweep_c):
     """``kernels.optimize_joint`` for a block of B candidates in SoA layout (module docstring), in
-    place.  B should be LANES so that every lane runs the same vector code."""
+    place.  B should be LANES so that every lane runs the same vector code.  sweep_c: jacobi9.sweep_c()."""
     N = X.shape[0]
     B = X.shape[2]
     n = 2 * N + 3
@@ -601,7 +602,7 @@ def joint_block(X, y, w, th, hp, out):
             skip[l] = 0.0 if (math.isfinite(hs) and act[l] > 0.0) else 1.0
         if it > 0 and it % REORTHO_EVERY == 0:
             _reortho(V, skip)
-        _jacobi(H, V, Bm, conv, skip)
+        _jacobi(H, V, Bm, conv, skip, sweep_c)
         for l in range(B):
             m = np.inf
             for k in range(P):
@@ -757,11 +758,12 @@ def joint_batch(X, y, w, theta, hp, diag):
     (C, 8), via joint_block on SoA blocks of LANES candidates in parallel threads (padding lanes repeat
     the last candidate); every candidate's result is independent of its block mates and of the threads."""
     C = X.shape[0]
+    sweep = J9.sweep_c()
 
     def block(lo):
         Xb, tb = pack(X, lo, C), pack(theta, lo, C)
         ob = np.empty((8, LANES))
-        joint_block(Xb, pack(y, lo, C), pack(w, lo, C), tb, hp, ob)
+        joint_block(Xb, pack(y, lo, C), pack(w, lo, C), tb, hp, ob, sweep)
         unpack(Xb, X, lo)
         unpack(tb, theta, lo)
         unpack(ob, diag, lo)

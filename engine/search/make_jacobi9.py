@@ -4,7 +4,9 @@ every rotation unrolled, all state in one flat array at compile-time constant of
 Why generated: LLVM vectorizes a loop over lanes without runtime overlap checks only when it can see
 that the rows it touches are disjoint, i.e. when they are constant offsets into one array (the training
 kernels do the same, docs/performance.md).  With the 36 rotations (p, q) and the 7 + 9 rows each
-rotation updates written out, every access is st[ROW * LANES + l] with ROW a constant.
+rotation updates written out, every access is st[ROW * LANES + l] with ROW a constant.  Conditional
+values are `select` calls (one LLVM select each), not `a if c else b`: each of those is a branch that
+Numba's SSA and type passes pay for, 144 of them in a sweep.
 
     python -m badminima.engine.search.make_jacobi9        # rewrite jacobi9.py (tests check it is current)
 """
@@ -31,9 +33,13 @@ def source() -> str:
         'of LANES symmetric 9x9 matrices in one flat array st (ROWS * LANES): packed lower triangle at rows',
         f'{A0}..{V0 - 1} (element (p, q), p >= q, at row p(p+1)/2 + q), eigenvectors at rows {V0}..{CONV - 1}',
         f'(element (r, k) at row {V0} + 9 r + k), the converged flag at row {CONV}."""',
+        "import functools",
         "import math",
         "",
-        "from badminima.engine.core.jit import njit",
+        "from numba import carray, types",
+        "",
+        "from badminima.engine.core.fastexp import select",
+        "from badminima.engine.core.jit import cfunc, njit",
         "",
         f"A0, V0, CONV, ROWS, LANES = {A0}, {V0}, {CONV}, {ROWS}, {LANES}",
         "",
@@ -46,19 +52,19 @@ def source() -> str:
         for q in range(p + 1, N):
             app, aqq, apq = tri(p, p), tri(q, q), tri(p, q)
             out += [
-                f"    for l in range(LANES):",
+                "    for l in range(LANES):",
                 f"        apq = st[{apq * LANES} + l]",
                 f"        app = st[{app * LANES} + l]",
                 f"        aqq = st[{aqq * LANES} + l]",
-                f"        rot = st[{CONV * LANES} + l] == 0.0 and apq != 0.0",
-                f"        theta = (aqq - app) / (2.0 * apq if rot else 1.0)",
-                f"        t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))",
-                f"        t = t if rot else 0.0",
-                f"        c = 1.0 / math.sqrt(t * t + 1.0)",
-                f"        s = t * c",
+                f"        rot = (st[{CONV * LANES} + l] == 0.0) & (apq != 0.0)",
+                "        theta = (aqq - app) / select(rot, 2.0 * apq, 1.0)",
+                "        t = select(theta >= 0.0, 1.0, -1.0) / (abs(theta) + math.sqrt(theta * theta + 1.0))",
+                "        t = select(rot, t, 0.0)",
+                "        c = 1.0 / math.sqrt(t * t + 1.0)",
+                "        s = t * c",
                 f"        st[{app * LANES} + l] = app - t * apq",
                 f"        st[{aqq * LANES} + l] = aqq + t * apq",
-                f"        st[{apq * LANES} + l] = 0.0 if rot else apq",
+                f"        st[{apq * LANES} + l] = select(rot, 0.0, apq)",
             ]
             for r in range(N):
                 if r in (p, q):
@@ -78,6 +84,20 @@ def source() -> str:
                     f"        st[{vp * LANES} + l] = c * a - s * b",
                     f"        st[{vq * LANES} + l] = s * a + c * b",
                 ]
+    out += [
+        "",
+        "",
+        "def _sweep_ptr(ptr):",
+        "    sweep(carray(ptr, ROWS * LANES))",
+        "",
+        "",
+        "@functools.cache",
+        "def sweep_c():",
+        '    """sweep as a cfunc on the ROWS * LANES values at a pointer, compiled (or loaded) on first use:',
+        "    callers take it as an argument and call it through its address (engine/core/jit.cfunc), so that",
+        '    its code is compiled once rather than optimized again in each caller."""',
+        "    return cfunc(types.void(types.CPointer(types.float64)))(_sweep_ptr)",
+    ]
     return "\n".join(out) + "\n"
 
 
