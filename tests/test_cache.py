@@ -29,12 +29,16 @@ def test_package_functions_cache_under_the_user_cache_not_the_package(tmp_path):
 
 
 def test_a_cfunc_caches_like_the_jitted_functions():
-    """The search's Jacobi sweep is a cfunc (engine/core/jit.cfunc): its cache entry has the package's
-    locator too, under the user cache and keyed on the sources it may call."""
-    from badminima.engine.search import jacobi9
-    cache = jacobi9.sweep_c()._cache
-    assert isinstance(cache._impl.locator, jit._PackageCacheLocator)
-    assert Path(cache._cache_path).is_relative_to(jit.cache_root() / "numba")
+    """The search's Jacobi sweep is a cfunc (engine/core/jit.cfunc): its cache entry is found like those
+    of the jitted functions of its folder (the package's locator, or Numba's under NUMBA_CACHE_DIR), in
+    the same place, keyed on the sources it may call."""
+    from badminima.engine.search import jacobi9, joint_soa
+    cache, jitted = jacobi9.sweep_c()._cache, joint_soa._jacobi._cache
+    assert type(cache._impl.locator) is type(jitted._impl.locator)
+    assert cache._cache_path == jitted._cache_path
+    if "NUMBA_CACHE_DIR" not in os.environ:
+        assert isinstance(cache._impl.locator, jit._PackageCacheLocator)
+        assert Path(cache._cache_path).is_relative_to(jit.cache_root() / "numba")
 
 
 def test_a_function_is_recompiled_when_a_file_it_may_call_changes(tmp_path, monkeypatch):
