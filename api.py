@@ -180,9 +180,10 @@ def _refuse_unknown(given, known, what: str, also=()) -> None:
     from badminima.engine.train.config import ConfigError
     unknown = sorted(set(given) - set(known))
     if unknown:
-        near = difflib.get_close_matches(unknown[0], sorted({*known, *also}), n=1)
-        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}"
-                          + (f" (did you mean {near[0]!r}?)" if near else ""))
+        def named(k):
+            near = difflib.get_close_matches(k, sorted({*known, *also}), n=1)
+            return repr(k) + (f" (did you mean {near[0]!r}?)" if near else "")
+        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(named, unknown))}")
 
 
 def _keywords(func):

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import badminima
 from badminima.engine.core import jit
 
@@ -33,6 +35,8 @@ def test_a_cfunc_caches_like_the_jitted_functions():
     of the jitted functions of its folder (the package's locator, or Numba's under NUMBA_CACHE_DIR), in
     the same place, keyed on the sources it may call."""
     from badminima.engine.search import jacobi9, joint_soa
+    if not jit.CACHE:
+        pytest.skip("BADMINIMA_NO_CACHE is set: nothing is cached")
     cache, jitted = jacobi9.sweep_c()._cache, joint_soa._jacobi._cache
     assert type(cache._impl.locator) is type(jitted._impl.locator)
     assert cache._cache_path == jitted._cache_path

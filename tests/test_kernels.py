@@ -328,6 +328,12 @@ def test_select_is_the_conditional_expression_in_value_and_type():
             assert type(got) is type(ref) and (got == ref or (got != got and ref != ref)), (c, a, b, got, ref)
             assert np.signbit(got) == np.signbit(ref)
 
+    @njit(cache=False)
+    def arrays(c, a, b):
+        return select(c, a, b)
+    with pytest.raises(Exception, match="select"):        # scalars only: no reference taken on an array
+        arrays(True, np.ones(3), np.zeros(3))
+
 
 def test_contract_turns_every_multiply_add_into_one_fma():
     """contract (codegen) rewrites c + a*b, c - a*b, a*b - c and x += / -= a*b as fma calls: with an

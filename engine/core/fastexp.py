@@ -43,11 +43,12 @@ def fma(typingctx, a, b, c):
 
 @intrinsic
 def select(typingctx, c, a, b):
-    """a if c else b as one LLVM select, typed as Numba types the conditional expression (a and b
-    unified).  An intrinsic, not a jitted function: a call of one costs Numba a call and an error check
-    to lower per use, and the generated steps make hundreds (engine/train/codegen.branchless)."""
+    """a if c else b for scalars (numbers or booleans) as one LLVM select, typed as Numba types the
+    conditional expression (a and b unified).  An intrinsic, not a jitted function: a call of one costs
+    Numba a call and an error check to lower per use, and the generated steps make hundreds
+    (engine/train/codegen.branchless).  Arrays are refused: the select would not take a reference."""
     ty = typingctx.unify_types(a, b)
-    if ty is None or not isinstance(c, (types.Boolean, types.Integer)):
+    if not (isinstance(ty, (types.Number, types.Boolean)) and isinstance(c, (types.Boolean, types.Integer))):
         return None
     ty = types.unliteral(ty)
 
