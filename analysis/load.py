@@ -163,6 +163,17 @@ def cell_labels(configs: list[dict], names: list[str] | None = None) -> list[str
     return out
 
 
+def _check_config(cell: CellRef, files) -> None:
+    """AnalysisError unless the cell's stored configuration is a valid training configuration (the
+    figures and tables read its activation, width and dataset from it)."""
+    from badminima.engine.train.config import ConfigError
+    try:
+        TrainConfig.from_dict(cell.config).validate()
+    except (ConfigError, KeyError, TypeError, ValueError) as e:
+        raise AnalysisError(f"{files[0]}{' ...' if len(files) > 1 else ''}: cell {cell.name!r} holds a configuration "
+                            f"that is not a valid training run ({type(e).__name__}: {e})") from None
+
+
 def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
     """Every cell of every run in the given files (paths or globs; shards of one run are joined)."""
     paths = expand_paths(paths_or_globs)
@@ -183,6 +194,8 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
     for metas in groups.values():
         res = Results(metas)
         cells += [CellRef(res, name, res.cell_config(name)) for name in res.cells]
+        for c in cells[len(cells) - len(res.cells):]:
+            _check_config(c, res.files)
     names = [c.name for c in cells]
     for c, lb in zip(cells, cell_labels([c.config for c in cells], names)):
         c.label = lb

@@ -40,6 +40,9 @@ def snapshot(root) -> dict:
             out[os.path.relpath(os.path.join(dirpath, d), root)] = ("dir",)
         for f in filenames:
             p = os.path.join(dirpath, f)
+            if not os.path.isfile(p):        # the named pipe of the cases: there, not read
+                out[os.path.relpath(p, root)] = ("other",)
+                continue
             with open(p, "rb") as fh:
                 out[os.path.relpath(p, root)] = ("file", os.path.getsize(p), hashlib.sha256(fh.read()).hexdigest())
     return out
@@ -82,6 +85,14 @@ def scratch(tmp_path_factory):
     pts["points"]["W_hat"]["theta"][0] = BIG
     (d / "bigpoint.json").write_text(json.dumps(pts))
     (d / "bigexp.csv").write_text(f"x0,x1,y\n0,0,0\n1,1e{BIG},1\n0,1,1\n")
+    (d / "wide.csv").write_text("y," + ",".join(f"x{k}" for k in range(100_000)) + "\n")
+    (d / "longfield.csv").write_text("x0,x1,y\n0,0,0\n1," + "1" * 200_000 + ",1\n")
+    (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    os.mkfifo(d / "fifo.h5")
+    shutil.copy(d / "run.h5", d / "edited.h5")        # a result file whose stored configuration was edited
+    with h5py.File(d / "edited.h5", "r+") as f:
+        for obj in (f, f["cells/main"]):
+            obj.attrs["config"] = obj.attrs["config"].replace('"sigmoid"', '"softplus"')
     return d
 
 
@@ -140,6 +151,16 @@ CASES = [
     (["train", "--dataset", "big.csv", "-n", "64", "-o", "o.h5"], "a number of 5000 characters"),
     (["train", "--dataset", "bigexp.csv", "-n", "64", "-o", "o.h5"], "characters"),
     (["certify", "bigpoint.json"], "a number of 5000 characters"),
+    # data files built to be slow or deep: a header of 10^5 columns (quadratic before), a field over the
+    # csv module's limit, JSON nested 10^5 deep
+    (["train", "--dataset", "wide.csv", "-n", "64", "-o", "o.h5"], "d=100000 is not supported"),
+    (["train", "--dataset", "longfield.csv", "-n", "64", "-o", "o.h5"], "not a readable CSV file"),
+    (["train", "--dataset", "deep.json", "-n", "64", "-o", "o.h5"], "nested too deeply"),
+    # a named pipe where a result file is expected: refused, not waited on
+    (["show", "fifo.h5"], "not a regular file"),
+    (["merge", "fifo.h5", "-o", "m.h5"], "not a regular file"),
+    (["plot", "losses", "edited.h5", "--figure", "f.png"], "not a valid training run"),
+    (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),
     # smaller ones
     (["certify", "paper10", "--point", "W_hat", "--witness", "W_hat"], "cannot be its own witness"),
     (["show", "corrupt.h5"], "corrupt data in /cells/main/weights"),

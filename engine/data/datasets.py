@@ -163,6 +163,8 @@ def _read_json(path: Path) -> dict:
                          parse_constant=_JsonNumber)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise DataError(f"{path}: JSON nested too deeply to be a dataset") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: top level must be a JSON object with keys 'x' and 'y'")
     for key in ("x", "y"):
@@ -182,10 +184,13 @@ def _csv_columns(header: list[str], path: Path) -> tuple[list[int], int]:
     if "y" not in names:
         raise DataError(f"{path}: header has no 'y' column")
     d = len(names) - 1
-    missing = [f"x{k}" for k in range(d) if f"x{k}" not in names]
+    if d not in SUPPORTED_D and d > 0:
+        raise DataError(f"{path}: input dimension d={d} is not supported (only d in {SUPPORTED_D})")
+    where = {name: i for i, name in enumerate(names)}
+    missing = [f"x{k}" for k in range(d) if f"x{k}" not in where]
     if d == 0 or missing:
         raise DataError(f"{path}: header lacks column(s) {', '.join(missing) or 'x0'}")
-    return [names.index(f"x{k}") for k in range(d)], names.index("y")
+    return [where[f"x{k}"] for k in range(d)], where["y"]
 
 
 def _read_csv(path: Path) -> dict:
@@ -194,7 +199,10 @@ def _read_csv(path: Path) -> dict:
              if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise DataError(f"{path}: empty (no header row)")
-    rows = list(csv.reader(io.StringIO("\n".join(ln for _, ln in lines))))
+    try:
+        rows = list(csv.reader(io.StringIO("\n".join(ln for _, ln in lines))))
+    except csv.Error as exc:            # e.g. a field longer than the csv module's limit
+        raise DataError(f"{path}: not a readable CSV file ({exc})") from None
     xcols, ycol = _csv_columns(rows[0], path)
     x, y, names = [], [], []
     for i, ((lineno, _), row) in enumerate(zip(lines[1:], rows[1:]), 1):

@@ -81,6 +81,8 @@ def open_h5(path: str) -> h5py.File:
         raise StoreError(f"{path}: no such file")
     if os.path.isdir(path):
         raise StoreError(f"{path}: is a directory, not a result file")
+    if not os.path.isfile(path):       # a named pipe or a device would block the open, or never end
+        raise StoreError(f"{path}: not a regular file, not a result file")
     try:
         return retry_locked(lambda: h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES), path)
     except OSError as e:
