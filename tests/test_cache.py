@@ -125,3 +125,34 @@ def test_kernel_variants_share_the_cached_helpers(tmp_path):
     env = {**os.environ, "BADMINIMA_KERNEL_DIR": str(tmp_path)}
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     assert out.stdout.split("\n")[-2] == "[1, 1, 1]", out.stdout
+
+
+def test_a_damaged_generated_module_is_written_again(tmp_path, monkeypatch):
+    """A generated module file that no longer holds the text its name's digest was made from (a
+    truncated write, a damaged disk) is a miss: rendered and written again, not imported as it is."""
+    from badminima.engine.train import codegen
+    monkeypatch.setenv("BADMINIMA_KERNEL_DIR", str(tmp_path))
+    text = '"""A test module."""\nX = 1\n'
+    mod = codegen.import_generated("bm_test_damaged", lambda: text)
+    path = Path(mod.__file__)
+    codegen._LOADED.pop("bm_test_damaged")
+    path.write_text(text[:10])                       # an unterminated docstring: a SyntaxError to import
+    mod = codegen.import_generated("bm_test_damaged", lambda: text)
+    assert mod.X == 1 and path.read_text() == text
+    codegen._LOADED.pop("bm_test_damaged")
+
+
+def test_no_writable_cache_folder_still_runs(tmp_path, monkeypatch, capfd):
+    """Where the kernel folder cannot be written (here a file stands in its place) the generated module
+    goes to a folder of this process, and Numba's last locator keeps compiled code there: the run works,
+    compiling as on a first run, and says so once."""
+    from badminima.engine.train import codegen
+    (tmp_path / "file").write_text("in the way\n")
+    monkeypatch.setenv("BADMINIMA_KERNEL_DIR", str(tmp_path / "file"))
+    mod = codegen.import_generated("bm_test_scratch", lambda: "X = 2\n")
+    assert mod.X == 2 and Path(mod.__file__).is_relative_to(jit.scratch_dir())
+    codegen._LOADED.pop("bm_test_scratch")
+    assert jit._LOCATORS._locator_classes[-1] is jit._ScratchCacheLocator
+    loc = jit._ScratchCacheLocator.from_function(test_no_writable_cache_folder_still_runs, __file__)
+    loc.ensure_cache_path()
+    assert Path(loc.get_cache_path()).is_relative_to(jit.scratch_dir())

@@ -65,11 +65,51 @@ class _PackageCacheLocator(UserWideCacheLocator):
         return super().from_function(py_func, py_file)
 
 
-# after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one (the class holding the
-# list is CacheImpl in recent Numba, _CacheImpl in older ones)
+@functools.cache
+def scratch_dir() -> Path:
+    """A folder of this process, removed at its exit: where compiled code (and generated kernels) go
+    when no cache folder can be written, so that a run still works, compiling as on a first run."""
+    import atexit
+    import shutil
+    import sys
+    import tempfile
+    path = Path(tempfile.mkdtemp(prefix="badminima-jit-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    print("note: no writable cache folder (set NUMBA_CACHE_DIR to one); compiled code is kept for this "
+          "run only", file=sys.stderr, flush=True)
+    return path
+
+
+class _ScratchCacheLocator(caching._CacheLocator):
+    """The last resort, where no other locator can write (a read-only cache, a file in its place):
+    scratch_dir(), keyed like Numba's own entries."""
+
+    def __init__(self, py_func, py_file):
+        self._py_file = py_file
+        self._lineno = py_func.__code__.co_firstlineno
+
+    def get_cache_path(self):
+        return str(scratch_dir() / "numba")
+
+    def get_source_stamp(self):
+        st = os.stat(self._py_file)
+        return st.st_mtime, st.st_size
+
+    def get_disambiguator(self):
+        return str(self._lineno)
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        return cls(py_func, py_file) if os.path.exists(py_file) else None
+
+
+# after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one; the scratch folder
+# after all of them (the class holding the list is CacheImpl in recent Numba, _CacheImpl in older ones)
 _LOCATORS = getattr(caching, "CacheImpl", None) or caching._CacheImpl
 if _PackageCacheLocator not in _LOCATORS._locator_classes:
     _LOCATORS._locator_classes.insert(1, _PackageCacheLocator)
+if _ScratchCacheLocator not in _LOCATORS._locator_classes:
+    _LOCATORS._locator_classes.append(_ScratchCacheLocator)
 
 # No fast-math flags at all.  Each lets LLVM choose by the surrounding code ('contract': fuse a
 # multiply-add; 'arcp': divide by multiplying with a shared reciprocal; 'afn': an approximate libm

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from string import Template
 
-from badminima.engine.core.jit import CACHE, cache_root, core_digest, sources_digest
+from badminima.engine.core.jit import CACHE, cache_root, core_digest, scratch_dir, sources_digest
 from badminima.engine.core.names import OPTIMIZERS, lanes_for
 
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
@@ -479,7 +479,16 @@ def _indexed(folder: Path, index: Path, name: str) -> Path | None:
     if not re.fullmatch(re.escape(name) + r"_[0-9a-f]{12}\.py", entry):
         return None
     path = folder / entry
-    return path if path.is_file() else None
+    return path if _intact(path) else None
+
+
+def _intact(path: Path) -> bool:
+    """Whether a generated module file exists and holds the text its name's digest was made from (a
+    truncated or damaged file is a miss, rendered and written again)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12] == path.stem.rsplit("_", 1)[-1]
+    except OSError:
+        return False
 
 
 def import_generated(name: str, render_text):
@@ -498,8 +507,13 @@ def import_generated(name: str, render_text):
         text = render_text()
         digest = hashlib.sha256(text.encode()).hexdigest()[:12]
         path = folder / f"{name}_{digest}.py"
-        if not path.exists():
-            write_text(path, text)      # atomic: concurrent array tasks may generate the same file at once
+        if not _intact(path):
+            try:
+                write_text(path, text)  # atomic: concurrent array tasks may generate the same file at once
+            except StoreError:          # no writable kernel folder: this process's own
+                path = scratch_dir() / "kernels" / path.name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(path, text)
         try:
             write_text(index, path.name)
         except StoreError:              # the index only saves the render: a read-only folder still works
