@@ -54,6 +54,7 @@ def assert_refused(r, needle: str, codes=(1, 2)):
     assert r.exit_code in codes, (r.exit_code, r.stderr, r.stdout)
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in r.stderr, r.stderr
     assert needle in lines[0], (needle, lines[0])
+    assert len(lines[0]) < 1000, f"a line of {len(lines[0])} characters"       # one line a reader can read
     assert r.stdout == "", r.stdout
 
 
@@ -145,6 +146,7 @@ CASES = [
     (["table1", "--networks", HUGE], "out of range"),
     (["search", "-N", "8", "--budget", HUGE], "out of range"),
     (["compile", "--hidden", "2-100000"], f"--hidden must be <= {MAX_HIDDEN}"),
+    (["compile", "--sizes", "1-100000"], "point counts must be at least 2, got 1"),    # not the 10^5 values
     # memory: refused before compiling or allocating
     (TRAIN[:-3] + ["-n", str(2 ** 40), "--chunk", str(2 ** 40), "-o", "o.h5"], "of memory"),
     # numbers of more than 4300 digits in data files and weight points

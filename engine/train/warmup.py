@@ -28,8 +28,10 @@ def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant
         if d not in (1, 2):
             raise ConfigError(f"input dimension must be 1 or 2, got {d}")
         sizes = sorted(set(points or paper_sizes(d)))
-        if any(n < 2 for n in sizes):
-            raise ConfigError(f"point counts must be at least 2, got {sizes}")
+        bad = [n for n in sizes if n < 2]
+        if bad:
+            raise ConfigError(f"point counts must be at least 2, got {', '.join(map(str, bad[:6]))}"
+                              + (f", ... ({len(bad)} values)" if len(bad) > 6 else ""))
         for h in hiddens:
             for act in acts:
                 for opt in opts:
