@@ -745,6 +745,14 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         tag = hashlib.sha256(f"{shlex.join(args)} --shards {shards}".encode()).hexdigest()[:8]
         outdir = os.path.join("runs", f"dask-{name}-{tag}")
     outdir = os.path.abspath(outdir)        # the workers may run elsewhere
+    try:                                    # every option checked before --out-dir is made
+        job = dask_backend.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
+                                   warmup=tuple(warmup_args(params, [name, *args], outdir)),
+                                   workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
+                                   threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
+                                   numba_cache_dir=numba_cache, exe=tuple(split_words(exe, "--exe") or ())).validate()
+    except ValueError as e:
+        _fail(str(e))
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:
@@ -755,14 +763,6 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
             _fail(str(e))
-    try:
-        job = dask_backend.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
-                                   warmup=tuple(warmup_args(params, [name, *args], outdir)),
-                                   workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
-                                   threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
-                                   numba_cache_dir=numba_cache, exe=tuple(split_words(exe, "--exe") or ())).validate()
-    except ValueError as e:
-        _fail(str(e))
     st = dask_backend.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
     click.echo(st.format())
     if not st.complete:

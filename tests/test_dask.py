@@ -173,6 +173,8 @@ def test_dask_command_refusals(tmp_path, args, msg):
     assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("error:")
     assert (tmp_path / "afile").read_text() == "not json"      # never overwritten
+    if msg.startswith("--"):        # an option refused: before --out-dir is made
+        assert not (tmp_path / "d").exists()
 
 
 def test_run_options_that_every_task_would_write_are_refused(tmp_path):
