@@ -264,6 +264,14 @@ def out_dir(path, what: str):
         _fail(str(e), 1)
 
 
+def cache_dir_option(path, what: str = "--numba-cache") -> None:
+    """Refuse a cache folder that is a file here (the tasks would fail on it later); one that does not
+    exist here may be on the nodes' storage and is left to them."""
+    import os
+    if path is not None and (not str(path).strip() or (os.path.exists(path) and not os.path.isdir(path))):
+        _fail(f"{what} {path!r} is not a directory")
+
+
 def write_text(path, text: str) -> None:
     """Write a text output (JSON, Markdown) atomically; a failure is one line (engine/store/paths.py)."""
     from badminima.engine.store.paths import write_text as write
@@ -652,6 +660,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         _fail(f"--poll must be positive and finite, got {poll}")
     warm_words, exe_words = split_words(warmup, "--warmup"), split_words(exe, "--exe")
     out_file(script, "--script")
+    cache_dir_option(numba_cache)
     outdir = outdir or os.path.join("runs", Path(script).stem)
     out_dir(outdir, "--out-dir")
     if merge_out:       # refused now, not after the array has run
@@ -737,6 +746,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
+    cache_dir_option(numba_cache)
     if outdir is not None:
         out_dir(outdir, "--out-dir")
     if merge_out is not None:

@@ -189,6 +189,8 @@ CASES = [
     (["slurm", "train", "--hidden", "0", "--shards", "2", "--script", "j.sh"], "--hidden must be >= 1"),
     (["slurm", "table1", "-n", "0", "--shards", "2", "--script", "j.sh"], "--networks must be >= 1, got 0"),
     (["slurm", "table1", "-n", "512", "--sweep", "--shards", "2", "--script", "j.sh"], "--sweep cannot be sharded"),
+    (["slurm", "train", "-n", "256", "--shards", "2", "--script", "j.sh", "--numba-cache", "FILE"],
+     "--numba-cache 'FILE' is not a directory"),
     (["slurm", "search", "-N", "3", "-k", "512", "--shards", "2", "--script", "j.sh"], "4-64"),
     (["dask", "train", "--lr", "-1", "--shards", "2", "--out-dir", "d"], "--lr must be positive"),
     (TRAIN + ["--shard", "3/2", "-o", "o.h5"], "bad shard '3/2': expected I/N"),

@@ -155,6 +155,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
     (["--shards", "2", "--scheduler", "{tmp}/afile"], "is not a Dask scheduler file"),
     (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers sizes a LocalCluster"),
     (["--shards", "2", "--out-dir", "{tmp}/afile"], "cannot use --out-dir"),
+    (["--shards", "2", "--numba-cache", "{tmp}/afile"], "--numba-cache"),
     (["--shards", "2", "--merge", "{tmp}/afile"], "exists; use --force"),
     (["--shards", "2", "--merge", "{tmp}/afile/m.h5"], "cannot write --merge"),
     (["--shards", "2", "--merge", "{tmp}/d/m.h5"], "is inside --out-dir"),

@@ -28,8 +28,10 @@ _PACKAGE = Path(__file__).resolve().parents[2]
 
 
 def cache_root() -> Path:
-    """The user's cache folder for this package: compiled functions and generated kernel modules."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "badminima"
+    """The user's cache folder for this package: compiled functions and generated kernel modules
+    ($XDG_CACHE_HOME/badminima where that is an absolute path, as the XDG spec asks, else ~/.cache/badminima)."""
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "badminima"
 
 
 @functools.cache
