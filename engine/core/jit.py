@@ -102,7 +102,9 @@ class _ScratchCacheLocator(caching._CacheLocator):
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        return cls(py_func, py_file) if os.path.exists(py_file) else None
+        # the package's functions and its generated kernels only: other code keeps Numba's own behaviour
+        ours = (py_func.__module__ or "").split(".")[0] in ("badminima", "badminima_generated")
+        return cls(py_func, py_file) if ours and os.path.exists(py_file) else None
 
 
 # after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one; the scratch folder
