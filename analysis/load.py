@@ -168,7 +168,7 @@ def _check_config(cell: CellRef, files) -> None:
     figures and tables read its activation, width and dataset from it)."""
     from badminima.engine.train.config import ConfigError
     try:
-        TrainConfig.from_dict(cell.config).validate()
+        cell.train_config().validate()
     except (ConfigError, KeyError, TypeError, ValueError) as e:
         raise AnalysisError(f"{files[0]}{' ...' if len(files) > 1 else ''}: cell {cell.name!r} holds a configuration "
                             f"that is not a valid training run ({type(e).__name__}: {e})") from None

@@ -82,9 +82,9 @@ def scratch_dir() -> Path:
     return path
 
 
-class _ScratchCacheLocator(caching._CacheLocator):
+class _ScratchCacheLocator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
     """The last resort, where no other locator can write (a read-only cache, a file in its place):
-    scratch_dir(), keyed like Numba's own entries."""
+    scratch_dir(), keyed like Numba's own entries (its source-file mixin)."""
 
     def __init__(self, py_func, py_file):
         self._py_file = py_file
@@ -93,18 +93,11 @@ class _ScratchCacheLocator(caching._CacheLocator):
     def get_cache_path(self):
         return str(scratch_dir() / "numba")
 
-    def get_source_stamp(self):
-        st = os.stat(self._py_file)
-        return st.st_mtime, st.st_size
-
-    def get_disambiguator(self):
-        return str(self._lineno)
-
     @classmethod
     def from_function(cls, py_func, py_file):
         # the package's functions and its generated kernels only: other code keeps Numba's own behaviour
         ours = (py_func.__module__ or "").split(".")[0] in ("badminima", "badminima_generated")
-        return cls(py_func, py_file) if ours and os.path.exists(py_file) else None
+        return super().from_function(py_func, py_file) if ours else None
 
 
 # after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one; the scratch folder
