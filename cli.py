@@ -40,12 +40,16 @@ _RESUMABLE = {"train", "table1", "search", "minimality", "reproduce", "dask", "s
 
 
 def _interrupted():
+    """Ctrl-C (exit 130), or SIGTERM / SIGHUP (128 + the signal), as the shell reports a signal."""
+    import signal
     from badminima.engine.train import interrupt
+    sig = interrupt.signal_received() or signal.SIGINT
     interrupt.clear()
+    what = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.info_name not in _RESUMABLE:
-        _fail("interrupted; no output was left half-written", 130)
-    _fail("interrupted; committed results are kept (rerun the same command to resume)", 130)
+        _fail(f"{what}; no output was left half-written", 128 + sig)
+    _fail(f"{what}; committed results are kept (rerun the same command to resume)", 128 + sig)
 
 
 def friendly_errors(fn):
@@ -283,7 +287,7 @@ def write_text(path, text: str) -> None:
 def main():
     """Monte Carlo engine for bad local minima in tiny neural networks."""
     from badminima.engine.train import interrupt
-    interrupt.install()             # Ctrl-C is never lost inside a library's callback
+    interrupt.install()             # Ctrl-C, SIGTERM, SIGHUP: stop at a safe point, never lost in a callback
 
 
 def train_options(fn):

@@ -1,5 +1,6 @@
 """`badminima train` end to end through click: counts, result files, resume, refusals, bad input."""
 import json
+import time
 
 import h5py
 import numpy as np
@@ -69,6 +70,72 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
     a, b = open_results(str(out_a)).cell("main"), open_results(str(out_b)).cell("main")
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_sigterm_stops_at_a_safe_point_and_the_rerun_resumes(tmp_path):
+    """SIGTERM (kill, scancel, a batch system's time limit) stops a run as Ctrl-C does: the committed
+    chunks stay in the .part, the lock is released and removed, one line names the signal, the exit
+    status is 128 + 15; the same command then resumes to the uninterrupted run's results."""
+    import signal
+    import subprocess
+    import time
+    from badminima.engine.cluster.shards import default_exe
+    cmd = [*default_exe(), "train", "--dataset", "xor", "-n", "160000", "--steps", "3000", "--chunk", "16384"]
+    out = tmp_path / "b.h5"
+    proc = subprocess.Popen([*cmd, "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = tmp_path / "b.h5.part"
+    deadline = time.monotonic() + 300
+    while (not part.exists() or part.stat().st_size < 10 ** 6) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1] == ("error: stopped by SIGTERM; committed results are kept "
+                                            "(rerun the same command to resume)"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5.part"]
+    r = CliRunner().invoke(main, cmd[len(default_exe()):] + ["-o", str(out), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    ref = tmp_path / "ref.h5"
+    assert CliRunner().invoke(main, cmd[len(default_exe()):] + ["-o", str(ref), "-q"]).exit_code == 0
+    a, b = open_results(str(ref)).cell("main"), open_results(str(out)).cell("main")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_the_stopping_signals_are_recorded_where_they_have_their_default_action():
+    """install() takes SIGINT, SIGTERM and SIGHUP where they have their default handling and leaves
+    an ignored one (nohup ignores SIGHUP) ignored; the first signal is the one reported."""
+    import os
+    import signal
+    from badminima.engine.train import interrupt
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        interrupt.install()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.getsignal(signal.SIGINT) is interrupt._handler
+        assert interrupt.signal_received() is None
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        assert interrupt.received() and interrupt.signal_received() == signal.SIGTERM
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        interrupt.install()
+        assert signal.getsignal(signal.SIGHUP) is interrupt._handler and not interrupt.received()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(5)
+        assert interrupt.signal_received() == signal.SIGHUP
+    finally:
+        interrupt.clear()
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def test_resume_into_different_config_is_refused(tmp_path):

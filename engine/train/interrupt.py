@@ -1,4 +1,4 @@
-"""Ctrl-C that is never lost.
+"""Ctrl-C, and the signals that end a job, never lost.
 
 Python turns SIGINT into a KeyboardInterrupt raised wherever the main thread happens to run Python code
 -- also inside a weakref callback or a finalizer, where the interpreter reports it as "Exception
@@ -13,6 +13,10 @@ before raising KeyboardInterrupt as usual; the loops of long work call check() a
 KeyboardInterrupt if a signal was recorded and its exception was lost; received() tells an error
 raised while unwinding from one.  A KeyboardInterrupt the interpreter drops that way is not printed
 either ("Exception ignored ..." and its traceback): it is recorded, and check() raises it again.
+
+SIGTERM (what `kill`, `scancel` and a batch system's time limit send) and SIGHUP (a closed terminal)
+take the same path where they have their default action, which kills the process on the spot: the
+run stops at the same safe points, releases its lock and says which signal stopped it.
 """
 from __future__ import annotations
 
@@ -20,12 +24,14 @@ import signal
 import sys
 import threading
 
+_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _received = threading.Event()
+_signum = signal.SIGINT
 _previous_unraisable = sys.unraisablehook
 
 
 def _unraisable(info) -> None:
-    """sys.unraisablehook: a recorded SIGINT's KeyboardInterrupt dropped in a finalizer or weakref
+    """sys.unraisablehook: a recorded signal's KeyboardInterrupt dropped in a finalizer or weakref
     callback is silent (check() raises it at the next safe point); anything else as before."""
     if issubclass(info.exc_type, KeyboardInterrupt) and _received.is_set():
         return
@@ -33,19 +39,25 @@ def _unraisable(info) -> None:
 
 
 def _handler(signum, frame):
+    global _signum
+    if not _received.is_set():
+        _signum = signum
     _received.set()
     raise KeyboardInterrupt
 
 
 def install() -> None:
-    """Record every SIGINT (then raise KeyboardInterrupt as Python does); clears an earlier record.
-    Only from the main thread, and only where SIGINT has Python's default handler (not where the
-    caller chose another one, e.g. ignoring it)."""
+    """Record every SIGINT, SIGTERM and SIGHUP (then raise KeyboardInterrupt as Python does for
+    SIGINT); clears an earlier record.  Only from the main thread, and only for a signal that has its
+    default handling (not where the caller chose another one, e.g. ignoring it)."""
     _received.clear()
     if threading.current_thread() is not threading.main_thread():
         return
-    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _handler):
-        signal.signal(signal.SIGINT, _handler)
+    default = {signal.SIGINT: signal.default_int_handler}
+    for sig in _STOPPING:
+        if signal.getsignal(sig) in (default.get(sig, signal.SIG_DFL), _handler):
+            signal.signal(sig, _handler)
+    if any(signal.getsignal(sig) is _handler for sig in _STOPPING):
         global _previous_unraisable
         if sys.unraisablehook is not _unraisable:
             _previous_unraisable = sys.unraisablehook
@@ -53,16 +65,22 @@ def install() -> None:
 
 
 def clear() -> None:
-    """Forget a recorded SIGINT (once it has been reported)."""
+    """Forget a recorded signal (once it has been reported)."""
     _received.clear()
 
 
 def received() -> bool:
-    """Whether a SIGINT arrived since install()."""
+    """Whether a SIGINT, SIGTERM or SIGHUP arrived since install()."""
     return _received.is_set()
 
 
+def signal_received() -> signal.Signals | None:
+    """The first stopping signal that arrived since install(), or None."""
+    return signal.Signals(_signum) if _received.is_set() else None
+
+
 def check() -> None:
-    """Raise KeyboardInterrupt if a SIGINT arrived (even one whose exception some library swallowed)."""
+    """Raise KeyboardInterrupt if a stopping signal arrived (even one whose exception some library
+    swallowed)."""
     if _received.is_set():
         raise KeyboardInterrupt
