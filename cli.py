@@ -879,7 +879,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     if strategy == "delete" and not parents and n_points == 9:
         parents = ("paper10:W_hat",)
     try:
-        splits = tuple(int(t) for t in ones.split(",")) if ones else ()
+        splits = tuple(int(t) for t in ones.split(",")) if ones is not None else ()
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
     kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}

@@ -191,6 +191,22 @@ def test_bad_weight_point(tmp_path):
     _fails(_write_json(tmp_path, bad_act, "b.json"), "activation must be one of")
     bad_h = dict(base, points={"p": {"hidden": 0, "activation": "relu", "theta": [1]}})
     _fails(_write_json(tmp_path, bad_h, "c.json"), "hidden must be a positive integer")
+    for h in ("1", 1.0, True):          # a JSON string, a float literal, a boolean: not an integer
+        bad_h = dict(base, points={"p": {"hidden": h, "activation": "relu", "theta": [1, 2, 3, 4]}})
+        _fails(_write_json(tmp_path, bad_h, "c.json"), "hidden must be a positive integer")
+
+
+def test_a_witness_must_name_a_point_of_the_file(tmp_path):
+    """A 'witness' (of the file or of a point) is the point certify uses to prove "not global": a
+    misspelt or mistyped one is refused rather than silently proving less."""
+    pts = {"p": {"hidden": 1, "activation": "relu", "theta": [1, 2, 3, 4]},
+           "q": {"hidden": 1, "activation": "relu", "theta": [0, 2, 3, 4]}}
+    base = {"x": [[1], [2]], "y": [0, 1], "points": pts}
+    assert load_dataset(_write_json(tmp_path, dict(base, witness="q"), "ok.json")).witness == "q"
+    _fails(_write_json(tmp_path, dict(base, witness="r"), "a.json"), "'witness' names no point", "'r'", "p, q")
+    _fails(_write_json(tmp_path, dict(base, witness=3), "b.json"), "'witness' must name a point")
+    bad = dict(base, points=dict(pts, q=dict(pts["q"], witness="P")))
+    _fails(_write_json(tmp_path, bad, "c.json"), "point 'q'", "'witness' names no point", "'P'")
 
 
 # ---------------------------------------------------------------- exact parsing

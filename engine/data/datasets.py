@@ -289,7 +289,7 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
     for key in ("hidden", "activation", "theta"):
         if key not in raw:
             raise DataError(f"{where} lacks '{key}'")
-    if not re.fullmatch(r"[1-9]\d{0,8}", str(raw["hidden"])):
+    if not (isinstance(raw["hidden"], _JsonNumber) and re.fullmatch(r"[1-9]\d{0,8}", raw["hidden"])):
         raise DataError(f"{where}: hidden must be a positive integer, got {_plain(raw['hidden'])!r}")
     hidden = int(raw["hidden"])
     if raw["activation"] not in ACTIVATIONS:
@@ -311,7 +311,7 @@ def _witness_name(value, where: str) -> str:
     """A 'witness' key names a point ('' when absent)."""
     if value is None:
         return ""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or isinstance(value, _JsonNumber):
         raise DataError(f"{where}: 'witness' must name a point, got {_plain(value)!r}")
     return value
 
@@ -369,12 +369,17 @@ def load_dataset(spec: str, kind: str | None = None) -> Dataset:
     if not isinstance(points_raw, dict):
         raise DataError(f"{label}: 'points' must be an object mapping names to weight points")
     points = {name: _parse_point(name, p, x.shape[1], label) for name, p in points_raw.items()}
+    witness = _witness_name(raw.get("witness"), label)
+    for where, named in [(label, witness)] + [(f"{label}: point {n!r}", p.witness) for n, p in points.items()]:
+        if named and named not in points:
+            raise DataError(f"{where}: 'witness' names no point of the file: {named!r} "
+                            f"(points: {', '.join(points) or 'none'})")
     x.setflags(write=False)
     y.setflags(write=False)
     return Dataset(name=str(raw.get("name") or path.stem), kind=chosen, x=x, y=y, x_text=x_text, y_text=y_text,
                    points=points, source=str(path), fingerprint=fingerprint(x, y, chosen),
                    description=str(raw.get("description", "")), claims=_plain(raw.get("claims", {})),
-                   witness=_witness_name(raw.get("witness") if isinstance(raw.get("witness"), str) else None, label))
+                   witness=witness)
 
 
 def load_point(dataset: Dataset, name: str) -> WeightPoint:

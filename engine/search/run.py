@@ -215,6 +215,8 @@ class SearchConfig:
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
+        if self.parents and self.strategy not in PARENT_POINTS:
+            bad(f"--parents is used only by the {' and '.join(PARENT_POINTS)} strategies, not by {self.strategy}")
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
