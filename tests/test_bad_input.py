@@ -206,6 +206,9 @@ CASES = [
     (["search", "-N", "8", "-k", "2", "--post-workers", "-1"], "--post-workers must be >= 0"),
     (["search", "-N", "8", "-k", "2", "--iters", "0"], "--iters must be >= 1, got 0"),
     (["search", "-N", "8", "-k", "2", "--strong-delta", "0.7"], "--strong-delta must be below 1/2"),
+    (["search", "-N", "7", "-k", "2", "--ones", ""], "--ones must be comma-separated integers, got ''"),
+    (["search", "-N", "7", "-k", "2", "--parents", "data/deadlock_n8.json"],
+     "--parents is used only by the delete and refine strategies, not by joint"),
     (["report", "run.h5", "--loss-tol", "inf", "--out-dir", "rep"], "--loss-tol must be positive and finite"),
 ]
 
