@@ -30,6 +30,35 @@ def test_package_functions_cache_under_the_user_cache_not_the_package(tmp_path):
     assert {p for p in PACKAGE.rglob("*.nbi")} == before
 
 
+def test_a_damaged_cache_entry_is_compiled_again(tmp_path):
+    """A truncated or garbled index or data file (a disk fault, a stray write) is a cache miss for the
+    package's functions: the function compiles, the run goes on, and the new entry replaces the damaged
+    one; Numba's own loader would raise from pickle."""
+    import pickle
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("BADMINIMA_NO_CACHE", None)
+    code = ("import numpy as np\n"
+            "from badminima.engine.core import model\n"
+            "th = np.linspace(-1, 1, 9); x = np.arange(8.0).reshape(4, 2); y = np.array([0., 1, 1, 0])\n"
+            "print(repr(model.evaluate(th, x, y, 2, 2, 0, 0)))\n")
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout
+
+    want = run()
+    [index] = (tmp_path / "badminima" / "numba").rglob("model.evaluate-*.nbi")
+    [data] = index.parent.glob(index.name[:-len("nbi")] + "*.nbc")
+    for path, damage in ((index, index.read_bytes()[:40]), (index, b"garbage"), (data, b"\x80\x05garbage")):
+        path.write_bytes(damage)
+        assert run() == want
+        with open(index, "rb") as f:        # a whole index again, naming the data file
+            pickle.load(f)
+            assert data.name in pickle.loads(f.read())[1].values()
+
+
 def test_a_cfunc_caches_like_the_jitted_functions():
     """The search's Jacobi sweep is a cfunc (engine/core/jit.cfunc): its cache entry is found like those
     of the jitted functions of its folder (the package's locator, or Numba's under NUMBA_CACHE_DIR), in

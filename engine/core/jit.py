@@ -95,9 +95,34 @@ class _ScratchCacheLocator(caching._SourceFileBackedLocatorMixin, caching._Cache
 
     @classmethod
     def from_function(cls, py_func, py_file):
-        # the package's functions and its generated kernels only: other code keeps Numba's own behaviour
-        ours = (py_func.__module__ or "").split(".")[0] in ("badminima", "badminima_generated")
-        return super().from_function(py_func, py_file) if ours else None
+        return super().from_function(py_func, py_file) if _ours(py_func) else None
+
+
+def _ours(py_func) -> bool:
+    """The package's functions and its generated kernels: other code keeps Numba's own behaviour."""
+    return (py_func.__module__ or "").split(".")[0] in ("badminima", "badminima_generated")
+
+
+_numba_load_overload = caching.Cache.load_overload
+
+
+def _load_overload(self, sig, target_context):
+    """Cache.load_overload where a damaged entry of ours (a truncated or garbled index or data file:
+    Numba raises from pickle) is a miss: its index is removed, so the function compiles and the new
+    entry replaces the damaged one."""
+    try:
+        return _numba_load_overload(self, sig, target_context)
+    except Exception:           # noqa: BLE001 - whatever unpickling garbage raises
+        if not _ours(self._py_func):
+            raise
+        try:
+            os.remove(self._cache_file._index_path)
+        except OSError:
+            pass
+        return None
+
+
+caching.Cache.load_overload = _load_overload
 
 
 # after Numba's own NUMBA_CACHE_DIR locator, before its in-tree __pycache__ one; the scratch folder
@@ -124,6 +149,8 @@ def in_disk_cache(dispatcher) -> bool:
         return bool(dispatcher._cache._cache_file._load_index())
     except AttributeError:
         return True
+    except Exception:           # noqa: BLE001 - a damaged index: not usable, so compile (and replace it)
+        return False
 
 
 def njit(*args, **kw):
