@@ -132,3 +132,46 @@ def test_a_ctrl_c_names_what_a_rerun_does(tmp_path, monkeypatch):
     r = CliRunner().invoke(main, ["report", str(out), "--out-dir", str(tmp_path / "rep"), "-q"])
     assert r.exit_code == 130 and r.stderr.strip().splitlines() == [
         "error: interrupted; no output was left half-written"], r.stderr
+
+
+def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
+    """The kernel precompiler's and the search's worker processes (engine/train/threads.process_pool)
+    exit when their parent is SIGKILLed mid-run; a plain ProcessPoolExecutor's would wait for work for
+    ever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    code = ("import os, time\n"
+            "from badminima.engine.train.threads import process_pool\n"
+            "pool = process_pool(2)\n"
+            "futs = [pool.submit(time.sleep, 0.5) for _ in range(2)]\n"
+            "print(*pool._processes, flush=True)\n"
+            "time.sleep(600)\n")
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(t) for t in p.stdout.readline().split()]
+        assert len(pids) == 2 and all(map(alive, pids))
+        time.sleep(1)                   # the workers idle, waiting for work
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        deadline = time.monotonic() + 15
+        while any(map(alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [w for w in pids if alive(w)]
+        for w in left:
+            os.kill(w, signal.SIGKILL)
+        assert not left, "pool workers outlived the killed process"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()

@@ -586,28 +586,13 @@ def export_found(cfg: SearchConfig, config: dict, index: int, res: dict, parent:
 # ----------------------------------------------------------------------------------------------------
 # runs
 # ----------------------------------------------------------------------------------------------------
-def _post_worker_init(parent: int):
-    """One Numba thread; and exit when the search that started this worker is gone (a SIGKILL gives it
-    no chance to stop its pool, and an orphan would hold the caller's pipes open for ever)."""
-    import threading
-    numba.set_num_threads(1)
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-    threading.Thread(target=watch, daemon=True, name="badminima-parent-watch").start()
-
-
 def post_pool(workers: int | None):
     """A pool of ``workers`` processes (spawned, one Numba thread each) for the per-survivor stages
     (witness training, rounding, certificate), or None for in-process post-processing."""
     if not workers or workers < 2:
         return None
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_post_worker_init, initargs=(os.getpid(),))
+    from badminima.engine.train.threads import process_pool
+    return process_pool(workers, numba_threads=1)
 
 
 def _post_one(cfg, X, y, th, idx):

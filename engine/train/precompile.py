@@ -7,17 +7,17 @@ run starts no process.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
 from badminima.engine.core.jit import in_disk_cache
 from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
+from badminima.engine.train.threads import process_pool
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,7 @@ class Precompiler:
         workers = min(workers or default_workers(), len(todo))
         self._say(f"compiling kernels for {len(todo)} variant{'s' if len(todo) > 1 else ''} "
                   f"(first run only, {workers} process{'es' if workers > 1 else ''})")
-        # spawn: the caller may hold running Numba threads, which a forked child must not inherit
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = process_pool(workers)
         for v in todo:
             fut = self._pool.submit(compile_variant, v)
             fut.add_done_callback(self._count)

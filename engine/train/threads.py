@@ -4,10 +4,14 @@ fetch-and-add, so every thread stays busy until the work runs out, whatever each
 
 Plain threads rather than a Numba prange: a prange made Numba optimize the whole task body a second time
 inside the parallel loop (seconds of compiling per function), and results never depend on which thread
-took an item."""
+took an item.
+
+Work that holds the GIL (compiling) goes to worker processes instead: process_pool() spawns them so
+that none outlives the process that started it."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import os
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 
@@ -22,3 +26,28 @@ def on_threads(task, workers: int, counter: np.ndarray, end: int) -> None:
     finally:
         counter[0] = end
         pool.shutdown(wait=True)
+
+
+def _worker_init(parent: int, numba_threads: int | None) -> None:
+    """In a pool worker: Numba's thread count, and exit once the process that started the pool is gone
+    (a SIGKILL gives it no chance to stop its pool, and an orphan would wait for work for ever, holding
+    the caller's pipes open)."""
+    import threading
+    import time
+    if numba_threads:
+        import numba
+        numba.set_num_threads(numba_threads)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True, name="badminima-parent-watch").start()
+
+
+def process_pool(workers: int, numba_threads: int | None = None) -> ProcessPoolExecutor:
+    """A pool of `workers` spawned processes (the caller may hold running Numba threads, which a forked
+    child must not inherit), each exiting when the caller does, however it ends."""
+    import multiprocessing
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(), numba_threads))
