@@ -175,3 +175,21 @@ def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
             p.kill()
             p.wait()
         p.stdout.close()
+
+
+def test_pool_workers_do_not_run_the_callers_script_again(tmp_path):
+    """A spawned child imports the parent's main script again unless it is guarded by `if __name__ ==
+    "__main__"`; a user's script calling bm.train (whose first run compiles in such workers) rarely is.
+    process_pool's workers import only the package."""
+    import subprocess
+    import sys
+    script = tmp_path / "user_script.py"
+    script.write_text("import os\n"
+                      "print('script body', flush=True)\n"
+                      "from badminima.engine.train.threads import process_pool\n"
+                      "pool = process_pool(2)\n"
+                      "print(sorted(pool.map(abs, range(-4, 0))), flush=True)\n"
+                      "pool.shutdown()\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.splitlines() == ["script body", "[1, 2, 3, 4]"]

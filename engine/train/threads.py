@@ -7,11 +7,14 @@ inside the parallel loop (seconds of compiling per function), and results never 
 took an item.
 
 Work that holds the GIL (compiling) goes to worker processes instead: process_pool() spawns them so
-that none outlives the process that started it."""
+that none outlives the process that started it, and none runs the caller's script again."""
 from __future__ import annotations
 
 import os
+import sys
+import types
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
 
@@ -45,9 +48,27 @@ def _worker_init(parent: int, numba_threads: int | None) -> None:
     threading.Thread(target=watch, daemon=True, name="badminima-parent-watch").start()
 
 
+class _WorkerProcess(SpawnProcess):
+    """A spawned process that does not import the caller's __main__.  A spawned child runs the parent's
+    main script again (as __mp_main__) unless it is guarded by `if __name__ == "__main__"`, and a
+    user's script calling the API rarely is; the workers run only the package's functions, so the child
+    is told there is no main module to import."""
+
+    def start(self):
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            super().start()         # spawn reads the main module here, to tell the child what to import
+        finally:
+            sys.modules["__main__"] = main
+
+
+class _WorkerContext(SpawnContext):
+    Process = _WorkerProcess
+
+
 def process_pool(workers: int, numba_threads: int | None = None) -> ProcessPoolExecutor:
     """A pool of `workers` spawned processes (the caller may hold running Numba threads, which a forked
     child must not inherit), each exiting when the caller does, however it ends."""
-    import multiprocessing
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+    return ProcessPoolExecutor(workers, mp_context=_WorkerContext(),
                                initializer=_worker_init, initargs=(os.getpid(), numba_threads))
