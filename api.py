@@ -161,15 +161,16 @@ def _input_dim(n_params: int, hidden: int) -> int:
     return (n_params - 1) // hidden - 2
 
 
-def _check_run_args(output, threads) -> None:
+def _check_run_args(output, threads) -> str | None:
     """output (a result file path that can be written) and threads (None or an integer >= 1), checked
-    before any work like the command line's -o and --threads."""
+    before any work like the command line's -o and --threads; returns output as a string (or None)."""
     from badminima.engine.train.config import check_count
     if threads is not None:
         check_count(threads, "threads")
-    if output is not None:
-        from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
-        check_output_file(output, what="output", suffix=WRITER_SUFFIX)
+    if output is None:
+        return None
+    from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
+    return check_output_file(output, what="output", suffix=WRITER_SUFFIX)
 
 
 def _refuse_unknown(given, known, what: str, also=()) -> None:
@@ -272,7 +273,7 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
         _as_python, (hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit))
     options = {k: _as_python(v) for k, v in options.items()}
     _check_flags(progress=progress, force=force)
-    _check_run_args(output, threads)
+    output = _check_run_args(output, threads)
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
                       early_exit, finish_horizon, {**options, "device": device})
     if output is not None:
@@ -322,7 +323,7 @@ def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32
     networks, steps, seed, check_final, threads = map(_as_python, (networks, steps, seed, check_final, threads))
     protocol = {k: _as_python(v) for k, v in protocol.items()}
     _check_flags(progress=progress, force=force)
-    _check_run_args(output, threads)
+    output = _check_run_args(output, threads)
     _known_options(Protocol, protocol, "Table 1 protocol", table1)
     prot = Protocol(steps=steps, dtype=dtype, seed=seed, device=device, **protocol).validate()
     out = table1_report(run_table1(prot, networks, path=output, check_final=check_final, with_claims=claims,
@@ -350,7 +351,7 @@ def certify(file: str, points: Sequence[str] | None = None, witness: str | None 
     witness that they are not global; the report `badminima certify --json` writes."""
     from badminima.engine.certify.files import certify_file
     _check_flags(cross_check=cross_check)
-    if witness is not None and not isinstance(witness, (str, os.PathLike)):
+    if witness is not None and not isinstance(witness, str):
         from badminima.engine.train.config import ConfigError
         raise ConfigError(f"witness must be the name of a point of the file, got {witness!r}")
     return certify_file(file, point_names=_as_list(points, "points") or None, witness=witness,
@@ -375,6 +376,8 @@ def _as_python(v):
     """NumPy scalars and arrays as Python numbers and tuples (configs are stored as JSON), and paths as
     strings; anything else as it is."""
     if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray) and v.ndim == 0:       # a 0-d array is a number, as np.int64(2) is
         return v.item()
     if isinstance(v, (np.ndarray, list, tuple)):
         return tuple(_as_python(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
@@ -461,7 +464,7 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
         if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)
     _check_flags(progress=progress, force=force)
-    _check_run_args(output, threads)
+    output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()

@@ -25,6 +25,7 @@ import contextlib
 import datetime
 import math
 import numbers
+import os
 import re
 import shutil
 import tempfile
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from badminima.engine.data.datasets import DataError
 from badminima.engine.store import StoreError
-from badminima.engine.store.paths import atomic_files, os_error_message
+from badminima.engine.store.paths import atomic_files, is_hdf5, os_error_message
 from badminima.engine.store.write import lock_run, unlock_run
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
@@ -251,6 +252,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     out = Path(out_dir)
     all_cells = load_cells(paths, progress=progress)
     files = [f for run in dict.fromkeys(c.results for c in all_cells) for f in run.files]
+    _check_inputs_kept(out, files)
     chosen = sorted(select_cells(all_cells, cells), key=all_cells.index) if cells else []
     if details is True:
         detailed = all_cells
@@ -267,6 +269,22 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
 _STAGE_PREFIX = ".report-partial-"
 _STAGE_MARK = ".badminima-staging"
 _MANIFEST = ".report-files"             # the files a report wrote, so that the next one removes those it does not write
+
+
+def _check_inputs_kept(out: Path, files) -> None:
+    """StoreError, before any work, where the report would write over (or remove) one of the result
+    files it reads: one inside `out` named like a report's file (report.md, a top-level CSV, anything
+    under figures/ or cells/)."""
+    root = os.path.realpath(out)
+    for f in files:
+        rel = Path(os.path.relpath(os.path.realpath(f), root))
+        if rel.parts[0] == "..":
+            continue
+        top = len(rel.parts) == 1
+        if (rel.parts[0] in ("figures", "cells") or rel.parts[0].startswith(_STAGE_PREFIX)
+                or top and (rel.name in ("report.md", "report.md.lock", _MANIFEST) or rel.suffix == ".csv")):
+            raise StoreError(f"cannot write the report into {out}: it would replace {f}, one of the result "
+                             f"files it reads; give another folder")
 
 
 @contextlib.contextmanager
@@ -300,7 +318,8 @@ def _staged(out: Path):
             for f, tmp in zip(files, tmps):
                 shutil.copyfile(f, tmp)
         for name in sorted(before - set(names)):       # the previous report's files this one did not write
-            (out / name).unlink(missing_ok=True)
+            if not is_hdf5(out / name):
+                (out / name).unlink(missing_ok=True)
         for sub in ("cells", "figures"):
             if (out / sub).is_dir() and not any((out / sub).iterdir()):
                 (out / sub).rmdir()

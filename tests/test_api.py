@@ -220,3 +220,73 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     monkeypatch.setattr(plots, "figure", lambda *a, **k: pytest.fail("drawn before the size was checked"))
     with pytest.raises(bm.ResourceError, match="100 x 100 inches at 1200 dpi"):
         bm.plot("losses", out, size=(100, 100), dpi=1200)
+
+
+def test_outputs_never_replace_the_inputs_they_read(tmp_path, monkeypatch):
+    """No output, force=True included, replaces a file its command reads: the dataset of a run, the
+    parents of a search, the data file of certify's --json, the result files of a report (one inside
+    the report folder under a name the report writes); a text output never replaces an HDF5 file."""
+    import shutil
+    from click.testing import CliRunner
+    from badminima.cli import main
+    monkeypatch.chdir(tmp_path)
+    csv = tmp_path / "my.csv"
+    csv.write_text("x0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    before = csv.read_bytes()
+    (tmp_path / "link.csv").symlink_to(csv)
+    for out in ("my.csv", "link.csv"):
+        with pytest.raises(bm.StoreError, match="which this command reads"):
+            bm.train(dataset="my.csv", output=out, force=True, networks=5, steps=5)
+    assert csv.read_bytes() == before
+    parent = tmp_path / "p8.json"
+    shutil.copy(bm.load_dataset("deadlock_n8").source, parent)
+    with pytest.raises(bm.StoreError, match="which this command reads"):
+        bm.search(7, strategy="delete", parents=str(parent), budget=2, output=str(parent), force=True,
+                  found_dir=str(tmp_path / "f"))
+    assert bm.load_dataset(str(parent)).points
+    p10 = tmp_path / "p10.json"
+    shutil.copy(bm.load_dataset("paper10").source, p10)
+    r = CliRunner().invoke(main, ["certify", str(p10), "--point", "W_hat", "--json", str(p10)])
+    assert r.exit_code == 1 and "which this command reads" in r.output and bm.load_dataset(str(p10)).points
+    rp = tmp_path / "rp"
+    rp.mkdir()
+    bm.train(networks=20, steps=50, output=str(rp / "report.md"))
+    for name in ("report.md", "outcomes.csv", "figures/a.png"):
+        src = rp / name
+        src.parent.mkdir(exist_ok=True)
+        if name != "report.md":
+            shutil.copy(rp / "report.md", src)
+        with pytest.raises(bm.StoreError, match="one of the result files it reads"):
+            bm.report(str(src), str(rp), pdf=False)
+        assert bm.open(str(src)).n() == 20
+    bm.report(str(rp / "report.md"), str(tmp_path / "elsewhere"), pdf=False)
+    shutil.copy(rp / "report.md", tmp_path / "elsewhere" / "paper.csv")     # an HDF5 file where a CSV goes
+    with pytest.raises(bm.StoreError, match="HDF5 result file, which this output would replace"):
+        bm.report(str(rp / "report.md"), str(tmp_path / "elsewhere"), pdf=False)
+    assert bm.open(str(tmp_path / "elsewhere" / "paper.csv")).n() == 20
+
+
+def test_paths_arrays_and_odd_names_in_the_api(tmp_path, monkeypatch):
+    """A pathlib output is a path (the returned "path" a string); a 0-d array is its number; a NUL or an
+    over-long name is a one-line error; a CSV written with a byte-order mark loads; digits are ASCII."""
+    import pathlib
+    monkeypatch.chdir(tmp_path)
+    t = bm.table1(networks=2, steps=10, output=pathlib.Path("t1/x.h5"), claims=False, check_final=0)
+    assert t["path"] == "t1/x.h5" and len(t["results"].cells) == 52
+    s = bm.search(6, budget=2, ones=3, output=pathlib.Path("s.h5"), found_dir=str(tmp_path / "f"))
+    assert s["path"] == "s.h5"
+    assert bm.train(hidden=np.array(2), networks=np.array(5), steps=np.array(5)).config()["networks"] == 5
+    with pytest.raises(bm.StoreError, match="NUL character"):
+        bm.train(networks=5, steps=5, output="a\0.h5")
+    with pytest.raises(bm.DataError, match="not a usable file name"):
+        bm.load_dataset("a" * 300 + ".json")
+    for bad in (None, 5):
+        with pytest.raises(bm.DataError, match="built-in name .* or a .json/.csv file path"):
+            bm.load_dataset(bad)
+    with pytest.raises(bm.ConfigError, match="witness must be the name of a point"):
+        bm.certify("paper10", points="W_hat", witness=pathlib.Path("W0"))
+    (tmp_path / "bom.csv").write_text("\ufeffx0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n", encoding="utf-8")
+    assert bm.load_dataset(str(tmp_path / "bom.csv")).n == 4
+    (tmp_path / "arabic.csv").write_text("x0,x1,y\n0,0,0\n0,\u0661,1\n1,0,1\n1,1,0\n", encoding="utf-8")
+    with pytest.raises(bm.DataError, match="not numeric"):
+        bm.load_dataset(str(tmp_path / "arabic.csv"))

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -26,7 +27,7 @@ SUPPORTED_D = (1, 2)
 MAX_EXPONENT = 1000  # bounds the size of Fraction('1e...'); float64 spans about 1e-324..1e308
 MAX_DIGITS = 4000    # characters of one number (Python refuses to read integers of more than 4300 digits)
 
-_EXACT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+/\d+")
+_EXACT_RE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+/\d+", re.ASCII)   # ASCII digits only
 _NAN_RE = re.compile(r"[+-]?nan", re.IGNORECASE)
 _INF_RE = re.compile(r"[+-]?(inf|infinity)", re.IGNORECASE)
 
@@ -149,7 +150,7 @@ def _read_text(path: Path) -> str:
     except OSError:
         pass                            # reported by the read below
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")    # a byte-order mark (spreadsheets write one) is dropped
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -177,7 +178,7 @@ def _csv_columns(header: list[str], path: Path) -> tuple[list[int], int]:
     """Column indices of x0..x{d-1} and y in a CSV header."""
     names = [h.strip() for h in header]
     for name in names:
-        if name != "y" and not re.fullmatch(r"x\d+", name):
+        if name != "y" and not re.fullmatch(r"x[0-9]+", name):
             raise DataError(f"{path}: unexpected column {name!r} (columns must be x0..x{{d-1}} and y)")
     if len(set(names)) != len(names):
         raise DataError(f"{path}: duplicate column names in header {names}")
@@ -289,7 +290,7 @@ def _parse_point(name: str, raw, d: int, label: str) -> WeightPoint:
     for key in ("hidden", "activation", "theta"):
         if key not in raw:
             raise DataError(f"{where} lacks '{key}'")
-    if not (isinstance(raw["hidden"], _JsonNumber) and re.fullmatch(r"[1-9]\d{0,8}", raw["hidden"])):
+    if not (isinstance(raw["hidden"], _JsonNumber) and re.fullmatch(r"[1-9][0-9]{0,8}", raw["hidden"])):
         raise DataError(f"{where}: hidden must be a positive integer, got {_plain(raw['hidden'])!r}")
     hidden = int(raw["hidden"])
     if raw["activation"] not in ACTIVATIONS:
@@ -338,6 +339,16 @@ def builtin_names() -> list[str]:
 
 def _locate(spec: str) -> Path:
     """A built-in name or a path to a .json / .csv file."""
+    try:
+        return _locate_name(spec)
+    except (OSError, ValueError) as e:        # a NUL in the name, a name too long for the file system
+        if isinstance(e, DataError):
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise DataError(f"{_short(spec)!r}: not a usable file name ({reason})") from None
+
+
+def _locate_name(spec: str) -> Path:
     if not spec.strip():
         raise DataError(f"the dataset name is empty: give a built-in name ({', '.join(builtin_names())}) "
                         f"or a .json/.csv file")
@@ -357,7 +368,10 @@ def _locate(spec: str) -> Path:
 
 def load_dataset(spec: str, kind: str | None = None) -> Dataset:
     """Load and validate a dataset from a built-in name or a .json / .csv path; raise DataError if unusable."""
-    path = _locate(str(spec))
+    if not isinstance(spec, (str, os.PathLike)):
+        raise DataError(f"a dataset is a built-in name ({', '.join(builtin_names())}) or a .json/.csv file "
+                        f"path, got {type(spec).__name__} {spec!r}")
+    path = _locate(os.fspath(spec))
     label = str(spec) if path.parent != DATA_DIR else f"data/{path.name}"
     raw = _read_json(path) if path.suffix.lower() == ".json" else _read_csv(path)
     rows = raw.get("_row_names") or [f"row {i}" for i in range(1, _length(raw["x"]) + 1)]

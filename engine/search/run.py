@@ -63,7 +63,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, config_tag, open_results
-from badminima.engine.store.paths import check_output_dir, write_text
+from badminima.engine.store.paths import check_not_input, check_output_dir, write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits
 from badminima.engine.train.run import train_range
 
@@ -692,6 +692,8 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
     check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
                "use a smaller --chunk (results do not depend on it)")
+    check_not_input(path, [p.spec.rpartition(":")[0] for p in parents or ()], what="the output",
+                    beside=("", ".part"))
     config = run_config(cfg, parents)
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
     if shard is not None:

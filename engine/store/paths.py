@@ -74,7 +74,7 @@ def _check_name_length(directory: str, path: str, head: str, suffix: str) -> Non
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
-def _is_hdf5(path: str) -> bool:
+def is_hdf5(path) -> bool:
     """Whether path is an existing file that starts with the HDF5 signature (a result file)."""
     try:
         with open(path, "rb") as f:
@@ -89,6 +89,8 @@ def _check_path_type(path, what: str) -> None:
         raise StoreError(f"{what} is empty: give a path")
     if not isinstance(path, (str, os.PathLike)):
         raise StoreError(f"{what} must be a file path, got {type(path).__name__} {path!r}")
+    if "\0" in str(os.fspath(path)):
+        raise StoreError(f"{what} {os.fspath(path)!r} holds a NUL character, which no file name may")
 
 
 def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
@@ -108,7 +110,7 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{head}: it is a directory; give a file name")
     if os.path.lexists(full) and not os.path.isfile(full):
         raise StoreError(f"{head}: it exists and is not a regular file")
-    if not suffix and _is_hdf5(full):
+    if not suffix and is_hdf5(full):
         raise StoreError(f"{head}: it is an HDF5 result file, which this output would replace; give another "
                          f"file name")
     top = _nearest_existing(os.path.dirname(full))
@@ -117,6 +119,21 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     _check_name_length(top, full, head, suffix)
     _probe(top, head)
     return path
+
+
+def check_not_input(output, inputs, *, what: str = "-o", beside=("",)) -> None:
+    """StoreError where `output`, or a file its writer keeps beside it (the suffixes `beside`), is one of
+    the files the command reads: no option, --force included, replaces a command's own input."""
+    for suffix in beside:
+        out = os.fspath(output) + suffix
+        for src in inputs:
+            try:
+                same = os.path.samefile(out, src)
+            except (OSError, ValueError, TypeError):
+                continue
+            if same:
+                raise StoreError(f"cannot write {what} {output}: it is {os.fspath(src)}, which this command "
+                                 f"reads; give another file name")
 
 
 def check_output_dir(path, *, what: str = "-o") -> str:
@@ -157,6 +174,8 @@ def atomic_files(paths):
     for p, real in zip(paths, reals):
         if os.path.isdir(real):
             raise StoreError(f"cannot write {p}: it is a directory")
+        if is_hdf5(real):              # a text or figure output never replaces a result file
+            raise StoreError(f"cannot write {p}: it is an HDF5 result file, which this output would replace")
     try:
         for p, real in zip(paths, reals):
             current = p

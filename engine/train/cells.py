@@ -18,6 +18,7 @@ from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
+from badminima.engine.store.paths import check_not_input
 from badminima.engine.train.run import default_chunk, require_device, thread_count, train
 
 
@@ -53,6 +54,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks,
                            chunk or default_chunk(c.config.device), keep_init,
                            thread_count(threads), what=f"cell {c.name}" if len(cells) > 1 else "this run")
+    check_not_input(path, [c.data.source for c in cells if c.data.source], what="the output", beside=("", ".part"))
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
