@@ -35,6 +35,44 @@ def _cell_columns(config: dict) -> dict[str, Any]:
     return out
 
 
+def _refuse_unknown(given, known, what: str, also=()) -> None:
+    """ConfigError naming the keywords of `given` that are not in `known`, with the nearest name of
+    `known` or `also` (the function's own arguments) where one is close (Python's own message would be
+    a TypeError)."""
+    import difflib
+    from badminima.engine.train.config import ConfigError
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        def named(k):
+            near = difflib.get_close_matches(k, sorted({*known, *also}), n=1)
+            return repr(k) + (f" (did you mean {near[0]!r}?)" if near else "")
+        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(named, unknown))}")
+
+
+def _keywords(func):
+    """Refuse a misspelt keyword argument of `func` (one without **options, which checks its own), or
+    positional arguments beyond its positional parameters, as ConfigError (Python's are TypeErrors)."""
+    import functools
+    import inspect
+    from badminima.engine.train.config import ConfigError
+    params = inspect.signature(func).parameters.values()
+    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    own = any(p.kind == p.VAR_KEYWORD for p in params)
+    shown = [n for n in positional if n != "self"]
+
+    @functools.wraps(func)
+    def checked(*args, **kwargs):
+        if len(args) > len(positional):
+            raise ConfigError(f"{func.__name__}() takes {len(shown)} positional argument"
+                              f"{'s' * (len(shown) != 1)}{' (' + ', '.join(shown) + ')' if shown else ''}; "
+                              f"pass the others by name, e.g. {known[len(positional)] if len(known) > len(positional) else 'name'}=...")
+        if not own:
+            _refuse_unknown(kwargs, known, f"{func.__name__}()")
+        return func(*args, **kwargs)
+    return checked
+
+
 class Results:
     """The per-network results of a run: one or more cells, each a dict of NumPy arrays.
 
@@ -45,7 +83,10 @@ class Results:
 
     def __init__(self, store=None, memory: dict | None = None, configs: dict | None = None):
         self._store = store                   # engine.store Results, or None
-        self._memory = memory or {}           # cell -> {field: array}
+        self._memory = memory or {}           # cell -> {field: array}, read-only: res[field] hands them out
+        for arrays in self._memory.values():
+            for v in arrays.values():
+                v.setflags(write=False)
         self._configs = configs or {}
         self.cells = list(store.cells) if store is not None else list(self._memory)
         self.path = None if store is None else (store.files[0] if len(store.files) == 1 else list(store.files))
@@ -71,18 +112,21 @@ class Results:
         """Names of the per-network arrays."""
         if self._store is not None:
             return list(self._store.fields)
-        return list(next(iter(self._memory.values())))
+        return list(next(iter(self._memory.values()), ()))
 
+    @_keywords
     def n(self, cell: str | None = None) -> int:
         """Networks stored for the cell."""
         c = self._cell(cell)
         return self._store.n_rows(c) if self._store is not None else len(self._memory[c]["index"])
 
+    @_keywords
     def config(self, cell: str | None = None) -> dict:
         """The cell's configuration (as stored in the file)."""
         c = self._cell(cell)
         return dict(self._store.cell_config(c)) if self._store is not None else dict(self._configs[c])
 
+    @_keywords
     def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """The cell's arrays (all fields, or those named), rows in network order."""
         c = self._cell(cell)
@@ -110,6 +154,7 @@ class Results:
         """The field names, as for a dict of arrays (res[field])."""
         return iter(self.fields)
 
+    @_keywords
     def counts(self, cell: str | None = None, optimizer: bool = False) -> dict[str, int]:
         """Outcome name -> networks; optimizer=True counts the optimizer's own verdicts (before the
         finisher), which is what Table 1 counts."""
@@ -119,10 +164,11 @@ class Results:
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
             return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
-        codes = self.data(cell, [fld])[fld]
-        k = np.bincount(codes.astype(np.int64), minlength=len(NAMES))
+        codes = _outcome_codes(self.data(cell, [fld])[fld], fld)
+        k = np.bincount(codes, minlength=len(NAMES))
         return {name: int(k[code]) for code, name in NAMES.items()}
 
+    @_keywords
     def to_pandas(self, cell: str | None = None, weights: bool = False):
         """One row per network: the scalar fields, outcome names as a categorical, the cell's settings
         as columns; weights=True adds one column per parameter (v0, w00, w01, b0, ..., c)."""
@@ -141,7 +187,7 @@ class Results:
         cats = pd.CategoricalDtype(list(NAMES.values()))
         for k in ("outcome", "optimizer_outcome"):
             if k in cols:
-                cols[k] = pd.Categorical.from_codes(cols[k].astype(np.int64), dtype=cats)
+                cols[k] = pd.Categorical.from_codes(_outcome_codes(cols[k], k), dtype=cats)
         first = [k for k in ("index", "outcome", "optimizer_outcome") if k in cols]
         df = pd.DataFrame({k: cols[k] for k in first + [k for k in cols if k not in first]})
         conf = self.config(c)
@@ -154,6 +200,18 @@ class Results:
             for j, name in enumerate(names):
                 df[name] = d["weights"][:, j]
         return df
+
+
+def _outcome_codes(codes: np.ndarray, field: str) -> np.ndarray:
+    """An outcome-code field as int64, StoreError where a code names no outcome (a damaged file)."""
+    from badminima.engine.core.outcomes import NAMES
+    from badminima.engine.store import StoreError
+    codes = codes.astype(np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= len(NAMES)))
+    if bad.size:
+        raise StoreError(f"{field} of row {bad[0]} is {codes[bad[0]]}, which is no outcome code (0-{len(NAMES) - 1}): "
+                         f"the file is damaged")
+    return codes
 
 
 def _input_dim(n_params: int, hidden: int) -> int:
@@ -171,34 +229,6 @@ def _check_run_args(output, threads) -> str | None:
         return None
     from badminima.engine.store.paths import WRITER_SUFFIX, check_output_file
     return check_output_file(output, what="output", suffix=WRITER_SUFFIX)
-
-
-def _refuse_unknown(given, known, what: str, also=()) -> None:
-    """ConfigError naming the keywords of `given` that are not in `known`, with the nearest name of
-    `known` or `also` (the function's own arguments) where one is close (Python's own message would be
-    a TypeError)."""
-    import difflib
-    from badminima.engine.train.config import ConfigError
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        def named(k):
-            near = difflib.get_close_matches(k, sorted({*known, *also}), n=1)
-            return repr(k) + (f" (did you mean {near[0]!r}?)" if near else "")
-        raise ConfigError(f"unknown {what} option{'s' * (len(unknown) > 1)} {', '.join(map(named, unknown))}")
-
-
-def _keywords(func):
-    """Refuse a misspelt keyword argument of `func` as ConfigError, like the functions taking **options."""
-    import functools
-    import inspect
-    known = [n for n, p in inspect.signature(func).parameters.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-    @functools.wraps(func)
-    def checked(*args, **kwargs):
-        _refuse_unknown(kwargs, known, f"{func.__name__}()")
-        return func(*args, **kwargs)
-    return checked
 
 
 def _known_options(cls, options: dict, what: str, func, derived: tuple = ()) -> None:
@@ -256,6 +286,7 @@ def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, d
     return cfg, ds
 
 
+@_keywords
 def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid", optimizer: str = "gd",
           lr: float | None = None, steps: int = 10_000, networks: int = 1000, seed: int = 0,
           dtype: str = "float64", init: str = "normal:1", bias_init: str = "same", early_exit: bool = True,
@@ -308,6 +339,7 @@ def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors
     return Results(store=open_results(paths))
 
 
+@_keywords
 def table1(networks: int = 10_000, *, steps: int = 10_000, dtype: str = "float32", seed: int = 0,
            device: str = "cpu", output: str | None = None, check_final: int = 1000, claims: bool = True, threads: int | None = None,
            progress: bool = False, force: bool = False, **protocol) -> dict:
@@ -419,15 +451,21 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
         from badminima.engine.store.paths import check_output_file
         check_output_file(output, what="output")
         figures.check_format(output)
+    from badminima.engine.train.config import ConfigError
     kw = figures.figure_options(size, dpi)
-    networks = _as_python(() if networks is None else [networks] if isinstance(networks, (int, np.integer))
-                          else networks)
+    if isinstance(networks, (int, np.integer)) and not isinstance(networks, (bool, np.bool_)):
+        networks = [networks]
+    elif networks is None:
+        networks = ()
+    elif not isinstance(networks, (list, tuple, range, np.ndarray)):
+        raise ConfigError(f"networks must be a network index or a list of them, got {networks!r}")
+    plots.check_network_count(len(networks))
+    networks = _as_python(networks)
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in networks):
-        from badminima.engine.train.config import ConfigError
         raise ConfigError(f"networks must be network indices (integers), got {networks!r}")
     _check_flags(progress=progress)
-    fig = plots.figure(kind, _files(source), cells=_as_list(cells, "cells"), networks=networks,
-                       points=_as_list(points, "points"),
+    fig = plots.figure(kind, _files(source), cells=_as_list(cells, "cells") or (), networks=networks,
+                       points=_as_list(points, "points") or (),
                        title=title, progress=progress, **kw)
     if output is not None:
         figures.save(fig, output)
@@ -451,6 +489,7 @@ def report(source, out_dir: str = "report", *, cells: Sequence[str] = (), detail
                             cells=_as_list(cells, "cells")))
 
 
+@_keywords
 def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "joint", output: str | None = None,
            found_dir: str = "runs/search/found", threads: int | None = None, progress: bool = False,
            force: bool = False, **options) -> dict:

@@ -820,7 +820,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 @click.option("--cell", "cells", multiple=True, help="cell name or label to draw (repeatable; default all)")
 @click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
-@click.option("--size", default=None, help="figure size in inches, WxH (default depends on the figure)")
+@click.option("--size", default=None, help="figure size in inches, WxH, each in [0.5, 100] (default depends on the figure)")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
 @click.option("--title", default=None, help="title (minimality; default: Minimality of weight points)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")

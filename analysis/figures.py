@@ -71,7 +71,7 @@ def check_format(path) -> None:
 
 
 def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
-    """The size (width, height in inches, each in (0, 100]; or "WxH") and dpi (10..1200) of a figure,
+    """The size (width, height in inches, each in [0.5, 100]; or "WxH") and dpi (10..1200) of a figure,
     checked (AnalysisError) before anything is drawn, as keyword arguments of the plot functions."""
     import numbers
     from badminima.analysis.load import AnalysisError
@@ -80,11 +80,14 @@ def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
     kw = {"dpi": int(dpi)}
     if size is not None:
         try:
-            w, h = (float(v) for v in (size.lower().split("x") if isinstance(size, str) else size))
+            parts = size.lower().split("x") if isinstance(size, str) else list(size)
+            if any(isinstance(v, (bool, np.bool_)) for v in parts):
+                raise TypeError
+            w, h = (float(v) for v in parts)
         except (TypeError, ValueError):
             w = h = float("nan")
-        if not (0 < w <= 100 and 0 < h <= 100):
-            raise AnalysisError(f"bad figure size {size!r}: width and height in inches, each in (0, 100], e.g. 6x4")
+        if not (0.5 <= w <= 100 and 0.5 <= h <= 100):
+            raise AnalysisError(f"bad figure size {size!r}: width and height in inches, each in [0.5, 100], e.g. 6x4")
         kw["size"] = (w, h)
         check_raster(w, h, dpi)
     return kw

@@ -199,15 +199,43 @@ def read_rows(path) -> tuple[list, list | None]:
                 rows = list(csv.reader(f))
             if not rows:
                 raise AnalysisError(f"{path}: empty CSV")
-            return rows[1:], rows[0]
+            return _table(rows[1:], rows[0], path)
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
         raise AnalysisError(f"{path}: unreadable rows file: {e}") from None
     if isinstance(obj, dict) and isinstance(obj.get("rows"), list):
-        return obj["rows"], obj.get("columns")
-    if isinstance(obj, list) and all(isinstance(r, (dict, list)) for r in obj):
-        return obj, None
+        return _table(obj["rows"], obj.get("columns"), path)
+    if isinstance(obj, list):
+        return _table(obj, None, path)
     raise AnalysisError(f"{path}: expected a list of rows or {{'columns': [...], 'rows': [...]}}")
+
+
+#: rows of one table figure (a rows file is a summary: one row per N or per dataset)
+MAX_ROWS = 500
+
+
+def _table(rows: list, columns, path) -> tuple[list, list | None]:
+    """The rows of a rows file as lists of at most len(columns) values, checked: rows all objects (their
+    keys make the columns, first seen first) or all lists; columns names; some columns; at most MAX_ROWS."""
+    def bad(why):
+        return AnalysisError(f"{path}: {why}")
+    if columns is not None and not (isinstance(columns, list) and columns
+                                    and all(isinstance(c, (str, int, float)) for c in columns)):
+        raise bad(f"'columns' must be a list of column names, got {str(columns)[:60]}")
+    if len(rows) > MAX_ROWS:
+        raise bad(f"{len(rows)} rows; one table figure shows at most {MAX_ROWS}")
+    if rows and all(isinstance(r, dict) for r in rows):
+        columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+        rows = [[r.get(c) for c in columns] for r in rows]
+    elif not all(isinstance(r, list) for r in rows):
+        raise bad("rows must be all objects or all lists")
+    width = len(columns) if columns else max((len(r) for r in rows), default=0)
+    if rows and not width:
+        raise bad("the rows have no columns")
+    long = next((i for i, r in enumerate(rows) if len(r) > width), None)
+    if long is not None:
+        raise bad(f"row {long + 1} has {len(rows[long])} values for {width} columns")
+    return rows, columns
 
 
 MINIMALITY_TITLE = "Minimality of weight points"
@@ -216,6 +244,16 @@ MINIMALITY_TITLE = "Minimality of weight points"
 def plot_minimality(rows, columns=None, *, title: str = MINIMALITY_TITLE, **kw) -> Figure:
     """The minimality table (list of rows: dicts, or lists with `columns`) as an image."""
     return figures.table_figure(rows, columns, title=title, **kw)
+
+
+#: networks drawn in one regions or fit figure (one panel each)
+MAX_NETWORKS = 64
+
+
+def check_network_count(n: int) -> None:
+    """AnalysisError unless n networks fit in one figure."""
+    if n > MAX_NETWORKS:
+        raise AnalysisError(f"at most {MAX_NETWORKS} networks in one figure (one panel each), got {n}")
 
 
 def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | None = None, progress: bool = False,
@@ -231,6 +269,7 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | N
             raise AnalysisError("plot minimality takes one rows file (JSON or CSV)")
         rows, columns = read_rows(files[0])
         return plot_minimality(rows, columns, title=title or MINIMALITY_TITLE, **kw)
+    check_network_count(len(networks))
     chosen = select_cells(load_cells(files, progress=progress), list(cells))
     if kind == "regions":
         return plot_regions(chosen, networks=list(networks), points=list(points), **kw)
@@ -243,5 +282,5 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | N
     return plot_basins(chosen, progress=progress, **kw)
 
 
-__all__ = ["figure", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
+__all__ = ["figure", "check_network_count", "MAX_NETWORKS", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
            "plot_losses", "basin_groups", "plot_basins", "read_rows", "plot_minimality"]

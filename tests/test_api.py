@@ -290,3 +290,52 @@ def test_paths_arrays_and_odd_names_in_the_api(tmp_path, monkeypatch):
     (tmp_path / "arabic.csv").write_text("x0,x1,y\n0,0,0\n0,\u0661,1\n1,0,1\n1,1,0\n", encoding="utf-8")
     with pytest.raises(bm.DataError, match="not numeric"):
         bm.load_dataset(str(tmp_path / "arabic.csv"))
+
+
+def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
+    """Methods check their keywords like the functions; extra positional arguments, a Fraction, a
+    non-list of networks, too many networks for one figure, a sub-pixel figure, malformed rows files,
+    witness or continuation settings that could not fit are all one-line errors before any work;
+    in-memory arrays are read-only (counts() reads them); a damaged outcome code is named."""
+    import fractions
+    monkeypatch.chdir(tmp_path)
+    res = bm.train(networks=20, steps=50, output="p.h5")
+    mem = bm.train(networks=20, steps=50)
+    calls = [
+        (lambda: mem.counts(optimiser=True), bm.ConfigError, "did you mean 'optimizer'"),
+        (lambda: mem.to_pandas(wieghts=True), bm.ConfigError, "did you mean 'weights'"),
+        (lambda: bm.plot("losses", "p.h5", "f.png"), bm.ConfigError, r"takes 2 positional arguments \(kind, source\)"),
+        (lambda: bm.train("xor", 2), bm.ConfigError, "takes 1 positional argument"),
+        (lambda: bm.train(networks=5, steps=5, lr=fractions.Fraction(1, 2)), bm.ConfigError, "finite number"),
+        (lambda: bm.table1(2, sgd_lrs=(fractions.Fraction(1, 2),)), bm.ConfigError, "sequence of numbers"),
+        (lambda: bm.plot("regions", res, networks=1.0), bm.ConfigError, "network index or a list"),
+        (lambda: bm.plot("regions", res, networks=range(10 ** 8)), bm.AnalysisError, "at most 64 networks"),
+        (lambda: bm.plot("losses", res, size=(0.01, 0.01)), bm.AnalysisError, r"each in \[0.5, 100\]"),
+        (lambda: bm.plot("losses", res, size=(True, 2)), bm.AnalysisError, "bad figure size"),
+        (lambda: bm.search(8, budget=2, strategy="delete", parents="deadlock_n9", continuation_steps=10 ** 12,
+                           output="s.h5", found_dir="f"), bm.ConfigError, "at most 10"),
+        (lambda: bm.search(8, budget=2, witness_starts=10 ** 12, output="s.h5", found_dir="f"),
+         bm.ResourceError, "witness search"),
+    ]
+    for call, err, needle in calls:
+        with pytest.raises(err, match=needle):
+            call()
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.part").exists()
+    assert bm.plot("losses", res, cells=None, points=None) is not None
+    for text, needle in (('[{"a": 1}, [1, 2]]', "all objects or all lists"),
+                         ('{"columns": ["a"], "rows": [[1, 2, 3]]}', "row 1 has 3 values for 1 columns"),
+                         ('{"columns": 5, "rows": [[1]]}', "'columns' must be a list"),
+                         ('[[]]', "no columns"), ('[{}]', "no columns"),
+                         (str([{"N": i} for i in range(501)]).replace("'", '"'), "at most 500")):
+        (tmp_path / "rows.json").write_text(text)
+        with pytest.raises(bm.AnalysisError, match=needle):
+            bm.plot("minimality", "rows.json")
+    with pytest.raises(ValueError, match="read-only"):
+        mem["outcome"][:] = 42
+    assert sum(mem.counts().values()) == 20
+    damaged = bm.Results(memory={"main": {**mem.data(), "outcome": np.full(20, 100, np.int8)}},
+                         configs={"main": mem.config()})
+    for call in (damaged.to_pandas, damaged.counts):
+        with pytest.raises(bm.StoreError, match="100, which is no outcome code"):
+            call()
+    assert bm.Results().fields == []

@@ -64,7 +64,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, config_tag, open_results
 from badminima.engine.store.paths import check_not_input, check_output_dir, write_text
-from badminima.engine.train.limits import MAX_COUNT, check_fits
+from badminima.engine.train.limits import MAX_COUNT, check_fits, chunk_bytes
 from badminima.engine.train.run import train_range
 
 P = 9                      # parameters of the 2-2-1 network
@@ -238,6 +238,11 @@ class SearchConfig:
         for name in ("n_iters", "continuation_steps", "continuation_iters", "witness_starts", "witness_steps"):
             if getattr(self, name) < 1:
                 bad(f"{opt(name)} must be >= 1, got {getattr(self, name)}")
+        if self.continuation_steps > 10 ** 6:
+            bad(f"{opt('continuation_steps')} must be at most 10^6 (each is a full re-solve), got "
+                f"{self.continuation_steps}")
+        if self.witness_starts * self.budget > MAX_COUNT:       # candidate i's starts: networks i*M .. i*M + M - 1
+            bad(f"{opt('witness_starts')} x --budget must be at most 2^62, got {self.witness_starts} x {self.budget}")
         if not self.decimals or any(not (isinstance(k, int) and 0 <= k <= 12) for k in self.decimals):
             bad(f"decimals must be integers in 0..12, got {self.decimals!r}")
         InitSpec.parse(self.witness_init)
@@ -692,6 +697,10 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
     check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
                "use a smaller --chunk (results do not depend on it)")
+    check_fits(2 * chunk_bytes(2, 2, cfg.witness_starts) * max(1, post_workers or 1),
+               f"the witness search of a survivor ({cfg.witness_starts} networks in memory"
+               + (f", in each of {post_workers} processes)" if (post_workers or 1) > 1 else ")"),
+               "use fewer witness_starts")
     check_not_input(path, [p.spec.rpartition(":")[0] for p in parents or ()], what="the output",
                     beside=("", ".part"))
     config = run_config(cfg, parents)

@@ -50,9 +50,14 @@ def finite(v) -> bool:
         return False
 
 
+# the numbers a float field takes: Python's and NumPy's (a Fraction or Decimal would reach the kernels and
+# the stored JSON as what it is)
+_FLOATS = (int, float, np.integer, np.floating)
+
+
 def check_field_types(cfg, option=lambda name: name) -> None:
     """Refuse (ConfigError naming the option) a field of the config dataclass `cfg` whose value is not of
-    its annotated kind: int (not bool), float (any real number but bool, finite), str, tuple (of numbers
+    its annotated kind: int (not bool), float (an int or float of Python or NumPy, not bool, finite), str, tuple (of numbers
     or strings, not a string); "X | None" fields may be None."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
@@ -64,12 +69,12 @@ def check_field_types(cfg, option=lambda name: name) -> None:
             ok = isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
             what = "an integer"
         elif kind == "float":
-            ok = isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and finite(v)
+            ok = isinstance(v, _FLOATS) and not isinstance(v, (bool, np.bool_)) and finite(v)
             what = "a finite number"
         elif kind == "str":
             ok, what = isinstance(v, str), "a string"
         elif kind == "tuple":
-            ok = isinstance(v, tuple) and all(isinstance(x, (str, numbers.Real)) and not isinstance(x, bool)
+            ok = isinstance(v, tuple) and all(isinstance(x, (str, *_FLOATS)) and not isinstance(x, bool)
                                               for x in v)
             what = "a sequence of numbers or names"
         else:
