@@ -339,3 +339,9 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
         with pytest.raises(bm.StoreError, match="100, which is no outcome code"):
             call()
     assert bm.Results().fields == []
+    for call, needle in ((lambda: bm.train(networks=5, steps=5, output="new.h5/"), "trailing / names a directory"),
+                         (lambda: bm.plot("losses", res, output="fig.png/"), "trailing / names a directory"),
+                         (lambda: bm.search(6, budget=2, output="x.h5", found_dir="x.h5"), "result file's own path")):
+        with pytest.raises(bm.StoreError, match=needle):
+            call()
+    assert not any(p.exists() for p in (tmp_path / "fig.png", tmp_path / "x.h5", tmp_path / "new.h5"))

@@ -62,7 +62,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
-from badminima.engine.store import RunComplete, RunWriter, config_tag, open_results
+from badminima.engine.store import RunComplete, RunWriter, StoreError, config_tag, open_results
 from badminima.engine.store.paths import check_not_input, check_output_dir, write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits, chunk_bytes
 from badminima.engine.train.run import train_range
@@ -687,6 +687,8 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     many processes (``post_pool``); the records are the same either way."""
     cfg.validate()
     check_output_dir(cfg.found_dir, what="--found-dir")        # before any work, not at the first export
+    if os.path.abspath(cfg.found_dir) == os.path.abspath(path):
+        raise StoreError(f"--found-dir {cfg.found_dir} is the result file's own path; give another folder")
     parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
         sizes = {len(p.y) for p in parents}

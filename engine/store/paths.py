@@ -108,6 +108,8 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     head = f"cannot write {what} {path}"
     if os.path.isdir(full):
         raise StoreError(f"{head}: it is a directory; give a file name")
+    if path.endswith(("/", os.sep)):
+        raise StoreError(f"{head}: a trailing / names a directory; give a file name")
     if os.path.lexists(full) and not os.path.isfile(full):
         raise StoreError(f"{head}: it exists and is not a regular file")
     if not suffix and is_hdf5(full):
