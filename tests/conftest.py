@@ -152,3 +152,24 @@ def runs(tmp_path_factory):
         r = CliRunner().invoke(main, base + args + ["-o", str(d / name)], catch_exceptions=False)
         assert r.exit_code == 0, r.output
     return d
+
+
+def survivors(pids, within: float = 15.0) -> list:
+    """The processes of `pids` still alive (not zombies) after waiting up to `within` seconds for them to
+    exit; each is SIGKILLed so that a failing test leaves none behind."""
+    import signal
+    import time
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + within
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in pids if alive(w)]
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    return left

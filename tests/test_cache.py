@@ -12,12 +12,18 @@ from badminima.engine.core import jit
 PACKAGE = Path(badminima.__file__).resolve().parent
 
 
+def _user_cache_env(folder) -> dict:
+    """The environment of a subprocess whose user cache is `folder` (caching on, Numba's default place)."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(folder)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("BADMINIMA_NO_CACHE", None)
+    return env
+
+
 def test_package_functions_cache_under_the_user_cache_not_the_package(tmp_path):
     """An installed package must not gain files (they outlive `pip uninstall` and, as a bare folder in
     site-packages, hide a later editable install)."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    env.pop("NUMBA_CACHE_DIR", None)
-    env.pop("BADMINIMA_NO_CACHE", None)
+    env = _user_cache_env(tmp_path)
     # a small module with cached functions, compiled from scratch into the empty user cache
     code = ("import numpy as np\n"
             "from badminima.engine.core import model\n"
@@ -35,9 +41,7 @@ def test_a_damaged_cache_entry_is_compiled_again(tmp_path):
     package's functions: the function compiles, the run goes on, and the new entry replaces the damaged
     one; Numba's own loader would raise from pickle."""
     import pickle
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-    env.pop("NUMBA_CACHE_DIR", None)
-    env.pop("BADMINIMA_NO_CACHE", None)
+    env = _user_cache_env(tmp_path)
     code = ("import numpy as np\n"
             "from badminima.engine.core import model\n"
             "th = np.linspace(-1, 1, 9); x = np.arange(8.0).reshape(4, 2); y = np.array([0., 1, 1, 0])\n"

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from badminima.cli import main
 from badminima.engine.train.progress import Progress
+from conftest import survivors
 
 
 def test_compile_warms_the_named_variants(tmp_path, monkeypatch):
@@ -149,27 +150,15 @@ def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
             "print(*pool._processes, flush=True)\n"
             "time.sleep(600)\n")
 
-    def alive(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
-
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         pids = [int(t) for t in p.stdout.readline().split()]
-        assert len(pids) == 2 and all(map(alive, pids))
+        assert len(pids) == 2
         time.sleep(1)                   # the workers idle, waiting for work
+        assert all(os.path.exists(f"/proc/{w}") for w in pids), "workers ended before their parent"
         p.send_signal(signal.SIGKILL)
         p.wait()
-        deadline = time.monotonic() + 15
-        while any(map(alive, pids)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = [w for w in pids if alive(w)]
-        for w in left:
-            os.kill(w, signal.SIGKILL)
-        assert not left, "pool workers outlived the killed process"
+        assert not survivors(pids), "pool workers outlived the killed process"
     finally:
         if p.poll() is None:
             p.kill()

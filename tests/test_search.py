@@ -18,6 +18,7 @@ from badminima.engine.search import kernels as sk
 from badminima.engine.core.model import evaluate, hessian
 from badminima.engine.core.outcomes import SADDLE as SADDLE_CODE
 from badminima.engine.store import RunWriter, open_results
+from conftest import survivors
 
 try:
     from badminima.tests import reference as ref
@@ -502,13 +503,6 @@ def test_post_workers_exit_when_the_search_is_killed(tmp_path):
         except FileNotFoundError:
             return ""
 
-    def alive(pid):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except FileNotFoundError:
-            return False
-
     p = subprocess.Popen([sys.executable, "-m", "badminima.cli", "search", "-N", "8", "-k", "4096", "--chunk", "64",
                           "--post-workers", "2", "-q", "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "f")],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -520,13 +514,7 @@ def test_post_workers_exit_when_the_search_is_killed(tmp_path):
         assert len(workers) == 2, "the post-processing workers never started"
         p.send_signal(signal.SIGKILL)
         p.wait()
-        deadline = time.monotonic() + 15
-        while any(map(alive, workers)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        left = [w for w in workers if alive(w)]
-        for w in left:
-            os.kill(w, signal.SIGKILL)
-        assert not left, "post-processing workers outlived the killed search"
+        assert not survivors(workers), "post-processing workers outlived the killed search"
     finally:
         if p.poll() is None:
             p.kill()
