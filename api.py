@@ -64,9 +64,11 @@ def _keywords(func):
     @functools.wraps(func)
     def checked(*args, **kwargs):
         if len(args) > len(positional):
-            raise ConfigError(f"{func.__name__}() takes {len(shown)} positional argument"
-                              f"{'s' * (len(shown) != 1)}{' (' + ', '.join(shown) + ')' if shown else ''}; "
-                              f"pass the others by name, e.g. {known[len(positional)] if len(known) > len(positional) else 'name'}=...")
+            names = f" ({', '.join(shown)})" if shown else ""
+            by_name = known[len(positional):]
+            raise ConfigError(f"{func.__name__}() takes {len(shown)} positional argument{'s' * (len(shown) != 1)}"
+                              + (f"{names}; pass the others by name, e.g. {by_name[0]}=..." if by_name
+                                 else f"{names} and no more"))
         if not own:
             _refuse_unknown(kwargs, known, f"{func.__name__}()")
         return func(*args, **kwargs)
@@ -83,10 +85,9 @@ class Results:
 
     def __init__(self, store=None, memory: dict | None = None, configs: dict | None = None):
         self._store = store                   # engine.store Results, or None
-        self._memory = memory or {}           # cell -> {field: array}, read-only: res[field] hands them out
-        for arrays in self._memory.values():
-            for v in arrays.values():
-                v.setflags(write=False)
+        # cell -> {field: array}: read-only views, since res[field] hands them out (the caller's arrays
+        # stay as they were)
+        self._memory = {c: {k: _read_only(v) for k, v in arrays.items()} for c, arrays in (memory or {}).items()}
         self._configs = configs or {}
         self.cells = list(store.cells) if store is not None else list(self._memory)
         self.path = None if store is None else (store.files[0] if len(store.files) == 1 else list(store.files))
@@ -202,6 +203,12 @@ class Results:
         return df
 
 
+def _read_only(a: np.ndarray) -> np.ndarray:
+    v = a.view()
+    v.setflags(write=False)
+    return v
+
+
 def _outcome_codes(codes: np.ndarray, field: str) -> np.ndarray:
     """An outcome-code field as int64, StoreError where a code names no outcome (a damaged file)."""
     from badminima.engine.core.outcomes import NAMES
@@ -209,8 +216,8 @@ def _outcome_codes(codes: np.ndarray, field: str) -> np.ndarray:
     codes = codes.astype(np.int64)
     bad = np.flatnonzero((codes < 0) | (codes >= len(NAMES)))
     if bad.size:
-        raise StoreError(f"{field} of row {bad[0]} is {codes[bad[0]]}, which is no outcome code (0-{len(NAMES) - 1}): "
-                         f"the file is damaged")
+        raise StoreError(f"{field} of row {bad[0]} is {codes[bad[0]]}, which is no outcome code "
+                         f"(0-{len(NAMES) - 1}): the results are damaged")
     return codes
 
 
@@ -453,6 +460,8 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
         figures.check_format(output)
     from badminima.engine.train.config import ConfigError
     kw = figures.figure_options(size, dpi)
+    if isinstance(networks, np.ndarray) and networks.ndim == 0:
+        networks = networks.item()
     if isinstance(networks, (int, np.integer)) and not isinstance(networks, (bool, np.bool_)):
         networks = [networks]
     elif networks is None:

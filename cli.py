@@ -524,10 +524,11 @@ def certify(file, points, witness, cross_check, json_out):
     an exact rational test for ReLU regression.  FILE: a data/ JSON file or a built-in dataset name."""
     import json
     from badminima.engine.certify.files import certify_file, format_report
+    from badminima.engine.data.datasets import load_dataset
     from badminima.engine.store.paths import check_not_input
     out_file(json_out, "--json")
     if json_out not in (None, "-"):
-        check_not_input(json_out, [file], what="--json")
+        check_not_input(json_out, [load_dataset(file).source], what="--json")
     rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
     if json_out != "-":
         click.echo(format_report(rep))
@@ -818,9 +819,11 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 @click.argument("files", nargs=-1, required=True)
 @click.option("--figure", "output", required=True, help="figure file: .png, .pdf or .svg")
 @click.option("--cell", "cells", multiple=True, help="cell name or label to draw (repeatable; default all)")
-@click.option("--networks", default=None, help="network indices for regions/fit, e.g. 0,5,17 (default: solved and stuck ones)")
+@click.option("--networks", default=None,
+              help="network indices for regions/fit, at most 64, e.g. 0,5,17 (default: solved and stuck ones)")
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
-@click.option("--size", default=None, help="figure size in inches, WxH, each in [0.5, 100] (default depends on the figure)")
+@click.option("--size", default=None,
+              help="figure size in inches, WxH, each in [0.5, 100] (default depends on the figure)")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
 @click.option("--title", default=None, help="title (minimality; default: Minimality of weight points)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")

@@ -197,8 +197,8 @@ def read_rows(path) -> tuple[list, list | None]:
         if path.suffix.lower() == ".csv":
             with path.open(newline="") as f:
                 rows = list(csv.reader(f))
-            if not rows:
-                raise AnalysisError(f"{path}: empty CSV")
+            if not rows or not rows[0]:
+                raise AnalysisError(f"{path}: empty CSV or header")
             return _table(rows[1:], rows[0], path)
         obj = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as e:
@@ -282,5 +282,6 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | N
     return plot_basins(chosen, progress=progress, **kw)
 
 
-__all__ = ["figure", "check_network_count", "MAX_NETWORKS", "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
+__all__ = ["figure", "check_network_count", "MAX_NETWORKS",
+           "pick_networks", "plot_regions", "plot_fit", "convergence_series", "plot_convergence",
            "plot_losses", "basin_groups", "plot_basins", "read_rows", "plot_minimality"]

@@ -273,15 +273,16 @@ _MANIFEST = ".report-files"             # the files a report wrote, so that the 
 
 def _check_inputs_kept(out: Path, files) -> None:
     """StoreError, before any work, where the report would write over (or remove) one of the result
-    files it reads: one inside `out` named like a report's file (report.md, a top-level CSV, anything
-    under figures/ or cells/)."""
+    files it reads: one inside `out` named like a report's file (report.md, a top-level CSV, a PNG or
+    PDF in figures/, a CSV in cells/)."""
     root = os.path.realpath(out)
     for f in files:
         rel = Path(os.path.relpath(os.path.realpath(f), root))
         if rel.parts[0] == "..":
             continue
-        top = len(rel.parts) == 1
-        if (rel.parts[0] in ("figures", "cells") or rel.parts[0].startswith(_STAGE_PREFIX)
+        top, sub = len(rel.parts) == 1, len(rel.parts) == 2 and rel.parts[0]
+        if (rel.parts[0].startswith(_STAGE_PREFIX)
+                or sub == "figures" and rel.suffix in (".png", ".pdf") or sub == "cells" and rel.suffix == ".csv"
                 or top and (rel.name in ("report.md", "report.md.lock", _MANIFEST) or rel.suffix == ".csv")):
             raise StoreError(f"cannot write the report into {out}: it would replace {f}, one of the result "
                              f"files it reads; give another folder")

@@ -259,6 +259,14 @@ def test_outputs_never_replace_the_inputs_they_read(tmp_path, monkeypatch):
         with pytest.raises(bm.StoreError, match="one of the result files it reads"):
             bm.report(str(src), str(rp), pdf=False)
         assert bm.open(str(src)).n() == 20
+    (tmp_path / "rp2" / "cells").mkdir(parents=True)
+    kept = tmp_path / "rp2" / "cells" / "x.h5"                     # a name the report never writes
+    shutil.copy(rp / "report.md", kept)
+    assert bm.report(str(kept), str(tmp_path / "rp2"), pdf=False) and bm.open(str(kept)).n() == 20
+    source = bm.load_dataset("paper10").source                      # a built-in name, resolved
+    before = Path(source).read_bytes()
+    r = CliRunner().invoke(main, ["certify", "paper10", "--point", "W_hat", "--json", source])
+    assert r.exit_code == 1 and "which this command reads" in r.output and Path(source).read_bytes() == before
     bm.report(str(rp / "report.md"), str(tmp_path / "elsewhere"), pdf=False)
     shutil.copy(rp / "report.md", tmp_path / "elsewhere" / "paper.csv")     # an HDF5 file where a CSV goes
     with pytest.raises(bm.StoreError, match="HDF5 result file, which this output would replace"):

@@ -142,6 +142,7 @@ def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
     import signal
     import subprocess
     import sys
+    import threading
     import time
     code = ("import os, time\n"
             "from badminima.engine.train.threads import process_pool\n"
@@ -151,6 +152,8 @@ def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
             "time.sleep(600)\n")
 
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(120, p.kill)         # the read below never hangs the suite
+    watchdog.start()
     try:
         pids = [int(t) for t in p.stdout.readline().split()]
         assert len(pids) == 2
@@ -160,6 +163,7 @@ def test_pool_workers_exit_with_the_process_that_started_them(tmp_path):
         p.wait()
         assert not survivors(pids), "pool workers outlived the killed process"
     finally:
+        watchdog.cancel()
         if p.poll() is None:
             p.kill()
             p.wait()
@@ -173,12 +177,19 @@ def test_pool_workers_do_not_run_the_callers_script_again(tmp_path):
     import subprocess
     import sys
     script = tmp_path / "user_script.py"
-    script.write_text("import os\n"
+    script.write_text("import sys, threading, time\n"
                       "print('script body', flush=True)\n"
                       "from badminima.engine.train.threads import process_pool\n"
+                      "marker, seen = 1, []\n"
+                      "def look():                  # another thread sees the script's module all along\n"
+                      "    t = time.monotonic() + 1\n"
+                      "    while time.monotonic() < t:\n"
+                      "        seen.append(getattr(sys.modules['__main__'], 'marker', None))\n"
+                      "th = threading.Thread(target=look); th.start()\n"
                       "pool = process_pool(2)\n"
                       "print(sorted(pool.map(abs, range(-4, 0))), flush=True)\n"
-                      "pool.shutdown()\n")
+                      "pool.shutdown(); th.join()\n"
+                      "print(set(seen), flush=True)\n")
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines() == ["script body", "[1, 2, 3, 4]"]
+    assert out.stdout.splitlines() == ["script body", "[1, 2, 3, 4]", "{1}"]

@@ -78,18 +78,23 @@ def test_sigterm_stops_at_a_safe_point_and_the_rerun_resumes(tmp_path):
     status is 128 + 15; the same command then resumes to the uninterrupted run's results."""
     import signal
     import subprocess
-    import time
     from badminima.engine.cluster.shards import default_exe
-    cmd = [*default_exe(), "train", "--dataset", "xor", "-n", "160000", "--steps", "3000", "--chunk", "16384"]
+    cmd = [*default_exe(), "train", "--dataset", "xor", "-n", "120000", "--steps", "3000", "--chunk", "16384"]
     out = tmp_path / "b.h5"
     proc = subprocess.Popen([*cmd, "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    part = tmp_path / "b.h5.part"
-    deadline = time.monotonic() + 300
-    while (not part.exists() or part.stat().st_size < 10 ** 6) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    try:
+        part = tmp_path / "b.h5.part"
+        deadline = time.monotonic() + 300
+        while (not part.exists() or part.stat().st_size < 10 ** 6) and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert err.strip().splitlines()[-1] == ("error: stopped by SIGTERM; committed results are kept "
                                             "(rerun the same command to resume)"), err

@@ -207,6 +207,8 @@ def test_a_witness_must_name_a_point_of_the_file(tmp_path):
     _fails(_write_json(tmp_path, dict(base, witness=3), "b.json"), "'witness' must name a point")
     bad = dict(base, points=dict(pts, q=dict(pts["q"], witness="P")))
     _fails(_write_json(tmp_path, bad, "c.json"), "point 'q'", "'witness' names no point", "'P'")
+    bad = dict(base, points=dict(pts, q=dict(pts["q"], witness="q")))
+    _fails(_write_json(tmp_path, bad, "d.json"), "point 'q'", "names the point itself")
 
 
 # ---------------------------------------------------------------- exact parsing

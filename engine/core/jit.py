@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pickle
 from pathlib import Path
 
 import numba
@@ -104,22 +105,40 @@ def _ours(py_func) -> bool:
 
 
 _numba_load_overload = caching.Cache.load_overload
+# what unpickling a truncated or garbled file raises (an OSError, e.g. a shared file system's hiccup, is
+# not damage: it propagates as Numba lets it)
+_DAMAGED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
+            ImportError)
 
 
 def _load_overload(self, sig, target_context):
-    """Cache.load_overload where a damaged entry of ours (a truncated or garbled index or data file:
-    Numba raises from pickle) is a miss: its index is removed, so the function compiles and the new
-    entry replaces the damaged one."""
-    try:
+    """Cache.load_overload where a damaged entry of ours is a miss, said once: a damaged index is
+    removed (the function compiles and writes a new one), a damaged data file is left for Numba's save
+    to replace; other entries of the function are kept."""
+    if not _ours(self._py_func):
         return _numba_load_overload(self, sig, target_context)
-    except Exception:           # noqa: BLE001 - whatever unpickling garbage raises
-        if not _ours(self._py_func):
-            raise
+    try:
+        self._cache_file._load_index()
+    except _DAMAGED:
+        _note_damaged(self.cache_path)
         try:
             os.remove(self._cache_file._index_path)
         except OSError:
             pass
         return None
+    try:
+        return _numba_load_overload(self, sig, target_context)
+    except _DAMAGED:
+        _note_damaged(self.cache_path)
+        return None
+
+
+@functools.cache
+def _note_damaged(folder: str) -> None:
+    """Say once per folder that damaged cache entries are compiled again (else a cache that keeps being
+    damaged would cost a compile every run without a word)."""
+    import sys
+    print(f"note: damaged entries of compiled code in {folder} are compiled again", file=sys.stderr, flush=True)
 
 
 caching.Cache.load_overload = _load_overload

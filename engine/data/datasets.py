@@ -388,6 +388,9 @@ def load_dataset(spec: str, kind: str | None = None) -> Dataset:
         if named and named not in points:
             raise DataError(f"{where}: 'witness' names no point of the file: {named!r} "
                             f"(points: {', '.join(points) or 'none'})")
+    itself = next((n for n, p in points.items() if p.witness == n), None)
+    if itself is not None:
+        raise DataError(f"{label}: point {itself!r}: 'witness' names the point itself (a witness has lower loss)")
     x.setflags(write=False)
     y.setflags(write=False)
     return Dataset(name=str(raw.get("name") or path.stem), kind=chosen, x=x, y=y, x_text=x_text, y_text=y_text,

@@ -273,6 +273,7 @@ class SearchConfig:
 @dataclass(frozen=True)
 class Parent:
     spec: str
+    source: str                # the dataset file it was read from
     fingerprint: str
     A: np.ndarray              # points in the gauge (pre-activation coordinates)
     y: np.ndarray
@@ -319,7 +320,7 @@ def load_parent(spec: str) -> Parent:
         A, thg = canonical.to_gauge(X, th)
     except ValueError as e:
         raise DataError(f"{spec}: {e}") from None
-    return Parent(spec=f"{path}:{point}", fingerprint=ds.fingerprint, A=A, y=y, theta=thg)
+    return Parent(spec=f"{path}:{point}", source=ds.source, fingerprint=ds.fingerprint, A=A, y=y, theta=thg)
 
 
 def parent_starts(cfg: SearchConfig, parents: list, indices: np.ndarray):
@@ -687,7 +688,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     many processes (``post_pool``); the records are the same either way."""
     cfg.validate()
     check_output_dir(cfg.found_dir, what="--found-dir")        # before any work, not at the first export
-    if os.path.abspath(cfg.found_dir) == os.path.abspath(path):
+    if os.path.realpath(cfg.found_dir) in {os.path.realpath(path + s) for s in ("", ".part")}:
         raise StoreError(f"--found-dir {cfg.found_dir} is the result file's own path; give another folder")
     parents = [load_parent(s) for s in expand_parents(cfg.parents)] if cfg.strategy in PARENT_POINTS else None
     if parents:
@@ -703,8 +704,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
                f"the witness search of a survivor ({cfg.witness_starts} networks in memory"
                + (f", in each of {post_workers} processes)" if (post_workers or 1) > 1 else ")"),
                "use fewer witness_starts")
-    check_not_input(path, [p.spec.rpartition(":")[0] for p in parents or ()], what="the output",
-                    beside=("", ".part"))
+    check_not_input(path, [p.source for p in parents or ()], what="the output", beside=("", ".part"))
     config = run_config(cfg, parents)
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
     if shard is not None:

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from badminima.engine.train import interrupt
-from badminima.engine.store.paths import os_error_message
+from badminima.engine.store.paths import check_not_input, os_error_message
 from badminima.engine.store.read import FileLocked, expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
                                            describe_diff, diff_keys, strip_shard)
@@ -52,8 +52,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
     """
     output = os.fspath(output)
     paths = expand_paths(inputs)
-    if any(os.path.realpath(p) == os.path.realpath(output) for p in paths):
-        raise StoreError(f"the output {output} is also an input")
+    check_not_input(output, paths, what="the merge output")
     check_merge_output(output, force=True)         # an existing file is refused once the inputs are read
     try:
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)

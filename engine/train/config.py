@@ -57,7 +57,7 @@ _FLOATS = (int, float, np.integer, np.floating)
 
 def check_field_types(cfg, option=lambda name: name) -> None:
     """Refuse (ConfigError naming the option) a field of the config dataclass `cfg` whose value is not of
-    its annotated kind: int (not bool), float (an int or float of Python or NumPy, not bool, finite), str, tuple (of numbers
+    its annotated kind: int (not bool), float (a Python or NumPy int or float, not bool, finite), str, tuple (of numbers
     or strings, not a string); "X | None" fields may be None."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)

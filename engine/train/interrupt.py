@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 
-_STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 _received = threading.Event()
 _signum = signal.SIGINT
 _previous_unraisable = sys.unraisablehook

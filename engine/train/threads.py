@@ -11,9 +11,9 @@ that none outlives the process that started it, and none runs the caller's scrip
 from __future__ import annotations
 
 import os
-import sys
-import types
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from multiprocessing import spawn
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
@@ -35,7 +35,6 @@ def _worker_init(parent: int, numba_threads: int | None) -> None:
     """In a pool worker: Numba's thread count, and exit once the process that started the pool is gone
     (a SIGKILL gives it no chance to stop its pool, and an orphan would wait for work for ever, holding
     the caller's pipes open)."""
-    import threading
     import time
     if numba_threads:
         import numba
@@ -48,19 +47,35 @@ def _worker_init(parent: int, numba_threads: int | None) -> None:
     threading.Thread(target=watch, daemon=True, name="badminima-parent-watch").start()
 
 
+_starting = threading.local()           # set while this thread starts a worker process
+_preparation_data = getattr(spawn.get_preparation_data, "__wrapped__", spawn.get_preparation_data)
+
+
+def _worker_preparation_data(name):
+    """multiprocessing's data for a spawned child, without the main module when one of our workers is
+    being started by this thread (other threads and other pools are left as they are)."""
+    d = _preparation_data(name)
+    if getattr(_starting, "worker", False):
+        d.pop("init_main_from_name", None)
+        d.pop("init_main_from_path", None)
+    return d
+
+
+_worker_preparation_data.__wrapped__ = _preparation_data
+spawn.get_preparation_data = _worker_preparation_data
+
+
 class _WorkerProcess(SpawnProcess):
     """A spawned process that does not import the caller's __main__.  A spawned child runs the parent's
     main script again (as __mp_main__) unless it is guarded by `if __name__ == "__main__"`, and a
-    user's script calling the API rarely is; the workers run only the package's functions, so the child
-    is told there is no main module to import."""
+    user's script calling the API rarely is; the workers run only the package's functions."""
 
     def start(self):
-        main = sys.modules["__main__"]
-        sys.modules["__main__"] = types.ModuleType("__main__")
+        _starting.worker = True
         try:
-            super().start()         # spawn reads the main module here, to tell the child what to import
+            super().start()
         finally:
-            sys.modules["__main__"] = main
+            _starting.worker = False
 
 
 class _WorkerContext(SpawnContext):
