@@ -15,7 +15,10 @@ from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
 
 
 def _fail(msg: str, code: int = 2):
-    click.echo(f"error: {msg}", err=True)
+    try:
+        click.echo(f"error: {msg}", err=True)
+    except OSError:             # stderr gone (the terminal closed: SIGHUP): the exit status still says it
+        pass
     sys.exit(code)
 
 
