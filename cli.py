@@ -50,7 +50,7 @@ def _interrupted():
     interrupt.clear()
     what = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
     ctx = click.get_current_context(silent=True)
-    if ctx is not None and ctx.info_name not in _RESUMABLE:
+    if ctx is None or ctx.info_name not in _RESUMABLE:     # None: before or after the command's own work
         _fail(f"{what}; no output was left half-written", 128 + sig)
     _fail(f"{what}; committed results are kept (rerun the same command to resume)", 128 + sig)
 
@@ -187,7 +187,10 @@ class OneLineErrors(click.Group):
             hint = f"; see `{ctx.command_path} --help`" if isinstance(e, click.UsageError) and ctx else ""
             msg = " ".join(e.format_message().split()).rstrip(".")
             _fail(msg + hint, e.exit_code)
-        except click.Abort:
+        except click.Abort as e:
+            from badminima.engine.train import interrupt
+            if isinstance(e.__context__, KeyboardInterrupt) or interrupt.received():
+                _interrupted()      # a stopping signal before the command's own handling began
             _fail("aborted", 1)
         sys.exit(rv if isinstance(rv, int) else 0)
 

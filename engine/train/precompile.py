@@ -118,6 +118,8 @@ class Precompiler:
             print(msg, file=sys.stderr, flush=True)
 
     def _count(self, fut: Future) -> None:
+        if fut.cancelled():             # close() on an interrupt: not compiled, and nothing to say
+            return
         self.done += 1
         if fut.exception() is None and self.progress:
             el = time.monotonic() - self.t0
@@ -136,15 +138,21 @@ class Precompiler:
         if fut is not None:
             fut.result()
 
-    def close(self) -> None:
+    def close(self, stop: bool = False) -> None:
+        """Wait for the compiles under way; with stop (an interrupt, an error) end the workers at once,
+        so that the caller stops within a second (a killed compile leaves no file half-written: the
+        kernel module and Numba's cache files are written whole, then renamed)."""
         if self._pool is not None:
             for f in self._futures.values():
                 f.cancel()
-            self._pool.shutdown(wait=True)
+            if stop:
+                for p in list(getattr(self._pool, "_processes", {}).values()):
+                    p.terminate()
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        self.close(stop=exc_type is not None)
