@@ -11,9 +11,10 @@ that none outlives the process that started it, and none runs the caller's scrip
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from multiprocessing import spawn
+from multiprocessing import resource_tracker, spawn
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
@@ -85,5 +86,10 @@ class _WorkerContext(SpawnContext):
 def process_pool(workers: int, numba_threads: int | None = None) -> ProcessPoolExecutor:
     """A pool of `workers` spawned processes (the caller may hold running Numba threads, which a forked
     child must not inherit), each exiting when the caller does, however it ends."""
+    # multiprocessing's resource tracker (started with the pool) shields itself from SIGINT and SIGTERM
+    # by blocking them while it starts; a closed terminal's SIGHUP killed it, and its relaunch printed
+    # warnings and tracebacks after the command's own line
+    if hasattr(signal, "SIGHUP") and signal.SIGHUP not in resource_tracker._IGNORED_SIGNALS:
+        resource_tracker._IGNORED_SIGNALS += (signal.SIGHUP,)
     return ProcessPoolExecutor(workers, mp_context=_WorkerContext(),
                                initializer=_worker_init, initargs=(os.getpid(), numba_threads))
