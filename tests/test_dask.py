@@ -128,14 +128,19 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                # Ctrl-C's default action, even where the suite runs as a background job
                                # (which starts with SIGINT ignored, and a child inherits that)
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                               start_new_session=True)
         procs.append(run)
         deadline = time.monotonic() + 120
         while len(list(long_dir.glob("shard-*.h5.part"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        run.send_signal(signal.SIGINT)
+        # as a terminal sends it: to the whole process group, the LocalCluster's workers included (one
+        # killed by it left the client waiting out its stop timeout, 120 s)
+        t0 = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
         _, err = run.communicate(timeout=120)
         assert run.returncode == 130 and "interrupted; committed results are kept" in err, err
+        assert time.monotonic() - t0 < 60 and "Traceback" not in err, err
         time.sleep(1)
         left = subprocess.run(["pgrep", "-f", str(long_dir)], capture_output=True, text=True).stdout.split()
         assert left == [], "shard processes still running after Ctrl-C"
@@ -191,3 +196,28 @@ def test_task_failure_quotes_the_last_invocation_only(tmp_path):
     assert _last_error(str(log)) == ""
     log.write_text(log.read_text() + "$ bm three\nerror: fresh\n")
     assert _last_error(str(log)) == "error: fresh"
+
+
+def test_ctrl_c_at_the_terminal_stops_a_local_cluster_run_at_once(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the LocalCluster's workers ignore it (a
+    worker it killed never answered the stop event, and the client waited 120 s, printing Dask's
+    tracebacks); the client stops the tasks, whose commands commit and exit."""
+    out = tmp_path / "D"
+    run = subprocess.Popen([*default_exe(), "dask", "train", "--dataset", "xor", "-n", "400000", "--steps", "3000",
+                            "--shards", "2", "--workers", "1", "--out-dir", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("shard-*.h5.part")) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.2)
+        t0 = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 130 and "interrupted; committed results are kept" in err, err
+        assert time.monotonic() - t0 < 30 and "Traceback" not in err, err
+        assert shard_status(str(out), 2).rows < 400000
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()

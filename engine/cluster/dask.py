@@ -81,16 +81,26 @@ except (OSError, AttributeError):           # not Linux
 
 
 def _die_with_parent():
-    """In the task's child process: SIGINT when the worker process dies (PR_SET_PDEATHSIG), so a shard
+    """In the task's child process: SIGTERM when the worker process dies (PR_SET_PDEATHSIG), so a shard
     that loses its worker stops like an interrupted run, keeping its committed chunks."""
     if _PRCTL is not None:
-        _PRCTL(1, signal.SIGINT)
+        _PRCTL(1, signal.SIGTERM)
+
+
+def _ignore_terminal_signals() -> None:
+    """On a LocalCluster's worker processes (client.run): ignore SIGINT and SIGHUP.  They share the
+    command's process group, so Ctrl-C at the terminal reached them too; a worker killed by it never
+    answered the stop event, and the client waited out its timeout.  The client alone stops the tasks,
+    which end their commands with SIGTERM (the commands inherit the ignored SIGINT)."""
+    for name in ("SIGINT", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def run_task(cmd: list[str], env_extra: dict, log: str, stop: str | None = None) -> int:
     """One task on a worker: the command in a child process, its output appended to `log`; exit code.
 
-    stop: the name of a Dask Event; when the client sets it (Ctrl-C), the child gets SIGINT and ends
+    stop: the name of a Dask Event; when the client sets it (Ctrl-C), the child gets SIGTERM and ends
     like an interrupted run (a running task cannot be cancelled otherwise).
     """
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -117,11 +127,11 @@ def run_task(cmd: list[str], env_extra: dict, log: str, stop: str | None = None)
             else:
                 while (code := p.poll()) is None:
                     if event.wait(timeout=1.0):
-                        p.send_signal(signal.SIGINT)
+                        p.send_signal(signal.SIGTERM)
                         code = p.wait()
                         break
         except BaseException:
-            p.send_signal(signal.SIGINT)
+            p.send_signal(signal.SIGTERM)
             p.wait()
             raise
         fh.write(f"exit status {code} after {time.monotonic() - t0:.1f} s\n")
@@ -178,7 +188,9 @@ def _client(job: DaskJob):
             raise ClusterError(f"no Dask scheduler at {s}: {str(e) or type(e).__name__}") from None
     cluster = LocalCluster(n_workers=job.workers, threads_per_worker=1, processes=True,
                            dashboard_address=":0", silence_logs=40)
-    return Client(cluster), cluster
+    client = Client(cluster)
+    client.run(_ignore_terminal_signals)
+    return client, cluster
 
 
 def _last_error(log: str) -> str:
@@ -233,7 +245,7 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
         _follow(job, futures, st.rows, total, progress, say)
     except BaseException as e:
         # Whatever ends the client (Ctrl-C above all), the tasks must not run on without it: running
-        # ones SIGINT their commands, which commit and exit; queued ones return without starting theirs.
+        # ones SIGTERM their commands, which commit and exit; queued ones return without starting theirs.
         _stop_tasks(client, stop, futures)
         if interrupt.received() and not isinstance(e, KeyboardInterrupt):
             raise KeyboardInterrupt from e      # e.g. h5py turned the KeyboardInterrupt into a SystemError
