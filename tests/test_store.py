@@ -705,3 +705,35 @@ def test_results_refuse_a_file_replaced_by_another_run(tmp_path):
     with pytest.raises(StoreError, match="holds another run"):
         res.code_counts("main", "outcome")
     assert open_results(a).config["seed"] == 8
+
+
+def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path):
+    """Finishing a run and merging copy whole chunks as stored, which HDF5 does not decode or check:
+    a byte flipped inside a committed weights chunk of the .part (or of a shard) must stop the copy
+    with one line, not give a finished file that every later read refuses."""
+    cells = {"big": ({"lr": 1.0}, 12000, 3)}
+    p = str(tmp_path / "r.h5")
+    assert not write_run(p, cells=cells, sizes=(4096,), stop_after=8192)
+    with h5py.File(p + ".part", "r") as f:
+        off = f["cells/big/weights"].id.get_chunk_info(0).byte_offset
+    with open(p + ".part", "r+b") as f:
+        f.seek(off + 200)
+        b = f.read(2)
+        f.seek(off + 200)
+        f.write(bytes(x ^ 0x5A for x in b))
+    with pytest.raises(StoreError, match="corrupt data in /cells/big/weights"):
+        write_run(p, cells=cells, sizes=(4096,))
+    assert not os.path.exists(p) and os.path.exists(p + ".part")
+    shards = []
+    for i in range(2):
+        s = str(tmp_path / f"s{i}.h5")
+        write_run(s, config=dict(CFG, shard={"index": i, "count": 2}), cells=cells, sizes=(8192,))
+        shards.append(s)
+    with h5py.File(shards[0], "r") as f:
+        off = f["cells/big/weights"].id.get_chunk_info(0).byte_offset
+    with open(shards[0], "r+b") as f:
+        f.seek(off + 200)
+        f.write(b"\x00\x01")
+    with pytest.raises(StoreError, match="corrupt data in /cells/big/weights"):
+        merge(shards, str(tmp_path / "m.h5"))
+    assert not os.path.exists(tmp_path / "m.h5")
