@@ -289,7 +289,7 @@ def _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, d
     cfg = TrainConfig(dataset=str(dataset), dataset_fingerprint=ds.fingerprint, kind=ds.kind, hidden=hidden,
                       activation=activation, optimizer=optimizer, lr=lr, steps=steps, networks=networks,
                       seed=seed, dtype=dtype, init=InitSpec.parse(init, bias_init), early_exit=early_exit,
-                      finish_horizon=finish_horizon, **extra).validate()
+                      finish_horizon=finish_horizon, **extra).validate().check_data(ds.x)
     return cfg, ds
 
 

@@ -339,7 +339,7 @@ def build_config(dataset, hidden, act, opt, lr, steps, init, bias_init, networks
                       activation=act, optimizer=opt, lr=lr, steps=steps,
                       init=InitSpec.parse(init, bias_init), networks=networks, seed=seed, dtype=dtype,
                       beta1=beta1, beta2=beta2, eps=eps, gtol=gtol, early_exit=early_exit,
-                      finish_horizon=finish_horizon, device=device).validate()
+                      finish_horizon=finish_horizon, device=device).validate().check_data(ds.x)
     return cfg, ds
 
 

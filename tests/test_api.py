@@ -298,6 +298,11 @@ def test_paths_arrays_and_odd_names_in_the_api(tmp_path, monkeypatch):
     (tmp_path / "arabic.csv").write_text("x0,x1,y\n0,0,0\n0,\u0661,1\n1,0,1\n1,1,0\n", encoding="utf-8")
     with pytest.raises(bm.DataError, match="not numeric"):
         bm.load_dataset(str(tmp_path / "arabic.csv"))
+    (tmp_path / "huge.csv").write_text("x0,x1,y\n0,0,0\n0,1e300,1\n1,0,1\n1,1,0\n")
+    with pytest.raises(bm.ConfigError, match="float32 cannot hold the data"):
+        bm.train(dataset="huge.csv", dtype="float32", networks=4, steps=4, output="huge.h5")
+    assert not (tmp_path / "huge.h5").exists() and not (tmp_path / "huge.h5.part").exists()
+    assert bm.train(dataset="huge.csv", dtype="float64", networks=4, steps=4).config()["dtype"] == "float64"
 
 
 def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):

@@ -194,6 +194,15 @@ class TrainConfig:
             bad(f"--device must be {' or '.join(DEVICES)}, got {self.device!r}")
         return self
 
+    def check_data(self, x: np.ndarray) -> "TrainConfig":
+        """ConfigError where the dtype cannot hold the data (a float32 run on coordinates past 3.4e38
+        would train on inf); return self."""
+        big = float(np.max(np.abs(x))) if np.size(x) else 0.0
+        if big > float(np.finfo(self.dtype).max):
+            raise ConfigError(f"--dtype {self.dtype} cannot hold the data (coordinates up to {big:.3g}): "
+                              f"use --dtype float64")
+        return self
+
     def to_dict(self) -> dict:
         """The fields as a dict; `device` only when not cpu, so CPU configs (stored in result files,
         hashed into default file names) are what they were before the GPU backend existed."""
