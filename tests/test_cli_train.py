@@ -79,7 +79,7 @@ def test_sigterm_stops_at_a_safe_point_and_the_rerun_resumes(tmp_path):
     import signal
     import subprocess
     from badminima.engine.cluster.shards import default_exe
-    cmd = [*default_exe(), "train", "--dataset", "xor", "-n", "120000", "--steps", "3000", "--chunk", "16384"]
+    cmd = [*default_exe(), "train", "--dataset", "xor", "-n", "65536", "--steps", "2000", "--chunk", "16384"]
     out = tmp_path / "b.h5"
     proc = subprocess.Popen([*cmd, "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
