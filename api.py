@@ -204,6 +204,7 @@ class Results:
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view of a (a stays writable)."""
     v = a.view()
     v.setflags(write=False)
     return v
