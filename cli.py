@@ -530,11 +530,11 @@ def certify(file, points, witness, cross_check, json_out):
     an exact rational test for ReLU regression.  FILE: a data/ JSON file or a built-in dataset name."""
     import json
     from badminima.engine.certify.files import certify_file, format_report
-    from badminima.engine.data.datasets import load_dataset
+    from badminima.engine.data.datasets import locate
     from badminima.engine.store.paths import check_not_input
     out_file(json_out, "--json")
     if json_out not in (None, "-"):
-        check_not_input(json_out, [load_dataset(file).source], what="--json")
+        check_not_input(json_out, [locate(file)], what="--json")
     rep = certify_file(file, point_names=list(points) or None, witness=witness, cross_check=cross_check)
     if json_out != "-":
         click.echo(format_report(rep))

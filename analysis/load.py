@@ -193,9 +193,9 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
     cells = []
     for metas in groups.values():
         res = Results(metas)
-        cells += [CellRef(res, name, res.cell_config(name)) for name in res.cells]
-        for c in cells[len(cells) - len(res.cells):]:
-            _check_config(c, res.files)
+        for name in res.cells:
+            cells.append(CellRef(res, name, res.cell_config(name)))
+            _check_config(cells[-1], res.files)
     names = [c.name for c in cells]
     for c, lb in zip(cells, cell_labels([c.config for c in cells], names)):
         c.label = lb

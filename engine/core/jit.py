@@ -115,22 +115,20 @@ def _load_overload(self, sig, target_context):
     """Cache.load_overload where a damaged entry of ours is a miss, said once: a damaged index is
     removed (the function compiles and writes a new one), a damaged data file is left for Numba's save
     to replace; other entries of the function are kept."""
-    if not _ours(self._py_func):
+    try:
         return _numba_load_overload(self, sig, target_context)
+    except _DAMAGED:
+        if not _ours(self._py_func):
+            raise
+    _note_damaged(self.cache_path)
     try:
         self._cache_file._load_index()
-    except _DAMAGED:
-        _note_damaged(self.cache_path)
+    except _DAMAGED:                    # the index itself: remove it
         try:
             os.remove(self._cache_file._index_path)
         except OSError:
             pass
-        return None
-    try:
-        return _numba_load_overload(self, sig, target_context)
-    except _DAMAGED:
-        _note_damaged(self.cache_path)
-        return None
+    return None
 
 
 @functools.cache

@@ -337,13 +337,17 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in DATA_DIR.glob("*.json"))
 
 
-def _locate(spec: str) -> Path:
-    """A built-in name or a path to a .json / .csv file."""
+def locate(spec) -> Path:
+    """The file a dataset spec names: a built-in name or a path to a .json / .csv file (DataError if none)."""
+    if not isinstance(spec, (str, os.PathLike)):
+        raise DataError(f"a dataset is a built-in name ({', '.join(builtin_names())}) or a .json/.csv file "
+                        f"path, got {type(spec).__name__} {spec!r}")
+    spec = os.fspath(spec)
     try:
         return _locate_name(spec)
+    except DataError:
+        raise
     except (OSError, ValueError) as e:        # a NUL in the name, a name too long for the file system
-        if isinstance(e, DataError):
-            raise
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise DataError(f"{_short(spec)!r}: not a usable file name ({reason})") from None
 
@@ -368,10 +372,7 @@ def _locate_name(spec: str) -> Path:
 
 def load_dataset(spec: str, kind: str | None = None) -> Dataset:
     """Load and validate a dataset from a built-in name or a .json / .csv path; raise DataError if unusable."""
-    if not isinstance(spec, (str, os.PathLike)):
-        raise DataError(f"a dataset is a built-in name ({', '.join(builtin_names())}) or a .json/.csv file "
-                        f"path, got {type(spec).__name__} {spec!r}")
-    path = _locate(os.fspath(spec))
+    path = locate(spec)
     label = str(spec) if path.parent != DATA_DIR else f"data/{path.name}"
     raw = _read_json(path) if path.suffix.lower() == ".json" else _read_csv(path)
     rows = raw.get("_row_names") or [f"row {i}" for i in range(1, _length(raw["x"]) + 1)]
@@ -384,13 +385,13 @@ def load_dataset(spec: str, kind: str | None = None) -> Dataset:
         raise DataError(f"{label}: 'points' must be an object mapping names to weight points")
     points = {name: _parse_point(name, p, x.shape[1], label) for name, p in points_raw.items()}
     witness = _witness_name(raw.get("witness"), label)
-    for where, named in [(label, witness)] + [(f"{label}: point {n!r}", p.witness) for n, p in points.items()]:
+    for where, named, own in [(label, witness, None)] + [(f"{label}: point {n!r}", p.witness, n)
+                                                          for n, p in points.items()]:
         if named and named not in points:
             raise DataError(f"{where}: 'witness' names no point of the file: {named!r} "
                             f"(points: {', '.join(points) or 'none'})")
-    itself = next((n for n, p in points.items() if p.witness == n), None)
-    if itself is not None:
-        raise DataError(f"{label}: point {itself!r}: 'witness' names the point itself (a witness has lower loss)")
+        if named and named == own:
+            raise DataError(f"{where}: 'witness' names the point itself (a witness has lower loss)")
     x.setflags(write=False)
     y.setflags(write=False)
     return Dataset(name=str(raw.get("name") or path.stem), kind=chosen, x=x, y=y, x_text=x_text, y_text=y_text,

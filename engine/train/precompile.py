@@ -148,7 +148,7 @@ class Precompiler:
             if stop:
                 for p in list(getattr(self._pool, "_processes", {}).values()):
                     p.terminate()
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=True)
             self._pool = None
 
     def __enter__(self):
