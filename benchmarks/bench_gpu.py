@@ -202,7 +202,7 @@ def host(n: int, budget: int = BUDGET):
 
     from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
     from badminima.engine.core.layout import n_params
-    from badminima.engine.store import RunWriter
+    from badminima.engine.store import RunWriter, encode
     from badminima.engine.train import run as R
     from badminima.engine.train.starts import init_range
     out = {}
@@ -245,13 +245,14 @@ def host(n: int, budget: int = BUDGET):
                "starts_per_s": n / t_start, "classify_per_s": n / t_cls, "finisher_per_s": n / t_fin,
                "gpu_classify_per_s": n / t_cls_gpu, "classify_verdicts_agree": float(same_cls.mean()),
                "gpu_finisher_per_s": n / t_fin_gpu, "finisher_verdicts_agree": float(same.mean()),
-               "finisher_ran_on": ran, "write_per_s": n / t_write}
+               "finisher_ran_on": ran, "write_per_s": n / t_write, "write_codec": encode.codec()}
         out[f"{name} {act} {opt} h={h}"] = row
         say(f"{name} {act} {opt} h={h}, {n} networks, {row['threads']} threads (networks/s): host starts "
             f"{row['starts_per_s']:.3g}, classification on the host {row['classify_per_s']:.3g} and on the GPU "
             f"{row['gpu_classify_per_s']:.3g} (verdicts equal {row['classify_verdicts_agree']:.2%}), finisher on the host "
             f"{row['finisher_per_s']:.3g} and on the GPU {row['gpu_finisher_per_s']:.3g} (ran on {ran}; verdicts "
-            f"equal {row['finisher_verdicts_agree']:.2%}), HDF5 writing {row['write_per_s']:.3g}; the kernel took "
+            f"equal {row['finisher_verdicts_agree']:.2%}), HDF5 writing {row['write_per_s']:.3g} "
+            f"(deflate by {row['write_codec']}); the kernel took "
             f"{ks:.2f} s ({n / ks:.3g} networks/s)")
     return out
 

@@ -476,14 +476,30 @@ def _fletcher32_reference(data: bytes) -> int:
     return (sum2 << 16) | sum1
 
 
-def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path):
+@pytest.mark.parametrize("codec", ["isal", "zlib"])
+def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path, codec):
     """encode.encode_chunk (shuffle, deflate, Fletcher-32 in Python threads) gives chunks HDF5 decodes to
-    the data, for every dtype and shape of the schema, and HDF5's own bytes wherever Python's zlib
-    compresses as HDF5's does; the checksum equals HDF5's algorithm on odd lengths and on sums that fold
-    to 0xffff, and HDF5's stored checksums."""
+    the data, for every dtype and shape of the schema, with either deflate (ISA-L's or zlib's), and with
+    zlib HDF5's own bytes wherever Python's zlib compresses as HDF5's does; the checksum equals HDF5's
+    algorithm on odd lengths and on sums that fold to 0xffff, and HDF5's stored checksums."""
     import zlib
+    from badminima.engine.store import encode
     from badminima.engine.store.encode import encode_chunk, fletcher32
     from badminima.engine.store.write import GZIP_LEVEL
+    if codec not in encode.CODECS:
+        pytest.skip(f"{codec} is not installed")
+    before = encode.codec()
+    encode.use(codec)
+    try:
+        _check_encoded_chunks(tmp_path, codec, encode_chunk, fletcher32, GZIP_LEVEL)
+    finally:
+        encode.use(before)
+    with pytest.raises(ValueError, match="not available"):
+        encode.use("lz4")
+
+
+def _check_encoded_chunks(tmp_path, codec, encode_chunk, fletcher32, GZIP_LEVEL):
+    import zlib
     rng = np.random.default_rng(5)
     for data in (b"", b"\x01", b"\xff" * 7, b"\xff\xff" * 70000, rng.bytes(1001), rng.bytes(4096), bytes(10)):
         assert fletcher32(data) == _fletcher32_reference(data), len(data)
@@ -505,15 +521,25 @@ def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path):
                 assert fletcher32(mine[:-4]) == int.from_bytes(mine[-4:], "little")
                 assert np.array_equal(unshuffle(mine[:-4], dt, rows.shape), rows)
                 shuffled = zlib.decompress(stored[:-4])
-                if zlib.compress(shuffled, GZIP_LEVEL) == stored[:-4]:        # the same deflate as HDF5's
+                if codec == "zlib" and zlib.compress(shuffled, GZIP_LEVEL) == stored[:-4]:   # HDF5's deflate
                     assert mine == stored, (dt, tail, c)
+                ds.id.write_direct_chunk((c * C,) + (0,) * len(tail), mine, 0)
+            assert np.array_equal(ds[:], a), (dt, tail)         # HDF5 decodes the chunks encoded here
 
 
-def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("codec", ["isal", "zlib"])
+def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch, codec):
     """Appends that fill chunks whole (stored with write_direct_chunk) and partly (through HDF5), crossing
-    chunk boundaries in every way, interrupted and resumed: the file reads back exactly, every chunk's
-    checksum verified, and the chunks stored directly are the ones HDF5 stores for the same rows."""
+    chunk boundaries in every way, interrupted and resumed, on 1 to 3 threads: the file reads back
+    exactly, every chunk's checksum verified, and the chunks stored directly hold what HDF5 stores for
+    the same rows (with zlib, the same bytes).  One thread encodes chunks itself with ISA-L and leaves
+    them to HDF5 with zlib (as fast)."""
+    import zlib
     from badminima.engine.store import encode, write
+    if codec not in encode.CODECS:
+        pytest.skip(f"{codec} is not installed")
+    monkeypatch.setattr(encode, "_compress", encode._compress)      # restored after the test
+    encode.use(codec)
     direct = []
     orig = encode.encode_chunk
 
@@ -523,7 +549,9 @@ def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch
     monkeypatch.setattr(encode, "encode_chunk", counted)
     cells = {"big": ({"lr": 1.0}, 30000, 9), "odd": ({"lr": 2.0}, 9000, 1)}
     p = str(tmp_path / "r.h5")
-    assert not write_run(p, cells=cells, sizes=(5000, 4096, 1, 9000), stop_after=14000, threads=2)
+    assert not write_run(p, cells=cells, sizes=(9000,), stop_after=9000, threads=1)
+    assert bool(direct) == (codec == "isal"), direct
+    assert not write_run(p, cells=cells, sizes=(9000, 5000, 4096, 1), stop_after=14000, threads=2)
     assert direct, "no chunk was written whole"
     assert write_run(p, cells=cells, sizes=(8191, 3), threads=3)
     res = open_results(p)
@@ -540,7 +568,11 @@ def test_appends_spanning_whole_chunks_store_them_directly(tmp_path, monkeypatch
                                            compression_opts=write.GZIP_LEVEL, shuffle=True, fletcher32=True)
                     for c in range(0, n, ds.chunks[0]):
                         off = (c,) + (0,) * (ds.ndim - 1)
-                        assert ds.id.read_direct_chunk(off) == ref.id.read_direct_chunk(off), (name, fld, c)
+                        (m1, mine), (m2, hdf5s) = ds.id.read_direct_chunk(off), ref.id.read_direct_chunk(off)
+                        assert m1 == m2 == 0 and encode.fletcher32(mine[:-4]) == int.from_bytes(mine[-4:], "little")
+                        assert zlib.decompress(mine[:-4]) == zlib.decompress(hdf5s[:-4]), (name, fld, c)
+                        if encode.codec() == "zlib":      # zlib's deflate: HDF5's own bytes
+                            assert mine == hdf5s, (name, fld, c)
 
 
 def test_merge_refuses_bad_shards(tmp_path):
@@ -742,3 +774,24 @@ def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path):
     with pytest.raises(StoreError, match="corrupt data in /cells/big/weights"):
         merge(shards, str(tmp_path / "m.h5"))
     assert not os.path.exists(tmp_path / "m.h5")
+
+
+def test_without_isal_the_writer_uses_zlib(tmp_path):
+    """Where `isal` cannot be imported (a checkout run where it is not installed) the writer deflates with
+    zlib and a run still writes and reads back."""
+    code = ("import sys; sys.modules['isal'] = None\n"
+            "import numpy as np, h5py\n"
+            "from badminima.engine.store import encode\n"
+            "assert encode.codec() == 'zlib' and encode.CODECS == ('zlib',), encode.CODECS\n"
+            "a = np.arange(8192.0)\n"
+            "blob = encode.encode_chunk(a[:4096] * 2, 1)\n"
+            "with h5py.File(sys.argv[1], 'w') as f:\n"
+            "    ds = f.create_dataset('d', data=a, chunks=(4096,), compression='gzip', compression_opts=1,\n"
+            "                          shuffle=True, fletcher32=True)\n"
+            "    ds.id.write_direct_chunk((0,), blob, 0)\n"
+            "    a[:4096] *= 2\n"
+            "    assert np.array_equal(ds[:], a)\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "z.h5")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

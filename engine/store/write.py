@@ -220,15 +220,16 @@ def _direct_ok(ds: h5py.Dataset) -> bool:
 
 
 def _write_rows(pairs, lo: int, threads: int) -> None:
-    """Write each (dataset, rows) pair at row lo: with more than one thread, the chunks the rows fill
-    whole are encoded on `threads` threads (encode.encode_chunk; at most two per thread in flight, so
-    the memory held stays a few chunks) and stored as they are; the partly filled chunks at either end,
-    and every chunk with one thread, go through HDF5."""
+    """Write each (dataset, rows) pair at row lo: the chunks the rows fill whole are encoded on `threads`
+    threads (encode.encode_chunk; at most two per thread in flight, so the memory held stays a few
+    chunks) and stored as they are; the partly filled chunks at either end go through HDF5, and so does
+    every chunk with one thread when encode has only zlib (HDF5's own deflate is as fast)."""
     whole, rest = [], []
+    serial = threads < 2 and encode.codec() == "zlib"
     for ds, arr in pairs:
         C, n = ds.chunks[0], arr.shape[0]
         a, b = -(-lo // C) * C, (lo + n) // C * C        # the whole chunks [a, b) inside [lo, lo + n)
-        if threads < 2 or b <= a or not _direct_ok(ds):
+        if serial or b <= a or not _direct_ok(ds):
             rest.append((ds, lo, arr))
             continue
         tail = (0,) * (arr.ndim - 1)                      # a chunk's offset: (first row, 0, ...)
@@ -239,7 +240,7 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
             ds[at: at + rows.shape[0]] = rows
     if not whole:
         return
-    pool, window = encode.pool(threads), collections.deque()
+    pool, window = encode.pool(max(1, threads)), collections.deque()
 
     def store():
         ds, offset, job = window.popleft()
@@ -247,7 +248,7 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
     try:
         for ds, offset, block in whole:
             window.append((ds, offset, pool.submit(encode.encode_chunk, block, GZIP_LEVEL)))
-            if len(window) >= 2 * threads:
+            if len(window) >= 2 * max(1, threads):
                 store()
         while window:
             store()
