@@ -13,7 +13,7 @@ import numpy as np
 
 from badminima.engine.train.threads import on_threads
 
-LANES = 32                 # candidates per SIMD block of the SoA kernels (4 x 512-bit vectors of float64)
+LANES = 64                 # candidates per SIMD block of the SoA kernels (8 x 512-bit vectors of float64)
 
 
 def pack(a: np.ndarray, lo: int, count: int) -> np.ndarray:

@@ -211,6 +211,8 @@ def _forward(X, y, w, th, invW, S, S1, S2, S3, Pp, R, Jm, g, H):
     gradient Jm (N, 9, B); g (9, B) and H (9, 9, B) of the weighted mean loss (full symmetric)."""
     N = X.shape[0]
     B = X.shape[2]
+    wr_ = np.empty(B)
+    wp_ = np.empty(B)
     for p in range(P):
         for l in range(B):
             g[p, l] = 0.0
@@ -248,13 +250,16 @@ def _forward(X, y, w, th, invW, S, S1, S2, S3, Pp, R, Jm, g, H):
             Jm[i, 6, l] = t1 * x1
             Jm[i, 7, l] = t1
             Jm[i, 8, l] = 1.0
+        for l in range(B):              # the point's factors, hoisted out of the 9 + 45 loops below
+            wr_[l] = w[i, l] * R[i, l]
+            wp_[l] = w[i, l] * Pp[i, l] * (1.0 - Pp[i, l])
         for p in range(P):
             for l in range(B):
-                g[p, l] += w[i, l] * R[i, l] * Jm[i, p, l]
+                g[p, l] += wr_[l] * Jm[i, p, l]
         for p in range(P):
             for q in range(p + 1):
                 for l in range(B):
-                    H[p, q, l] += w[i, l] * Pp[i, l] * (1.0 - Pp[i, l]) * Jm[i, p, l] * Jm[i, q, l]
+                    H[p, q, l] += wp_[l] * Jm[i, p, l] * Jm[i, q, l]
         for j in range(2):
             b = 4 * j
             for l in range(B):
@@ -547,6 +552,8 @@ def joint_block(X, y, w, th, hp, out, sweep_c):
     pen = np.empty(B)
     lam = np.empty(B)
     gn = np.empty(B)
+    hsum = np.empty(B)
+    fk = np.empty((P, B))
     Lcur = np.zeros(B)
     act = np.ones(B)
     W = np.zeros(B)
@@ -592,22 +599,27 @@ def joint_block(X, y, w, th, hp, out, sweep_c):
             for l in range(B):
                 Lcur[l] = _lane_loss(X, y, w, th, invW, l)
         for l in range(B):
-            acc = 0.0
-            hs = 0.0
-            for p in range(P):
-                acc += g[p, l] * g[p, l]
-                for q in range(P):
-                    hs += H[p, q, l]
-            gn[l] = math.sqrt(acc)
-            skip[l] = 0.0 if (math.isfinite(hs) and act[l] > 0.0) else 1.0
+            gn[l] = 0.0
+            hsum[l] = 0.0
+        for p in range(P):
+            for l in range(B):
+                gn[l] += g[p, l] * g[p, l]
+            for q in range(P):
+                for l in range(B):
+                    hsum[l] += H[p, q, l]
+        for l in range(B):
+            gn[l] = math.sqrt(gn[l])
+            skip[l] = 0.0 if (math.isfinite(hsum[l]) and act[l] > 0.0) else 1.0
         if it > 0 and it % REORTHO_EVERY == 0:
             _reortho(V, skip)
         _jacobi(H, V, Bm, conv, skip, sweep_c)
         for l in range(B):
-            m = np.inf
-            for k in range(P):
-                m = min(m, Bm[k, k, l])
-            lam[l] = m if skip[l] == 0.0 else np.nan
+            lam[l] = np.inf
+        for k in range(P):
+            for l in range(B):
+                lam[l] = min(lam[l], Bm[k, k, l])
+        for l in range(B):
+            lam[l] = lam[l] if skip[l] == 0.0 else np.nan
         for l in range(B):           # non-finite: stop before any penalty (pen stays the previous one)
             bad = act[l] > 0.0 and not (math.isfinite(gn[l]) and math.isfinite(lam[l]))
             if bad:
@@ -639,15 +651,17 @@ def joint_block(X, y, w, th, hp, out, sweep_c):
         if it == iters:
             break
         if push > 0:                  # G = sum_k f_k u_k u_k', f_k = -2 keig (mu - lambda_k) below mu
+            for k in range(P):
+                for l in range(B):
+                    e = mu - Bm[k, k, l]
+                    fk[k, l] = -2.0 * keig * e if e > 0.0 else 0.0
             for p in range(P):
                 for q in range(p + 1):
                     for l in range(B):
                         G[p, q, l] = 0.0
                     for k in range(P):
                         for l in range(B):
-                            e = mu - Bm[k, k, l]
-                            f = -2.0 * keig * e if e > 0.0 else 0.0
-                            G[p, q, l] += V[p, k, l] * f * V[q, k, l]
+                            G[p, q, l] += V[p, k, l] * fk[k, l] * V[q, k, l]
                     for l in range(B):
                         G[q, p, l] = G[p, q, l]
             _eig_push(X, w, th, invW, G, S, S1, S2, S3, Pp, R, Jm, phiX, phiV)

@@ -19,7 +19,7 @@ A0 = 0                       # packed lower triangle of the working matrix: rows
 V0 = N * (N + 1) // 2        # eigenvector matrix, row-major: rows V0 .. V0 + 80
 CONV = V0 + N * N            # 1.0 where a lane is converged (no rotation)
 ROWS = CONV + 1
-LANES = 32                   # must equal joint_soa.LANES (checked there)
+LANES = 64                   # must equal joint_soa.LANES (checked there)
 
 
 def tri(p: int, q: int) -> int:
