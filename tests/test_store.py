@@ -795,3 +795,20 @@ def test_without_isal_the_writer_uses_zlib(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "z.h5")], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@pytest.mark.parametrize("edit", ["width", "dtype", "scalar"])
+def test_a_field_of_the_wrong_shape_or_type_is_refused(tmp_path, edit):
+    """A result file whose weights lost a column, changed type, or whose scalar field grew columns (an
+    edited or foreign file) is refused on open with one line naming the dataset, before any read."""
+    p = str(tmp_path / "r.h5")
+    assert write_run(p)
+    fld = "loss" if edit == "scalar" else "weights"
+    with h5py.File(p, "r+") as f:
+        a = f[f"cells/main/{fld}"][()]
+        del f[f"cells/main/{fld}"]
+        a = {"width": lambda: a[:, :-1], "dtype": lambda: a.astype(np.float32),
+             "scalar": lambda: np.stack([a, a], axis=1)}[edit]()
+        f.create_dataset(f"cells/main/{fld}", data=a)
+    with pytest.raises(StoreError, match=rf"corrupt results file \(/cells/main/{fld} holds rows of"):
+        open_results(p)

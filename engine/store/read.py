@@ -178,6 +178,11 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
                 if fld not in g:
                     raise StoreError(f"{path}: not a badminima results file (missing dataset "
                                      f"/cells/{name}/{fld})")
+                dtype, row, _ = field_spec(fld, cm.n_params, extra)
+                ds = g[fld]
+                if ds.dtype != dtype or ds.shape[1:] != row:
+                    raise StoreError(f"{path}: corrupt results file (/cells/{name}/{fld} holds rows of "
+                                     f"{ds.dtype} {ds.shape[1:]}, expected {dtype} {row})")
             if status == "complete":
                 cm.n_rows = int(_attr(g, "n_rows", path))
                 cm.counts = {NAMES[c]: int(_attr(g, f"count_{NAMES[c]}", path)) for c in COUNT_CODES}
