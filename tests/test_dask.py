@@ -221,3 +221,23 @@ def test_ctrl_c_at_the_terminal_stops_a_local_cluster_run_at_once(tmp_path):
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.communicate()
+
+
+def test_a_failed_task_whose_shard_another_process_completed_is_a_note(tmp_path):
+    """Two runs into one --out-dir: the loser's task for a shard fails (the other holds its lock) while
+    the winner completes it.  That is reported as a note, not as a failed shard; a failed task whose
+    shard is not complete is still a failure, quoting its log."""
+    from distributed import Client
+    from badminima.engine.cluster.dask import _follow
+    out = tmp_path / "shards"
+    p = badminima(*RUN, "--shard", "0/2", "-q", "-o", str(out / "shard-0000.h5"))
+    assert p.returncode == 0, p.stderr
+    (out / "logs").mkdir()
+    (out / "logs" / "shard-1.out").write_text("$ bm\nerror: shard-0001.h5 is being written by another process\n")
+    job = DaskJob(run=tuple(RUN), shards=2, outdir=str(out), warmup=()).validate()
+    said = []
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as client:
+        futures = {client.submit(int, "1", pure=False): 0, client.submit(int, "1", pure=False): 1}
+        _follow(job, futures, 0, None, False, said.append)
+    assert said[0] == "note: shard task(s) [0] stopped here, but another process completed their shards", said
+    assert said[1].startswith("1 shard task(s) failed: [1]; shard 1: error: shard-0001.h5 is being written"), said

@@ -292,6 +292,12 @@ def _follow(job: DaskJob, futures: dict, done: int, total: int | None, progress:
                 bar.update(rows - bar.done)
     finally:
         bar.close()
+    if failed:        # a shard another process was writing fails here but may be complete by now
+        done = {s.index for s in shard_status(job.outdir, job.shards).of("complete")}
+        elsewhere = sorted(i for i in failed if i in done)
+        failed = [i for i in failed if i not in done]
+        if elsewhere:
+            say(f"note: shard task(s) {elsewhere} stopped here, but another process completed their shards")
     if failed:
         i = min(failed)
         why = _last_error(os.path.join(job.outdir, "logs", f"shard-{i}.out"))
