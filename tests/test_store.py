@@ -482,7 +482,6 @@ def test_chunks_encoded_in_threads_are_hdf5s_own_bytes(tmp_path, codec):
     the data, for every dtype and shape of the schema, with either deflate (ISA-L's or zlib's), and with
     zlib HDF5's own bytes wherever Python's zlib compresses as HDF5's does; the checksum equals HDF5's
     algorithm on odd lengths and on sums that fold to 0xffff, and HDF5's stored checksums."""
-    import zlib
     from badminima.engine.store import encode
     from badminima.engine.store.encode import encode_chunk, fletcher32
     from badminima.engine.store.write import GZIP_LEVEL
