@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--codec", default=encode.codec(),
                     help=f"deflate codecs to compare, comma-separated (here: {','.join(encode.CODECS)})")
     a = ap.parse_args()
+    if a.reps < 1 or a.networks < 1 or a.append < 1:
+        ap.error("--reps, --networks and --append must be at least 1")
     codecs = a.codec.split(",")
     for c in codecs:
         if c not in encode.CODECS:
@@ -52,7 +54,7 @@ def main() -> None:
                           finish_horizon=0.0).validate()
         chunks = list(R.train(cfg, ds.x, ds.y))
         res = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-        best = {c: (float("inf"), 0.0, 0) for c in codecs}
+        best = {c: (float("inf"), 0.0, 0.0, 0) for c in codecs}
         for _ in range(a.reps):
             for c in codecs:                                   # the codecs take turns
                 encode.use(c)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -524,6 +525,9 @@ def _check_encoded_chunks(tmp_path, codec, encode_chunk, fletcher32, GZIP_LEVEL)
                     assert mine == stored, (dt, tail, c)
                 ds.id.write_direct_chunk((c * C,) + (0,) * len(tail), mine, 0)
             assert np.array_equal(ds[:], a), (dt, tail)         # HDF5 decodes the chunks encoded here
+    for level in (0, 3, 6, 9):                  # ISA-L has levels 0-3; zlib deflates at the others
+        blob = encode_chunk(np.arange(512.0), level)
+        assert unshuffle(blob[:-4], "f8", (512,)).tolist() == list(range(512)), level
 
 
 @pytest.mark.parametrize("codec", ["isal", "zlib"])
@@ -777,11 +781,20 @@ def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path):
 
 def test_without_isal_the_writer_uses_zlib(tmp_path):
     """Where `isal` cannot be imported (a checkout run where it is not installed) the writer deflates with
-    zlib and a run still writes and reads back."""
+    zlib: a chunk it encodes decodes through HDF5, and a run written on 1 and 2 threads reads back."""
     code = ("import sys; sys.modules['isal'] = None\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
             "import numpy as np, h5py\n"
-            "from badminima.engine.store import encode\n"
+            "from badminima.engine.store import encode, open_results\n"
+            "from test_store import make_cell, write_run\n"
             "assert encode.codec() == 'zlib' and encode.CODECS == ('zlib',), encode.CODECS\n"
+            "cells = {'big': ({'lr': 1.0}, 30000, 9), 'odd': ({'lr': 2.0}, 9000, 1)}\n"
+            "for t in (1, 2):\n"
+            "    p = f'{sys.argv[1]}.{t}.h5'\n"
+            "    assert write_run(p, cells=cells, sizes=(9000, 4096), threads=t)\n"
+            "    for name, (_, n, P) in cells.items():\n"
+            "        got, want = open_results(p).cell(name), make_cell(name, n, P)\n"
+            "        assert all(got[k].tobytes() == want[k].tobytes() for k in want), (t, name)\n"
             "a = np.arange(8192.0)\n"
             "blob = encode.encode_chunk(a[:4096] * 2, 1)\n"
             "with h5py.File(sys.argv[1], 'w') as f:\n"
@@ -796,18 +809,27 @@ def test_without_isal_the_writer_uses_zlib(tmp_path):
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
-@pytest.mark.parametrize("edit", ["width", "dtype", "scalar"])
+@pytest.mark.parametrize("edit", ["width", "dtype", "columns", "0-d", "group", "big-endian"])
 def test_a_field_of_the_wrong_shape_or_type_is_refused(tmp_path, edit):
-    """A result file whose weights lost a column, changed type, or whose scalar field grew columns (an
-    edited or foreign file) is refused on open with one line naming the dataset, before any read."""
+    """A result file whose weights lost a column or changed type, whose scalar field grew columns, became
+    a single value or a group (an edited or foreign file) is refused on open with one line naming the
+    dataset, before any read; the same values stored big-endian are read as they are."""
     p = str(tmp_path / "r.h5")
     assert write_run(p)
-    fld = "loss" if edit == "scalar" else "weights"
+    fld = "weights" if edit in ("width", "dtype") else "loss"
     with h5py.File(p, "r+") as f:
         a = f[f"cells/main/{fld}"][()]
         del f[f"cells/main/{fld}"]
-        a = {"width": lambda: a[:, :-1], "dtype": lambda: a.astype(np.float32),
-             "scalar": lambda: np.stack([a, a], axis=1)}[edit]()
-        f.create_dataset(f"cells/main/{fld}", data=a)
-    with pytest.raises(StoreError, match=rf"corrupt results file \(/cells/main/{fld} holds rows of"):
+        if edit == "group":
+            f.create_group(f"cells/main/{fld}")
+        else:
+            a = {"width": lambda: a[:, :-1], "dtype": lambda: a.astype(np.float32),
+                 "columns": lambda: np.stack([a, a], axis=1), "0-d": lambda: np.float64(1.0),
+                 "big-endian": lambda: a.astype(">f8")}[edit]()
+            f.create_dataset(f"cells/main/{fld}", data=a)
+    if edit == "big-endian":
+        assert np.array_equal(open_results(p).cell("main")["loss"], make_cell("main", 600, 9)["loss"])
+        return
+    what = "is not a dataset" if edit == "group" else "holds rows of"
+    with pytest.raises(StoreError, match=rf"corrupt results file \(/cells/main/{fld} {what}"):
         open_results(p)

@@ -180,7 +180,9 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
                                      f"/cells/{name}/{fld})")
                 dtype, row, _ = field_spec(fld, cm.n_params, extra)
                 ds = g[fld]
-                if ds.dtype != dtype or ds.shape[1:] != row:
+                if not isinstance(ds, h5py.Dataset):
+                    raise StoreError(f"{path}: corrupt results file (/cells/{name}/{fld} is not a dataset)")
+                if ds.dtype.newbyteorder("=") != dtype.newbyteorder("=") or ds.shape[1:] != row or not ds.ndim:
                     raise StoreError(f"{path}: corrupt results file (/cells/{name}/{fld} holds rows of "
                                      f"{ds.dtype} {ds.shape[1:]}, expected {dtype} {row})")
             if status == "complete":
