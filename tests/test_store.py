@@ -747,23 +747,36 @@ def test_results_refuse_a_file_replaced_by_another_run(tmp_path):
     assert open_results(a).config["seed"] == 8
 
 
-def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path):
+@pytest.mark.parametrize("fld,row", [("weights", 0), ("weights", 4096), ("loss", 4096), ("index", 0)])
+def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path, fld, row):
     """Finishing a run and merging copy whole chunks as stored, which HDF5 does not decode or check:
-    a byte flipped inside a committed weights chunk of the .part (or of a shard) must stop the copy
-    with one line, not give a finished file that every later read refuses."""
+    a byte flipped inside a committed chunk of the .part (or of a shard) must stop the copy with one
+    line, not give a finished file that every later read refuses.  The .part keeps its rows before the
+    damaged chunk (the damaged chunk is replaced by a valid one), and the rerun computes the rest and
+    finishes with every row right."""
     cells = {"big": ({"lr": 1.0}, 12000, 3)}
     p = str(tmp_path / "r.h5")
     assert not write_run(p, cells=cells, sizes=(4096,), stop_after=8192)
+    keep = row                                  # chunks of 4096 rows in every field here
     with h5py.File(p + ".part", "r") as f:
-        off = f["cells/big/weights"].id.get_chunk_info(0).byte_offset
+        off = f[f"cells/big/{fld}"].id.get_chunk_info_by_coord((row,) + (0,) * (f[f"cells/big/{fld}"].ndim - 1)).byte_offset
     with open(p + ".part", "r+b") as f:
         f.seek(off + 200)
         b = f.read(2)
         f.seek(off + 200)
         f.write(bytes(x ^ 0x5A for x in b))
-    with pytest.raises(StoreError, match="corrupt data in /cells/big/weights"):
+    with pytest.raises(StoreError, match=rf"holds damaged data .*corrupt data in /cells/big/.*networks {keep}\.\.11999\): "
+                                         r"rerun the same command"):
         write_run(p, cells=cells, sizes=(4096,))
     assert not os.path.exists(p) and os.path.exists(p + ".part")
+    with h5py.File(p + ".part", "r") as f:
+        assert int(f["cells/big/_progress"][0]) == keep
+    assert write_run(p, cells=cells, sizes=(4096,))
+    got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)
+    for k in want:
+        assert got[k].tobytes() == want[k].tobytes(), k
+    if row or fld != "weights":
+        return
     shards = []
     for i in range(2):
         s = str(tmp_path / f"s{i}.h5")

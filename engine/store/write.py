@@ -190,6 +190,51 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
     return counts
 
 
+def _damaged(ds: h5py.Dataset, row: int) -> bool:
+    """Whether the stored chunk of ds at `row` (a chunk start) cannot be read or fails its checksum."""
+    try:
+        mask, data = ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1))
+    except (OSError, ValueError, KeyError):
+        return True
+    return bool(ds.fletcher32 and mask == 0
+                and encode.fletcher32(data[:-4]) != int.from_bytes(data[-4:], "little"))
+
+
+def cut_damaged(part: str) -> list[tuple[str, int, int]]:
+    """Cut an in-progress file's committed rows back to before its first damaged chunk, per cell.
+
+    Every chunk of every field is checked (read as stored, Fletcher-32); where one is damaged, the cell's
+    committed rows end at the start of the tallest chunk that holds it (chunk heights are powers of
+    two, so that row starts a chunk in every field), and each damaged chunk from there on is replaced by
+    a valid one of zeros, so that appends can write over it.  The rows cut are recomputed by resuming
+    (network i depends on (seed, i) only).  Returns [(cell, first network cut, end)] for the cells cut."""
+    cut = []
+    with h5py.File(part, "r+") as f:
+        for name, g in f["cells"].items():
+            n = int(g[PROGRESS][0])
+            fields = [ds for key, ds in g.items() if isinstance(ds, h5py.Dataset) and key != PROGRESS]
+            if not fields or not all(_direct_ok(ds) for ds in fields):
+                continue
+            tall = max(ds.chunks[0] for ds in fields)
+            first = min((r for ds in fields for r in range(0, n, ds.chunks[0]) if _damaged(ds, r)), default=None)
+            if first is None:
+                continue
+            keep = first // tall * tall
+            for ds in fields:
+                C = ds.chunks[0]
+                for r in range(keep, n, C):
+                    if _damaged(ds, r):
+                        zeros = np.zeros((C,) + ds.shape[1:], ds.dtype)
+                        ds.id.write_direct_chunk((r,) + (0,) * (ds.ndim - 1), encode.encode_chunk(zeros, GZIP_LEVEL), 0)
+            counts = np.zeros(len(COUNT_CODES), np.int64)
+            for a in range(0, keep, BLOCK_ROWS):
+                counts += _bincount(g["outcome"][a: min(keep, a + BLOCK_ROWS)])
+            g[PROGRESS][...] = np.concatenate([[keep], counts]).astype(np.int64)
+            start = int(g.attrs["index_start"])
+            cut.append((name, start + keep, start + n))
+    return cut
+
+
 def write_final(out_path: str, root_attrs: dict, cells: list, fields, extra: dict | None = None) -> None:
     """Write a complete (plain, non-SWMR) result file from committed rows of source files.
 
@@ -711,6 +756,17 @@ class RunWriter:
                 cells = [(cm, [(src["cells"][name], 0, cm.n_rows, self.part)]) for name, cm in meta.cells.items()]
                 write_final(tmp, attrs, cells, meta.fields, meta.extra_fields)
             os.replace(tmp, self.path)
+        except StoreError as e:         # damaged data: keep the rows before it and let a rerun redo the rest
+            remove_if_exists(tmp)
+            try:
+                cut = cut_damaged(self.part)
+            except (OSError, StoreError):
+                cut = []
+            if not cut:
+                raise
+            lost = "; ".join(f"cell {c!r}: networks {a}..{b - 1}" for c, a, b in cut)
+            raise StoreError(f"{self.part} holds damaged data ({e}); the rows from the first damaged chunk on "
+                             f"are dropped ({lost}): rerun the same command to compute them again") from None
         except BaseException as e:      # the .part keeps every row: rerunning finishes
             remove_if_exists(tmp)
             if isinstance(e, OSError):
