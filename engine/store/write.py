@@ -578,7 +578,24 @@ class RunWriter:
                 raise StoreError(f"{self.part}: cannot reopen for writing: {short_error(e)}") from None
             self._rebuild()
             self.rebuilt = True
-        self._open_part()
+        try:
+            self._open_part()
+        except StoreError as e:             # a damaged outcome chunk: cut the .part back as finish() does
+            self._abandon()
+            self._cut_back(e)
+
+    def _cut_back(self, e: StoreError):
+        """After `e` (damaged data in the .part): cut its cells back to their rows before the first damaged
+        chunk (cut_damaged) and raise the line that says so; re-raise e where nothing is damaged."""
+        try:
+            cut = cut_damaged(self.part)
+        except (OSError, StoreError):
+            cut = []
+        if not cut:
+            raise e
+        lost = "; ".join(f"cell {c!r}: networks {a}..{b - 1}" for c, a, b in cut)
+        raise StoreError(f"{self.part} holds damaged data ({e}); the rows from the first damaged chunk on "
+                         f"are dropped ({lost}): rerun the same command to compute them again") from None
 
     def _rebuild(self):
         """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
@@ -758,15 +775,7 @@ class RunWriter:
             os.replace(tmp, self.path)
         except StoreError as e:         # damaged data: keep the rows before it and let a rerun redo the rest
             remove_if_exists(tmp)
-            try:
-                cut = cut_damaged(self.part)
-            except (OSError, StoreError):
-                cut = []
-            if not cut:
-                raise
-            lost = "; ".join(f"cell {c!r}: networks {a}..{b - 1}" for c, a, b in cut)
-            raise StoreError(f"{self.part} holds damaged data ({e}); the rows from the first damaged chunk on "
-                             f"are dropped ({lost}): rerun the same command to compute them again") from None
+            self._cut_back(e)
         except BaseException as e:      # the .part keeps every row: rerunning finishes
             remove_if_exists(tmp)
             if isinstance(e, OSError):
