@@ -848,3 +848,62 @@ def test_a_field_of_the_wrong_shape_or_type_is_refused(tmp_path, edit):
     what = "is not a dataset" if edit == "group" else "holds rows of"
     with pytest.raises(StoreError, match=rf"corrupt results file \(/cells/main/{fld} {what}"):
         open_results(p)
+
+
+def _flip(path, dataset, row):
+    """Flip two bytes inside the stored chunk of `dataset` that holds `row` (the file may be one a killed
+    writer left open)."""
+    with h5py.File(path, "r", swmr=True) as f:
+        ds = f[dataset]
+        off = ds.id.get_chunk_info_by_coord((row // ds.chunks[0] * ds.chunks[0],) + (0,) * (ds.ndim - 1)).byte_offset
+    with open(path, "r+b") as f:
+        f.seek(off + 100)
+        b = f.read(2)
+        f.seek(off + 100)
+        f.write(bytes(x ^ 0x5A for x in b))
+
+
+def test_damage_where_the_next_rows_go_is_cut_back_or_replaced(tmp_path):
+    """A damaged chunk that the next append reads back -- the partly filled last committed one, or one
+    past the committed rows -- would fail every rerun's first write; resuming checks those chunks: a
+    damaged one holding committed rows cuts the .part back to its start (one line), one past them is
+    replaced silently, and the reruns finish with every row right."""
+    cells = {"big": ({"lr": 1.0}, 12000, 3)}
+    p = str(tmp_path / "r.h5")
+    assert not write_run(p, cells=cells, sizes=(5000,), stop_after=5000)      # rows 4096..4999 in a partial chunk
+    _flip(p + ".part", "cells/big/loss", 4500)
+    with pytest.raises(StoreError, match=r"holds damaged data \(a chunk the next rows go into\); .*networks "
+                                         r"4096\.\.4999\): rerun the same command"):
+        write_run(p, cells=cells, sizes=(5000,))
+    with h5py.File(p + ".part", "r") as f:
+        assert int(f["cells/big/_progress"][0]) == 4096 and f["cells/big/loss"].shape[0] >= 5000
+    _flip(p + ".part", "cells/big/weights", 4500)              # past the committed rows now: replaced
+    assert write_run(p, cells=cells, sizes=(5000,))
+    got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)
+    for k in want:
+        assert got[k].tobytes() == want[k].tobytes(), k
+
+
+def test_damage_in_the_part_of_a_killed_writer_is_cut_back(tmp_path):
+    """A writer killed with SIGKILL leaves its .part marked open; resuming copies its committed rows into
+    a fresh one.  A damaged chunk among them stops that copy at the rows before it (one line), and the
+    rerun finishes with every row right."""
+    cells = {"big": ({"lr": 1.0}, 12000, 3)}
+    p = str(tmp_path / "r.h5")
+    code = (f"import os, signal, sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+            "from test_store import RunWriter, CFG, make_cell, sl\n"
+            f"cells = {cells!r}\n"
+            f"with RunWriter.open({p!r}, CFG, cells, command='pytest') as w:\n"
+            "    data = make_cell('big', 12000, 3)\n"
+            "    w.append('big', sl(data, 0, 8192))\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    _flip(p + ".part", "cells/big/weights", 5000)
+    with pytest.raises(StoreError, match=r"holds damaged data \(found copying the rows of a killed writer\); .*"
+                                         r"networks 4096\.\.8191\): rerun the same command"):
+        write_run(p, cells=cells, sizes=(4096,))
+    assert write_run(p, cells=cells, sizes=(4096,))
+    got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)
+    for k in want:
+        assert got[k].tobytes() == want[k].tobytes(), k

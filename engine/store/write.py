@@ -200,32 +200,47 @@ def _damaged(ds: h5py.Dataset, row: int) -> bool:
                 and encode.fletcher32(data[:-4]) != int.from_bytes(data[-4:], "little"))
 
 
-def cut_damaged(part: str) -> list[tuple[str, int, int]]:
+def _first_damaged(g: h5py.Group, fields: list, lo: int, hi: int) -> int | None:
+    """The first row of a damaged chunk among the chunks of `fields` (datasets of cell group g) that
+    overlap rows [lo, hi), or None."""
+    return min((r for ds in fields for r in range(lo // ds.chunks[0] * ds.chunks[0], min(hi, ds.shape[0]),
+                                                  ds.chunks[0]) if _damaged(ds, r)), default=None)
+
+
+def _fields(g: h5py.Group) -> list:
+    return [ds for key, ds in g.items() if isinstance(ds, h5py.Dataset) and key != PROGRESS]
+
+
+def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
     """Cut an in-progress file's committed rows back to before its first damaged chunk, per cell.
 
-    Every chunk of every field is checked (read as stored, Fletcher-32); where one is damaged, the cell's
-    committed rows end at the start of the tallest chunk that holds it (chunk heights are powers of
-    two, so that row starts a chunk in every field), and each damaged chunk from there on is replaced by
-    a valid one of zeros, so that appends can write over it.  The rows cut are recomputed by resuming
-    (network i depends on (seed, i) only).  Returns [(cell, first network cut, end)] for the cells cut."""
-    cut = []
+    Every chunk of every field is checked (read as stored, Fletcher-32; with `tail`, only the chunks
+    from the one holding the first uncommitted row on, which the next appends read back); where a
+    committed row lies in a damaged chunk, the cell's committed rows end at the start of the tallest
+    chunk that holds it (chunk heights are powers of two, so that row starts a chunk in every field).
+    Every damaged chunk from the cell's committed end on is replaced by a valid one of zeros, so that
+    appends can write over it.  The rows cut are recomputed by resuming (network i depends on (seed, i)
+    only).  Every cell is checked before any is changed.  Returns [(cell, first network cut, end)]."""
+    plan = []
     with h5py.File(part, "r+") as f:
         for name, g in f["cells"].items():
-            n = int(g[PROGRESS][0])
-            fields = [ds for key, ds in g.items() if isinstance(ds, h5py.Dataset) and key != PROGRESS]
+            n, fields = int(g[PROGRESS][0]), _fields(g)
             if not fields or not all(_direct_ok(ds) for ds in fields):
                 continue
             tall = max(ds.chunks[0] for ds in fields)
-            first = min((r for ds in fields for r in range(0, n, ds.chunks[0]) if _damaged(ds, r)), default=None)
-            if first is None:
-                continue
-            keep = first // tall * tall
+            first = _first_damaged(g, fields, n if tail else 0, max(ds.shape[0] for ds in fields))
+            if first is not None:
+                plan.append((name, g, fields, n, min(n, first // tall * tall)))
+        cut = []
+        for name, g, fields, n, keep in plan:
             for ds in fields:
                 C = ds.chunks[0]
-                for r in range(keep, n, C):
+                for r in range(keep, ds.shape[0], C):
                     if _damaged(ds, r):
                         zeros = np.zeros((C,) + ds.shape[1:], ds.dtype)
                         ds.id.write_direct_chunk((r,) + (0,) * (ds.ndim - 1), encode.encode_chunk(zeros, GZIP_LEVEL), 0)
+            if keep == n:                   # only chunks past the committed rows were damaged
+                continue
             counts = np.zeros(len(COUNT_CODES), np.int64)
             for a in range(0, keep, BLOCK_ROWS):
                 counts += _bincount(g["outcome"][a: min(keep, a + BLOCK_ROWS)])
@@ -578,11 +593,22 @@ class RunWriter:
                 raise StoreError(f"{self.part}: cannot reopen for writing: {short_error(e)}") from None
             self._rebuild()
             self.rebuilt = True
+        try:                # the chunks the next appends read back (the partly filled one on) must be sound
+            cut = cut_damaged(self.part, tail=True)
+        except OSError as e:
+            raise StoreError(f"{self.part}: cannot check for damaged chunks: {short_error(e)}") from None
+        if cut:
+            raise StoreError(self._dropped("a chunk the next rows go into", cut))
         try:
             self._open_part()
         except StoreError as e:             # a damaged outcome chunk: cut the .part back as finish() does
             self._abandon()
             self._cut_back(e)
+
+    def _dropped(self, what: str, cut) -> str:
+        lost = "; ".join(f"cell {c!r}: networks {a}..{b - 1}" for c, a, b in cut)
+        return (f"{self.part} holds damaged data ({what}); the rows from the first damaged chunk on are dropped "
+                f"({lost}): rerun the same command to compute them again")
 
     def _cut_back(self, e: StoreError):
         """After `e` (damaged data in the .part): cut its cells back to their rows before the first damaged
@@ -593,9 +619,7 @@ class RunWriter:
             cut = []
         if not cut:
             raise e
-        lost = "; ".join(f"cell {c!r}: networks {a}..{b - 1}" for c, a, b in cut)
-        raise StoreError(f"{self.part} holds damaged data ({e}); the rows from the first damaged chunk on "
-                         f"are dropped ({lost}): rerun the same command to compute them again") from None
+        raise StoreError(self._dropped(str(e), cut)) from None
 
     def _rebuild(self):
         """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
@@ -604,13 +628,20 @@ class RunWriter:
             with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
                 meta = read_meta(src, self.part)
                 _set_attrs(dst, dict(src.attrs))
+                cut = []
                 for name, cm in meta.cells.items():
                     sg = src["cells"][name]
+                    fields = [sg[fld] for fld in meta.fields]
+                    first = _first_damaged(sg, fields, 0, cm.n_rows)      # copy only the rows before it
+                    n = cm.n_rows if first is None else first // max(ds.chunks[0] for ds in fields) * max(
+                        ds.chunks[0] for ds in fields)
+                    if n < cm.n_rows:
+                        cut.append((name, cm.start + n, cm.start + cm.n_rows))
                     g = dst.create_group(f"cells/{name}")
                     _set_attrs(g, dict(sg.attrs))
-                    dss = _create_datasets(g, meta.fields, cm.n_params, cm.n_rows, meta.extra_fields, like=sg)
-                    counts = _copy_cell(name, cm.start, [(sg, 0, cm.n_rows, self.part)], dss, meta.fields)
-                    g.create_dataset(PROGRESS, data=np.concatenate([[cm.n_rows], counts]).astype(np.int64),
+                    dss = _create_datasets(g, meta.fields, cm.n_params, n, meta.extra_fields, like=sg)
+                    counts = _copy_cell(name, cm.start, [(sg, 0, n, self.part)], dss, meta.fields)
+                    g.create_dataset(PROGRESS, data=np.concatenate([[n], counts]).astype(np.int64),
                                      track_times=False)
             os.replace(tmp, self.part)
         except BaseException as e:
@@ -618,6 +649,8 @@ class RunWriter:
             if isinstance(e, OSError):
                 raise StoreError(os_error_message(e, self.path, resumable=True)) from None
             raise
+        if cut:
+            raise StoreError(self._dropped("found copying the rows of a killed writer", cut))
 
     def _open_part(self):
         try:
