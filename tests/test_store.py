@@ -907,3 +907,19 @@ def test_damage_in_the_part_of_a_killed_writer_is_cut_back(tmp_path):
     got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)
     for k in want:
         assert got[k].tobytes() == want[k].tobytes(), k
+
+
+def test_damage_past_the_committed_rows_of_a_partly_filled_part_is_replaced(tmp_path):
+    """Rows written past the last commit (a run stopped between writing and committing) are not results:
+    a damaged chunk among them is replaced as the run resumes, with no line, however the committed
+    rows end inside their chunk."""
+    cells = {"big": ({"lr": 1.0}, 12000, 3)}
+    p = str(tmp_path / "r.h5")
+    assert not write_run(p, cells=cells, sizes=(9000,), stop_after=9000)
+    with h5py.File(p + ".part", "r+") as f:
+        f["cells/big/_progress"][0] = 5000         # rows 5000..8999 written but not committed
+    _flip(p + ".part", "cells/big/loss", 8500)
+    assert write_run(p, cells=cells, sizes=(4000,))
+    got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)
+    for k in want:
+        assert got[k].tobytes() == want[k].tobytes(), k

@@ -191,10 +191,18 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
 
 
 def _damaged(ds: h5py.Dataset, row: int) -> bool:
-    """Whether the stored chunk of ds at `row` (a chunk start) cannot be read or fails its checksum."""
+    """Whether the stored chunk of ds at `row` (a chunk start) cannot be read or fails its checksum; a
+    chunk never written (HDF5 reads it as fill values) is not damaged."""
+    coord = (row,) + (0,) * (ds.ndim - 1)
+    raw = ds.dtype.itemsize * int(np.prod(ds.chunks))
     try:
-        mask, data = ds.id.read_direct_chunk((row,) + (0,) * (ds.ndim - 1))
-    except (OSError, ValueError, KeyError):
+        info = ds.id.get_chunk_info_by_coord(coord)
+        if info.byte_offset is None:
+            return False
+        if info.size > 2 * raw + 4096:      # deflate never grows data that much: a damaged index entry
+            return True
+        mask, data = ds.id.read_direct_chunk(coord)
+    except (OSError, ValueError, KeyError, RuntimeError, MemoryError):
         return True
     return bool(ds.fletcher32 and mask == 0
                 and encode.fletcher32(data[:-4]) != int.from_bytes(data[-4:], "little"))
@@ -235,7 +243,7 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
         for name, g, fields, n, keep in plan:
             for ds in fields:
                 C = ds.chunks[0]
-                for r in range(keep, ds.shape[0], C):
+                for r in range(keep // C * C, ds.shape[0], C):
                     if _damaged(ds, r):
                         zeros = np.zeros((C,) + ds.shape[1:], ds.dtype)
                         ds.id.write_direct_chunk((r,) + (0,) * (ds.ndim - 1), encode.encode_chunk(zeros, GZIP_LEVEL), 0)
@@ -633,8 +641,8 @@ class RunWriter:
                     sg = src["cells"][name]
                     fields = [sg[fld] for fld in meta.fields]
                     first = _first_damaged(sg, fields, 0, cm.n_rows)      # copy only the rows before it
-                    n = cm.n_rows if first is None else first // max(ds.chunks[0] for ds in fields) * max(
-                        ds.chunks[0] for ds in fields)
+                    tall = max(ds.chunks[0] for ds in fields)
+                    n = cm.n_rows if first is None else first // tall * tall
                     if n < cm.n_rows:
                         cut.append((name, cm.start + n, cm.start + cm.n_rows))
                     g = dst.create_group(f"cells/{name}")
