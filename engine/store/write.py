@@ -230,7 +230,7 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
     appends can write over it.  The rows cut are recomputed by resuming (network i depends on (seed, i)
     only).  Every cell is checked before any is changed.  Returns [(cell, first network cut, end)]."""
     plan = []
-    with h5py.File(part, "r+") as f:
+    with open_h5(part) as f:                # read-only: a scan that finds nothing changes nothing
         for name, g in f["cells"].items():
             n, fields = int(g[PROGRESS][0]), _fields(g)
             if not fields or not all(_direct_ok(ds) for ds in fields):
@@ -238,10 +238,15 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
             tall = max(ds.chunks[0] for ds in fields)
             first = _first_damaged(g, fields, n if tail else 0, max(ds.shape[0] for ds in fields))
             if first is not None:
-                plan.append((name, g, fields, n, min(n, first // tall * tall)))
-        cut = []
-        for name, g, fields, n, keep in plan:
-            for ds in fields:
+                plan.append((name, n, min(n, first // tall * tall)))
+    if not plan:
+        return []
+    cut = []
+    # written in SWMR mode, as the writer does: a kill now leaves a file a resuming writer can rebuild
+    with _open_swmr_write(part) as f:
+        for name, n, keep in plan:
+            g = f["cells"][name]
+            for ds in _fields(g):
                 C = ds.chunks[0]
                 for r in range(keep // C * C, ds.shape[0], C):
                     if _damaged(ds, r):
