@@ -759,13 +759,7 @@ def test_a_damaged_chunk_of_a_part_or_shard_is_never_published(tmp_path, fld, ro
     p = str(tmp_path / "r.h5")
     assert not write_run(p, cells=cells, sizes=(4096,), stop_after=8192)
     keep = row                                  # chunks of 4096 rows in every field here
-    with h5py.File(p + ".part", "r") as f:
-        off = f[f"cells/big/{fld}"].id.get_chunk_info_by_coord((row,) + (0,) * (f[f"cells/big/{fld}"].ndim - 1)).byte_offset
-    with open(p + ".part", "r+b") as f:
-        f.seek(off + 200)
-        b = f.read(2)
-        f.seek(off + 200)
-        f.write(bytes(x ^ 0x5A for x in b))
+    _flip(p + ".part", f"cells/big/{fld}", row)
     end = 8191 if fld == "outcome" else 11999       # found on resuming (8192 rows committed), or finishing
     with pytest.raises(StoreError, match=rf"holds damaged data .*corrupt .*networks {keep}\.\.{end}\): "
                                          r"rerun the same command"):

@@ -297,8 +297,9 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
     threads (encode.encode_chunk; at most two per thread in flight, so the memory held stays a few
     chunks) and stored as they are; the partly filled chunks at either end go through HDF5, and so does
     every chunk with one thread when encode has only zlib (HDF5's own deflate is as fast)."""
+    threads = max(1, threads)
     whole, rest = [], []
-    serial = threads < 2 and encode.codec() == "zlib"
+    serial = threads == 1 and encode.codec() == "zlib"
     for ds, arr in pairs:
         C, n = ds.chunks[0], arr.shape[0]
         a, b = -(-lo // C) * C, (lo + n) // C * C        # the whole chunks [a, b) inside [lo, lo + n)
@@ -313,7 +314,7 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
             ds[at: at + rows.shape[0]] = rows
     if not whole:
         return
-    pool, window = encode.pool(max(1, threads)), collections.deque()
+    pool, window = encode.pool(threads), collections.deque()
 
     def store():
         ds, offset, job = window.popleft()
@@ -321,7 +322,7 @@ def _write_rows(pairs, lo: int, threads: int) -> None:
     try:
         for ds, offset, block in whole:
             window.append((ds, offset, pool.submit(encode.encode_chunk, block, GZIP_LEVEL)))
-            if len(window) >= 2 * max(1, threads):
+            if len(window) >= 2 * threads:
                 store()
         while window:
             store()
@@ -644,18 +645,25 @@ class RunWriter:
                 cut = []
                 for name, cm in meta.cells.items():
                     sg = src["cells"][name]
-                    fields = [sg[fld] for fld in meta.fields]
-                    first = _first_damaged(sg, fields, 0, cm.n_rows)      # copy only the rows before it
-                    tall = max(ds.chunks[0] for ds in fields)
-                    n = cm.n_rows if first is None else first // tall * tall
-                    if n < cm.n_rows:
-                        cut.append((name, cm.start + n, cm.start + cm.n_rows))
-                    g = dst.create_group(f"cells/{name}")
-                    _set_attrs(g, dict(sg.attrs))
-                    dss = _create_datasets(g, meta.fields, cm.n_params, n, meta.extra_fields, like=sg)
-                    counts = _copy_cell(name, cm.start, [(sg, 0, n, self.part)], dss, meta.fields)
-                    g.create_dataset(PROGRESS, data=np.concatenate([[n], counts]).astype(np.int64),
-                                     track_times=False)
+
+                    def copy(n):
+                        g = dst.create_group(f"cells/{name}")
+                        _set_attrs(g, dict(sg.attrs))
+                        dss = _create_datasets(g, meta.fields, cm.n_params, n, meta.extra_fields, like=sg)
+                        counts = _copy_cell(name, cm.start, [(sg, 0, n, self.part)], dss, meta.fields)
+                        g.create_dataset(PROGRESS, data=np.concatenate([[n], counts]).astype(np.int64),
+                                         track_times=False)
+                    try:
+                        copy(cm.n_rows)
+                    except StoreError:          # damaged: copy again, only the rows before the first damage
+                        fields = [sg[fld] for fld in meta.fields]
+                        first = _first_damaged(sg, fields, 0, cm.n_rows)
+                        if first is None:
+                            raise
+                        tall = max(ds.chunks[0] for ds in fields)
+                        del dst[f"cells/{name}"]
+                        copy(first // tall * tall)
+                        cut.append((name, cm.start + first // tall * tall, cm.start + cm.n_rows))
             os.replace(tmp, self.part)
         except BaseException as e:
             remove_if_exists(tmp)
