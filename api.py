@@ -23,14 +23,15 @@ __all__ = ["train", "open", "table1", "verify", "certify", "search", "plot", "re
 
 def _cell_columns(config: dict) -> dict[str, Any]:
     """The settings of a training cell as flat columns (for to_pandas)."""
-    init = config.get("init") or {}
+    init = config.get("init") if isinstance(config.get("init"), dict) else {}
     out = {k: config[k] for k in ("dataset", "hidden", "activation", "optimizer", "lr", "dtype", "seed")
            if k in config}
     if "steps" in config:
         out["budget"] = config["steps"]
     if init:
-        out["init"] = f"{init.get('law')}:{init.get('scale'):g}" if init.get("law") in ("normal", "uniform") \
-            else init.get("law")
+        scale = init.get("scale")
+        out["init"] = f"{init.get('law')}:{scale:g}" if init.get("law") in ("normal", "uniform") \
+            and isinstance(scale, (int, float)) else init.get("law")
         out["bias_init"] = init.get("bias")
     return out
 
@@ -125,7 +126,8 @@ class Results:
     def config(self, cell: str | None = None) -> dict:
         """The cell's configuration (as stored in the file)."""
         c = self._cell(cell)
-        return dict(self._store.cell_config(c)) if self._store is not None else dict(self._configs[c])
+        import copy
+        return copy.deepcopy(self._store.cell_config(c) if self._store is not None else self._configs[c])
 
     @_keywords
     def data(self, cell: str | None = None, fields: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -165,7 +167,8 @@ class Results:
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
             return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
-        codes = _outcome_codes(self.data(cell, [fld])[fld], fld)
+        from badminima.engine.store.read import outcome_codes
+        codes = outcome_codes(self.data(cell, [fld])[fld], fld)
         k = np.bincount(codes, minlength=len(NAMES))
         return {name: int(k[code]) for code, name in NAMES.items()}
 
@@ -177,7 +180,6 @@ class Results:
             import pandas as pd
         except ImportError:
             raise ImportError("to_pandas needs pandas: pip install pandas") from None
-        from badminima.engine.core.layout import param_names
         from badminima.engine.core.outcomes import NAMES
         _check_flags(weights=weights)
         c = self._cell(cell)
@@ -186,9 +188,10 @@ class Results:
         d = self.data(c, scalar + (["weights"] if weights and "weights" in self.fields else []))
         cols = {k: v for k, v in d.items() if v.ndim == 1}
         cats = pd.CategoricalDtype(list(NAMES.values()))
+        from badminima.engine.store.read import outcome_codes
         for k in ("outcome", "optimizer_outcome"):
             if k in cols:
-                cols[k] = pd.Categorical.from_codes(_outcome_codes(cols[k], k), dtype=cats)
+                cols[k] = pd.Categorical.from_codes(outcome_codes(cols[k], k), dtype=cats)
         first = [k for k in ("index", "outcome", "optimizer_outcome") if k in cols]
         df = pd.DataFrame({k: cols[k] for k in first + [k for k in cols if k not in first]})
         conf = self.config(c)
@@ -196,9 +199,7 @@ class Results:
             df[k] = v
         df.insert(0, "cell", c)
         if weights and "weights" in d and "hidden" in conf:
-            h = int(conf["hidden"])
-            names = param_names(_input_dim(d["weights"].shape[1], h), h)
-            for j, name in enumerate(names):
+            for j, name in enumerate(_param_names(conf["hidden"], d["weights"].shape[1])):
                 df[name] = d["weights"][:, j]
         return df
 
@@ -210,21 +211,16 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def _outcome_codes(codes: np.ndarray, field: str) -> np.ndarray:
-    """An outcome-code field as int64, StoreError where a code names no outcome (a damaged file)."""
-    from badminima.engine.core.outcomes import NAMES
-    from badminima.engine.store import StoreError
-    codes = codes.astype(np.int64)
-    bad = np.flatnonzero((codes < 0) | (codes >= len(NAMES)))
-    if bad.size:
-        raise StoreError(f"{field} of row {bad[0]} is {codes[bad[0]]}, which is no outcome code "
-                         f"(0-{len(NAMES) - 1}): the results are damaged")
-    return codes
-
-
-def _input_dim(n_params: int, hidden: int) -> int:
-    """d from P = h (d + 2) + 1."""
-    return (n_params - 1) // hidden - 2
+def _param_names(hidden, n_params: int) -> list[str]:
+    """The weight columns' names (v0, w00, ..., c) of networks with `hidden` units and n_params = h (d + 2)
+    + 1 parameters; StoreError where the two do not fit (a damaged file)."""
+    from badminima.engine.core.layout import param_names
+    ok = isinstance(hidden, int) and not isinstance(hidden, bool) and hidden >= 1
+    if not (ok and (n_params - 1) % hidden == 0 and (n_params - 1) // hidden - 2 >= 1):
+        from badminima.engine.store import StoreError
+        raise StoreError(f"the cell's config says hidden = {hidden!r}, which does not fit its {n_params} parameters "
+                         f"per network: the file is damaged")
+    return param_names((n_params - 1) // hidden - 2, hidden)
 
 
 def _check_run_args(output, threads) -> str | None:
@@ -385,12 +381,17 @@ def verify(certify: bool = True) -> list[dict]:
 
 
 @_keywords
-def certify(file: str, points: Sequence[str] | None = None, witness: str | None = None,
+def certify(file, points: Sequence[str] | None = None, witness: str | None = None,
             cross_check: bool = False) -> dict:
     """Prove (or refuse) that the weight points of a dataset file are strict local minima, and with a
     witness that they are not global; the report `badminima certify --json` writes."""
     from badminima.engine.certify.files import certify_file
+    from badminima.engine.data.datasets import DataError, Dataset
     _check_flags(cross_check=cross_check)
+    if isinstance(file, Dataset):               # bm.load_dataset(...)'s result, as train takes it
+        file = _dataset_name(file)
+    if not isinstance(file, (str, os.PathLike)):
+        raise DataError(f"file must be a dataset name or path (or a Dataset), got {type(file).__name__}")
     if witness is not None and not isinstance(witness, str):
         from badminima.engine.train.config import ConfigError
         raise ConfigError(f"witness must be the name of a point of the file, got {witness!r}")
@@ -415,10 +416,11 @@ def _as_list(x, what: str) -> list | None:
 def _as_python(v):
     """NumPy scalars and arrays as Python numbers and tuples (configs are stored as JSON), and paths as
     strings; anything else as it is."""
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray) and v.ndim == 0:       # a 0-d array is a number, as np.int64(2) is
-        return v.item()
+    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):   # 0-d: a number too
+        v = v.item()
+        if isinstance(v, np.floating):            # a longdouble's item() is still a longdouble
+            return float(v)
+        return complex(v) if isinstance(v, np.complexfloating) else v
     if isinstance(v, (np.ndarray, list, tuple)):
         return tuple(_as_python(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
     if isinstance(v, os.PathLike):
@@ -440,7 +442,11 @@ def _files(source) -> list:
         if source.path is None:
             from badminima.engine.store import StoreError
             raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
-        return _as_list(source.path, "source")
+        out = []
+        for m in source._store.metas:       # the files opened, wherever the cwd is now, still this run
+            source._store.reopen(m).close()
+            out.append(m.where)
+        return out
     if source is None:
         from badminima.engine.train.config import ConfigError
         raise ConfigError("source must be Results backed by files, or result file paths or glob patterns, got None")

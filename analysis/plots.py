@@ -264,6 +264,9 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | N
     if kind not in FIGURE_KINDS:
         raise AnalysisError(f"unknown figure {kind!r} (choose from {', '.join(FIGURE_KINDS)})")
     files = [files] if isinstance(files, (str, Path)) else list(files)
+    if kind not in ("regions", "fit") and (len(networks) or len(points)):
+        raise AnalysisError(f"networks and points choose what the regions and fit figures draw; the {kind} "
+                            f"figure takes neither")
     if kind == "minimality":
         if len(files) != 1:
             raise AnalysisError("plot minimality takes one rows file (JSON or CSV)")

@@ -329,12 +329,22 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
                            output="s.h5", found_dir="f"), bm.ConfigError, "at most 10"),
         (lambda: bm.search(8, budget=2, witness_starts=10 ** 12, output="s.h5", found_dir="f"),
          bm.ResourceError, "witness search"),
+        (lambda: bm.search(6, budget=2, gtol=-1, output="s.h5", found_dir="f"), bm.ConfigError,
+         "gtol must be positive"),
+        (lambda: bm.search(6, budget=2, screen_gtol=0, output="s.h5", found_dir="f"), bm.ConfigError,
+         "screen_gtol must be positive"),
+        (lambda: bm.search(6, budget=2, kv=-1, output="s.h5", found_dir="f"), bm.ConfigError, "kv must be >= 0"),
+        (lambda: bm.search(6, budget=2, ones=(2, 2), output="s.h5", found_dir="f"), bm.ConfigError,
+         "names a label split twice"),
     ]
     for call, err, needle in calls:
         with pytest.raises(err, match=needle):
             call()
     assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.part").exists()
     assert bm.plot("losses", res, cells=None, points=None) is not None
+    for kw in (dict(points=["W_hat"]), dict(networks=[0])):
+        with pytest.raises(bm.AnalysisError, match="the losses figure takes neither"):
+            bm.plot("losses", res, **kw)
     for text, needle in (('[{"a": 1}, [1, 2]]', "all objects or all lists"),
                          ('{"columns": ["a"], "rows": [[1, 2, 3]]}', "row 1 has 3 values for 1 columns"),
                          ('{"columns": 5, "rows": [[1]]}', "'columns' must be a list"),
@@ -352,9 +362,108 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
         with pytest.raises(bm.StoreError, match="100, which is no outcome code"):
             call()
     assert bm.Results().fields == []
+    for limit in ("abc", "-5G", "1e400", "nan"):
+        monkeypatch.setenv("BADMINIMA_MEMORY_LIMIT", limit)
+        with pytest.raises((bm.ResourceError, bm.DataError), match="BADMINIMA_MEMORY_LIMIT must be a number of bytes"):
+            bm.train(networks=5, steps=5)
+    monkeypatch.delenv("BADMINIMA_MEMORY_LIMIT")
     for call, needle in ((lambda: bm.train(networks=5, steps=5, output="new.h5/"), "trailing / names a directory"),
                          (lambda: bm.plot("losses", res, output="fig.png/"), "trailing / names a directory"),
                          (lambda: bm.search(6, budget=2, output="x.h5", found_dir="x.h5"), "result file's own path")):
         with pytest.raises(bm.StoreError, match=needle):
             call()
     assert not any(p.exists() for p in (tmp_path / "fig.png", tmp_path / "x.h5", tmp_path / "new.h5"))
+
+
+def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
+    """Two copies of one run are refused, not added up (a glob skips the writer's lock and temporary
+    files); a Results handle reads the file it opened whatever the cwd is later, and its plot refuses a
+    file replaced since; lr=1 and lr=1.0, "d.csv" and "./d.csv" are one configuration; a longdouble is
+    a number; a directory where the writer puts its own files, a linked output, config() edits and a
+    Dataset given to certify behave."""
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    a = bm.train(networks=30, steps=20, output="a.h5")
+    shutil.copy("a.h5", "b.h5")
+    for source in (["a.h5", "b.h5"], "*.h5"):
+        with pytest.raises(bm.StoreError, match="both hold networks 0..29 of cell 'main'"):
+            bm.open(source)
+    Path("b.h5").unlink()
+    Path("a.h5.lock").write_text("")
+    Path("a.h5.tmp").write_text("")
+    assert bm.open("a.h5*").n() == 30                          # the lock and .tmp are no results
+    Path("sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    bm.train(networks=25, steps=20, seed=1, output="a.h5")      # another run of the same name elsewhere
+    assert np.array_equal(a["outcome"], bm.open("../a.h5")["outcome"])
+    assert "30 networks" in Path(bm.report(a, "rep", pdf=False, cell_figures=False)).read_text()
+    monkeypatch.chdir(tmp_path)
+    bm.train(networks=30, steps=21, output="a.h5", force=True)
+    with pytest.raises(bm.StoreError, match="holds another run"):
+        bm.plot("losses", a)
+    # one configuration, however a number or the dataset's path is spelt
+    bm.train(networks=8, steps=5, lr=1, output="n.h5")
+    assert bm.train(networks=8, steps=5, lr=1.0, output="n.h5").n() == 8
+    Path("d.csv").write_text("x0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    bm.train("d.csv", networks=8, steps=5, output="d.h5")
+    for spelt in ("./d.csv", str(tmp_path / "d.csv")):
+        assert bm.train(spelt, networks=8, steps=5, output="d.h5").n() == 8
+    long = bm.train(networks=8, steps=5, lr=np.longdouble(0.5), gtol=np.longdouble(1e-6))
+    assert long.config()["lr"] == 0.5 and type(long.config()["lr"]) is float
+    assert np.array_equal(long["outcome"], bm.train(networks=8, steps=5)["outcome"])
+    assert bm.table1(2, steps=5, gd_lr=np.longdouble(0.5), claims=False, check_final=0,
+                     output="t.h5")["path"] == "t.h5"
+    # the writer's own side files, a linked output, config() handed out
+    for side in ("e.h5.part", "e.h5.part.tmp", "e.h5.tmp"):
+        Path(side).mkdir()
+        for force in (False, True):
+            with pytest.raises(bm.StoreError, match=f"{side} is a directory"):
+                bm.train(networks=8, steps=5, output="e.h5", force=force)
+        Path(side).rmdir()
+    Path("link.h5").symlink_to("n.h5")
+    bm.train(networks=8, steps=6, output="link.h5", force=True)
+    assert Path("link.h5").is_symlink() and bm.open("n.h5").config()["steps"] == 6
+    cfg = a.config()
+    cfg["init"]["law"] = "changed"
+    assert a.config()["init"]["law"] == "normal"
+    assert bm.certify(bm.load_dataset("paper10"))["points"]
+
+
+def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
+    """A result file whose run or cell config, cell ranges, counts or outcome codes were damaged is
+    refused with a StoreError (never an AttributeError, a TypeError or quietly wrong counts)."""
+    import json
+    import shutil
+    import h5py
+    monkeypatch.chdir(tmp_path)
+    bm.train(networks=20, steps=20, output="ok.h5")
+
+    def damaged(edit):
+        shutil.copy("ok.h5", "bad.h5")
+        with h5py.File("bad.h5", "r+") as f:
+            edit(f, f["cells/main"])
+        return "bad.h5"
+
+    conf = json.loads(h5py.File("ok.h5")["cells/main"].attrs["config"])
+    for edit, needle in (
+            (lambda f, g: f.attrs.__setitem__("config", "[1, 2]"), "config is not a JSON object"),
+            (lambda f, g: g.attrs.__setitem__("config", '"hello"'), "cell 'main' config is not a JSON object"),
+            (lambda f, g: g.attrs.__setitem__("index_stop", 99), "networks 0..99 of 20"),
+            (lambda f, g: g.attrs.__setitem__("count_solved", 10 ** 6), "outcome counts"),
+            (lambda f, g: g.attrs.__setitem__("count_solved", -5), "outcome counts"),
+            (lambda f, g: f.attrs.__setitem__("fields", json.dumps(["outcome", "loss"])), "no index")):
+        with pytest.raises(bm.StoreError, match=needle):
+            bm.open(damaged(edit))
+    for code in (-1, 100):
+        def edit(f, g):
+            g["optimizer_outcome"][3] = code
+        with pytest.raises(bm.StoreError, match=f"optimizer_outcome of row 3 is {code}"):
+            bm.open(damaged(edit)).counts(optimizer=True)
+    for hidden in (0, "two", 3):
+        def edit(f, g):
+            g.attrs["config"] = json.dumps({**conf, "hidden": hidden})
+        with pytest.raises(bm.StoreError, match="does not fit its 9 parameters"):
+            bm.open(damaged(edit)).to_pandas(weights=True)
+    def edit(f, g):
+        g.attrs["config"] = json.dumps({**conf, "init": [1]})
+    assert "init" not in bm.open(damaged(edit)).to_pandas().columns

@@ -911,7 +911,8 @@ def test_damage_past_the_committed_rows_of_a_partly_filled_part_is_replaced(tmp_
     p = str(tmp_path / "r.h5")
     assert not write_run(p, cells=cells, sizes=(9000,), stop_after=9000)
     with h5py.File(p + ".part", "r+") as f:
-        f["cells/big/_progress"][0] = 5000         # rows 5000..8999 written but not committed
+        done = f["cells/big/outcome"][:5000]        # rows 5000..8999 written but not committed
+        f["cells/big/_progress"][:] = np.concatenate([[5000], np.bincount(done, minlength=7)])
     _flip(p + ".part", "cells/big/loss", 8500)
     assert write_run(p, cells=cells, sizes=(4000,))
     got, want = open_results(p).cell("big"), make_cell("big", 12000, 3)

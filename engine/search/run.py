@@ -220,8 +220,10 @@ class SearchConfig:
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
+        if len(set(self.label_splits())) != len(self.label_splits()):
+            bad(f"--ones names a label split twice: {', '.join(map(str, self.label_splits()))}")
         for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr",
-                     "strong_delta", "dstar_target"):
+                     "strong_delta", "dstar_target", "gtol", "screen_gtol", "max_pre", "max_move"):
             v = getattr(self, name)
             if not (v > 0 and math.isfinite(v)):
                 bad(f"{opt(name)} must be positive and finite, got {v}")
@@ -229,7 +231,8 @@ class SearchConfig:
             bad("need 0 <= vlo <= vhi")
         if self.strong_delta >= 0.5:
             bad(f"{opt('strong_delta')} must be below 1/2 (|p - 1/2| never reaches it), got {self.strong_delta}")
-        for name in ("kdstar", "kconst", "jitter"):
+        for name in ("kdstar", "kconst", "jitter", "keig", "ksep", "kbound", "kv", "vmin", "polish_gtol",
+                     "screen_eig", "min_sep", "min_v", "witness_margin"):
             v = getattr(self, name)
             if not (v >= 0 and math.isfinite(v)):
                 bad(f"{opt(name)} must be >= 0 and finite, got {v}")

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from badminima.engine.core.outcomes import NAMES
-from badminima.engine.store.schema import (COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
+from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
                                            check_extra_fields, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, short_error, strip_shard)
 
@@ -119,6 +119,7 @@ class FileMeta:
     cells: dict                 # name -> CellMeta, in cell order
     fields: tuple
     extra_fields: dict = field(default_factory=dict)   # check_extra_fields() of the writer's fields=
+    where: str = ""             # the absolute path, so that a later read finds the file whatever the cwd
 
     @property
     def shard(self):
@@ -143,6 +144,14 @@ def _attr(obj, key, path):
     return v
 
 
+def _json_dict(text, what: str, path: str) -> dict:
+    """A JSON attribute that must hold an object (a run's or a cell's config)."""
+    v = json.loads(text)
+    if not isinstance(v, dict):
+        raise StoreError(f"{path}: corrupt results file ({what} is not a JSON object)")
+    return v
+
+
 def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
     path = path or f.filename
     try:
@@ -159,9 +168,14 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
             raise StoreError(f"{path}: schema version {version} is newer than this badminima "
                              f"understands ({SCHEMA_VERSION}); upgrade badminima")
         status = _attr(f, "status", path)
-        config = json.loads(_attr(f, "config", path))
+        config = _json_dict(_attr(f, "config", path), "config", path)
         order = json.loads(_attr(f, "cell_order", path))
+        if not isinstance(order, list) or not all(isinstance(n, str) for n in order):
+            raise StoreError(f"{path}: corrupt results file (cell_order is not a list of names)")
         fields = tuple(json.loads(_attr(f, "fields", path)))
+        missing = [k for k in BASE_FIELDS if k not in fields]
+        if missing:
+            raise StoreError(f"{path}: not a badminima results file (no {', '.join(missing)} field)")
         extra = check_extra_fields(json.loads(_attr(f, "extra_fields", path))) if "extra_fields" in f.attrs else {}
         attrs = {k: (v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
                  for k, v in f.attrs.items()}
@@ -170,10 +184,13 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
             if f"cells/{name}" not in f:
                 raise StoreError(f"{path}: not a badminima results file (missing group /cells/{name})")
             g = f["cells"][name]
-            cm = CellMeta(name=name, config=json.loads(_attr(g, "config", path)),
+            cm = CellMeta(name=name, config=_json_dict(_attr(g, "config", path), f"cell {name!r} config", path),
                           n_total=int(_attr(g, "n_total", path)), n_params=int(_attr(g, "n_params", path)),
                           start=int(_attr(g, "index_start", path)), stop=int(_attr(g, "index_stop", path)),
                           n_rows=0)
+            if not (cm.n_params >= 1 and 0 <= cm.start <= cm.stop <= cm.n_total):
+                raise StoreError(f"{path}: corrupt results file (cell {name!r}: networks {cm.start}..{cm.stop} "
+                                 f"of {cm.n_total}, {cm.n_params} parameters)")
             for fld in fields:
                 if fld not in g:
                     raise StoreError(f"{path}: not a badminima results file (missing dataset "
@@ -197,13 +214,16 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
             if not 0 <= cm.n_rows <= cm.stop - cm.start or any(g[fld].shape[0] < cm.n_rows for fld in fields):
                 raise StoreError(f"{path}: corrupt results file (cell {name!r}: {cm.n_rows} committed rows "
                                  f"do not fit the datasets)")
+            if min(cm.counts.values()) < 0 or sum(cm.counts.values()) != cm.n_rows:
+                raise StoreError(f"{path}: corrupt results file (cell {name!r}: outcome counts "
+                                 f"{sum(cm.counts.values())} for {cm.n_rows} networks)")
             cells[name] = cm
     except StoreError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as e:
         raise StoreError(f"{path}: corrupt results file: {short_error(e)}") from None
     return FileMeta(path=path, status=status, config=config, attrs=attrs, cells=cells, fields=fields,
-                    extra_fields=extra)
+                    extra_fields=extra, where=os.path.abspath(path))
 
 
 def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, np.ndarray]:
@@ -232,7 +252,8 @@ def expand_paths(paths_or_globs) -> list[str]:
             raise StoreError(f"result files: expected a path, got {type(p).__name__} {p!r}")
         p = os.fspath(p)
         if any(ch in p for ch in "*?[") and not os.path.exists(p):     # a file named with [ ] is itself
-            hits = sorted(_glob.glob(p))
+            # a writer's lock and temporary files are never results (a .part is: a run in progress)
+            hits = sorted(h for h in _glob.glob(p) if not h.endswith((".lock", ".tmp")))
             if not hits:
                 raise StoreError(f"no files match {p!r}")
             out.extend(hits)
@@ -249,6 +270,17 @@ def expand_paths(paths_or_globs) -> list[str]:
     return uniq
 
 
+def outcome_codes(codes: np.ndarray, field: str, first: int = 0) -> np.ndarray:
+    """An outcome-code field (rows first, first + 1, ...) as int64, StoreError where a code names no
+    outcome (a damaged file)."""
+    codes = codes.astype(np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= len(NAMES)))
+    if bad.size:
+        raise StoreError(f"{field} of row {first + bad[0]} is {codes[bad[0]]}, which is no outcome code "
+                         f"(0-{len(NAMES) - 1}): the results are damaged")
+    return codes
+
+
 class Results:
     """Results of one run, possibly spread over several shard files (and/or in-progress .part files)."""
 
@@ -262,6 +294,12 @@ class Results:
             if d:
                 raise StoreError(f"{m.path} and {first.path} hold different configurations "
                                  f"(differing keys: {describe_diff(d)})")
+        for name in first.cells:
+            ranges = sorted((m.cells[name].start, m.cells[name].stop, m.path) for m in metas)
+            for (_, stop, a), (start, _, b) in zip(ranges, ranges[1:]):
+                if start < stop:
+                    raise StoreError(f"{a} and {b} both hold networks {start}..{stop - 1} of cell {name!r} "
+                                     f"(copies of one run?); give one copy of a run, or its shards")
         self.config = strip_shard(first.config)
         self.shards = [m.shard for m in metas]
         self.status = [m.status for m in metas]
@@ -322,16 +360,16 @@ class Results:
         tot = np.zeros(len(COUNT_CODES), np.int64)
         for m in self._metas:
             n = m.cells[name].n_rows
-            with self._same_run(m) as f:
+            with self.reopen(m) as f:
                 for lo in range(0, n, block):
                     codes = read_rows(f["cells"][name], [fld], lo, min(lo + block, n), m.path)[fld]
-                    tot += np.bincount(codes, minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
+                    tot += np.bincount(outcome_codes(codes, fld, lo), minlength=len(COUNT_CODES))
         return counts_dict(tot)
 
-    def _same_run(self, m: FileMeta) -> h5py.File:
+    def reopen(self, m: FileMeta) -> h5py.File:
         """The file of `m` opened again, refused (StoreError) if it no longer holds the run read when these
         Results were opened (replaced by another run: other rows under the same name)."""
-        f = open_h5(m.path)
+        f = open_h5(m.where or m.path)
         now = f.attrs.get("run_id")
         now = now.decode() if isinstance(now, bytes) else now
         if "run_id" in m.attrs and now != m.attrs["run_id"]:
@@ -364,7 +402,7 @@ class Results:
         parts = []
         for m in sorted(self._metas, key=lambda m: m.cells[name].start):
             cm = m.cells[name]
-            with self._same_run(m) as f:
+            with self.reopen(m) as f:
                 parts.append(read_rows(f["cells"][name], want, 0, cm.n_rows, m.path))
         out = {fld: np.concatenate([p[fld] for p in parts]) for fld in want}
         idx = out["index"]

@@ -123,6 +123,8 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
             else:
                 out.extend(diff_keys(a[k], b[k], key))
         return out
+    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)):
+        return [] if a == b else [prefix or "(value)"]     # 1 == 1.0 (exact: 2**60 + 1 != 2.0**60)
     return [] if canonical_json(a) == canonical_json(b) else [prefix or "(value)"]
 
 
@@ -139,10 +141,18 @@ def describe_diff(keys: list[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
+def _same_data(config: dict) -> dict:
+    """A config whose dataset is named by its fingerprint alone: "ok.csv", "./ok.csv" and the absolute
+    path of one file are one dataset."""
+    if isinstance(config, dict) and "dataset_fingerprint" in config:
+        return {k: v for k, v in config.items() if k != "dataset"}
+    return config
+
+
 def identity(config_wo_shard: dict, cells: dict, fields) -> dict:
     """What must agree between shards, or between a run and its resumption: config, cells, fields."""
-    ident = dict(config_wo_shard)
-    ident["<cells>"] = {n: {"config": c, "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
+    ident = _same_data(dict(config_wo_shard))
+    ident["<cells>"] = {n: {"config": _same_data(c), "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
     ident["<fields>"] = list(fields)
     return ident
 

@@ -438,6 +438,8 @@ class RunWriter:
             raise ValueError(f"resume must be True, False or 'auto', not {resume!r}")
         self = object.__new__(cls)
         self.path = os.fspath(path)
+        if os.path.islink(self.path):       # a linked output: the file it points to is the result
+            self.path = os.path.realpath(self.path)
         self.part = self.path + ".part"
         if not isinstance(config, dict):
             raise StoreError("config must be a dict")
@@ -477,6 +479,10 @@ class RunWriter:
             raise StoreError(f"cannot write {self.path}: it is a directory; give a file name")
         if os.path.lexists(self.path) and not os.path.isfile(self.path):
             raise StoreError(f"cannot write {self.path}: it exists and is not a regular file")
+        for side in (self.part, self.part + ".tmp", self.path + ".tmp"):     # files the writer makes
+            if os.path.isdir(side):
+                raise StoreError(f"cannot write {self.path}: {side} is a directory (the writer's own file "
+                                 f"goes there); move or remove it")
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self._lock_fd = lock_run(self.path)

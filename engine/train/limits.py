@@ -62,11 +62,15 @@ def available_memory() -> int | None:
     jobs on a shared node."""
     env = os.environ.get("BADMINIMA_MEMORY_LIMIT", "").strip()
     if env:
+        mult = {"k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}.get(env[-1].lower(), 1)
         try:
-            mult = {"k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}.get(env[-1].lower(), 1)
-            return int(float(env[:-1] if mult > 1 else env) * mult)
+            value = float(env[:-1] if mult > 1 else env) * mult
         except ValueError:
-            pass
+            value = -1.0
+        if not 0 <= value < 2 ** 63:
+            raise ResourceError(f"BADMINIMA_MEMORY_LIMIT must be a number of bytes, optionally with a K, M, G or T "
+                                f"suffix, e.g. 8G; got {env[:40]!r}")
+        return int(value)
     found = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
     return min(found) if found else None
 
