@@ -13,6 +13,7 @@ are imported on first use, so `import badminima` stays fast.
 """
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Sequence
 
@@ -126,7 +127,6 @@ class Results:
     def config(self, cell: str | None = None) -> dict:
         """The cell's configuration (as stored in the file)."""
         c = self._cell(cell)
-        import copy
         return copy.deepcopy(self._store.cell_config(c) if self._store is not None else self._configs[c])
 
     @_keywords
@@ -167,9 +167,8 @@ class Results:
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
             return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
-        from badminima.engine.store.read import outcome_codes
-        codes = outcome_codes(self.data(cell, [fld])[fld], fld)
-        k = np.bincount(codes, minlength=len(NAMES))
+        from badminima.engine.store import count_outcomes
+        k = count_outcomes(self.data(cell, [fld])[fld], fld)
         return {name: int(k[code]) for code, name in NAMES.items()}
 
     @_keywords
@@ -181,6 +180,7 @@ class Results:
         except ImportError:
             raise ImportError("to_pandas needs pandas: pip install pandas") from None
         from badminima.engine.core.outcomes import NAMES
+        from badminima.engine.store import outcome_codes
         _check_flags(weights=weights)
         c = self._cell(cell)
         scalar = self._store.scalar_fields if self._store is not None else \
@@ -188,7 +188,6 @@ class Results:
         d = self.data(c, scalar + (["weights"] if weights and "weights" in self.fields else []))
         cols = {k: v for k, v in d.items() if v.ndim == 1}
         cats = pd.CategoricalDtype(list(NAMES.values()))
-        from badminima.engine.store.read import outcome_codes
         for k in ("outcome", "optimizer_outcome"):
             if k in cols:
                 cols[k] = pd.Categorical.from_codes(outcome_codes(cols[k], k), dtype=cats)
@@ -416,11 +415,11 @@ def _as_list(x, what: str) -> list | None:
 def _as_python(v):
     """NumPy scalars and arrays as Python numbers and tuples (configs are stored as JSON), and paths as
     strings; anything else as it is."""
-    if isinstance(v, np.generic) or (isinstance(v, np.ndarray) and v.ndim == 0):   # 0-d: a number too
-        v = v.item()
-        if isinstance(v, np.floating):            # a longdouble's item() is still a longdouble
-            return float(v)
-        return complex(v) if isinstance(v, np.complexfloating) else v
+    if isinstance(v, np.ndarray) and v.ndim == 0:       # a 0-d array is a number, as np.int64(2) is
+        v = v[()]
+    if isinstance(v, np.generic):
+        from badminima.engine.train.config import python_number
+        return python_number(v)
     if isinstance(v, (np.ndarray, list, tuple)):
         return tuple(_as_python(x) for x in (v.tolist() if isinstance(v, np.ndarray) else v))
     if isinstance(v, os.PathLike):
@@ -443,9 +442,9 @@ def _files(source) -> list:
             from badminima.engine.store import StoreError
             raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
         out = []
-        for m in source._store.metas:       # the files opened, wherever the cwd is now, still this run
+        for m in source._store.metas:       # the files opened (as named, unless the cwd moved), still this run
             source._store.reopen(m).close()
-            out.append(m.where)
+            out.append(m.path if os.path.abspath(m.path) == m.where else m.where)
         return out
     if source is None:
         from badminima.engine.train.config import ConfigError

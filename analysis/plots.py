@@ -264,9 +264,15 @@ def figure(kind: str, files, *, cells=(), networks=(), points=(), title: str | N
     if kind not in FIGURE_KINDS:
         raise AnalysisError(f"unknown figure {kind!r} (choose from {', '.join(FIGURE_KINDS)})")
     files = [files] if isinstance(files, (str, Path)) else list(files)
-    if kind not in ("regions", "fit") and (len(networks) or len(points)):
-        raise AnalysisError(f"networks and points choose what the regions and fit figures draw; the {kind} "
-                            f"figure takes neither")
+    # an option the figure would ignore is refused: networks and points choose what regions and fit
+    # draw, cells what every figure but minimality (one rows file) draws, title names minimality's
+    unused = [name for name, given, used in (("networks", len(networks), kind in ("regions", "fit")),
+                                             ("points", len(points), kind in ("regions", "fit")),
+                                             ("cells", len(cells), kind != "minimality"),
+                                             ("title", title is not None, kind == "minimality")) if given and not used]
+    if unused:
+        raise AnalysisError(f"the {kind} figure takes no {' and no '.join(unused)} (networks and points: regions "
+                            f"and fit; cells: all but minimality; title: minimality)")
     if kind == "minimality":
         if len(files) != 1:
             raise AnalysisError("plot minimality takes one rows file (JSON or CSV)")

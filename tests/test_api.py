@@ -342,9 +342,11 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
             call()
     assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.part").exists()
     assert bm.plot("losses", res, cells=None, points=None) is not None
-    for kw in (dict(points=["W_hat"]), dict(networks=[0])):
-        with pytest.raises(bm.AnalysisError, match="the losses figure takes neither"):
+    for kw, what in ((dict(points=["W_hat"]), "points"), (dict(networks=[0]), "networks"), (dict(title="t"), "title")):
+        with pytest.raises(bm.AnalysisError, match=f"the losses figure takes no {what} "):
             bm.plot("losses", res, **kw)
+    with pytest.raises(bm.AnalysisError, match="the minimality figure takes no cells"):
+        bm.plot("minimality", "rows.json", cells=["main"])
     for text, needle in (('[{"a": 1}, [1, 2]]', "all objects or all lists"),
                          ('{"columns": ["a"], "rows": [[1, 2, 3]]}', "row 1 has 3 values for 1 columns"),
                          ('{"columns": 5, "rows": [[1]]}', "'columns' must be a list"),
@@ -362,10 +364,13 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
         with pytest.raises(bm.StoreError, match="100, which is no outcome code"):
             call()
     assert bm.Results().fields == []
-    for limit in ("abc", "-5G", "1e400", "nan"):
+    for limit in ("abc", "-5G", "1e400", "nan", "8X"):
         monkeypatch.setenv("BADMINIMA_MEMORY_LIMIT", limit)
-        with pytest.raises((bm.ResourceError, bm.DataError), match="BADMINIMA_MEMORY_LIMIT must be a number of bytes"):
+        with pytest.raises(bm.ConfigError, match="BADMINIMA_MEMORY_LIMIT must be a number of bytes"):
             bm.train(networks=5, steps=5)
+    for limit in ("8G", "8 GiB", "8gb", "1e10"):
+        monkeypatch.setenv("BADMINIMA_MEMORY_LIMIT", limit)
+        assert bm.train(networks=5, steps=5).n() == 5
     monkeypatch.delenv("BADMINIMA_MEMORY_LIMIT")
     for call, needle in ((lambda: bm.train(networks=5, steps=5, output="new.h5/"), "trailing / names a directory"),
                          (lambda: bm.plot("losses", res, output="fig.png/"), "trailing / names a directory"),
@@ -377,11 +382,18 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
 
 def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
     """Two copies of one run are refused, not added up (a glob skips the writer's lock and temporary
-    files); a Results handle reads the file it opened whatever the cwd is later, and its plot refuses a
+    files, and a finished file hides its leftover .part); shards whose configs spell a number differently
+    are one run; a Results handle reads the file it opened whatever the cwd is later, and its plot refuses a
     file replaced since; lr=1 and lr=1.0, "d.csv" and "./d.csv" are one configuration; a longdouble is
     a number; a directory where the writer puts its own files, a linked output, config() edits and a
     Dataset given to certify behave."""
+    import json
     import shutil
+    import h5py
+    from click.testing import CliRunner
+    from badminima.analysis.load import load_cells
+    from badminima.cli import main
+    from badminima.engine.store import canonical_json
     monkeypatch.chdir(tmp_path)
     a = bm.train(networks=30, steps=20, output="a.h5")
     shutil.copy("a.h5", "b.h5")
@@ -389,14 +401,30 @@ def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
         with pytest.raises(bm.StoreError, match="both hold networks 0..29 of cell 'main'"):
             bm.open(source)
     Path("b.h5").unlink()
+    for i, shard in ((0, ["--shard", "0/3"]), (1, ["--shard", "1/3"]), ("all", [])):   # shards and the whole run
+        assert CliRunner().invoke(main, ["train", "-n", "30", "--steps", "20", "--lr", "1", *shard,
+                                         "-o", f"s{i}.h5", "-q"]).exit_code == 0
+    with h5py.File("s1.h5", "r+") as f:
+        for obj in (f, f["cells/main"]):
+            obj.attrs["config"] = canonical_json({**json.loads(obj.attrs["config"]), "lr": 1})
+    cells = load_cells(["s0.h5", "s1.h5"], progress=False)
+    assert len(cells) == 1 and cells[0].results.n_rows("main") == 20
+    with pytest.raises(bm.StoreError, match="both hold networks 10..19 of cell"):
+        bm.open(["sall.h5", "s1.h5"])
     Path("a.h5.lock").write_text("")
     Path("a.h5.tmp").write_text("")
-    assert bm.open("a.h5*").n() == 30                          # the lock and .tmp are no results
+    shutil.copy("a.h5", "a.h5.part")                          # what a finish killed before its cleanup leaves
+    assert bm.open("a.h5*").n() == 30                          # the lock and .tmp are no results, the .part hidden
+    Path("a.h5.part").unlink()
     Path("sub").mkdir()
     monkeypatch.chdir(tmp_path / "sub")
     bm.train(networks=25, steps=20, seed=1, output="a.h5")      # another run of the same name elsewhere
     assert np.array_equal(a["outcome"], bm.open("../a.h5")["outcome"])
-    assert "30 networks" in Path(bm.report(a, "rep", pdf=False, cell_figures=False)).read_text()
+    text = Path(bm.report(a, "rep", pdf=False, cell_figures=False)).read_text()
+    assert "30 networks" in text and str(tmp_path / "a.h5") in text          # the cwd moved: the full path
+    monkeypatch.chdir(tmp_path)
+    text = Path(bm.report(a, "rep", pdf=False, cell_figures=False)).read_text()
+    assert "`a.h5`" in text and str(tmp_path / "a.h5") not in text          # as it was named
     monkeypatch.chdir(tmp_path)
     bm.train(networks=30, steps=21, output="a.h5", force=True)
     with pytest.raises(bm.StoreError, match="holds another run"):
@@ -411,8 +439,10 @@ def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
     long = bm.train(networks=8, steps=5, lr=np.longdouble(0.5), gtol=np.longdouble(1e-6))
     assert long.config()["lr"] == 0.5 and type(long.config()["lr"]) is float
     assert np.array_equal(long["outcome"], bm.train(networks=8, steps=5)["outcome"])
-    assert bm.table1(2, steps=5, gd_lr=np.longdouble(0.5), claims=False, check_final=0,
-                     output="t.h5")["path"] == "t.h5"
+    t = bm.table1(2, steps=5, gd_lr=np.longdouble(0.5), sgd_lrs=(1, 0.1), claims=False, check_final=0,
+                  output="t.h5")
+    assert type(t["results"]._store.config["protocol"]["gd_lr"]) is float
+    assert bm.table1(2, steps=5, sgd_lrs=(1.0, 0.1), claims=False, check_final=0, output="t.h5")["path"] == "t.h5"
     # the writer's own side files, a linked output, config() handed out
     for side in ("e.h5.part", "e.h5.part.tmp", "e.h5.tmp"):
         Path(side).mkdir()
@@ -435,6 +465,7 @@ def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
     import json
     import shutil
     import h5py
+    from badminima.engine.store import merge, show
     monkeypatch.chdir(tmp_path)
     bm.train(networks=20, steps=20, output="ok.h5")
 
@@ -444,13 +475,16 @@ def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
             edit(f, f["cells/main"])
         return "bad.h5"
 
-    conf = json.loads(h5py.File("ok.h5")["cells/main"].attrs["config"])
+    with h5py.File("ok.h5") as f:
+        conf = json.loads(f["cells/main"].attrs["config"])
+        solved, stuck = (int(f["cells/main"].attrs[k]) for k in ("count_solved", "count_out_of_steps"))
     for edit, needle in (
             (lambda f, g: f.attrs.__setitem__("config", "[1, 2]"), "config is not a JSON object"),
             (lambda f, g: g.attrs.__setitem__("config", '"hello"'), "cell 'main' config is not a JSON object"),
             (lambda f, g: g.attrs.__setitem__("index_stop", 99), "networks 0..99 of 20"),
             (lambda f, g: g.attrs.__setitem__("count_solved", 10 ** 6), "outcome counts"),
-            (lambda f, g: g.attrs.__setitem__("count_solved", -5), "outcome counts"),
+            (lambda f, g: (g.attrs.__setitem__("count_solved", -1),             # the right sum, one negative
+                           g.attrs.__setitem__("count_out_of_steps", stuck + solved + 1)), "outcome counts"),
             (lambda f, g: f.attrs.__setitem__("fields", json.dumps(["outcome", "loss"])), "no index")):
         with pytest.raises(bm.StoreError, match=needle):
             bm.open(damaged(edit))
@@ -459,6 +493,14 @@ def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
             g["optimizer_outcome"][3] = code
         with pytest.raises(bm.StoreError, match=f"optimizer_outcome of row 3 is {code}"):
             bm.open(damaged(edit)).counts(optimizer=True)
+
+        def edit(f, g):
+            g["outcome"][3] = code
+        path = damaged(edit)
+        for call in (lambda: merge([path], "m.h5"), lambda: show(path)):
+            with pytest.raises(bm.StoreError, match=f"outcome of row 3 is {code}"):
+                call()
+        assert not Path("m.h5").exists()
     for hidden in (0, "two", 3):
         def edit(f, g):
             g.attrs["config"] = json.dumps({**conf, "hidden": hidden})

@@ -149,7 +149,7 @@ def test_exception_keeps_part_and_resumes(tmp_path):
             w.append("main", bad)
         with pytest.raises(StoreError, match="missing \\['steps'\\]"):
             w.append("main", {k: v for k, v in sl(data, 100, 150).items() if k != "steps"})
-        with pytest.raises(StoreError, match="invalid outcome codes \\[7\\]"):
+        with pytest.raises(StoreError, match=r"the chunk.s outcome of row 100 is 7, which is no outcome code"):
             bad = sl(data, 100, 150)
             bad["outcome"] = np.full(50, 7, np.int8)
             w.append("main", bad)

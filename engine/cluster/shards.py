@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from badminima.engine.store import StoreError, diff_keys, expand_paths, open_h5, read_meta
+from badminima.engine.store import StoreError, diff_keys, expand_paths, open_h5, read_meta, without_leftover_parts
 
 
 class ClusterError(Exception):
@@ -128,8 +128,7 @@ def _candidates(target: str) -> list[str]:
         paths = [target + ".part"]
     else:
         raise StoreError(f"{target}: no such file or directory")
-    finals = {p for p in paths if p.endswith(".h5")}
-    return sorted(p for p in paths if not (p.endswith(".part") and p[:-5] in finals))
+    return sorted(without_leftover_parts(paths))
 
 
 def shard_status(target: str, count: int | None = None) -> RunStatus:

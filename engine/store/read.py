@@ -22,7 +22,7 @@ import numpy as np
 
 from badminima.engine.core.outcomes import NAMES
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
-                                           check_extra_fields, counts_dict, describe_diff, diff_keys,
+                                           check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, short_error, strip_shard)
 
 #: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
@@ -214,7 +214,8 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
             if not 0 <= cm.n_rows <= cm.stop - cm.start or any(g[fld].shape[0] < cm.n_rows for fld in fields):
                 raise StoreError(f"{path}: corrupt results file (cell {name!r}: {cm.n_rows} committed rows "
                                  f"do not fit the datasets)")
-            if min(cm.counts.values()) < 0 or sum(cm.counts.values()) != cm.n_rows:
+            # (a .part's counts are the writer's running record, which a resuming writer recounts)
+            if status == "complete" and (min(cm.counts.values()) < 0 or sum(cm.counts.values()) != cm.n_rows):
                 raise StoreError(f"{path}: corrupt results file (cell {name!r}: outcome counts "
                                  f"{sum(cm.counts.values())} for {cm.n_rows} networks)")
             cells[name] = cm
@@ -240,6 +241,13 @@ def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, n
 # ----------------------------------------------------------------------------------------------
 # the read API
 
+def without_leftover_parts(paths: list[str]) -> list[str]:
+    """The paths less each X.part whose X is among them: a finished run hides the .part a killed finish
+    left beside it (the same rows)."""
+    finals = set(paths)
+    return [p for p in paths if not (p.endswith(".part") and p[:-5] in finals)]
+
+
 def expand_paths(paths_or_globs) -> list[str]:
     if isinstance(paths_or_globs, (str, os.PathLike)):
         paths_or_globs = [paths_or_globs]
@@ -261,6 +269,7 @@ def expand_paths(paths_or_globs) -> list[str]:
             out.append(p)
     if not out:
         raise StoreError("no result files given")
+    out = without_leftover_parts(out)
     seen, uniq = set(), []
     for p in out:
         rp = os.path.realpath(p)
@@ -268,17 +277,6 @@ def expand_paths(paths_or_globs) -> list[str]:
             seen.add(rp)
             uniq.append(p)
     return uniq
-
-
-def outcome_codes(codes: np.ndarray, field: str, first: int = 0) -> np.ndarray:
-    """An outcome-code field (rows first, first + 1, ...) as int64, StoreError where a code names no
-    outcome (a damaged file)."""
-    codes = codes.astype(np.int64)
-    bad = np.flatnonzero((codes < 0) | (codes >= len(NAMES)))
-    if bad.size:
-        raise StoreError(f"{field} of row {first + bad[0]} is {codes[bad[0]]}, which is no outcome code "
-                         f"(0-{len(NAMES) - 1}): the results are damaged")
-    return codes
 
 
 class Results:
@@ -296,9 +294,9 @@ class Results:
                                  f"(differing keys: {describe_diff(d)})")
         for name in first.cells:
             ranges = sorted((m.cells[name].start, m.cells[name].stop, m.path) for m in metas)
-            for (_, stop, a), (start, _, b) in zip(ranges, ranges[1:]):
-                if start < stop:
-                    raise StoreError(f"{a} and {b} both hold networks {start}..{stop - 1} of cell {name!r} "
+            for (_, stop_a, a), (start, stop_b, b) in zip(ranges, ranges[1:]):
+                if start < stop_a:
+                    raise StoreError(f"{a} and {b} both hold networks {start}..{min(stop_a, stop_b) - 1} of cell {name!r} "
                                      f"(copies of one run?); give one copy of a run, or its shards")
         self.config = strip_shard(first.config)
         self.shards = [m.shard for m in metas]
@@ -363,7 +361,7 @@ class Results:
             with self.reopen(m) as f:
                 for lo in range(0, n, block):
                     codes = read_rows(f["cells"][name], [fld], lo, min(lo + block, n), m.path)[fld]
-                    tot += np.bincount(outcome_codes(codes, fld, lo), minlength=len(COUNT_CODES))
+                    tot += count_outcomes(codes, f"{m.path}: {fld}", lo)
         return counts_dict(tot)
 
     def reopen(self, m: FileMeta) -> h5py.File:
@@ -443,7 +441,7 @@ def verify_data(meta: FileMeta, block_bytes: int = 1 << 24) -> None:
     """Read every committed row of every dataset of a file (HDF5 checks each chunk's Fletcher-32
     checksum on the way) and recount the outcomes; StoreError naming the first bad dataset.  Memory:
     one block of at most block_bytes per dataset."""
-    with open_h5(meta.path) as f:
+    with open_h5(meta.where or meta.path) as f:
         for name, cm in meta.cells.items():
             g = f["cells"][name]
             counts = np.zeros(len(COUNT_CODES), np.int64)
@@ -454,7 +452,7 @@ def verify_data(meta: FileMeta, block_bytes: int = 1 << 24) -> None:
                 for lo in range(0, cm.n_rows, step):
                     rows = read_rows(g, [fld], lo, min(cm.n_rows, lo + step), meta.path)[fld]
                     if fld == "outcome":
-                        counts += np.bincount(rows.astype(np.int64), minlength=len(COUNT_CODES))[:len(COUNT_CODES)]
+                        counts += count_outcomes(rows, f"{meta.path}: cell {name!r} outcome", lo)
             if counts_dict(counts) != cm.counts:
                 raise StoreError(f"{meta.path}: corrupt results file (cell {name!r}: the stored outcome counts "
                                  f"do not match the stored outcomes)")

@@ -76,6 +76,22 @@ PROGRESS = "_progress"  # in-progress files only: int64 [committed rows, count c
 COUNT_CODES = tuple(FINAL_CODES)
 
 
+def outcome_codes(codes: np.ndarray, what: str, first: int = 0) -> np.ndarray:
+    """An outcome-code column (rows first, first + 1, ...) as int64; StoreError naming `what` (a file
+    and field, or a chunk) where a code names no outcome."""
+    codes = np.asarray(codes).astype(np.int64)
+    bad = np.flatnonzero((codes < 0) | (codes >= len(COUNT_CODES)))
+    if bad.size:
+        raise StoreError(f"{what} of row {first + bad[0]} is {codes[bad[0]]}, which is no outcome code "
+                         f"(0-{len(COUNT_CODES) - 1}): the results are damaged")
+    return codes
+
+
+def count_outcomes(codes: np.ndarray, what: str, first: int = 0) -> np.ndarray:
+    """Networks per outcome code (int64, one per COUNT_CODES) of an outcome-code column (outcome_codes)."""
+    return np.bincount(outcome_codes(codes, what, first), minlength=len(COUNT_CODES))
+
+
 def counts_dict(counts: np.ndarray) -> dict[str, int]:
     return {NAMES[c]: int(counts[i]) for i, c in enumerate(COUNT_CODES)}
 
@@ -123,8 +139,6 @@ def diff_keys(a, b, prefix: str = "") -> list[str]:
             else:
                 out.extend(diff_keys(a[k], b[k], key))
         return out
-    if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b)):
-        return [] if a == b else [prefix or "(value)"]     # 1 == 1.0 (exact: 2**60 + 1 != 2.0**60)
     return [] if canonical_json(a) == canonical_json(b) else [prefix or "(value)"]
 
 
@@ -141,18 +155,24 @@ def describe_diff(keys: list[str], limit: int = 4) -> str:
     return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
-def _same_data(config: dict) -> dict:
-    """A config whose dataset is named by its fingerprint alone: "ok.csv", "./ok.csv" and the absolute
-    path of one file are one dataset."""
-    if isinstance(config, dict) and "dataset_fingerprint" in config:
-        return {k: v for k, v in config.items() if k != "dataset"}
+def _same_run(config):
+    """A config as the run it describes: a number as its value (lr=1 and lr=1.0 are one run: an integral
+    float below 2^53 becomes the int it equals) and a dataset by its fingerprint alone ("d.csv",
+    "./d.csv" and the absolute path of one file are one dataset)."""
+    if isinstance(config, dict):
+        drop = "dataset" if "dataset_fingerprint" in config else None
+        return {k: _same_run(v) for k, v in config.items() if k != drop}
+    if isinstance(config, (list, tuple)):
+        return [_same_run(v) for v in config]
+    if isinstance(config, float) and config.is_integer() and abs(config) < 2 ** 53:
+        return int(config)
     return config
 
 
 def identity(config_wo_shard: dict, cells: dict, fields) -> dict:
     """What must agree between shards, or between a run and its resumption: config, cells, fields."""
-    ident = _same_data(dict(config_wo_shard))
-    ident["<cells>"] = {n: {"config": _same_data(c), "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
+    ident = _same_run(dict(config_wo_shard))
+    ident["<cells>"] = {n: {"config": _same_run(c), "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
     ident["<fields>"] = list(fields)
     return ident
 

@@ -49,7 +49,7 @@ from badminima.engine.store.paths import os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
                                            SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
-                                           check_extra_fields, check_shard, counts_dict, describe_diff,
+                                           check_extra_fields, check_shard, count_outcomes, counts_dict, describe_diff,
                                            diff_keys, field_spec, identity, normalize, shard_range,
                                            short_error)
 
@@ -118,10 +118,6 @@ def _set_attrs(obj, attrs: dict):
         obj.attrs[k] = v
 
 
-def _bincount(outcome: np.ndarray) -> np.ndarray:
-    return np.bincount(outcome.astype(np.int64), minlength=len(COUNT_CODES))[: len(COUNT_CODES)].astype(np.int64)
-
-
 def _cell_attrs(cm) -> dict:
     return {"config": canonical_json(cm.config), "n_total": np.int64(cm.n_total),
             "n_params": np.int64(cm.n_params), "index_start": np.int64(cm.start),
@@ -182,7 +178,7 @@ def _copy_cell(name: str, start: int, segments: list, dss: dict, fields) -> np.n
             if not np.array_equal(rows["index"], np.arange(first, first + b - a, dtype=np.int64)):
                 raise StoreError(f"{path}: cell {name!r}: network indices {first}..{first + b - a - 1} are "
                                  f"not stored in order (corrupt file)")
-            counts += _bincount(rows["outcome"])
+            counts += count_outcomes(rows["outcome"], f"{path}: cell {name!r} outcome", a)
         for fld in fields:
             interrupt.check()           # a Ctrl-C that h5py's callbacks swallowed stops the copy here
             _copy_field(g[fld], dss[fld], lo, hi, pos, path)
@@ -256,7 +252,7 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
                 continue
             counts = np.zeros(len(COUNT_CODES), np.int64)
             for a in range(0, keep, BLOCK_ROWS):
-                counts += _bincount(g["outcome"][a: min(keep, a + BLOCK_ROWS)])
+                counts += count_outcomes(g["outcome"][a: min(keep, a + BLOCK_ROWS)], f"{part}: cell {name!r} outcome", a)
             g[PROGRESS][...] = np.concatenate([[keep], counts]).astype(np.int64)
             start = int(g.attrs["index_start"])
             cut.append((name, start + keep, start + n))
@@ -692,7 +688,8 @@ class RunWriter:
                 c.n_rows = int(g[PROGRESS][0])
                 c.counts = np.zeros(len(COUNT_CODES), np.int64)
                 for a in range(0, c.n_rows, BLOCK_ROWS):  # recount from the committed rows themselves
-                    c.counts += _bincount(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)])
+                    c.counts += count_outcomes(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)],
+                                               f"{self.part}: cell {name!r} outcome", a)
         except (OSError, KeyError, ValueError) as e:
             raise StoreError(f"{self.part}: corrupt run file: {short_error(e)}") from None
 
@@ -783,11 +780,8 @@ class RunWriter:
         if first + n > c.stop:
             raise StoreError(f"cell {cell!r}: chunk ends at index {first + n}, beyond this run's range "
                              f"[{c.start}, {c.stop})")
-        bad = ~np.isin(arrays["outcome"], np.asarray(COUNT_CODES, np.int8))
-        if bad.any():
-            raise StoreError(f"cell {cell!r}: invalid outcome codes {sorted(set(arrays['outcome'][bad].tolist()))}")
         lo, hi = c.n_rows, c.n_rows + n
-        counts = c.counts + _bincount(arrays["outcome"])
+        counts = c.counts + count_outcomes(arrays["outcome"], f"cell {cell!r}: the chunk's outcome", lo)
         try:
             dss = self._datasets(cell)
             for fld in arrays:

@@ -55,12 +55,19 @@ def finite(v) -> bool:
 _FLOATS = (int, float, np.integer, np.floating)
 
 
+def python_number(x):
+    """A NumPy scalar as the Python number it holds (a longdouble's item() would stay a longdouble)."""
+    if isinstance(x, np.floating):
+        return float(x)
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def check_field_types(cfg, option=lambda name: name) -> None:
     """Refuse (ConfigError naming the option) a field of the config dataclass `cfg` whose value is not of
     its annotated kind: int (not bool), float (a Python or NumPy int or float, not bool, finite), str, tuple (of numbers
-    or strings, not a string); "X | None" fields may be None.  Accepted int and float fields are set to
-    Python's int and float, so that lr=1 and lr=1.0 are one configuration and no NumPy scalar (a
-    longdouble, which Numba cannot type) reaches the kernels or the stored JSON."""
+    or strings, not a string); "X | None" fields may be None.  A NumPy scalar it accepts is set to the Python
+    number it holds, so that none (a longdouble, which Numba cannot type) reaches the kernels or the
+    stored JSON."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
@@ -83,11 +90,8 @@ def check_field_types(cfg, option=lambda name: name) -> None:
             continue
         if not ok:
             raise ConfigError(f"{option(f.name)} must be {what}, got {v!r}")
-        if kind in ("int", "float"):
-            object.__setattr__(cfg, f.name, int(v) if kind == "int" else float(v))
-        elif kind == "tuple":
-            object.__setattr__(cfg, f.name, tuple(float(x) if isinstance(x, np.floating) else
-                                                  x.item() if isinstance(x, np.generic) else x for x in v))
+        if isinstance(v, np.generic) or (kind == "tuple" and any(isinstance(x, np.generic) for x in v)):
+            object.__setattr__(cfg, f.name, tuple(map(python_number, v)) if kind == "tuple" else python_number(v))
 
 
 @dataclass(frozen=True)

@@ -58,18 +58,20 @@ def _cgroup_available() -> int | None:
 def available_memory() -> int | None:
     """Bytes of memory this process can still use (None: unknown, e.g. not Linux).
 
-    BADMINIMA_MEMORY_LIMIT (bytes, or with a K/M/G suffix) overrides it, e.g. to leave room for other
+    BADMINIMA_MEMORY_LIMIT (bytes, or with a K/M/G/T suffix) overrides it, e.g. to leave room for other
     jobs on a shared node."""
     env = os.environ.get("BADMINIMA_MEMORY_LIMIT", "").strip()
     if env:
-        mult = {"k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}.get(env[-1].lower(), 1)
+        import re
+        m = re.fullmatch(r"([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?b)?", env, re.IGNORECASE)   # 8G, 8 GiB, 8gb, 1e9
         try:
-            value = float(env[:-1] if mult > 1 else env) * mult
+            value = float(m[1]) * 2 ** (10 * "_kmgt".index(m[2].lower() or "_")) if m else -1.0
         except ValueError:
             value = -1.0
         if not 0 <= value < 2 ** 63:
-            raise ResourceError(f"BADMINIMA_MEMORY_LIMIT must be a number of bytes, optionally with a K, M, G or T "
-                                f"suffix, e.g. 8G; got {env[:40]!r}")
+            from badminima.engine.train.config import ConfigError
+            raise ConfigError(f"BADMINIMA_MEMORY_LIMIT must be a number of bytes, optionally with a K, M, G or T "
+                              f"suffix (8G, 8GiB), got {env[:40]!r}")
         return int(value)
     found = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
     return min(found) if found else None
