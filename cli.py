@@ -14,6 +14,13 @@ from badminima.analysis import FIGURE_KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
 
 
+def _shell(path) -> str:
+    """A file name as a shell command line takes it (quoted; ./ before a leading -, not an option)."""
+    import shlex
+    path = str(path)
+    return shlex.quote("./" + path if path.startswith("-") else path)
+
+
 def _fail(msg: str, code: int = 2):
     try:
         click.echo(f"error: {msg}", err=True)
@@ -71,6 +78,8 @@ def friendly_errors(fn):
             _fail(str(e), 2)
         except KeyboardInterrupt:
             _interrupted()
+        except BrokenPipeError:
+            _broken_pipe()
         except OSError as e:        # the file system's own errors (a full disk): one line, never a traceback
             if interrupt.received():
                 _interrupted()
@@ -170,6 +179,47 @@ def emit_json(dest: str | None, text: str) -> bool:
 JSON_HELP = "also write {what} as JSON to FILE ('-': the JSON alone on stdout)"
 
 
+def _open_stdio() -> None:
+    """Open the standard descriptors on /dev/null where the caller closed them (`2>&-`), so that no file
+    the command opens takes their number (a result file as fd 2 would receive a child's error output),
+    and give Python streams for them: output to a closed descriptor goes nowhere, as to /dev/null."""
+    import os
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            got = os.open(os.devnull, os.O_RDWR)        # the lowest free number: fd itself
+            if got != fd:
+                os.dup2(got, fd)
+                os.close(got)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)
+
+
+def _check_numba_threads() -> None:
+    """NUMBA_NUM_THREADS below 1 makes `import numba` raise: one line before anything imports it."""
+    import os
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    try:
+        bad = int(value) < 1
+    except ValueError:
+        bad = False                 # not an integer: Numba itself ignores it
+    if bad:
+        _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be >= 1 (or unset: one per core)", 2)
+
+
+def _broken_pipe():
+    """stdout's reader went away (`| head`): stop quietly with the status a shell gives SIGPIPE."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # no second error at exit's flush
+    except (OSError, ValueError, AttributeError):
+        pass
+    sys.exit(141)
+
+
 class OneLineErrors(click.Group):
     """The command group: a usage error (unknown option, a value that is no integer, ...) is one line
     on stderr, `error: ...`, like every other error, with exit code 2."""
@@ -177,8 +227,12 @@ class OneLineErrors(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _open_stdio()
+        _check_numba_threads()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except BrokenPipeError:
+            _broken_pipe()
         except click.ClickException as e:
             if type(e).__name__ == "NoArgsIsHelpError":     # `badminima` alone: the help, as click shows it
                 e.show()
@@ -440,7 +494,7 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
         click.echo(format_finality(finality(res, [Cell("main", cfg, ds)], check_final, seed=cfg.seed,
                                             threads=threads)))
     click.echo(f"results: {path}")
-    click.echo(f"next: badminima report {path} --out-dir report   (rates with intervals, distinct minima, figures)")
+    click.echo(f"next: badminima report {_shell(path)} --out-dir report   (rates with intervals, distinct minima, figures)")
 
 
 @main.command()
@@ -479,7 +533,7 @@ def merge(inputs, output, force):
     from badminima.engine.store import merge as merge_files
     out_file(output, result=True)
     click.echo(f"{merge_files(list(inputs), output, force=force)}: the merge of {len(inputs)} files")
-    click.echo(f"next: badminima report {output} --out-dir report")
+    click.echo(f"next: badminima report {_shell(output)} --out-dir report")
 
 
 def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] | None = None) -> str:
@@ -502,13 +556,15 @@ def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] 
 @click.option("--dim", type=IntSet(), default="2", help="input dimensions (1 = ReLU regression)")
 @click.option("--sizes", type=IntSet(), default=None,
               help="dataset sizes to specialize full-batch kernels for, e.g. 4,10 (default: the paper's datasets')")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="compiler processes (default: one per core)")
+@click.option("--workers", type=INT64, default=None,
+              help="compiler processes, at most one per core (default: one per core)")
 @friendly_errors
 def compile_cmd(hidden, act, opt, dtype, dim, sizes, workers):
     """Compile (and cache on disk) every kernel a run will need, on every core, e.g. before a cluster fans out."""
     import time
     from badminima.engine.train.warmup import variants_for, warm
+    if workers is not None:         # each compiling process takes 150-250 MB: no more than the cores
+        workers = check_threads(workers, "--workers")
     t0 = time.monotonic()
     variants = variants_for(dim, hidden, act, opt, dtype, points=sizes)
     for v in variants:
@@ -712,7 +768,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
                f"{os.path.abspath(outdir)}/, {len(parts)} array submission{'s' * (len(parts) > 1)}"
                f" (MaxArraySize {max_array_size}, {source})" + ("" if warm else ", no warm-up"))
     if not (submit or wait or merge_out):
-        click.echo(f"submit with: bash {script}")
+        click.echo(f"submit with: bash {_shell(script)}")
         return
     ids = cluster.submit(script)
     click.echo(f"submitted jobs {' '.join(ids)}")
@@ -721,7 +777,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=lambda s: click.echo(s, err=True))
     click.echo(st.format())
     if not st.complete:
-        _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {script}`", 1)
+        _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {_shell(script)}`", 1)
     if merge_out:
         from badminima.engine.store import merge as merge_files
         click.echo(f"{merge_files(st.complete_files(), merge_out)}: the merge of {shards} shards")
@@ -908,7 +964,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     click.echo(format_table([s]))
     click.echo(f"results: {path}; certified datasets: {found_dir}/ ({len(s['found'])} files)")
     if s["found"]:
-        click.echo(f"next: badminima certify {s['found'][0]} --cross-check   (re-prove the best one)")
+        click.echo(f"next: badminima certify {_shell(s['found'][0])} --cross-check   (re-prove the best one)")
 
 
 for _p in search.params:            # a search commits small chunks (each candidate may train a witness)
@@ -1045,7 +1101,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     if json_out != "-":
         click.echo(out["text"])
     if not emit_json(json_out, out["json"]):
-        click.echo(f"next: badminima report {out['path']} --out-dir report   (per-cell minima and figures)")
+        click.echo(f"next: badminima report {_shell(out['path'])} --out-dir report   (per-cell minima and figures)")
 
 
 @main.command()

@@ -194,3 +194,108 @@ def test_pool_workers_do_not_run_the_callers_script_again(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.splitlines() == ["script body", "[1, 2, 3, 4]", "{1}"]
+
+
+_SECOND_SIGNAL = """
+import signal, sys
+from badminima.engine.train import interrupt
+interrupt.install()
+seen = []
+
+def tracer(frame, event, arg):          # a second SIGTERM at every line of the first handler's set()
+    if event == "call" and frame.f_code.co_name == "set" and not seen:
+        def line(frame, event, arg):
+            if event == "line":
+                seen.append(frame.f_lineno)
+                try:
+                    interrupt._handler(signal.SIGTERM, frame)
+                except KeyboardInterrupt:
+                    pass
+            return line
+        return line
+    return None
+
+sys.settrace(tracer)
+try:
+    interrupt._handler(signal.SIGTERM, None)
+except KeyboardInterrupt:
+    pass
+sys.settrace(None)
+print(len(seen), interrupt.signal_received().name)
+"""
+
+
+def test_a_second_signal_inside_the_first_handler_never_blocks():
+    """A stopping signal arriving while the handler of the first one records it (timeout and scancel
+    signal the process, then its group) must not block: the record takes no lock."""
+    p = subprocess.run([sys.executable, "-c", _SECOND_SIGNAL], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines, name = p.stdout.split()
+    assert int(lines) >= 1 and name == "SIGTERM"
+
+
+def test_a_dying_pool_after_a_signal_is_silent(monkeypatch):
+    """The InvalidStateError a process pool's manager thread raises when the signal's process group also
+    killed its workers prints nothing once a signal arrived; other thread errors, and that one without
+    a signal, go to the previous hook."""
+    import threading
+    from concurrent.futures import InvalidStateError
+    from badminima.engine.train import interrupt
+    seen = []
+    monkeypatch.setattr(interrupt, "_previous_threads", lambda args: seen.append(args.exc_type))
+    args = lambda exc: threading.ExceptHookArgs((exc, exc(), None, None))      # noqa: E731
+    interrupt._thread_exception(args(InvalidStateError))
+    interrupt._received.set()
+    try:
+        interrupt._thread_exception(args(InvalidStateError))
+        interrupt._thread_exception(args(RuntimeError))
+    finally:
+        interrupt.clear()
+    assert seen == [InvalidStateError, RuntimeError]
+
+
+def _run(cmd: str, cwd) -> subprocess.CompletedProcess:
+    """A shell command line with `badminima` as this Python's module."""
+    return subprocess.run(["bash", "-c", cmd.replace("badminima", f"{sys.executable} -m badminima")], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
+    """A closed or full stderr never stops a run (progress is best effort, and no file takes fd 2); a
+    reader that leaves early (`| head`) ends a command quietly with the SIGPIPE status; NUMBA_NUM_THREADS
+    below 1 is one line."""
+    from badminima.engine.store import diff_files
+    train = "badminima train -n 64 --steps 20 -o {} "
+    for i, redirect in enumerate(("2>&-", "2>/dev/full", ">&- 2>&-")):
+        p = _run(train.format(f"r{i}.h5") + redirect, tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert not (tmp_path / f"r{i}.h5.part").exists() and diff_files(str(tmp_path / "r0.h5"), str(tmp_path / f"r{i}.h5")) == []
+    with subprocess.Popen([sys.executable, "-m", "badminima", "show", "r0.h5", "--json", "-"], cwd=tmp_path,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        p.stdout.close()                        # the reader is gone before the command writes
+        assert p.wait(timeout=120) == 141 and p.stderr.read() == ""
+    p = _run("NUMBA_NUM_THREADS=0 " + train.format("t.h5"), tmp_path)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        "error: NUMBA_NUM_THREADS=0: the number of threads must be >= 1 (or unset: one per core)"]
+
+
+def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
+    """A file name that is not valid UTF-8 is one line (as an output or an input), never a traceback
+    from h5py or a report half-made; printed commands quote the names they hold; --workers is clamped
+    to the cores like --threads."""
+    import shutil
+    monkeypatch.chdir(tmp_path)
+    run = lambda *a: CliRunner().invoke(main, list(a))          # noqa: E731
+    r = run("train", "-n", "64", "--steps", "20", "-o", "-x y.h5")
+    assert r.exit_code == 0 and "next: badminima report './-x y.h5' --out-dir report" in r.output
+    shutil.copy("-x y.h5", "q\udcff.h5")
+    for args in (["train", "-n", "64", "--steps", "20", "-o", "r\udcff.h5"], ["report", "q\udcff.h5", "--out-dir", "rr"],
+                 ["merge", "q\udcff.h5", "-o", "m.h5"], ["show", "q*.h5"]):
+        r = run(*args)
+        assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1].endswith(
+            "the name is not valid UTF-8, and result files, reports and scripts record paths as text; rename it"), \
+            (args, r.output)
+    assert sorted(os.listdir()) == ["-x y.h5", "q\udcff.h5"]
+    r = run("compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd", "--dtype", "float64", "--sizes", "4",
+            "--workers", "999")
+    assert r.exit_code == 0 and "note: --workers 999 is more than the" in r.stderr

@@ -51,6 +51,15 @@ class DaskJob:
             raise ValueError(f"--connect-timeout must be positive, got {self.connect_timeout}")
         if not self.run:
             raise ValueError("no run command")
+        if self.scheduler is not None and not self.scheduler.strip():
+            raise ValueError("--scheduler is empty: give an address (tcp://host:8786) or a scheduler file")
+        if self.scheduler and "://" in self.scheduler:
+            from urllib.parse import urlsplit
+            try:
+                urlsplit(self.scheduler).port
+            except ValueError:
+                raise ValueError(f"--scheduler {self.scheduler!r}: not an address such as tcp://host:8786 "
+                                 f"(the port must be a number in 0-65535)") from None
         return self
 
     def command(self, index: int) -> list[str]:

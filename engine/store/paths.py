@@ -91,6 +91,17 @@ def _check_path_type(path, what: str) -> None:
         raise StoreError(f"{what} must be a file path, got {type(path).__name__} {path!r}")
     if "\0" in str(os.fspath(path)):
         raise StoreError(f"{what} {os.fspath(path)!r} holds a NUL character, which no file name may")
+    check_utf8_name(path, what)
+
+
+def check_utf8_name(path, what: str) -> None:
+    """StoreError for a file name that is not valid UTF-8 (bytes Python decoded as surrogates): result
+    files, reports and scripts record their paths as text."""
+    try:
+        os.fsdecode(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise StoreError(f"{what} {ascii(os.fsdecode(path))}: the name is not valid UTF-8, and result files, "
+                         f"reports and scripts record paths as text; rename it") from None
 
 
 def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:

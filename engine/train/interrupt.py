@@ -25,7 +25,28 @@ import sys
 import threading
 
 _STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-_received = threading.Event()
+
+
+class _Flag:
+    """The record of a stopping signal: a plain attribute the handler sets.  Not a threading.Event, whose
+    set() takes a lock: a second signal arriving while the first handler held it (`timeout` signals the
+    process and then its group; `scancel` every process of a job) blocked the process for good."""
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = False
+
+    def set(self) -> None:
+        self.value = True
+
+    def clear(self) -> None:
+        self.value = False
+
+    def is_set(self) -> bool:
+        return self.value
+
+
+_received = _Flag()
 _signum = signal.SIGINT
 _previous_unraisable = sys.unraisablehook
 
@@ -36,6 +57,19 @@ def _unraisable(info) -> None:
     if issubclass(info.exc_type, KeyboardInterrupt) and _received.is_set():
         return
     _previous_unraisable(info)
+
+
+_previous_threads = threading.excepthook
+
+
+def _thread_exception(args) -> None:
+    """threading.excepthook: once a stopping signal arrived, the InvalidStateError a process pool's
+    manager thread raises when the signal's process group also killed the pool's workers (it sets an
+    exception on futures already cancelled) is silent; anything else as before."""
+    from concurrent.futures import InvalidStateError
+    if issubclass(args.exc_type, InvalidStateError) and _received.is_set():
+        return
+    _previous_threads(args)
 
 
 def _handler(signum, frame):
@@ -58,10 +92,13 @@ def install() -> None:
         if signal.getsignal(sig) in (default.get(sig, signal.SIG_DFL), _handler):
             signal.signal(sig, _handler)
     if any(signal.getsignal(sig) is _handler for sig in _STOPPING):
-        global _previous_unraisable
+        global _previous_unraisable, _previous_threads
         if sys.unraisablehook is not _unraisable:
             _previous_unraisable = sys.unraisablehook
         sys.unraisablehook = _unraisable
+        if threading.excepthook is not _thread_exception:
+            _previous_threads = threading.excepthook
+        threading.excepthook = _thread_exception
 
 
 def clear() -> None:

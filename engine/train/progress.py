@@ -14,7 +14,7 @@ class Progress:
         self.total, self.label, self.enabled = total, label, enabled
         self.start_done = self.done = done
         self.t0 = self.last = time.monotonic()
-        self.tty = sys.stderr.isatty()
+        self.tty = sys.stderr is not None and sys.stderr.isatty()
         self.every = 0.5 if self.tty else 30.0
 
     def update(self, n: int) -> None:
@@ -38,8 +38,16 @@ class Progress:
     def _print(self, now: float) -> None:
         end = "" if self.tty and self.done < self.total else "\n"
         prefix = "\r" if self.tty else ""
-        print(prefix + self.line(now), end=end, file=sys.stderr, flush=True)
+        _say(prefix + self.line(now), end)
 
     def close(self) -> None:
         if self.enabled and self.tty and self.done < self.total:
-            print(file=sys.stderr)
+            _say("", "\n")
+
+
+def _say(text: str, end: str) -> None:
+    """A progress line to stderr, best effort: a full or closed stderr (2>/dev/full) never stops the work."""
+    try:
+        print(text, end=end, file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):       # ValueError: closed; AttributeError: sys.stderr None
+        pass
