@@ -532,7 +532,9 @@ def merge(inputs, output, force):
     """Merge complete shards of one configuration into one file (identical to a single run)."""
     from badminima.engine.store import merge as merge_files
     out_file(output, result=True)
-    click.echo(f"{merge_files(list(inputs), output, force=force)}: the merge of {len(inputs)} files")
+    from badminima.engine.store import expand_paths
+    n = len(expand_paths(list(inputs)))         # each file once, however often or however it was named
+    click.echo(f"{merge_files(list(inputs), output, force=force)}: the merge of {n} file{'s' * (n != 1)}")
     click.echo(f"next: badminima report {_shell(output)} --out-dir report")
 
 

@@ -193,3 +193,16 @@ def test_no_writable_cache_folder_still_runs(tmp_path, monkeypatch, capfd):
     assert Path(loc.get_cache_path()).is_relative_to(jit.scratch_dir())
     # other code keeps Numba's own behaviour (no locator: its own error)
     assert jit._ScratchCacheLocator.from_function(test_no_writable_cache_folder_still_runs, __file__) is None
+
+
+def test_the_scratch_folder_note_comes_once_per_command(tmp_path):
+    """Without a writable cache folder the note is printed once, not again by each worker process the
+    command starts (they inherit the mark), and it names both folders' variables."""
+    code = ("import subprocess, sys\n"
+            "from badminima.engine.core import jit\n"
+            "jit.scratch_dir()\n"
+            "subprocess.run([sys.executable, '-c', 'from badminima.engine.core import jit; jit.scratch_dir()'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "BADMINIMA_SCRATCH_NOTED"}
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR") == 1

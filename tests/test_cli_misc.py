@@ -296,6 +296,12 @@ def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
             "the name is not valid UTF-8, and result files, reports and scripts record paths as text; rename it"), \
             (args, r.output)
     assert sorted(os.listdir()) == ["-x y.h5", "q\udcff.h5"]
+    deep = "/".join(["d" * 200] * 25) + "/x.h5"                 # over PATH_MAX: refused before any folder is made
+    r = run("train", "-n", "64", "--steps", "20", "-o", deep)
+    assert r.exit_code == 1 and "the path is longer than the file system allows" in r.stderr
+    assert len(r.stderr) < 400 and sorted(os.listdir()) == ["-x y.h5", "q\udcff.h5"]
+    r = run("merge", "./-x y.h5", str(tmp_path / "-x y.h5"), "-o", "m.h5")      # one file named twice: merged once
+    assert r.exit_code == 0 and "m.h5: the merge of 1 file\n" in r.output
     r = run("compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd", "--dtype", "float64", "--sizes", "4",
             "--workers", "999")
     assert r.exit_code == 0 and "note: --workers 999 is more than the" in r.stderr

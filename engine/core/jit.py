@@ -78,8 +78,10 @@ def scratch_dir() -> Path:
     import tempfile
     path = Path(tempfile.mkdtemp(prefix="badminima-jit-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
-    print("note: no writable cache folder (set NUMBA_CACHE_DIR to one); compiled code is kept for this "
-          "run only", file=sys.stderr, flush=True)
+    if not os.environ.get("BADMINIMA_SCRATCH_NOTED"):      # once per command, not once per worker process
+        os.environ["BADMINIMA_SCRATCH_NOTED"] = "1"
+        print("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR for the generated "
+              "kernels, to one); compiled code is kept for this run only", file=sys.stderr, flush=True)
     return path
 
 

@@ -60,6 +60,11 @@ def _probe(directory: str, head: str) -> None:
         pass
 
 
+def _shown(path: str) -> str:
+    """A path as a message shows it: one of thousands of characters by its two ends."""
+    return path if len(path) <= 200 else f"{path[:80]}...{path[-80:]}"
+
+
 def _check_name_length(directory: str, path: str, head: str, suffix: str) -> None:
     try:
         limit = os.pathconf(directory, "PC_NAME_MAX")
@@ -69,6 +74,13 @@ def _check_name_length(directory: str, path: str, head: str, suffix: str) -> Non
         if len(os.fsencode(part)) + len(suffix) > limit:
             raise StoreError(f"{head}: the name {part[:40]}... is longer than the file system allows "
                              f"({limit} bytes{', with ' + repr(suffix) if suffix else ''})")
+    try:
+        path_max = os.pathconf(directory, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        path_max = 4096
+    if len(os.fsencode(os.path.abspath(path))) + len(suffix) >= path_max:      # before any folder is made
+        raise StoreError(f"{head}: the path is longer than the file system allows ({path_max} bytes"
+                         f"{', with ' + repr(suffix) if suffix else ''})")
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -116,7 +128,7 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{what} is empty: give a file name")
     path = os.fspath(path)
     full = os.path.abspath(path)
-    head = f"cannot write {what} {path}"
+    head = f"cannot write {what} {_shown(path)}"
     if os.path.isdir(full):
         raise StoreError(f"{head}: it is a directory; give a file name")
     if path.endswith(("/", os.sep)):
@@ -156,7 +168,7 @@ def check_output_dir(path, *, what: str = "-o") -> str:
         raise StoreError(f"{what} is empty: give a directory")
     path = os.fspath(path)
     full = os.path.abspath(path)
-    head = f"cannot use {what} {path}"
+    head = f"cannot use {what} {_shown(path)}"
     if os.path.lexists(full) and not os.path.isdir(full):
         raise StoreError(f"{head}: it exists and is not a directory")
     top = _nearest_existing(full)
