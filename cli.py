@@ -14,11 +14,15 @@ from badminima.analysis import FIGURE_KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
 
 
+def _note(text: str) -> None:
+    """A note or progress line on stderr (the engine's say(): best effort, never stopping the work)."""
+    from badminima.engine.train.progress import say
+    say(text)
+
+
 def _shell(path) -> str:
-    """A file name as a shell command line takes it (quoted; ./ before a leading -, not an option)."""
-    import shlex
-    path = str(path)
-    return shlex.quote("./" + path if path.startswith("-") else path)
+    from badminima.engine.store.paths import shell_quote
+    return shell_quote(path)
 
 
 def _fail(msg: str, code: int = 2):
@@ -78,8 +82,12 @@ def friendly_errors(fn):
             _fail(str(e), 2)
         except KeyboardInterrupt:
             _interrupted()
-        except BrokenPipeError:
-            _broken_pipe()
+        except BrokenPipeError as e:
+            if interrupt.received():
+                _interrupted()
+            if _stdout_gone():
+                _broken_pipe()
+            _fail(_os_error_line(e), 1)     # another pipe (a child process's): one line
         except OSError as e:        # the file system's own errors (a full disk): one line, never a traceback
             if interrupt.received():
                 _interrupted()
@@ -196,6 +204,11 @@ def _open_stdio() -> None:
         sys.stdout = open(1, "w", closefd=False)
     if sys.stderr is None:
         sys.stderr = open(2, "w", closefd=False)
+    for stream in (sys.stdout, sys.stderr):     # a file name that is not UTF-8 is shown escaped, \udcff
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
 
 
 def _check_numba_threads() -> None:
@@ -210,11 +223,24 @@ def _check_numba_threads() -> None:
         _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be >= 1 (or unset: one per core)", 2)
 
 
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _broken_pipe():
     """stdout's reader went away (`| head`): stop quietly with the status a shell gives SIGPIPE."""
     import os
     try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())     # no second error at exit's flush
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())          # no second error at exit's flush
+        os.close(null)
     except (OSError, ValueError, AttributeError):
         pass
     sys.exit(141)
@@ -231,8 +257,6 @@ class OneLineErrors(click.Group):
         _check_numba_threads()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except BrokenPipeError:
-            _broken_pipe()
         except click.ClickException as e:
             if type(e).__name__ == "NoArgsIsHelpError":     # `badminima` alone: the help, as click shows it
                 e.show()
@@ -295,8 +319,8 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
     cores = available_cores()
     ctx = click.get_current_context(silent=True)
     if threads > cores and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
-        click.echo(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
-                   f"using {cores}", err=True)
+        _note(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
+              f"using {cores}")
         return cores
     return threads
 
@@ -570,7 +594,7 @@ def compile_cmd(hidden, act, opt, dtype, dim, sizes, workers):
     t0 = time.monotonic()
     variants = variants_for(dim, hidden, act, opt, dtype, points=sizes)
     for v in variants:
-        click.echo(f"  {v.label()}", err=True)
+        _note(f"  {v.label()}")
     compiled = warm(variants, workers=workers)
     click.echo(f"{len(variants)} kernel variants ready ({compiled} compiled, {len(variants) - compiled} "
                f"already cached) in {time.monotonic() - t0:.1f} s")
@@ -776,7 +800,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     click.echo(f"submitted jobs {' '.join(ids)}")
     if not (wait or merge_out):
         return
-    st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=lambda s: click.echo(s, err=True))
+    st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=_note)
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {_shell(script)}`", 1)
@@ -845,7 +869,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
             _fail(str(e))
-    st = dask_backend.run(job, echo=lambda s: click.echo(s, err=True), progress=not quiet)
+    st = dask_backend.run(job, echo=_note, progress=not quiet)
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
@@ -1007,7 +1031,7 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     out_dir(study_dir, "--out-dir")
     out_file(json_out, "--json")
     rows = run_study(pts, budget, seed, study_dir, strategies=strats, paper_parent=paper_parent, force=force,
-                     threads=threads, progress=not quiet, echo=None if quiet else lambda s: click.echo(s, err=True),
+                     threads=threads, progress=not quiet, echo=None if quiet else _note,
                      overrides=badness_overrides(strong_delta, kdstar, kconst))
     if json_out != "-":
         click.echo(format_table(rows))

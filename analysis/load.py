@@ -21,6 +21,7 @@ from badminima.engine.data.datasets import DataError, Dataset, load_dataset
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
+from badminima.engine.store.paths import shell_quote
 from badminima.engine.train.limits import check_fits
 
 #: configuration keys that never label a cell (derived from others, or bookkeeping)
@@ -185,7 +186,7 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
                 meta = read_meta(f, p)
             if meta.config.get("command") == "search":
                 raise AnalysisError(f"{p} holds a deadlock search, not trained networks: `report` and `plot` "
-                                    f"take training results (a search's summary: `badminima show {p}`)")
+                                    f"take training results (a search's summary: `badminima show {shell_quote(p)}`)")
             groups.setdefault(canonical_json(meta.identity()), []).append(meta)
             prog.update(1)
     finally:

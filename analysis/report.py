@@ -33,7 +33,7 @@ from pathlib import Path
 
 from badminima.engine.data.datasets import DataError
 from badminima.engine.store import StoreError
-from badminima.engine.store.paths import atomic_files, is_hdf5, os_error_message
+from badminima.engine.store.paths import atomic_files, is_hdf5, os_error_message, shell_quote
 from badminima.engine.store.write import lock_run, unlock_run
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
@@ -353,7 +353,7 @@ def _write(out: Path, all_cells, files, detailed, *, pdf, dpi, tol, loss_tol, ce
         w.md += [f"{'Detail below for ' + str(len(detailed)) + ' cell(s); the' if detailed else 'The'} per-cell "
                  f"detail (distinct critical points, drifting plateaus, basin, loss and decision-region figures) of "
                  f"{'the other ' + str(rest) if detailed else 'the ' + str(rest)} cell(s) is written on request: "
-                 f"`badminima report FILES --cell '{example}'` (repeatable), or `--details` for every cell.", ""]
+                 f"`badminima report FILES --cell {shell_quote(example)}` (repeatable), or `--details` for every cell.", ""]
     if detailed:
         w.md += _detail_note(tol, loss_tol)
     prog = Progress(sum(c.n for c in detailed), "networks analysed", enabled=progress and bool(detailed))
@@ -364,7 +364,7 @@ def _write(out: Path, all_cells, files, detailed, *, pdf, dpi, tol, loss_tol, ce
             prog.update(cell.n)
     finally:
         prog.close()
-    (out / "report.md").write_text("\n".join(w.md).rstrip() + "\n")
+    (out / "report.md").write_text("\n".join(w.md).rstrip() + "\n", encoding="utf-8", errors="backslashreplace")
 
 
 __all__ = ["write_report", "paper_pivots", "clear_differences", "AUTO_DETAILS"]

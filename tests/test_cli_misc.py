@@ -1,10 +1,13 @@
 """`badminima compile` and the progress line."""
 import os
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 from click.testing import CliRunner
+
+import badminima
 
 from badminima.cli import main
 from badminima.engine.train.progress import Progress
@@ -280,26 +283,38 @@ def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
 
 
 def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
-    """A file name that is not valid UTF-8 is one line (as an output or an input), never a traceback
-    from h5py or a report half-made; printed commands quote the names they hold; --workers is clamped
-    to the cores like --threads."""
+    """An output name that is not valid UTF-8 is one line; such an input (a result file, a dataset) is
+    read, and its name recorded escaped, never a traceback from h5py or a report half-made; printed
+    commands quote the names they hold; an output over PATH_MAX is refused before any folder is made;
+    --workers is clamped to the cores like --threads."""
     import shutil
     monkeypatch.chdir(tmp_path)
     run = lambda *a: CliRunner().invoke(main, list(a))          # noqa: E731
     r = run("train", "-n", "64", "--steps", "20", "-o", "-x y.h5")
     assert r.exit_code == 0 and "next: badminima report './-x y.h5' --out-dir report" in r.output
-    shutil.copy("-x y.h5", "q\udcff.h5")
-    for args in (["train", "-n", "64", "--steps", "20", "-o", "r\udcff.h5"], ["report", "q\udcff.h5", "--out-dir", "rr"],
-                 ["merge", "q\udcff.h5", "-o", "m.h5"], ["show", "q*.h5"]):
+    for args in (["train", "-n", "64", "--steps", "20", "-o", "r\udcff.h5"], ["report", "./-x y.h5", "--out-dir", "r\udcff"]):
         r = run(*args)
         assert r.exit_code == 1 and r.stderr.strip().splitlines()[-1].endswith(
             "the name is not valid UTF-8, and result files, reports and scripts record paths as text; rename it"), \
             (args, r.output)
-    assert sorted(os.listdir()) == ["-x y.h5", "q\udcff.h5"]
+    assert sorted(os.listdir()) == ["-x y.h5"]
+    shutil.copy("-x y.h5", "q\udcff.h5")
+    shutil.copy(Path(badminima.__file__).parent / "data" / "xor.json", "x\udcff.json")
+    for args in (["report", "q\udcff.h5", "--out-dir", "rr"], ["merge", "q\udcff.h5", "-o", "m.h5"],
+                 ["train", "--dataset", "x\udcff.json", "-n", "64", "--steps", "20", "-o", "d.h5"]):
+        r = run(*args)
+        assert r.exit_code == 0, (args, r.output, r.exception)
+    p = subprocess.run([sys.executable, "-m", "badminima", "show", "q*.h5"], capture_output=True, timeout=120,
+                       env={**os.environ, "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+    assert p.returncode == 0 and p.stdout.startswith(b"q\\udcff.h5: complete"), p.stderr
+    assert "q\\udcff.h5" in Path("rr/report.md").read_text()
+    for p in ("m.h5", "d.h5", "q\udcff.h5"):
+        os.remove(p)
+    shutil.rmtree("rr")
     deep = "/".join(["d" * 200] * 25) + "/x.h5"                 # over PATH_MAX: refused before any folder is made
     r = run("train", "-n", "64", "--steps", "20", "-o", deep)
     assert r.exit_code == 1 and "the path is longer than the file system allows" in r.stderr
-    assert len(r.stderr) < 400 and sorted(os.listdir()) == ["-x y.h5", "q\udcff.h5"]
+    assert len(r.stderr) < 400 and sorted(os.listdir()) == ["-x y.h5", "x\udcff.json"]
     r = run("merge", "./-x y.h5", str(tmp_path / "-x y.h5"), "-o", "m.h5")      # one file named twice: merged once
     assert r.exit_code == 0 and "m.h5: the merge of 1 file\n" in r.output
     r = run("compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd", "--dtype", "float64", "--sizes", "4",

@@ -158,7 +158,7 @@ def test_external_scheduler_from_a_scheduler_file(tmp_path, single):
     (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--connect-timeout", "1"], "no Dask scheduler at tcp://127.0.0.1:9"),
     (["--shards", "2", "--scheduler", "{tmp}/missing.json"], "no scheduler file"),
     (["--shards", "2", "--scheduler", ""], "--scheduler is empty"),
-    (["--shards", "2", "--scheduler", "tcp://256.1.1.1:x"], "the port must be a number"),
+    (["--shards", "2", "--scheduler", "tcp://256.1.1.1:x"], "then a port number in 0-65535"),
     (["--shards", "2", "--scheduler", "{tmp}/afile"], "is not a Dask scheduler file"),
     (["--shards", "2", "--scheduler", "tcp://127.0.0.1:9", "--workers", "2"], "--workers sizes a LocalCluster"),
     (["--shards", "2", "--out-dir", "{tmp}/afile"], "cannot use --out-dir"),

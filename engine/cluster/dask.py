@@ -58,8 +58,8 @@ class DaskJob:
             try:
                 urlsplit(self.scheduler).port
             except ValueError:
-                raise ValueError(f"--scheduler {self.scheduler!r}: not an address such as tcp://host:8786 "
-                                 f"(the port must be a number in 0-65535)") from None
+                raise ValueError(f"--scheduler {self.scheduler!r}: not an address such as tcp://host:8786 (a host, "
+                                 f"then a port number in 0-65535)") from None
         return self
 
     def command(self, index: int) -> list[str]:

@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 
 from badminima.engine.store import StoreError, diff_keys, expand_paths, open_h5, read_meta, without_leftover_parts
+from badminima.engine.store.paths import shell_quote
 
 
 class ClusterError(Exception):
@@ -94,7 +95,7 @@ class RunStatus:
         if missing:
             lines.append(f"  missing   shards {format_ranges(missing)}")
         if self.complete:
-            lines.append(f"  all complete: badminima merge '{os.path.join(self.target, 'shard-*.h5')}' -o OUT.h5"
+            lines.append(f"  all complete: badminima merge {shell_quote(os.path.join(self.target, 'shard-*.h5'))} -o OUT.h5"
                          if os.path.isdir(self.target) else "  all complete")
         return "\n".join(lines)
 

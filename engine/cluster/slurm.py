@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from string import Template
 
+from badminima.engine.store.paths import shell_quote
 from badminima.engine.train import interrupt
 from badminima.engine.cluster.shards import ClusterError, RunStatus, default_exe, shard_status, shard_width
 
@@ -251,7 +252,7 @@ def wait_for(job_ids, outdir: str, shards: int, *, timeout: float | None = None,
                 last = line
         if timeout is not None and time.monotonic() - t0 > timeout:
             raise ClusterError(f"still {len(q)} task(s) queued or running after {timeout:g} s "
-                               f"(jobs {' '.join(job_ids)} keep going; `badminima status {outdir}`)")
+                               f"(jobs {' '.join(job_ids)} keep going; `badminima status {shell_quote(outdir)}`)")
         time.sleep(poll)
         interrupt.check()
     return shard_status(outdir, shards)

@@ -78,10 +78,15 @@ def scratch_dir() -> Path:
     import tempfile
     path = Path(tempfile.mkdtemp(prefix="badminima-jit-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
-    if not os.environ.get("BADMINIMA_SCRATCH_NOTED"):      # once per command, not once per worker process
-        os.environ["BADMINIMA_SCRATCH_NOTED"] = "1"
-        print("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR for the generated "
-              "kernels, to one); compiled code is kept for this run only", file=sys.stderr, flush=True)
+    # once per command, not once more in each worker process it starts: the mark names the process that
+    # gave the note, so that only its own children (not a later command a notebook starts) stay quiet
+    if os.environ.get("BADMINIMA_SCRATCH_NOTED") not in (str(os.getpid()), str(os.getppid())):
+        os.environ["BADMINIMA_SCRATCH_NOTED"] = str(os.getpid())
+        try:                        # best effort, as every note (engine/train/progress.py say)
+            print("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR for the generated "
+                  "kernels, to one); compiled code is kept for this run only", file=sys.stderr, flush=True)
+        except (OSError, ValueError, AttributeError):
+            pass
     return path
 
 
@@ -138,7 +143,10 @@ def _note_damaged(folder: str) -> None:
     """Say once per folder that damaged cache entries are compiled again (else a cache that keeps being
     damaged would cost a compile every run without a word)."""
     import sys
-    print(f"note: damaged entries of compiled code in {folder} are compiled again", file=sys.stderr, flush=True)
+    try:                            # best effort, as every note (engine/train/progress.py say)
+        print(f"note: damaged entries of compiled code in {folder} are compiled again", file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 caching.Cache.load_overload = _load_overload

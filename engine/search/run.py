@@ -41,7 +41,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +55,7 @@ from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig, ch
 from badminima.engine.certify.smooth import certify_smooth
 from badminima.engine.data.datasets import DataError, load_dataset
 from badminima.engine.core.outcomes import DIVERGED, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE
-from badminima.engine.train.progress import Progress
+from badminima.engine.train.progress import Progress, say
 from badminima.engine.core.rng import normal_at
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS, H_KBOX, H_KCONST,
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,
@@ -719,7 +718,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
         writer = RunWriter.open(path, config, {cell: (cell_config, cfg.budget, P)}, command=command, force=force,
                                 resume=resume, fields=search_fields(cfg.points))
     except RunComplete:             # this very search, finished: reuse it
-        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        say(f"reusing finished results in {path}")
         return {**summarize(path), "exported_now": [], "seconds": time.monotonic() - t0}
     with writer as w:
         start, stop = w.next_index(cell), w.range(cell)[1]

@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from badminima.engine.train import interrupt
+from badminima.engine.train.progress import say
 from badminima.engine.store.paths import check_not_input, os_error_message
 from badminima.engine.store.read import FileLocked, expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
@@ -92,7 +93,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         config = strip_shard(first.config)
         if os.path.exists(output) and not force:
             if _is_merge_of(output, metas, config):
-                print(f"reusing {output}: already the merge of these files", file=sys.stderr, flush=True)
+                say(f"reusing {output}: already the merge of these files")
                 return output
             raise StoreError(f"{output} exists and is not the merge of these files; use --force to replace it")
         attrs = {"format": FORMAT, "schema_version": np.int64(SCHEMA_VERSION), "status": "complete",

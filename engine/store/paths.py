@@ -60,6 +60,14 @@ def _probe(directory: str, head: str) -> None:
         pass
 
 
+def shell_quote(path) -> str:
+    """A file name (or glob) as a command line printed for the user takes it: quoted, and ./ before a
+    leading - so that it is not read as an option."""
+    import shlex
+    path = os.fspath(path)
+    return shlex.quote("./" + path if path.startswith("-") else path)
+
+
 def _shown(path: str) -> str:
     """A path as a message shows it: one of thousands of characters by its two ends."""
     return path if len(path) <= 200 else f"{path[:80]}...{path[-80:]}"
@@ -242,6 +250,7 @@ def atomic_file(path):
 
 def write_text(path, text: str) -> str:
     """Write a text file atomically (``atomic_file``)."""
-    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+    # a file name that is not UTF-8 (bytes Python holds as surrogates) is written escaped, \xff
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(text)
     return os.fspath(path)

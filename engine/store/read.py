@@ -13,7 +13,6 @@ import errno
 import glob as _glob
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +20,7 @@ import h5py
 import numpy as np
 
 from badminima.engine.core.outcomes import NAMES
-from badminima.engine.store.paths import check_utf8_name
+from badminima.engine.train.progress import say
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
                                            check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, short_error, strip_shard)
@@ -65,8 +64,8 @@ def retry_locked(open_fn, path: str, wait: float | None = None):
                 raise FileLocked(f"{path} stays locked by another process (a reader such as `badminima show` "
                                  f"or `status`, or another run); try again once it is done") from None
             if not told and now - t0 >= LOCK_NOTICE:
-                print(f"waiting for {path}: locked by another process (a reader such as `badminima show`, or "
-                      f"another run); giving up in {t_end - now:.0f} s", file=sys.stderr, flush=True)
+                say(f"waiting for {path}: locked by another process (a reader such as `badminima show`, or "
+                    f"another run); giving up in {t_end - now:.0f} s")
                 told = True
         time.sleep(delay)
         delay = min(2 * delay, 0.5)
@@ -260,14 +259,11 @@ def expand_paths(paths_or_globs) -> list[str]:
         if not isinstance(p, (str, os.PathLike)):
             raise StoreError(f"result files: expected a path, got {type(p).__name__} {p!r}")
         p = os.fspath(p)
-        check_utf8_name(p, "result file")
         if any(ch in p for ch in "*?[") and not os.path.exists(p):     # a file named with [ ] is itself
             # a writer's lock and temporary files are never results (a .part is: a run in progress)
             hits = sorted(h for h in _glob.glob(p) if not h.endswith((".lock", ".tmp")))
             if not hits:
                 raise StoreError(f"no files match {p!r}")
-            for h in hits:
-                check_utf8_name(h, "result file")
             out.extend(hits)
         else:
             out.append(p)

@@ -115,6 +115,8 @@ def extra_fields_json(extra: dict) -> str:
 
 def _set_attrs(obj, attrs: dict):
     for k, v in attrs.items():
+        if isinstance(v, str):      # a command line or path that is not UTF-8 (surrogates) is kept escaped, \xff
+            v = v.encode("utf-8", "backslashreplace").decode("utf-8")
         obj.attrs[k] = v
 
 

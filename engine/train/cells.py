@@ -7,7 +7,6 @@ SIGKILLs the writer).
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 from badminima.engine.train.config import ConfigError, TrainConfig
@@ -16,7 +15,7 @@ from badminima.engine.core.layout import n_params
 from badminima.engine.train import interrupt
 from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
-from badminima.engine.train.progress import Progress
+from badminima.engine.train.progress import Progress, say
 from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.store.paths import check_not_input
 from badminima.engine.train.run import default_chunk, require_device, thread_count, train
@@ -61,7 +60,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
                                 init_weights=keep_init, training=True, threads=threads,
                                 append_rows=max(chunk or default_chunk(c.config.device) for c in cells))
     except RunComplete:
-        print(f"reusing finished results in {path}", file=sys.stderr, flush=True)
+        say(f"reusing finished results in {path}")
         res = open_results(path)
         return {c.name: res.counts(c.name) for c in cells}
     with writer:

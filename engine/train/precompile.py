@@ -8,7 +8,6 @@ run starts no process.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 
 from badminima.engine.core.jit import in_disk_cache
 from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
+from badminima.engine.train.progress import say
 from badminima.engine.train.threads import process_pool
 
 
@@ -115,7 +115,7 @@ class Precompiler:
 
     def _say(self, msg: str) -> None:
         if self.progress:
-            print(msg, file=sys.stderr, flush=True)
+            say(msg)
 
     def _count(self, fut: Future) -> None:
         if fut.cancelled():             # close() on an interrupt: not compiled, and nothing to say

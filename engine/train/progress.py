@@ -1,4 +1,5 @@
-"""Progress lines for long work: items done, rate, time left; \\r-updated on a terminal, throttled in logs."""
+"""Progress lines for long work: items done, rate, time left; \\r-updated on a terminal, throttled in logs;
+and say(), the one way the engine writes a line to stderr (best effort)."""
 from __future__ import annotations
 
 import sys
@@ -38,15 +39,16 @@ class Progress:
     def _print(self, now: float) -> None:
         end = "" if self.tty and self.done < self.total else "\n"
         prefix = "\r" if self.tty else ""
-        _say(prefix + self.line(now), end)
+        say(prefix + self.line(now), end)
 
     def close(self) -> None:
         if self.enabled and self.tty and self.done < self.total:
-            _say("", "\n")
+            say("")
 
 
-def _say(text: str, end: str) -> None:
-    """A progress line to stderr, best effort: a full or closed stderr (2>/dev/full) never stops the work."""
+def say(text: str, end: str = "\n") -> None:
+    """A line to stderr (progress, a note), best effort: a full or closed stderr (2>/dev/full) never stops
+    the work."""
     try:
         print(text, end=end, file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):       # ValueError: closed; AttributeError: sys.stderr None
