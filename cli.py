@@ -16,7 +16,7 @@ from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
 
 def _note(text: str) -> None:
     """A note or progress line on stderr (the engine's say(): best effort, never stopping the work)."""
-    from badminima.engine.train.progress import say
+    from badminima.engine.core.say import say
     say(text)
 
 

@@ -74,7 +74,6 @@ def scratch_dir() -> Path:
     when no cache folder can be written, so that a run still works, compiling as on a first run."""
     import atexit
     import shutil
-    import sys
     import tempfile
     path = Path(tempfile.mkdtemp(prefix="badminima-jit-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
@@ -82,11 +81,9 @@ def scratch_dir() -> Path:
     # gave the note, so that only its own children (not a later command a notebook starts) stay quiet
     if os.environ.get("BADMINIMA_SCRATCH_NOTED") not in (str(os.getpid()), str(os.getppid())):
         os.environ["BADMINIMA_SCRATCH_NOTED"] = str(os.getpid())
-        try:                        # best effort, as every note (engine/train/progress.py say)
-            print("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR for the generated "
-                  "kernels, to one); compiled code is kept for this run only", file=sys.stderr, flush=True)
-        except (OSError, ValueError, AttributeError):
-            pass
+        from badminima.engine.core.say import say
+        say("note: no writable cache folder (set NUMBA_CACHE_DIR, and BADMINIMA_KERNEL_DIR for the generated "
+            "kernels, to one); compiled code is kept for this run only")
     return path
 
 
@@ -142,11 +139,8 @@ def _load_overload(self, sig, target_context):
 def _note_damaged(folder: str) -> None:
     """Say once per folder that damaged cache entries are compiled again (else a cache that keeps being
     damaged would cost a compile every run without a word)."""
-    import sys
-    try:                            # best effort, as every note (engine/train/progress.py say)
-        print(f"note: damaged entries of compiled code in {folder} are compiled again", file=sys.stderr, flush=True)
-    except (OSError, ValueError, AttributeError):
-        pass
+    from badminima.engine.core.say import say
+    say(f"note: damaged entries of compiled code in {folder} are compiled again")
 
 
 caching.Cache.load_overload = _load_overload

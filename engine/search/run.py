@@ -55,7 +55,8 @@ from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig, ch
 from badminima.engine.certify.smooth import certify_smooth
 from badminima.engine.data.datasets import DataError, load_dataset
 from badminima.engine.core.outcomes import DIVERGED, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE
-from badminima.engine.train.progress import Progress, say
+from badminima.engine.core.say import say
+from badminima.engine.train.progress import Progress
 from badminima.engine.core.rng import normal_at
 from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, H_DTARGET, H_GTOL, H_ITERS, H_KBOX, H_KCONST,
                              H_KDSTAR, H_KEIG, H_KSEP, H_KV, H_LR, H_MU, H_STEP, H_VMAX, H_VMIN, JOINT, N_HYPER,

@@ -11,8 +11,8 @@ import uuid
 import h5py
 import numpy as np
 
+from badminima.engine.core.say import say
 from badminima.engine.train import interrupt
-from badminima.engine.train.progress import say
 from badminima.engine.store.paths import check_not_input, os_error_message
 from badminima.engine.store.read import FileLocked, expand_paths, open_h5, read_meta
 from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
+from badminima.engine.core.say import say
 from badminima.engine.core.outcomes import NAMES
-from badminima.engine.train.progress import say
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
                                            check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, short_error, strip_shard)

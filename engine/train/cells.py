@@ -15,7 +15,8 @@ from badminima.engine.core.layout import n_params
 from badminima.engine.train import interrupt
 from badminima.engine.train.limits import check_train_memory
 from badminima.engine.train.precompile import Precompiler, variant_of
-from badminima.engine.train.progress import Progress, say
+from badminima.engine.core.say import say
+from badminima.engine.train.progress import Progress
 from badminima.engine.store import RunComplete, RunWriter, open_results
 from badminima.engine.store.paths import check_not_input
 from badminima.engine.train.run import default_chunk, require_device, thread_count, train

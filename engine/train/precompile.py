@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from badminima.engine.core.say import say
 from badminima.engine.core.jit import in_disk_cache
 from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
-from badminima.engine.train.progress import say
 from badminima.engine.train.threads import process_pool
 
 

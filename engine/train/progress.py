@@ -1,10 +1,10 @@
-"""Progress lines for long work: items done, rate, time left; \\r-updated on a terminal, throttled in logs;
-and say(), the one way the engine writes a line to stderr (best effort)."""
+"""Progress lines for long work: items done, rate, time left; \\r-updated on a terminal, throttled in logs."""
 from __future__ import annotations
 
 import sys
 import time
 
+from badminima.engine.core.say import say
 from badminima.engine.train import interrupt
 
 
@@ -45,11 +45,3 @@ class Progress:
         if self.enabled and self.tty and self.done < self.total:
             say("")
 
-
-def say(text: str, end: str = "\n") -> None:
-    """A line to stderr (progress, a note), best effort: a full or closed stderr (2>/dev/full) never stops
-    the work."""
-    try:
-        print(text, end=end, file=sys.stderr, flush=True)
-    except (OSError, ValueError, AttributeError):       # ValueError: closed; AttributeError: sys.stderr None
-        pass
