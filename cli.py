@@ -12,12 +12,7 @@ import click
 
 from badminima.analysis import FIGURE_KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
-
-
-def _note(text: str) -> None:
-    """A note or progress line on stderr (the engine's say(): best effort, never stopping the work)."""
-    from badminima.engine.core.say import say
-    say(text)
+from badminima.engine.core.say import say
 
 
 def _shell(path) -> str:
@@ -319,7 +314,7 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
     cores = available_cores()
     ctx = click.get_current_context(silent=True)
     if threads > cores and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
-        _note(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
+        say(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
               f"using {cores}")
         return cores
     return threads
@@ -557,8 +552,8 @@ def merge(inputs, output, force):
     from badminima.engine.store import merge as merge_files
     out_file(output, result=True)
     from badminima.engine.store import expand_paths
-    n = len(expand_paths(list(inputs)))         # each file once, however often or however it was named
-    click.echo(f"{merge_files(list(inputs), output, force=force)}: the merge of {n} file{'s' * (n != 1)}")
+    paths = expand_paths(list(inputs))          # each file once, however often or however it was named
+    click.echo(f"{merge_files(paths, output, force=force)}: the merge of {len(paths)} file{'s' * (len(paths) != 1)}")
     click.echo(f"next: badminima report {_shell(output)} --out-dir report")
 
 
@@ -594,7 +589,7 @@ def compile_cmd(hidden, act, opt, dtype, dim, sizes, workers):
     t0 = time.monotonic()
     variants = variants_for(dim, hidden, act, opt, dtype, points=sizes)
     for v in variants:
-        _note(f"  {v.label()}")
+        say(f"  {v.label()}")
     compiled = warm(variants, workers=workers)
     click.echo(f"{len(variants)} kernel variants ready ({compiled} compiled, {len(variants) - compiled} "
                f"already cached) in {time.monotonic() - t0:.1f} s")
@@ -800,7 +795,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     click.echo(f"submitted jobs {' '.join(ids)}")
     if not (wait or merge_out):
         return
-    st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=_note)
+    st = cluster.wait_for(ids, outdir, shards, timeout=timeout, poll=poll, echo=say)
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun `bash {_shell(script)}`", 1)
@@ -869,7 +864,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
             _fail(str(e))
-    st = dask_backend.run(job, echo=_note, progress=not quiet)
+    st = dask_backend.run(job, echo=say, progress=not quiet)
     click.echo(st.format())
     if not st.complete:
         _fail(f"not every shard is complete; see {os.path.join(outdir, 'logs')} and rerun the same command", 1)
@@ -1031,7 +1026,7 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     out_dir(study_dir, "--out-dir")
     out_file(json_out, "--json")
     rows = run_study(pts, budget, seed, study_dir, strategies=strats, paper_parent=paper_parent, force=force,
-                     threads=threads, progress=not quiet, echo=None if quiet else _note,
+                     threads=threads, progress=not quiet, echo=None if quiet else say,
                      overrides=badness_overrides(strong_delta, kdstar, kconst))
     if json_out != "-":
         click.echo(format_table(rows))

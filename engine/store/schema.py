@@ -171,7 +171,7 @@ def _same_run(config):
 
 def identity(config_wo_shard: dict, cells: dict, fields) -> dict:
     """What must agree between shards, or between a run and its resumption: config, cells, fields."""
-    ident = _same_run(dict(config_wo_shard))
+    ident = _same_run(config_wo_shard)
     ident["<cells>"] = {n: {"config": _same_run(c), "n_total": t, "n_params": p} for n, (c, t, p) in cells.items()}
     ident["<fields>"] = list(fields)
     return ident

@@ -217,6 +217,22 @@ def _fields(g: h5py.Group) -> list:
     return [ds for key, ds in g.items() if isinstance(ds, h5py.Dataset) and key != PROGRESS]
 
 
+def _rows_before(first: int, fields: list) -> int:
+    """The rows kept before a damaged one: up to the start of the tallest chunk holding row `first`
+    (chunk heights are powers of two, so that row starts a chunk in every field)."""
+    tall = max(ds.chunks[0] for ds in fields)
+    return first // tall * tall
+
+
+def _count_committed(g: h5py.Group, n: int, path: str) -> np.ndarray:
+    """Networks per outcome code among a cell group's first n rows, read block by block."""
+    counts = np.zeros(len(COUNT_CODES), np.int64)
+    for a in range(0, n, BLOCK_ROWS):
+        counts += count_outcomes(g["outcome"][a: min(n, a + BLOCK_ROWS)],
+                                 f"{path}: cell {g.name.rsplit('/', 1)[-1]!r} outcome", a)
+    return counts
+
+
 def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
     """Cut an in-progress file's committed rows back to before its first damaged chunk, per cell.
 
@@ -233,10 +249,9 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
             n, fields = int(g[PROGRESS][0]), _fields(g)
             if not fields or not all(_direct_ok(ds) for ds in fields):
                 continue
-            tall = max(ds.chunks[0] for ds in fields)
             first = _first_damaged(g, fields, n if tail else 0, max(ds.shape[0] for ds in fields))
             if first is not None:
-                plan.append((name, n, min(n, first // tall * tall)))
+                plan.append((name, n, min(n, _rows_before(first, fields))))
     if not plan:
         return []
     cut = []
@@ -252,10 +267,7 @@ def cut_damaged(part: str, tail: bool = False) -> list[tuple[str, int, int]]:
                         ds.id.write_direct_chunk((r,) + (0,) * (ds.ndim - 1), encode.encode_chunk(zeros, GZIP_LEVEL), 0)
             if keep == n:                   # only chunks past the committed rows were damaged
                 continue
-            counts = np.zeros(len(COUNT_CODES), np.int64)
-            for a in range(0, keep, BLOCK_ROWS):
-                counts += count_outcomes(g["outcome"][a: min(keep, a + BLOCK_ROWS)], f"{part}: cell {name!r} outcome", a)
-            g[PROGRESS][...] = np.concatenate([[keep], counts]).astype(np.int64)
+            g[PROGRESS][...] = np.concatenate([[keep], _count_committed(g, keep, part)]).astype(np.int64)
             start = int(g.attrs["index_start"])
             cut.append((name, start + keep, start + n))
     return cut
@@ -664,10 +676,10 @@ class RunWriter:
                         first = _first_damaged(sg, fields, 0, cm.n_rows)
                         if first is None:
                             raise
-                        tall = max(ds.chunks[0] for ds in fields)
+                        keep = _rows_before(first, fields)
                         del dst[f"cells/{name}"]
-                        copy(first // tall * tall)
-                        cut.append((name, cm.start + first // tall * tall, cm.start + cm.n_rows))
+                        copy(keep)
+                        cut.append((name, cm.start + keep, cm.start + cm.n_rows))
             os.replace(tmp, self.part)
         except BaseException as e:
             remove_if_exists(tmp)
@@ -688,10 +700,7 @@ class RunWriter:
                 g = self._f["cells"][name]
                 self._progress[name] = g[PROGRESS]
                 c.n_rows = int(g[PROGRESS][0])
-                c.counts = np.zeros(len(COUNT_CODES), np.int64)
-                for a in range(0, c.n_rows, BLOCK_ROWS):  # recount from the committed rows themselves
-                    c.counts += count_outcomes(g["outcome"][a: min(c.n_rows, a + BLOCK_ROWS)],
-                                               f"{self.part}: cell {name!r} outcome", a)
+                c.counts = _count_committed(g, c.n_rows, self.part)    # from the committed rows themselves
         except (OSError, KeyError, ValueError) as e:
             raise StoreError(f"{self.part}: corrupt run file: {short_error(e)}") from None
 
