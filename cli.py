@@ -265,6 +265,12 @@ class OneLineErrors(click.Group):
             if isinstance(e.__context__, KeyboardInterrupt) or interrupt.received():
                 _interrupted()      # a stopping signal before the command's own handling began
             _fail("aborted", 1)
+        except SystemExit as e:
+            # click's own output (--help, --version) to a pipe whose reader has gone: click wraps stdout
+            # and exits 1; end as the commands do, with the SIGPIPE status
+            if e.code == 1 and isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+                _broken_pipe()
+            raise
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
@@ -663,6 +669,24 @@ def ready() -> None:
         raise _Checked
 
 
+def _checked_warmup(ctx, words: list[str]) -> list[str]:
+    """--warmup's words, parsed as the badminima command they name, so that a typo is refused here and
+    not in the warm-up job on the cluster; empty words mean no warm-up."""
+    import shlex
+    if not words:
+        return words
+    cmd = main.get_command(ctx, words[0])
+    if cmd is None:
+        _fail(f"--warmup {shlex.join(words)!r}: {words[0]!r} is not a badminima command (e.g. 'compile')")
+    if "--help" in words[1:]:
+        _fail("--warmup must run a command, not ask for its --help")
+    try:
+        cmd.make_context(words[0], list(words[1:]), parent=ctx)
+    except click.ClickException as e:
+        _fail(f"in --warmup `{shlex.join(words)}`: {' '.join(e.format_message().split()).rstrip('.')}")
+    return words
+
+
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
     from badminima.engine.core.names import lanes_for
@@ -767,7 +791,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if no_warmup:
         warm = None
     elif warm_words is not None:
-        warm = warm_words
+        warm = _checked_warmup(ctx, warm_words)
     else:
         warm = warmup_args(params, [name, *args], outdir)
     job = cluster.SlurmJob(run=[name, *args], shards=shards, outdir=outdir, time_limit=time_limit,

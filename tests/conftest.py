@@ -15,8 +15,10 @@ from badminima.engine.data.datasets import load_dataset
 
 
 # Every kernel variant the suite trains with, (d, h, activation, loss, optimizer, dtype, fused points),
-# written by a run with BADMINIMA_RECORD_VARIANTS=FILE (see pytest_configure).  A cold suite compiles
-# them in parallel worker processes first; a variant missing here is just compiled where it is used.
+# written by a run with BADMINIMA_RECORD_VARIANTS=FILE (see pytest_configure; then `sort -u`).  A cold
+# suite compiles them in parallel worker processes first; a variant missing here is just compiled where
+# it is used.  Only training runs are recorded: a test that reads a module's code or compiles into a
+# kernel folder of its own (BADMINIMA_KERNEL_DIR) would gain nothing from a precompiled kernel.
 SUITE_VARIANTS = Path(__file__).with_name("suite_variants.txt")
 
 
@@ -24,15 +26,15 @@ def pytest_configure(config):
     record = os.environ.get("BADMINIMA_RECORD_VARIANTS")
     if not record:
         return
-    import badminima.engine.train.codegen as cg
     import badminima.engine.train.run as run
-    orig = cg.load_kernel_module
+    orig = run.load_kernel_module
 
     def logged(*args):
-        with open(record, "a") as f:
-            f.write(repr(tuple(args)) + "\n")
+        if not os.environ.get("BADMINIMA_KERNEL_DIR"):
+            with open(record, "a") as f:
+                f.write(repr(tuple(args)) + "\n")
         return orig(*args)
-    cg.load_kernel_module = run.load_kernel_module = logged
+    run.load_kernel_module = logged
 
 
 # The package's own jitted functions that the tests use: the search's (about 90 s of compiling on one

@@ -205,6 +205,8 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     monkeypatch.delenv("BADMINIMA_MEMORY_LIMIT")
     s = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path / "f"))
     assert s["attempts"] == 2
+    again = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path) + "/./f/")
+    assert again["attempts"] == 2 and again["path"] == s["path"]     # one folder however spelt: reused
     with pytest.raises(bm.AnalysisError, match="deadlock search"):
         bm.plot("convergence", str(tmp_path / "s.h5"))
     with pytest.raises(bm.StoreError, match="found-dir"):

@@ -273,10 +273,11 @@ def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
         p = _run(train.format(f"r{i}.h5") + redirect, tmp_path)
         assert p.returncode == 0, p.stderr
         assert not (tmp_path / f"r{i}.h5.part").exists() and diff_files(str(tmp_path / "r0.h5"), str(tmp_path / f"r{i}.h5")) == []
-    with subprocess.Popen([sys.executable, "-m", "badminima", "show", "r0.h5", "--json", "-"], cwd=tmp_path,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
-        p.stdout.close()                        # the reader is gone before the command writes
-        assert p.wait(timeout=120) == 141 and p.stderr.read() == ""
+    for args in (["show", "r0.h5", "--json", "-"], ["--help"], ["train", "--help"], ["--version"]):
+        with subprocess.Popen([sys.executable, "-m", "badminima", *args], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+            p.stdout.close()                        # the reader is gone before the command writes
+            assert p.wait(timeout=120) == 141 and p.stderr.read() == "", args
     p = _run("NUMBA_NUM_THREADS=0 " + train.format("t.h5"), tmp_path)
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
         "error: NUMBA_NUM_THREADS=0: the number of threads must be >= 1 (or unset: one per core)"]

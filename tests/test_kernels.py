@@ -21,11 +21,13 @@ except ImportError:
     import reference as ref
 
 
-@pytest.mark.parametrize("act,loss,d", [("sigmoid", "xent", 2), ("relu", "xent", 2), ("tanh", "xent", 2),
-                                        ("relu", "mse", 1), ("sigmoid", "mse", 1)])
-def test_kernel_gradient_matches_reference(act, loss, d, rng):
-    h = 3
-    mod = load_kernel_module(d, h, act, loss, "gd", "float64")
+# the general pass (_full_pass, any number of points) is in every variant's module: the fused ones
+# the suite loads anyway serve, so that this test compiles one variant of its own, not five
+@pytest.mark.parametrize("act,loss,d,h,fused", [("sigmoid", "xent", 2, 3, 4), ("relu", "xent", 2, 3, 4),
+                                                ("tanh", "xent", 2, 2, 4), ("relu", "mse", 1, 2, 5),
+                                                ("sigmoid", "mse", 1, 3, 0)])
+def test_kernel_gradient_matches_reference(act, loss, d, h, fused, rng):
+    mod = load_kernel_module(d, h, act, loss, "gd", "float64", fused)
     X = rng.normal(size=(6, d))
     y = (rng.random(6) > 0.5).astype(float) if loss == "xent" else rng.normal(size=6)
     th = rng.normal(size=(n_params(d, h), mod.B))

@@ -263,6 +263,7 @@ class SearchConfig:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        d["found_dir"] = os.path.normpath(self.found_dir)     # 'f', './f' and 'f/' are one run's folder
         d["ones"] = list(self.label_splits())
         d["iters"], d["lr"] = self.n_iters, self.step_lr
         d["parents"] = list(self.parents)
