@@ -134,11 +134,12 @@ def test_classification_and_finisher_on_the_gpu_match_the_cpu(name, act, h):
     from badminima.engine.train.finish import finish_many
     from badminima.engine.train.run import _classified, flow_time
     ds = load_dataset(name)
+    X, y = np.array(ds.x), np.array(ds.y)   # writable, as outcomes() hands them over: the signatures cached
     cfg = make_cfg(ds, hidden=h, activation=act, lr=0.5, steps=200, networks=24)
     end = train_range(replace(cfg, finish_horizon=0), ds.x, ds.y, 0, 24)
     raw = np.where(end["steps"] < cfg.steps, end["optimizer_outcome"], 6).astype(np.int8)
-    cpu_cls = _classified(cfg, end["weights"], raw, ds.x, ds.y)
-    gpu_cls = _classified(replace(cfg, device="cuda"), end["weights"], raw, ds.x, ds.y)
+    cpu_cls = _classified(cfg, end["weights"], raw, X, y)
+    gpu_cls = _classified(replace(cfg, device="cuda"), end["weights"], raw, X, y)
     for key in cpu_cls:
         assert np.array_equal(cpu_cls[key], gpu_cls[key], equal_nan=True), key
     assert np.array_equal(cpu_cls["outcome"], end["outcome"])
@@ -148,7 +149,7 @@ def test_classification_and_finisher_on_the_gpu_match_the_cpu(name, act, h):
     for run in (finish_many, finish_cuda):
         outs = (np.full(end["weights"].shape, np.nan), end["outcome"].copy(), np.full(24, -1, np.int32),
                 np.full(24, np.nan), np.full(24, np.nan))
-        run(end["weights"], todo, cfg.finish_horizon * flow_time(cfg), ds.x, ds.y, ds.d, h, ACTIVATIONS[act], LOSSES[cfg.loss], cfg.gtol, cfg.xtol,
+        run(end["weights"], todo, cfg.finish_horizon * flow_time(cfg), X, y, ds.d, h, ACTIVATIONS[act], LOSSES[cfg.loss], cfg.gtol, cfg.xtol,
             cfg.solve_tol, cfg.wmax, cfg.drift_gtol, cfg.drift_wmin, cfg.eig_tol, MAX_ITER, STALL, *outs)
         res.append(outs)
     for a, b in zip(*res):
