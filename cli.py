@@ -531,17 +531,32 @@ def train(output, force, resume, shard, threads, chunk, quiet, init_weights, che
               help="read every stored value first (checksums) and exit 1 on a corrupt file")
 @friendly_errors
 def show(files, cells, json_out, verify):
-    """What result files (or shards) hold: several cells as one line each, a single cell in full."""
+    """What result files (or shards) hold: several cells as one line each, a single cell in full; a
+    deadlock search's summary table."""
     import json
     from badminima.analysis.load import load_cells, select_cells
     from badminima.analysis.show import cell_detail, show_json, show_text
+    from badminima.engine.store import expand_paths, open_results
     out_file(json_out, "--json")
+    paths = expand_paths(list(files))
+    opened = [open_results(path) for path in paths]
     if verify:                          # a corrupt file fails here, in one line, before anything is shown
-        from badminima.engine.store import expand_paths, open_results
         from badminima.engine.store.read import verify_data
-        for path in expand_paths(list(files)):
-            for meta in open_results(path).metas:
+        for res in opened:
+            for meta in res.metas:
                 verify_data(meta)
+    searches = [res.config.get("command") == "search" for res in opened]
+    if any(searches):
+        from badminima.engine.search.run import format_table, summarize
+        if not all(searches):
+            _fail("these files mix deadlock searches and training results: show them apart", 2)
+        if cells:
+            _fail("--cell: a deadlock search has no cells to choose from", 2)
+        summary = summarize(paths)
+        if json_out != "-":
+            click.echo(format_table([summary]))
+        emit_json(json_out, json.dumps(summary, indent=1, default=str))
+        return
     chosen = select_cells(load_cells(list(files), progress=False), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
@@ -559,8 +574,13 @@ def merge(inputs, output, force):
     out_file(output, result=True)
     from badminima.engine.store import expand_paths
     paths = expand_paths(list(inputs))          # each file once, however often or however it was named
-    click.echo(f"{merge_files(paths, output, force=force)}: the merge of {len(paths)} file{'s' * (len(paths) != 1)}")
-    click.echo(f"next: badminima report {_shell(output)} --out-dir report")
+    merged = merge_files(paths, output, force=force)
+    click.echo(f"{merged}: the merge of {len(paths)} file{'s' * (len(paths) != 1)}")
+    from badminima.engine.store import open_results
+    if open_results(merged).config.get("command") == "search":
+        click.echo(f"next: badminima show {_shell(merged)}   (the search's summary)")
+    else:
+        click.echo(f"next: badminima report {_shell(merged)} --out-dir report")
 
 
 def format_counts(counts: dict[str, int], total: int, optimizer: dict[str, int] | None = None) -> str:
@@ -1049,6 +1069,14 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     threads = check_threads(threads)
     out_dir(study_dir, "--out-dir")
     out_file(json_out, "--json")
+    if json_out not in (None, "-"):       # never over what the study itself writes
+        import os
+        study, target = os.path.realpath(study_dir), os.path.realpath(json_out)
+        found = os.path.join(study, "found")
+        if os.path.commonpath([target, found]) == found or (
+                os.path.dirname(target) == study and target.endswith((".h5", ".part", ".tmp", ".lock"))):
+            _fail(f"--json {json_out} is where the study writes its result files or found/ datasets "
+                  f"(--out-dir {study_dir}); give another file name", 1)
     rows = run_study(pts, budget, seed, study_dir, strategies=strats, paper_parent=paper_parent, force=force,
                      threads=threads, progress=not quiet, echo=None if quiet else say,
                      overrides=badness_overrides(strong_delta, kdstar, kconst))

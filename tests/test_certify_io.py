@@ -25,6 +25,18 @@ def test_paper10_with_w0_as_witness():
     assert "W_hat" in txt and "CERTIFIED" in txt and "not global" in txt and "saturated units" in txt
 
 
+def test_a_loss_the_dataset_does_not_have_or_an_unused_witness_is_refused(tmp_path):
+    """A sigmoid point on data declared regression (certify proves cross-entropy minima) is refused, as is
+    a witness that would leave no other point to certify."""
+    doc = json.loads((DATA_DIR / "deadlock_n9.json").read_text())
+    doc["kind"] = "regression"
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match="'minimum' is a sigmoid network on regression data"):
+        certify_file(str(tmp_path / "d.json"))
+    with pytest.raises(DataError, match="no point to certify besides the witness 'minimum'"):
+        certify_file("deadlock_n9", witness="minimum")
+
+
 def test_relu_files():
     rep = certify_file("relu_d1")
     _json_ok(rep)

@@ -415,6 +415,13 @@ def test_cli_search_and_minimality_small(tmp_path):
                                   "--found-dir", str(tmp_path / "found")])
     assert r.exit_code == 0, r.output
     assert "attempts" in r.output and "certified" in r.output and out.exists()
+    # show prints a search's summary: the search's own table, and its numbers as JSON
+    shown = CliRunner().invoke(main, ["show", str(out)])
+    assert shown.exit_code == 0 and shown.stdout.splitlines()[2] == r.stdout.splitlines()[3], shown.output
+    as_json = json.loads(CliRunner().invoke(main, ["show", str(out), "--json", "-"]).stdout)
+    assert as_json["attempts"] == 12 and as_json["points"] == 10
+    r2 = CliRunner().invoke(main, ["show", str(out), "--cell", "main"])
+    assert r2.exit_code == 2 and "no cells" in r2.stderr
     rows = tmp_path / "rows.json"
     r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
                                   "-q", "--json", str(rows), "--strategies", "refine,delete", "--paper-parent"])
@@ -432,6 +439,37 @@ def test_cli_search_and_minimality_small(tmp_path):
     r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
                                   "-q", "--strategies", "refine,delete", "--paper-parent", "--kdstar", "0"])
     assert r.exit_code == 2 and "kdstar" in r.output and len(r.output.strip().splitlines()) == 1
+    # --json never lands on what the study writes (its found/ datasets, its result files)
+    before = sorted(p.name for p in (tmp_path / "m" / "found").iterdir())
+    for target in (tmp_path / "m" / "found" / before[0], tmp_path / "m" / "N10-joint.h5"):
+        r = CliRunner().invoke(main, ["minimality", "-N", "9-10", "-k", "6", "--out-dir", str(tmp_path / "m"),
+                                      "-q", "--json", str(target), "--strategies", "refine,delete", "--paper-parent"])
+        assert r.exit_code == 1 and "is where the study writes" in r.stderr, r.output
+    assert sorted(p.name for p in (tmp_path / "m" / "found").iterdir()) == before
+    assert json.loads((tmp_path / "m" / "found" / before[0]).read_text())["x"]
+
+
+def test_parents_that_change_under_the_search_are_refused(tmp_path):
+    """A --parents pattern that matches the search's own exports (its parents would grow as it runs, and
+    a resume would see others) and one dataset point named twice are refused before any work."""
+    import shutil
+    from badminima.engine.data.datasets import DATA_DIR
+    from badminima.engine.train.config import ConfigError
+    SearchConfig, run_search = search.SearchConfig, search.run_search
+    par = tmp_path / "par"
+    par.mkdir()
+    shutil.copy(DATA_DIR / "deadlock_n9.json", par)
+    for pattern in ("*.json", "N9_*", "N9_s0_refine_*_00*.json"):
+        with pytest.raises(ConfigError, match="matches the datasets this search exports"):
+            SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / pattern),),
+                         found_dir=str(par)).validate()
+    for ok in ((str(par / "deadlock*.json"), str(par)), (str(par / "*.json"), str(tmp_path / "found"))):
+        SearchConfig(points=9, budget=2, strategy="refine", parents=(ok[0],), found_dir=ok[1]).validate()
+    cfg = SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / "*.json"), f"{par}/./deadlock_n9.json"),
+                       found_dir=str(tmp_path / "found")).validate()
+    with pytest.raises(ConfigError, match="names one dataset point twice"):
+        run_search(cfg, str(tmp_path / "r.h5"), threads=1, progress=False)
+    assert sorted(os.listdir(tmp_path)) == ["par"]
 
 
 def test_search_study_counts_each_label_split(tmp_path):

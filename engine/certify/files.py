@@ -61,12 +61,19 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
                                      f"be its own witness (name another point of lower loss)")
     else:
         names = [p for p in ds.points if p != "witness"] or list(ds.points)
+        if isinstance(witness, str) and names == [witness]:     # the witness named would go unused
+            raise datasets.DataError(f"{spec}: no point to certify besides the witness {witness!r} (a point "
+                                     f"cannot be its own witness); name the points with --point")
     x = [[datasets.parse_exact(t) for t in row] for row in ds.x_text]
     y = [datasets.parse_exact(t) for t in ds.y_text]
     out: dict[str, Any] = {"file": spec, "dataset": ds.name, "kind": ds.kind, "n": ds.n, "d": ds.d,
                            "fingerprint": ds.fingerprint, "points": {}}
     for name in names:
         pt = ds.points[name]
+        if (pt.activation == "relu") != (ds.kind == "regression"):
+            raise datasets.DataError(f"{spec}: point {name!r} is a {pt.activation} network on {ds.kind} data; certify "
+                                     f"proves minima of the cross-entropy of sigmoid or tanh networks on "
+                                     f"classification data and of the squared error of ReLU networks on regression data")
         wname, wtheta = _resolve_witness(name, ds, witness)
         if wtheta is not None and len(wtheta) != len(pt.theta_text):
             if witness is not None:         # asked for by name: never dropped silently

@@ -249,7 +249,26 @@ class SearchConfig:
         if not self.decimals or any(not (isinstance(k, int) and 0 <= k <= 12) for k in self.decimals):
             bad(f"decimals must be integers in 0..12, got {self.decimals!r}")
         InitSpec.parse(self.witness_init)
+        self._check_exports_outside_parents()
         return self
+
+    def _check_exports_outside_parents(self) -> None:
+        """ConfigError where a --parents pattern matches the names this search exports into --found-dir:
+        its own exports would join its parents, and a rerun or resume would see other parents.  (The
+        names are tried with the tag of the options alone: it also digests the parents' contents.)"""
+        import fnmatch
+        config = {"command": "search", **self.to_dict()}
+        for spec in self.parents if self.strategy in PARENT_POINTS else ():
+            pattern = _split_spec(spec)[0]
+            if not any(ch in pattern for ch in "*?["):
+                continue
+            pattern = os.path.abspath(pattern)
+            for index in (0, 123456, 999999):
+                name = os.path.abspath(os.path.join(self.found_dir, export_name(config, index)))
+                if fnmatch.fnmatchcase(name, pattern):
+                    raise ConfigError(f"--parents {spec} matches the datasets this search exports into --found-dir "
+                                      f"{self.found_dir}, so its parents would change as it runs; give another "
+                                      f"--found-dir or a narrower pattern")
 
     def hyper(self) -> np.ndarray:
         hp = np.zeros(N_HYPER)
@@ -284,11 +303,17 @@ class Parent:
     theta: np.ndarray          # gauge theta
 
 
+def _split_spec(spec: str) -> tuple[str, str]:
+    """'file.json[:point]' -> (file, point or '')."""
+    path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+    return path, point
+
+
 def expand_parents(specs) -> list[str]:
     """Parent specs with glob patterns ('found/N8_*.json[:point]') expanded, each pattern's matches sorted."""
     out = []
     for spec in specs:
-        path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+        path, point = _split_spec(spec)
         if not any(ch in path for ch in "*?["):
             out.append(spec)
             continue
@@ -302,7 +327,7 @@ def expand_parents(specs) -> list[str]:
 def load_parent(spec: str) -> Parent:
     """'file.json[:point]' -> the point (default 'minimum', else 'W_hat', else the first) polished by
     Newton on the file's data and written in the affine gauge."""
-    path, _, point = spec.rpartition(":") if ":" in spec and not os.path.exists(spec) else (spec, "", "")
+    path, point = _split_spec(spec)
     ds = load_dataset(path)
     if ds.d != 2 or ds.kind != "classification":
         raise DataError(f"{spec}: a parent must be a 2-D classification dataset")
@@ -701,6 +726,12 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
         if sizes != {want}:
             raise ConfigError(f"{cfg.strategy} to {cfg.points} points needs parents with {want} points, "
                               f"got {sorted(sizes)}")
+        seen: dict = {}
+        for p in parents:       # one parent twice would start twice the candidates from it
+            key = (p.fingerprint, p.spec.rpartition(":")[2])
+            if key in seen:
+                raise ConfigError(f"--parents names one dataset point twice: {seen[key]} and {p.spec}")
+            seen[key] = p.spec
     c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
     check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
                "use a smaller --chunk (results do not depend on it)")
