@@ -164,12 +164,32 @@ class Results:
         from badminima.engine.core.outcomes import NAMES
         _check_flags(optimizer=optimizer)
         fld = "optimizer_outcome" if optimizer else "outcome"
+        if self._search_verdicts(cell) is not None:
+            from badminima.engine.store import StoreError
+            if optimizer:
+                raise StoreError("a deadlock search has no optimizer outcomes: counts() counts its verdicts")
+            codes = self._search_verdicts(cell)
+            from badminima.engine.search.run import VERDICTS
+            return {name: int((codes == code).sum()) for code, name in VERDICTS.items()}
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
             return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
         from badminima.engine.store import count_outcomes
         k = count_outcomes(self.data(cell, [fld])[fld], fld)
         return {name: int(k[code]) for code, name in NAMES.items()}
+
+    def _search_verdicts(self, cell: str | None):
+        """A deadlock search's verdict codes (checked), or None for training results."""
+        if self.config(cell).get("command") != "search":
+            return None
+        from badminima.engine.search.run import VERDICTS
+        from badminima.engine.store import StoreError
+        codes = np.asarray(self.data(cell, ["verdict"])["verdict"]).astype(np.int64)
+        bad = np.flatnonzero((codes < 0) | (codes >= len(VERDICTS)))
+        if bad.size:
+            raise StoreError(f"verdict of row {bad[0]} is {codes[bad[0]]}, which is no verdict code "
+                             f"(0-{len(VERDICTS) - 1}): the results are damaged")
+        return codes
 
     @_keywords
     def to_pandas(self, cell: str | None = None, weights: bool = False):
@@ -191,7 +211,11 @@ class Results:
         for k in ("outcome", "optimizer_outcome"):
             if k in cols:
                 cols[k] = pd.Categorical.from_codes(outcome_codes(cols[k], k), dtype=cats)
-        first = [k for k in ("index", "outcome", "optimizer_outcome") if k in cols]
+        verdicts = self._search_verdicts(c)
+        if verdicts is not None:            # a deadlock search: its verdicts by name
+            from badminima.engine.search.run import VERDICTS
+            cols["verdict"] = pd.Categorical.from_codes(verdicts, dtype=pd.CategoricalDtype(list(VERDICTS.values())))
+        first = [k for k in ("index", "verdict", "outcome", "optimizer_outcome") if k in cols]
         df = pd.DataFrame({k: cols[k] for k in first + [k for k in cols if k not in first]})
         conf = self.config(c)
         for k, v in _cell_columns(conf).items():

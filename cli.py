@@ -650,7 +650,7 @@ def certify(file, points, witness, cross_check, json_out):
 @main.command()
 @click.argument("target")
 @click.option("--shards", type=INT64, default=None, help="number of shards N (default: read from the files)")
-@click.option("--check", is_flag=True, help="exit 1 unless every shard is complete")
+@click.option("--check", is_flag=True, help="exit 1 unless every shard is complete and every stored value reads back")
 @friendly_errors
 def status(target, shards, check):
     """Complete, partial (committed networks) and missing shards of a sharded run: TARGET is the
@@ -659,6 +659,12 @@ def status(target, shards, check):
     if shards is not None and shards < 1:
         _fail(f"--shards must be >= 1, got {shards}")
     st = shard_status(target, shards)
+    if check and st.complete:       # before a merge is suggested: every value read (checksums), as show does
+        from badminima.engine.store import open_results
+        from badminima.engine.store.read import verify_data
+        for shard in st.shards:
+            for meta in open_results(shard.path).metas:
+                verify_data(meta)
     click.echo(st.format())
     if check and not st.complete:
         sys.exit(1)

@@ -207,6 +207,12 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     assert s["attempts"] == 2
     again = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path) + "/./f/")
     assert again["attempts"] == 2 and again["path"] == s["path"]     # one folder however spelt: reused
+    found = bm.open(s["path"])                  # a search's Results count and show its verdicts by name
+    assert found.counts() == s["verdicts"] and sum(found.counts().values()) == 2
+    frame = found.to_pandas()
+    assert list(frame["verdict"].cat.categories) == list(s["verdicts"]) and frame["verdict"].notna().all()
+    with pytest.raises(bm.StoreError, match="no optimizer outcomes"):
+        found.counts(optimizer=True)
     with pytest.raises(bm.AnalysisError, match="deadlock search"):
         bm.plot("convergence", str(tmp_path / "s.h5"))
     with pytest.raises(bm.StoreError, match="found-dir"):

@@ -384,3 +384,21 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(small_disk, reference_20k
     r = invoke(RUN_20K + ["-o", out])
     assert r.exit_code == 0, r.output
     assert sorted(os.listdir(fs)) == ["r.h5"] and diff_files(reference_20k, out) == []
+
+
+def test_status_check_reads_every_value_of_complete_shards(tmp_path):
+    """`status --check` says a sharded run is ready to merge only if every stored value reads back: a
+    complete shard with a damaged chunk is one line and exit 1 (plain `status` still lists the shards)."""
+    shards = tmp_path / "sh"
+    for i in range(2):
+        r = CliRunner().invoke(main, TRAIN + ["--shard", f"{i}/2", "-o", str(shards / f"shard-000{i}.h5")])
+        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["status", str(shards), "--check"])
+    assert r.exit_code == 0 and "all complete" in r.stdout
+    damage_a_chunk(str(shards / "shard-0001.h5"), str(shards / "damaged.h5"))
+    os.replace(shards / "damaged.h5", shards / "shard-0001.h5")
+    r = CliRunner().invoke(main, ["status", str(shards), "--check"])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and r.stdout == "" and len(lines) == 1, r.output
+    assert lines[0].startswith(f"error: {shards / 'shard-0001.h5'}: corrupt data in /cells/main/weights")
+    assert CliRunner().invoke(main, ["status", str(shards)]).exit_code == 0
