@@ -538,6 +538,13 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     from badminima.engine.search.run import SearchConfig, default_path, run_search
     points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
     options = {k: _as_python(v) for k, v in options.items()}
+    if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
+        from badminima.engine.train.config import ConfigError
+        try:
+            options["ones"] = tuple(int(t) for t in options["ones"].split(","))
+        except ValueError:
+            raise ConfigError(f"ones must be integers (or a comma-separated string of them), got "
+                              f"{options['ones']!r}") from None
     for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
         if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)

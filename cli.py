@@ -207,15 +207,18 @@ def _open_stdio() -> None:
 
 
 def _check_numba_threads() -> None:
-    """NUMBA_NUM_THREADS below 1 makes `import numba` raise: one line before anything imports it."""
+    """NUMBA_NUM_THREADS below 1 makes `import numba` raise, and one that is not an integer is ignored
+    with a warning and a traceback's text: one line before anything imports it."""
     import os
     value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if not value:
+        return
     try:
         bad = int(value) < 1
     except ValueError:
-        bad = False                 # not an integer: Numba itself ignores it
+        bad = True
     if bad:
-        _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be >= 1 (or unset: one per core)", 2)
+        _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)", 2)
 
 
 def _stdout_gone() -> bool:

@@ -97,6 +97,7 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("search", dict(points=6, seed=1.5), "seed must be an integer"),
     ("search", dict(points=6, box=None), "box must be a finite number"),
     ("search", dict(points=6, found_dir=5), "--found-dir must be a string"),
+    ("search", dict(points=6, ones="x,3"), "ones must be integers"),
     ("train", dict(finish_horizon=float("inf")), "--finish-horizon must be a finite number"),
     ("train", dict(gtol=float("inf")), "--gtol must be a finite number"),
     ("train", dict(wmax=0), "wmax must be positive"),
@@ -207,6 +208,8 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     assert s["attempts"] == 2
     again = bm.search(6, budget=2, ones=3, output=str(tmp_path / "s.h5"), found_dir=str(tmp_path) + "/./f/")
     assert again["attempts"] == 2 and again["path"] == s["path"]     # one folder however spelt: reused
+    assert bm.search(6, budget=2, ones="3", output=str(tmp_path / "s.h5"), found_dir=str(tmp_path / "f"))["path"] \
+        == s["path"]                                                  # ones as the command line spells it
     found = bm.open(s["path"])                  # a search's Results count and show its verdicts by name
     assert found.counts() == s["verdicts"] and sum(found.counts().values()) == 2
     frame = found.to_pandas()

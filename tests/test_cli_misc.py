@@ -278,9 +278,10 @@ def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
             p.stdout.close()                        # the reader is gone before the command writes
             assert p.wait(timeout=120) == 141 and p.stderr.read() == "", args
-    p = _run("NUMBA_NUM_THREADS=0 " + train.format("t.h5"), tmp_path)
-    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        "error: NUMBA_NUM_THREADS=0: the number of threads must be >= 1 (or unset: one per core)"]
+    for value in ("0", "abc"):
+        p = _run(f"NUMBA_NUM_THREADS={value} " + train.format("t.h5"), tmp_path)
+        assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+            f"error: NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)"]
 
 
 def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):

@@ -293,6 +293,8 @@ def test_status_refuses_mixed_runs(tmp_path):
     with pytest.raises(StoreError, match="different counts"):
         shard_status(str(d))
     (d / "x.h5").unlink()
+    with pytest.raises(StoreError, match="--shards 3, but its files are shards of 2"):
+        shard_status(str(d), 3)
     write_shard(d / "dup.h5", 0, 2)
     with pytest.raises(StoreError, match="two files"):
         shard_status(str(d))

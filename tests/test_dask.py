@@ -97,7 +97,7 @@ def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run
     assert p.returncode == 1 and "holds shards of another run" in p.stderr and "steps" in p.stderr
     assert "Traceback" not in p.stderr
     p = badminima("dask", *RUN, "--shards", "5", "--workers", "1", "--out-dir", str(shards))
-    assert p.returncode == 1 and "shards of different counts N (4, 5)" in p.stderr
+    assert p.returncode == 1 and "--shards 5, but its files are shards of 4" in p.stderr
 
 
 def test_external_scheduler_from_a_scheduler_file(tmp_path, single):

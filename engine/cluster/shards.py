@@ -155,10 +155,10 @@ def shard_status(target: str, count: int | None = None) -> RunStatus:
                 raise StoreError(f"{m.path} and {first.path} are not shards of one run (differing keys: "
                                  f"{', '.join(d)}); keep one run per directory")
         counts = {(m.shard or {"count": 1})["count"] for m in metas}
-        if count is not None:
-            counts.add(count)
         if len(counts) > 1:
             raise StoreError(f"{target}: shards of different counts N ({', '.join(map(str, sorted(counts)))})")
+        if count is not None and counts != {count}:
+            raise StoreError(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
         st.count = counts.pop()
         st.command = str(first.attrs.get("command", ""))
         st.config = {k: v for k, v in first.config.items() if k != "shard"}
