@@ -166,6 +166,7 @@ CASES = [
     # smaller ones
     (["certify", "paper10", "--point", "W_hat", "--witness", "W_hat"], "cannot be its own witness"),
     (["show", "corrupt.h5"], "corrupt data in /cells/main/weights"),
+    (["search", "-N", "9", "-k", "2", "-o", "run.h5"], "holds a finished run of another command (train, not search)"),
     # a text output (JSON, figure, script) never replaces a result file
     (["show", "run.h5", "--json", "run.h5"], "is an HDF5 result file"),
     (["certify", "relu_d1", "--json", "run.h5"], "is an HDF5 result file"),

@@ -516,6 +516,13 @@ class RunWriter:
         return diff_keys(identity(meta.config, {n: (c.config, c.n_total, c.n_params) for n, c in meta.cells.items()},
                                   meta.fields), self._identity())
 
+    def _other_run(self, meta, differing: list[str]) -> str:
+        """What another run stored in a file is, said shortly: another command, or the keys that differ."""
+        theirs, ours = meta.config.get("command"), self.config.get("command")
+        if theirs != ours and theirs and ours:
+            return f"another command ({theirs}, not {ours})"
+        return f"a different configuration (differing keys: {describe_diff(differing)})"
+
     def _check_finished(self):
         """Raise RunComplete if `path` is a finished run of exactly this configuration, else StoreError
         naming what differs (a finished result is never replaced without --force)."""
@@ -527,8 +534,8 @@ class RunWriter:
                              f"output path, or --force to replace it") from None
         d = self._differs_from(meta)
         if d:
-            raise StoreError(f"{self.path} holds a finished run of a different configuration (differing keys: "
-                             f"{describe_diff(d)}); use another output path, or --force to replace it")
+            raise StoreError(f"{self.path} holds a finished run of {self._other_run(meta, d)}; use another output "
+                             f"path, or --force to replace it")
         if meta.status != "complete":
             raise StoreError(f"{self.path}: not a finished run file (status {meta.status!r}); use --force to "
                              f"replace it")
@@ -574,9 +581,8 @@ class RunWriter:
                     d = self._differs_from(meta)
                     if d:
                         if not force:
-                            raise StoreError(f"{self.part} was made with a different configuration "
-                                             f"(differing keys: {describe_diff(d)}); use another output path, "
-                                             f"or --force to discard it")
+                            raise StoreError(f"{self.part} was made by a run of {self._other_run(meta, d)}; use "
+                                             f"another output path, or --force to discard it")
                         remove_if_exists(self.part)
                         meta = None
         if meta is None:
