@@ -164,12 +164,12 @@ class Results:
         from badminima.engine.core.outcomes import NAMES
         _check_flags(optimizer=optimizer)
         fld = "optimizer_outcome" if optimizer else "outcome"
-        if self._search_verdicts(cell) is not None:
+        codes = self._search_verdicts(cell)
+        if codes is not None:
+            from badminima.engine.search.run import VERDICTS
             from badminima.engine.store import StoreError
             if optimizer:
                 raise StoreError("a deadlock search has no optimizer outcomes: counts() counts its verdicts")
-            codes = self._search_verdicts(cell)
-            from badminima.engine.search.run import VERDICTS
             return {name: int((codes == code).sum()) for code, name in VERDICTS.items()}
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)

@@ -467,9 +467,13 @@ def test_parents_that_change_under_the_search_are_refused(tmp_path):
         SearchConfig(points=9, budget=2, strategy="refine", parents=(ok[0],), found_dir=ok[1]).validate()
     cfg = SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / "*.json"), f"{par}/./deadlock_n9.json"),
                        found_dir=str(tmp_path / "found")).validate()
-    with pytest.raises(ConfigError, match="names one dataset point twice"):
+    with pytest.raises(ConfigError, match="names one file's point twice"):
         run_search(cfg, str(tmp_path / "r.h5"), threads=1, progress=False)
     assert sorted(os.listdir(tmp_path)) == ["par"]
+    shutil.copy(par / "deadlock_n9.json", par / "copy.json")       # the same data in two files: two parents
+    cfg = SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / "*.json"),),
+                       found_dir=str(tmp_path / "found")).validate()
+    assert run_search(cfg, str(tmp_path / "r.h5"), threads=1, progress=False)["attempts"] == 2
 
 
 def test_search_study_counts_each_label_split(tmp_path):

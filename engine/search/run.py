@@ -727,10 +727,10 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
             raise ConfigError(f"{cfg.strategy} to {cfg.points} points needs parents with {want} points, "
                               f"got {sorted(sizes)}")
         seen: dict = {}
-        for p in parents:       # one parent twice would start twice the candidates from it
-            key = (p.fingerprint, p.spec.rpartition(":")[2])
+        for p in parents:       # one file's point named twice would start twice the candidates from it
+            key = (os.path.realpath(p.source), p.spec.rpartition(":")[2])
             if key in seen:
-                raise ConfigError(f"--parents names one dataset point twice: {seen[key]} and {p.spec}")
+                raise ConfigError(f"--parents names one file's point twice: {seen[key]} and {p.spec}")
             seen[key] = p.spec
     c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
     check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
