@@ -270,8 +270,9 @@ class OneLineErrors(click.Group):
             _fail("aborted", 1)
         except SystemExit as e:
             # click's own output (--help, --version) to a pipe whose reader has gone: click wraps stdout
-            # and exits 1; end as the commands do, with the SIGPIPE status
-            if e.code == 1 and isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            # (a PacifyFlushWrapper, private from click 8.5 on) and exits 1; end as the commands do, with
+            # the SIGPIPE status
+            if e.code == 1 and type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
                 _broken_pipe()
             raise
         sys.exit(rv if isinstance(rv, int) else 0)
