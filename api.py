@@ -535,16 +535,11 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
-    from badminima.engine.search.run import SearchConfig, default_path, run_search
+    from badminima.engine.search.run import SearchConfig, default_path, parse_ones, run_search
     points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
     options = {k: _as_python(v) for k, v in options.items()}
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
-        from badminima.engine.train.config import ConfigError
-        try:
-            options["ones"] = tuple(int(t) for t in options["ones"].split(","))
-        except ValueError:
-            raise ConfigError(f"ones must be integers (or a comma-separated string of them), got "
-                              f"{options['ones']!r}") from None
+        options["ones"] = parse_ones(options["ones"])
     for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
         if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)

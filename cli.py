@@ -270,8 +270,7 @@ class OneLineErrors(click.Group):
             _fail("aborted", 1)
         except SystemExit as e:
             # click's own output (--help, --version) to a pipe whose reader has gone: click wraps stdout
-            # (a PacifyFlushWrapper, private from click 8.5 on) and exits 1; end as the commands do, with
-            # the SIGPIPE status
+            # in its (_)PacifyFlushWrapper and exits 1; end as the commands do, with the SIGPIPE status
             if e.code == 1 and type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
                 _broken_pipe()
             raise
@@ -708,7 +707,7 @@ def _checked_warmup(ctx, words: list[str]) -> list[str]:
     cmd = main.get_command(ctx, words[0])
     if cmd is None:
         _fail(f"--warmup {shlex.join(words)!r}: {words[0]!r} is not a badminima command (e.g. 'compile')")
-    if "--help" in words[1:]:
+    if set(words[1:]) & set(ctx.help_option_names):
         _fail("--warmup must run a command, not ask for its --help")
     try:
         cmd.make_context(words[0], list(words[1:]), parent=ctx)
@@ -1013,18 +1012,15 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
            strong_delta, kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    from badminima.engine.train.config import ConfigError
-    from badminima.engine.search.run import SearchConfig, default_path as default_search_path, format_table, run_search
+    from badminima.engine.search.run import (SearchConfig, default_path as default_search_path, format_table,
+                                             parse_ones, run_search)
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
     post_workers = check_threads(post_workers, "--post-workers", minimum=0)
     if strategy == "delete" and not parents and n_points == 9:
         parents = ("paper10:W_hat",)
-    try:
-        splits = tuple(int(t) for t in ones.split(",")) if ones is not None else ()
-    except ValueError:
-        raise ConfigError(f"--ones must be comma-separated integers, got {ones!r}") from None
+    splits = parse_ones(ones) if ones is not None else ()
     kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
@@ -1082,7 +1078,7 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     if json_out not in (None, "-"):       # never over what the study itself writes
         import os
         study, target = os.path.realpath(study_dir), os.path.realpath(json_out)
-        found = os.path.join(study, "found")
+        found = os.path.realpath(os.path.join(study_dir, "found"))
         if os.path.commonpath([target, found]) == found or (
                 os.path.dirname(target) == study and target.endswith((".h5", ".part", ".tmp", ".lock"))):
             _fail(f"--json {json_out} is where the study writes its result files or found/ datasets "

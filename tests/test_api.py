@@ -97,7 +97,7 @@ def test_outputs_threads_and_names_are_checked_up_front(tmp_path):
     ("search", dict(points=6, seed=1.5), "seed must be an integer"),
     ("search", dict(points=6, box=None), "box must be a finite number"),
     ("search", dict(points=6, found_dir=5), "--found-dir must be a string"),
-    ("search", dict(points=6, ones="x,3"), "ones must be integers"),
+    ("search", dict(points=6, ones="x,3"), "--ones must be comma-separated integers"),
     ("train", dict(finish_horizon=float("inf")), "--finish-horizon must be a finite number"),
     ("train", dict(gtol=float("inf")), "--gtol must be a finite number"),
     ("train", dict(wmax=0), "wmax must be positive"),

@@ -195,6 +195,8 @@ CASES = [
     (["slurm", "search", "-N", "3", "-k", "512", "--shards", "2", "--script", "j.sh"], "4-64"),
     (["slurm", "train", "-n", "256", "--shards", "2", "--script", "j.sh", "--warmup", "--bogus"],
      "'--bogus' is not a badminima command"),
+    (["slurm", "train", "-n", "256", "--shards", "2", "--script", "j.sh", "--warmup", "compile -h"],
+     "--warmup must run a command, not ask for its --help"),
     (["slurm", "train", "-n", "256", "--shards", "2", "--script", "j.sh", "--warmup", "compile --hidden two"],
      "in --warmup `compile --hidden two`: Invalid value for '--hidden'"),
     (["dask", "train", "--lr", "-1", "--shards", "2", "--out-dir", "d"], "--lr must be positive"),

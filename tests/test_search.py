@@ -463,8 +463,15 @@ def test_parents_that_change_under_the_search_are_refused(tmp_path):
         with pytest.raises(ConfigError, match="matches the datasets this search exports"):
             SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / pattern),),
                          found_dir=str(par)).validate()
-    for ok in ((str(par / "deadlock*.json"), str(par)), (str(par / "*.json"), str(tmp_path / "found"))):
+    (tmp_path / "link").symlink_to(par)                 # the same folder through a symlink, or .., is refused
+    for pattern, found in ((str(par / "*.json"), str(tmp_path / "link")), (str(tmp_path / "link" / "*"), str(par)),
+                           (str(tmp_path / "p*" / "*.json"), f"{par}/../par")):
+        with pytest.raises(ConfigError, match="matches the datasets this search exports"):
+            SearchConfig(points=9, budget=2, strategy="refine", parents=(pattern,), found_dir=found).validate()
+    for ok in ((str(par / "deadlock*.json"), str(par)), (str(par / "*.json"), str(tmp_path / "found")),
+               (str(par / "*.json"), str(par / "sub")), (str(par / "*"), str(par / "refine"))):
         SearchConfig(points=9, budget=2, strategy="refine", parents=(ok[0],), found_dir=ok[1]).validate()
+    (tmp_path / "link").unlink()
     cfg = SearchConfig(points=9, budget=2, strategy="refine", parents=(str(par / "*.json"), f"{par}/./deadlock_n9.json"),
                        found_dir=str(tmp_path / "found")).validate()
     with pytest.raises(ConfigError, match="names one file's point twice"):

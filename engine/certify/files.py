@@ -68,12 +68,13 @@ def certify_file(path, point_names: Sequence[str] | None = None, witness=None, c
     y = [datasets.parse_exact(t) for t in ds.y_text]
     out: dict[str, Any] = {"file": spec, "dataset": ds.name, "kind": ds.kind, "n": ds.n, "d": ds.d,
                            "fingerprint": ds.fingerprint, "points": {}}
+    for name in names:          # every point's loss checked before any is certified
+        if (ds.points[name].activation == "relu") != (ds.kind == "regression"):
+            raise datasets.DataError(f"{spec}: point {name!r} is a {ds.points[name].activation} network on {ds.kind} "
+                                     f"data; certify proves minima of the cross-entropy of sigmoid or tanh networks "
+                                     f"on classification data and of the squared error of ReLU networks on regression data")
     for name in names:
         pt = ds.points[name]
-        if (pt.activation == "relu") != (ds.kind == "regression"):
-            raise datasets.DataError(f"{spec}: point {name!r} is a {pt.activation} network on {ds.kind} data; certify "
-                                     f"proves minima of the cross-entropy of sigmoid or tanh networks on "
-                                     f"classification data and of the squared error of ReLU networks on regression data")
         wname, wtheta = _resolve_witness(name, ds, witness)
         if wtheta is not None and len(wtheta) != len(pt.theta_text):
             if witness is not None:         # asked for by name: never dropped silently

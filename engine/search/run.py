@@ -253,22 +253,21 @@ class SearchConfig:
         return self
 
     def _check_exports_outside_parents(self) -> None:
-        """ConfigError where a --parents pattern matches the names this search exports into --found-dir:
-        its own exports would join its parents, and a rerun or resume would see other parents.  (The
-        names are tried with the tag of the options alone: it also digests the parents' contents.)"""
+        """ConfigError where a --parents pattern would pick up the datasets this search exports into
+        --found-dir: its parents would grow as it runs, and a resume would see others."""
         import fnmatch
-        config = {"command": "search", **self.to_dict()}
+        config = run_config(self, None)      # the names' tag also digests the parents' contents: not needed here
+        found = os.path.realpath(self.found_dir)
         for spec in self.parents if self.strategy in PARENT_POINTS else ():
             pattern = _split_spec(spec)[0]
             if not any(ch in pattern for ch in "*?["):
                 continue
-            pattern = os.path.abspath(pattern)
-            for index in (0, 123456, 999999):
-                name = os.path.abspath(os.path.join(self.found_dir, export_name(config, index)))
-                if fnmatch.fnmatchcase(name, pattern):
-                    raise ConfigError(f"--parents {spec} matches the datasets this search exports into --found-dir "
-                                      f"{self.found_dir}, so its parents would change as it runs; give another "
-                                      f"--found-dir or a narrower pattern")
+            folder, base = os.path.split(os.path.abspath(pattern))
+            if _glob_folder_names(folder, found) and any(
+                    fnmatch.fnmatchcase(export_name(config, index), base) for index in (0, 123456, 999999)):
+                raise ConfigError(f"--parents {spec} matches the datasets this search exports into --found-dir "
+                                  f"{self.found_dir}, so its parents would change as it runs; give another "
+                                  f"--found-dir or a narrower pattern")
 
     def hyper(self) -> np.ndarray:
         hp = np.zeros(N_HYPER)
@@ -301,6 +300,26 @@ class Parent:
     A: np.ndarray              # points in the gauge (pre-activation coordinates)
     y: np.ndarray
     theta: np.ndarray          # gauge theta
+
+
+def parse_ones(text: str) -> tuple:
+    """--ones as the command line spells it ('4,3') -> (4, 3)."""
+    try:
+        return tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--ones must be comma-separated integers, got {text!r}") from None
+
+
+def _glob_folder_names(folder: str, target: str) -> bool:
+    """Whether a glob pattern's folder part (absolute) names the folder `target` (a realpath), as glob
+    matches it: component by component, its literal head resolved through symlinks."""
+    import fnmatch
+    parts = folder.split(os.sep)
+    k = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
+    head = os.path.realpath(os.sep.join(parts[:k]) or os.sep).rstrip(os.sep).split(os.sep)
+    rest, have = parts[k:], target.rstrip(os.sep).split(os.sep)
+    return (have[:len(head)] == head and len(have) == len(head) + len(rest)
+            and all(fnmatch.fnmatchcase(h, r) for h, r in zip(have[len(head):], rest)))
 
 
 def _split_spec(spec: str) -> tuple[str, str]:
@@ -728,7 +747,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
                               f"got {sorted(sizes)}")
         seen: dict = {}
         for p in parents:       # one file's point named twice would start twice the candidates from it
-            key = (os.path.realpath(p.source), p.spec.rpartition(":")[2])
+            key = (os.path.realpath(p.source), _split_spec(p.spec)[1])
             if key in seen:
                 raise ConfigError(f"--parents names one file's point twice: {seen[key]} and {p.spec}")
             seen[key] = p.spec
