@@ -166,11 +166,11 @@ class Results:
         fld = "optimizer_outcome" if optimizer else "outcome"
         codes = self._search_verdicts(cell)
         if codes is not None:
-            from badminima.engine.search.run import VERDICTS
+            from badminima.engine.search.run import verdict_counts
             from badminima.engine.store import StoreError
             if optimizer:
                 raise StoreError("a deadlock search has no optimizer outcomes: counts() counts its verdicts")
-            return {name: int((codes == code).sum()) for code, name in VERDICTS.items()}
+            return verdict_counts(codes)
         if self._store is not None:     # the file's own counts, or the field counted block by block
             c = self._cell(cell)
             return self._store.code_counts(c, fld) if optimizer else self._store.counts(c)
@@ -183,13 +183,8 @@ class Results:
         if self.config(cell).get("command") != "search":
             return None
         from badminima.engine.search.run import VERDICTS
-        from badminima.engine.store import StoreError
-        codes = np.asarray(self.data(cell, ["verdict"])["verdict"]).astype(np.int64)
-        bad = np.flatnonzero((codes < 0) | (codes >= len(VERDICTS)))
-        if bad.size:
-            raise StoreError(f"verdict of row {bad[0]} is {codes[bad[0]]}, which is no verdict code "
-                             f"(0-{len(VERDICTS) - 1}): the results are damaged")
-        return codes
+        from badminima.engine.store import outcome_codes
+        return outcome_codes(self.data(cell, ["verdict"])["verdict"], "verdict", n_codes=len(VERDICTS), kind="verdict")
 
     @_keywords
     def to_pandas(self, cell: str | None = None, weights: bool = False):

@@ -544,10 +544,8 @@ def show(files, cells, json_out, verify):
     paths = expand_paths(list(files))
     opened = [open_results(path) for path in paths]
     if verify:                          # a corrupt file fails here, in one line, before anything is shown
-        from badminima.engine.store.read import verify_data
         for res in opened:
-            for meta in res.metas:
-                verify_data(meta)
+            res.verify()
     searches = [res.config.get("command") == "search" for res in opened]
     if any(searches):
         from badminima.engine.search.run import format_table, summarize
@@ -560,7 +558,7 @@ def show(files, cells, json_out, verify):
             click.echo(format_table([summary]))
         emit_json(json_out, json.dumps(summary, indent=1, default=str))
         return
-    chosen = select_cells(load_cells(list(files), progress=False), cells)
+    chosen = select_cells(load_cells(paths, progress=False), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
     emit_json(json_out, json.dumps(show_json(chosen, detail=bool(cells)), indent=1, default=str))
@@ -664,10 +662,7 @@ def status(target, shards, check):
     st = shard_status(target, shards)
     if check and st.complete:       # before a merge is suggested: every value read (checksums), as show does
         from badminima.engine.store import open_results
-        from badminima.engine.store.read import verify_data
-        for shard in st.shards:
-            for meta in open_results(shard.path).metas:
-                verify_data(meta)
+        open_results([shard.path for shard in st.shards]).verify()
     click.echo(st.format())
     if check and not st.complete:
         sys.exit(1)
@@ -1066,7 +1061,7 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     certified | strong-tier certified | best delta* | best L - L_const | best example."""
     import json
     from badminima.engine.train.config import ConfigError
-    from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study
+    from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study, study_writes
     strats = tuple(s.strip() for s in strategies.split(",") if s.strip())
     if not strats or any(s not in STRATEGY_NAMES for s in strats):
         raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
@@ -1075,14 +1070,9 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     threads = check_threads(threads)
     out_dir(study_dir, "--out-dir")
     out_file(json_out, "--json")
-    if json_out not in (None, "-"):       # never over what the study itself writes
-        import os
-        study, target = os.path.realpath(study_dir), os.path.realpath(json_out)
-        found = os.path.realpath(os.path.join(study_dir, "found"))
-        if os.path.commonpath([target, found]) == found or (
-                os.path.dirname(target) == study and target.endswith((".h5", ".part", ".tmp", ".lock"))):
-            _fail(f"--json {json_out} is where the study writes its result files or found/ datasets "
-                  f"(--out-dir {study_dir}); give another file name", 1)
+    if json_out not in (None, "-") and study_writes(study_dir, json_out):      # never over the study's own files
+        _fail(f"--json {json_out} is where the study writes its result files or found/ datasets "
+              f"(--out-dir {study_dir}); give another file name", 1)
     rows = run_study(pts, budget, seed, study_dir, strategies=strats, paper_parent=paper_parent, force=force,
                      threads=threads, progress=not quiet, echo=None if quiet else say,
                      overrides=badness_overrides(strong_delta, kdstar, kconst))

@@ -36,6 +36,7 @@ run streams, resumes and shards like training.  Certified datasets are exported 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import json
 import math
@@ -255,7 +256,6 @@ class SearchConfig:
     def _check_exports_outside_parents(self) -> None:
         """ConfigError where a --parents pattern would pick up the datasets this search exports into
         --found-dir: its parents would grow as it runs, and a resume would see others."""
-        import fnmatch
         config = run_config(self, None)      # the names' tag also digests the parents' contents: not needed here
         found = os.path.realpath(self.found_dir)
         for spec in self.parents if self.strategy in PARENT_POINTS else ():
@@ -313,7 +313,6 @@ def parse_ones(text: str) -> tuple:
 def _glob_folder_names(folder: str, target: str) -> bool:
     """Whether a glob pattern's folder part (absolute) names the folder `target` (a realpath), as glob
     matches it: component by component, its literal head resolved through symlinks."""
-    import fnmatch
     parts = folder.split(os.sep)
     k = next((i for i, part in enumerate(parts) if any(ch in part for ch in "*?[")), len(parts))
     head = os.path.realpath(os.sep.join(parts[:k]) or os.sep).rstrip(os.sep).split(os.sep)
@@ -793,6 +792,11 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
     return out
 
 
+def verdict_counts(codes: np.ndarray) -> dict[str, int]:
+    """Candidates per verdict name of a verdict-code column."""
+    return {VERDICTS[k]: int((codes == k).sum()) for k in VERDICTS}
+
+
 def summarize(paths) -> dict:
     """Counts of a search result file (or shards): attempts, float candidates, certified, strong, per
     verdict, the largest delta* and L - L_const among certified minima, and the certified examples best
@@ -809,7 +813,7 @@ def summarize(paths) -> dict:
            "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
            "weak": int((cert & (rows["tier"] == WEAK)).sum()),
-           "verdicts": {VERDICTS[k]: int((v == k).sum()) for k in VERDICTS}, "best": None, "found": [],
+           "verdicts": verdict_counts(v), "best": None, "found": [],
            "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None, "keys": [], "patterns": [],
            "strong_delta": cfg_d.get("strong_delta", SearchConfig.strong_delta),
            "best_delta_star": float(rows["delta_star"][cert].max()) if cert.any() else None,
@@ -848,6 +852,18 @@ def _form_of(path: str):
         return None
 
 
+STUDY_FOUND = "found"          # the minimality study's folder of certified datasets, inside its out_dir
+
+
+def study_writes(out_dir: str, path: str) -> bool:
+    """Whether `path` is where the minimality study in out_dir writes: its found/ datasets, or a result
+    file's name (N{N}-{strategy}.h5 and the writer's side files) in out_dir."""
+    study, target = os.path.realpath(out_dir), os.path.realpath(path)
+    found = os.path.realpath(os.path.join(out_dir, STUDY_FOUND))
+    return os.path.commonpath([target, found]) == found or (
+        os.path.dirname(target) == study and target.endswith((".h5", ".part", ".tmp", ".lock")))
+
+
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
                strategies=("joint", "delete", "refine"), paper_parent: bool = False, max_parents: int = 16,
                force: bool = False, threads: int | None = None, progress: bool = True, echo=None,
@@ -878,7 +894,7 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
                     continue
                 parents = tuple(cands[:max_parents])
             cfg = SearchConfig(points=N, budget=budget, seed=seed, strategy=strat, parents=parents,
-                               found_dir=os.path.join(out_dir, "found"), **(overrides or {})).validate()
+                               found_dir=os.path.join(out_dir, STUDY_FOUND), **(overrides or {})).validate()
             path = os.path.join(out_dir, f"N{N}-{strat}.h5")
             if os.path.exists(path) and not force:
                 stored = open_results(path).config

@@ -364,6 +364,11 @@ class Results:
                     tot += count_outcomes(codes, f"{m.path}: {fld}", lo)
         return counts_dict(tot)
 
+    def verify(self) -> None:
+        """Read every stored value of every file back (``verify_data``): StoreError on the first bad one."""
+        for meta in self.metas:
+            verify_data(meta)
+
     def reopen(self, m: FileMeta) -> h5py.File:
         """The file of `m` opened again, refused (StoreError) if it no longer holds the run read when these
         Results were opened (replaced by another run: other rows under the same name)."""

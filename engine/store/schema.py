@@ -76,14 +76,15 @@ PROGRESS = "_progress"  # in-progress files only: int64 [committed rows, count c
 COUNT_CODES = tuple(FINAL_CODES)
 
 
-def outcome_codes(codes: np.ndarray, what: str, first: int = 0) -> np.ndarray:
+def outcome_codes(codes: np.ndarray, what: str, first: int = 0, n_codes: int = len(COUNT_CODES),
+                  kind: str = "outcome") -> np.ndarray:
     """An outcome-code column (rows first, first + 1, ...) as int64; StoreError naming `what` (a file
-    and field, or a chunk) where a code names no outcome."""
+    and field, or a chunk) where a code names no outcome (or no other `kind` of n_codes codes)."""
     codes = np.asarray(codes).astype(np.int64)
-    bad = np.flatnonzero((codes < 0) | (codes >= len(COUNT_CODES)))
+    bad = np.flatnonzero((codes < 0) | (codes >= n_codes))
     if bad.size:
-        raise StoreError(f"{what} of row {first + bad[0]} is {codes[bad[0]]}, which is no outcome code "
-                         f"(0-{len(COUNT_CODES) - 1}): the results are damaged")
+        raise StoreError(f"{what} of row {first + bad[0]} is {codes[bad[0]]}, which is no {kind} code "
+                         f"(0-{n_codes - 1}): the results are damaged")
     return codes
 
 
