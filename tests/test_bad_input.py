@@ -216,6 +216,12 @@ CASES = [
     (["search", "-N", "7", "-k", "2", "--ones", ""], "--ones must be comma-separated integers, got ''"),
     (["search", "-N", "7", "-k", "2", "--parents", "data/deadlock_n8.json"],
      "--parents is used only by the delete and refine strategies, not by joint"),
+    (["search", "-N", "7", "-k", "2", "--strategy", "paper", "--bound", "5.9"],
+     "--bound is used only by the joint, delete and refine strategies, not by paper"),
+    (["search", "-N", "7", "-k", "2", "--jitter", "0.1"],
+     "--jitter is used only by the delete and refine strategies, not by joint"),
+    (["search", "-N", "7", "-k", "2", "--strategy", "delete", "--parents", "data/deadlock_n8.json", "--ones", "3"],
+     "--ones is used only by the joint and paper strategies, not by delete"),
     (["report", "run.h5", "--loss-tol", "inf", "--out-dir", "rep"], "--loss-tol must be positive and finite"),
 ]
 

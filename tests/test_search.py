@@ -447,6 +447,12 @@ def test_cli_search_and_minimality_small(tmp_path):
         assert r.exit_code == 1 and "is where the study writes" in r.stderr, r.output
     assert sorted(p.name for p in (tmp_path / "m" / "found").iterdir()) == before
     assert json.loads((tmp_path / "m" / "found" / before[0]).read_text())["x"]
+    # an objective weight reaches the strategies that read it; the paper strategy's file keeps the default
+    r = CliRunner().invoke(main, ["minimality", "-N", "7", "-k", "2", "--out-dir", str(tmp_path / "m7"), "-q",
+                                  "--strategies", "joint,paper", "--kdstar", "5"])
+    assert r.exit_code == 0, r.output
+    assert open_results(str(tmp_path / "m7" / "N7-joint.h5")).config["kdstar"] == 5
+    assert open_results(str(tmp_path / "m7" / "N7-paper.h5")).config["kdstar"] == search.SearchConfig.kdstar
 
 
 def test_parents_that_change_under_the_search_are_refused(tmp_path):

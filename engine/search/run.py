@@ -124,6 +124,17 @@ def search_fields(n_points: int) -> dict:
 
 # How messages name SearchConfig fields (and properties): as the `badminima search` option where there is
 # one, else as the keyword of SearchConfig / bm.search (step_lr is the `lr` keyword)
+# The fields only some strategies read (the rest read every field): delete and refine start from their
+# parents' points and labels, the paper strategy descends ||grad||^2 with Adam and none of the joint
+# objective's terms, and only delete re-solves in continuation steps.  A set value a strategy would
+# ignore is refused, where it would silently change nothing but the configuration's tag.
+_JOINT_OBJECTIVE = ("mu", "keig", "sep", "ksep", "bound", "kbound", "vmin", "vmax", "kv", "cmax", "step",
+                    "kdstar", "dstar_target", "kconst", "const_target")
+USED_BY = {**{k: ("joint", "paper") for k in ("ones", "box", "vlo", "vhi")},
+           **{k: ("joint", "delete", "refine") for k in _JOINT_OBJECTIVE},
+           "jitter": ("delete", "refine"), "parents": ("delete", "refine"),
+           "continuation_steps": ("delete",), "continuation_iters": ("delete",)}
+
 _SEARCH_FLAGS = {"points": "-N", "budget": "--budget", "seed": "--seed", "strategy": "--strategy",
                  "ones": "--ones", "parents": "--parents", "found_dir": "--found-dir", "n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
                  "strong_delta": "--strong-delta", "kdstar": "--kdstar", "kconst": "--kconst"}
@@ -216,8 +227,11 @@ class SearchConfig:
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
-        if self.parents and self.strategy not in PARENT_POINTS:
-            bad(f"--parents is used only by the {' and '.join(PARENT_POINTS)} strategies, not by {self.strategy}")
+        for name, users in USED_BY.items():
+            if self.strategy not in users and getattr(self, name) != _FIELD_DEFAULTS[name]:
+                named = " and ".join(filter(None, (", ".join(users[:-1]), users[-1])))
+                bad(f"{opt(name)} is used only by the {named} strateg{'ies' if len(users) > 1 else 'y'}, "
+                    f"not by {self.strategy}")
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
@@ -287,6 +301,9 @@ class SearchConfig:
         d["parents"] = list(self.parents)
         d["decimals"] = list(self.decimals)
         return d
+
+
+_FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -894,7 +911,9 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
                     continue
                 parents = tuple(cands[:max_parents])
             cfg = SearchConfig(points=N, budget=budget, seed=seed, strategy=strat, parents=parents,
-                               found_dir=os.path.join(out_dir, STUDY_FOUND), **(overrides or {})).validate()
+                               found_dir=os.path.join(out_dir, STUDY_FOUND),
+                               **{k: v for k, v in (overrides or {}).items()
+                                  if strat in USED_BY.get(k, STRATEGY_NAMES)}).validate()
             path = os.path.join(out_dir, f"N{N}-{strat}.h5")
             if os.path.exists(path) and not force:
                 stored = open_results(path).config
