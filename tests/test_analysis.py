@@ -295,4 +295,4 @@ def test_report_and_plot_commands(runs, tmp_path):
                                     "--cell", "nope", "-q"])
     assert bad.exit_code == 2 and "no cell matches 'nope'; closest:" in bad.output
     bad = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "--out-dir", str(out)])
-    assert bad.exit_code == 1 and "no such file" in bad.output
+    assert bad.exit_code == 2 and "no such file" in bad.output

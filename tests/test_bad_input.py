@@ -236,6 +236,17 @@ def test_bad_input_is_one_line_and_changes_nothing(scratch, monkeypatch, args, n
     assert snapshot(scratch) == before
 
 
+@pytest.mark.parametrize("args", [["show", "nope.h5"], ["report", "nope.h5", "--out-dir", "rep"], ["status", "nope.h5"],
+                                  ["plot", "losses", "nope*.h5", "--figure", "f.png"], ["merge", "DIR", "-o", "m.h5"],
+                                  ["certify", "nope.json"], ["train", "--dataset", "nope.csv", "-n", "4", "-o", "o.h5"]])
+def test_an_input_file_that_is_not_there_is_bad_input(scratch, monkeypatch, args):
+    """A name that names no input file (missing, a folder, a glob matching nothing) exits 2, like any bad
+    input, for result files and datasets alike."""
+    monkeypatch.chdir(scratch)
+    r = invoke(args)
+    assert_refused(r, "", codes=(2,))
+
+
 @pytest.mark.parametrize("run", [["train", "-n", "256", "--steps", "10"],
                                  ["table1", "-n", "256", "--steps", "10", "--no-claims", "--check-final", "0"],
                                  ["search", "-N", "8", "-k", "16"]])

@@ -299,7 +299,7 @@ def test_status_refuses_mixed_runs(tmp_path):
     with pytest.raises(StoreError, match="two files"):
         shard_status(str(d))
     r = CliRunner().invoke(main, ["status", str(tmp_path / "nope")])
-    assert r.exit_code == 1 and "no such file" in r.output
+    assert r.exit_code == 2 and "no such file" in r.output
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from badminima.engine.store import StoreError, diff_keys, expand_paths, open_h5, read_meta, without_leftover_parts
+from badminima.engine.store import NoResultFile, StoreError, diff_keys, expand_paths, open_h5, read_meta, without_leftover_parts
 from badminima.engine.store.paths import shell_quote
 
 
@@ -118,7 +118,7 @@ def _candidates(target: str) -> list[str]:
     if os.path.isdir(target):
         paths = sorted(glob.glob(os.path.join(target, "*.h5")) + glob.glob(os.path.join(target, "*.h5.part")))
     elif os.path.isfile(target) and not target.endswith((".h5", ".h5.part")) and not any(ch in target for ch in "*?["):
-        raise StoreError(f"{target} is not a result file (*.h5): give the directory of the shard files or a glob")
+        raise NoResultFile(f"{target} is not a result file (*.h5): give the directory of the shard files or a glob")
     elif os.path.exists(target) or any(ch in target for ch in "*?["):
         paths = [p for p in expand_paths(target) if p.endswith((".h5", ".h5.part"))]
         if not any(ch in target for ch in "*?[") and not target.endswith(".part") and os.path.exists(target + ".part"):
@@ -128,7 +128,7 @@ def _candidates(target: str) -> list[str]:
     elif os.path.exists(target + ".part"):
         paths = [target + ".part"]
     else:
-        raise StoreError(f"{target}: no such file or directory")
+        raise NoResultFile(f"{target}: no such file or directory")
     return sorted(without_leftover_parts(paths))
 
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from badminima.engine.core.say import say
 from badminima.engine.core.outcomes import NAMES
-from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, StoreError,
-                                           check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
+from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, NoResultFile,
+                                           StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, short_error, strip_shard)
 
 #: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
@@ -76,13 +76,13 @@ def open_h5(path: str) -> h5py.File:
     Waits (LOCK_WAIT) while another process holds the file's lock."""
     path = os.fspath(path)
     if not path.strip():
-        raise StoreError("a result file name is empty")
+        raise NoResultFile("a result file name is empty")
     if not os.path.exists(path):
-        raise StoreError(f"{path}: no such file")
+        raise NoResultFile(f"{path}: no such file")
     if os.path.isdir(path):
-        raise StoreError(f"{path}: is a directory, not a result file")
+        raise NoResultFile(f"{path}: is a directory, not a result file")
     if not os.path.isfile(path):       # a named pipe or a device would block the open, or never end
-        raise StoreError(f"{path}: not a regular file, not a result file")
+        raise NoResultFile(f"{path}: not a regular file, not a result file")
     try:
         return retry_locked(lambda: h5py.File(path, "r", rdcc_nbytes=RDCC_NBYTES), path)
     except OSError as e:
@@ -263,12 +263,12 @@ def expand_paths(paths_or_globs) -> list[str]:
             # a writer's lock and temporary files are never results (a .part is: a run in progress)
             hits = sorted(h for h in _glob.glob(p) if not h.endswith((".lock", ".tmp")))
             if not hits:
-                raise StoreError(f"no files match {p!r}")
+                raise NoResultFile(f"no files match {p!r}")
             out.extend(hits)
         else:
             out.append(p)
     if not out:
-        raise StoreError("no result files given")
+        raise NoResultFile("no result files given")
     out = without_leftover_parts(out)
     seen, uniq = set(), []
     for p in out:

@@ -101,6 +101,11 @@ class StoreError(Exception):
     """A result-file problem, with a one-line message meant for the user."""
 
 
+class NoResultFile(StoreError):
+    """A name given as a result file that names none (missing, empty, a directory, a pipe, a glob that
+    matches nothing): bad input, where StoreError itself is a failure met in a file's contents."""
+
+
 def short_error(exc: BaseException) -> str:
     """The first line of an exception's message (at most 300 characters), for one-line StoreErrors."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
