@@ -142,6 +142,9 @@ def test_non_numeric(tmp_path):
     _fails(_write_json(tmp_path, {"x": [["1"], ["abc"]], "y": [0, 1]}), "row 2", "not numeric", "abc")
     _fails(_write_json(tmp_path, {"x": [[1], [True]], "y": [0, 1]}), "not a number")
     _fails(_write_json(tmp_path, {"x": [[1], ["4 + 1/3"]], "y": [0, 1]}), "not numeric")
+    # a number this cannot hold is named as such, not as "not numeric"
+    _fails(_write_json(tmp_path, {"x": [[1], ["1e-99999999"]], "y": [0, 1]}), "row 2", "exponent out of range")
+    _fails(_write_json(tmp_path, {"x": [[1], ["3/0"]], "y": [0, 1]}), "row 2", "zero denominator")
 
 
 def test_non_binary_labels(tmp_path):

@@ -117,7 +117,7 @@ def _cell(value, where: str) -> tuple[float, str]:
     try:
         exact = parse_exact(text)
     except DataError as e:
-        if len(text) > MAX_DIGITS:
+        if _EXACT_RE.fullmatch(text) or len(text) > MAX_DIGITS:    # a number, but too long or its exponent too large
             raise DataError(f"{where}: {e}") from None
         raise DataError(f"{where} is not numeric: {_short(text)!r}") from None
     try:
