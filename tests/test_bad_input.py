@@ -90,6 +90,7 @@ def scratch(tmp_path_factory):
     (d / "longfield.csv").write_text("x0,x1,y\n0,0,0\n1," + "1" * 200_000 + ",1\n")
     (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     os.mkfifo(d / "fifo.h5")
+    (d / "dangling.h5").symlink_to(d / "nowhere" / "x.h5")
     shutil.copy(d / "run.h5", d / "edited.h5")        # a result file whose stored configuration was edited
     with h5py.File(d / "edited.h5", "r+") as f:
         for obj in (f, f["cells/main"]):
@@ -161,6 +162,10 @@ CASES = [
     # a named pipe where a result file is expected: refused, not waited on
     (["show", "fifo.h5"], "not a regular file"),
     (["merge", "fifo.h5", "-o", "m.h5"], "not a regular file"),
+    (["train", "-n", "64", "-o", "fifo.h5"], "it exists and is not a regular file"),
+    # an output through a symbolic link to nothing: refused, named as such
+    (["train", "-n", "64", "-o", "dangling.h5"], "it is a symbolic link to"),
+    (["table1", "-n", "64", "--json", "dangling.h5"], "which does not exist"),
     (["plot", "losses", "edited.h5", "--figure", "f.png"], "not a valid training run"),
     (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),
     # smaller ones

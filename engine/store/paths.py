@@ -124,6 +124,15 @@ def check_utf8_name(path, what: str) -> None:
                          f"reports and scripts record paths as text; rename it") from None
 
 
+def not_a_file(path: str) -> str | None:
+    """Why an existing `path` is no regular file to write over (None if it is one, or is not there)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"it is a symbolic link to {os.readlink(path)!r}, which does not exist"
+    if os.path.lexists(path) and not os.path.isfile(path):
+        return "it exists and is not a regular file"
+    return None
+
+
 def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
     """Refuse an output file path that cannot be written; returns it as a string.
 
@@ -141,8 +150,8 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{head}: it is a directory; give a file name")
     if path.endswith(("/", os.sep)):
         raise StoreError(f"{head}: a trailing / names a directory; give a file name")
-    if os.path.lexists(full) and not os.path.isfile(full):
-        raise StoreError(f"{head}: it exists and is not a regular file")
+    if not_a_file(full):
+        raise StoreError(f"{head}: {not_a_file(full)}")
     if not suffix and is_hdf5(full):
         raise StoreError(f"{head}: it is an HDF5 result file, which this output would replace; give another "
                          f"file name")

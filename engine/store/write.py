@@ -45,7 +45,7 @@ from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
 from badminima.engine.train import interrupt
 from badminima.engine.store import encode
-from badminima.engine.store.paths import os_error_message
+from badminima.engine.store.paths import not_a_file, os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
                                            SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
@@ -487,8 +487,8 @@ class RunWriter:
         self._f = None
         if os.path.isdir(self.path):
             raise StoreError(f"cannot write {self.path}: it is a directory; give a file name")
-        if os.path.lexists(self.path) and not os.path.isfile(self.path):
-            raise StoreError(f"cannot write {self.path}: it exists and is not a regular file")
+        if not_a_file(self.path):
+            raise StoreError(f"cannot write {self.path}: {not_a_file(self.path)}")
         for side in (self.part, self.part + ".tmp", self.path + ".tmp"):     # files the writer makes
             if os.path.isdir(side):
                 raise StoreError(f"cannot write {self.path}: {side} is a directory (the writer's own file "
