@@ -855,7 +855,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @main.command("dask", context_settings={"ignore_unknown_options": True})
 @click.argument("run", nargs=-1, type=click.UNPROCESSED, required=True)
 @click.option("--shards", type=INT64, required=True, help="number of shards N (tasks)")
-@click.option("--workers", type=INT64, default=None, help="LocalCluster worker processes (default: CPU count // --threads)")
+@click.option("--workers", type=INT64, default=None, help="LocalCluster worker processes (default and most: CPU count // --threads, and no more than --shards)")
 @click.option("--threads", type=INT64, default=1, help="Numba threads per task")
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
@@ -885,6 +885,14 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
+    cap = max(1, available_cores() // max(threads, 1))      # the LocalCluster's processes share this machine
+    if workers is None:
+        workers = cap
+    elif workers > cap:
+        say(f"note: --workers {workers} with --threads {threads} is more than the {available_cores()} "
+            f"core{'s' * (available_cores() > 1)} available; using {cap}")
+        workers = cap
+    workers = min(workers, shards)                          # a worker without a shard would only idle
     cache_dir_option(numba_cache)
     if outdir is not None:
         out_dir(outdir, "--out-dir")
@@ -897,7 +905,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     try:                                    # every option checked before --out-dir is made
         job = dask_backend.DaskJob(run=(name, *args), shards=shards, outdir=outdir,
                                    warmup=tuple(warmup_args(params, [name, *args], outdir)),
-                                   workers=workers if workers is not None else max(1, (os.cpu_count() or 1) // max(threads, 1)),
+                                   workers=workers,
                                    threads=threads, scheduler=scheduler, connect_timeout=connect_timeout,
                                    numba_cache_dir=numba_cache, exe=tuple(split_words(exe, "--exe") or ())).validate()
     except ValueError as e:
