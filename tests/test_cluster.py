@@ -327,6 +327,7 @@ def test_slurm_command_writes_a_script(tmp_path):
     ([*RUN, "--time", "later"], "bad time limit"),
     ([*RUN, "--merge", "{tmp}/j.sh"], "exists; use --force"),
     ([*RUN, "--out-dir", "{tmp}/d", "--merge", "{tmp}/d/m.h5"], "is inside --out-dir"),
+    ([*RUN, "--out-dir", "{tmp}/100%"], "reads a % in its log file names"),
 ])
 def test_slurm_command_refusals(tmp_path, args, msg):
     (tmp_path / "j.sh").write_text("an older script")
@@ -397,14 +398,16 @@ def one_process_run(tmp_path, cache, name="single.h5"):
 
 
 def test_slurm_array_merges_to_the_one_process_run(tmp_path, slurm, numba_cache):
-    """A 4-task array (2 at a time) behind a warm-up job, waited for, merged: bit-identical to one process."""
+    """A 4-task array (2 at a time) behind a warm-up job, waited for, merged: bit-identical to one process.
+    The shards' folder and an extra option hold blanks, quotes and a #, which sbatch must read back."""
     t0 = time.monotonic()
-    script, merged = tmp_path / "job.sh", tmp_path / "merged.h5"
+    script, merged, shards = tmp_path / "job.sh", tmp_path / "merged.h5", tmp_path / "sh ards 'q' #1"
     r = cli(["slurm", *RUN, "--shards", "4", "--throttle", "2", "--time", "00:10:00", "--cpus-per-task", "1",
-             "--out-dir", str(tmp_path / "shards"), "--numba-cache", numba_cache, "--job-name", "bm-test",
-             "--script", str(script), "--merge", str(merged), "--poll", "1", "--timeout", "240"])
+             "--out-dir", str(shards), "--numba-cache", numba_cache, "--job-name", "bm-test",
+             "--sbatch", '--comment=a "b" c', "--script", str(script), "--merge", str(merged), "--poll", "1",
+             "--timeout", "240"])
     t_slurm = time.monotonic() - t0
-    logs = "\n".join(p.read_text() for p in sorted((tmp_path / "shards" / "logs").glob("*.out")))
+    logs = "\n".join(p.read_text() for p in sorted((shards / "logs").glob("*.out")))
     assert r.exit_code == 0, r.output + logs
     assert "4 complete; 400 of 400 networks" in r.output and "the merge of 4 shards" in r.output
     assert "--array=0-3%2" in sbatch_lines(script.read_text())

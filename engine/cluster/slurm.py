@@ -115,6 +115,9 @@ class SlurmJob:
             if path is not None and any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
                 raise ValueError(f"bad {option} {str(path)!r}: a path in the script cannot hold a line break "
                                  f"or other control character")
+        if "%" in str(self.outdir):
+            raise ValueError(f"bad --out-dir {str(self.outdir)!r}: SLURM reads a % in its log file names as a "
+                             f"pattern (%A the job, %a the task); name a folder without %")
         if not re.fullmatch(r"[A-Za-z0-9_.+-]+", self.job_name):
             raise ValueError(f"bad job name {self.job_name!r}: letters, digits and _.+- only")
         for line in self.sbatch_extra:
@@ -138,6 +141,16 @@ class SlurmJob:
 
 def _q(words) -> str:
     return " ".join(shlex.quote(str(w)) for w in words)
+
+
+def _directive(option: str) -> str:
+    """One option as an #SBATCH line.  sbatch splits these lines at blanks and ends them at a #, outside
+    quotes, so a value holding a blank, quote, backslash or # (a path, a --comment) is double-quoted,
+    with its " and \\ escaped (what sbatch reads back: tests/test_cluster.py)."""
+    name, eq, value = option.partition("=")
+    if eq and re.search(r"""[\s"'\\#]""", value):
+        option = name + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "#SBATCH " + option
 
 
 def _generated_at() -> str:
@@ -180,7 +193,7 @@ def render_script(job: SlurmJob, script_name: str = "job.sh") -> str:
         generated=_generated_at(), run_text=_q(["badminima", *job.run]), shards=job.shards, outdir=outdir,
         shard_digits="X" * shard_width(job.shards), split=split, cpus=job.cpus_per_task,
         at_once=job.throttle or "all", time_limit=job.time_limit, script=script_name,
-        sbatch="\n".join(f"#SBATCH {o}" for o in sb), width=shard_width(job.shards),
+        sbatch="\n".join(map(_directive, sb)), width=shard_width(job.shards),
         outdir_word=shlex.quote(outdir), job_name_word=shlex.quote(job.job_name), max_requeues=job.max_requeues,
         cache_word=shlex.quote(cache), exe=_q(job.exe), run=_q(job.run), warmup=_q(job.warmup or []),
         parts=" ".join(f"{o}:{n}" for o, n in parts), throttle=thr)
