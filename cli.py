@@ -1124,10 +1124,10 @@ def verify(json_out, markdown, no_certify):
               help="cpu: the SIMD kernels; cuda: one NVIDIA GPU thread per network (needs numba-cuda)")
 @click.option("--claims/--no-claims", default=True, help="also check the text's claims (SGD, linear regions)")
 @click.option("--sweep", is_flag=True, help="also run the protocol grid and report which protocol matches the paper best")
-@click.option("--sweep-init", default="normal:1,glorot/zero,uniform:1", help="sweep init laws (LAW[:SCALE][/zero])")
-@click.option("--sweep-gd-lr", default="0.1,0.5,1", help="sweep GD learning rates")
-@click.option("--sweep-adam-lr", default="0.001,0.003,0.01", help="sweep Adam learning rates")
-@click.option("--sweep-steps", default="1000,2500,5000,10000", help="sweep step budgets (one run each)")
+@click.option("--sweep-init", default=None, help="sweep init laws (LAW[:SCALE][/zero]; default: normal:1,glorot/zero,uniform:1)")
+@click.option("--sweep-gd-lr", default=None, help="sweep GD learning rates (default: 0.1,0.5,1)")
+@click.option("--sweep-adam-lr", default=None, help="sweep Adam learning rates (default: 0.001,0.003,0.01)")
+@click.option("--sweep-steps", default=None, help="sweep step budgets, one run each (default: 1000,2500,5000,10000)")
 @click.option("--sweep-networks", type=INT64, default=None, help="networks per sweep cell (default: --networks)")
 @click.option("--markdown", is_flag=True, help="print the table as Markdown")
 @click.option("--check-final", type=INT64, default=1000,
@@ -1141,13 +1141,20 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
                output, force, resume, shard, threads, chunk, quiet):
     """Table 1 (48 cells: XOR/fXOR x ReLU/sigmoid x GD/Adam x h=2..7) beside the paper's, with Wilson intervals."""
     from badminima.analysis.table1 import table1_report
-    from badminima.engine.paper.table1 import Protocol, SweepGrid, parse_init, parse_list, run_shard, run_table1
+    import os
+    from badminima.engine.paper.table1 import (Protocol, SweepGrid, default_path, parse_list, run_shard, run_table1,
+                                               sweep_path)
     from badminima.engine.train.config import check_count
     out_file(output, result=True)
     out_file(json_out, "--json")
     shard_d, threads = parse_run_options(shard, threads, chunk)
     if shard_d is not None and sweep:
         _fail("--sweep cannot be sharded; shard the grid, merge, then run --sweep on one machine")
+    if shard_d is not None and (json_out is not None or markdown):
+        _fail(f"a shard prints no table, so {'--json' if json_out is not None else '--markdown'} has nothing to "
+              f"write; merge the shards, then give it to the run without --shard, with -o MERGED")
+    if not sweep and any(v is not None for v in (sweep_init, sweep_gd_lr, sweep_adam_lr, sweep_steps, sweep_networks)):
+        _fail("the --sweep-* options set the protocol grid of --sweep; add --sweep")
     if sweep_networks is not None and sweep_networks < 1:
         _fail(f"--sweep-networks must be >= 1, got {sweep_networks}")
     if check_final < 0:
@@ -1155,21 +1162,34 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
                         sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype, device=device).validate()
     grid = None
-    if sweep:
-        grid = SweepGrid(inits=tuple(t.strip() for t in sweep_init.split(",") if t.strip() and parse_init(t)),
-                         gd_lrs=parse_list(sweep_gd_lr, "--sweep-gd-lr"),
-                         adam_lrs=parse_list(sweep_adam_lr, "--sweep-adam-lr"),
-                         budgets=parse_list(sweep_steps, "--sweep-steps", int), seed=seed, dtype=dtype, device=device)
-        if not grid.inits:
-            _fail("--sweep-init needs at least one init law")
     check_count(networks, "--networks")
+    main_path = output or default_path(protocol, networks)
+    if output is None:
+        out_file(main_path, "the result file", result=True)
+    if json_out not in (None, "-") and os.path.realpath(json_out) == os.path.realpath(main_path):
+        _fail(f"--json {json_out} is the result file itself; give the JSON another name")
+    if sweep:
+        lists = {}
+        if sweep_init is not None:
+            lists["inits"] = tuple(t.strip() for t in sweep_init.split(",") if t.strip())
+        for field, text, option, kind in (("gd_lrs", sweep_gd_lr, "--sweep-gd-lr", float),
+                                          ("adam_lrs", sweep_adam_lr, "--sweep-adam-lr", float),
+                                          ("budgets", sweep_steps, "--sweep-steps", int)):
+            if text is not None:
+                lists[field] = parse_list(text, option, kind)
+        grid = SweepGrid(**lists, seed=seed, dtype=dtype, device=device).validate()
+        spath = sweep_path(grid, sweep_networks or networks, main_path)
+        out_file(spath, "the sweep's result file", result=True)
+        if json_out not in (None, "-") and os.path.realpath(json_out) == os.path.realpath(spath):
+            _fail(f"--json {json_out} is the sweep's result file; give the JSON another name")
     ready()
     if shard_d is not None:
         done = run_shard(protocol, networks, shard_d, path=output, force=force,
                          resume="auto" if resume is None else resume, chunk=chunk, threads=threads,
                          progress=not quiet)
         click.echo(f"table1 shard {shard_d['index']}/{shard_d['count']} complete: {done} "
-                   f"(merge all shards, then `badminima table1 -o MERGED` prints the table)")
+                   f"(merge all shards into MERGED, then this command without --shard and with -o MERGED "
+                   f"prints the table)")
         return
     out = table1_report(run_table1(protocol, networks, path=output, sweep=grid, sweep_networks=sweep_networks,
                                    with_claims=claims, check_final=check_final, force=force,
@@ -1205,7 +1225,9 @@ def reproduce(networks, runs_dir, threads, device, quiet):
     out_dir(runs_dir, "--out-dir")
     protocol = Protocol(device=device).validate()
     path = os.path.join(runs_dir, os.path.basename(default_path(protocol, networks)))
-    out_file(path, result=True)
+    out_file(path, "the result file", result=True)
+    for text_out in (os.path.join(runs_dir, "verify.json"), path[:-3] + ".json"):
+        out_file(text_out, "the JSON file")
     t0 = time.monotonic()
     checks = run_checks()
     write_text(os.path.join(runs_dir, "verify.json"), checks_json(checks) + "\n")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -328,6 +329,30 @@ class SweepGrid:
     dtype: str = Protocol.dtype
     device: str = "cpu"
 
+    def validate(self) -> "SweepGrid":
+        """Every list non-empty and without repeats (a repeated value would train the same block twice)."""
+        check_field_types(self, lambda name: {"inits": "--sweep-init", "gd_lrs": "--sweep-gd-lr",
+                                              "adam_lrs": "--sweep-adam-lr", "budgets": "--sweep-steps"}.get(name, "--" + name))
+        if not self.inits:
+            raise ConfigError("--sweep-init needs at least one init law")
+        specs = [InitSpec.parse(*parse_init(t)) for t in self.inits]
+        for option, values, keys in (("--sweep-init", self.inits, specs), ("--sweep-gd-lr", self.gd_lrs, self.gd_lrs),
+                                     ("--sweep-adam-lr", self.adam_lrs, self.adam_lrs),
+                                     ("--sweep-steps", self.budgets, self.budgets)):
+            if not values:
+                raise ConfigError(f"{option} needs at least one value")
+            if len(set(keys)) < len(keys):
+                raise ConfigError(f"{option} names one value twice ({', '.join(map(str, values))}): it would train "
+                                  f"the same block twice")
+        if not all(isinstance(b, int) and b >= 1 for b in self.budgets):
+            raise ConfigError(f"--sweep-steps must be whole numbers of steps >= 1, got {self.budgets!r}")
+        for option, lrs in (("--sweep-gd-lr", self.gd_lrs), ("--sweep-adam-lr", self.adam_lrs)):
+            names = [f"{lr:g}" for lr in lrs]
+            if not all(lr > 0 and finite(lr) for lr in lrs) or len(set(names)) < len(names):
+                raise ConfigError(f"{option} must be distinct positive finite rates (as the cells name them: "
+                                  f"{', '.join(names)}), got {lrs!r}")
+        return self
+
     def runs(self) -> list[tuple[str, str, str, float]]:
         """(optimizer, init law text, bias, lr) of every trained block."""
         out = []
@@ -354,8 +379,10 @@ def sweep_cells(grid: SweepGrid, networks: int) -> list[Cell]:
     return cells
 
 
-def sweep_path(grid: SweepGrid, networks: int) -> str:
-    return f"runs/table1-sweep-{_hash({'grid': as_dict(grid), 'networks': networks})}.h5"
+def sweep_path(grid: SweepGrid, networks: int, main_path: str | None = None) -> str:
+    """The sweep's result file: beside the main table's file (runs/ by default)."""
+    folder = os.path.dirname(main_path) if main_path else "runs"
+    return os.path.join(folder, f"table1-sweep-{_hash({'grid': as_dict(grid), 'networks': networks})}.h5")
 
 def sweep_counts(res, grid: SweepGrid) -> list[dict]:
     """Per (optimizer, init, lr, budget) of the grid: the block's cell counts ("cells")."""
@@ -391,6 +418,8 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
     "sweep_path", "sweep": sweep_counts}; what was not asked for is None.
     """
     protocol.validate()
+    if sweep is not None:
+        sweep.validate()
     check_count(networks, "--networks")
     check_count(check_final, "--check-final", 0)
     if not isinstance(with_claims, (bool, np.bool_)):
@@ -407,7 +436,7 @@ def run_table1(protocol: Protocol, networks: int, *, path: str | None = None, sw
         out["claims"] = claim_counts(res, protocol)
     if sweep is not None:
         sn = sweep_networks or networks
-        out["sweep_path"] = spath = sweep_path(sweep, sn)
+        out["sweep_path"] = spath = sweep_path(sweep, sn, path)
         sres = run_or_reuse(spath, {"command": "table1 --sweep", "grid": as_dict(sweep), "networks": sn},
                             sweep_cells(sweep, sn), force=force, resume=resume, chunk=chunk, threads=threads,
                             progress=progress)
