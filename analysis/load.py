@@ -18,6 +18,7 @@ import numpy as np
 
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import DataError, Dataset, load_dataset
+from badminima.engine.core.layout import n_params
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
@@ -123,6 +124,10 @@ class CellRef:
         if fp and ds.fingerprint != fp:
             raise DataError(f"cell {self.label or self.name}: dataset {spec!r} has changed since the run "
                             f"(fingerprint {ds.fingerprint} != stored {fp})")
+        if n_params(ds.d, self.hidden) != self.results.n_params(self.name):
+            raise DataError(f"cell {self.label or self.name}: its weights hold {self.results.n_params(self.name)} "
+                            f"parameters, but a {ds.d}-{self.hidden}-1 network on {spec!r} has "
+                            f"{n_params(ds.d, self.hidden)}")
         self._dataset = ds
         return ds
 
@@ -168,11 +173,16 @@ def _check_config(cell: CellRef, files) -> None:
     """AnalysisError unless the cell's stored configuration is a valid training configuration (the
     figures and tables read its activation, width and dataset from it)."""
     from badminima.engine.train.config import ConfigError
+    where = f"{files[0]}{' ...' if len(files) > 1 else ''}: cell {cell.name!r}"
     try:
-        cell.train_config().validate()
+        cfg = cell.train_config().validate()
     except (ConfigError, KeyError, TypeError, ValueError) as e:
-        raise AnalysisError(f"{files[0]}{' ...' if len(files) > 1 else ''}: cell {cell.name!r} holds a configuration "
-                            f"that is not a valid training run ({type(e).__name__}: {e})") from None
+        raise AnalysisError(f"{where} holds a configuration that is not a valid training run "
+                            f"({type(e).__name__}: {e})") from None
+    stored = cell.results.n_params(cell.name)
+    if not any(n_params(d, cfg.hidden) == stored for d in (1, 2)):
+        raise AnalysisError(f"{where}: its weights hold {stored} parameters, which no d-{cfg.hidden}-1 network "
+                            f"has (d = 1 or 2): its configuration does not describe its data")
 
 
 def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:

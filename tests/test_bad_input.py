@@ -95,6 +95,10 @@ def scratch(tmp_path_factory):
     with h5py.File(d / "edited.h5", "r+") as f:
         for obj in (f, f["cells/main"]):
             obj.attrs["config"] = obj.attrs["config"].replace('"sigmoid"', '"softplus"')
+    shutil.copy(d / "run.h5", d / "wide.h5")          # ... and one whose width no longer fits its weights
+    with h5py.File(d / "wide.h5", "r+") as f:
+        for obj in (f, f["cells/main"]):
+            obj.attrs["config"] = obj.attrs["config"].replace('"hidden":2', '"hidden":5')
     return d
 
 
@@ -168,6 +172,8 @@ CASES = [
     (["table1", "-n", "64", "--json", "dangling.h5"], "which does not exist"),
     (["plot", "losses", "edited.h5", "--figure", "f.png"], "not a valid training run"),
     (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),
+    (["report", "wide.h5", "--out-dir", "rep"], "its weights hold 9 parameters, which no d-5-1 network has"),
+    (["plot", "regions", "wide.h5", "--figure", "f.png"], "its configuration does not describe its data"),
     # smaller ones
     (["certify", "paper10", "--point", "W_hat", "--witness", "W_hat"], "cannot be its own witness"),
     (["show", "corrupt.h5"], "corrupt data in /cells/main/weights"),
