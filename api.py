@@ -99,15 +99,14 @@ class Results:
         return f"<badminima Results: {len(self.cells)} cell(s), {sum(self.n(c) for c in self.cells)} networks{where}>"
 
     def _cell(self, cell: str | None) -> str:
+        from badminima.engine.core.say import name_some
         from badminima.engine.store import StoreError
         if cell is None:
             if len(self.cells) != 1:
-                raise StoreError(f"this run has {len(self.cells)} cells; name one (cells: {', '.join(self.cells[:8])}"
-                                 + (", ..." if len(self.cells) > 8 else "") + ")")
+                raise StoreError(f"this run has {len(self.cells)} cells; name one (cells: {name_some(self.cells)})")
             return self.cells[0]
         if cell not in self.cells:
-            raise StoreError(f"no cell {cell!r}; cells are: {', '.join(self.cells[:8])}" +
-                             (", ..." if len(self.cells) > 8 else ""))
+            raise StoreError(f"no cell {cell!r}; cells are: {name_some(self.cells)}")
         return cell
 
     @property

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from badminima.engine.core.outcomes import DIVERGED, NAMES, SOLVED
+from badminima.engine.core.say import name_some
 from badminima.analysis import FIGURE_KINDS, figures
 from badminima.analysis.load import AnalysisError, CellRef
 from badminima.analysis.minima import cell_minima
@@ -31,7 +32,7 @@ NET_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
 def one_cell(cells: list[CellRef], kind: str) -> CellRef:
     if len(cells) != 1:
         raise AnalysisError(f"plot {kind} draws one cell; choose one with --cell (cells: "
-                            + "; ".join(c.label for c in cells) + ")")
+                            f"{name_some([c.label for c in cells], sep='; ')})")
     return cells[0]
 
 

@@ -292,6 +292,12 @@ def test_paths_arrays_and_odd_names_in_the_api(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     t = bm.table1(networks=2, steps=10, output=pathlib.Path("t1/x.h5"), claims=False, check_final=0)
     assert t["path"] == "t1/x.h5" and len(t["results"].cells) == 52
+    with pytest.raises(bm.StoreError, match=r"name one \(cells: .*, \.\.\. \(52 in all\)\)$"):
+        t["results"].data()                 # a many-cell run's cells, named in a line a reader can read
+    from click.testing import CliRunner
+    from badminima.cli import main
+    r = CliRunner().invoke(main, ["plot", "basins", "t1/x.h5", "--figure", "b.png"])
+    assert r.exit_code == 2 and "(52 in all)" in r.output and len(r.output) < 1000, r.output
     s = bm.search(6, budget=2, ones=3, output=pathlib.Path("s.h5"), found_dir=str(tmp_path / "f"))
     assert s["path"] == "s.h5"
     assert bm.train(hidden=np.array(2), networks=np.array(5), steps=np.array(5)).config()["networks"] == 5

@@ -1,4 +1,5 @@
-"""say(): the one way the package writes a note or progress line to stderr, best effort."""
+"""say(): the one way the package writes a note or progress line to stderr, best effort; name_some():
+a list shortened for a one-line message."""
 from __future__ import annotations
 
 import sys
@@ -11,3 +12,9 @@ def say(text: str, end: str = "\n") -> None:
         print(text, end=end, file=sys.stderr, flush=True)
     except (OSError, ValueError, AttributeError):       # ValueError: closed; AttributeError: sys.stderr None
         pass
+
+
+def name_some(names, limit: int = 8, sep: str = ", ") -> str:
+    """At most `limit` of `names` joined for a one-line message, then how many there are in all."""
+    names = [str(n) for n in names]
+    return sep.join(names[:limit]) + (f"{sep}... ({len(names)} in all)" if len(names) > limit else "")

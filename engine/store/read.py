@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from badminima.engine.core.say import say
+from badminima.engine.core.say import name_some, say
 from badminima.engine.core.outcomes import NAMES
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, NoResultFile,
                                            StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
@@ -312,7 +312,7 @@ class Results:
 
     def _check(self, name):
         if name not in self.cells:
-            raise StoreError(f"no cell {name!r}; cells are: {', '.join(self.cells)}")
+            raise StoreError(f"no cell {name!r}; cells are: {name_some(self.cells)}")
 
     def cell_config(self, name) -> dict:
         self._check(name)
