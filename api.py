@@ -478,11 +478,10 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     matplotlib Figure, which a notebook shows inline; with `output` it is also written there (.png,
     .pdf, .svg).  source: Results backed by files, or result file paths/globs (minimality: a rows file)."""
     from badminima.analysis import figures, plots
-    if output is not None:
-        from badminima.engine.store.paths import check_output_file
-        check_output_file(output, what="output")
-        figures.check_format(output)
     from badminima.engine.train.config import ConfigError
+    files = _files(source)
+    if output is not None:
+        figures.check_output(output, files, "output")
     kw = figures.figure_options(size, dpi)
     if isinstance(networks, np.ndarray) and networks.ndim == 0:
         networks = networks.item()
@@ -497,7 +496,7 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in networks):
         raise ConfigError(f"networks must be network indices (integers), got {networks!r}")
     _check_flags(progress=progress)
-    fig = plots.figure(kind, _files(source), cells=_as_list(cells, "cells") or (), networks=networks,
+    fig = plots.figure(kind, files, cells=_as_list(cells, "cells") or (), networks=networks,
                        points=_as_list(points, "points") or (),
                        title=title, progress=progress, **kw)
     if output is not None:

@@ -970,8 +970,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
     """One figure: KIND of FILES (result files; for minimality one JSON/CSV rows file)."""
     from badminima.analysis import figures, plots
-    out_file(output, "--figure")
-    figures.check_format(output)
+    figures.check_output(output, files, "--figure")
     kw = figures.figure_options(size, dpi)
     try:
         nets = [int(s) for s in networks.split(",")] if networks else []

@@ -70,6 +70,17 @@ def check_format(path) -> None:
                             f"also {', '.join(sorted(set(supported) - {'png', 'pdf', 'svg'}))})")
 
 
+def check_output(path, sources, what: str) -> None:
+    """Refuse, before anything is drawn, a figure file that cannot be written, has no format matplotlib
+    writes, or is one of the files the figure is drawn from (a minimality rows file named as --figure)."""
+    import glob
+    import os
+    from badminima.engine.store.paths import check_not_input, check_output_file
+    check_output_file(path, what=what)
+    check_format(path)
+    check_not_input(path, [p for s in sources for p in (glob.glob(os.fspath(s)) or [s])], what=what)
+
+
 def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
     """The size (width, height in inches, each in [0.5, 100]; or "WxH") and dpi (10..1200) of a figure,
     checked (AnalysisError) before anything is drawn, as keyword arguments of the plot functions."""

@@ -269,6 +269,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
 _STAGE_PREFIX = ".report-partial-"
 _STAGE_MARK = ".badminima-staging"
 _MANIFEST = ".report-files"             # the files a report wrote, so that the next one removes those it does not write
+_REPORT_NAME = re.compile(r"report\.md|[^/]+\.csv|cells/[^/]+\.csv|figures/[^/]+\.(?:png|pdf)")   # what it writes
 
 
 def _check_inputs_kept(out: Path, files) -> None:
@@ -332,12 +333,12 @@ def _staged(out: Path):
 
 def _listed(out: Path) -> set:
     """The files the previous report in `out` wrote (its _MANIFEST), as paths relative to `out`; only
-    plain relative names inside the folder count."""
+    names of the report's layout (module docstring) count, so an edited list never removes other files."""
     try:
         lines = (out / _MANIFEST).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return set()
-    return {n for n in lines if n and not n.startswith("/") and ".." not in n.split("/")}
+    return {n for n in lines if _REPORT_NAME.fullmatch(n) and ".." not in n.split("/")}
 
 
 def _write(out: Path, all_cells, files, detailed, *, pdf, dpi, tol, loss_tol, cell_figures, progress) -> None:

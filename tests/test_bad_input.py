@@ -172,6 +172,7 @@ CASES = [
     (["table1", "-n", "64", "--json", "dangling.h5"], "which does not exist"),
     (["plot", "losses", "edited.h5", "--figure", "f.png"], "not a valid training run"),
     (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),
+    (["plot", "minimality", "FILE", "--figure", "FILE"], "it is FILE, which this command reads"),
     (["report", "wide.h5", "--out-dir", "rep"], "its weights hold 9 parameters, which no d-5-1 network has"),
     (["plot", "regions", "wide.h5", "--figure", "f.png"], "its configuration does not describe its data"),
     # smaller ones

@@ -158,6 +158,14 @@ def test_report_overview_first_detail_on_request(runs, tmp_path):
     left = sorted(p.relative_to(out2).as_posix() for p in out2.rglob("*") if p.is_file())
     assert left == [".report-files", "differences.csv", "figures/convergence.png", "figures/mine.png",
                     "outcomes.csv", "paper.csv", "report.md"]
+    # a list edited by hand never removes a file outside the report's own layout
+    (out2 / "sub").mkdir()
+    (out2 / "sub" / "mine.txt").write_text("kept")
+    with open(out2 / ".report-files", "a") as f:
+        f.write("sub/mine.txt\nfigures/mine.png\n")
+    r = CliRunner().invoke(main, ["report", *files, "--out-dir", str(out2), "-q", "--no-details", "--no-pdf"])
+    assert r.exit_code == 0 and (out2 / "sub" / "mine.txt").read_text() == "kept"
+    assert not (out2 / "figures" / "mine.png").exists()     # in the layout and listed: the report's to remove
 
 
 def test_an_interrupted_or_concurrent_report_leaves_the_old_one_whole(runs, tmp_path, monkeypatch):
