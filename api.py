@@ -355,9 +355,10 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
 
 @_keywords
 def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors the builtin on purpose
-    """Open result files (a path, a glob pattern or a list of them); shards of one run are joined."""
+    """Open result files (a path, a glob pattern, Results backed by files, or a list of them); shards of
+    one run are joined."""
     from badminima.engine.store import open_results
-    return Results(store=open_results(paths))
+    return Results(store=open_results(_files(paths)))
 
 
 @_keywords
@@ -454,7 +455,10 @@ def _check_flags(**flags) -> None:
 
 
 def _files(source) -> list:
-    """Result file paths of `source`: Results backed by files, or paths and glob patterns as given."""
+    """Result file paths of `source`: Results backed by files, or paths and glob patterns as given, or
+    a list of them."""
+    if isinstance(source, (list, tuple)) and any(isinstance(s, Results) for s in source):
+        return [p for s in source for p in _files(s)]
     if isinstance(source, Results):
         if source.path is None:
             from badminima.engine.store import StoreError
@@ -496,6 +500,8 @@ def plot(kind: str, source, *, output: str | None = None, cells: Sequence[str] =
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in networks):
         raise ConfigError(f"networks must be network indices (integers), got {networks!r}")
     _check_flags(progress=progress)
+    if title is not None and not isinstance(title, str):
+        raise ConfigError(f"title must be a string, got {type(title).__name__} {title!r}")
     fig = plots.figure(kind, files, cells=_as_list(cells, "cells") or (), networks=networks,
                        points=_as_list(points, "points") or (),
                        title=title, progress=progress, **kw)

@@ -155,9 +155,17 @@ def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
                        (dict(kind="losses", dpi=5), "dpi"), (dict(kind="losses", size=(0, 3)), "size")):
         with pytest.raises((bm.AnalysisError, bm.StoreError), match=needle):
             bm.plot(source="r.h5", **kw)
+    with pytest.raises(bm.ConfigError, match="title must be a string"):
+        bm.plot("losses", "r.h5", title=3)
     with pytest.raises(bm.AnalysisError, match="tol must be positive"):
         bm.report("r.h5", "rep-bad", tol=-1)
     assert not Path("rep-bad").exists()
+    # Results stand for their files wherever a file is taken: bm.open, and a list of them for bm.report
+    assert bm.open(res).counts() == res.counts()
+    other = bm.train(networks=64, steps=10, seed=3, output="o.h5")
+    two = bm.report([res, other], "rep-two", pdf=False, details=False)
+    r = CliRunner().invoke(main, ["report", "r.h5", "o.h5", "--out-dir", "rep-two-cli", "--no-pdf", "--no-details", "-q"])
+    assert r.exit_code == 0 and strip(two) == strip("rep-two-cli/report.md"), r.output
 
 
 def test_verify_returns_every_claim():
