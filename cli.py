@@ -312,7 +312,8 @@ def available_cores() -> int:
 
 def check_threads(threads, option: str = "--threads", minimum: int = 1):
     """--threads (or another count of threads or processes, e.g. --post-workers): >= minimum; more than
-    the cores available is clamped to them, with a note on stderr."""
+    the cores available (for --threads, or than NUMBA_NUM_THREADS) is clamped to them, with a note on stderr."""
+    import os
     from badminima.engine.train.config import ConfigError, check_count
     if threads is None:
         return None
@@ -321,11 +322,14 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
     except ConfigError as e:
         _fail(str(e), 2)
     cores = available_cores()
+    limit, what = cores, f"the {cores} core{'s' * (cores > 1)} available"
+    numba_threads = os.environ.get("NUMBA_NUM_THREADS", "").strip()       # Numba's own cap (checked at start)
+    if option == "--threads" and numba_threads and int(numba_threads) < cores:
+        limit, what = int(numba_threads), f"NUMBA_NUM_THREADS={numba_threads}"
     ctx = click.get_current_context(silent=True)
-    if threads > cores and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
-        say(f"note: {option} {threads} is more than the {cores} core{'s' * (cores > 1)} available; "
-              f"using {cores}")
-        return cores
+    if threads > limit and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
+        say(f"note: {option} {threads} is more than {what}; using {limit}")
+        return limit
     return threads
 
 
@@ -483,6 +487,9 @@ def parse_run_options(shard, threads, chunk):
     from_env = shard is not None and "/" not in shard and bool(os.environ.get("SLURM_ARRAY_TASK_ID"))
     if from_env:
         shard = f"{os.environ['SLURM_ARRAY_TASK_ID']}/{shard}"
+    elif shard is not None and "/" not in shard and shard.strip().isdigit():
+        _fail(f"--shard {shard.strip()} (N alone) takes I from SLURM_ARRAY_TASK_ID, which is not set here; "
+              f"give --shard I/N", 2)
     try:
         return (parse_shard(shard) if shard is not None else None), threads
     except StoreError as e:          # a malformed option: usage error

@@ -193,7 +193,8 @@ def read_rows(path) -> tuple[list, list | None]:
     if path.is_dir():
         raise AnalysisError(f"{path}: is a directory; give the rows file (JSON or CSV) `badminima minimality --json` wrote")
     if not path.is_file():
-        raise AnalysisError(f"{path}: file not found")
+        raise AnalysisError(f"{path}: " + ("not a regular file; give the rows file (JSON or CSV)" if path.exists()
+                                           else "file not found"))
     try:
         if path.suffix.lower() == ".csv":
             with path.open(newline="") as f:

@@ -214,6 +214,8 @@ CASES = [
     (["dask", "train", "--lr", "-1", "--shards", "2", "--out-dir", "d"], "--lr must be positive"),
     (TRAIN + ["--shard", "3/2", "-o", "o.h5"], "bad shard '3/2': expected I/N"),
     (TRAIN + ["--shard", "\uff11/\uff12", "-o", "o.h5"], "bad shard"),
+    (TRAIN + ["--shard", "3", "-o", "o.h5"], "takes I from SLURM_ARRAY_TASK_ID, which is not set here"),
+    (["plot", "minimality", "fifo.h5", "--figure", "m.png"], "fifo.h5: not a regular file"),
     # names that are empty or a directory
     (["show", "DIR"], "DIR: is a directory, not a result file"),
     (["show", ""], "a result file name is empty"),
@@ -314,6 +316,10 @@ def test_more_threads_than_cores_are_clamped_with_a_note(tmp_path):
     r = invoke(TRAIN + ["--threads", "100000", "-o", str(tmp_path / "t.h5")])
     assert r.exit_code == 0, r.output
     assert f"note: --threads 100000 is more than the {available_cores()} core" in r.stderr
+    # where NUMBA_NUM_THREADS allows fewer threads than there are cores, the note names that limit
+    r = invoke(TRAIN + ["--threads", "100000", "-o", str(tmp_path / "t1.h5")], env={"NUMBA_NUM_THREADS": "1"})
+    assert r.exit_code == 0, r.output
+    assert available_cores() < 2 or "note: --threads 100000 is more than NUMBA_NUM_THREADS=1; using 1" in r.stderr
 
 
 def test_hidden_limit_is_stated_in_help():
