@@ -21,8 +21,10 @@ def _shell(path) -> str:
 
 
 def _fail(msg: str, code: int = 2):
+    ctx = click.get_current_context(silent=True)
+    where = ctx.meta.get(_ERRORS_IN, "") if ctx else ""     # e.g. "in --warmup `...`: ", while checking it
     try:
-        click.echo(f"error: {msg}", err=True)
+        click.echo(f"error: {where}{msg}", err=True)
     except OSError:             # stderr gone (the terminal closed: SIGHUP): the exit status still says it
         pass
     sys.exit(code)
@@ -622,6 +624,7 @@ def compile_cmd(hidden, act, opt, dtype, dim, sizes, workers):
         workers = check_threads(workers, "--workers")
     t0 = time.monotonic()
     variants = variants_for(dim, hidden, act, opt, dtype, points=sizes)
+    ready()
     for v in variants:
         say(f"  {v.label()}")
     compiled = warm(variants, workers=workers)
@@ -687,6 +690,7 @@ def split_words(text: str | None, option: str) -> list[str] | None:
 
 
 _CHECK_ONLY = "badminima.check_only"
+_ERRORS_IN = "badminima.errors_in"          # what _fail's line names as the place of the error
 
 
 class _Checked(Exception):
@@ -712,9 +716,20 @@ def _checked_warmup(ctx, words: list[str]) -> list[str]:
     if set(words[1:]) & set(ctx.help_option_names):
         _fail("--warmup must run a command, not ask for its --help")
     try:
-        cmd.make_context(words[0], list(words[1:]), parent=ctx)
+        sub = cmd.make_context(words[0], list(words[1:]), parent=ctx)
     except click.ClickException as e:
         _fail(f"in --warmup `{shlex.join(words)}`: {' '.join(e.format_message().split()).rstrip('.')}")
+    if words[0] == "compile" or "shard" in {p.name for p in cmd.params}:     # commands that call ready()
+        sub.meta[_CHECK_ONLY] = True            # validate the values too (--hidden 0), then stop
+        sub.meta[_ERRORS_IN] = f"in --warmup `{shlex.join(words)}`: "
+        try:
+            with sub:
+                cmd.invoke(sub)
+        except _Checked:
+            pass
+        finally:
+            sub.meta.pop(_CHECK_ONLY, None)
+            sub.meta.pop(_ERRORS_IN, None)
     return words
 
 
