@@ -40,6 +40,12 @@ class Row(CellCounts):
 ROW_JSON_KEYS = ("opt", "dataset", "act", "h", "n", "solved", "lo", "hi", "paper", "lost", "heading")
 
 
+
+def _signed(d: float) -> str:
+    """A difference in points to one decimal, signed unless it rounds to zero (0.0, not +0.0 or -0.0)."""
+    return f"{d:+.1f}" if round(d, 1) != 0 else "0.0"
+
+
 def cell_row(c: CellCounts) -> Row:
     """The printed row of a cell's counts."""
     lo, hi = wilson(c.solved, c.n) if c.n else (float("nan"), float("nan"))
@@ -79,7 +85,7 @@ def block_stats(rows: list[Row]) -> dict:
 
 def _entry(r: Row) -> str:
     paper = "-" if r.paper is None else f"{r.paper:.0f}"
-    diff = "" if r.diff is None else f"{r.diff:+.1f}"
+    diff = "" if r.diff is None else _signed(r.diff)
     return f"{r.pct:5.1f} [{100 * r.lo:5.1f},{100 * r.hi:5.1f}] {paper:>5} {diff:>6}"
 
 
@@ -156,7 +162,7 @@ def format_markdown(rows: list[Row]) -> str:
             for ds, act in COLUMNS:
                 r = next(r for r in rows if (r.opt, r.dataset, r.act, r.h) == (opt, ds, act, h))
                 paper = "-" if r.paper is None else f"{r.paper:.0f}"
-                diff = "" if r.diff is None else f" / {r.diff:+.1f}"
+                diff = "" if r.diff is None else f" / {_signed(r.diff)}"
                 cells.append(f"{r.pct:.1f} [{100 * r.lo:.1f}, {100 * r.hi:.1f}] / {paper}{diff}")
             out.append(f"| {h} | " + " | ".join(cells) + " |")
         out.append("")
@@ -183,7 +189,7 @@ def claims(counts: dict, protocol: Protocol) -> list[dict]:
                          "; ".join(f"{PAPER_OPT[o]} {_pct_ci(*v)}" for o, v in full.items())),
             "verdict": "agrees" if can and not_always and better else "disagrees",
             "note": (f"SGD: {protocol.steps * 4} single-point steps (= {protocol.steps} epochs), a fresh random order "
-                     "each epoch. SGD " + ("does" if can else "does not") + " solve it in some runs and full batch "
+                     "each epoch. SGD " + ("solves it in some runs" if can else "solves it in no run") + " and full batch "
                      + ("fails in some" if not_always else "always succeeds") + ", but SGD is " +
                      ("clearly more" if better else "not more") + " successful than full batch (Wilson intervals)"),
             "values": {"sgd": {str(lr): list(v) for lr, v in sgd.items()}, **{o: list(v) for o, v in full.items()}},

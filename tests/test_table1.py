@@ -40,6 +40,11 @@ def test_grid_cells_and_protocol():
     assert "sigmoid output unit" in t1.Protocol().describe() and "10000 steps" in t1.Protocol().describe()
 
 
+def test_differences_print_signed_except_zero():
+    from badminima.analysis.table1 import _signed
+    assert [_signed(d) for d in (0.04, -0.04, 0.0, 0.16, -3.26)] == ["0.0", "0.0", "0.0", "+0.2", "-3.3"]
+
+
 def test_paper_values_and_rows():
     assert t1.paper_value("fxor", "adam", "sigmoid", 7) == 58
     assert t1.paper_value("xor", "gd", "relu", 2) == 23 and t1.paper_value("xor", "gd", "relu", 9) is None
