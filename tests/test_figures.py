@@ -206,3 +206,16 @@ def test_plot_command_writes_paper_sized_figures(runs, tmp_path, kind):
     assert r.exit_code == 0, r.output
     w = imread(out).shape[1]
     assert w in (round(figures.SINGLE * 50), round(figures.DOUBLE * 50))
+
+
+def test_an_unwritable_matplotlib_folder_is_not_a_warning(runs, tmp_path):
+    """MPLCONFIGDIR naming a file (or a read-only HOME) made matplotlib warn on stderr at import, even
+    under -q: the package gives it a folder of its own first, so a quiet figure says nothing."""
+    import os
+    import subprocess
+    from badminima.engine.cluster.shards import default_exe
+    (tmp_path / "file").write_text("not a folder")
+    env = {**os.environ, "MPLCONFIGDIR": str(tmp_path / "file")}
+    p = subprocess.run([*default_exe(), "plot", "losses", str(runs / "xor3.h5"), "--figure", str(tmp_path / "l.png"),
+                        "-q"], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 0 and p.stderr == "" and (tmp_path / "l.png").exists(), p.stderr
