@@ -358,7 +358,9 @@ def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors
     """Open result files (a path, a glob pattern, Results backed by files, or a list of them); shards of
     one run are joined."""
     from badminima.engine.store import open_results
-    return Results(store=open_results(_files(paths)))
+    has_results = isinstance(paths, Results) or (isinstance(paths, (list, tuple))
+                                                  and any(isinstance(p, Results) for p in paths))
+    return Results(store=open_results(_files(paths) if has_results else paths))
 
 
 @_keywords

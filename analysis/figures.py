@@ -83,11 +83,12 @@ def check_output(path, sources, what: str) -> None:
 
 def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
     """The size (width, height in inches, each in [0.5, 100]; or "WxH") and dpi (10..1200) of a figure,
-    checked (AnalysisError) before anything is drawn, as keyword arguments of the plot functions."""
+    checked (ConfigError, as every option) before anything is drawn, as keyword arguments of the plot
+    functions."""
     import numbers
-    from badminima.analysis.load import AnalysisError
+    from badminima.engine.train.config import ConfigError
     if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or not 10 <= dpi <= 1200:
-        raise AnalysisError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
+        raise ConfigError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
     kw = {"dpi": int(dpi)}
     if size is not None:
         try:
@@ -98,7 +99,7 @@ def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
         except (TypeError, ValueError):
             w = h = float("nan")
         if not (0.5 <= w <= 100 and 0.5 <= h <= 100):
-            raise AnalysisError(f"bad figure size {size!r}: width and height in inches, each in [0.5, 100], e.g. 6x4")
+            raise ConfigError(f"bad figure size {size!r}: width and height in inches, each in [0.5, 100], e.g. 6x4")
         kw["size"] = (w, h)
         check_raster(w, h, dpi)
     return kw

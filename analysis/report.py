@@ -35,9 +35,10 @@ from badminima.engine.data.datasets import DataError
 from badminima.engine.store import StoreError
 from badminima.engine.store.paths import atomic_files, is_hdf5, os_error_message, shell_quote
 from badminima.engine.store.write import lock_run, unlock_run
+from badminima.engine.train.config import ConfigError
 from badminima.engine.train.progress import Progress
 from badminima.analysis import figures, plots
-from badminima.analysis.load import AnalysisError, CellRef, cell_labels, load_cells, select_cells
+from badminima.analysis.load import CellRef, cell_labels, load_cells, select_cells
 from badminima.analysis.minima import cell_minima, minima_table
 from badminima.analysis.plateaus import cell_plateaus, plateau_table
 from badminima.analysis.stats import (cell_rate, differences_table, neighbour_pairs, outcome_table, paper_table,
@@ -247,7 +248,7 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
     (labels or names) if any, else for every cell when there are at most AUTO_DETAILS."""
     for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0 and math.isfinite(v)):
-            raise AnalysisError(f"{option} must be positive and finite, got {v!r}")
+            raise ConfigError(f"{option} must be positive and finite, got {v!r}")
     dpi = figures.figure_options(None, dpi)["dpi"]
     out = Path(out_dir)
     all_cells = load_cells(paths, progress=progress)

@@ -153,12 +153,16 @@ def test_plot_and_report_are_the_command_lines(tmp_path, monkeypatch):
         bm.plot("losses", bm.train(networks=64, steps=10))
     for kw, needle in ((dict(kind="nope"), "unknown figure"), (dict(kind="losses", output="r.h5"), "HDF5 result file"),
                        (dict(kind="losses", dpi=5), "dpi"), (dict(kind="losses", size=(0, 3)), "size")):
-        with pytest.raises((bm.AnalysisError, bm.StoreError), match=needle):
+        with pytest.raises((bm.AnalysisError, bm.StoreError, bm.ConfigError), match=needle):
             bm.plot(source="r.h5", **kw)
+    for kw in (dict(dpi="200"), dict(dpi=True), dict(size=(0, 3))):     # an option's value: ConfigError
+        with pytest.raises(bm.ConfigError):
+            bm.plot("losses", "r.h5", **kw)
     with pytest.raises(bm.ConfigError, match="title must be a string"):
         bm.plot("losses", "r.h5", title=3)
-    with pytest.raises(bm.AnalysisError, match="tol must be positive"):
-        bm.report("r.h5", "rep-bad", tol=-1)
+    for tol in (-1, "1e-4", float("nan")):
+        with pytest.raises(bm.ConfigError, match="tol must be positive"):
+            bm.report("r.h5", "rep-bad", tol=tol)
     assert not Path("rep-bad").exists()
     # Results stand for their files wherever a file is taken: bm.open, and a list of them for bm.report
     assert bm.open(res).counts() == res.counts()
@@ -348,8 +352,8 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
         (lambda: bm.table1(2, sgd_lrs=(fractions.Fraction(1, 2),)), bm.ConfigError, "sequence of numbers"),
         (lambda: bm.plot("regions", res, networks=1.0), bm.ConfigError, "network index or a list"),
         (lambda: bm.plot("regions", res, networks=range(10 ** 8)), bm.AnalysisError, "at most 64 networks"),
-        (lambda: bm.plot("losses", res, size=(0.01, 0.01)), bm.AnalysisError, r"each in \[0.5, 100\]"),
-        (lambda: bm.plot("losses", res, size=(True, 2)), bm.AnalysisError, "bad figure size"),
+        (lambda: bm.plot("losses", res, size=(0.01, 0.01)), bm.ConfigError, r"each in \[0.5, 100\]"),
+        (lambda: bm.plot("losses", res, size=(True, 2)), bm.ConfigError, "bad figure size"),
         (lambda: bm.search(8, budget=2, strategy="delete", parents="deadlock_n9", continuation_steps=10 ** 12,
                            output="s.h5", found_dir="f"), bm.ConfigError, "at most 10"),
         (lambda: bm.search(8, budget=2, witness_starts=10 ** 12, output="s.h5", found_dir="f"),
