@@ -89,6 +89,8 @@ def friendly_errors(fn):
             if interrupt.received():
                 _interrupted()
             code = RUNTIME_ERRORS.get(type(e).__name__)
+            if code is None and _in_echo(e):        # stdout itself (> /dev/full), not a file the command writes
+                _fail(f"cannot write to standard output: {e.strerror or e}", 1)
             _fail(str(e) if code else _os_error_line(e), code or 1)
         except Exception as e:  # noqa: BLE001 - known runtime errors: one line, never a traceback
             if interrupt.received():        # e.g. a library turned the KeyboardInterrupt into another error
@@ -221,6 +223,15 @@ def _check_numba_threads() -> None:
         bad = True
     if bad:
         _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)", 2)
+
+
+def _in_echo(e: BaseException) -> bool:
+    """Whether an error was raised writing a command's output line (click.echo; stderr's lines never
+    raise: say() and _fail() swallow their errors)."""
+    import os
+    import traceback
+    return any(f.name == "echo" and os.sep + "click" + os.sep in f.filename
+               for f in traceback.extract_tb(e.__traceback__))
 
 
 def _stdout_gone() -> bool:

@@ -278,6 +278,10 @@ def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
             p.stdout.close()                        # the reader is gone before the command writes
             assert p.wait(timeout=120) == 141 and p.stderr.read() == "", args
+    # a full stdout is named as such (not "disk full": no file of the command failed), after the work
+    p = _run(train.format("full.h5") + ">/dev/full", tmp_path)
+    assert p.returncode == 1 and p.stderr.strip().splitlines()[-1] == \
+        "error: cannot write to standard output: No space left on device" and (tmp_path / "full.h5").exists()
     for value in ("0", "abc"):
         p = _run(f"NUMBA_NUM_THREADS={value} " + train.format("t.h5"), tmp_path)
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [
