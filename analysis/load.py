@@ -150,12 +150,16 @@ def cell_labels(configs: list[dict], names: list[str] | None = None) -> list[str
     for k in keys:
         if len({canonical_json(c.get(k)) for c in configs}) > 1:
             varying.append(k)
-    labels = []
-    for c in configs:
-        ds = Path(str(c.get("dataset", "?"))).stem
-        parts = [ds, str(c.get("activation", "?")), str(c.get("optimizer", "?")), f"h={c.get('hidden', '?')}"]
-        parts += [f"{k}={_short(c.get(k))}" for k in varying]
-        labels.append(" ".join(parts))
+    def build(keys):
+        out = []
+        for c in configs:
+            ds = Path(str(c.get("dataset", "?"))).stem
+            parts = [ds, str(c.get("activation", "?")), str(c.get("optimizer", "?")), f"h={c.get('hidden', '?')}"]
+            out.append(" ".join(parts + [f"{k}={_short(c.get(k))}" for k in keys]))
+        return out
+    labels = build(varying)
+    if len(set(labels)) < len(labels) and len({canonical_json(c.get("networks")) for c in configs}) > 1:
+        labels = build(varying + ["networks"])      # runs told apart by their size alone
     seen: dict[str, int] = {}
     for lb in labels:
         seen[lb] = seen.get(lb, 0) + 1

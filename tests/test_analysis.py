@@ -104,6 +104,10 @@ def test_cell_labels_name_what_varies():
     b = dict(a, lr=0.1)
     assert cell_labels([a, b]) == ["xor relu gd h=2 lr=0.5", "xor relu gd h=2 lr=0.1"]
     assert cell_labels([a, a], ["x", "y"]) == ["xor relu gd h=2 [x]", "xor relu gd h=2 [y]"]
+    # the network count is left out, unless it alone tells two runs apart
+    assert cell_labels([dict(a, networks=8), dict(b, networks=16)]) == ["xor relu gd h=2 lr=0.5", "xor relu gd h=2 lr=0.1"]
+    assert cell_labels([dict(a, networks=8), dict(a, networks=16)], ["main", "main"]) == [
+        "xor relu gd h=2 networks=8", "xor relu gd h=2 networks=16"]
 
 
 # ---------------------------------------------------------------------------------- minima modulo symmetry
