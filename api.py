@@ -105,6 +105,14 @@ class Results:
             if len(self.cells) != 1:
                 raise StoreError(f"this run has {len(self.cells)} cells; name one (cells: {name_some(self.cells)})")
             return self.cells[0]
+        if cell not in self.cells and isinstance(cell, str):     # a label or words of one, as --cell takes
+            from types import SimpleNamespace
+            from badminima.analysis.load import AnalysisError, cell_labels, match_cell
+            labels = cell_labels([self.config(c) for c in self.cells], self.cells)
+            try:
+                return match_cell([SimpleNamespace(name=c, label=lb) for c, lb in zip(self.cells, labels)], cell).name
+            except AnalysisError as e:
+                raise StoreError(str(e).removeprefix("--cell ")) from None
         if cell not in self.cells:
             raise StoreError(f"no cell {cell!r}; cells are: {name_some(self.cells)}")
         return cell

@@ -306,6 +306,13 @@ def test_paths_arrays_and_odd_names_in_the_api(tmp_path, monkeypatch):
     assert t["path"] == "t1/x.h5" and len(t["results"].cells) == 52
     with pytest.raises(bm.StoreError, match=r"name one \(cells: .*, \.\.\. \(52 in all\)\)$"):
         t["results"].data()                 # a many-cell run's cells, named in a line a reader can read
+    # a cell named as --cell names it: its name, its label or words of its label that pick one
+    res = t["results"]
+    assert res.counts("fxor relu adam h=4") == res.counts("adam-fxor-relu-h4")
+    with pytest.raises(bm.StoreError, match="'xor relu' matches .* cells"):
+        res.counts("xor relu")
+    with pytest.raises(bm.StoreError, match="no cell matches 'nonsense'; closest"):
+        res.counts("nonsense")
     from click.testing import CliRunner
     from badminima.cli import main
     r = CliRunner().invoke(main, ["plot", "basins", "t1/x.h5", "--figure", "b.png"])
