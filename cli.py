@@ -970,8 +970,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @click.option("--pdf/--no-pdf", default=True, help="also write every figure as PDF")
 @click.option("--cell", "cells", multiple=True, help="write this cell's detail: critical points, plateaus, "
               "figures (name or label; repeatable)")
-@click.option("--details/--no-details", default=None, help="every cell's detail / none  [default: the --cell "
-              "cells, or every cell of files with at most 4]")
+@click.option("--details/--no-details", default=None, help="every cell's detail / only the --cell cells' "
+              "[default: the --cell cells, or every cell of files with at most 4]")
 @click.option("--cell-figures/--no-cell-figures", default=True, help="figures in the per-cell detail (losses, basins, regions/fits)")
 @click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="PNG resolution (10..1200)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
