@@ -822,6 +822,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     import math
     import os
     import shlex
+    import shutil
     from pathlib import Path
     from badminima.engine.cluster import slurm as cluster
     from badminima.engine.cluster.shards import warmup_args
@@ -831,6 +832,8 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if not (poll > 0 and math.isfinite(poll)):
         _fail(f"--poll must be positive and finite, got {poll}")
     warm_words, exe_words = split_words(warmup, "--warmup"), split_words(exe, "--exe")
+    if exe_words and shutil.which(exe_words[0]) is None:      # it may exist on the nodes only: a note
+        say(f"note: --exe {exe_words[0]} is not found on this machine; the cluster's nodes must have it")
     out_file(script, "--script")
     cache_dir_option(numba_cache)
     outdir = outdir or os.path.join("runs", Path(script).stem)

@@ -317,6 +317,11 @@ def test_slurm_command_writes_a_script(tmp_path):
     assert f"--shard 0/400 -o {tmp_path / 'd' / 'warmup' / 'warmup.h5'} --force --no-resume -q" in text
     assert f"NUMBA_CACHE_DIR={tmp_path / 'd' / 'numba-cache'}" in text
     assert "--out-dir" not in text.split("RUN=(")[1].split(")")[0]
+    # an --exe this machine does not have is written as given, with a note (the nodes may have it)
+    r = cli(["slurm", *RUN, "--shards", "4", "--exe", str(tmp_path / "nodes-only" / "badminima"),
+             "--out-dir", str(tmp_path / "d2"), "--script", str(tmp_path / "e.sh")])
+    assert r.exit_code == 0 and "is not found on this machine; the cluster's nodes must have it" in r.stderr
+    assert str(tmp_path / "nodes-only" / "badminima") in (tmp_path / "e.sh").read_text()
 
 
 @pytest.mark.parametrize("args, msg", [
