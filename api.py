@@ -544,7 +544,7 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
-    from badminima.engine.search.run import SearchConfig, default_path, parse_ones, run_search
+    from badminima.engine.search.run import STRATEGY_NAMES, SearchConfig, check_used, default_path, parse_ones, run_search
     points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
     options = {k: _as_python(v) for k, v in options.items()}
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
@@ -555,6 +555,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     _check_flags(progress=progress, force=force)
     output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)
+    if strategy in STRATEGY_NAMES:                  # an option given, even at its default, that it ignores
+        check_used(strategy, options)
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
     path = output or default_path(cfg)

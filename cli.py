@@ -1050,8 +1050,9 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
            strong_delta, kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    from badminima.engine.search.run import (SearchConfig, default_path as default_search_path, format_table,
-                                             parse_ones, run_search)
+    from badminima.engine.search.run import (STRATEGY_NAMES, SearchConfig, check_used,
+                                             default_path as default_search_path, format_table, parse_ones,
+                                             run_search)
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -1061,6 +1062,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     splits = parse_ones(ones) if ones is not None else ()
     kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
+    if strategy in STRATEGY_NAMES:                  # an option given, even at its default, that it ignores
+        check_used(strategy, [*kw, *(["ones"] if ones is not None else [])])
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
     ready()

@@ -236,7 +236,7 @@ CASES = [
      "--parents is used only by the delete and refine strategies, not by joint"),
     (["search", "-N", "7", "-k", "2", "--strategy", "paper", "--bound", "5.9"],
      "--bound is used only by the joint, delete and refine strategies, not by paper"),
-    (["search", "-N", "7", "-k", "2", "--jitter", "0.1"],
+    (["search", "-N", "7", "-k", "2", "--jitter", "0.05"],        # given, even at its default
      "--jitter is used only by the delete and refine strategies, not by joint"),
     (["search", "-N", "7", "-k", "2", "--strategy", "delete", "--parents", "data/deadlock_n8.json", "--ones", "3"],
      "--ones is used only by the joint and paper strategies, not by delete"),

@@ -462,6 +462,10 @@ def test_parents_that_change_under_the_search_are_refused(tmp_path):
     from badminima.engine.data.datasets import DATA_DIR
     from badminima.engine.train.config import ConfigError
     SearchConfig, run_search = search.SearchConfig, search.run_search
+    # (the float screen's bounds apply to every strategy: the paper strategy takes them)
+    assert SearchConfig(points=5, strategy="paper", vmax=50.0, cmax=40.0).validate().vmax == 50.0
+    with pytest.raises(ConfigError, match="bound is used only by"):
+        SearchConfig(points=5, strategy="paper", bound=5.5).validate()
     par = tmp_path / "par"
     par.mkdir()
     shutil.copy(DATA_DIR / "deadlock_n9.json", par)

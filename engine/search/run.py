@@ -122,19 +122,31 @@ def search_fields(n_points: int) -> dict:
     }
 
 
-# How messages name SearchConfig fields (and properties): as the `badminima search` option where there is
-# one, else as the keyword of SearchConfig / bm.search (step_lr is the `lr` keyword)
 # The fields only some strategies read (the rest read every field): delete and refine start from their
 # parents' points and labels, the paper strategy descends ||grad||^2 with Adam and none of the joint
-# objective's terms, and only delete re-solves in continuation steps.  A set value a strategy would
-# ignore is refused, where it would silently change nothing but the configuration's tag.
-_JOINT_OBJECTIVE = ("mu", "keig", "sep", "ksep", "bound", "kbound", "vmin", "vmax", "kv", "cmax", "step",
-                    "kdstar", "dstar_target", "kconst", "const_target")
+# objective's terms (the float screen's |v| and |c| bounds, vmax and cmax, apply to every strategy), and
+# only delete re-solves in continuation steps.  An option a strategy would ignore is refused, since it
+# would change nothing but the configuration's tag.
+_JOINT_OBJECTIVE = ("mu", "keig", "sep", "ksep", "bound", "kbound", "vmin", "kv", "step", "kdstar",
+                    "dstar_target", "kconst", "const_target")
 USED_BY = {**{k: ("joint", "paper") for k in ("ones", "box", "vlo", "vhi")},
            **{k: ("joint", "delete", "refine") for k in _JOINT_OBJECTIVE},
            "jitter": ("delete", "refine"), "parents": ("delete", "refine"),
            "continuation_steps": ("delete",), "continuation_iters": ("delete",)}
 
+
+def check_used(strategy: str, names) -> None:
+    """ConfigError naming the first of the fields `names` (given or set) that `strategy` does not read."""
+    for name in names:
+        users = USED_BY.get(name, STRATEGY_NAMES)
+        if strategy not in users:
+            named = " and ".join(filter(None, (", ".join(users[:-1]), users[-1])))
+            raise ConfigError(f"{_SEARCH_FLAGS.get(name, name)} is used only by the {named} "
+                              f"strateg{'ies' if len(users) > 1 else 'y'}, not by {strategy}")
+
+
+# How messages name SearchConfig fields (and properties): as the `badminima search` option where there is
+# one, else as the keyword of SearchConfig / bm.search (step_lr is the `lr` keyword)
 _SEARCH_FLAGS = {"points": "-N", "budget": "--budget", "seed": "--seed", "strategy": "--strategy",
                  "ones": "--ones", "parents": "--parents", "found_dir": "--found-dir", "n_iters": "--iters", "step_lr": "lr", "jitter": "--jitter", "bound": "--bound",
                  "strong_delta": "--strong-delta", "kdstar": "--kdstar", "kconst": "--kconst"}
@@ -227,11 +239,7 @@ class SearchConfig:
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
-        for name, users in USED_BY.items():
-            if self.strategy not in users and getattr(self, name) != _FIELD_DEFAULTS[name]:
-                named = " and ".join(filter(None, (", ".join(users[:-1]), users[-1])))
-                bad(f"{opt(name)} is used only by the {named} strateg{'ies' if len(users) > 1 else 'y'}, "
-                    f"not by {self.strategy}")
+        check_used(self.strategy, [k for k in USED_BY if getattr(self, k) != _FIELD_DEFAULTS[k]])
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
