@@ -20,6 +20,9 @@ import math
 import textwrap
 from pathlib import Path
 
+from badminima.analysis import writable_matplotlib_dirs
+
+writable_matplotlib_dirs()     # before matplotlib is imported
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
@@ -71,11 +74,15 @@ def check_format(path) -> None:
 
 
 def check_output(path, sources, what: str) -> None:
-    """Refuse, before anything is drawn, a figure file that cannot be written, has no format matplotlib
-    writes, or is one of the files the figure is drawn from (a minimality rows file named as --figure)."""
+    """Refuse, before anything is drawn, a figure file that is not named, cannot be written, has no
+    format matplotlib writes, or is one of the files the figure is drawn from (a rows file named without
+    an extension, which matplotlib would write as PNG)."""
     import glob
     import os
     from badminima.engine.store.paths import check_not_input, check_output_file
+    from badminima.engine.train.config import ConfigError
+    if isinstance(path, (str, os.PathLike)) and not os.fspath(path).strip():
+        raise ConfigError(f"{what} is empty: give a file name")
     check_output_file(path, what=what)
     check_format(path)
     check_not_input(path, [p for s in sources for p in (glob.glob(os.fspath(s)) or [s])], what=what)

@@ -16,6 +16,9 @@ import re
 from pathlib import Path
 
 import numpy as np
+from badminima.analysis import writable_matplotlib_dirs
+
+writable_matplotlib_dirs()     # before matplotlib is imported
 from matplotlib.figure import Figure
 
 from badminima.engine.core.outcomes import DIVERGED, NAMES, SOLVED

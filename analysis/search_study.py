@@ -62,6 +62,8 @@ def study_table(data: dict) -> str:
 
 
 def study_figure(data: dict, path: str, dpi: int = 120) -> None:
+    from badminima.analysis import writable_matplotlib_dirs
+    writable_matplotlib_dirs()
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
