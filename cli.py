@@ -836,6 +836,9 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         say(f"note: --exe {exe_words[0]} is not found on this machine; the cluster's nodes must have it")
     out_file(script, "--script")
     cache_dir_option(numba_cache)
+    if outdir is None and "%" in Path(script).stem:
+        _fail(f"the default --out-dir runs/{Path(script).stem} (from --script) would hold a %, which SLURM reads "
+              f"in log file names as a pattern; give --out-dir or a script name without %")
     outdir = outdir or os.path.join("runs", Path(script).stem)
     out_dir(outdir, "--out-dir")
     if merge_out:       # refused now, not after the array has run

@@ -305,6 +305,22 @@ def test_status_refuses_mixed_runs(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # the slurm command (writing only)
 
+def test_sbatch_lines_quote_values_with_blanks_quotes_and_hashes():
+    from badminima.engine.cluster.slurm import _directive
+    assert _directive("--time=10") == "#SBATCH --time=10" and _directive("-A abc") == "#SBATCH -A abc"
+    assert _directive("--output=/t/a b/x.out") == '#SBATCH --output="/t/a b/x.out"'
+    assert _directive("--mail-user me you") == '#SBATCH --mail-user "me you"'
+    assert _directive('--comment=a"b#c\\d') == '#SBATCH --comment="a\\"b#c\\\\d"'
+
+
+
+def test_a_percent_in_the_default_out_dir_names_the_script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["slurm", *RUN, "--shards", "4", "--max-array-size", "10", "--script", "j%1.sh"])
+    assert r.exit_code == 2 and "the default --out-dir runs/j%1 (from --script) would hold a %" in r.output
+    assert not (tmp_path / "j%1.sh").exists()
+
+
 def test_slurm_command_writes_a_script(tmp_path):
     script = tmp_path / "job.sh"
     r = cli(["slurm", *RUN, "--shards", "4", "--throttle", "2", "--max-array-size", "3", "--cpus-per-task", "2",

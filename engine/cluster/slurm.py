@@ -147,9 +147,10 @@ def _directive(option: str) -> str:
     """One option as an #SBATCH line.  sbatch splits these lines at blanks and ends them at a #, outside
     quotes, so a value holding a blank, quote, backslash or # (a path, a --comment) is double-quoted,
     with its " and \\ escaped (what sbatch reads back: tests/test_cluster.py)."""
-    name, eq, value = option.partition("=")
-    if eq and re.search(r"""[\s"'\\#]""", value):
-        option = name + '="' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    m = re.match(r"(-[^=\s]*)([=\s]\s*)(.*)", option)          # --opt=value, --opt value or -o value
+    if m and re.search(r"""[\s"'\\#]""", m.group(3)):
+        option = m.group(1) + m.group(2).strip() + (" " if m.group(2).isspace() else "") + \
+            '"' + m.group(3).replace("\\", "\\\\").replace('"', '\\"') + '"'
     return "#SBATCH " + option
 
 
