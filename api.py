@@ -472,7 +472,8 @@ def _files(source) -> list:
     if isinstance(source, Results):
         if source.path is None:
             from badminima.engine.store import StoreError
-            raise StoreError("these results are held in memory; train with output=FILE to draw or report them")
+            raise StoreError("these results are held in memory, in no file; train with output=FILE to open, draw "
+                             "or report them")
         out = []
         for m in source._store.metas:       # the files opened (as named, unless the cwd moved), still this run
             source._store.reopen(m).close()

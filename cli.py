@@ -337,7 +337,7 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
     cores = available_cores()
     limit, what = cores, f"the {cores} core{'s' * (cores > 1)} available"
     numba_threads = os.environ.get("NUMBA_NUM_THREADS", "").strip()       # Numba's own cap (checked at start)
-    if option == "--threads" and numba_threads and int(numba_threads) < cores:
+    if option == "--threads" and numba_threads.isdigit() and 1 <= int(numba_threads) < cores:
         limit, what = int(numba_threads), f"NUMBA_NUM_THREADS={numba_threads}"
     ctx = click.get_current_context(silent=True)
     if threads > limit and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
@@ -928,8 +928,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     if workers is None:
         workers = cap
     elif workers > cap:
-        say(f"note: --workers {workers} with --threads {threads} is more than the {available_cores()} "
-            f"core{'s' * (available_cores() > 1)} available; using {cap}")
+        say(f"note: --workers {workers} x --threads {threads} is more than the {available_cores()} "
+            f"core{'s' * (available_cores() > 1)} available; using {cap} worker{'s' * (cap > 1)}")
         workers = cap
     workers = min(workers, shards)                          # a worker without a shard would only idle
     cache_dir_option(numba_cache)

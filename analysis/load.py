@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from badminima.engine.train.config import TrainConfig
-from badminima.engine.data.datasets import DataError, Dataset, load_dataset
+from badminima.engine.data.datasets import SUPPORTED_D, DataError, Dataset, load_dataset
 from badminima.engine.core.layout import n_params
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
@@ -184,9 +184,9 @@ def _check_config(cell: CellRef, files) -> None:
         raise AnalysisError(f"{where} holds a configuration that is not a valid training run "
                             f"({type(e).__name__}: {e})") from None
     stored = cell.results.n_params(cell.name)
-    if not any(n_params(d, cfg.hidden) == stored for d in (1, 2)):
+    if not any(n_params(d, cfg.hidden) == stored for d in SUPPORTED_D):
         raise AnalysisError(f"{where}: its weights hold {stored} parameters, which no d-{cfg.hidden}-1 network "
-                            f"has (d = 1 or 2): its configuration does not describe its data")
+                            f"has (d in {SUPPORTED_D}): its configuration does not describe its data")
 
 
 def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:

@@ -244,8 +244,8 @@ def write_report(paths, out_dir, *, tol: float = 1e-4, loss_tol: float = 1e-2, p
                  details: bool | None = None, cells=()) -> Path:
     """Analyse the result files and write out_dir/report.md (with CSVs and figures); returns its path.
 
-    details: per-cell sections for every cell (True), none (False), or (None) for the `cells` named
-    (labels or names) if any, else for every cell when there are at most AUTO_DETAILS."""
+    details: per-cell sections for every cell (True), for the `cells` named (labels or names) only
+    (False), or (None) for those if any, else for every cell when there are at most AUTO_DETAILS."""
     for option, v in (("--tol", tol), ("--loss-tol", loss_tol)):
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0 and math.isfinite(v)):
             raise ConfigError(f"{option} must be positive and finite, got {v!r}")
@@ -282,10 +282,8 @@ def _check_inputs_kept(out: Path, files) -> None:
         rel = Path(os.path.relpath(os.path.realpath(f), root))
         if rel.parts[0] == "..":
             continue
-        top, sub = len(rel.parts) == 1, len(rel.parts) == 2 and rel.parts[0]
-        if (rel.parts[0].startswith(_STAGE_PREFIX)
-                or sub == "figures" and rel.suffix in (".png", ".pdf") or sub == "cells" and rel.suffix == ".csv"
-                or top and (rel.name in ("report.md", "report.md.lock", _MANIFEST) or rel.suffix == ".csv")):
+        if (rel.parts[0].startswith(_STAGE_PREFIX) or _REPORT_NAME.fullmatch(rel.as_posix())
+                or rel.as_posix() in ("report.md.lock", _MANIFEST)):
             raise StoreError(f"cannot write the report into {out}: it would replace {f}, one of the result "
                              f"files it reads; give another folder")
 

@@ -40,7 +40,6 @@ class Row(CellCounts):
 ROW_JSON_KEYS = ("opt", "dataset", "act", "h", "n", "solved", "lo", "hi", "paper", "lost", "heading")
 
 
-
 def _signed(d: float) -> str:
     """A difference in points to one decimal, signed unless it rounds to zero (0.0, not +0.0 or -0.0)."""
     return f"{d:+.1f}" if round(d, 1) != 0 else "0.0"

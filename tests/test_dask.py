@@ -91,7 +91,7 @@ def test_local_cluster_resumes_a_partial_shard_and_merges_to_the_one_process_run
     # (and --workers beyond the cores is clamped to them, with a note: one process per core at most)
     p = badminima("dask", *RUN, "--shards", "4", "--workers", "999", "--out-dir", str(shards))
     assert p.returncode == 0 and "all 4 shards are complete" in p.stderr
-    assert "note: --workers 999 with --threads 1 is more than the" in p.stderr, p.stderr
+    assert "note: --workers 999 x --threads 1 is more than the" in p.stderr, p.stderr
     before = merged.read_bytes()            # and with --merge it keeps the finished merge
     p = badminima("dask", *RUN, "--shards", "4", "--workers", "1", "--out-dir", str(shards), "--merge", str(merged))
     assert p.returncode == 0 and "reusing" in p.stderr and merged.read_bytes() == before, p.stderr
