@@ -731,17 +731,23 @@ def _checked_warmup(ctx, words: list[str]) -> list[str]:
     except click.ClickException as e:
         _fail(f"in --warmup `{shlex.join(words)}`: {' '.join(e.format_message().split()).rstrip('.')}")
     if words[0] == "compile" or "shard" in {p.name for p in cmd.params}:     # commands that call ready()
-        sub.meta[_CHECK_ONLY] = True            # validate the values too (--hidden 0), then stop
-        sub.meta[_ERRORS_IN] = f"in --warmup `{shlex.join(words)}`: "
-        try:
-            with sub:
-                cmd.invoke(sub)
-        except _Checked:
-            pass
-        finally:
-            sub.meta.pop(_CHECK_ONLY, None)
-            sub.meta.pop(_ERRORS_IN, None)
+        _check_only(cmd, sub, f"in --warmup `{shlex.join(words)}`: ")     # the values too (--hidden 0)
     return words
+
+
+def _check_only(cmd, sub, errors_in: str = "") -> None:
+    """Invoke a command that calls ready() in its context `sub` only up to there: its options are
+    validated (one-line refusals, their lines prefixed by errors_in) and no work is done."""
+    sub.meta[_CHECK_ONLY] = True
+    sub.meta[_ERRORS_IN] = errors_in
+    try:
+        with sub:
+            cmd.invoke(sub)
+    except _Checked:
+        pass
+    finally:
+        sub.meta.pop(_CHECK_ONLY, None)
+        sub.meta.pop(_ERRORS_IN, None)
 
 
 def _sharded_run(ctx, run, shards: int, threads: int):
@@ -766,15 +772,7 @@ def _sharded_run(ctx, run, shards: int, threads: int):
     if params.get("json_out"):
         _fail(f"the run command must not set --json: every task would write it; after merging, the same "
               f"`badminima {name}` command with -o MERGED --json FILE writes it from the merged file")
-    sub = cmd.make_context(name, list(args) + ["--shard", f"0/{shards}"], parent=ctx)
-    sub.meta[_CHECK_ONLY] = True                # the run command validates its options, then stops (ready)
-    try:
-        with sub:
-            cmd.invoke(sub)
-    except _Checked:
-        pass
-    finally:
-        sub.meta.pop(_CHECK_ONLY, None)
+    _check_only(cmd, cmd.make_context(name, list(args) + ["--shard", f"0/{shards}"], parent=ctx))
     n = params.get("networks")
     lanes = lanes_for(params.get("dtype") or "float64")     # one SIMD block per thread; fewer wastes lanes
     if isinstance(n, int) and n // max(shards, 1) < lanes * threads:
