@@ -460,8 +460,8 @@ def run_options(fn):
         click.option("--shard", default=None, help="run shard I/N of the networks (0-based; SLURM_ARRAY_TASK_ID fills I)"),
         click.option("--threads", type=INT64, default=None, help="Numba threads (default: all cores)"),
         click.option("--chunk", type=INT64, default=None, show_default=False,
-                     help="networks per committed chunk (results do not depend on it) [default: 16384; 524288 "
-                          "with --device cuda]"),
+                     help="networks per committed chunk (results do not depend on it) [default: 16384, fewer for "
+                          "budgets over 131072 steps; 524288 with --device cuda]"),
         click.option("--quiet", "-q", is_flag=True, help="no progress line"),
     ]
     for o in reversed(opts):
@@ -1070,7 +1070,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     ready()
     path = output or out_file(default_search_path(cfg), result=True)
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,
-                   chunk=16384 if chunk is None else chunk, threads=threads, progress=not quiet,
+                   chunk=chunk, threads=threads, progress=not quiet,
                    post_workers=post_workers)
     click.echo(f"search N={n_points} strategy={strategy} seed={seed}: " +
                ", ".join(f"{k} {v}" for k, v in s["verdicts"].items() if v))
@@ -1082,7 +1082,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
 
 for _p in search.params:            # a search commits small chunks (each candidate may train a witness)
     if _p.name == "chunk":
-        _p.default = 256
+        _p.help = ("candidates per committed chunk (records do not depend on it) [default: 256, fewer where "
+                   "--iters is large]")
 
 
 @main.command()

@@ -208,3 +208,17 @@ def test_shards_merge_to_the_single_run(tmp_path):
     assert run(["merge", *shards, "-o", str(merged)]).exit_code == 0
     from badminima.engine.store import diff_files
     assert diff_files(str(single), str(merged)) == []
+
+
+def test_default_chunks_shrink_for_long_budgets():
+    """A stop signal is honoured between chunks, so a default chunk holds a bounded amount of work: fewer
+    networks (candidates) where the budget (iterations) is long, never below a block per thread."""
+    from badminima.engine.search.blocks import LANES
+    from badminima.engine.search.run import SEARCH_CHUNK, SearchConfig, default_search_chunk
+    from badminima.engine.train.run import CHUNK_WORK, DEFAULT_CHUNK, MIN_CHUNK, default_chunk
+    from types import SimpleNamespace as Cfg          # default_chunk reads the budget and the device
+    chunks = {steps: default_chunk(Cfg(steps=steps, device="cpu")) for steps in (10_000, 10**6, 10**8)}
+    assert chunks == {10_000: DEFAULT_CHUNK, 10**6: CHUNK_WORK // 10**6, 10**8: MIN_CHUNK}
+    assert default_chunk(Cfg(steps=10**8, device="cuda")) > DEFAULT_CHUNK
+    assert default_search_chunk(SearchConfig(points=7)) == SEARCH_CHUNK
+    assert default_search_chunk(SearchConfig(points=7, iters=10**6)) == LANES

@@ -50,6 +50,7 @@ import numba
 import numpy as np
 
 from badminima.engine.search import canonical
+from badminima.engine.search.blocks import LANES
 from badminima.engine.core.model import evaluate
 from badminima.engine.core.names import SIGMOID, XENT
 from badminima.engine.train.config import ConfigError, InitSpec, TrainConfig, check_field_types
@@ -752,8 +753,19 @@ def run_config(cfg: SearchConfig, parents: list | None) -> dict:
     return d
 
 
+SEARCH_CHUNK = 256              # small: each candidate may train a witness and be certified
+SEARCH_CHUNK_WORK = 1 << 24     # candidate-iterations a default chunk holds at most (about a minute on a core)
+
+
+def default_search_chunk(cfg: SearchConfig) -> int:
+    """Candidates per committed chunk when none is given: SEARCH_CHUNK, fewer where the iterations are
+    many, so that a stop signal (honoured between chunks) waits a minute at most; at least one block of
+    lanes.  Records do not depend on it."""
+    return max(LANES, min(SEARCH_CHUNK, SEARCH_CHUNK_WORK // max(cfg.n_iters, 1)))
+
+
 def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force: bool = False,
-               resume: bool | str = "auto", chunk: int = 256, threads: int | None = None,
+               resume: bool | str = "auto", chunk: int | None = None, threads: int | None = None,
                progress: bool = True, command: str | None = None, post_workers: int | None = None) -> dict:
     """Run (or resume) a search into the result file `path`; returns ``summarize(path)`` plus the
     files exported by this invocation.  post_workers >= 2 post-processes the float survivors in that
@@ -775,6 +787,7 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
             if key in seen:
                 raise ConfigError(f"--parents names one file's point twice: {seen[key]} and {p.spec}")
             seen[key] = p.spec
+    chunk = chunk or default_search_chunk(cfg)
     c = max(1, min(chunk, cfg.budget))          # refused before a file is made: a chunk's candidates in memory
     check_fits(2 * c * (8 * 16 * (3 * cfg.points + P) + 4096), f"this search ({c} candidates per chunk)",
                "use a smaller --chunk (results do not depend on it)")

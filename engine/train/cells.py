@@ -40,7 +40,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
     differing keys, unless force).  CPU kernel variants not yet in the cache compile in worker
     processes (engine/train/precompile.py) while the cells whose kernels are ready train (CUDA kernels
     compile when first launched).  chunk: networks per committed chunk (default:
-    engine/train/run.default_chunk of the device)."""
+    engine/train/run.default_chunk of the configuration)."""
     names = [c.name for c in cells]
     if len(set(names)) < len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -52,14 +52,14 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         config["shard"] = shard
     for c in cells:             # refused before a file is made or a kernel compiled
         check_train_memory(c.data.d, c.config.hidden, c.data.n, c.config.networks,
-                           chunk or default_chunk(c.config.device), keep_init,
+                           chunk or default_chunk(c.config), keep_init,
                            thread_count(threads), what=f"cell {c.name}" if len(cells) > 1 else "this run")
     check_not_input(path, [c.data.source for c in cells if c.data.source], what="the output", beside=("", ".part"))
     spec = {c.name: (c.config.to_dict(), c.config.networks, n_params(c.data.d, c.config.hidden)) for c in cells}
     try:
         writer = RunWriter.open(path, config, spec, command=command, force=force, resume=resume,
                                 init_weights=keep_init, training=True, threads=threads,
-                                append_rows=max(chunk or default_chunk(c.config.device) for c in cells))
+                                append_rows=max(chunk or default_chunk(c.config) for c in cells))
     except RunComplete:
         say(f"reusing finished results in {path}")
         res = open_results(path)

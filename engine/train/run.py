@@ -25,6 +25,11 @@ from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_fo
 
 DEFAULT_CHUNK = 16384
 CUDA_CHUNK = 1 << 19
+# A default CPU chunk holds at most this many network-steps (seconds on a few cores), so that a stop
+# signal, honoured between chunks, is not kept waiting by a long budget; never below MIN_CHUNK networks
+# (a SIMD block for each of 16 threads)
+CHUNK_WORK = 1 << 31
+MIN_CHUNK = 1024
 
 
 def default_threads() -> int:
@@ -248,10 +253,13 @@ def chunks(start: int, stop: int, size: int):
         yield a, min(a + size, stop)
 
 
-def default_chunk(device: str) -> int:
+def default_chunk(cfg) -> int:
     """Networks per chunk when none is given: a GPU needs ~10^5 threads busy (and a chunk in flight
-    while the previous one is classified, finished and written), the CPU a few thousand per core."""
-    return CUDA_CHUNK if device == "cuda" else DEFAULT_CHUNK
+    while the previous one is classified, finished and written), the CPU a few thousand per core, fewer
+    where the budget is long (CHUNK_WORK).  Results do not depend on it."""
+    if cfg.device == "cuda":
+        return CUDA_CHUNK
+    return max(MIN_CHUNK, min(DEFAULT_CHUNK, CHUNK_WORK // max(cfg.steps, 1)))
 
 
 def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk: int | None = None,
@@ -260,7 +268,7 @@ def train(cfg: TrainConfig, X, y, start: int = 0, stop: int | None = None, chunk
     memory).  On a GPU chunk k+1 is launched before chunk k is classified, so the two overlap."""
     stop = cfg.networks if stop is None else stop
     pending = None
-    for a, b in chunks(start, stop, chunk or default_chunk(cfg.device)):
+    for a, b in chunks(start, stop, chunk or default_chunk(cfg)):
         nxt = submit_range(cfg, X, y, a, b, threads=threads, keep_init=keep_init)
         if pending is not None:
             yield pending.result()
