@@ -750,6 +750,26 @@ def _check_only(cmd, sub, errors_in: str = "") -> None:
         sub.meta.pop(_ERRORS_IN, None)
 
 
+def _check_not_run_input(path, params: dict, what: str) -> None:
+    """Refuse (before anything is written) an output of slurm or dask that is one of the files the run
+    command reads: its dataset, a search's parents.  --force never makes such a file replaceable."""
+    from badminima.engine.data.datasets import DataError, locate
+    from badminima.engine.search.run import parent_files
+    from badminima.engine.store import StoreError
+    from badminima.engine.store.paths import check_not_input
+    inputs = []
+    try:
+        if params.get("dataset"):
+            inputs.append(str(locate(params["dataset"])))
+        inputs += parent_files(params.get("parents") or ())
+    except DataError:               # the run's own check refuses a missing one
+        pass
+    try:
+        check_not_input(path, inputs, what=what)
+    except StoreError as e:
+        _fail(str(e), 2)
+
+
 def _sharded_run(ctx, run, shards: int, threads: int):
     """(name, args, params) of the run command RUN that a cluster backend shards; one-line refusals."""
     from badminima.engine.core.names import lanes_for
@@ -833,6 +853,9 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if exe_words and shutil.which(exe_words[0]) is None:      # it may exist on the nodes only: a note
         say(f"note: --exe {exe_words[0]} is not found on this machine; the cluster's nodes must have it")
     out_file(script, "--script")
+    _check_not_run_input(script, params, "--script")
+    if merge_out:
+        _check_not_run_input(merge_out, params, "--merge")
     cache_dir_option(numba_cache)
     if outdir is None and "%" in Path(script).stem:
         _fail(f"the default --out-dir runs/{Path(script).stem} (from --script) would hold a %, which SLURM reads "
@@ -935,6 +958,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         out_dir(outdir, "--out-dir")
     if merge_out is not None:
         out_file(merge_out, "--merge", result=True)
+        _check_not_run_input(merge_out, params, "--merge")
     if outdir is None:      # one directory per run command, so another configuration never meets these shards
         tag = hashlib.sha256(f"{shlex.join(args)} --shards {shards}".encode()).hexdigest()[:8]
         outdir = os.path.join("runs", f"dask-{name}-{tag}")

@@ -91,6 +91,7 @@ def scratch(tmp_path_factory):
     (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     os.mkfifo(d / "fifo.h5")
     (d / "dangling.h5").symlink_to(d / "nowhere" / "x.h5")
+    (d / "four.csv").write_text("x0,x1,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
     shutil.copy(d / "run.h5", d / "edited.h5")        # a result file whose stored configuration was edited
     with h5py.File(d / "edited.h5", "r+") as f:
         for obj in (f, f["cells/main"]):
@@ -169,6 +170,14 @@ CASES = [
     (["train", "-n", "64", "-o", "fifo.h5"], "it exists and is not a regular file"),
     # an output through a symbolic link to nothing: refused, named as such
     (["train", "-n", "64", "-o", "dangling.h5"], "it is a symbolic link to"),
+    # an output named as a writer's own file (another run writing X keeps its rows in X.part)
+    (["train", "-n", "64", "-o", "x.h5.part"], "a result writer's own file"),
+    (["merge", "run.h5", "-o", "m.h5.lock"], "a result writer's own file"),
+    # a cluster script or merge never replaces the run's own dataset, --force or not
+    (["slurm", "train", "--dataset", "four.csv", "-n", "256", "--shards", "2", "--script", "four.csv"],
+     "it is four.csv, which this command reads"),
+    (["dask", "train", "--dataset", "four.csv", "-n", "256", "--shards", "2", "--merge", "four.csv", "--force"],
+     "it is four.csv, which this command reads"),
     (["table1", "-n", "64", "--json", "dangling.h5"], "which does not exist"),
     (["plot", "losses", "edited.h5", "--figure", "f.png"], "not a valid training run"),
     (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),

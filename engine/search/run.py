@@ -368,6 +368,11 @@ def expand_parents(specs) -> list[str]:
     return out
 
 
+def parent_files(specs) -> list[str]:
+    """The files that parent specs name (globs expanded): what a search reads."""
+    return [_split_spec(spec)[0] for spec in expand_parents(specs)]
+
+
 def load_parent(spec: str) -> Parent:
     """'file.json[:point]' -> the point (default 'minimum', else 'W_hat', else the first) polished by
     Newton on the file's data and written in the affine gauge."""

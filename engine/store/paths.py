@@ -21,6 +21,7 @@ from badminima.engine.store.schema import StoreError, short_error
 
 # Suffixes the result-file writer adds to an output name (<path>.part.tmp is the longest).
 WRITER_SUFFIX = ".part.tmp"
+WRITER_NAMES = (".part", ".tmp", ".lock")     # the endings of the files a writer of X makes beside X
 
 
 def disk_full(e: BaseException) -> bool:
@@ -152,6 +153,9 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{head}: a trailing / names a directory; give a file name")
     if not_a_file(full):
         raise StoreError(f"{head}: {not_a_file(full)}")
+    if suffix and full.endswith(WRITER_NAMES):      # X.part is where a run writing X keeps its rows
+        raise StoreError(f"{head}: a name ending in .part, .tmp or .lock is a result writer's own file "
+                         f"(another run's work in progress); give another name")
     if not suffix and is_hdf5(full):
         raise StoreError(f"{head}: it is an HDF5 result file, which this output would replace; give another "
                          f"file name")
