@@ -48,7 +48,7 @@ from badminima.engine.store import encode
 from badminima.engine.store.paths import not_a_file, os_error_message
 from badminima.engine.store.read import RDCC_NBYTES, open_h5, read_meta, read_rows, retry_locked
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OPTIONAL_FIELDS, PROGRESS,
-                                           SCHEMA_VERSION, TRAINING_FIELDS, StoreError, canonical_json,
+                                           SCHEMA_VERSION, TRAINING_FIELDS, NoResultFile, StoreError, canonical_json,
                                            check_extra_fields, check_shard, count_outcomes, counts_dict, describe_diff,
                                            diff_keys, field_spec, identity, normalize, shard_range,
                                            short_error)
@@ -548,7 +548,7 @@ class RunWriter:
         if have_part and have_final:
             # a finish() killed between publishing <path> and removing <path>.part leaves both
             try:
-                with open_h5(self.path) as f1, open_h5(self.part) as f2:
+                with open_h5(self.path) as f1, self._open_own(self.part) as f2:
                     leftover = f1.attrs.get("run_id") == f2.attrs.get("run_id")
             except (StoreError, OSError):
                 leftover = False
@@ -568,7 +568,7 @@ class RunWriter:
                 remove_if_exists(self.part)
             else:
                 try:
-                    with open_h5(self.part) as f:
+                    with self._open_own(self.part) as f:
                         meta = read_meta(f, self.part)
                     if meta.status != "in_progress":
                         raise StoreError(f"{self.part}: not an in-progress run file")
@@ -661,7 +661,7 @@ class RunWriter:
         """Copy the committed rows of a .part left open by a killed writer into a fresh .part."""
         tmp = self.part + ".tmp"
         try:
-            with open_h5(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
+            with self._open_own(self.part) as src, h5py.File(tmp, "w", libver="latest", rdcc_nbytes=RDCC_NBYTES) as dst:
                 meta = read_meta(src, self.part)
                 _set_attrs(dst, dict(src.attrs))
                 cut = []
@@ -836,7 +836,7 @@ class RunWriter:
             raise StoreError(os_error_message(e, self.path, resumable=True)) from None
         tmp = self.path + ".tmp"
         try:
-            with open_h5(self.part) as src:
+            with self._open_own(self.part) as src:
                 meta = read_meta(src, self.part)
                 attrs = dict(meta.attrs)
                 attrs["status"] = "complete"
@@ -863,6 +863,15 @@ class RunWriter:
             f, self._f = self._f, None
             self._ds, self._progress = {}, {}
             f.close()
+
+    @staticmethod
+    def _open_own(path: str):
+        """open_h5 of a file this writer made: its absence is a failure met while running (exit 1), not a
+        name given wrongly (NoResultFile, exit 2)."""
+        try:
+            return open_h5(path)
+        except NoResultFile as e:
+            raise StoreError(f"{e} any more: it was removed while this run wrote it") from None
 
     def _abandon(self):
         """Close the .part after a failed write, ignoring further errors (what is committed is safe)."""
