@@ -172,6 +172,7 @@ CASES = [
     (["train", "-n", "64", "-o", "dangling.h5"], "it is a symbolic link to"),
     # an output named as a writer's own file (another run writing X keeps its rows in X.part)
     (["train", "-n", "64", "-o", "x.h5.part"], "a result writer's own file"),
+    (["table1", "-n", "64", "--sweep", "--sweep-steps", ",".join(map(str, range(1, 60)))], "at most 1000"),
     (["merge", "run.h5", "-o", "m.h5.lock"], "a result writer's own file"),
     # a cluster script or merge never replaces the run's own dataset, --force or not
     (["slurm", "train", "--dataset", "four.csv", "-n", "256", "--shards", "2", "--script", "four.csv"],

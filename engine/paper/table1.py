@@ -319,6 +319,9 @@ def _own_solved(res, name: str) -> int:
 
 # ------------------------------------------------------------------------------ sweep
 
+MAX_SWEEP_BLOCKS = 1000       # a sweep's (init, lr, budget) blocks: the default grid has 72
+
+
 @dataclass(frozen=True)
 class SweepGrid:
     inits: tuple = ("normal:1", "glorot/zero", "uniform:1")
@@ -344,6 +347,10 @@ class SweepGrid:
             if len(set(keys)) < len(keys):
                 raise ConfigError(f"{option} names one value twice ({', '.join(map(str, values))}): it would train "
                                   f"the same block twice")
+        blocks = len(self.inits) * (len(self.gd_lrs) + len(self.adam_lrs)) * len(self.budgets)
+        if blocks > MAX_SWEEP_BLOCKS:       # each block is 24 cells of one result file
+            raise ConfigError(f"the sweep grid has {blocks} blocks (inits x learning rates x budgets), at most "
+                              f"{MAX_SWEEP_BLOCKS}: sweep fewer values at once")
         if not all(isinstance(b, int) and b >= 1 for b in self.budgets):
             raise ConfigError(f"--sweep-steps must be whole numbers of steps >= 1, got {self.budgets!r}")
         for option, lrs in (("--sweep-gd-lr", self.gd_lrs), ("--sweep-adam-lr", self.adam_lrs)):
