@@ -971,16 +971,16 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
                                    numba_cache_dir=numba_cache, exe=tuple(split_words(exe, "--exe") or ())).validate()
     except ValueError as e:
         _fail(str(e))
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as e:
-        _fail(f"cannot use --out-dir {outdir}: {e.strerror or e}")
-    if merge_out:
+    if merge_out:                           # refused before --out-dir is made
         from badminima.engine.store import StoreError, check_merge_output
         try:
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
             _fail(str(e))
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as e:
+        _fail(f"cannot use --out-dir {outdir}: {e.strerror or e}")
     st = dask_backend.run(job, echo=say, progress=not quiet)
     click.echo(st.format())
     if not st.complete:
