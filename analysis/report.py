@@ -296,12 +296,14 @@ def _staged(out: Path):
     time (a flock on report.md.lock); staging folders left by a killed run (marked by _STAGE_MARK) go, and
     so do the files the previous report listed in _MANIFEST that this one does not write."""
     lock = str(out / "report.md")
+    made = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
         fd = lock_run(lock)
     except OSError as e:
         raise StoreError(os_error_message(e, str(out))) from None
     stage = None
+    done = False
     try:
         for old in out.glob(_STAGE_PREFIX + "*"):
             if (old / _STAGE_MARK).is_file():
@@ -324,10 +326,14 @@ def _staged(out: Path):
         for sub in ("cells", "figures"):
             if (out / sub).is_dir() and not any((out / sub).iterdir()):
                 (out / sub).rmdir()
+        done = True
     finally:
         if stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
         unlock_run(lock, fd)
+        if made and not done:           # a failed first report leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
 
 
 def _listed(out: Path) -> set:

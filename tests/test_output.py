@@ -190,6 +190,9 @@ def test_an_interrupted_or_concurrent_report_leaves_the_old_one_whole(runs, tmp_
     with pytest.raises(KeyboardInterrupt):
         rep.write_report(files, out, progress=False, details=True, dpi=50)     # other figure bytes
     assert snapshot() == before
+    with pytest.raises(KeyboardInterrupt):          # a first report that fails leaves no empty folder
+        rep.write_report(files, tmp_path / "new" / "rep", progress=False, details=True, dpi=50)
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "rep").exists()
     monkeypatch.undo()
 
     # a target that cannot be written (figures/ is a file, report.md a folder): one line, nothing moved in
