@@ -577,3 +577,21 @@ def test_post_workers_exit_when_the_search_is_killed(tmp_path):
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_an_export_name_taken_by_a_result_file_is_refused_before_the_search(tmp_path):
+    """A file in --found-dir under a name the search exports to that it may not replace (an HDF5 file) is
+    refused before any candidate is tried, not when a certified one is exported."""
+    import shutil
+    cfg = search.SearchConfig(points=9, budget=20, strategy="delete", parents=("paper10:W_hat",),
+                              found_dir=str(tmp_path / "found")).validate()
+    parents = [search.load_parent(s) for s in search.expand_parents(cfg.parents)]
+    (tmp_path / "found").mkdir()
+    taken = tmp_path / "found" / search.export_name(search.run_config(cfg, parents), 3)
+    r = CliRunner().invoke(main, ["train", "-n", "8", "--steps", "5", "-q", "-o", str(tmp_path / "r.h5")])
+    assert r.exit_code == 0, r.output
+    shutil.copy(tmp_path / "r.h5", taken)
+    r = CliRunner().invoke(main, ["search", "-N", "9", "--strategy", "delete", "-k", "20", "-q",
+                                  "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "found")])
+    assert r.exit_code == 1 and "a name this search exports to" in r.output, r.output
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.part").exists()

@@ -65,7 +65,7 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, StoreError, config_tag, open_results
-from badminima.engine.store.paths import check_not_input, check_output_dir, write_text
+from badminima.engine.store.paths import check_not_input, check_output_dir, is_hdf5, not_a_file, write_text
 from badminima.engine.train.limits import MAX_COUNT, check_fits, chunk_bytes
 from badminima.engine.train.run import train_range
 
@@ -802,6 +802,11 @@ def run_search(cfg: SearchConfig, path: str, *, shard: dict | None = None, force
                "use fewer witness_starts")
     check_not_input(path, [p.source for p in parents or ()], what="the output", beside=("", ".part"))
     config = run_config(cfg, parents)
+    prefix = export_name(config, 0)[:-len("000000.json")]
+    for f in glob.glob(os.path.join(glob.escape(cfg.found_dir), glob.escape(prefix) + "*.json")):
+        if is_hdf5(f) or not_a_file(f):         # refused now, not when a certified candidate is exported
+            raise StoreError(f"--found-dir {cfg.found_dir} holds {os.path.basename(f)}, a name this search "
+                             f"exports to, and it is no dataset file it may replace; move it")
     cell_config = dict(config)       # the cell's identity never holds the shard (shards must merge)
     if shard is not None:
         config["shard"] = shard
