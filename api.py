@@ -366,9 +366,7 @@ def open(paths) -> Results:                       # noqa: A001 - bm.open mirrors
     """Open result files (a path, a glob pattern, Results backed by files, or a list of them); shards of
     one run are joined."""
     from badminima.engine.store import open_results
-    has_results = isinstance(paths, Results) or (isinstance(paths, (list, tuple))
-                                                  and any(isinstance(p, Results) for p in paths))
-    return Results(store=open_results(_files(paths) if has_results else paths))
+    return Results(store=open_results(_files(paths) if _holds_results(paths) else paths))
 
 
 @_keywords
@@ -464,10 +462,16 @@ def _check_flags(**flags) -> None:
             raise ConfigError(f"{name} must be True or False, got {v!r}")
 
 
+def _holds_results(source) -> bool:
+    """Whether `source` is Results, or a list holding some (which stand for their files)."""
+    return isinstance(source, Results) or (isinstance(source, (list, tuple))
+                                           and any(isinstance(s, Results) for s in source))
+
+
 def _files(source) -> list:
     """Result file paths of `source`: Results backed by files, or paths and glob patterns as given, or
     a list of them."""
-    if isinstance(source, (list, tuple)) and any(isinstance(s, Results) for s in source):
+    if isinstance(source, (list, tuple)) and _holds_results(source):
         return [p for s in source for p in _files(s)]
     if isinstance(source, Results):
         if source.path is None:
@@ -545,7 +549,7 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
-    from badminima.engine.search.run import STRATEGY_NAMES, SearchConfig, check_used, default_path, parse_ones, run_search
+    from badminima.engine.search.run import SearchConfig, check_used, default_path, parse_ones, run_search
     points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
     options = {k: _as_python(v) for k, v in options.items()}
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
@@ -556,8 +560,7 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     _check_flags(progress=progress, force=force)
     output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)
-    if strategy in STRATEGY_NAMES:                  # an option given, even at its default, that it ignores
-        check_used(strategy, options)
+    check_used(strategy, options)                   # an option given, even at its default, that it ignores
     cfg = SearchConfig(points=points, budget=budget, seed=seed, strategy=strategy, found_dir=found_dir,
                        **options).validate()
     path = output or default_path(cfg)

@@ -215,14 +215,18 @@ def _check_numba_threads() -> None:
     with a warning and a traceback's text: one line before anything imports it."""
     import os
     value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if not value:
-        return
-    try:
-        bad = int(value) < 1
-    except ValueError:
-        bad = True
-    if bad:
+    if value and _numba_threads() is None:
         _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)", 2)
+
+
+def _numba_threads() -> int | None:
+    """NUMBA_NUM_THREADS as a thread count >= 1; None where it is unset or no such count."""
+    import os
+    try:
+        n = int(os.environ.get("NUMBA_NUM_THREADS", "").strip())
+    except ValueError:
+        return None
+    return n if n >= 1 else None
 
 
 def _in_echo(e: BaseException) -> bool:
@@ -326,7 +330,6 @@ def available_cores() -> int:
 def check_threads(threads, option: str = "--threads", minimum: int = 1):
     """--threads (or another count of threads or processes, e.g. --post-workers): >= minimum; more than
     the cores available (for --threads, or than NUMBA_NUM_THREADS) is clamped to them, with a note on stderr."""
-    import os
     from badminima.engine.train.config import ConfigError, check_count
     if threads is None:
         return None
@@ -336,9 +339,9 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
         _fail(str(e), 2)
     cores = available_cores()
     limit, what = cores, f"the {cores} core{'s' * (cores > 1)} available"
-    numba_threads = os.environ.get("NUMBA_NUM_THREADS", "").strip()       # Numba's own cap (checked at start)
-    if option == "--threads" and numba_threads.isdigit() and 1 <= int(numba_threads) < cores:
-        limit, what = int(numba_threads), f"NUMBA_NUM_THREADS={numba_threads}"
+    numba_threads = _numba_threads()                # Numba's own cap
+    if option == "--threads" and numba_threads is not None and numba_threads < cores:
+        limit, what = numba_threads, f"NUMBA_NUM_THREADS={numba_threads}"
     ctx = click.get_current_context(silent=True)
     if threads > limit and not (ctx and ctx.meta.get(_CHECK_ONLY)):     # slurm/dask: the tasks' cores count
         say(f"note: {option} {threads} is more than {what}; using {limit}")
@@ -750,9 +753,10 @@ def _check_only(cmd, sub, errors_in: str = "") -> None:
         sub.meta.pop(_ERRORS_IN, None)
 
 
-def _check_not_run_input(path, params: dict, what: str) -> None:
-    """Refuse (before anything is written) an output of slurm or dask that is one of the files the run
-    command reads: its dataset, a search's parents.  --force never makes such a file replaceable."""
+def _check_not_run_input(params: dict, **outputs) -> None:
+    """Refuse (before anything is written) an output of slurm or dask (outputs: option name -> path, None
+    where not given) that is one of the files the run command reads: its dataset, a search's parents.
+    --force never makes such a file replaceable."""
     from badminima.engine.data.datasets import DataError, locate
     from badminima.engine.search.run import parent_files
     from badminima.engine.store import StoreError
@@ -765,7 +769,9 @@ def _check_not_run_input(path, params: dict, what: str) -> None:
     except DataError:               # the run's own check refuses a missing one
         pass
     try:
-        check_not_input(path, inputs, what=what)
+        for option, path in outputs.items():
+            if path:
+                check_not_input(path, inputs, what="--" + option)
     except StoreError as e:
         _fail(str(e), 2)
 
@@ -853,9 +859,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
     if exe_words and shutil.which(exe_words[0]) is None:      # it may exist on the nodes only: a note
         say(f"note: --exe {exe_words[0]} is not found on this machine; the cluster's nodes must have it")
     out_file(script, "--script")
-    _check_not_run_input(script, params, "--script")
-    if merge_out:
-        _check_not_run_input(merge_out, params, "--merge")
+    _check_not_run_input(params, script=script, merge=merge_out)
     cache_dir_option(numba_cache)
     if outdir is None and "%" in Path(script).stem:
         _fail(f"the default --out-dir runs/{Path(script).stem} (from --script) would hold a %, which SLURM reads "
@@ -945,12 +949,13 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
     name, args, params = _sharded_run(ctx, run, shards, threads)
     if scheduler and workers is not None:
         _fail("--workers sizes a LocalCluster; with --scheduler the scheduler's workers run the tasks")
-    cap = max(1, available_cores() // max(threads, 1))      # the LocalCluster's processes share this machine
+    cores = available_cores()
+    cap = max(1, cores // max(threads, 1))          # the LocalCluster's processes share this machine
     if workers is None:
         workers = cap
     elif workers > cap:
-        say(f"note: --workers {workers} x --threads {threads} is more than the {available_cores()} "
-            f"core{'s' * (available_cores() > 1)} available; using {cap} worker{'s' * (cap > 1)}")
+        say(f"note: --workers {workers} x --threads {threads} is more than the {cores} "
+            f"core{'s' * (cores > 1)} available; using {cap} worker{'s' * (cap > 1)}")
         workers = cap
     workers = min(workers, shards)                          # a worker without a shard would only idle
     cache_dir_option(numba_cache)
@@ -958,7 +963,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         out_dir(outdir, "--out-dir")
     if merge_out is not None:
         out_file(merge_out, "--merge", result=True)
-        _check_not_run_input(merge_out, params, "--merge")
+        _check_not_run_input(params, merge=merge_out)
     if outdir is None:      # one directory per run command, so another configuration never meets these shards
         tag = hashlib.sha256(f"{shlex.join(args)} --shards {shards}".encode()).hexdigest()[:8]
         outdir = os.path.join("runs", f"dask-{name}-{tag}")
@@ -1075,9 +1080,8 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
            strong_delta, kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    from badminima.engine.search.run import (STRATEGY_NAMES, SearchConfig, check_used,
-                                             default_path as default_search_path, format_table, parse_ones,
-                                             run_search)
+    from badminima.engine.search.run import (SearchConfig, check_used, default_path as default_search_path,
+                                             format_table, parse_ones, run_search)
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -1087,8 +1091,7 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     splits = parse_ones(ones) if ones is not None else ()
     kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))
-    if strategy in STRATEGY_NAMES:                  # an option given, even at its default, that it ignores
-        check_used(strategy, [*kw, *(["ones"] if ones is not None else [])])
+    check_used(strategy, [*kw, *(["ones"] if ones is not None else [])])     # given, even at its default
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
     ready()
@@ -1225,13 +1228,11 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         _fail(f"--check-final must be >= 0, got {check_final}")
     protocol = Protocol(init=init, bias_init=bias_init, steps=steps, gd_lr=gd_lr, adam_lr=adam_lr,
                         sgd_lrs=parse_list(sgd_lr, "--sgd-lr"), seed=seed, dtype=dtype, device=device).validate()
-    grid = None
+    grid = spath = None
     check_count(networks, "--networks")
     main_path = output or default_path(protocol, networks)
     if output is None:
         out_file(main_path, "the result file", result=True)
-    if json_out not in (None, "-") and os.path.realpath(json_out) == os.path.realpath(main_path):
-        _fail(f"--json {json_out} is the result file itself; give the JSON another name")
     if sweep:
         lists = {}
         if sweep_init is not None:
@@ -1244,8 +1245,9 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         grid = SweepGrid(**lists, seed=seed, dtype=dtype, device=device).validate()
         spath = sweep_path(grid, sweep_networks or networks, main_path)
         out_file(spath, "the sweep's result file", result=True)
-        if json_out not in (None, "-") and os.path.realpath(json_out) == os.path.realpath(spath):
-            _fail(f"--json {json_out} is the sweep's result file; give the JSON another name")
+    for what, path in (("the result file itself", main_path), ("the sweep's result file", spath)):
+        if json_out not in (None, "-") and path and os.path.realpath(json_out) == os.path.realpath(path):
+            _fail(f"--json {json_out} is {what}; give the JSON another name")
     ready()
     if shard_d is not None:
         done = run_shard(protocol, networks, shard_d, path=output, force=force,

@@ -65,7 +65,8 @@ from badminima.engine.search.kernels import (H_BOX, H_CMAX, H_CTARGET, H_DELTA, 
                              STRATEGIES, STREAM_SEARCH, newton_polish, polish_batch, search_starts)
 from badminima.engine.search.joint_soa import optimize as optimize_batch
 from badminima.engine.store import RunComplete, RunWriter, StoreError, config_tag, open_results
-from badminima.engine.store.paths import check_not_input, check_output_dir, is_hdf5, not_a_file, write_text
+from badminima.engine.store.paths import (WRITER_NAMES, check_not_input, check_output_dir, is_hdf5, not_a_file,
+                                         write_text)
 from badminima.engine.train.limits import MAX_COUNT, check_fits, chunk_bytes
 from badminima.engine.train.run import train_range
 
@@ -136,11 +137,19 @@ USED_BY = {**{k: ("joint", "paper") for k in ("ones", "box", "vlo", "vhi")},
            "continuation_steps": ("delete",), "continuation_iters": ("delete",)}
 
 
+def reads(strategy: str, name: str) -> bool:
+    """Whether `strategy` reads the SearchConfig field `name`."""
+    return strategy in USED_BY.get(name, STRATEGY_NAMES)
+
+
 def check_used(strategy: str, names) -> None:
-    """ConfigError naming the first of the fields `names` (given or set) that `strategy` does not read."""
+    """ConfigError naming the first of the fields `names` (given or set) that `strategy` does not read
+    (an unknown strategy is left to SearchConfig.validate to refuse)."""
+    if strategy not in STRATEGY_NAMES:
+        return
     for name in names:
-        users = USED_BY.get(name, STRATEGY_NAMES)
-        if strategy not in users:
+        if not reads(strategy, name):
+            users = USED_BY[name]
             named = " and ".join(filter(None, (", ".join(users[:-1]), users[-1])))
             raise ConfigError(f"{_SEARCH_FLAGS.get(name, name)} is used only by the {named} "
                               f"strateg{'ies' if len(users) > 1 else 'y'}, not by {strategy}")
@@ -909,7 +918,7 @@ def study_writes(out_dir: str, path: str) -> bool:
     study, target = os.path.realpath(out_dir), os.path.realpath(path)
     found = os.path.realpath(os.path.join(out_dir, STUDY_FOUND))
     return os.path.commonpath([target, found]) == found or (
-        os.path.dirname(target) == study and target.endswith((".h5", ".part", ".tmp", ".lock")))
+        os.path.dirname(target) == study and target.endswith((".h5", *WRITER_NAMES)))
 
 
 def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "runs/minimality", *,
@@ -944,7 +953,7 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
             cfg = SearchConfig(points=N, budget=budget, seed=seed, strategy=strat, parents=parents,
                                found_dir=os.path.join(out_dir, STUDY_FOUND),
                                **{k: v for k, v in (overrides or {}).items()
-                                  if strat in USED_BY.get(k, STRATEGY_NAMES)}).validate()
+                                  if reads(strat, k)}).validate()
             path = os.path.join(out_dir, f"N{N}-{strat}.h5")
             if os.path.exists(path) and not force:
                 stored = open_results(path).config
