@@ -51,7 +51,7 @@ _WARM_PACKAGE = (
     "    search.float_stage(cfg, np.arange(4), threads=1)\n"
     "X, y, th = sk.search_starts(np.uint64(4), np.arange(1), 9, 2, np.array([4, 3]), 4.0, 1.0, 6.0)\n"
     "cfg = search.SearchConfig(points=9, budget=1, seed=4, strategy='paper', iters=2).validate()\n"
-    "sk.optimize_paper(X[0], y[0], np.ones(9), th[0], 2, cfg.hyper(), np.empty(8))\n")
+    "sk.optimize_paper(X[0], y[0], np.ones(9), th[0], 2, cfg.hyper(), np.empty(8), np.zeros(1, np.int64))\n")
 
 
 def pytest_sessionstart(session):

@@ -108,6 +108,42 @@ def test_sigterm_stops_at_a_safe_point_and_the_rerun_resumes(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+@pytest.mark.parametrize("args", [["train", "--dataset", "xor", "-n", "64", "--steps", "4000000000000"],
+                                  ["search", "-N", "7", "-k", "64", "--iters", "1000000000"],
+                                  ["search", "-N", "7", "-k", "64", "--iters", "1000000000", "--strategy", "paper"]],
+                         ids=["train", "search-joint", "search-paper"])
+def test_a_stop_signal_ends_even_a_block_of_absurd_budget(tmp_path, args):
+    """The kernels look at the stop flag inside a block (training every few steps, the search's optimizers
+    every iteration): SIGTERM in the middle of one block of days of work ends the command in seconds,
+    as at a safe point, with the chunk in hand abandoned."""
+    import signal
+    import subprocess
+    from badminima.engine.cluster.shards import default_exe
+    out = tmp_path / "r.h5"
+    extra = ["--found-dir", str(tmp_path / "found")] if args[0] == "search" else []
+    proc = subprocess.Popen([*default_exe(), *args, *extra, "-q", "-o", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        part = tmp_path / "r.h5.part"
+        deadline = time.monotonic() + 300
+        while not part.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3)                                   # well inside the first block
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        waited = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGTERM"), err
+    assert waited < 60, waited
+    assert part.exists() and not out.exists()
+
+
 def test_the_stopping_signals_are_recorded_where_they_have_their_default_action():
     """install() takes SIGINT, SIGTERM and SIGHUP where they have their default handling and leaves
     an ignored one (nohup ignores SIGHUP) ignored; the first signal is the one reported."""

@@ -107,6 +107,23 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
     assert len(set(fused["outcome"].tolist())) > 1
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_block_longer_than_the_poll_interval_runs_in_pieces_alike(fused, xor, monkeypatch):
+    """A block of steps longer than POLL (check_every beyond it) runs in pieces with a look at the stop
+    flag between them: every result, solved_at of networks first solved in a later piece included, is
+    the one of blocks of 16 steps."""
+    from badminima.engine.train.run import kernel_for
+    if not fused:
+        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
+    steps = 5000
+    runs = [train_range(make_cfg(xor, steps=steps, networks=128, lr=0.1, early_exit=False, check_every=ce),
+                        xor.x, xor.y, 0, 128) for ce in (16, 10 ** 12)]
+    poll = kernel_for(make_cfg(xor, steps=steps), 2, 4).POLL
+    assert poll < steps and ((runs[0]["solved_at"] > poll) & (runs[0]["solved_at"] < steps)).sum() >= 3
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k], err_msg=k)
+
+
 def test_solved_at_is_the_first_step_with_zero_training_error(xor):
     cfg = make_cfg(xor, steps=600, networks=64, early_exit=False)
     res = train_range(cfg, xor.x, xor.y, 0, 64, keep_init=True)

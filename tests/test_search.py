@@ -188,7 +188,7 @@ def test_paper_soa_kernel_matches_scalar_reference_and_blocking():
     sk.optimize_batch(sk.PAPER, Xa, y, w, th, 2, hp, da)             # SoA blocks of 32 lanes
     Xb, db = X.copy(), np.empty((40, 8))
     for c in range(40):
-        sk.optimize_paper(Xb[c], y[c], w[c], th[c], 2, hp, db[c])    # scalar loop, libm exp
+        sk.optimize_paper(Xb[c], y[c], w[c], th[c], 2, hp, db[c], np.zeros(1, np.int64))    # scalar loop, libm exp
     assert np.allclose(Xa, Xb, atol=1e-11, rtol=0) and np.allclose(da[:, 0], db[:, 0], atol=1e-13)
     Xc, dc = X[5:13].copy(), np.empty((8, 8))                          # other blocking: same bits
     sk.optimize_batch(sk.PAPER, Xc, y[5:13], w[5:13], th[5:13], 2, hp, dc)

@@ -101,7 +101,7 @@ def test_short_runs_follow_the_scalar_optimizer_to_rounding():
         js.joint_batch(Xa, y, w, ta, hp, da)
         Xb, tb, db = X.copy(), th.copy(), np.empty((40, 8))
         for c in range(40):
-            sk.optimize_joint(Xb[c], y[c], w[c], tb[c], 2, hp, db[c])
+            sk.optimize_joint(Xb[c], y[c], w[c], tb[c], 2, hp, db[c], np.zeros(1, np.int64))
         assert np.abs(Xa - Xb).max() < 1e-8 and np.abs(ta - tb).max() < 1e-8
         assert np.array_equal(da[:, 4], db[:, 4])                                   # iterations
         assert np.allclose(da[:, [0, 1, 6]], db[:, [0, 1, 6]], atol=1e-10, rtol=1e-6)

@@ -11,6 +11,7 @@ import itertools
 import numba
 import numpy as np
 
+from badminima.engine.core.atomic import STOPPED
 from badminima.engine.train.threads import on_threads
 
 LANES = 64                 # candidates per SIMD block of the SoA kernels (8 x 512-bit vectors of float64)
@@ -29,29 +30,31 @@ def unpack(block: np.ndarray, a: np.ndarray, lo: int) -> None:
 
 
 def each_range(fn, count: int) -> None:
-    """fn(lo, hi) over ranges of the count candidates sized so that every thread gets some (at most LANES
-    each): for per-candidate loops, whose candidates need no SIMD block."""
+    """fn(lo, hi, work) over ranges of the count candidates sized so that every thread gets some (at most
+    LANES each): for per-candidate loops, whose candidates need no SIMD block."""
     size = max(1, min(LANES, -(-count // numba.get_num_threads())))
-    each_block(lambda lo: fn(lo, min(lo + size, count)), count, size)
+    each_block(lambda lo, work: fn(lo, min(lo + size, count), work), count, size)
 
 
 def each_block(fn, count: int, size: int = LANES) -> None:
-    """fn(lo) for the blocks lo = 0, size, 2 size, ... of count candidates, on numba.get_num_threads()
+    """fn(lo, work) for the blocks lo = 0, size, 2 size, ... of count candidates, on numba.get_num_threads()
     threads (the caller's Numba thread count) drawing blocks in turn (engine/train/threads.on_threads);
-    the first exception stops the blocks not started and is raised once the running ones end."""
+    the first exception stops the blocks not started and is raised once the running ones end.  fn passes
+    `work` to its kernel, which polls engine/core/atomic.stopped(work) every iteration: set to STOPPED
+    when the work is abandoned (a stop signal, another block's error), it ends a long block early."""
     starts = range(0, count, size)
     end = len(starts)
-    stop = np.zeros(1, np.int64)          # on_threads sets stop[0] = end when the work ends or fails
+    work = np.zeros(1, np.int64)          # on_threads sets work[0] = STOPPED when the work ends or fails
     claim = itertools.count()             # next() is atomic under the GIL
 
     def task():
-        while stop[0] < end:
+        while work[0] < end:
             k = next(claim)
             if k >= end:
                 return
             try:
-                fn(starts[k])
+                fn(starts[k], work)
             except BaseException:
-                stop[0] = end             # the other threads take no new block
+                work[0] = STOPPED         # the other threads take no new block and end the one they run
                 raise
-    on_threads(task, min(numba.get_num_threads(), end), stop, end)
+    on_threads(task, min(numba.get_num_threads(), end), work, end)

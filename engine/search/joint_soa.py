@@ -33,6 +33,7 @@ import numpy as np
 
 import llvmlite.binding as _llvm
 
+from badminima.engine.core.atomic import stopped
 from badminima.engine.core.jit import data_ptr, njit
 from badminima.engine.search import jacobi9 as J9
 from badminima.engine.search.blocks import LANES, each_block, pack, unpack
@@ -512,9 +513,10 @@ def _constraint_jacobian(X, w, th, invW, S1, S2, Pp, R, Jm, H, A):
 
 
 @njit
-def joint_block(X, y, w, th, hp, out, sweep_c):
+def joint_block(X, y, w, th, hp, out, sweep_c, work):
     """``kernels.optimize_joint`` for a block of B candidates in SoA layout (module docstring), in
-    place.  B should be LANES so that every lane runs the same vector code.  sweep_c: jacobi9.sweep_c()."""
+    place.  B should be LANES so that every lane runs the same vector code.  sweep_c: jacobi9.sweep_c();
+    work: the caller's work counter, polled every iteration (engine/core/atomic.stopped)."""
     N = X.shape[0]
     B = X.shape[2]
     n = 2 * N + 3
@@ -589,6 +591,8 @@ def joint_block(X, y, w, th, hp, out, sweep_c):
         else:
             Lq[l] = np.nan
     for it in range(iters + 1):
+        if stopped(work):          # the work was abandoned: the caller discards this block
+            return
         nact = 0
         for l in range(B):
             nact += 1 if act[l] > 0.0 else 0
@@ -774,10 +778,10 @@ def joint_batch(X, y, w, theta, hp, diag):
     C = X.shape[0]
     sweep = J9.sweep_c()
 
-    def block(lo):
+    def block(lo, work):
         Xb, tb = pack(X, lo, C), pack(theta, lo, C)
         ob = np.empty((8, LANES))
-        joint_block(Xb, pack(y, lo, C), pack(w, lo, C), tb, hp, ob, sweep)
+        joint_block(Xb, pack(y, lo, C), pack(w, lo, C), tb, hp, ob, sweep, work)
         unpack(Xb, X, lo)
         unpack(tb, theta, lo)
         unpack(ob, diag, lo)

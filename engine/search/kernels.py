@@ -48,6 +48,7 @@ import math
 import numpy as np
 from numba import prange
 
+from badminima.engine.core.atomic import stopped
 from badminima.engine.core.eigen import sym_eig
 from badminima.engine.core.fastexp import exp64
 from badminima.engine.core.jit import njit
@@ -579,10 +580,11 @@ def badness_grad(X, y, w, theta, h, hp, gate, g, L, phiX, phiV, m, e, s, s1, s2,
 
 
 @njit
-def optimize_joint(X, y, w, theta, h, hp, diag):
+def optimize_joint(X, y, w, theta, h, hp, diag, work):
     """Joint data + output-weight search from (X, theta), in place (see module docstring).
 
-    diag (8,): [||g||, lambda_min, min separation, max |x|, iterations, penalty, loss, converged]."""
+    diag (8,): [||g||, lambda_min, min separation, max |x|, iterations, penalty, loss, converged]; work:
+    the caller's work counter, polled every iteration (engine/core/atomic.stopped)."""
     N = X.shape[0]
     P = 4 * h + 1
     nv = h + 1
@@ -617,6 +619,8 @@ def optimize_joint(X, y, w, theta, h, hp, diag):
     L = 0.0
     it = 0
     for it in range(iters + 1):
+        if stopped(work):          # the work was abandoned: the caller discards this block
+            return
         L = loss_grad_hess(theta, X, y, w, h, g, H)
         gn = 0.0
         for p in range(P):
@@ -738,8 +742,9 @@ def _diagnose(X, w, gn, lam, it, pen, L, diag):
 
 
 @njit
-def optimize_paper(X, y, w, theta, h, hp, diag):
-    """The paper's method: theta fixed, Adam-normalised descent of ||g||^2 over the points, in place."""
+def optimize_paper(X, y, w, theta, h, hp, diag, work):
+    """The paper's method: theta fixed, Adam-normalised descent of ||g||^2 over the points, in place
+    (work as optimize_joint's)."""
     N = X.shape[0]
     P = 4 * h + 1
     iters = int(hp[H_ITERS])
@@ -751,6 +756,8 @@ def optimize_paper(X, y, w, theta, h, hp, diag):
     gn2 = 0.0
     it = 0
     for it in range(iters + 1):
+        if stopped(work):          # the work was abandoned: the caller discards this block
+            return
         gn2 = gradnorm2_and_grad_x(theta, X, y, w, h, gx)
         if not math.isfinite(gn2) or math.sqrt(gn2) < gtol or it == iters:
             break
@@ -775,13 +782,13 @@ def _sig_fast(a):
 
 
 @njit
-def paper_block(X, y, w, th, lr, iters, gtol, out):
+def paper_block(X, y, w, th, lr, iters, gtol, out, work):
     """The paper's method for a block of B candidates in structure-of-arrays layout, in place.
 
     X (N, 2, B), y (N, B), w (N, B) point weights, th (9, B) fixed 2-2-1 weights; every loop over
     candidates is innermost and branch-free, so LLVM vectorizes it (exp by fastexp.exp64).  Adam-
     normalised descent of ||grad_theta L||^2 over the points; a lane freezes once ||g|| < gtol.
-    out (4, B): ||g||, iterations, 0 (unused), converged.  B should be a multiple of LANES so that every lane
+    out (4, B): ||g||, iterations, 0 (unused), converged; work as optimize_joint's.  B should be a multiple of LANES so that every lane
     runs the same vector code (results then do not depend on how candidates are blocked)."""
     N = X.shape[0]
     B = X.shape[2]
@@ -801,6 +808,8 @@ def paper_block(X, y, w, th, lr, iters, gtol, out):
             W[l] += w[i, l]
     b1, b2 = 0.9, 0.999
     for it in range(iters + 1):
+        if stopped(work):          # the work was abandoned: the caller discards this block
+            return
         for q in range(9):
             for l in range(B):
                 g[q, l] = 0.0
@@ -898,22 +907,22 @@ def paper_batch(X, y, w, theta, hp, diag):
     C = X.shape[0]
     iters = int(hp[H_ITERS])
 
-    def block(lo):
+    def block(lo, work):
         Xb = pack(X, lo, C)
         ob = np.empty((4, LANES))
-        paper_block(Xb, pack(y, lo, C), pack(w, lo, C), pack(theta, lo, C), hp[H_LR], iters, hp[H_GTOL], ob)
+        paper_block(Xb, pack(y, lo, C), pack(w, lo, C), pack(theta, lo, C), hp[H_LR], iters, hp[H_GTOL], ob, work)
         unpack(Xb, X, lo)
         _paper_diag(X, y, w, theta, ob, diag, lo)
     each_block(block, C)
 
 
 @njit
-def _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi):
+def _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi, work):
     for c in range(lo, hi):
         if strategy == PAPER:
-            optimize_paper(X[c], y[c], w[c], theta[c], h, hp, diag[c])
+            optimize_paper(X[c], y[c], w[c], theta[c], h, hp, diag[c], work)
         else:
-            optimize_joint(X[c], y[c], w[c], theta[c], h, hp, diag[c])
+            optimize_joint(X[c], y[c], w[c], theta[c], h, hp, diag[c], work)
 
 
 def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
@@ -922,7 +931,7 @@ def optimize_batch(strategy, X, y, w, theta, h, hp, diag):
     if strategy == PAPER and h == 2:
         paper_batch(X, y, w, theta, hp, diag)
         return
-    each_range(lambda lo, hi: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi), X.shape[0])
+    each_range(lambda lo, hi, work: _optimize_range(strategy, X, y, w, theta, h, hp, diag, lo, hi, work), X.shape[0])
 
 
 @njit
@@ -968,4 +977,4 @@ def _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi):
 
 def polish_batch(X, y, w, theta, h, iters, tol, out):
     """newton_polish for every candidate in parallel threads; out (C, 3) = (||g||, lambda_min, moved)."""
-    each_range(lambda lo, hi: _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi), X.shape[0])
+    each_range(lambda lo, hi, work: _polish_range(X, y, w, theta, h, iters, tol, out, lo, hi), X.shape[0])

@@ -773,8 +773,8 @@ SEARCH_CHUNK_WORK = 1 << 24     # candidate-iterations a default chunk holds at 
 
 def default_search_chunk(cfg: SearchConfig) -> int:
     """Candidates per committed chunk when none is given: SEARCH_CHUNK, fewer where the iterations are
-    many, so that a stop signal (honoured between chunks) waits a minute at most; at least one block of
-    lanes.  Records do not depend on it."""
+    many, so that a stop signal (which abandons the chunk in hand) loses a minute at most; at least one
+    block of lanes.  Records do not depend on it."""
     return max(LANES, min(SEARCH_CHUNK, SEARCH_CHUNK_WORK // max(cfg.n_iters, 1)))
 
 

@@ -27,7 +27,7 @@ from badminima.engine.core.names import OPTIMIZERS, lanes_for
 _TEMPLATE = Path(__file__).with_name("kernel_template.py.txt")
 # The kernels import only engine/core; its digest (core_digest) is written into each generated file,
 # whose name carries the text's digest: editing engine/core yields new files, never a stale cache.
-_TEXT_VERSION = 19
+_TEXT_VERSION = 20
 
 
 def kernel_dir() -> Path:
@@ -379,10 +379,10 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
             + ["        " + ln for ln in body] + ["    _count_steps(st, cnt)"]
     # No mask either: a masked store of the parameters costs ~15% here, because the next step's
     # full-vector load of the same rows cannot take its data from a masked store in flight.
-    return ["", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
-            f'    """n steps with no stop test and no mask, the {n_points} points unrolled: they stop no lane '
-            'while every lane holding a network is live (see run_task)."""'] \
-        + head + ["    for i in range(n):", "        for l in range(B):"] + ["            " + ln for ln in body] \
+    return ["", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, i0, n):",
+            f'    """n steps (from step i0 of the block) with no stop test and no mask, the {n_points} points '
+            'unrolled: they stop no lane while every lane holding a network is live (see run_task)."""'] \
+        + head + ["    for i in range(i0, i0 + n):", "        for l in range(B):"] + ["            " + ln for ln in body] \
         + ["    for l in range(B):", f"        cnt[l] += _sel(st[{R.ACT} * B + l] > HALF, n, 0)"]
 
 
@@ -391,10 +391,10 @@ _UNFUSED_STEP = [
     '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
     "    _full_pass(X, y, st)",
     "    _decide(st, cnt, N, steps, hy, True, i)",
-    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, n):",
-    '    """n steps that stop no lane (see run_task)."""',
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, i0, n):",
+    '    """n steps from step i0 of the block, which stop no lane (see run_task)."""',
     "    for i in range(n):",
-    "        _step(X, y, st, cnt, N, steps, hy, i)",
+    "        _step(X, y, st, cnt, N, steps, hy, i0 + i)",
 ]
 
 FUSE_MAX_POINTS = 16

@@ -26,8 +26,8 @@ from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_fo
 DEFAULT_CHUNK = 16384
 CUDA_CHUNK = 1 << 19
 # A default CPU chunk holds at most this many network-steps (seconds on a few cores), so that a stop
-# signal, honoured between chunks, is not kept waiting by a long budget; never below MIN_CHUNK networks
-# (a SIMD block for each of 16 threads)
+# signal, which abandons the chunk in hand, loses little work; never below MIN_CHUNK networks (a SIMD
+# block for each of 16 threads)
 CHUNK_WORK = 1 << 31
 MIN_CHUNK = 1024
 

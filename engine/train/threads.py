@@ -19,16 +19,18 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
 
+from badminima.engine.core.atomic import STOPPED
+
 
 def on_threads(task, workers: int, counter: np.ndarray, end: int) -> None:
     """task() on `workers` threads at once, all drawing items from counter[0] up to `end`.  Always from a
-    pool, even for one thread, so that Ctrl-C reaches the waiting caller: counter[0] = end then stops
-    every task after the item it is on."""
+    pool, even for one thread, so that Ctrl-C reaches the waiting caller: counter[0] = STOPPED then stops
+    every task after the item it is on, or sooner where the task polls stopped(counter)."""
     pool = ThreadPoolExecutor(max(1, workers))
     try:
         list(pool.map(lambda _: task(), range(max(1, workers))))
     finally:
-        counter[0] = end
+        counter[0] = STOPPED
         pool.shutdown(wait=True)
 
 
