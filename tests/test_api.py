@@ -497,7 +497,8 @@ def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
 
 def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
     """A result file whose run or cell config, cell ranges, counts or outcome codes were damaged is
-    refused with a StoreError (never an AttributeError, a TypeError or quietly wrong counts)."""
+    refused with a StoreError (never an AttributeError, a TypeError or quietly wrong counts), by every
+    reader: a report or figure as well as show."""
     import json
     import shutil
     import h5py
@@ -533,10 +534,11 @@ def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
         def edit(f, g):
             g["outcome"][3] = code
         path = damaged(edit)
-        for call in (lambda: merge([path], "m.h5"), lambda: show(path)):
-            with pytest.raises(bm.StoreError, match=f"outcome of row 3 is {code}"):
+        for call in (lambda: merge([path], "m.h5"), lambda: show(path), lambda: bm.open(path)["outcome"],
+                     lambda: bm.report(path, "rep"), lambda: bm.plot("losses", path, output="f.png")):
+            with pytest.raises(bm.StoreError, match=f"cell 'main' outcome of row 3 is {code}"):
                 call()
-        assert not Path("m.h5").exists()
+        assert not Path("m.h5").exists() and not Path("rep").exists() and not Path("f.png").exists()
     for hidden in (0, "two", 3):
         def edit(f, g):
             g.attrs["config"] = json.dumps({**conf, "hidden": hidden})

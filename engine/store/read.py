@@ -21,9 +21,9 @@ import numpy as np
 
 from badminima.engine.core.say import name_some, say
 from badminima.engine.core.outcomes import NAMES
-from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, PROGRESS, SCHEMA_VERSION, NoResultFile,
-                                           StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
-                                           field_spec, identity, short_error, strip_shard)
+from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OUTCOME_FIELDS, PROGRESS, SCHEMA_VERSION,
+                                           NoResultFile, StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
+                                           field_spec, identity, outcome_codes, short_error, strip_shard)
 
 #: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
 #: copies: they touch every chunk once, in order, and a cache per open dataset would grow the memory
@@ -228,13 +228,16 @@ def read_meta(f: h5py.File, path: str | None = None) -> FileMeta:
 
 
 def read_rows(g: h5py.Group, fields, lo: int, hi: int, path: str) -> dict[str, np.ndarray]:
-    """Rows [lo, hi) of the given datasets of a cell group, with read errors as StoreError."""
+    """Rows [lo, hi) of the given datasets of a cell group, with read errors as StoreError, and an
+    outcome code that names no outcome (a damaged or hand-edited file) refused as one."""
     out = {}
     for fld in fields:
         try:
             out[fld] = g[fld][lo:hi]
         except (OSError, ValueError) as e:
             raise StoreError(f"{path}: corrupt data in {g.name}/{fld}: {short_error(e)}") from None
+        if fld in OUTCOME_FIELDS:
+            outcome_codes(out[fld], f"{path}: cell {g.name.rsplit('/', 1)[-1]!r} {fld}", lo)
     return out
 
 

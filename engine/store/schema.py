@@ -76,6 +76,9 @@ PROGRESS = "_progress"  # in-progress files only: int64 [committed rows, count c
 COUNT_CODES = tuple(FINAL_CODES)
 
 
+OUTCOME_FIELDS = ("outcome", "optimizer_outcome")     # the fields that hold outcome codes (outcome_codes)
+
+
 def outcome_codes(codes: np.ndarray, what: str, first: int = 0, n_codes: int = len(COUNT_CODES),
                   kind: str = "outcome") -> np.ndarray:
     """An outcome-code column (rows first, first + 1, ...) as int64; StoreError naming `what` (a file
