@@ -321,6 +321,13 @@ def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
     r = run("train", "-n", "64", "--steps", "20", "-o", deep)
     assert r.exit_code == 1 and "the path is longer than the file system allows" in r.stderr
     assert len(r.stderr) < 400 and sorted(os.listdir()) == ["-x y.h5", "x\udcff.json"]
+    # an output folder within PATH_MAX but too deep for the files made inside it: refused before any work
+    near = os.path.join(*["d" * 200] * 19, "r" * (4000 - len(str(tmp_path)) - 19 * 201))
+    for args in (["report", "./-x y.h5", "--out-dir", near], ["search", "-N", "7", "-k", "4", "--iters", "5",
+                                                             "-o", "s.h5", "--found-dir", near]):
+        r = run(*args)
+        assert r.exit_code == 1 and "the path leaves no room for the files made inside it" in r.stderr, r.output
+        assert len(r.stderr) < 400 and sorted(os.listdir()) == ["-x y.h5", "x\udcff.json"], args
     r = run("merge", "./-x y.h5", str(tmp_path / "-x y.h5"), "-o", "m.h5")      # one file named twice: merged once
     assert r.exit_code == 0 and "m.h5: the merge of 1 file\n" in r.output
     r = run("compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd", "--dtype", "float64", "--sizes", "4",

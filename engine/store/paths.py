@@ -74,6 +74,18 @@ def _shown(path: str) -> str:
     return path if len(path) <= 200 else f"{path[:80]}...{path[-80:]}"
 
 
+# Bytes an output folder's path leaves for what a command makes inside it: a staging folder and a
+# file name of up to 255 bytes (a report's figures, a search's exports)
+ROOM_INSIDE = 320
+
+
+def _path_max(directory: str) -> int:
+    try:
+        return os.pathconf(directory, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
 def _check_name_length(directory: str, path: str, head: str, suffix: str) -> None:
     try:
         limit = os.pathconf(directory, "PC_NAME_MAX")
@@ -83,10 +95,7 @@ def _check_name_length(directory: str, path: str, head: str, suffix: str) -> Non
         if len(os.fsencode(part)) + len(suffix) > limit:
             raise StoreError(f"{head}: the name {part[:40]}... is longer than the file system allows "
                              f"({limit} bytes{', with ' + repr(suffix) if suffix else ''})")
-    try:
-        path_max = os.pathconf(directory, "PC_PATH_MAX")
-    except (OSError, ValueError):
-        path_max = 4096
+    path_max = _path_max(directory)
     if len(os.fsencode(os.path.abspath(path))) + len(suffix) >= path_max:      # before any folder is made
         raise StoreError(f"{head}: the path is longer than the file system allows ({path_max} bytes"
                          f"{', with ' + repr(suffix) if suffix else ''})")
@@ -197,6 +206,10 @@ def check_output_dir(path, *, what: str = "-o") -> str:
         raise StoreError(f"{head}: {top} is not a directory")
     if top != full:
         _check_name_length(top, full, head, "")
+    path_max = _path_max(top)
+    if len(os.fsencode(full)) + ROOM_INSIDE >= path_max:
+        raise StoreError(f"{head}: the path leaves no room for the files made inside it (the file system "
+                         f"allows {path_max} bytes in all; keep it under {path_max - ROOM_INSIDE})")
     _probe(top, head)
     return path
 
