@@ -516,7 +516,7 @@ def _constraint_jacobian(X, w, th, invW, S1, S2, Pp, R, Jm, H, A):
 def joint_block(X, y, w, th, hp, out, sweep_c, work):
     """``kernels.optimize_joint`` for a block of B candidates in SoA layout (module docstring), in
     place.  B should be LANES so that every lane runs the same vector code.  sweep_c: jacobi9.sweep_c();
-    work: the caller's work counter, polled every iteration (engine/core/atomic.stopped)."""
+    work: the caller's stop flag, polled every iteration (engine/core/atomic.stopped)."""
     N = X.shape[0]
     B = X.shape[2]
     n = 2 * N + 3

@@ -584,7 +584,7 @@ def optimize_joint(X, y, w, theta, h, hp, diag, work):
     """Joint data + output-weight search from (X, theta), in place (see module docstring).
 
     diag (8,): [||g||, lambda_min, min separation, max |x|, iterations, penalty, loss, converged]; work:
-    the caller's work counter, polled every iteration (engine/core/atomic.stopped)."""
+    the caller's stop flag, polled every iteration (engine/core/atomic.stopped)."""
     N = X.shape[0]
     P = 4 * h + 1
     nv = h + 1
