@@ -581,7 +581,7 @@ def show(files, cells, json_out, verify):
             click.echo(format_table([summary]))
         emit_json(json_out, json.dumps(summary, indent=1, default=str))
         return
-    chosen = select_cells(load_cells(paths, progress=False), cells)
+    chosen = select_cells(load_cells(paths, progress=False, opened=opened), cells)
     if json_out != "-":
         click.echo("\n\n".join(cell_detail(c) for c in chosen) if cells else show_text(chosen))
     emit_json(json_out, json.dumps(show_json(chosen, detail=bool(cells)), indent=1, default=str))

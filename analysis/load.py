@@ -189,15 +189,14 @@ def _check_config(cell: CellRef, files) -> None:
                             f"has (d in {SUPPORTED_D}): its configuration does not describe its data")
 
 
-def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
-    """Every cell of every run in the given files (paths or globs; shards of one run are joined)."""
-    paths = expand_paths(paths_or_globs)
+def load_cells(paths_or_globs, *, progress: bool = True, opened: list[Results] | None = None) -> list[CellRef]:
+    """Every cell of every run in the given files (paths or globs; shards of one run are joined);
+    `opened`: the files already opened one by one (their metadata are not read again)."""
+    paths = [] if opened is not None else expand_paths(paths_or_globs)
     groups: dict[str, list] = {}
     prog = Progress(len(paths), "files", enabled=progress and len(paths) > 1)
     try:
-        for p in paths:
-            with open_h5(p) as f:
-                meta = read_meta(f, p)
+        for p, meta in _metas(paths, opened):
             if meta.config.get("command") == "search":
                 raise AnalysisError(f"{p} holds a deadlock search, not trained networks: `report` and `plot` "
                                     f"take training results (a search's summary: `badminima show {shell_quote(p)}`)")
@@ -215,6 +214,16 @@ def load_cells(paths_or_globs, *, progress: bool = True) -> list[CellRef]:
     for c, lb in zip(cells, cell_labels([c.config for c in cells], names)):
         c.label = lb
     return cells
+
+
+def _metas(paths, opened):
+    """(path, metadata) of each file: those of `opened`, else read from each path in turn."""
+    if opened is not None:
+        yield from ((m.path, m) for res in opened for m in res.metas)
+        return
+    for p in paths:
+        with open_h5(p) as f:
+            yield p, read_meta(f, p)
 
 
 def _words(c: CellRef) -> set[str]:
