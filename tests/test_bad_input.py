@@ -207,6 +207,8 @@ CASES = [
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--timeout", "-1"], "--timeout must be positive"),
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--max-requeues", "-1"], "--max-requeues must be >= 0"),
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--partition", "a;b"], "bad partition"),
+    (["slurm", "train", "-n", "1000000", "--shards", "20000", "--max-array-size", "1", "--script", "j.sh"],
+     "needs 20000 array submissions"),
     (["status", "DIR", "--shards", "0"], "--shards must be >= 1"),
     (["status", "FILE"], "FILE is not a result file (*.h5)"),
     # the run command's own options, checked before a script is written or a task started

@@ -26,6 +26,7 @@ from badminima.engine.train import interrupt
 from badminima.engine.cluster.shards import ClusterError, RunStatus, default_exe, shard_status, shard_width
 
 DEFAULT_MAX_ARRAY_SIZE = 1001       # SLURM's default MaxArraySize
+MAX_SUBMISSIONS = 10000             # array submissions one script makes at most (SLURM's default MaxJobCount)
 _TEMPLATE = Path(__file__).with_name("slurm_template.sh")
 
 
@@ -106,6 +107,10 @@ class SlurmJob:
             raise ValueError(f"--cpus-per-task must be >= 1, got {self.cpus_per_task}")
         if self.max_array_size < 1:
             raise ValueError(f"--max-array-size must be >= 1, got {self.max_array_size}")
+        if -(-self.shards // self.max_array_size) > MAX_SUBMISSIONS:
+            raise ValueError(f"--shards {self.shards} needs {-(-self.shards // self.max_array_size)} array submissions "
+                             f"of at most {self.max_array_size} tasks (MaxArraySize), more than the "
+                             f"{MAX_SUBMISSIONS} jobs a cluster holds by default: use fewer shards")
         if self.max_requeues < 0:
             raise ValueError(f"--max-requeues must be >= 0, got {self.max_requeues}")
         parse_time_limit(self.time_limit)
