@@ -359,7 +359,8 @@ def out_file(path, what: str = "-o", result: bool = False):
     if not str(path).strip():
         _fail(f"{what} is empty: give a file name")
     try:
-        return check_output_file(path, what=what, suffix=WRITER_SUFFIX if result else "")
+        return check_output_file(path, what=what, suffix=WRITER_SUFFIX if result else "",
+                                 stream=what == "--json")
     except StoreError as e:
         _fail(str(e), 1)
 

@@ -333,3 +333,26 @@ def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
     r = run("compile", "--hidden", "2", "--act", "sigmoid", "--opt", "gd", "--dtype", "float64", "--sizes", "4",
             "--workers", "999")
     assert r.exit_code == 0 and "note: --workers 999 is more than the" in r.stderr
+
+
+def test_a_json_output_may_be_a_device_or_a_pipe(tmp_path, monkeypatch):
+    """`--json` naming /dev/null, a named pipe (or a shell's `>(jq .)`) is written to directly, the same
+    JSON as `--json -`; a figure or a result file there is still refused (no file to replace)."""
+    import json
+    import threading
+    monkeypatch.chdir(tmp_path)
+    run = lambda *a: CliRunner().invoke(main, list(a))          # noqa: E731
+    assert run("train", "-n", "64", "--steps", "20", "-o", "r.h5", "-q").exit_code == 0
+    want = json.loads(run("show", "r.h5", "--json", "-").output)
+    r = run("show", "r.h5", "--json", os.devnull)
+    assert r.exit_code == 0 and f"json: {os.devnull}" in r.output, r.output
+    os.mkfifo("pipe")
+    got = []
+    reader = threading.Thread(target=lambda: got.append(Path("pipe").read_text()))
+    reader.start()
+    r = run("show", "r.h5", "--json", "pipe")
+    reader.join(60)
+    assert r.exit_code == 0 and json.loads(got[0]) == want and Path("pipe").exists()
+    for args in (["plot", "losses", "r.h5", "--figure", os.devnull], ["train", "-n", "64", "-o", os.devnull]):
+        r = run(*args)
+        assert r.exit_code == 1 and "it exists and is not a regular file" in r.output, args

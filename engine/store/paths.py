@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 
 from badminima.engine.store.schema import StoreError, short_error
@@ -143,11 +144,22 @@ def not_a_file(path: str) -> str | None:
     return None
 
 
-def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
+def is_stream(path) -> bool:
+    """Whether an existing path is a character device or a pipe (/dev/null, /dev/stdout, a named pipe, a
+    shell's process substitution `>(jq .)`): written to directly, there being no file to replace."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def check_output_file(path, *, what: str = "-o", suffix: str = "", stream: bool = False) -> str:
     """Refuse an output file path that cannot be written; returns it as a string.
 
     `what` names it in messages (the option, e.g. "--json"); `suffix` is the longest suffix the writer
-    adds to the name for its own files (WRITER_SUFFIX for result files).  Whether an existing file may
+    adds to the name for its own files (WRITER_SUFFIX for result files); `stream`: a text output that
+    write_text may send to a device or pipe (is_stream) instead of a file.  Whether an existing file may
     be replaced is the caller's decision (result files: RunWriter; text outputs are replaced, except an
     HDF5 file: a --json, --figure or --script aimed at a result file would destroy it)."""
     _check_path_type(path, what)
@@ -160,6 +172,8 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "") -> str:
         raise StoreError(f"{head}: it is a directory; give a file name")
     if path.endswith(("/", os.sep)):
         raise StoreError(f"{head}: a trailing / names a directory; give a file name")
+    if stream and is_stream(full):
+        return path
     if not_a_file(full):
         raise StoreError(f"{head}: {not_a_file(full)}")
     if suffix and full.endswith(WRITER_NAMES):      # X.part is where a run writing X keeps its rows
@@ -275,8 +289,12 @@ def atomic_file(path):
 
 
 def write_text(path, text: str) -> str:
-    """Write a text file atomically (``atomic_file``)."""
+    """Write a text file atomically (``atomic_file``), or straight to a device or pipe (is_stream)."""
     # a file name that is not UTF-8 (bytes Python holds as surrogates) is written escaped, \xff
+    if is_stream(path):
+        with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(text)
+        return os.fspath(path)
     with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8", errors="backslashreplace") as f:
         f.write(text)
     return os.fspath(path)
