@@ -547,3 +547,32 @@ def test_damaged_metadata_is_a_store_error(tmp_path, monkeypatch):
     def edit(f, g):
         g.attrs["config"] = json.dumps({**conf, "init": [1]})
     assert "init" not in bm.open(damaged(edit)).to_pandas().columns
+
+
+def test_an_interrupt_stops_a_long_call_at_once(tmp_path):
+    """SIGINT (Ctrl-C, a notebook's interrupt) during one block of days of work raises KeyboardInterrupt
+    within seconds, with the run's .part kept and its lock released; in-memory calls alike."""
+    import subprocess
+    import sys
+    script = tmp_path / "nb.py"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "import badminima as bm\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "t = {}\n"
+        "def later(path):\n"
+        "    while path and not os.path.exists(path):\n"
+        "        time.sleep(0.05)\n"
+        "    time.sleep(1.5)\n"
+        "    t['sent'] = time.monotonic()\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "for output in (None, 'r.h5'):\n"
+        "    threading.Thread(target=later, args=(output and output + '.part',), daemon=True).start()\n"
+        "    try:\n"
+        "        bm.train(networks=64, steps=10 ** 12, output=output)\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('%.2f' % (time.monotonic() - t['sent']))\n")
+    p = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    waits = [float(x) for x in p.stdout.split()]
+    assert p.returncode == 0 and len(waits) == 2 and max(waits) < 30, (p.stdout, p.stderr)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["nb.py", "r.h5.part"]
