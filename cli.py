@@ -21,6 +21,8 @@ def _shell(path) -> str:
 
 
 def _fail(msg: str, code: int = 2):
+    from badminima.engine.train import interrupt
+    interrupt.quiet()           # the exit status is decided: a late signal must not replace it
     ctx = click.get_current_context(silent=True)
     where = ctx.meta.get(_ERRORS_IN, "") if ctx else ""     # e.g. "in --warmup `...`: ", while checking it
     try:
@@ -55,7 +57,8 @@ def _interrupted():
     import signal
     from badminima.engine.train import interrupt
     sig = interrupt.signal_received() or signal.SIGINT
-    interrupt.clear()
+    interrupt.clear()           # reported: forgotten, and a later signal changes nothing
+    interrupt.quiet()
     what = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
     ctx = click.get_current_context(silent=True)
     if ctx is None or ctx.info_name not in _RESUMABLE:     # None: before or after the command's own work
@@ -291,6 +294,8 @@ class OneLineErrors(click.Group):
             if e.code == 1 and type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
                 _broken_pipe()
             raise
+        from badminima.engine.train import interrupt
+        interrupt.quiet()
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -245,3 +245,28 @@ def test_a_failed_task_whose_shard_another_process_completed_is_a_note(tmp_path)
         _follow(job, futures, 0, None, False, said.append)
     assert said[0] == "note: shard task(s) [0] stopped here, but another process completed their shards", said
     assert said[1].startswith("1 shard task(s) failed: [1]; shard 1: error: shard-0001.h5 is being written"), said
+
+
+def test_a_stop_signal_during_the_clusters_close_still_closes_it():
+    """A stop signal that cuts the client's close short: the close is done again and the cluster closed
+    too, then the stop goes on (a cluster left open kept the process 10 s in Dask's exit hook)."""
+    from distributed import Client, LocalCluster
+    from badminima.engine.cluster.dask import _close
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=40)
+    client = Client(cluster)
+    real, calls = client.close, []
+
+    def cut_short(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    client.close = cut_short
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _close(client, cluster)
+        assert len(calls) == 2 and client.status == "closed" and cluster.status.name == "closed"
+    finally:
+        real()
+        cluster.close()

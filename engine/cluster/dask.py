@@ -260,10 +260,28 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
             raise KeyboardInterrupt from e      # e.g. h5py turned the KeyboardInterrupt into a SystemError
         raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)
     return shard_status(job.outdir, job.shards)
+
+
+def _close(client, cluster) -> None:
+    """Close the client and the local cluster, also where a stop signal cuts a close short: it is
+    done again (a later signal no longer interrupts, engine/train/interrupt.py), since a cluster left
+    open makes Dask's exit hook wait out its timeout for the workers (10 s) before the process ends."""
+    stopped = None
+    for close in (client.close, cluster.close if cluster is not None else None):
+        if close is None:
+            continue
+        try:
+            close()
+        except KeyboardInterrupt as e:
+            stopped = e
+            try:
+                close()
+            except Exception:  # noqa: BLE001 - a half-closed client may refuse; the cluster still closes
+                pass
+    if stopped is not None:
+        raise stopped
 
 
 def _stop_tasks(client, stop: str, futures, timeout: float = 120.0) -> None:

@@ -8,8 +8,9 @@ files, 14 were dropped that way and the loop went on (the Dask client following 
 running after Ctrl-C, and so did a shard task writing its file).
 
 install() (the command line calls it) replaces the SIGINT handler with one that records the signal
-before raising KeyboardInterrupt as usual; the loops of long work call check() at their safe points
-(after a committed chunk, between two polls, between two copied fields), which raises
+before raising KeyboardInterrupt as usual (for the first signal only: later ones change nothing); the
+loops of long work call check() at their safe points (after a committed chunk, between two polls,
+between two copied fields, while threads run a chunk), which raises
 KeyboardInterrupt if a signal was recorded and its exception was lost; received() tells an error
 raised while unwinding from one.  A KeyboardInterrupt the interpreter drops that way is not printed
 either ("Exception ignored ..." and its traceback): it is recorded, and check() raises it again.
@@ -20,6 +21,7 @@ run stops at the same safe points, releases its lock and says which signal stopp
 """
 from __future__ import annotations
 
+import atexit
 import signal
 import sys
 import threading
@@ -47,6 +49,7 @@ class _Flag:
 
 
 _received = _Flag()
+_stopping = _Flag()         # a stop is under way, from the first signal until the next install()
 _signum = signal.SIGINT
 _previous_unraisable = sys.unraisablehook
 
@@ -74,8 +77,13 @@ def _thread_exception(args) -> None:
 
 def _handler(signum, frame):
     global _signum
-    if not _received.is_set():
-        _signum = signum
+    if _stopping.is_set():
+        # the first signal's stop is under way: a second one (a terminal's Ctrl-C after `timeout`'s
+        # SIGTERM, scancel signalling every process) neither cuts its cleanup short nor changes the
+        # exit status; SIGKILL still ends the process at once
+        return
+    _signum = signum
+    _stopping.set()
     _received.set()
     raise KeyboardInterrupt
 
@@ -85,12 +93,17 @@ def install() -> None:
     SIGINT); clears an earlier record.  Only from the main thread, and only for a signal that has its
     default handling (not where the caller chose another one, e.g. ignoring it)."""
     _received.clear()
+    _stopping.clear()
     if threading.current_thread() is not threading.main_thread():
         return
     default = {signal.SIGINT: signal.default_int_handler}
     for sig in _STOPPING:
         if signal.getsignal(sig) in (default.get(sig, signal.SIG_DFL), _handler):
             signal.signal(sig, _handler)
+    global _at_exit
+    if not _at_exit:
+        atexit.register(_ignore_at_exit)
+        _at_exit = True
     if any(signal.getsignal(sig) is _handler for sig in _STOPPING):
         global _previous_unraisable, _previous_threads
         if sys.unraisablehook is not _unraisable:
@@ -101,9 +114,28 @@ def install() -> None:
         threading.excepthook = _thread_exception
 
 
+def quiet() -> None:
+    """The command's outcome is decided and being reported: a stopping signal from here on changes
+    nothing (until the next install())."""
+    _stopping.set()
+
+
+_at_exit = False
+
+
+def _ignore_at_exit() -> None:
+    """At the process's exit, ignore the signals this module handles: Python restores their default
+    action while it shuts down, and a signal arriving then would end the process with its own status
+    instead of the command's."""
+    for sig in _STOPPING:
+        if signal.getsignal(sig) is _handler:
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def clear() -> None:
-    """Forget a recorded signal (once it has been reported)."""
+    """Forget a recorded signal (once it has been reported); the next one stops again."""
     _received.clear()
+    _stopping.clear()
 
 
 def received() -> bool:

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from multiprocessing import resource_tracker, spawn
 from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
 
 from badminima.engine.core.atomic import STOPPED
+from badminima.engine.train.interrupt import check
 
 
 def on_threads(task, workers: int, counter: np.ndarray, end: int) -> None:
@@ -28,7 +29,14 @@ def on_threads(task, workers: int, counter: np.ndarray, end: int) -> None:
     every task after the item it is on, or sooner where the task polls stopped(counter)."""
     pool = ThreadPoolExecutor(max(1, workers))
     try:
-        list(pool.map(lambda _: task(), range(max(1, workers))))
+        pending = [pool.submit(task) for _ in range(max(1, workers))]
+        # waits of a fraction of a second: a stop signal whose KeyboardInterrupt a library swallowed
+        # (interrupt.check) still stops the tasks, not only at the chunk's end
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_EXCEPTION)
+            check()
+            for f in done:
+                f.result()          # the first error, raised here: the others stop (finally)
     finally:
         counter[0] = STOPPED
         pool.shutdown(wait=True)
