@@ -265,23 +265,15 @@ def run(job: DaskJob, echo=None, progress: bool = True) -> RunStatus:
 
 
 def _close(client, cluster) -> None:
-    """Close the client and the local cluster, also where a stop signal cuts a close short: it is
-    done again (a later signal no longer interrupts, engine/train/interrupt.py), since a cluster left
-    open makes Dask's exit hook wait out its timeout for the workers (10 s) before the process ends."""
-    stopped = None
-    for close in (client.close, cluster.close if cluster is not None else None):
-        if close is None:
-            continue
+    """Close the client and the local cluster, a stop signal held off until both are closed: a close cut
+    short left Dask waiting for workers it no longer tracked (its exit hook for 10 s, a second close for
+    ever); one arriving meanwhile is raised once they are."""
+    with interrupt.deferred():
         try:
-            close()
-        except KeyboardInterrupt as e:
-            stopped = e
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - a half-closed client may refuse; the cluster still closes
-                pass
-    if stopped is not None:
-        raise stopped
+            client.close()
+        finally:
+            if cluster is not None:
+                cluster.close()
 
 
 def _stop_tasks(client, stop: str, futures, timeout: float = 120.0) -> None:

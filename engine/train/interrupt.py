@@ -22,6 +22,7 @@ run stops at the same safe points, releases its lock and says which signal stopp
 from __future__ import annotations
 
 import atexit
+import contextlib
 import signal
 import sys
 import threading
@@ -50,6 +51,7 @@ class _Flag:
 
 _received = _Flag()
 _stopping = _Flag()         # a stop is under way, from the first signal until the next install()
+_deferred = _Flag()         # inside deferred(): a signal is recorded, and raised after the block
 _signum = signal.SIGINT
 _previous_unraisable = sys.unraisablehook
 
@@ -85,7 +87,8 @@ def _handler(signum, frame):
     _signum = signum
     _stopping.set()
     _received.set()
-    raise KeyboardInterrupt
+    if not _deferred.is_set():
+        raise KeyboardInterrupt
 
 
 def install() -> None:
@@ -112,6 +115,18 @@ def install() -> None:
         if threading.excepthook is not _thread_exception:
             _previous_threads = threading.excepthook
         threading.excepthook = _thread_exception
+
+
+@contextlib.contextmanager
+def deferred():
+    """A block a stop signal must not cut short (closing a cluster): one arriving inside is recorded,
+    and raised as KeyboardInterrupt once the block is done."""
+    _deferred.set()
+    try:
+        yield
+    finally:
+        _deferred.clear()
+    check()
 
 
 def quiet() -> None:
