@@ -337,7 +337,8 @@ def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):
 
 def test_a_json_output_may_be_a_device_or_a_pipe(tmp_path, monkeypatch):
     """`--json` naming /dev/null, a named pipe (or a shell's `>(jq .)`) is written to directly, the same
-    JSON as `--json -`; a figure or a result file there is still refused (no file to replace)."""
+    JSON as `--json -`, and /dev/stdout after the text printed there (a redirected stdout's file is
+    not replaced); a figure or a result file there is still refused (no file to replace)."""
     import json
     import threading
     monkeypatch.chdir(tmp_path)
@@ -356,3 +357,15 @@ def test_a_json_output_may_be_a_device_or_a_pipe(tmp_path, monkeypatch):
     for args in (["plot", "losses", "r.h5", "--figure", os.devnull], ["train", "-n", "64", "-o", os.devnull]):
         r = run(*args)
         assert r.exit_code == 1 and "it exists and is not a regular file" in r.output, args
+    # this process's own descriptor, redirected to a file: written after the text, not replacing it
+    with open("out.txt", "w") as fh:
+        p = subprocess.run([sys.executable, "-m", "badminima", "show", "r.h5", "--json", "/dev/stdout"], stdout=fh,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    text = Path("out.txt").read_text()
+    assert p.returncode == 0 and text.startswith("r.h5: complete"), (p.stderr, text[:200])
+    body = text[text.index("\n{") + 1:text.rindex("}") + 1]
+    assert json.loads(body) == want and text.endswith("}\njson: /dev/stdout\n")
+    p = subprocess.run([sys.executable, "-m", "badminima", "show", "r.h5", "--json", "/dev/fd/9"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and p.stderr.strip() == ("error: cannot write --json /dev/fd/9: it names descriptor 9, "
+                                                      "which is not open"), p.stderr

@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
+import sys
 import tempfile
 
 from badminima.engine.store.schema import StoreError, short_error
@@ -144,6 +146,27 @@ def not_a_file(path: str) -> str | None:
     return None
 
 
+_FD_NAME = re.compile(r"/(?:proc/(?:self|(\d+))|dev)/fd/(\d+)")
+_STD_NAMES = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def own_descriptor(path) -> int | None:
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/3, /proc/self/fd/1, or a
+    link to one), else None.  Such a name opened anew would truncate, or a rename would replace, the
+    file the descriptor writes to (`--json /dev/stdout > out.txt` lost the text before the JSON)."""
+    p = os.path.abspath(os.fspath(path))
+    for _ in range(40):
+        if p in _STD_NAMES:
+            return _STD_NAMES[p]
+        m = _FD_NAME.fullmatch(p)
+        if m and (m.group(1) is None or int(m.group(1)) == os.getpid()):
+            return int(m.group(2))
+        if not os.path.islink(p):
+            return None
+        p = os.path.normpath(os.path.join(os.path.dirname(p), os.readlink(p)))
+    return None
+
+
 def is_stream(path) -> bool:
     """Whether an existing path is a character device or a pipe (/dev/null, /dev/stdout, a named pipe, a
     shell's process substitution `>(jq .)`): written to directly, there being no file to replace."""
@@ -172,6 +195,13 @@ def check_output_file(path, *, what: str = "-o", suffix: str = "", stream: bool 
         raise StoreError(f"{head}: it is a directory; give a file name")
     if path.endswith(("/", os.sep)):
         raise StoreError(f"{head}: a trailing / names a directory; give a file name")
+    fd = own_descriptor(path) if stream else None
+    if fd is not None:
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise StoreError(f"{head}: it names descriptor {fd}, which is not open") from None
+        return path
     if stream and is_stream(full):
         return path
     if not_a_file(full):
@@ -289,8 +319,22 @@ def atomic_file(path):
 
 
 def write_text(path, text: str) -> str:
-    """Write a text file atomically (``atomic_file``), or straight to a device or pipe (is_stream)."""
+    """Write a text file atomically (``atomic_file``), or straight to a descriptor of this process
+    (own_descriptor: after what its Python stream holds, so the order is kept) or to a device or pipe
+    (is_stream)."""
     # a file name that is not UTF-8 (bytes Python holds as surrogates) is written escaped, \xff
+    fd = own_descriptor(path)
+    if fd is not None:
+        for s in (sys.stdout, sys.stderr):
+            try:
+                if s.fileno() == fd:
+                    s.flush()
+            except (AttributeError, OSError, ValueError):
+                pass
+        data = text.encode("utf-8", errors="backslashreplace")
+        while data:
+            data = data[os.write(fd, data):]
+        return os.fspath(path)
     if is_stream(path):
         with open(path, "w", encoding="utf-8", errors="backslashreplace") as f:
             f.write(text)
