@@ -168,8 +168,8 @@ def own_descriptor(path) -> int | None:
 
 
 def is_stream(path) -> bool:
-    """Whether an existing path is a character device or a pipe (/dev/null, /dev/stdout, a named pipe, a
-    shell's process substitution `>(jq .)`): written to directly, there being no file to replace."""
+    """Whether an existing path is a character device or a pipe (/dev/null, a named pipe, a shell's
+    process substitution `>(jq .)`): written to directly, there being no file to replace."""
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
