@@ -57,8 +57,7 @@ def _interrupted():
     import signal
     from badminima.engine.train import interrupt
     sig = interrupt.signal_received() or signal.SIGINT
-    interrupt.clear()           # reported: forgotten, and a later signal changes nothing
-    interrupt.quiet()
+    interrupt.clear()           # reported: forgotten (a later signal changes nothing)
     what = "interrupted" if sig == signal.SIGINT else f"stopped by {sig.name}"
     ctx = click.get_current_context(silent=True)
     if ctx is None or ctx.info_name not in _RESUMABLE:     # None: before or after the command's own work

@@ -148,9 +148,9 @@ def _ignore_at_exit() -> None:
 
 
 def clear() -> None:
-    """Forget a recorded signal (once it has been reported); the next one stops again."""
+    """Forget a recorded signal (once it has been reported); a stop under way stays so, a later signal
+    changing nothing, until the next install()."""
     _received.clear()
-    _stopping.clear()
 
 
 def received() -> bool:
