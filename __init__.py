@@ -6,7 +6,8 @@
 
 The API (docs/api.md): train, open, table1, verify, certify, search, plot, report, load_dataset, and
 the Results they return.  Errors are one-line exceptions: ConfigError (an option), DataError (a
-dataset), StoreError (a result file, an output path, a full disk; NoResultFile, a name that names none),
+dataset), StoreError (a result file, an output path, a full disk; NoResultFile, a name that names none;
+NotMergeable, files that are not one run's shards),
 ResourceError (a run that would not fit in memory), AnalysisError (a figure or report).  The command
 line `badminima` (cli.py) is built on the same functions.
 """
@@ -15,6 +16,7 @@ __version__ = "0.2.0"
 _API = ("train", "open", "table1", "verify", "certify", "search", "plot", "report", "load_dataset", "Results")
 _ERRORS = {"ConfigError": "badminima.engine.train.config", "DataError": "badminima.engine.data.datasets",
            "StoreError": "badminima.engine.store", "NoResultFile": "badminima.engine.store",
+           "NotMergeable": "badminima.engine.store",
            "ResourceError": "badminima.engine.train.limits",
            "AnalysisError": "badminima.analysis.load"}
 __all__ = [*_API, *_ERRORS, "__version__"]

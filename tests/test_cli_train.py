@@ -276,6 +276,19 @@ def test_shards_merge_to_the_single_run(tmp_path):
     assert run(["merge", *shards, "-o", str(merged)]).exit_code == 0
     from badminima.engine.store import diff_files
     assert diff_files(str(single), str(merged)) == []
+    # inputs that do not merge are bad input (exit 2), an output that exists a refusal to act (exit 1)
+    other = tmp_path / "other.h5"
+    assert run(ARGS + ["-o", str(other), "--shard", "2/3", "--seed", "9"]).exit_code == 0
+    for inputs, says in (([shards[0], shards[1]], "are in no input (incomplete shards)"),
+                         ([shards[0], shards[1], shards[1], str(single)], "overlaps"),
+                         ([shards[0], shards[1], str(other)], "are not shards of one configuration")):
+        r = run(["merge", *inputs, "-o", str(tmp_path / "m2.h5")])
+        assert r.exit_code == 2 and says in r.output and r.output.count("\n") == 1, r.output
+    r = run(["show", shards[0], str(single)])
+    assert r.exit_code == 2 and "both hold networks" in r.output, r.output
+    r = run(["merge", *shards, "-o", str(single)])
+    assert r.exit_code == 1 and "exists and is not the merge of these files" in r.output, r.output
+    assert not (tmp_path / "m2.h5").exists()
 
 
 def test_default_chunks_shrink_for_long_budgets():

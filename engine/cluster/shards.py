@@ -13,7 +13,8 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-from badminima.engine.store import NoResultFile, StoreError, diff_keys, expand_paths, open_h5, read_meta, without_leftover_parts
+from badminima.engine.store import (NoResultFile, NotMergeable, StoreError, diff_keys, expand_paths, open_h5, read_meta,
+                                   without_leftover_parts)
 from badminima.engine.store.paths import shell_quote
 
 
@@ -152,11 +153,11 @@ def shard_status(target: str, count: int | None = None) -> RunStatus:
         for m in metas[1:]:
             d = diff_keys(first.identity(), m.identity())
             if d:
-                raise StoreError(f"{m.path} and {first.path} are not shards of one run (differing keys: "
+                raise NotMergeable(f"{m.path} and {first.path} are not shards of one run (differing keys: "
                                  f"{', '.join(d)}); keep one run per directory")
         counts = {(m.shard or {"count": 1})["count"] for m in metas}
         if len(counts) > 1:
-            raise StoreError(f"{target}: shards of different counts N ({', '.join(map(str, sorted(counts)))})")
+            raise NotMergeable(f"{target}: shards of different counts N ({', '.join(map(str, sorted(counts)))})")
         if count is not None and counts != {count}:
             raise StoreError(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
         st.count = counts.pop()

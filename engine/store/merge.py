@@ -15,8 +15,8 @@ from badminima.engine.core.say import say
 from badminima.engine.train import interrupt
 from badminima.engine.store.paths import check_not_input, os_error_message
 from badminima.engine.store.read import FileLocked, expand_paths, open_h5, read_meta
-from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, StoreError, canonical_json,
-                                           describe_diff, diff_keys, strip_shard)
+from badminima.engine.store.schema import (FORMAT, PROVENANCE_ATTRS, SCHEMA_VERSION, NotMergeable, StoreError,
+                                           canonical_json, describe_diff, diff_keys, strip_shard)
 from badminima.engine.store.write import (extra_fields_json, lock_run, remove_if_exists, unlock_run, utc_now,
                                           versions, write_final)
 
@@ -70,10 +70,10 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
         first = metas[0]
         for m in metas:
             if m.status != "complete":
-                raise StoreError(f"{m.path} is an unfinished run; resume it before merging")
+                raise NotMergeable(f"{m.path} is an unfinished run; resume it before merging")
             d = diff_keys(first.identity(), m.identity())
             if d:
-                raise StoreError(f"{m.path} and {first.path} are not shards of one configuration "
+                raise NotMergeable(f"{m.path} and {first.path} are not shards of one configuration "
                                  f"(differing keys: {describe_diff(d)})")
         cells = []
         for name, cm0 in first.cells.items():
@@ -81,12 +81,12 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
             pos, prev = 0, None
             for cm, f, p in segs:
                 if cm.start < pos:
-                    raise StoreError(f"cell {name!r}: {p} [{cm.start}, {cm.stop}) overlaps {prev} (shards overlap)")
+                    raise NotMergeable(f"cell {name!r}: {p} [{cm.start}, {cm.stop}) overlaps {prev} (shards overlap)")
                 if cm.start > pos:
-                    raise StoreError(f"cell {name!r}: networks [{pos}, {cm.start}) are in no input (incomplete shards)")
+                    raise NotMergeable(f"cell {name!r}: networks [{pos}, {cm.start}) are in no input (incomplete shards)")
                 pos, prev = cm.stop, f"{p} [{cm.start}, {cm.stop})"
             if pos != cm0.n_total:
-                raise StoreError(f"cell {name!r}: networks [{pos}, {cm0.n_total}) are in no input (incomplete shards)")
+                raise NotMergeable(f"cell {name!r}: networks [{pos}, {cm0.n_total}) are in no input (incomplete shards)")
             out_cm = type(cm0)(name=name, config=cm0.config, n_total=cm0.n_total, n_params=cm0.n_params,
                                start=0, stop=cm0.n_total, n_rows=cm0.n_total)
             cells.append((out_cm, [(f["cells"][name], 0, cm.n_rows, p) for cm, f, p in segs]))

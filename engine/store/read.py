@@ -22,7 +22,7 @@ import numpy as np
 from badminima.engine.core.say import name_some, say
 from badminima.engine.core.outcomes import NAMES
 from badminima.engine.store.schema import (BASE_FIELDS, COUNT_CODES, FORMAT, OUTCOME_FIELDS, PROGRESS, SCHEMA_VERSION,
-                                           NoResultFile, StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
+                                           NoResultFile, NotMergeable, StoreError, check_extra_fields, count_outcomes, counts_dict, describe_diff, diff_keys,
                                            field_spec, identity, outcome_codes, short_error, strip_shard)
 
 #: HDF5's per-dataset chunk cache (8 MiB by default since HDF5 2.0) is off for whole-file reads and
@@ -293,13 +293,13 @@ class Results:
         for m in metas[1:]:
             d = diff_keys(ident, m.identity())
             if d:
-                raise StoreError(f"{m.path} and {first.path} hold different configurations "
+                raise NotMergeable(f"{m.path} and {first.path} hold different configurations "
                                  f"(differing keys: {describe_diff(d)})")
         for name in first.cells:
             ranges = sorted((m.cells[name].start, m.cells[name].stop, m.path) for m in metas)
             for (_, stop_a, a), (start, stop_b, b) in zip(ranges, ranges[1:]):
                 if start < stop_a:
-                    raise StoreError(f"{a} and {b} both hold networks {start}..{min(stop_a, stop_b) - 1} of cell {name!r} "
+                    raise NotMergeable(f"{a} and {b} both hold networks {start}..{min(stop_a, stop_b) - 1} of cell {name!r} "
                                      f"(copies of one run?); give one copy of a run, or its shards")
         self.config = strip_shard(first.config)
         self.shards = [m.shard for m in metas]
@@ -417,7 +417,7 @@ class Results:
             idx = idx[order]
             if np.any(idx[1:] == idx[:-1]):
                 dup = int(idx[1:][idx[1:] == idx[:-1]][0])
-                raise StoreError(f"cell {name!r}: network index {dup} appears in more than one file")
+                raise NotMergeable(f"cell {name!r}: network index {dup} appears in more than one file")
             out = {k: v[order] for k, v in out.items()}
         return {fld: out[fld] for fld in fields}
 

@@ -109,6 +109,11 @@ class NoResultFile(StoreError):
     matches nothing): bad input, where StoreError itself is a failure met in a file's contents."""
 
 
+class NotMergeable(StoreError):
+    """Result files that cannot be merged into one run (one unfinished, configurations that differ,
+    networks overlapping or missing): bad input, like NoResultFile."""
+
+
 def short_error(exc: BaseException) -> str:
     """The first line of an exception's message (at most 300 characters), for one-line StoreErrors."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
