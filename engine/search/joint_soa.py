@@ -64,20 +64,22 @@ def _jacobi(Hm, V, Bm, conv, skip, sweep_c):
     Returns the number of sweeps run."""
     B = Hm.shape[2]
     T = np.empty((P, P, B))
+    # each sum runs over k inside the lane loop (a constant trip count, unrolled): the partial sums stay in
+    # registers instead of going to memory and back once per term; the same terms in the same order
     for p in range(P):                      # T = Hm V
         for q in range(P):
             for l in range(B):
-                T[p, q, l] = 0.0
-            for k in range(P):
-                for l in range(B):
-                    T[p, q, l] += Hm[p, k, l] * V[k, q, l]
+                t = 0.0
+                for k in range(P):
+                    t += Hm[p, k, l] * V[k, q, l]
+                T[p, q, l] = t
     for p in range(P):                      # Bm = V' T (symmetrised)
         for q in range(p + 1):
             for l in range(B):
-                Bm[p, q, l] = 0.0
-            for k in range(P):
-                for l in range(B):
-                    Bm[p, q, l] += V[k, p, l] * T[k, q, l]
+                t = 0.0
+                for k in range(P):
+                    t += V[k, p, l] * T[k, q, l]
+                Bm[p, q, l] = t
     for p in range(P):
         for q in range(p):
             for l in range(B):
@@ -420,10 +422,10 @@ def _eig_push(X, w, th, invW, G, S, S1, S2, S3, Pp, R, Jm, phiX, phiV):
     for i in range(N):
         for p in range(P):
             for l in range(B):
-                GJ[p, l] = 0.0
-            for q in range(P):
-                for l in range(B):
-                    GJ[p, l] += G[p, q, l] * Jm[i, q, l]
+                t = 0.0
+                for q in range(P):
+                    t += G[p, q, l] * Jm[i, q, l]
+                GJ[p, l] = t
         for l in range(B):
             x0 = X[i, 0, l]
             x1 = X[i, 1, l]
@@ -662,12 +664,11 @@ def joint_block(X, y, w, th, hp, out, sweep_c, work):
             for p in range(P):
                 for q in range(p + 1):
                     for l in range(B):
-                        G[p, q, l] = 0.0
-                    for k in range(P):
-                        for l in range(B):
-                            G[p, q, l] += V[p, k, l] * fk[k, l] * V[q, k, l]
-                    for l in range(B):
-                        G[q, p, l] = G[p, q, l]
+                        t = 0.0
+                        for k in range(P):
+                            t += V[p, k, l] * fk[k, l] * V[q, k, l]
+                        G[p, q, l] = t
+                        G[q, p, l] = t
             _eig_push(X, w, th, invW, G, S, S1, S2, S3, Pp, R, Jm, phiX, phiV)
         _constraint_jacobian(X, w, th, invW, S1, S2, Pp, R, Jm, H, A)
         for p in range(P):
