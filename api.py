@@ -320,7 +320,8 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
           lr: float | None = None, steps: int = 10_000, networks: int = 1000, seed: int = 0,
           dtype: str = "float64", init: str = "normal:1", bias_init: str = "same", early_exit: bool = True,
           finish_horizon: float = 100.0, device: str = "cpu", output: str | None = None,
-          threads: int | None = None, progress: bool = False, force: bool = False, **options) -> Results:
+          threads: int | None = None, progress: bool = False, force: bool = False, init_weights: bool = False,
+          **options) -> Results:
     """Train `networks` d-h-1 networks from their random starts and classify how each run ended.
 
     Arguments mean what the `badminima train` options of the same names mean (lr defaults to 0.5,
@@ -328,29 +329,30 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
     device="cuda" trains on an NVIDIA GPU (pip install 'badminima[cuda]', docs/gpu.md).  With
     `output` the results stream to that HDF5 file (an interrupted run resumes, a finished one is
     reused, and one of another run refused unless force=True, which replaces it once this one has
-    finished); without, they are kept in memory."""
+    finished); without, they are kept in memory.  init_weights=True also keeps every network's initial
+    weights (the field "init_weights"), as `--init-weights` does."""
     hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit = map(
         _as_python, (hidden, lr, steps, networks, seed, finish_horizon, threads, early_exit))
     options = {k: _as_python(v) for k, v in options.items()}
-    _check_flags(progress=progress, force=force)
+    _check_flags(progress=progress, force=force, init_weights=init_weights)
     output = _check_run_args(output, threads)
     cfg, ds = _config(dataset, hidden, activation, optimizer, lr, steps, networks, seed, dtype, init, bias_init,
                       early_exit, finish_horizon, {**options, "device": device})
     if output is not None:
         from badminima.engine.train.cells import Cell, run_cells
         run_cells(output, {"command": "train", **cfg.to_dict()}, [Cell("main", cfg, ds)], threads=threads,
-                  progress=progress, force=force, command="badminima.train (Python API)")
+                  keep_init=init_weights, progress=progress, force=force, command="badminima.train (Python API)")
         return open(output)
     from badminima.engine.train.limits import check_fits, chunk_bytes
     from badminima.engine.train.progress import Progress
     from badminima.engine.train.run import require_device, train as train_chunks
     require_device(cfg)
-    check_fits(2 * chunk_bytes(ds.d, cfg.hidden, cfg.networks), f"keeping {cfg.networks} networks in memory",
+    check_fits(2 * chunk_bytes(ds.d, cfg.hidden, cfg.networks, init_weights), f"keeping {cfg.networks} networks in memory",
                "pass output=FILE to stream them to a result file instead")
     parts = []
     prog = Progress(cfg.networks, enabled=progress)
     try:
-        for chunk in train_chunks(cfg, ds.x, ds.y, threads=threads):
+        for chunk in train_chunks(cfg, ds.x, ds.y, threads=threads, keep_init=init_weights):
             parts.append(chunk)
             prog.update(len(chunk["index"]))
     finally:

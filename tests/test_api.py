@@ -40,6 +40,29 @@ def test_in_memory_equals_the_file_and_the_cli_run(tmp_path, xor):
     assert df["outcome"].dtype.name == "category" and (df["hidden"] == 2).all() and "w01" in df
 
 
+def test_initial_weights_in_memory_in_a_file_and_from_the_cli(tmp_path):
+    """init_weights=True keeps each network's start, which is (seed, index)'s draw, as --init-weights does."""
+    from click.testing import CliRunner
+    from badminima.cli import main
+    from badminima.engine.core.model import init_many
+    from badminima.engine.core.names import NORMAL
+    mem = bm.train(networks=70, steps=40, seed=3, hidden=3, init_weights=True)
+    assert mem.fields[-1] == "init_weights" and "init_weights" not in bm.train(networks=70, steps=40).fields
+    want = init_many(3, 0, 70, 2, 3, NORMAL, 1.0, False)     # the normal:1 law, biases from it too
+    np.testing.assert_array_equal(mem["init_weights"], want)
+    assert not np.array_equal(mem["weights"], want)
+    api_file = bm.train(networks=70, steps=40, seed=3, hidden=3, init_weights=True, output=str(tmp_path / "a.h5"))
+    r = CliRunner().invoke(main, ["train", "-q", "-n", "70", "--steps", "40", "--seed", "3", "-H", "3", "--init-weights",
+                                  "--check-final", "0", "-o", str(tmp_path / "c.h5")])
+    assert r.exit_code == 0, r.output
+    for res in (api_file, bm.open(str(tmp_path / "c.h5"))):
+        assert res.fields == mem.fields
+        for key in mem.fields:
+            np.testing.assert_array_equal(res[key], mem[key], err_msg=key)
+    with pytest.raises(bm.ConfigError, match="init_weights must be True or False"):
+        bm.train(networks=4, steps=10, init_weights="yes")
+
+
 @pytest.mark.parametrize("kw,err", [(dict(hidden=0), bm.ConfigError), (dict(dataset="nope"), bm.DataError),
                                     (dict(optimizer="sgdx"), bm.ConfigError), (dict(lr=-1.0), bm.ConfigError)])
 def test_bad_arguments_raise_one_line_errors(kw, err):
