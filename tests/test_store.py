@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from badminima.engine.core.outcomes import name_map_attr
-from badminima.engine.store import (RunComplete, RunWriter, StoreError, diff_files, merge, open_results, parse_shard,
-                              shard_range, show)
+from badminima.engine.store import (NotMergeable, RunComplete, RunWriter, StoreError, diff_files, merge, open_results,
+                              parse_shard, shard_range, show)
 
 CFG = {"dataset_fingerprint": "xor-4", "hidden": 2, "seed": 7, "networks": 600, "lr": 0.5}
 CELLS = {"main": ({"lr": 0.5, "d": 2}, 600, 9), "wide": ({"lr": 0.1, "d": 2}, 333, 17)}
@@ -585,23 +585,23 @@ def test_merge_refuses_bad_shards(tmp_path):
         return s
     s0, s1, s2 = shard(0, 3), shard(1, 3), shard(2, 3)
     out = str(tmp_path / "out.h5")
-    with pytest.raises(StoreError, match=r"networks \[400, 600\) are in no input \(incomplete"):
+    with pytest.raises(NotMergeable, match=r"networks \[400, 600\) are in no input \(incomplete"):
         merge([s0, s1], out)
-    with pytest.raises(StoreError, match=r"networks \[0, 200\) are in no input"):
+    with pytest.raises(NotMergeable, match=r"networks \[0, 200\) are in no input"):
         merge([s1, s2], out)
     dup = str(tmp_path / "dup.h5")
     shutil.copy(s1, dup)
-    with pytest.raises(StoreError, match="overlap"):
+    with pytest.raises(NotMergeable, match="overlap"):
         merge([s0, s1, dup, s2], out)
-    with pytest.raises(StoreError, match="overlap"):
+    with pytest.raises(NotMergeable, match="overlap"):
         merge([s0, shard(1, 2), s1, s2], out)
-    with pytest.raises(StoreError, match="differing keys: seed"):
+    with pytest.raises(NotMergeable, match="differing keys: seed"):
         merge([s0, s1, shard(2, 3, "x.h5", dict(CFG, seed=1))], out)
     unfinished = str(tmp_path / "u.h5")
     write_run(unfinished, config=dict(CFG, shard={"index": 2, "count": 3}), stop_after=5)
-    with pytest.raises(StoreError, match="unfinished"):
+    with pytest.raises(NotMergeable, match="unfinished"):
         merge([s0, s1, unfinished + ".part"], out)
-    with pytest.raises(StoreError, match="differ"):
+    with pytest.raises(NotMergeable, match="differ"):
         open_results([s0, str(tmp_path / "x.h5")])
     assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
 
