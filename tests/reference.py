@@ -233,7 +233,7 @@ def ref_sgd(theta0, X, y, act, loss, lr, steps, order, record=False):
     return np.array(path) if record else theta
 
 
-# ---------------------------------------------------------------- mpmath (sigmoid / tanh)
+# ---------------------------------------------------------------- mpmath (sigmoid / tanh; relu off its kinks)
 
 def _mpf(value):
     """An mpf from a float, int, Fraction, decimal string or 'p/q' string (exact up to precision)."""
@@ -245,13 +245,17 @@ def _mpf(value):
 
 
 def _mp_inputs(theta, X, y, act, loss):
-    if act not in ("sigmoid", "tanh"):
-        raise ValueError(f"mpmath reference supports sigmoid and tanh, not {act!r}")
+    if act not in ("sigmoid", "tanh", "relu"):
+        raise ValueError(f"mpmath reference supports sigmoid, tanh and relu, not {act!r}")
     _check(act, loss)
     return ([_mpf(t) for t in theta], [[_mpf(c) for c in x] for x in X], [_mpf(t) for t in y])
 
 
 def _mp_act(a, act):
+    if act == "relu":           # its derivatives away from the kink a = 0, where none exists
+        if a == 0:
+            raise ValueError("a ReLU pre-activation is exactly 0: no derivative")
+        return (a, mpmath.mpf(1), mpmath.mpf(0)) if a > 0 else (mpmath.mpf(0), mpmath.mpf(0), mpmath.mpf(0))
     if act == "sigmoid":
         s = 1 / (1 + mpmath.exp(-a))
         return s, s * (1 - s), s * (1 - s) * (1 - 2 * s)

@@ -48,7 +48,7 @@ def test_relu_derivative_is_zero_at_the_kink():
     assert g[1] == 0.0 and g[2] == 0.0 and g[0] == 0.0 and g[3] == 2 * 0.5
 
 
-@pytest.mark.parametrize("act,loss,d,h", [c for c in CASES if c[0] != "relu"])
+@pytest.mark.parametrize("act,loss,d,h", CASES)
 def test_mpmath_agrees_with_float(act, loss, d, h):
     theta, X, y = _random_problem(act, loss, d, h, seed=3)
     assert float(ref.mp_loss(theta, X, y, act, loss)) == pytest.approx(ref.ref_loss(theta, X, y, act, loss),
@@ -68,9 +68,11 @@ def test_mp_hessian_matches_high_precision_fd(act):
         assert mpmath.mnorm(H - H_fd, 1) < mpmath.mpf("1e-25")
 
 
-def test_mpmath_rejects_relu():
-    with pytest.raises(ValueError):
-        ref.mp_loss([1, 1, 0, 0], [[1]], [1], "relu", "mse")
+def test_mpmath_refuses_a_relu_kink():
+    with pytest.raises(ValueError, match="exactly 0"):
+        ref.mp_loss([2, 1, -1, 0.5], [[1]], [0], "relu", "mse")      # pre-activation 1 - 1 = 0
+    with pytest.raises(ValueError, match="supports"):
+        ref.mp_loss([1, 1, 0, 0], [[1]], [1], "elu", "mse")
 
 
 # ---------------------------------------------------------------- trajectories

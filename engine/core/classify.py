@@ -8,7 +8,8 @@ the state each network ends in, exactly:
     (regression: mean squared error <= solve_tol) at the end            -> solved
   * ||grad|| <= gtol and max|theta| > wmax                              -> drifting
   * ||grad|| <= gtol and a Newton step shorter than xtol (a finite critical point is that close,
-    see newton_dist), split by the smallest Hessian eigenvalue       -> local minimum / saddle / flat
+    see newton_dist), split by the smallest Hessian eigenvalue at that critical point (critical_eig)
+                                                                      -> local minimum / saddle / flat
   * ||grad|| <= drift_gtol, max|theta| >= drift_wmin and
     -grad . theta > 0 (the descent direction makes theta grow)        -> drifting
   * otherwise                                                         -> out of steps
@@ -79,6 +80,59 @@ def project(Hm, v, out):
         out[i] = s
 
 
+@njit
+def move(Hm, c, base, out):
+    """out = base + V c, V the eigenbasis in Hm's columns."""
+    P = base.shape[0]
+    for p in range(P):
+        s = 0.0
+        for i in range(P):
+            s += Hm[p, i] * c[i]
+        out[p] = base[p] + s
+
+
+REFINE_ITER = 8        # Newton steps at most towards the critical point next to a state
+
+
+@njit
+def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
+    """The smallest Hessian eigenvalue of the finite critical point next to th (NaN if not finite), for
+    the local minimum / saddle / flat split.  At th itself the gradient is small but not zero, and the
+    Hessian differs from the critical point's by about the gradient's size: on a ReLU network, whose
+    every critical point is flat (a unit's (w, b) scaled by a and v by 1/a leave the outputs as they
+    are) and positive semi-definite (the v-w cross terms are the w-gradient over v), a gradient of 1e-7
+    left eigenvalues of -1e-7, far beyond the split's 1e-8.  So Newton's method on grad L = 0 goes there
+    first: steps of at most xtol while the gradient norm falls, directions with |eigenvalue| <= 1e-12
+    left alone.  Overwrites Hm and the rows CUR, TRIAL, PG, GT, LAM, GV, C, E, J, XA, SV, DSV, D2SV
+    of W (not G, TH)."""
+    P = th.shape[0]
+    cur, trial, g, gt, lam, gv, c = W[CUR], W[TRIAL], W[PG], W[GT], W[LAM], W[GV], W[C]
+    for p in range(P):
+        cur[p] = th[p]
+    _, _, gn = eval_into(cur, X, y, d, h, act, loss, g, W)
+    for _ in range(REFINE_ITER):
+        if gn == 0.0 or not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
+            break
+        project(Hm, g, gv)
+        s = 0.0
+        for i in range(P):
+            c[i] = -gv[i] / lam[i] if abs(lam[i]) > 1e-12 else 0.0
+            s += c[i] * c[i]
+        if not math.sqrt(s) <= xtol:
+            break
+        move(Hm, c, cur, trial)
+        _, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
+        if not gnt < gn:
+            break
+        for p in range(P):
+            cur[p] = trial[p]
+            g[p] = gt[p]
+        gn = gnt
+    if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
+        return np.nan
+    return lam[0]
+
+
 @njit(inline="always")
 def newton_dist(lam, gv):
     """Length of the Newton step -H^-1 g from H's eigenvalues lam and g in its eigenbasis gv.
@@ -116,7 +170,7 @@ def end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wma
             elif eig_hessian(th, X, y, d, h, act, loss, Hm, W):
                 project(Hm, g, W[GV])
                 if newton_dist(W[LAM], W[GV]) <= xtol:
-                    lam = W[LAM, 0]
+                    lam = critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W)
                     code = LOCAL_MINIMUM if lam > eig_tol else (SADDLE if lam < -eig_tol else FLAT)
         if code == OUT_OF_STEPS and gn <= drift_gtol and wm >= drift_wmin:
             s = 0.0

@@ -12,19 +12,23 @@ directions whatever tau (they converge as the flow does, without the lag of an i
 tau grows while the quadratic model predicts the loss change well (and the flow covers long plateaus
 in few steps); where the curvature is negative, tau <= 2 / |lambda_min| keeps the model's
 exponential run-away faithful (the finisher leaves a saddle no faster than the flow does).  A step
-is taken only if it lowers the loss.  The run ends
+is taken only if it lowers the loss.  The run stops
 
   * at a finite critical point (||grad|| <= gtol, a Newton step shorter than xtol, max|theta| <=
-    wmax), split by the smallest Hessian eigenvalue into local minimum / saddle / flat; Newton's
-    method lands on it exactly, also from wherever the Hessian is positive definite and the Newton
-    step shorter than POLISH_RADIUS (the flow converges to the same minimum, only slower);
-  * when max|theta| > wmax: solved if every point is then correct, else drifting;
-  * at the horizon: classified like any end state (engine/core/classify.end_state);
+    wmax); Newton's method lands on it exactly, also from wherever the Hessian is positive definite
+    and the Newton step shorter than POLISH_RADIUS (the flow converges to the same minimum, only slower);
+  * when max|theta| > wmax, if the point is then solved or drifting (else the flow is followed on:
+    a network that has run past wmax may still come back and be solved);
+  * at the horizon;
   * after MAX_ITER iterations, or once STALL of its iterations have taken a step of at most MIN_STEP
-    of pseudo-time: unresolved (out of steps).  The second is the flow stuck on a kink of a ReLU
-    network, where the local quadratic model never holds: the finisher then creeps on by ~1e-6 of flow
-    time per iteration, its gradient alternating between the two sides, until MAX_ITER.  On Table 1 at 10^4
-    networks per cell (seeds 0 and 1) the rule changes no verdict and saves 28% of the iterations.
+    of pseudo-time.  The second is the flow stuck on a kink of a ReLU network, where the local
+    quadratic model never holds: the finisher then creeps on by ~1e-6 of flow time per iteration, its
+    gradient alternating between the two sides, until MAX_ITER.
+
+Wherever it stops, the point it reached is classified like any end state (engine/core/classify.end_state:
+solved first, then the critical-point split, drifting, else out of steps), so the verdict is the one
+its finish_weights would get, with one addition: a point beyond wmax that is unresolved there is
+drifting.
 
 finish_one works in caller-owned scratch (classify.end_state_w's) and allocates nothing, so one definition
 runs on CPU threads (engine/train/finish.py) and in a CUDA thread (engine/cuda/exact.py).
@@ -36,10 +40,9 @@ import math
 import numpy as np
 
 from badminima.engine.core.classify import (C, CUR, G, GT, GV, LAM, PG, TRIAL, eig_hessian, end_state_w,
-                                            eval_into, max_abs, newton_dist, project)
+                                            eval_into, max_abs, move, newton_dist, project)
 from badminima.engine.core.jit import njit
-from badminima.engine.core.names import XENT
-from badminima.engine.core.outcomes import DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS, SADDLE, SOLVED
+from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 
 HORIZON = 100.0       # flow time followed, in multiples of the optimizer's budget (lr * steps)
 TAU0 = 1.0            # first pseudo-time step
@@ -49,17 +52,6 @@ POLISH_RADIUS = 0.1   # Newton steps at most this long, with a positive definite
 MIN_STEP = 1e-6       # below this pseudo-time step, the first step that lowers the loss is taken
 STALL = 25            # iterations with a step of at most MIN_STEP before a network is left unresolved
 POLISH_ITER = 30      # Newton steps at most in one polish
-
-
-@njit
-def _move(Hm, c, base, out):
-    """out = base + V c, V the eigenbasis in Hm's columns."""
-    P = base.shape[0]
-    for p in range(P):
-        s = 0.0
-        for i in range(P):
-            s += Hm[p, i] * c[i]
-        out[p] = base[p] + s
 
 
 @njit
@@ -79,7 +71,7 @@ def polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
         project(Hm, g, gv)
         for i in range(P):
             c[i] = -gv[i] / lam[i] if abs(lam[i]) > 1e-12 else 0.0
-        _move(Hm, c, cur, trial)
+        move(Hm, c, cur, trial)
         Lt, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
         if not (math.isfinite(Lt) and gnt < gn and Lt <= L + 1e-15 * abs(L)):
             break
@@ -98,21 +90,35 @@ def polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
 
 
 @njit
+def _verdict(th, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol, W, Hm):
+    """(code, loss, lambda_min) of the point where the finisher stops: its end-state class, except that a
+    point beyond wmax still unresolved there is drifting (it ran off and did not come back)."""
+    code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+                                      drift_wmin, eig_tol, W, Hm)
+    if code == OUT_OF_STEPS and max_abs(th) > wmax:
+        code = DRIFTING
+    return code, L, lam0
+
+
+@njit
 def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin, eig_tol,
                max_iter, stall, W, Hm):
     """Follow one network (th, modified in place; not a row of W other than TH) in the scratch W, Hm
     of classify.end_state_w; returns (code, iterations, loss, lambda_min)."""
     P = th.shape[0]
     g, gt, trial, lam, gv, c = W[G], W[GT], W[TRIAL], W[LAM], W[GV], W[C]
-    L, acc, gn = eval_into(th, X, y, d, h, act, loss, g, W)
+    L, _, gn = eval_into(th, X, y, d, h, act, loss, g, W)
     tau, t = TAU0, 0.0
     stalled = 0
     for it in range(max_iter):
         if not (math.isfinite(L) and math.isfinite(gn)):
             return OUT_OF_STEPS, it, L, np.nan
-        if max_abs(th) > wmax:
-            solved = acc == 1.0 if loss == XENT else L <= solve_tol
-            return (SOLVED if solved else DRIFTING), it, L, np.nan
+        # where it stops, the finisher classifies the point it reached like any end state (solved first)
+        if max_abs(th) > wmax:              # runs off: final once solved or drifting, else follow on
+            code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                              drift_gtol, drift_wmin, eig_tol, W, Hm)
+            if code != OUT_OF_STEPS:
+                return code, it, L, lam0
         if not eig_hessian(th, X, y, d, h, act, loss, Hm, W):
             return OUT_OF_STEPS, it, L, np.nan
         project(Hm, g, gv)
@@ -121,18 +127,15 @@ def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, 
         # converges to the same minimum, only slower), land on the critical point exactly
         if (gn <= gtol and dist <= xtol) or (lam[0] > eig_tol and dist <= POLISH_RADIUS):
             if polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
-                L, _, _ = eval_into(th, X, y, d, h, act, loss, g, W)
-                eig_hessian(th, X, y, d, h, act, loss, Hm, W)
-                lmin = lam[0]
-                return (LOCAL_MINIMUM if lmin > eig_tol else (SADDLE if lmin < -eig_tol else FLAT)), it, L, lmin
+                code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
+                                                  drift_gtol, drift_wmin, eig_tol, W, Hm)
+                return code, it, L, lam0
             eig_hessian(th, X, y, d, h, act, loss, Hm, W)     # polish worked in Hm: the same values again
             project(Hm, g, gv)
-        if t >= horizon:
-            code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                              drift_gtol, drift_wmin, eig_tol, W, Hm)
+        if t >= horizon or stalled >= stall:
+            code, L, lam0 = _verdict(th, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+                                     drift_wmin, eig_tol, W, Hm)
             return code, it, L, lam0
-        if stalled >= stall:
-            return OUT_OF_STEPS, it, L, np.nan
         cap = horizon - t
         if lam[0] < 0.0:
             cap = min(cap, 2.0 / -lam[0])
@@ -143,8 +146,8 @@ def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, 
                 x = lam[i] * step
                 c[i] = -gv[i] * (step if abs(x) < 1e-8 else -math.expm1(-x) / lam[i])
                 pred -= gv[i] * c[i] + 0.5 * lam[i] * c[i] * c[i]
-            _move(Hm, c, th, trial)
-            Lt, acct, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
+            move(Hm, c, th, trial)
+            Lt, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
             rho = (L - Lt) / pred if pred > 0.0 else 0.0
             # taken only where the model predicts the loss change well (the step follows the flow),
             # or, when no step of any length does, the first that lowers the loss
@@ -152,14 +155,16 @@ def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, 
                 for p in range(P):
                     th[p] = trial[p]
                     g[p] = gt[p]
-                L, acc, gn = Lt, acct, gnt
+                L, gn = Lt, gnt
                 t += step
                 tau = step * 4.0 if abs(rho - 1.0) <= 0.1 else step
                 stalled += 1 if step <= MIN_STEP else 0
                 break
             tau = step * 0.25
             if tau < 1e-12:           # no step lowers the loss: a critical point in float64 terms
-                code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol,
-                                                  wmax, drift_gtol, drift_wmin, eig_tol, W, Hm)
+                code, L, lam0 = _verdict(th, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+                                         drift_wmin, eig_tol, W, Hm)
                 return code, it, L, lam0
-    return OUT_OF_STEPS, max_iter, L, np.nan
+    code, L, lam0 = _verdict(th, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol, drift_wmin,
+                             eig_tol, W, Hm)
+    return code, max_iter, L, lam0
