@@ -457,7 +457,7 @@ def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
     a = bm.train(networks=30, steps=20, output="a.h5")
     shutil.copy("a.h5", "b.h5")
     for source in (["a.h5", "b.h5"], "*.h5"):
-        with pytest.raises(bm.StoreError, match="both hold networks 0..29 of cell 'main'"):
+        with pytest.raises(bm.NotMergeable, match="both hold networks 0..29 of cell 'main'"):
             bm.open(source)
     Path("b.h5").unlink()
     for i, shard in ((0, ["--shard", "0/3"]), (1, ["--shard", "1/3"]), ("all", [])):   # shards and the whole run
@@ -468,7 +468,7 @@ def test_copies_moves_and_spellings_of_one_run(tmp_path, monkeypatch):
             obj.attrs["config"] = canonical_json({**json.loads(obj.attrs["config"]), "lr": 1})
     cells = load_cells(["s0.h5", "s1.h5"], progress=False)
     assert len(cells) == 1 and cells[0].results.n_rows("main") == 20
-    with pytest.raises(bm.StoreError, match="both hold networks 10..19 of cell"):
+    with pytest.raises(bm.NotMergeable, match="both hold networks 10..19 of cell"):
         bm.open(["sall.h5", "s1.h5"])
     Path("a.h5.lock").write_text("")
     Path("a.h5.tmp").write_text("")

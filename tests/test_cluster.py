@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from badminima.cli import main
 from badminima.engine.cluster.shards import default_exe, format_ranges, shard_file, shard_status
 from badminima.engine.cluster.slurm import SlurmJob, array_parts, parse_time_limit, render_script, write_script
-from badminima.engine.store import RunWriter, StoreError, diff_files
+from badminima.engine.store import NotMergeable, RunWriter, diff_files
 from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]
@@ -286,17 +286,17 @@ def test_status_refuses_mixed_runs(tmp_path):
     d.mkdir()
     write_shard(d / "shard-0000.h5", 0, 2)
     write_shard(d / "other.h5", 1, 2, cfg={**CFG, "seed": 2})
-    with pytest.raises(StoreError, match="not shards of one run"):
+    with pytest.raises(NotMergeable, match="not shards of one run"):
         shard_status(str(d))
     (d / "other.h5").unlink()
     write_shard(d / "x.h5", 1, 3)
-    with pytest.raises(StoreError, match="different counts"):
+    with pytest.raises(NotMergeable, match="different counts"):
         shard_status(str(d))
     (d / "x.h5").unlink()
-    with pytest.raises(StoreError, match="--shards 3, but its files are shards of 2"):
+    with pytest.raises(NotMergeable, match="--shards 3, but its files are shards of 2"):
         shard_status(str(d), 3)
     write_shard(d / "dup.h5", 0, 2)
-    with pytest.raises(StoreError, match="two files"):
+    with pytest.raises(NotMergeable, match="two files"):
         shard_status(str(d))
     r = CliRunner().invoke(main, ["status", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "no such file" in r.output

@@ -67,9 +67,9 @@ def test_finisher_off_keeps_the_optimizer_verdict(xor):
     assert not (res["outcome"] == SOLVED).all()
 
 
-def test_the_stall_rule_leaves_unresolved_only_what_the_iteration_limit_would(xor):
-    """Networks stuck on a ReLU kink (the finisher's steps fall to MIN_STEP) are left unresolved after
-    STALL such iterations instead of MAX_ITER: the verdicts, network by network, are those of the
+def test_the_stall_rule_changes_no_verdict_of_the_iteration_limit(xor):
+    """Networks stuck on a ReLU kink (the finisher's steps fall to MIN_STEP) are stopped and classified
+    after STALL such iterations instead of MAX_ITER: the verdicts, network by network, are those of the
     iteration limit alone, and the rule does fire (Table 1's Adam ReLU h = 4 cell, as table1 runs it)."""
     from badminima.engine.core.names import ACTIVATIONS
     from badminima.engine.core.flow import MAX_ITER, STALL
@@ -94,7 +94,7 @@ def test_the_stall_rule_leaves_unresolved_only_what_the_iteration_limit_would(xo
     _, code_limit, iters_limit, _, _ = finish(MAX_ITER + 1)       # the rule never fires
     np.testing.assert_array_equal(code, code_limit)
     cut = iters < iters_limit
-    assert cut.sum() >= 3 and np.all(code[cut] == OUT_OF_STEPS)
+    assert cut.sum() >= 3
     assert np.all(iters[~cut] == iters_limit[~cut])
 
 
@@ -102,7 +102,7 @@ def test_relu_critical_points_are_flat_where_the_split_is_made(relu_d1):
     """A ReLU network's critical points are flat (a unit's (w, b) scaled by a and v by 1/a change no output)
     and positive semi-definite, but at a state 1e-7 from one the Hessian has eigenvalues of -1e-7: the
     split is made at the critical point Newton's method reaches (classify.critical_eig), so no state
-    of this run is a saddle (105 of 1000 were, split at the state) but one on a kink, where a unit's
+    of this run is a saddle (106 of 1000 were, split at the state) but one on a kink, where a unit's
     pre-activation is zero at a data point and no Hessian describes the loss.  Checked independently:
     Newton's method at 50 digits (tests/reference.py) from the states whose own Hessian is most negative."""
     import mpmath

@@ -154,12 +154,12 @@ def shard_status(target: str, count: int | None = None) -> RunStatus:
             d = diff_keys(first.identity(), m.identity())
             if d:
                 raise NotMergeable(f"{m.path} and {first.path} are not shards of one run (differing keys: "
-                                 f"{', '.join(d)}); keep one run per directory")
+                                   f"{', '.join(d)}); keep one run per directory")
         counts = {(m.shard or {"count": 1})["count"] for m in metas}
         if len(counts) > 1:
             raise NotMergeable(f"{target}: shards of different counts N ({', '.join(map(str, sorted(counts)))})")
         if count is not None and counts != {count}:
-            raise StoreError(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
+            raise NotMergeable(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
         st.count = counts.pop()
         st.command = str(first.attrs.get("command", ""))
         st.config = {k: v for k, v in first.config.items() if k != "shard"}
@@ -171,7 +171,7 @@ def shard_status(target: str, count: int | None = None) -> RunStatus:
     for m in metas:
         i = (m.shard or {"index": 0})["index"]
         if i in by_index:
-            raise StoreError(f"shard {i} is in two files: {by_index[i].path} and {m.path}")
+            raise NotMergeable(f"shard {i} is in two files: {by_index[i].path} and {m.path}")
         rows = sum(c.n_rows for c in m.cells.values())
         total = sum(c.stop - c.start for c in m.cells.values())
         state = "complete" if m.status == "complete" and rows == total else "partial"

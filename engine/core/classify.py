@@ -91,36 +91,49 @@ def move(Hm, c, base, out):
         out[p] = base[p] + s
 
 
+@njit
+def newton_trial(Hm, lam, gv, c, base, out):
+    """out = base + the Newton step -H^-1 g (H's eigenvalues lam, eigenvectors in Hm's columns, g in that
+    basis gv; directions with |eigenvalue| <= 1e-12, flat ones of a degenerate point, left alone);
+    returns the step's length.  c: scratch for the step in the eigenbasis."""
+    s = 0.0
+    for i in range(lam.shape[0]):
+        c[i] = -gv[i] / lam[i] if abs(lam[i]) > 1e-12 else 0.0
+        s += c[i] * c[i]
+    move(Hm, c, base, out)
+    return math.sqrt(s)
+
+
 REFINE_ITER = 8        # Newton steps at most towards the critical point next to a state
 
 
 @njit
 def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
-    """The smallest Hessian eigenvalue of the finite critical point next to th (NaN if not finite), for
-    the local minimum / saddle / flat split.  At th itself the gradient is small but not zero, and the
-    Hessian differs from the critical point's by about the gradient's size: on a ReLU network, whose
-    every critical point is flat (a unit's (w, b) scaled by a and v by 1/a leave the outputs as they
-    are) and positive semi-definite (the v-w cross terms are the w-gradient over v), a gradient of 1e-7
-    left eigenvalues of -1e-7, far beyond the split's 1e-8.  So Newton's method on grad L = 0 goes there
-    first: steps of at most xtol while the gradient norm falls, directions with |eigenvalue| <= 1e-12
-    left alone.  Overwrites Hm and the rows CUR, TRIAL, PG, GT, LAM, GV, C, E, J, XA, SV, DSV, D2SV
-    of W (not G, TH)."""
+    """The smallest Hessian eigenvalue of the finite critical point next to th, for the local minimum /
+    saddle / flat split (th: a state whose Hessian end_state_w has just decomposed).  At th itself the
+    gradient is small but not zero, and the Hessian differs from the critical point's by about the
+    gradient's size: on a ReLU network, whose critical points are flat (a unit's (w, b) scaled by a and
+    v by 1/a leave the outputs as they are) and, where every unit's v is non-zero, positive
+    semi-definite (the v-w cross terms are the w-gradient over v), a gradient of 1e-7 left eigenvalues
+    of -1e-7, far beyond the split's 1e-8.  So Newton's method on grad L = 0 goes there first: steps of
+    at most xtol while the gradient norm falls (newton_trial).  The eigenvalue is that of the last point
+    reached whose Hessian is finite.  Overwrites Hm and the rows CUR, TRIAL, PG, GT, LAM, GV, C, E, J,
+    XA, SV, DSV, D2SV of W (not G, TH)."""
     P = th.shape[0]
     cur, trial, g, gt, lam, gv, c = W[CUR], W[TRIAL], W[PG], W[GT], W[LAM], W[GV], W[C]
     for p in range(P):
         cur[p] = th[p]
     _, _, gn = eval_into(cur, X, y, d, h, act, loss, g, W)
-    for _ in range(REFINE_ITER):
-        if gn == 0.0 or not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
+    lam0 = np.nan
+    for k in range(REFINE_ITER + 1):
+        if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
+            break
+        lam0 = lam[0]
+        if gn == 0.0 or k == REFINE_ITER:
             break
         project(Hm, g, gv)
-        s = 0.0
-        for i in range(P):
-            c[i] = -gv[i] / lam[i] if abs(lam[i]) > 1e-12 else 0.0
-            s += c[i] * c[i]
-        if not math.sqrt(s) <= xtol:
+        if not newton_trial(Hm, lam, gv, c, cur, trial) <= xtol:
             break
-        move(Hm, c, cur, trial)
         _, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
         if not gnt < gn:
             break
@@ -128,9 +141,7 @@ def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
             cur[p] = trial[p]
             g[p] = gt[p]
         gn = gnt
-    if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
-        return np.nan
-    return lam[0]
+    return lam0
 
 
 @njit(inline="always")

@@ -28,7 +28,8 @@ is taken only if it lowers the loss.  The run stops
 Wherever it stops, the point it reached is classified like any end state (engine/core/classify.end_state:
 solved first, then the critical-point split, drifting, else out of steps), so the verdict is the one
 its finish_weights would get, with one addition: a point beyond wmax that is unresolved there is
-drifting.
+drifting.  Where the loss, gradient or Hessian cannot be evaluated (not finite) it stops unresolved.
+end_state_w leaves W[G] the gradient at th, which the loop goes on with after the wmax check.
 
 finish_one works in caller-owned scratch (classify.end_state_w's) and allocates nothing, so one definition
 runs on CPU threads (engine/train/finish.py) and in a CUDA thread (engine/cuda/exact.py).
@@ -40,17 +41,17 @@ import math
 import numpy as np
 
 from badminima.engine.core.classify import (C, CUR, G, GT, GV, LAM, PG, TRIAL, eig_hessian, end_state_w,
-                                            eval_into, max_abs, move, newton_dist, project)
+                                            eval_into, max_abs, move, newton_dist, newton_trial, project)
 from badminima.engine.core.jit import njit
 from badminima.engine.core.outcomes import DRIFTING, OUT_OF_STEPS
 
 HORIZON = 100.0       # flow time followed, in multiples of the optimizer's budget (lr * steps)
 TAU0 = 1.0            # first pseudo-time step
-MAX_ITER = 400        # iterations before a network is left unresolved
+MAX_ITER = 400        # iterations before the finisher stops and classifies where it is
 FIDELITY = 0.5       # a step is taken if the loss drops by (1 +- FIDELITY) x what the model predicts
 POLISH_RADIUS = 0.1   # Newton steps at most this long, with a positive definite Hessian, are taken
 MIN_STEP = 1e-6       # below this pseudo-time step, the first step that lowers the loss is taken
-STALL = 25            # iterations with a step of at most MIN_STEP before a network is left unresolved
+STALL = 25            # iterations with a step of at most MIN_STEP before it stops likewise
 POLISH_ITER = 30      # Newton steps at most in one polish
 
 
@@ -69,9 +70,7 @@ def polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
         if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
             return False
         project(Hm, g, gv)
-        for i in range(P):
-            c[i] = -gv[i] / lam[i] if abs(lam[i]) > 1e-12 else 0.0
-        move(Hm, c, cur, trial)
+        newton_trial(Hm, lam, gv, c, cur, trial)
         Lt, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
         if not (math.isfinite(Lt) and gnt < gn and Lt <= L + 1e-15 * abs(L)):
             break

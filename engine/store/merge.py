@@ -74,7 +74,7 @@ def merge(inputs, output, *, force: bool = False, command: str | None = None) ->
             d = diff_keys(first.identity(), m.identity())
             if d:
                 raise NotMergeable(f"{m.path} and {first.path} are not shards of one configuration "
-                                 f"(differing keys: {describe_diff(d)})")
+                                   f"(differing keys: {describe_diff(d)})")
         cells = []
         for name, cm0 in first.cells.items():
             segs = sorted(((m.cells[name], f, m.path) for m, f in zip(metas, files)), key=lambda s: s[0].start)

@@ -294,13 +294,13 @@ class Results:
             d = diff_keys(ident, m.identity())
             if d:
                 raise NotMergeable(f"{m.path} and {first.path} hold different configurations "
-                                 f"(differing keys: {describe_diff(d)})")
+                                   f"(differing keys: {describe_diff(d)})")
         for name in first.cells:
             ranges = sorted((m.cells[name].start, m.cells[name].stop, m.path) for m in metas)
             for (_, stop_a, a), (start, stop_b, b) in zip(ranges, ranges[1:]):
                 if start < stop_a:
                     raise NotMergeable(f"{a} and {b} both hold networks {start}..{min(stop_a, stop_b) - 1} of cell {name!r} "
-                                     f"(copies of one run?); give one copy of a run, or its shards")
+                                       f"(copies of one run?); give one copy of a run, or its shards")
         self.config = strip_shard(first.config)
         self.shards = [m.shard for m in metas]
         self.status = [m.status for m in metas]

@@ -26,9 +26,10 @@ FIELDS: dict[str, tuple[np.dtype, bool, str]] = {
                                                     "('outcome' adds the finisher's for out_of_steps)"),
     "finish_iters": (np.dtype(np.int32), False, "finisher iterations (-1: not run)"),
     "finish_loss": (np.dtype(np.float64), False, "mean loss where the finisher stopped (NaN: not run)"),
-    "finish_min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue where the finisher stopped "
-                                                    "at a critical point (else NaN)"),
-    "min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue (NaN where not computed)"),
+    "finish_min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue of the critical point "
+                                                    "Newton's method reaches from finish_weights (else NaN)"),
+    "min_eig": (np.dtype(np.float64), False, "smallest Hessian eigenvalue of the critical point Newton's "
+                                             "method reaches from the final weights (NaN where not computed)"),
     "weights": (np.dtype(np.float64), True, "final parameters theta: per hidden unit v_j, w_j0..w_j(d-1), b_j; then c"),
     "finish_weights": (np.dtype(np.float64), True, "parameters where the finisher stopped (NaN: not run)"),
     "init_weights": (np.dtype(np.float64), True, "initial parameters theta (optional)"),
