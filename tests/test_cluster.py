@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from badminima.cli import main
 from badminima.engine.cluster.shards import default_exe, format_ranges, shard_file, shard_status
 from badminima.engine.cluster.slurm import SlurmJob, array_parts, parse_time_limit, render_script, write_script
-from badminima.engine.store import NotMergeable, RunWriter, diff_files
+from badminima.engine.store import NotMergeable, RunWriter, StoreError, diff_files
 from conftest import interrupt_shard
 
 RUN = ["train", "--dataset", "xor", "-n", "400", "--steps", "200"]
@@ -293,7 +293,7 @@ def test_status_refuses_mixed_runs(tmp_path):
     with pytest.raises(NotMergeable, match="different counts"):
         shard_status(str(d))
     (d / "x.h5").unlink()
-    with pytest.raises(NotMergeable, match="--shards 3, but its files are shards of 2"):
+    with pytest.raises(StoreError, match="--shards 3, but its files are shards of 2"):
         shard_status(str(d), 3)
     write_shard(d / "dup.h5", 0, 2)
     with pytest.raises(NotMergeable, match="two files"):

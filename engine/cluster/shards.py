@@ -159,7 +159,7 @@ def shard_status(target: str, count: int | None = None) -> RunStatus:
         if len(counts) > 1:
             raise NotMergeable(f"{target}: shards of different counts N ({', '.join(map(str, sorted(counts)))})")
         if count is not None and counts != {count}:
-            raise NotMergeable(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
+            raise StoreError(f"{target}: --shards {count}, but its files are shards of {counts.pop()}")
         st.count = counts.pop()
         st.command = str(first.attrs.get("command", ""))
         st.config = {k: v for k, v in first.config.items() if k != "shard"}
