@@ -347,8 +347,8 @@ def train(dataset: str = "xor", *, hidden: int = 2, activation: str = "sigmoid",
     from badminima.engine.train.progress import Progress
     from badminima.engine.train.run import require_device, train as train_chunks
     require_device(cfg)
-    check_fits(2 * chunk_bytes(ds.d, cfg.hidden, cfg.networks, init_weights), f"keeping {cfg.networks} networks in memory",
-               "pass output=FILE to stream them to a result file instead")
+    check_fits(2 * chunk_bytes(ds.d, cfg.hidden, cfg.networks, init_weights),
+               f"keeping {cfg.networks} networks in memory", "pass output=FILE to stream them to a result file instead")
     parts = []
     prog = Progress(cfg.networks, enabled=progress)
     try:

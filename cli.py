@@ -34,7 +34,8 @@ def _fail(msg: str, code: int = 2):
 
 # The engine's own error types (matched by name, so no heavy module is imported to catch them) and
 # their exit codes: 1 for runtime errors, 2 for bad input found while reading files.
-RUNTIME_ERRORS = {"StoreError": 1, "NoResultFile": 2, "NotMergeable": 2, "ClusterError": 1, "ResourceError": 1, "AnalysisError": 2}
+RUNTIME_ERRORS = {"StoreError": 1, "NoResultFile": 2, "NotMergeable": 2, "ClusterError": 1, "ResourceError": 1,
+                  "AnalysisError": 2}
 
 
 def _os_error_line(e: OSError) -> str:

@@ -108,9 +108,10 @@ REFINE_ITER = 8        # Newton steps at most towards the critical point next to
 
 
 @njit
-def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
+def critical_eig(th, gn, X, y, d, h, act, loss, xtol, Hm, W):
     """The smallest Hessian eigenvalue of the finite critical point next to th, for the local minimum /
-    saddle / flat split (th: a state whose Hessian end_state_w has just decomposed).  At th itself the
+    saddle / flat split.  On entry W[G] holds th's gradient (norm gn), Hm and W[LAM] its Hessian's
+    decomposition and W[GV] the gradient in that basis, as end_state_w leaves them.  At th itself the
     gradient is small but not zero, and the Hessian differs from the critical point's by about the
     gradient's size: on a ReLU network, whose critical points are flat (a unit's (w, b) scaled by a and
     v by 1/a leave the outputs as they are) and, where every unit's v is non-zero, positive
@@ -123,16 +124,10 @@ def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
     cur, trial, g, gt, lam, gv, c = W[CUR], W[TRIAL], W[PG], W[GT], W[LAM], W[GV], W[C]
     for p in range(P):
         cur[p] = th[p]
-    _, _, gn = eval_into(cur, X, y, d, h, act, loss, g, W)
-    lam0 = np.nan
-    for k in range(REFINE_ITER + 1):
-        if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
-            break
-        lam0 = lam[0]
-        if gn == 0.0 or k == REFINE_ITER:
-            break
-        project(Hm, g, gv)
-        if not newton_trial(Hm, lam, gv, c, cur, trial) <= xtol:
+        g[p] = W[G, p]
+    lam0 = lam[0]
+    for _ in range(REFINE_ITER):
+        if gn == 0.0 or not newton_trial(Hm, lam, gv, c, cur, trial) <= xtol:
             break
         _, _, gnt = eval_into(trial, X, y, d, h, act, loss, gt, W)
         if not gnt < gn:
@@ -141,6 +136,10 @@ def critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W):
             cur[p] = trial[p]
             g[p] = gt[p]
         gn = gnt
+        if not eig_hessian(cur, X, y, d, h, act, loss, Hm, W):
+            break
+        lam0 = lam[0]
+        project(Hm, g, gv)
     return lam0
 
 
@@ -181,7 +180,7 @@ def end_state_w(th, certified, X, y, d, h, act, loss, gtol, xtol, solve_tol, wma
             elif eig_hessian(th, X, y, d, h, act, loss, Hm, W):
                 project(Hm, g, W[GV])
                 if newton_dist(W[LAM], W[GV]) <= xtol:
-                    lam = critical_eig(th, X, y, d, h, act, loss, xtol, Hm, W)
+                    lam = critical_eig(th, gn, X, y, d, h, act, loss, xtol, Hm, W)
                     code = LOCAL_MINIMUM if lam > eig_tol else (SADDLE if lam < -eig_tol else FLAT)
         if code == OUT_OF_STEPS and gn <= drift_gtol and wm >= drift_wmin:
             s = 0.0

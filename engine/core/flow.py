@@ -126,8 +126,8 @@ def finish_one(th, horizon, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, 
         # converges to the same minimum, only slower), land on the critical point exactly
         if (gn <= gtol and dist <= xtol) or (lam[0] > eig_tol and dist <= POLISH_RADIUS):
             if polish(th, X, y, d, h, act, loss, gtol, xtol, W, Hm):
-                code, L, _, _, lam0 = end_state_w(th, False, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax,
-                                                  drift_gtol, drift_wmin, eig_tol, W, Hm)
+                code, L, lam0 = _verdict(th, X, y, d, h, act, loss, gtol, xtol, solve_tol, wmax, drift_gtol,
+                                         drift_wmin, eig_tol, W, Hm)
                 return code, it, L, lam0
             eig_hessian(th, X, y, d, h, act, loss, Hm, W)     # polish worked in Hm: the same values again
             project(Hm, g, gv)
