@@ -3,7 +3,7 @@
     regions_figure      dataset + decision regions of chosen networks (paper Figs 1, 3, 4)
     relu_fit_figure     1-D ReLU regression fits (paper Fig 2, e.g. relu_d1 with the Prop 1 point)
     convergence_figure  solved rate vs h per series with Wilson bars, the paper's Table 1 overlaid
-    loss_histogram_figure  final losses by outcome, one panel per cell
+    loss_histogram_figure  losses by outcome, one panel per cell
     basins_figure       basin fractions of distinct critical points / plateaus with Wilson bars
     table_figure        any list of rows as a table image (e.g. the minimality table)
 
@@ -337,12 +337,12 @@ def convergence_figure(series, *, size=None, dpi: int = DEFAULT_DPI, outcome: st
     return fig
 
 
-# ------------------------------------------------------------------------------- final losses
+# ------------------------------------------------------------------------------- losses by outcome
 
 @paper_style
 def loss_histogram_figure(panels, *, size=None, dpi: int = DEFAULT_DPI, bins: int = 40,
                           ncols: int | None = None) -> Figure:
-    """Final-loss histograms stacked by outcome; panels: list of (caption, loss (n,), outcome codes (n,)).
+    """Loss histograms stacked by outcome (the loss at the point each verdict describes); panels: list of (caption, loss (n,), outcome codes (n,)).
     One legend of the outcomes for all panels, under them; the counts per outcome are in each title.
 
     The loss axis is logarithmic when the losses span more than two decades (zeros drawn at the

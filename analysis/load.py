@@ -19,6 +19,7 @@ import numpy as np
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import SUPPORTED_D, DataError, Dataset, load_dataset
 from badminima.engine.core.layout import n_params
+from badminima.engine.core.model import logits
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
@@ -89,20 +90,38 @@ class CellRef:
         return TrainConfig.from_dict(self.config)
 
     def data(self, fields=None) -> dict[str, np.ndarray]:
-        """The cell's per-network arrays (engine.store.read.Results.cell).  "weights" are those of the
-        point each verdict describes: where the finisher took a network on (finish_iters >= 0), the
-        point where it stopped, else the optimizer's final weights."""
+        """The cell's per-network arrays (engine.store.read.Results.cell), each of the point its verdict
+        describes: where the finisher took a network on (finish_iters >= 0), "weights" and "loss" are
+        where it stopped and "accuracy" is recomputed there (from the dataset); elsewhere they are the
+        optimizer's final values as stored."""
         fields = list(self.results.fields if fields is None else fields)
-        extra = ["finish_iters", "finish_weights"] if ("weights" in fields and "finish_weights" in self.results.fields) else []
+        swap = [f for f in ("weights", "loss", "accuracy") if f in fields]
+        extra = ["finish_iters", "finish_weights", "finish_loss"] \
+            if (swap and "finish_weights" in self.results.fields) else []
         self._check_memory(fields + [f for f in extra if f not in fields])
         out = self.results.cell(self.name, fields + [f for f in extra if f not in fields])
         if extra:
             ran = out["finish_iters"] >= 0
-            out["weights"] = np.where(ran[:, None], out["finish_weights"], out["weights"])
+            if "weights" in fields:
+                out["weights"] = np.where(ran[:, None], out["finish_weights"], out["weights"])
+            if "loss" in fields:
+                out["loss"] = np.where(ran, out["finish_loss"], out["loss"])
+            if "accuracy" in fields and ran.any() and self.kind == "classification":
+                out["accuracy"] = np.array(out["accuracy"], dtype=np.float64)
+                out["accuracy"][ran] = self._accuracy(out["finish_weights"][ran])
             for f in extra:
                 if f not in fields:
                     del out[f]
         return out
+
+    def _accuracy(self, weights) -> np.ndarray:
+        """Training accuracy of each row of weights (float64, the engine's rule: logit > 0 means class 1)."""
+        ds = self.dataset()
+        X = np.ascontiguousarray(ds.x, dtype=np.float64)
+        ypos = np.asarray(ds.y) > 0.5
+        act = ACTIVATIONS[self.activation]
+        return np.array([np.mean((logits(np.ascontiguousarray(w, dtype=np.float64), X, ds.d, self.hidden, act) > 0)
+                                 == ypos) for w in weights])
 
     def _check_memory(self, fields) -> None:
         """Refuse (ResourceError, one line) to read more than fits: the arrays, and about twice that

@@ -262,13 +262,22 @@ def refine(theta, X, y, hidden: int, activation: str, loss: str, iters: int = 12
     return th, gn
 
 
+#: a logit within this of 0 (an output within 2.5e-10 of 1/2) decides no class: at critical points whose
+#: outputs are 1/2 the logit's sign is rounding noise, and would make equal functions differ in accuracy
+TIE_LOGIT = 1e-9
+
+
 def point_summary(theta, X, y, hidden: int, activation: str, loss: str) -> dict:
-    """Exact mean loss, accuracy, ||grad|| and smallest Hessian eigenvalue (mean loss) at theta."""
+    """Exact mean loss, accuracy, ||grad|| and smallest Hessian eigenvalue (mean loss) at theta; a point
+    counts as classified right only when its logit is beyond TIE_LOGIT on the right side."""
     X = np.ascontiguousarray(X, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     d, act, lc = X.shape[1], ACTIVATIONS[activation], LOSSES[loss]
     th = np.ascontiguousarray(theta, dtype=np.float64)
     L, acc, g = evaluate(th, X, y, d, hidden, act, lc)
+    if loss == "xent":
+        z = logits(th, X, d, hidden, act)
+        acc = float(np.mean(np.where(y > 0.5, z > TIE_LOGIT, z < -TIE_LOGIT)))
     eig = np.linalg.eigvalsh(hessian(th, X, y, d, hidden, act, lc))
     return {"loss": float(L), "accuracy": float(acc), "grad_norm": float(np.linalg.norm(g)), "min_eig": float(eig[0])}
 
@@ -288,7 +297,7 @@ class Minimum:
     hits: int
     fraction: Rate              # hits / networks in the cell, Wilson 95%
     outcomes: dict = field(default_factory=dict)   # stored outcome name -> count within the group
-    loss_spread: float = 0.0    # max - min of the members' stored final losses
+    loss_spread: float = 0.0    # max - min of the members' losses where their verdicts were made
     known: str = ""             # name of a dataset weight point in the same orbit (e.g. W_hat)
     points: int = 1             # symmetry classes merged into this minimum (> 1: a continuum of equal loss)
     kind: str = "local_minimum"  # the engine's verdicts on the group's runs: local_minimum, saddle, flat, "saddle/flat"

@@ -6,11 +6,13 @@ plateau level and the outputs on the training points converge (for classificatio
 or a shared value such as 1/2 or 1/3 on points the network cannot separate).  Runs are grouped by
   1. their outputs on the training points (sigmoid probabilities, or f(x) for regression): leader
      clustering in network-index order, same plateau when every output is within `output_tol`, then
-  2. their final loss, split wherever consecutive sorted losses differ by more than `loss_tol`.
+  2. their loss, split wherever consecutive sorted losses differ by more than `loss_tol`.
+Loss, accuracy and outputs are those of the point each run's verdict describes (CellRef.data): where
+the finisher took a run on, where it stopped, further along the flow than the optimizer's budget.
 Grouping by outputs rather than by the misclassified set matters: a point stuck at p = 1/2 is
 "misclassified" or not depending on the sign of a vanishing logit, which would split one plateau.
-Each plateau reports its loss level (the lowest final loss of its runs: the best upper bound on the
-limit), the median final accuracy, the points misclassified by the median outputs and the undecided
+Each plateau reports its loss level (the lowest loss of its runs: the best upper bound on the
+limit), the median accuracy, the points misclassified by the median outputs and the undecided
 ones (median output within `output_tol` of 1/2), the median output per point, the median max|theta|
 (how far out the runs are), hit count and basin fraction with a Wilson interval.  A plateau whose
 outputs are those of an earlier one carried over by a symmetry of the dataset (analysis/symmetry.py:
@@ -37,10 +39,10 @@ PLATEAU_FIELDS = ["index", "outcome", "loss", "accuracy", "weights"]
 @dataclass
 class Plateau:
     number: int
-    loss: float                 # lowest final loss of the group (upper bound on the plateau level)
+    loss: float                 # lowest loss of the group (upper bound on the plateau level)
     loss_median: float
     loss_max: float
-    accuracy: float             # median final accuracy; NaN for regression
+    accuracy: float             # median accuracy; NaN for regression
     wrong: tuple                # 0-based training points on the wrong side at the median outputs
     undecided: tuple            # 0-based points whose median output is within output_tol of 1/2
     outputs: np.ndarray = field(repr=False, default=None)   # median output per training point

@@ -4,7 +4,7 @@ One function per `badminima plot KIND`; each takes cells (analysis.load.CellRef)
     regions      decision regions of solved and stuck networks (one 2-D classification cell)
     fit          1-D ReLU regression fits, with the dataset's weight points of the same architecture
     convergence  solved rate vs h per (dataset, activation, optimizer, ...) series, paper overlaid
-    losses       final-loss histograms by outcome, one panel per cell
+    losses       loss histograms by outcome, one panel per cell
     basins       basin fractions of the distinct minima and drifting plateaus of one cell
     minimality   a rows file (JSON or CSV) as a table image
 """
@@ -139,7 +139,7 @@ def plot_convergence(cells, *, outcome: str = "solved", **kw) -> Figure:
 
 
 def plot_losses(cells, *, datas=None, **kw) -> Figure:
-    """Final-loss histograms by outcome, one panel per cell."""
+    """Loss histograms by outcome, one panel per cell (the loss where each verdict was made: CellRef.data)."""
     datas = datas or [c.data(["loss", "outcome"]) for c in cells]
     return figures.loss_histogram_figure([(c.label, d["loss"], d["outcome"]) for c, d in zip(cells, datas)], **kw)
 

@@ -171,7 +171,9 @@ def _overview(w: _Writer, cells: list[CellRef], out: Path) -> None:
         n_clear = sum(bool(r[-1]) for r in full.rows)
         w.md += ["## Differences between neighbouring cells", "",
                  f"{len(pairs)} pairs of cells differ in exactly one design key; in {n_clear} the solved rates differ "
-                 "clearly (Newcombe's hybrid score 95% interval of the difference, in percentage points, excludes 0)"
+                 "clearly (Newcombe's hybrid score 95% interval of the difference, in percentage points, excludes 0). "
+                 "Solved here is the final outcome, as in the outcome rates above (the finisher's verdict where it "
+                 "ran), not the optimizer's own verdict that the convergence figure and the paper comparison count"
                  + (f". The {len(clear.rows)} largest:" if clear.rows else "."), ""]
         if clear.rows:
             w.md += [clear.markdown(), ""]
@@ -184,14 +186,14 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
     cls = cell.kind == "classification"
     w.md += [f"### {cell.label}", "",
              f"{cell.n} networks; configuration: `{_config_line(cell.config)}`", ""]
-    data = cell.data(plots.NET_FIELDS)
     try:
         ds = cell.dataset()
     except DataError as e:          # moved or edited dataset file: rates only, say why
         w.md += [f"Dataset unavailable, so no minima, plateaus or network figures: {e}", ""]
         if cell_figures:
-            w.figure(plots.plot_losses([cell], datas=[data]), f"{tag}-losses", f"final losses, {cell.label}")
+            w.figure(plots.plot_losses([cell]), f"{tag}-losses", f"losses by outcome, {cell.label}")
         return
+    data = cell.data(plots.NET_FIELDS)
     minima = cell_minima(cell, tol=tol, data=data, progress=progress)
     plateaus = cell_plateaus(cell, loss_tol=loss_tol, data=data)
     if minima:
@@ -202,7 +204,7 @@ def _cell_section(w: _Writer, k: int, cell: CellRef, *, tol: float, loss_tol: fl
         w.md += ["No finite critical points and no drifting runs.", ""]
     if not cell_figures:
         return
-    w.figure(plots.plot_losses([cell], datas=[data]), f"{tag}-losses", f"final losses, {cell.label}")
+    w.figure(plots.plot_losses([cell], datas=[data]), f"{tag}-losses", f"losses by outcome, {cell.label}")
     if minima or plateaus:
         w.figure(plots.plot_basins([cell], minima=minima, plateaus=plateaus), f"{tag}-basins",
                  f"basin fractions, {cell.label}")
@@ -232,8 +234,9 @@ def _detail_note(tol: float, loss_tol: float) -> list[str]:
             f"('saddle/flat' where a continuum holds both); symmetry classes computing the same function on the "
             f"data are merged ('classes' > 1 marks a continuum). Loss, accuracy, min eig (smallest eigenvalue of "
             f"the mean-loss Hessian) are exact at the refined representative. Drifting runs are grouped by their "
-            f"outputs on the training points (within 0.05) and by final-loss gaps larger than {loss_tol:g}; "
-            f"'loss level' is the lowest final loss in the group, 'outputs' the median output on each training "
+            f"outputs on the training points (within 0.05) and by loss gaps larger than {loss_tol:g}, at the point "
+            f"each verdict describes (where the finisher stopped, if it ran); "
+            f"'loss level' is the lowest loss in the group, 'outputs' the median output on each training "
             f"point, 'undecided' the points stuck at an output of 1/2. 'image of #k': the entry is entry k carried "
             f"over by a symmetry of the dataset (same loss and accuracy; the basin figure draws them as one bar). "
             f"Basin = share of all networks of the cell, Wilson 95%.", ""]

@@ -118,7 +118,7 @@ def format_table(rows: list[Row], protocol: Protocol | None = None, title: str |
         lines += layout(head, body, left=[False] + [True] * len(COLUMNS), width=width, sep=" | ", rule="")
         s = stats[opt]
         lines.append(wrap(f"{PAPER_OPT[opt]} block: mean |ours - paper| = {s['mean_abs_diff']:.1f} points "
-                          f"(max {s['max_abs_diff']:.0f}); the paper's value lies inside our 95% interval in "
+                          f"(max {s['max_abs_diff']:.1f}); the paper's value lies inside our 95% interval in "
                           f"{s['paper_in_ci']}/{s['cells']} cells", width))
     lines += ["", format_lost(rows, width), "", format_heading(rows, width)]
     return "\n".join(lines)

@@ -23,6 +23,11 @@ from badminima.engine.core.model import evaluate, hessian
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import DRIFTING, LOCAL_MINIMUM
 
+try:
+    from badminima.tests import reference as ref
+except ImportError:
+    import reference as ref
+
 
 def cli(args):
     return CliRunner().invoke(main, args, catch_exceptions=False)
@@ -208,6 +213,80 @@ def test_stored_relu_minima_and_drifting_plateaus(runs):
         assert (4 - len(p.wrong) - len(p.undecided)) / 4 <= p.accuracy <= (4 - len(p.wrong)) / 4
     assert all(p.fraction.n == fx.n for p in pl)
     assert "misclassified" in plateau_table(pl).text()
+
+
+def _verdict_points(path):
+    """(index, outcome, weights) of a one-cell result file read raw: the finisher's point where it ran."""
+    import badminima as bm
+    res = bm.open(str(path))
+    d = res.data(None, ["index", "outcome", "weights", "finish_iters", "finish_weights"])
+    ran = d["finish_iters"] >= 0
+    return d["index"], d["outcome"], np.where(ran[:, None], d["finish_weights"], d["weights"]), ran
+
+
+def test_plateaus_and_cell_data_describe_the_point_of_each_verdict(runs):
+    """Loss, accuracy and outputs of a drifting run are those where the finisher stopped, not the
+    optimizer's at the end of its budget (which made one plateau several rows with other losses): the
+    plateaus equal an independent grouping of the slow reference's outputs and losses at those points."""
+    (fx,) = load_cells(str(runs / "fxor.h5"), progress=False)
+    ds = load_dataset("fxor")
+    idx, out, pts, ran = _verdict_points(runs / "fxor.h5")
+    drift = np.flatnonzero(out == DRIFTING)
+    assert ran[drift].sum() >= 10, "the finisher took on too few drifting runs for this test"
+    L = np.array([ref.ref_loss(pts[r], ds.x, ds.y, "sigmoid", "xent") for r in drift])
+    acc = np.array([ref.ref_accuracy(pts[r], ds.x, ds.y, "sigmoid") for r in drift])
+    data = fx.data(["loss", "accuracy", "weights"])
+    assert np.allclose(data["loss"][drift], L, rtol=1e-12, atol=1e-14)
+    assert np.array_equal(data["accuracy"][drift], acc) and np.array_equal(data["weights"], pts)
+    # independent grouping: leader clustering of the outputs in network order (every output within
+    # 0.05 of the leader's), then split where sorted losses jump by more than 0.01
+    P = np.array([[1.0 / (1.0 + math.exp(-ref._forward(pts[r], x, "sigmoid")[0])) for x in ds.x] for r in drift])
+    leaders, lab = [], []
+    for k, p in enumerate(P):
+        near = [g for g, j in enumerate(leaders) if np.abs(P[j] - p).max() <= 0.05]
+        lab.append(near[0] if near else len(leaders))
+        if not near:
+            leaders.append(k)
+    want = []
+    for g in range(len(leaders)):
+        m = np.flatnonzero(np.array(lab) == g)
+        m = m[np.argsort(L[m], kind="stable")]
+        for part in np.split(m, np.flatnonzero(np.diff(L[m]) > 0.01) + 1):
+            want.append((len(part), round(float(L[part].min()), 9), float(np.median(acc[part]))))
+    got = [(p.hits, round(p.loss, 9), p.accuracy) for p in cell_plateaus(fx, progress=False)]
+    assert sorted(got) == sorted(want)
+
+
+def test_report_without_its_dataset_keeps_the_rates(runs, tmp_path):
+    """A moved dataset file leaves the report its rates and loss figure, and says why the rest is missing."""
+    import shutil
+    data = tmp_path / "pts.csv"
+    data.write_text("x0,x1,y\n0,0,0\n1,1,0\n0,1,1\n1,0,1\n")
+    res = tmp_path / "r.h5"
+    r = cli(["train", "-q", "--dataset", str(data), "-n", "40", "--steps", "300", "-o", str(res)])
+    assert r.exit_code == 0, r.output
+    shutil.move(data, tmp_path / "moved.csv")
+    r = cli(["report", str(res), "--out-dir", str(tmp_path / "rep"), "-q", "--no-pdf"])
+    assert r.exit_code == 0, r.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Dataset unavailable" in md and "## Outcome rates" in md
+    assert list((tmp_path / "rep" / "figures").glob("*losses*.png"))
+
+
+def test_a_critical_point_at_outputs_one_half_classifies_no_point():
+    """Logits of rounding size decide no class: the same constant function 1/2 (a dead ReLU unit, c = +-1e-16)
+    has accuracy 0 either way, where the sign of c made it 0.5 with one class or the other; a real
+    constant output (c = 0.3) classifies its class."""
+    from badminima.analysis.minima import point_summary
+    ds = load_dataset("xor")
+    dead = np.array([1.0, -1.0, -1.0, -1.0, 0.0])          # (v, w0, w1, b, c): pre-activation < 0 on every point
+    accs = []
+    for c in (1e-16, -1e-16, 0.3):
+        th = dead.copy()
+        th[-1] = c
+        accs.append(point_summary(th, ds.x, ds.y, 1, "relu", "xent")["accuracy"])
+        assert ref.ref_accuracy(th, ds.x, ds.y, "relu") == 0.5         # the plain sign rule
+    assert accs == [0.0, 0.0, 0.5]
 
 
 def test_plateau_ignores_the_sign_of_vanishing_logits():

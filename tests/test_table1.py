@@ -57,6 +57,9 @@ def test_paper_values_and_rows():
     rows = [at1.make_row("gd", "xor", "relu", 2, 5, 10), at1.make_row("gd", "xor", "relu", 3, 4, 10)]
     st = at1.block_stats(rows)["gd"]
     assert st["mean_abs_diff"] == pytest.approx((27 + 7) / 2) and st["max_abs_diff"] == 27 and st["cells"] == 2
+    for k, want in ((151, "max 52.5"), (157, "max 55.5")):        # the block line rounds as the rows do
+        text = at1.format_table([at1.make_row("gd", "xor", "relu", 2, k, 200)])
+        assert want in text and f"+{want[4:]}" in text
 
 
 def test_region_stats_against_loops():
