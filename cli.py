@@ -5,15 +5,14 @@ Imports of the engine stay inside commands so `--help` is instant.
 """
 from __future__ import annotations
 
-import atexit
 import functools
-import gc
 import sys
 
 import click
 
 from badminima.analysis import FIGURE_KINDS
 from badminima.engine.core.names import ACTIVATIONS, DTYPE_LANES, OPTIMIZERS
+from badminima.engine.train import gcpolicy
 from badminima.engine.core.say import say
 
 
@@ -275,10 +274,7 @@ class OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         _open_stdio()
         _check_numba_threads()
-        # At exit, the interpreter's last garbage collections walk every object Numba and LLVM have made
-        # (0.15 s of a 1 s command); frozen, they are skipped.  The process is ending: nothing is lost
-        # (files are closed by their owners, and atexit handlers still run).
-        atexit.register(gc.freeze)
+        gcpolicy.for_compiling()
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as e:

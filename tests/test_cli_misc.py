@@ -373,7 +373,7 @@ def test_a_json_output_may_be_a_device_or_a_pipe(tmp_path, monkeypatch):
 
 def test_the_command_line_freezes_its_objects_before_the_interpreter_collects_them(tmp_path):
     """The last atexit step of a command (success or error) freezes the garbage collector's objects, so
-    the interpreter's final collections skip what Numba made (bench_cold.py's warm row measures it)."""
+    the interpreter's final collections skip what Numba made (bench_cold.py's warm row measures it; engine/train/gcpolicy.py)."""
     code = ("import atexit, gc, sys\n"
             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0, flush=True))\n"
             "from badminima.cli import main\n"

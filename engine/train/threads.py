@@ -10,8 +10,6 @@ Work that holds the GIL (compiling) goes to worker processes instead: process_po
 that none outlives the process that started it, and none runs the caller's script again."""
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import signal
 import threading
@@ -21,6 +19,7 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 
 import numpy as np
 
+from badminima.engine.train import gcpolicy
 from badminima.engine.core.atomic import STOPPED
 from badminima.engine.train.interrupt import check
 
@@ -49,7 +48,7 @@ def _worker_init(parent: int, numba_threads: int | None) -> None:
     (a SIGKILL gives it no chance to stop its pool, and an orphan would wait for work for ever, holding
     the caller's pipes open)."""
     import time
-    atexit.register(gc.freeze)          # a quick exit, as the command line's (cli.OneLineErrors.main)
+    gcpolicy.for_compiling()
     if numba_threads:
         import numba
         numba.set_num_threads(numba_threads)
