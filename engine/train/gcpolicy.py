@@ -15,7 +15,14 @@ import gc
 THRESHOLDS = (20000, 10, 10)
 
 
+_set = False
+
+
 def for_compiling() -> None:
-    """Set this process's collector for compiling work (module docstring); once per process."""
-    gc.set_threshold(*THRESHOLDS)
-    atexit.register(gc.freeze)
+    """Set this process's collector for compiling work (module docstring); later calls do nothing (a
+    test process runs many commands)."""
+    global _set
+    if not _set:
+        _set = True
+        gc.set_threshold(*THRESHOLDS)
+        atexit.register(gc.freeze)
