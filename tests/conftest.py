@@ -23,6 +23,8 @@ SUITE_VARIANTS = Path(__file__).with_name("suite_variants.txt")
 
 
 def pytest_configure(config):
+    from badminima.engine.train import gcpolicy
+    gcpolicy.for_compiling()            # test processes compile too (engine/train/gcpolicy.py)
     record = os.environ.get("BADMINIMA_RECORD_VARIANTS")
     if not record:
         return
@@ -43,6 +45,8 @@ def pytest_configure(config):
 # variants, once, instead of once in each test worker that needs them.
 _WARM_PACKAGE = (
     "import numpy as np\n"
+    "from badminima.engine.train import gcpolicy\n"
+    "gcpolicy.for_compiling()\n"
     "from badminima.engine.search import kernels as sk, run as search\n"
     "from badminima.engine.train.precompile import Variant, warm_outcomes\n"
     "warm_outcomes(Variant(2, 2, 'sigmoid', 'xent', 'gd', 'float64', 4))\n"
