@@ -194,6 +194,46 @@ def contract(lines: list[str], fma: str = "fma") -> list[str]:
     return _each_statement(lines, lambda tree: _Contract(fma).visit(tree))
 
 
+class _Renamer(ast.NodeTransformer):
+    """Loads of a name read its latest version (see single_assignment)."""
+
+    def __init__(self, version: dict):
+        self.version = version
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load) and node.id in self.version:
+            return ast.copy_location(ast.Name(self.version[node.id], ast.Load()), node)
+        return node
+
+
+def single_assignment(lines: list[str]) -> list[str]:
+    """Straight-line `lines` with every redefinition of a local a new name (`g0 = fma(.., g0)` ->
+    `g0_v1 = fma(.., g0)`, `x += e` -> `x_v1 = x + e`, the same arithmetic) and later loads renamed.
+    Numba's SSA reconstruction looks up each redefinition's statement by a linear search of its block:
+    quadratic in a fused step's one block of some thousand statements."""
+    version: dict[str, str] = {}
+    defined: set[str] = set()
+    count: dict[str, int] = {}
+
+    def transform(tree):
+        st = tree.body[0]
+        if isinstance(st, ast.AugAssign) and isinstance(st.target, ast.Name):
+            st = ast.Assign(targets=[ast.Name(st.target.id, ast.Store())],
+                            value=ast.BinOp(left=ast.Name(st.target.id, ast.Load()), op=st.op, right=st.value),
+                            lineno=st.lineno)
+        st = _Renamer(version).visit(st)
+        if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
+            name = st.targets[0].id
+            if name in defined:
+                count[name] = count.get(name, 0) + 1
+                version[name] = f"{name}_v{count[name]}"
+                st.targets[0] = ast.Name(version[name], ast.Store())
+            defined.add(name)
+        tree.body[0] = st
+        return ast.fix_missing_locations(tree)
+    return _each_statement(lines, transform)
+
+
 def _indent(lines: list[str], n: int) -> str:
     return "\n".join(" " * n + ln for ln in lines)
 
@@ -370,7 +410,7 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         body += list(group)
     body += _decide_lines(R, d, h, act, loss, opt, loc.th, loc.g, ("nc", "ls", "rsum", "rmax"),
                           guarded=False, test=test)
-    body = branchless(contract(body), "_sel")
+    body = single_assignment(branchless(contract(body), "_sel"))
     head = ["    align_stack()"] + ["    " + ln for ln in _PRELUDE + pre]
     if test:
         return ["", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
