@@ -20,7 +20,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FLOOR = "import numba\n\n\n@numba.njit(cache=True)\ndef f(a):\n    return a.sum()\n"
+FLOOR = ("import atexit\nimport gc\n\nimport numba\n\natexit.register(gc.freeze)   # as a command exits (engine/train/gcpolicy.py)\n\n\n"
+         "@numba.njit(cache=True)\ndef f(a):\n    return a.sum()\n")
 
 
 def timed(cmd: list[str], cache: str, cwd: str) -> tuple[float, float, int]:
