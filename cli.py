@@ -47,7 +47,7 @@ def _os_error_line(e: OSError) -> str:
     if disk_full(e):
         return f"disk full{where}: free some space and rerun the same command"
     from badminima.engine.store.schema import short_error
-    return f"{e.strerror or short_error(e)}{where}"
+    return f"{short_error(e) if chr(10) in (e.strerror or '') else (e.strerror or short_error(e))}{where}"
 
 
 # commands whose rerun resumes from what was committed; the others leave their outputs as they were

@@ -441,6 +441,31 @@ def test_a_full_disk_is_one_line_and_the_rerun_resumes(small_disk, reference_20k
     assert sorted(os.listdir(fs)) == ["r.h5"] and diff_files(reference_20k, out) == []
 
 
+def test_a_file_size_limit_is_one_line_and_the_rerun_resumes(tmp_path, reference_20k):
+    """A write past the file size limit (ulimit -f) leaves a .part shorter than its superblock says,
+    which HDF5 refuses to open: the command says so in one line (h5py's error on close was a
+    traceback), and the rerun pads the .part with zeros, keeps the committed rows and ends with the file
+    an undisturbed run writes (it used to refuse the .part as truncated)."""
+    import resource
+    import sys
+    out = str(tmp_path / "r.h5")
+    cmd = [sys.executable, "-m", "badminima"] + RUN_20K + ["-o", out]
+    limit = 1_500_000
+
+    def capped():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=capped)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "file size limit reached while writing" in lines[0] and "rerun the same command to resume" in lines[0]
+    assert os.path.getsize(out + ".part") == limit
+    with pytest.raises(OSError, match="truncated file"):
+        h5py.File(out + ".part", "r")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "padded with zeros" in p.stderr, p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["r.h5"] and diff_files(reference_20k, out) == []
+
+
 def test_status_check_reads_every_value_of_complete_shards(tmp_path):
     """`status --check` says a sharded run is ready to merge only if every stored value reads back: a
     complete shard with a damaged chunk is one line and exit 1 (plain `status` still lists the shards)."""

@@ -33,12 +33,16 @@ def disk_full(e: BaseException) -> bool:
 
 
 def os_error_message(e: OSError, path: str, *, resumable: bool = False) -> str:
-    """One line for an OSError met while writing `path`; a full disk says how to go on."""
+    """One line for an OSError met while writing `path`; a full disk or a file size limit says how to go on."""
     if disk_full(e):
         then = ("committed results are kept: free some space and rerun the same command to resume"
                 if resumable else "free some space and rerun the same command")
         return f"disk full while writing {path}: {then}"
-    why = e.strerror or short_error(e)
+    if isinstance(e, OSError) and e.errno == errno.EFBIG:
+        then = ("committed results are kept: raise the limit (ulimit -f) and rerun the same command to resume"
+                if resumable else "raise the limit (ulimit -f) and rerun the same command")
+        return f"file size limit reached while writing {path}: {then}"
+    why = short_error(e) if "\n" in (e.strerror or "") else (e.strerror or short_error(e))
     where = f" ({e.filename})" if getattr(e, "filename", None) and os.fspath(e.filename) != path else ""
     return f"cannot write {path}: {why}{where}"
 

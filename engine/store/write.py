@@ -28,9 +28,11 @@ Crash-safety design (see docs/store.md for the schema):
 from __future__ import annotations
 
 import collections
+import errno
 import fcntl
 import json
 import os
+import re
 import shlex
 import socket
 import sys
@@ -43,6 +45,7 @@ import numpy as np
 
 from badminima import __version__
 from badminima.engine.core.outcomes import name_map_attr
+from badminima.engine.core.say import say
 from badminima.engine.train import interrupt
 from badminima.engine.store import encode
 from badminima.engine.store.paths import not_a_file, os_error_message
@@ -215,6 +218,26 @@ def _first_damaged(g: h5py.Group, fields: list, lo: int, hi: int) -> int | None:
 
 def _fields(g: h5py.Group) -> list:
     return [ds for key, ds in g.items() if isinstance(ds, h5py.Dataset) and key != PROGRESS]
+
+
+def _pad_truncated(part: str) -> bool:
+    """Extend with zeros a .part that ends short of the size its superblock states; True if it did.
+    A write that failed (a full disk, a file size limit) leaves such a file, which HDF5 refuses to
+    open; the missing tail holds nothing committed (the commit record is written last, after the data),
+    so zeros in its place make the committed rows readable again, and the resume's checks cut any
+    damaged chunk among the uncommitted ones."""
+    try:
+        h5py.File(part, "r").close()
+        return False
+    except OSError as e:
+        m = re.search(r"truncated file: eof = (\d+).*?stored_eof = (\d+)", str(e), re.S)
+    try:
+        if m is None or int(m.group(1)) != os.path.getsize(part) or int(m.group(2)) <= int(m.group(1)):
+            return False
+        os.truncate(part, int(m.group(2)))
+    except OSError:             # still no room: the open below says what is wrong
+        return False
+    return True
 
 
 def _rows_before(first: int, fields: list) -> int:
@@ -567,6 +590,9 @@ class RunWriter:
                                      f"to discard it")
                 remove_if_exists(self.part)
             else:
+                if _pad_truncated(self.part):
+                    say(f"note: {self.part} ended short of its stated size (its last write failed); "
+                        f"padded with zeros to read the rows committed before")
                 try:
                     with self._open_own(self.part) as f:
                         meta = read_meta(f, self.part)
@@ -862,7 +888,11 @@ class RunWriter:
         if self._f is not None:
             f, self._f = self._f, None
             self._ds, self._progress = {}, {}
-            f.close()
+            try:
+                f.close()
+            except RuntimeError as e:       # h5py's error for a failed flush on close (full disk, size limit)
+                code = re.search(r"errno = (\d+)", str(e))
+                raise OSError(int(code.group(1)) if code else errno.EIO, short_error(e)) from None
 
     @staticmethod
     def _open_own(path: str):
