@@ -398,7 +398,7 @@ def test_single_assignment_keeps_every_value():
     import ast
     import itertools
     from badminima.engine.train.codegen import single_assignment
-    lines = ["g = ZERO", "g += a * b", "g = fma(a, c, g)", "t = g - a", "g -= t / 3.0", "st[0] = g",
+    lines = ["g = ZERO", "m = ZERO", "g += a * b", "g = fma(a, c, g)", "t = g - a", "g -= t / 3.0", "st[0] = g",
              "nt = fma(-lr, g, t)", "st[1] = nt", "nt = fma(-lr, t, g)", "st[2] = nt", "m = max(m, abs(g))",
              "m = max(m, abs(nt))", "st[3] = m"]
     out = single_assignment(lines)
@@ -411,6 +411,8 @@ def test_single_assignment_keeps_every_value():
         exec("\n".join(lines), ref)
         exec("\n".join(out), got)
         assert got["st"] == ref["st"], (a, b, c)
+    with pytest.raises(ValueError, match="read before"):        # a loop-carried value: renaming would change it
+        single_assignment(["t = g + 1.0", "g = t * 2.0"])
 
 
 @pytest.mark.parametrize("variant", [(2, 7, "relu", "xent", "adam", "float32", 4), (1, 3, "relu", "mse", "gd", "float64", 10)])

@@ -135,6 +135,14 @@ def branchless(lines: list[str], sel: str) -> list[str]:
     return _each_statement(lines, lambda tree: _Branchless(sel).visit(tree))
 
 
+def _simple(ln: str) -> bool:
+    """Whether a line parses as one simple statement (what _each_statement transforms)."""
+    try:
+        return len(ast.parse(ln.strip()).body) == 1
+    except SyntaxError:
+        return False
+
+
 def _each_statement(lines: list[str], transform) -> list[str]:
     """`lines` with each one that parses as one simple statement replaced by transform(its AST)."""
     out = []
@@ -195,14 +203,18 @@ def contract(lines: list[str], fma: str = "fma") -> list[str]:
 
 
 class _Renamer(ast.NodeTransformer):
-    """Loads of a name read its latest version (see single_assignment)."""
+    """Loads of a name read its latest version (see single_assignment); a load of a name that the lines
+    assign only later would read the previous loop iteration's value, which renaming would change."""
 
-    def __init__(self, version: dict):
-        self.version = version
+    def __init__(self, version: dict, later: set):
+        self.version, self.later = version, later
 
     def visit_Name(self, node):
-        if isinstance(node.ctx, ast.Load) and node.id in self.version:
-            return ast.copy_location(ast.Name(self.version[node.id], ast.Load()), node)
+        if isinstance(node.ctx, ast.Load):
+            if node.id in self.later:
+                raise ValueError(f"single_assignment: {node.id!r} is read before the lines assign it")
+            if node.id in self.version:
+                return ast.copy_location(ast.Name(self.version[node.id], ast.Load()), node)
         return node
 
 
@@ -214,6 +226,8 @@ def single_assignment(lines: list[str]) -> list[str]:
     version: dict[str, str] = {}
     defined: set[str] = set()
     count: dict[str, int] = {}
+    later = {t.id for ln in lines if _simple(ln) for node in ast.walk(ast.parse(ln.strip()))
+             for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)}
 
     def transform(tree):
         st = tree.body[0]
@@ -221,7 +235,7 @@ def single_assignment(lines: list[str]) -> list[str]:
             st = ast.Assign(targets=[ast.Name(st.target.id, ast.Store())],
                             value=ast.BinOp(left=ast.Name(st.target.id, ast.Load()), op=st.op, right=st.value),
                             lineno=st.lineno)
-        st = _Renamer(version).visit(st)
+        st = _Renamer(version, later - defined).visit(st)
         if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name):
             name = st.targets[0].id
             if name in defined:
