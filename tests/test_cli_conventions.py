@@ -85,3 +85,25 @@ def test_shell_completion_lists_choices():
     p = subprocess.run([sys.executable, "-c", "from badminima.cli import main; main(prog_name='badminima')"],
                        env=env, capture_output=True, text=True, timeout=60)
     assert "gd,adam" in p.stdout, p.stdout + p.stderr
+
+
+def test_every_option_that_cannot_parse_its_value_is_one_line_naming_it():
+    """Every option of every command with a typed value (integers, numbers, lists, names, laws,
+    choices), given a value of no such type, is refused in one line that names the option, exit 2,
+    before any work; the positional arguments are placeholders the command never reaches."""
+    placeholders = {"certify": ["x.json"], "report": ["x.h5"], "plot": ["losses", "x.h5"], "show": ["x.h5"],
+                    "merge": ["x.h5"], "status": ["x"], "dask": ["train"], "slurm": ["train"]}
+    checked = 0
+    for name, cmd in commands():
+        if isinstance(cmd, click.Group):
+            continue
+        for p in cmd.params:
+            if not isinstance(p, click.Option) or p.is_flag or isinstance(p.type, click.types.StringParamType):
+                continue
+            for bad in ("abc", "1e999x"):
+                r = CliRunner().invoke(main, [name, *placeholders.get(name, []), p.opts[0], bad])
+                lines = r.output.strip().splitlines()
+                assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (name, p.opts, r.output)
+                assert any(o in lines[0] for o in p.opts), (name, p.opts, lines[0])
+                checked += 1
+    assert checked > 100
