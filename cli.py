@@ -42,12 +42,11 @@ RUNTIME_ERRORS = {"StoreError": 1, "NoResultFile": 2, "NotMergeable": 2, "Cluste
 def _os_error_line(e: OSError) -> str:
     """One line for an OSError no command caught itself (a full disk says so; result files say more
     where they are written: engine/store/write.py)."""
-    from badminima.engine.store.paths import disk_full
+    from badminima.engine.store.paths import disk_full, os_reason
     where = f" ({e.filename})" if getattr(e, "filename", None) else ""
     if disk_full(e):
         return f"disk full{where}: free some space and rerun the same command"
-    from badminima.engine.store.schema import short_error
-    return f"{short_error(e) if chr(10) in (e.strerror or '') else (e.strerror or short_error(e))}{where}"
+    return f"{os_reason(e)}{where}"
 
 
 # commands whose rerun resumes from what was committed; the others leave their outputs as they were

@@ -19,6 +19,7 @@ import numpy as np
 from badminima.engine.train.config import TrainConfig
 from badminima.engine.data.datasets import SUPPORTED_D, DataError, Dataset, load_dataset
 from badminima.engine.core.layout import n_params
+from badminima.engine.core.model import logits_many
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.train.progress import Progress
 from badminima.engine.store import Results, canonical_json, expand_paths, open_h5, read_meta
@@ -114,25 +115,11 @@ class CellRef:
         return out
 
     def _accuracy(self, weights) -> np.ndarray:
-        """Training accuracy of each row of weights (float64, the engine's rule: logit > 0 means class 1),
-        by NumPy over blocks of rows, in engine.core.model.logits' order of operations."""
+        """Training accuracy of each row of weights (float64, the engine's rule: logit > 0 means class 1)."""
         ds = self.dataset()
-        X = np.asarray(ds.x, dtype=np.float64)
-        ypos = np.asarray(ds.y) > 0.5
-        act, d, h = self.activation, ds.d, self.hidden
-        S = d + 2
-        out = np.empty(len(weights))
-        for lo in range(0, len(weights), 4096):
-            W = np.asarray(weights[lo:lo + 4096], dtype=np.float64)
-            z = np.repeat(W[:, h * S, None], len(X), axis=1)
-            for j in range(h):
-                a = np.repeat(W[:, j * S + 1 + d, None], len(X), axis=1)
-                for k in range(d):
-                    a = a + W[:, j * S + 1 + k, None] * X[None, :, k]
-                s = 1.0 / (1.0 + np.exp(-a)) if act == "sigmoid" else np.tanh(a) if act == "tanh" else np.maximum(a, 0.0)
-                z = z + W[:, j * S, None] * s
-            out[lo:lo + 4096] = ((z > 0) == ypos).mean(axis=1)
-        return out
+        z = logits_many(np.ascontiguousarray(weights, dtype=np.float64), np.ascontiguousarray(ds.x, dtype=np.float64),
+                        ds.d, self.hidden, ACTIVATIONS[self.activation])
+        return ((z > 0) == (np.asarray(ds.y) > 0.5)).mean(axis=1)
 
     def _check_memory(self, fields) -> None:
         """Refuse (ResourceError, one line) to read more than fits: the arrays, and about twice that

@@ -39,7 +39,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from badminima.engine.core.layout import hidden_from_params
-from badminima.engine.core.model import evaluate, hessian, logits
+from badminima.engine.core.model import evaluate, hessian, logits, logits_many
 from badminima.engine.core.names import ACTIVATIONS, LOSSES
 from badminima.engine.core.outcomes import FLAT, LOCAL_MINIMUM, NAMES, SADDLE
 from badminima.engine.train.progress import Progress
@@ -219,7 +219,7 @@ def function_families(points, X: np.ndarray, hidden: int, activation: str, tol: 
     pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
     X = np.ascontiguousarray(X, dtype=np.float64)
     d, act = X.shape[1], ACTIVATIONS[activation]
-    z = np.array([logits(np.ascontiguousarray(p), X, d, hidden, act) for p in pts]).reshape(len(pts), -1)
+    z = logits_many(np.ascontiguousarray(pts), X, d, hidden, act)
     keys = relu_patterns(pts, X) if activation == "relu" else [()] * len(pts)
     labels = np.full(len(pts), -1, dtype=np.int64)
     leaders: list[int] = []

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from badminima.engine.core.model import logits
+from badminima.engine.core.model import logits, logits_many
 from badminima.engine.core.names import ACTIVATIONS
 from badminima.engine.core.outcomes import DRIFTING
 from badminima.analysis.load import CellRef, read_cells
@@ -94,7 +94,7 @@ def drifting_plateaus(weights, outcome, index, loss, X, y, *, hidden: int, activ
         return []
     W = np.asarray(weights, dtype=np.float64)[sel]
     act, d = ACTIVATIONS[activation], X.shape[1]
-    z = np.array([logits(np.ascontiguousarray(w), X, d, hidden, act) for w in W])
+    z = logits_many(np.ascontiguousarray(W), X, d, hidden, act)
     out = 0.5 * (1.0 + np.tanh(0.5 * z)) if classification else z
     L = np.asarray(loss, dtype=np.float64)[sel]
     idx = np.asarray(index)[sel]

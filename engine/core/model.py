@@ -68,6 +68,19 @@ def logits(theta, X, d, h, act):
 
 
 @njit
+def logits_many(thetas, X, d, h, act):
+    """Output pre-activations of each network (rows of thetas, (n, P)) at every point: (n, N), each row
+    what logits gives for it."""
+    z = np.empty((thetas.shape[0], X.shape[0]))
+    sv = np.empty(h)
+    dsv = np.empty(h)
+    for r in range(thetas.shape[0]):
+        for i in range(X.shape[0]):
+            z[r, i] = forward_point(thetas[r], X, i, d, h, act, sv, dsv)
+    return z
+
+
+@njit
 def loss_acc_grad_sum(theta, X, y, d, h, act, loss, g, sv, dsv):
     """(summed loss, correct count) and the summed gradient into g, in caller-owned scratch (sv, dsv:
     length h): no allocation, so the same code serves a CPU loop over networks and a CUDA thread."""

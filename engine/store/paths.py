@@ -32,6 +32,12 @@ def disk_full(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
+def os_reason(e: OSError) -> str:
+    """The reason an OSError gives, in one line (h5py's carry HDF5's whole error stack)."""
+    lines = (e.strerror or "").strip().splitlines()
+    return lines[0][:300] if lines else short_error(e)
+
+
 def os_error_message(e: OSError, path: str, *, resumable: bool = False) -> str:
     """One line for an OSError met while writing `path`; a full disk or a file size limit says how to go on."""
     if disk_full(e):
@@ -42,7 +48,7 @@ def os_error_message(e: OSError, path: str, *, resumable: bool = False) -> str:
         then = ("committed results are kept: raise the limit (ulimit -f) and rerun the same command to resume"
                 if resumable else "raise the limit (ulimit -f) and rerun the same command")
         return f"file size limit reached while writing {path}: {then}"
-    why = short_error(e) if "\n" in (e.strerror or "") else (e.strerror or short_error(e))
+    why = os_reason(e)
     where = f" ({e.filename})" if getattr(e, "filename", None) and os.fspath(e.filename) != path else ""
     return f"cannot write {path}: {why}{where}"
 

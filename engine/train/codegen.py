@@ -135,29 +135,31 @@ def branchless(lines: list[str], sel: str) -> list[str]:
     return _each_statement(lines, lambda tree: _Branchless(sel).visit(tree))
 
 
-def _simple(ln: str) -> bool:
-    """Whether a line parses as one simple statement (what _each_statement transforms)."""
-    try:
-        return len(ast.parse(ln.strip()).body) == 1
-    except SyntaxError:
-        return False
+def _parsed(lines: list[str]) -> list:
+    """Each line with its AST where it parses as one simple statement, else None (headers such as
+    `for ...:`, comments)."""
+    out = []
+    for ln in lines:
+        try:
+            tree = ast.parse(ln.lstrip())
+        except SyntaxError:
+            tree = None
+        out.append((ln, tree if tree is not None and len(tree.body) == 1 else None))
+    return out
+
+
+def _rewrite(parsed: list, transform) -> list[str]:
+    """_parsed lines with each simple statement replaced by transform(its AST), the indentation kept."""
+    out = []
+    for ln, tree in parsed:
+        body = ln.lstrip()
+        out.append(ln if tree is None else ln[: len(ln) - len(body)] + ast.unparse(transform(tree)))
+    return out
 
 
 def _each_statement(lines: list[str], transform) -> list[str]:
     """`lines` with each one that parses as one simple statement replaced by transform(its AST)."""
-    out = []
-    for ln in lines:
-        body = ln.lstrip()
-        try:
-            tree = ast.parse(body)
-        except SyntaxError:
-            out.append(ln)
-            continue
-        if len(tree.body) != 1:
-            out.append(ln)
-            continue
-        out.append(ln[: len(ln) - len(body)] + ast.unparse(transform(tree)))
-    return out
+    return _rewrite(_parsed(lines), transform)
 
 
 def _is_mul(node) -> bool:
@@ -223,11 +225,12 @@ def single_assignment(lines: list[str]) -> list[str]:
     `g0_v1 = fma(.., g0)`, `x += e` -> `x_v1 = x + e`, the same arithmetic) and later loads renamed.
     Numba's SSA reconstruction looks up each redefinition's statement by a linear search of its block:
     quadratic in a fused step's one block of some thousand statements."""
+    parsed = _parsed(lines)
+    later = {t.id for _, tree in parsed if tree is not None
+             for t in getattr(tree.body[0], "targets", [getattr(tree.body[0], "target", None)]) if isinstance(t, ast.Name)}
     version: dict[str, str] = {}
     defined: set[str] = set()
     count: dict[str, int] = {}
-    later = {t.id for ln in lines if _simple(ln) for node in ast.walk(ast.parse(ln.strip()))
-             for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)}
 
     def transform(tree):
         st = tree.body[0]
@@ -245,7 +248,7 @@ def single_assignment(lines: list[str]) -> list[str]:
             defined.add(name)
         tree.body[0] = st
         return ast.fix_missing_locations(tree)
-    return _each_statement(lines, transform)
+    return _rewrite(parsed, transform)
 
 
 def _indent(lines: list[str], n: int) -> str:

@@ -9,20 +9,16 @@ them (atexit handlers still run, and every file is closed by its owner before)."
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 
 #: young collections every 20000 net allocations (default 700), older ones every 10 of the younger
 THRESHOLDS = (20000, 10, 10)
 
 
-_set = False
-
-
+@functools.cache
 def for_compiling() -> None:
-    """Set this process's collector for compiling work (module docstring); later calls do nothing (a
-    test process runs many commands)."""
-    global _set
-    if not _set:
-        _set = True
-        gc.set_threshold(*THRESHOLDS)
-        atexit.register(gc.freeze)
+    """Set this process's collector for compiling work (module docstring); once per process, however
+    often it is called (a test process runs many commands)."""
+    gc.set_threshold(*THRESHOLDS)
+    atexit.register(gc.freeze)
