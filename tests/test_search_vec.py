@@ -5,6 +5,12 @@ import numpy as np
 
 from badminima.engine.search import jacobi9, joint_soa as js, kernels as sk, make_jacobi9
 from badminima.engine.search import run as search
+from badminima.engine.data.datasets import load_dataset
+
+try:
+    from badminima.tests import reference as ref
+except ImportError:
+    import reference as ref
 
 B = js.LANES
 
@@ -180,6 +186,73 @@ def test_four_points_never_give_a_strict_minimum():
                 assert np.abs(J @ u).max() < 1e-10                 # u is in ker J (rank J <= 3)
                 assert abs(u @ H @ u) < 1e-11 * scale * (u @ u)    # and flat: H is not positive definite
     assert found >= 30
+
+
+def _lone_point_identity(th, X, y, lone, h):
+    """Both sides of the identity behind docs/search.md, 'Why a lone point never deadlocks', for each
+    unit j of a d-h-1 sigmoid network: sum_i |r_i| (s_ij - s_lj)^2 over the other points against
+    N (g_v - g_b / v_j - 2 s_lj g_v + s_lj^2 g_c) (sign flipped when the lone point is labelled 0)."""
+    d = X.shape[1]
+    g = ref.ref_grad(th, X, y, "sigmoid", "xent")
+    z = np.array([ref._forward(th, x, "sigmoid")[0] for x in X])
+    r = 1 / (1 + np.exp(-z)) - y
+    sign = 1.0 if y[lone] == 1 else -1.0
+    others = np.arange(len(X)) != lone
+    out = []
+    for j in range(h):
+        k = j * (d + 2)
+        s = 1 / (1 + np.exp(-(X @ th[k + 1:k + 1 + d] + th[k + 1 + d])))
+        lhs = np.sum(np.abs(r[others]) * (s[others] - s[lone]) ** 2)
+        rhs = sign * len(X) * (g[k] - g[k + 1 + d] / th[k] - 2 * s[lone] * g[k] + s[lone] ** 2 * g[-1])
+        out.append((lhs, rhs))
+    return out
+
+
+def test_a_lone_point_never_gives_a_strict_minimum():
+    """docs/search.md, 'Why a lone point never deadlocks': where one class has a single point l, the
+    identity sum_{i != l} |r_i| (s_ij - s_lj)^2 = +-N (dL/dv_j - (dL/db_j)/v_j - 2 s_lj dL/dv_j +
+    s_lj^2 dL/dc) holds at every theta (checked at random weights of 2-h-1 and 1-h-1 networks against
+    the independent reference's gradient), so at a critical point every unit with v_j != 0 is constant
+    on the data.  Newton's method from random weights on lone-point datasets of 5-9 points finds no
+    critical point with a positive definite Hessian, and at each the weighted spread is zero; the
+    certified 8-point deadlock, three points in its smaller class, has both units used and varying: the
+    property is not one of every critical point."""
+    rng = np.random.default_rng(3)
+    for d, h, N in ((2, 2, 5), (2, 3, 7), (1, 2, 6), (2, 2, 10)):
+        for label in (1.0, 0.0):
+            X = rng.normal(0, 2, (N, d))
+            y = np.full(N, 1 - label)
+            lone = int(rng.integers(N))
+            y[lone] = label
+            for _ in range(5):
+                th = rng.normal(0, 1.5, h * (d + 2) + 1)
+                for lhs, rhs in _lone_point_identity(th, X, y, lone, h):
+                    assert lhs > 1e-6 and abs(lhs - rhs) <= 1e-12 * (1 + abs(lhs)), (lhs, rhs)
+    found = 0
+    for N in (5, 6, 7, 9):
+        for _ in range(4):
+            X = rng.normal(0, 2, (N, 2))
+            y = np.zeros(N)
+            y[0] = 1.0
+            for _ in range(40):
+                th = rng.normal(0, 2, 9)
+                gn, _, _ = sk.newton_polish(X, y, np.ones(N), th, 2, 60, 1e-13)
+                if not (gn < 1e-11 and np.abs(th).max() < 30):
+                    continue
+                found += 1
+                g, H = np.empty(9), np.empty((9, 9))
+                sk.loss_grad_hess(th, X, y, np.ones(N), 2, g, H)
+                assert np.linalg.eigvalsh(H)[0] <= 1e-10 * np.abs(H).max()
+                for j, (lhs, _) in enumerate(_lone_point_identity(th, X, y, 0, 2)):
+                    # points with a residual sit on the lone point's level line of every unit in use
+                    assert lhs <= 10 * N * gn * (4 + 1 / abs(th[4 * j])), (lhs, th[4 * j])
+    assert found >= 10
+    ds = load_dataset("deadlock_n8")
+    th, X, y = ds.points["minimum"].theta, ds.x, ds.y
+    assert min(y.sum(), len(y) - y.sum()) >= 2
+    for j in (0, 1):
+        s = 1 / (1 + np.exp(-(X @ th[4 * j + 1:4 * j + 3] + th[4 * j + 3])))
+        assert abs(th[4 * j]) > 0.1 and np.ptp(s) > 0.1
 
 
 def sk_jac(th, x):
