@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from badminima.engine.train import codegen
 from badminima.engine.train.codegen import load_kernel_module
 from badminima.engine.core.layout import n_params
 from badminima.engine.core.outcomes import (DIVERGED, DRIFTING, FLAT, LOCAL_MINIMUM, OUT_OF_STEPS,
@@ -56,9 +55,8 @@ def _reference_run(opt, theta0, X, y, act, loss, cfg, index):
                                            ("gd", "relu", True), ("adam", "tanh", True),
                                            ("gd", "sigmoid", False), ("adam", "tanh", False)])
 def test_trajectories_match_reference(opt, act, fused, paper10, monkeypatch):
-    # the fused step (points unrolled), or the general pass-then-decide path (datasets of more than 16
-    # points, short runs): this short run takes either one
-    monkeypatch.setattr(codegen, "FUSE_MIN_WORK", 0 if fused else 2 ** 63)
+    if not fused:       # the general pass-then-decide path (datasets of more than 16 points)
+        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
     cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.05 if opt != "adam" else 0.01,
                    steps=60, early_exit=False, networks=5, seed=11)
     res = train_range(cfg, paper10.x, paper10.y, 0, 5, keep_init=True)
@@ -101,9 +99,8 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
         cfg = make_cfg(paper10, optimizer=opt, activation=act, lr=0.3 if opt == "gd" else 0.05, steps=steps,
                        networks=n, early_exit=early)
         return train_range(cfg, paper10.x, paper10.y, 0, n)
-    monkeypatch.setattr(codegen, "FUSE_MIN_WORK", 0)
     fused = run(700, 200)
-    monkeypatch.setattr(codegen, "FUSE_MIN_WORK", 2 ** 63)
+    monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
     plain = run(700, 200)
     for k in fused:
         np.testing.assert_array_equal(fused[k], plain[k], err_msg=k)
@@ -112,16 +109,16 @@ def test_fused_step_equals_the_unfused_pass(opt, act, early, paper10, monkeypatc
 
 def test_a_diverging_lane_stops_at_the_same_step_on_both_paths(relu_d1, monkeypatch):
     """Neither path tests a lane between a block's stop tests, so a lane whose values stop being finite
-    is stopped at the same test, with the same (non-finite) weights, fused or not."""
+    is stopped at the block's last step (docs/outcomes.md), with the same non-finite weights, fused or
+    not (the general pass once stopped it at the exact step)."""
     cfg = make_cfg(relu_d1, hidden=2, activation="relu", lr=0.5, steps=100, networks=48, finish_horizon=0)
-    res = []
-    for w in (0, 2 ** 63):
-        monkeypatch.setattr(codegen, "FUSE_MIN_WORK", w)
-        res.append(train_range(cfg, relu_d1.x, relu_d1.y, 0, 48))
-    assert (res[0]["outcome"] == DIVERGED).sum() >= 3
-    assert set(res[0]["steps"][res[0]["outcome"] == DIVERGED] % cfg.check_every) == {cfg.check_every - 1}
-    for k in res[0]:
-        np.testing.assert_array_equal(res[0][k], res[1][k], err_msg=k)
+    fused = train_range(cfg, relu_d1.x, relu_d1.y, 0, 48)
+    monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
+    plain = train_range(cfg, relu_d1.x, relu_d1.y, 0, 48)
+    assert (fused["outcome"] == DIVERGED).sum() >= 3
+    assert set(fused["steps"][fused["outcome"] == DIVERGED] % cfg.check_every) == {cfg.check_every - 1}
+    for k in fused:
+        np.testing.assert_array_equal(fused[k], plain[k], err_msg=k)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -130,7 +127,8 @@ def test_a_block_longer_than_the_poll_interval_runs_in_pieces_alike(fused, xor, 
     flag between them: every result, solved_at of networks first solved in a later piece included, is
     the one of blocks of 16 steps."""
     from badminima.engine.train.run import kernel_for
-    monkeypatch.setattr(codegen, "FUSE_MIN_WORK", 0 if fused else 2 ** 63)
+    if not fused:
+        monkeypatch.setattr("badminima.engine.train.run.fused_points", lambda opt, n, hidden=1: 0)
     steps = 5000
     runs = [train_range(make_cfg(xor, steps=steps, networks=128, lr=0.1, early_exit=False, check_every=ce),
                         xor.x, xor.y, 0, 128) for ce in (16, 10 ** 12)]
@@ -252,8 +250,8 @@ def test_large_variants_vectorize(opt):
     # memory checks") on h = 7 Adam, silently 5x slower.  A packed divide in the step's machine
     # code shows the loop was vectorized (any x86 vector width; scalar code has divsd only).
     import numba
-    from badminima.engine.train.codegen import FUSE_MIN_WORK, fused_points
-    mod = load_kernel_module(2, 7, "sigmoid", "xent", opt, "float64", fused_points(opt, 4, 7, FUSE_MIN_WORK))
+    from badminima.engine.train.codegen import fused_points
+    mod = load_kernel_module(2, 7, "sigmoid", "xent", opt, "float64", fused_points(opt, 4))
     name = "_sgd_step" if opt == "sgd" else "_step"
     opts = {k: v for k, v in getattr(mod, name).targetoptions.items() if k not in ("cache", "nopython")}
     fresh = numba.njit(**opts)(getattr(mod, name).py_func)      # uncached: its assembly can be read
@@ -320,29 +318,11 @@ def test_the_fused_step_unrolls_at_most_112_units_times_points():
     """Every configuration of the paper (h <= 7, at most 16 points) keeps its fused kernel; wider ones
     fall back to the general pass before the unrolled step stops compiling (h = 16 on 16 points, ReLU
     Adam: RecursionError in Numba's SSA pass; docs/training.md, Limits)."""
-    from badminima.engine.train.codegen import FUSE_MAX_UNITS, FUSE_MIN_WORK, fused_points
+    from badminima.engine.train.codegen import FUSE_MAX_UNITS, fused_points
     assert FUSE_MAX_UNITS == 112
-    long = FUSE_MIN_WORK
-    assert fused_points("gd", 16, 7, long) == 16 and fused_points("adam", 10, 7, long) == 10
-    assert fused_points("gd", 16, 8, long) == 0 and fused_points("adam", 4, 29, long) == 0
-    assert fused_points("gd", 4, 28, long) == 4 and fused_points("sgd", 4, 2, long) == 0
-
-
-def test_short_runs_take_the_general_pass_and_compile_and_warmup_ask_for_what_runs_use(xor):
-    """A run of fewer than FUSE_MIN_WORK network-steps takes the general pass (one kernel for every
-    dataset size; the same bits, test_fused_step_equals_the_unfused_pass), a longer one the fused step;
-    a variant's own config selects that variant, and `badminima compile` includes the fused kernels."""
-    from badminima.engine.train.codegen import FUSE_MIN_WORK
-    from badminima.engine.train.precompile import Variant, variant_of
-    from badminima.engine.train.warmup import variants_for
-    short = make_cfg(xor, networks=1000, steps=FUSE_MIN_WORK // 1000 - 1)
-    long = make_cfg(xor, networks=1000, steps=FUSE_MIN_WORK // 1000)
-    assert variant_of(short, 2, 4).n_fused == 0 and variant_of(long, 2, 4).n_fused == 4
-    assert variant_of(long, 2, 17).n_fused == 0
-    for v in (Variant(2, 3, "relu", "xent", "adam", "float32", 4), Variant(2, 3, "relu", "xent", "adam", "float32", 0),
-              Variant(1, 2, "tanh", "mse", "gd", "float64", 5), Variant(2, 2, "sigmoid", "xent", "sgd", "float64", 0)):
-        assert variant_of(v.config(), v.d, v.n_fused or 17) == v
-    assert {v.n_fused for v in variants_for([2], [2], ["sigmoid"], ["gd"], ["float64"])} == {0, 4, 10}
+    assert fused_points("gd", 16, hidden=7) == 16 and fused_points("adam", 10, hidden=7) == 10
+    assert fused_points("gd", 16, hidden=8) == 0 and fused_points("adam", 4, hidden=29) == 0
+    assert fused_points("gd", 4, hidden=28) == 4 and fused_points("sgd", 4, hidden=2) == 0
 
 
 def test_branchless_keeps_every_value():

@@ -255,10 +255,11 @@ def _indent(lines: list[str], n: int) -> str:
     return "\n".join(" " * n + ln for ln in lines)
 
 
+_EARLY = 6             # hy[6] > 0.5: early exit on (run.hyper)
 _PRELUDE = [
     "invN = ONE / F(N)",
     "lr, b1, b2, eps, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[5])",
-    "early = hy[6] > 0.5",
+    f"early = hy[{_EARLY}] > 0.5",
     "NF = F(N)",
     "lrN = lr * invN",
     "k1 = (ONE - b1) * invN            # Adam's moment weights, applied to the summed gradient",
@@ -443,29 +444,22 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         + ["    for l in range(B):", f"        cnt[l] += _sel(st[{R.ACT} * B + l] > HALF, n, 0)"]
 
 
-def _unfused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str) -> list[str]:
+def _unfused_step(R: _Rows) -> list[str]:
     """_step and _fast_steps of the general pass (any number of points): a pass over the points, then the
-    stop test and update; the fast steps update with no stop test and no mask, as the fused ones do, so
-    that a lane whose values stop being finite is stopped at the same step on both paths."""
-    update = _decide_lines(R, d, h, act, loss, opt, R.th, R.g, tuple(R.at(r) for r in (R.NC, R.LS, R.RA, R.RX)),
-                           guarded=False, test=False)
+    stop test and update.  The fast steps run the same test with early exit off (hf), which stops no
+    lane there (their budgets are not spent): like the fused fast steps they never stop a lane whose
+    values stop being finite, so it is stopped at the same step on both paths."""
     return [
         "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
         '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
         "    _full_pass(X, y, st)",
         "    _decide(st, cnt, N, steps, hy, True, i)",
-        "", "", "@njit", "def _update(st, N, hy, i):",
-        '    """One GD/Adam step of every lane on the last pass, with no stop test and no mask (see _fast_steps)."""',
-        "    align_stack()"] + ["    " + ln for ln in _PRELUDE] + ["    for l in range(B):"] \
-        + _indent(single_assignment(branchless(contract(update), "_sel")), 8).split("\n") + [
         "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, i0, n):",
-        '    """n steps from step i0 of the block with no stop test and no mask: they stop no lane while every',
-        '    lane holding a network is live (see run_task)."""',
-        "    for i in range(i0, i0 + n):",
-        "        _full_pass(X, y, st)",
-        "        _update(st, N, hy, i)",
-        "    for l in range(B):",
-        f"        cnt[l] += _sel(st[{R.ACT} * B + l] > HALF, n, 0)",
+        '    """n steps from step i0 of the block, which stop no lane (see run_task)."""',
+        "    hf = hy.copy()",
+        f"    hf[{_EARLY}] = 0.0",
+        "    for i in range(n):",
+        "        _step(X, y, st, cnt, N, steps, hf, i0 + i)",
     ]
 
 FUSE_MAX_POINTS = 16
@@ -475,16 +469,9 @@ FUSE_MAX_POINTS = 16
 FUSE_MAX_UNITS = 112
 
 
-# A fused step costs 10-25% more to compile than the general pass and trains 1.3-2x faster, which pays
-# only over a long run; a run of fewer network-steps (networks x budget: at most ~0.15 s more training)
-# takes the general pass, the same bits from one kernel for every dataset size (docs/performance.md).
-FUSE_MIN_WORK = 10 ** 7
-
-
-def fused_points(opt: str, n_points: int, hidden: int, work: int) -> int:
-    """Points to unroll into a fused step (0: no fused step) for this optimizer, dataset size, width and
-    run size (networks x steps)."""
-    ok = opt != "sgd" and work >= FUSE_MIN_WORK and 0 < n_points <= FUSE_MAX_POINTS and hidden * n_points <= FUSE_MAX_UNITS
+def fused_points(opt: str, n_points: int, hidden: int = 1) -> int:
+    """Points to unroll into a fused step (0: no fused step) for this optimizer, dataset size and width."""
+    ok = opt != "sgd" and 0 < n_points <= FUSE_MAX_POINTS and hidden * n_points <= FUSE_MAX_UNITS
     return n_points if ok else 0
 
 
@@ -503,7 +490,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         f"{R.at(R.YS)} = y[pi]",
         f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
-        if n_fused else _unfused_step(R, d, h, act, loss, opt)
+        if n_fused else _unfused_step(R)
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
         VERSION=f"{_TEXT_VERSION}, engine sources {core_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,

@@ -16,7 +16,7 @@ import numpy as np
 
 from badminima.engine.core.say import say
 from badminima.engine.core.jit import in_disk_cache
-from badminima.engine.train.codegen import FUSE_MAX_POINTS, FUSE_MIN_WORK, fused_points, load_kernel_module
+from badminima.engine.train.codegen import FUSE_MAX_POINTS, fused_points, load_kernel_module
 from badminima.engine.train.threads import process_pool
 
 
@@ -32,33 +32,26 @@ class Variant:
     n_fused: int            # points unrolled into the fused step; 0: the general pass
 
     def config(self):
-        """A validated two-step TrainConfig that trains with this variant's kernel (as many networks as
-        make a run long enough for a fused step, codegen.FUSE_MIN_WORK; compile_variant trains one)."""
+        """A validated one-network, two-step TrainConfig that trains with this variant's kernel."""
         from badminima.engine.train.config import InitSpec, TrainConfig
         return TrainConfig(dataset="compile", dataset_fingerprint="", hidden=self.h, activation=self.act,
                            optimizer=self.opt, kind="classification" if self.loss == "xent" else "regression",
-                           lr=0.1, steps=2, init=InitSpec(), dtype=self.dtype,
-                           networks=-(-FUSE_MIN_WORK // 2) if self.n_fused else 1).validate()
+                           lr=0.1, steps=2, init=InitSpec(), networks=1, dtype=self.dtype).validate()
 
     def label(self) -> str:
         pts = f"{self.n_fused} points" if self.n_fused else "any size"
         return f"d={self.d} h={self.h} {self.act} {self.opt} {self.dtype} {pts}"
 
 
-    def kernel(self):
-        """The generated kernel module of this variant."""
-        return load_kernel_module(self.d, self.h, self.act, self.loss, self.opt, self.dtype, self.n_fused)
-
-
 def variant_of(cfg, d: int, n_points: int) -> Variant:
     """The variant a training config uses on a dataset of n_points points in d dimensions."""
     return Variant(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
-                   fused_points(cfg.optimizer, n_points, cfg.hidden, cfg.networks * cfg.steps))
+                   fused_points(cfg.optimizer, n_points, hidden=cfg.hidden))
 
 
 def is_cached(v: Variant) -> bool:
     """Whether Numba's cache holds the variant's kernel."""
-    return in_disk_cache(v.kernel().run_task)
+    return in_disk_cache(load_kernel_module(v.d, v.h, v.act, v.loss, v.opt, v.dtype, v.n_fused).run_task)
 
 
 def _toy_data(v: Variant):

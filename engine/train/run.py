@@ -19,7 +19,7 @@ from badminima.engine.train.config import ConfigError, TrainConfig
 from badminima.engine.cuda.launch import device_starts
 from badminima.engine.train.starts import init_ids, init_range
 from badminima.engine.train.threads import on_threads
-from badminima.engine.train.precompile import variant_of
+from badminima.engine.train.codegen import fused_points, load_kernel_module
 from badminima.engine.core.layout import n_params
 from badminima.engine.core.names import ACTIVATIONS, INIT_LAWS, LOSSES, lanes_for
 
@@ -39,7 +39,8 @@ def default_threads() -> int:
 
 def kernel_for(cfg: TrainConfig, d: int, n_points: int):
     """The generated kernel module of this configuration on a dataset of n_points points in d dimensions."""
-    return variant_of(cfg, d, n_points).kernel()
+    return load_kernel_module(d, cfg.hidden, cfg.activation, cfg.loss, cfg.optimizer, cfg.dtype,
+                              fused_points(cfg.optimizer, n_points, hidden=cfg.hidden))
 
 
 def hyper(cfg: TrainConfig, X: np.ndarray) -> np.ndarray:

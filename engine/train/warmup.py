@@ -19,9 +19,9 @@ def paper_sizes(d: int) -> list[int]:
 def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant]:
     """Every kernel variant of the given options, in order.
 
-    Full-batch kernels of long runs are specialized to the dataset's size (see codegen.fused_points):
-    one variant per size in `points` (default: the sizes of the paper's datasets of that dimension) and
-    one unspecialized, for larger datasets and short runs.  SGD kernels do not depend on the size.
+    Full-batch kernels are specialized to the dataset's size (see codegen.fused_points): one variant
+    per size in `points` (default: the sizes of the paper's datasets of that dimension) and one
+    unspecialized, for larger datasets.  SGD kernels do not depend on the size.
     """
     out: list[Variant] = []
     for d in dims:
@@ -36,8 +36,8 @@ def variants_for(dims, hiddens, acts, opts, dtypes, points=None) -> list[Variant
             for act in acts:
                 for opt in opts:
                     for dt in dtypes:
-                        # a long run's config (fused where the size allows), validating the names once
-                        cfg = Variant(d, h, act, "xent" if d == 2 else "mse", opt, dt, 1).config()
+                        # validates the names once, as a run would
+                        cfg = Variant(d, h, act, "xent" if d == 2 else "mse", opt, dt, 0).config()
                         for n in ([max(sizes)] if opt == "sgd" else [*sizes, FUSE_MAX_POINTS + 1]):
                             out.append(variant_of(cfg, d, n))
     return list(dict.fromkeys(out))
