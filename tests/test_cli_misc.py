@@ -61,9 +61,33 @@ def test_compile_rejects_nonsense():
 
 def test_progress_line_reports_done_rate_and_time_left():
     p = Progress(1000, enabled=False)
+    p.t0 = 100.0
+    p.idle(5.0)             # waiting for kernels to compile: left out of the rate and the time left
+    # the first chunk carries the start-up (kernels loaded or compiled): no rate from it alone ...
     p.update(250)
-    line = p.line()
-    assert line.startswith("250/1000 networks (25.0%)") and "/s" in line and "left" in line
+    assert p.line(110.0) == "250/1000 networks (25.0%), starting"
+    # ... then the rate from there on
+    p.first = (108.0, 250)
+    p.update(200)
+    assert p.line(112.0) == "450/1000 networks (45.0%), 50/s, 11 s left"
+    p.first = None          # a progress without that first point: the rate from the start, less the wait
+    assert p.line(114.0).endswith("50/s, 11 s left")
+    p.floor = lambda: 40.0  # kernels still compiling for about 40 s: the work cannot end before
+    assert p.line(114.0).endswith("50/s, 40 s left")
+    p.floor = lambda: float("inf")
+    assert p.line(114.0).endswith("50/s, -")
+    p.floor = None
+    # the compiler's own estimate, which a training run's progress takes as that floor
+    import time
+    from badminima.engine.train.precompile import Precompiler
+    with Precompiler([], progress=False) as pre:
+        assert pre.seconds_left() == 0.0
+        pre.total, pre.t0 = 4, time.monotonic() - 10.0
+        assert pre.seconds_left() == float("inf")
+        pre.done = 1
+        assert 30.0 <= pre.seconds_left() < 31.0
+    p.done = 1000
+    assert p.line(115.0).startswith("1000/1000") and p.line(115.0).endswith("100/s, 0 s left")
 
 
 def test_a_ctrl_c_that_a_library_swallows_is_not_lost():

@@ -7,6 +7,7 @@ SIGKILLs the writer).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from badminima.engine.train.config import ConfigError, TrainConfig
@@ -72,13 +73,16 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         interrupt.check()               # a Ctrl-C lost while the file was opened
         with Precompiler(variants.values(), progress=progress) as pre:
             prog = Progress(total, enabled=progress, done=total - todo)
+            prog.floor = pre.seconds_left
             try:
                 while pending:
                     # the first cell whose kernel is compiled trains while the others' compile (a CUDA
                     # cell has no CPU variant: always ready)
                     c = next((c for c in pending if pre.ready(variants.get(c.name))), pending[0])
                     pending.remove(c)
+                    t = time.monotonic()
                     pre.wait(variants.get(c.name))
+                    prog.idle(time.monotonic() - t)
                     prog.label = f"networks (cell {c.name})" if len(cells) > 1 else "networks"
                     start, stop = writer.next_index(c.name), writer.range(c.name)[1]
                     for res in train(c.config, c.data.x, c.data.y, start, stop, chunk=chunk, threads=threads,

@@ -122,10 +122,14 @@ class Precompiler:
             return
         self.done += 1
         if fut.exception() is None and self.progress:
-            el = time.monotonic() - self.t0
-            left = el / self.done * (self.total - self.done)
-            self._say(f"compiled {self.done}/{self.total} kernel variants, {el:.0f} s"
-                      + (f", about {left:.0f} s left" if self.done < self.total else ""))
+            self._say(f"compiled {self.done}/{self.total} kernel variants, {time.monotonic() - self.t0:.0f} s"
+                      + (f", about {self.seconds_left():.0f} s left" if self.done < self.total else ""))
+
+    def seconds_left(self) -> float:
+        """Estimated seconds until every variant is compiled: 0 when none is left, inf before the first."""
+        if self.done >= self.total:
+            return 0.0
+        return (time.monotonic() - self.t0) / self.done * (self.total - self.done) if self.done else float("inf")
 
     def ready(self, v: Variant) -> bool:
         """Whether v can be loaded now without waiting."""

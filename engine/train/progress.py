@@ -15,6 +15,11 @@ class Progress:
         self.total, self.label, self.enabled = total, label, enabled
         self.start_done = self.done = done
         self.t0 = self.last = time.monotonic()
+        # (time, items done) at the first update: the first chunk also carries the start-up (kernels
+        # loaded or compiled, the classification compiled), so the rate while work remains is measured
+        # from there on
+        self.first: tuple[float, int] | None = None
+        self.floor = None       # a callable: seconds the work cannot end before (kernels still compiling)
         self.tty = sys.stderr is not None and sys.stderr.isatty()
         self.every = 0.5 if self.tty else 30.0
 
@@ -24,15 +29,29 @@ class Progress:
         interrupt.check()
         self.done += n
         now = time.monotonic()
+        if self.first is None:
+            self.first = (now, self.done)
         if self.enabled and (now - self.last >= self.every or self.done >= self.total):
             self.last = now
             self._print(now)
 
+    def idle(self, seconds: float) -> None:
+        """Leave `seconds` spent waiting, not working (for kernels to compile), out of the rate, so that
+        the time left is not inflated by a first run's compiling."""
+        self.t0 += seconds
+        if self.first is not None:
+            self.first = (self.first[0] + seconds, self.first[1])
+
     def line(self, now: float | None = None) -> str:
         now = time.monotonic() if now is None else now
-        rate = (self.done - self.start_done) / max(now - self.t0, 1e-9)
-        left = (self.total - self.done) / rate if rate > 0 else float("inf")
         pct = 100.0 * self.done / max(self.total, 1)
+        if self.first and self.first[1] == self.done < self.total:
+            return f"{self.done}/{self.total} {self.label} ({pct:.1f}%), starting"
+        t0, d0 = self.first if self.first and self.first[1] < self.done < self.total else (self.t0, self.start_done)
+        rate = (self.done - d0) / max(now - t0, 1e-9)
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        if self.floor is not None and self.done < self.total:
+            left = max(left, self.floor())
         eta = f"{left:.0f} s left" if left != float("inf") else "-"
         return f"{self.done}/{self.total} {self.label} ({pct:.1f}%), {rate:.3g}/s, {eta}"
 
