@@ -1101,6 +1101,10 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
     check_used(strategy, [*kw, *(["ones"] if ones is not None else [])])     # given, even at its default
     cfg = SearchConfig(points=n_points, budget=budget, seed=seed, strategy=strategy, parents=tuple(parents),
                        ones=splits, found_dir=found_dir, **kw).validate()
+    lone = [k for k in cfg.label_splits() if min(k, n_points - k) == 1] if strategy in ("joint", "paper") else []
+    if lone and not quiet:
+        say(f"note: --ones {','.join(map(str, lone))}: one class is a single point, where no strict minimum "
+            "exists (docs/search.md, 'Why a lone point never deadlocks'): those candidates cannot be certified")
     ready()
     path = output or out_file(default_search_path(cfg), result=True)
     s = run_search(cfg, path, shard=shard_d, force=force, resume="auto" if resume is None else resume,

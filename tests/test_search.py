@@ -595,3 +595,17 @@ def test_an_export_name_taken_by_a_result_file_is_refused_before_the_search(tmp_
                                   "-o", str(tmp_path / "s.h5"), "--found-dir", str(tmp_path / "found")])
     assert r.exit_code == 1 and "a name this search exports to" in r.output, r.output
     assert not (tmp_path / "s.h5").exists() and not (tmp_path / "s.h5.part").exists()
+
+
+def test_a_lone_point_split_is_named_as_one_that_cannot_be_certified(tmp_path):
+    """A label split with one class a single point (either class) holds no strict minimum (docs/search.md):
+    the search says so before it starts, naming those splits, and runs them anyway (the study counts
+    them); other splits get no such note."""
+    def run(ones):
+        return CliRunner().invoke(main, ["search", "-N", "5", "-k", "4", "--ones", ones, "--iters", "20",
+                                         "-o", str(tmp_path / f"s{ones}.h5"), "--found-dir", str(tmp_path / "f")])
+    r = run("2,4")
+    assert r.exit_code == 0, r.output
+    assert "note: --ones 4: one class is a single point" in r.stderr and r.stdout.startswith("search N=5")
+    r = run("2,3")
+    assert r.exit_code == 0 and "single point" not in r.stderr
