@@ -72,8 +72,7 @@ def run_cells(path: str, run_config: dict, cells: list[Cell], *, shard: dict | N
         variants = {c.name: variant_of(c.config, c.data.d, c.data.n) for c in pending if c.config.device == "cpu"}
         interrupt.check()               # a Ctrl-C lost while the file was opened
         with Precompiler(variants.values(), progress=progress) as pre:
-            prog = Progress(total, enabled=progress, done=total - todo)
-            prog.floor = pre.seconds_left
+            prog = Progress(total, enabled=progress, done=total - todo, floor=pre.seconds_left)
             try:
                 while pending:
                     # the first cell whose kernel is compiled trains while the others' compile (a CUDA

@@ -11,7 +11,7 @@ from badminima.engine.train import interrupt
 class Progress:
     """Report progress of `total` items to stderr; quiet when disabled."""
 
-    def __init__(self, total: int, label: str = "networks", enabled: bool = True, done: int = 0):
+    def __init__(self, total: int, label: str = "networks", enabled: bool = True, done: int = 0, floor=None):
         self.total, self.label, self.enabled = total, label, enabled
         self.start_done = self.done = done
         self.t0 = self.last = time.monotonic()
@@ -19,7 +19,7 @@ class Progress:
         # loaded or compiled, the classification compiled), so the rate while work remains is measured
         # from there on
         self.first: tuple[float, int] | None = None
-        self.floor = None       # a callable: seconds the work cannot end before (kernels still compiling)
+        self.floor = floor      # a callable: seconds the work cannot end before (kernels still compiling)
         self.tty = sys.stderr is not None and sys.stderr.isatty()
         self.every = 0.5 if self.tty else 30.0
 
