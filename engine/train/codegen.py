@@ -255,11 +255,10 @@ def _indent(lines: list[str], n: int) -> str:
     return "\n".join(" " * n + ln for ln in lines)
 
 
-_EARLY = 6             # hy[6] > 0.5: early exit on (run.hyper)
 _PRELUDE = [
     "invN = ONE / F(N)",
     "lr, b1, b2, eps, stol = F(hy[0]), F(hy[1]), F(hy[2]), F(hy[3]), F(hy[5])",
-    f"early = hy[{_EARLY}] > 0.5",
+    "early = hy[6] > 0.5",
     "NF = F(N)",
     "lrN = lr * invN",
     "k1 = (ONE - b1) * invN            # Adam's moment weights, applied to the summed gradient",
@@ -444,23 +443,16 @@ def _fused_step(R: _Rows, d: int, h: int, act: str, loss: str, opt: str, n_point
         + ["    for l in range(B):", f"        cnt[l] += _sel(st[{R.ACT} * B + l] > HALF, n, 0)"]
 
 
-def _unfused_step(R: _Rows) -> list[str]:
-    """_step and _fast_steps of the general pass (any number of points): a pass over the points, then the
-    stop test and update.  The fast steps run the same test with early exit off (hf), which stops no
-    lane there (their budgets are not spent): like the fused fast steps they never stop a lane whose
-    values stop being finite, so it is stopped at the same step on both paths."""
-    return [
-        "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
-        '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
-        "    _full_pass(X, y, st)",
-        "    _decide(st, cnt, N, steps, hy, True, i)",
-        "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, i0, n):",
-        '    """n steps from step i0 of the block, which stop no lane (see run_task)."""',
-        "    hf = hy.copy()",
-        f"    hf[{_EARLY}] = 0.0",
-        "    for i in range(n):",
-        "        _step(X, y, st, cnt, N, steps, hf, i0 + i)",
-    ]
+_UNFUSED_STEP = [
+    "", "", "@njit", "def _step(X, y, st, cnt, N, steps, hy, i):",
+    '    """One full-batch step of every lane: a pass over the points, then the stop test and update."""',
+    "    _full_pass(X, y, st)",
+    "    _decide(st, cnt, N, steps, hy, True, i)",
+    "", "", "@njit", "def _fast_steps(X, y, st, cnt, N, steps, hy, i0, n):",
+    '    """n steps from step i0 of the block, which stop no lane (see run_task)."""',
+    "    for i in range(n):",
+    "        _step(X, y, st, cnt, N, steps, hy, i0 + i)",
+]
 
 FUSE_MAX_POINTS = 16
 # Hidden units x points unrolled into one fused step: 7 x 16, the paper's widest network on the largest
@@ -490,7 +482,7 @@ def render(d: int, h: int, act: str, loss: str, opt: str, dtype: str, n_fused: i
         f"{R.at(R.YS)} = y[pi]",
         f"cnt[l] += 1 if {R.at(R.ACT)} > HALF and {R.at(R.OUTF)} < HALF else 0"]
     step = _fused_step(R, d, h, act, loss, opt, n_fused) + _fused_step(R, d, h, act, loss, opt, n_fused, test=False) \
-        if n_fused else _unfused_step(R)
+        if n_fused else _UNFUSED_STEP
     tmpl = Template(_TEMPLATE.read_text())
     return tmpl.substitute(
         VERSION=f"{_TEXT_VERSION}, engine sources {core_digest()}", D=d, H=h, P=P, ACT=act, LOSS=loss, OPT=opt, DTYPE=dtype,
