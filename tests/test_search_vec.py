@@ -244,6 +244,126 @@ def test_a_lone_point_never_gives_a_strict_minimum():
         assert abs(th[4 * j]) > 0.1 and np.ptp(s) > 0.1
 
 
+def _five_atom_moments(a, lam):
+    """(m0, m1, m2) of the 2x2 matrix M = sum_i lam_i tanh(a_i/2) (1, a_i)(1, a_i)^T of docs/search.md,
+    'Five points' (NumPy floats or mpmath numbers)."""
+    import mpmath
+    g = [l * (mpmath.tanh(t / 2) if isinstance(t, mpmath.mpf) else np.tanh(t / 2)) for l, t in zip(lam, a)]
+    return sum(g), sum(gi * t for gi, t in zip(g, a)), sum(gi * t * t for gi, t in zip(g, a))
+
+
+def _five_point_equations(U, y):
+    """The critical-point equations of a 2-2-1 network on 5 points in the gauge W = I, b = 0 (the points
+    are their own pre-activations), each unit's first-layer equations divided by v_j so that Newton
+    does not slide to v_j = 0: rows of U are (points (10), v_0, v_1, c)."""
+    m = U.shape[0]
+    A, v, c = U[:, :10].reshape(m, 5, 2), U[:, 10:12], U[:, 12]
+    s = 1 / (1 + np.exp(-A))
+    r = 1 / (1 + np.exp(-((s * v[:, None, :]).sum(-1) + c[:, None]))) - y
+    feats = np.concatenate([A, np.ones((m, 5, 1))], -1)
+    first = np.einsum("mij,mik->mjk", r[:, :, None] * s * (1 - s), feats).reshape(m, 6)
+    return np.concatenate([(r[:, :, None] * s).sum(1), first, r.sum(1)[:, None]], 1)
+
+
+def _five_point_critical_points(starts, seed=0):
+    """Non-degenerate critical points on 5 points labelled 1, 1, 0, 0, 0 (both |v_j| >= 0.1, the points
+    0.05 apart and not near a line, pre-activations within 15), solved jointly in points and weights by
+    damped Gauss-Newton (complex-step Jacobian) from random starts: [(X, y, theta)]."""
+    rng = np.random.default_rng(seed)
+    y = np.array([1.0, 1, 0, 0, 0])
+    found = []
+    for _ in range(starts):
+        u = np.r_[rng.normal(0, 2.5, 10), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
+        g, damp = _five_point_equations(u[None], y)[0], 1e-6
+        for _ in range(80):
+            if np.linalg.norm(g) < 1e-14:
+                break
+            jac = (_five_point_equations(u[None] + 1e-30j * np.eye(13), y).imag / 1e-30).T
+            u2 = u - jac.T @ np.linalg.lstsq(jac @ jac.T + damp * np.eye(9), g, rcond=None)[0]
+            g2 = _five_point_equations(u2[None], y)[0] if np.abs(u2).max() < 40 else np.full(9, np.inf)
+            if np.linalg.norm(g2) < np.linalg.norm(g):
+                u, g, damp = u2, g2, max(damp / 10, 1e-18)
+            elif (damp := damp * 10) > 1e4:
+                break
+        X = u[:10].reshape(5, 2)
+        gaps = np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(5)
+        if (np.linalg.norm(g) < 1e-13 and np.abs(u[10:12]).min() >= 0.1 and gaps.min() >= 0.05
+                and np.linalg.svd(X - X.mean(0), compute_uv=False)[1] >= 0.1 and np.abs(X).max() <= 15):
+            found.append((X, y, np.r_[u[10], 1, 0, 0, u[11], 0, 1, 0, u[12]]))
+    return found
+
+
+def test_five_points_reduce_to_a_lemma_on_five_numbers():
+    """docs/search.md, 'Five points: a reduction to five numbers'.  At critical points on 5 points (2
+    against 3 labels, solved independently of the package): for each unit, lam_i = r_i s'(a_ij)
+    annihilates 1, a, e^a, e^-a; the seven directions (v_0, v_1, c, each unit's bias and its own
+    (w_j, b_j)) have a kernel K of dimension 3 under J, on which H equals the form
+    sum_j -(v_j/N) (alpha_j, beta_j) M_j (alpha_j, beta_j)^T; each M_j is indefinite, so H has a
+    negative eigenvalue on K.  Then the lemma itself at 50 digits on random sets of five numbers (M
+    indefinite), against six numbers, where the annihilators form a plane and some give a definite M
+    (so the five-number check can fail)."""
+    import mpmath
+    points = _five_point_critical_points(300)
+    assert len(points) >= 6, len(points)
+    for X, y, th in points:
+        assert np.abs(ref.ref_grad(th, X, y, "sigmoid", "xent")).max() < 1e-13
+        z = np.array([ref._forward(th, x, "sigmoid")[0] for x in X])
+        res = 1 / (1 + np.exp(-z)) - y
+        H = ref.ref_hessian(th, X, y, "sigmoid", "xent")
+        J = np.array([ref._dz(th, x, "sigmoid")[1] for x in X])
+        dirs, forms = [], []
+        for j in (0, 1):
+            k = 4 * j
+            a = X @ th[k + 1:k + 3] + th[k + 3]
+            lam = res / (2 + np.exp(a) + np.exp(-a))                               # r_i s'(a_ij)
+            for f in (np.ones(5), a, np.exp(a), np.exp(-a)):
+                assert abs(np.sum(lam * f)) <= 1e-11 * np.sum(np.abs(lam * f))
+            assert (np.sign(lam[np.argsort(a)]) == -np.sign(res[2]) * np.array([-1, 1, -1, 1, -1])).all()
+            m0, m1, m2 = _five_atom_moments(a, lam)
+            assert m0 * m2 - m1 * m1 < 0                                            # indefinite
+            forms.append(-th[k] / 5 * np.array([[m0, m1], [m1, m2]]))
+            e_b, e_own = np.zeros(9), np.zeros(9)
+            e_b[k + 3] = 1.0
+            e_own[k + 1:k + 4] = th[k + 1:k + 4]                                   # moves a_ij by a_ij
+            dirs += [e_b, e_own]
+        dirs += [np.eye(9)[k] for k in (0, 4, 8)]
+        D = np.array(dirs).T                                                        # 9 x 7
+        _, sv, vt = np.linalg.svd(J @ D)
+        C = vt[4:].T                                                                # 7 x 3: ker(J D)
+        assert sv[4] <= 1e-12 * sv[0]                                               # rank J D <= 4
+        K = D @ C
+        form = sum(C[2 * j:2 * j + 2].T @ forms[j] @ C[2 * j:2 * j + 2] for j in (0, 1))
+        HK = K.T @ H @ K
+        assert np.abs(HK - form).max() <= 1e-10 * np.abs(H).max()                  # H = the M-form on K
+        assert np.linalg.eigvalsh(HK)[0] < 0                                        # not positive definite
+    mpmath.mp.dps = 50
+    rng = np.random.default_rng(5)
+
+    def annihilators(a):
+        rows = [[mpmath.mpf(1)] * len(a), a, [mpmath.exp(t) for t in a], [mpmath.exp(-t) for t in a]]
+
+        def minor(cols):
+            return mpmath.det(mpmath.matrix([[row[m] for m in cols] for row in rows]))
+        cof = [[(-1) ** n * minor([m for m in keep if m != i]) for n, i in enumerate(keep)]
+               for keep in ([list(range(5))] if len(a) == 5 else [[m for m in range(6) if m != d] for d in (0, 1)])]
+        if len(a) == 5:              # the one annihilator, by cofactors
+            return cof
+        basis = [lam[:drop] + [mpmath.mpf(0)] + lam[drop:] for drop, lam in enumerate(cof)]
+        return [[p * u + q * w for u, w in zip(*basis)] for p, q in rng.normal(size=(40, 2))]
+
+    definite = {5: 0, 6: 0}
+    try:
+        for n in (5, 6):
+            for _ in range(40):
+                a = [mpmath.mpf(float(t)) for t in np.sort(rng.normal(rng.normal(0, 3), rng.choice([0.3, 1.5, 5]), n))]
+                for lam in annihilators(a):
+                    m0, m1, m2 = _five_atom_moments(a, lam)
+                    definite[n] += int(m0 * m2 - m1 * m1 > 0)
+    finally:
+        mpmath.mp.dps = 15
+    assert definite[5] == 0 and definite[6] >= 1, definite
+
+
 def sk_jac(th, x):
     """d z / d theta at one input x (layout order), plain NumPy."""
     out = np.empty(9)
