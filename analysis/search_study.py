@@ -6,8 +6,9 @@ to a strict minimum, per N and label split, as a table and a figure.
 Reads search result files (one per N and strategy, shards or merged; engine/search/run.py) and, per
 (N, number of points labelled 1), counts the attempts, the converged non-degenerate critical points
 (verdict not_minimum, or any verdict past the float screen) and the largest smallest Hessian eigenvalue
-lambda_min among them; the figure shows the distribution of lambda_min over those points (symmetric-log
-axis: a strict minimum needs lambda_min > 0).
+lambda_min among them, and the same for those whose data lie off a line (OFF_LINE); the figure shows
+the distribution of lambda_min over the critical points (symmetric-log axis: a strict minimum needs
+lambda_min > 0).
 """
 from __future__ import annotations
 
@@ -20,19 +21,34 @@ import numpy as np
 from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM
 from badminima.engine.store import expand_paths, open_results
 
+# A dataset lies "off a line" when its centred points' second singular value is at least this share of
+# the first.  Data on a line have a flat direction at every critical point (docs/search.md, 'Why N >= 5',
+# step 1), so a search that converges towards a line reaches lambda_min -> 0 from below without nearing
+# a strict minimum; the study counts the critical points off a line apart.
+OFF_LINE = 0.05
+
+
+def off_line(points: np.ndarray) -> np.ndarray:
+    """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE)."""
+    X = points.reshape(len(points), -1, 2)
+    sv = np.linalg.svd(X - X.mean(1, keepdims=True), compute_uv=False)
+    return sv[:, 1] >= OFF_LINE * sv[:, 0]
+
 
 def study_data(patterns) -> dict:
-    """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "strategies"}}."""
+    """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "off_line",
+    "lambdas_off_line", "strategies"}}."""
     paths = expand_paths(patterns)
     out: dict = defaultdict(lambda: {"attempts": 0, "critical": 0, "float_candidates": 0, "certified": 0,
-                                     "lambdas": [], "strategies": set()})
+                                     "lambdas": [], "off_line": 0, "lambdas_off_line": [], "strategies": set()})
     for path in paths:
         res = open_results(path)
         N = int(res.config["points"])
-        rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels"])
+        rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels", "points"])
         ones = rows["labels"].sum(1)
         ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
         crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
+        apart = off_line(rows["points"])
         for k in np.unique(ones):
             m = ones == k
             d = out[(N, int(k))]
@@ -41,23 +57,28 @@ def study_data(patterns) -> dict:
             d["float_candidates"] += int((m & np.isin(rows["verdict"], FLOAT_PASSED)).sum())
             d["certified"] += int((m & (rows["verdict"] == CERTIFIED)).sum())
             d["lambdas"].extend(rows["min_eig"][m & crit].tolist())
+            d["off_line"] += int((m & crit & apart).sum())
+            d["lambdas_off_line"].extend(rows["min_eig"][m & crit & apart].tolist())
             d["strategies"].add(res.config["strategy"])
     return dict(out)
 
 
 def study_table(data: dict) -> str:
     head = (f"{'N':>3} {'ones':>4} | {'attempts':>9} | {'crit. pts':>9} | {'float cand.':>11} | {'certified':>9} | "
-            f"{'best lambda_min':>15} | {'median':>10} | strategies")
+            f"{'best lambda_min':>15} | {'median':>10} | {'off a line':>10} | {'best off line':>13} | strategies")
     lines = [head, "-" * len(head)]
+
+    def fmt(values, how):
+        return f"{how(np.array(values)):.3g}" if len(values) else "-"
     for (N, k) in sorted(data):
         d = data[(N, k)]
-        lam = np.array(d["lambdas"])
-        best = f"{lam.max():.3g}" if len(lam) else "-"
-        med = f"{np.median(lam):.3g}" if len(lam) else "-"
         lines.append(f"{N:>3} {k:>4} | {d['attempts']:>9} | {d['critical']:>9} | {d['float_candidates']:>11} | "
-                     f"{d['certified']:>9} | {best:>15} | {med:>10} | {','.join(sorted(d['strategies']))}")
+                     f"{d['certified']:>9} | {fmt(d['lambdas'], np.max):>15} | {fmt(d['lambdas'], np.median):>10} | "
+                     f"{d['off_line']:>10} | {fmt(d['lambdas_off_line'], np.max):>13} | {','.join(sorted(d['strategies']))}")
     lines.append("crit. pts: converged (||grad|| < 1e-7 after Newton), non-degenerate critical points; "
                  "ones: points labelled 1 (or 0, whichever is fewer)")
+    lines.append(f"off a line: the critical points whose centred data have a second singular value >= {OFF_LINE} "
+                 "of the first (data on a line always have a flat direction)")
     return "\n".join(lines)
 
 
@@ -108,9 +129,11 @@ def main(argv=None):
         study_figure(data, args.output)
         print(f"figure: {args.output}")
     if args.json:
-        rows = [{"points": N, "ones": k, **{key: v for key, v in d.items() if key not in ("lambdas", "strategies")},
+        rows = [{"points": N, "ones": k,
+                 **{key: v for key, v in d.items() if key not in ("lambdas", "lambdas_off_line", "strategies")},
                  "strategies": sorted(d["strategies"]),
-                 "best_lambda_min": max(d["lambdas"]) if d["lambdas"] else None}
+                 "best_lambda_min": max(d["lambdas"]) if d["lambdas"] else None,
+                 "best_lambda_min_off_line": max(d["lambdas_off_line"]) if d["lambdas_off_line"] else None}
                 for (N, k), d in sorted(data.items())]
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -495,27 +495,37 @@ def test_parents_that_change_under_the_search_are_refused(tmp_path):
 
 def test_search_study_counts_each_label_split(tmp_path):
     """analysis/search_study.py: per (N, smaller class size) attempts, critical points and their lambda_min,
-    counted independently here from the stored verdicts and labels."""
+    and those whose data lie off a line, counted independently here from the stored verdicts, labels and
+    points (some of the 24 candidates reach critical points, some of those off a line)."""
     from badminima.analysis.search_study import study_data, study_figure, study_table
     from badminima.engine.search.run import FLOAT_PASSED, NOT_MINIMUM
     from badminima.engine.store import StoreError
-    out = tmp_path / "N5.h5"
-    r = CliRunner().invoke(main, ["search", "-N", "5", "-k", "24", "--ones", "1,2,3", "--iters", "60", "--seed", "2",
+    out = tmp_path / "N6.h5"
+    r = CliRunner().invoke(main, ["search", "-N", "6", "-k", "24", "--ones", "1,2,3", "--seed", "2",
                                   "-o", str(out), "--found-dir", str(tmp_path / "f"), "-q"])
     assert r.exit_code == 0, r.output
     data = study_data([str(tmp_path / "N*.h5")])
     res = open_results(str(out))
-    rows = res.cell(res.cells[0], ["verdict", "labels", "min_eig"])
+    rows = res.cell(res.cells[0], ["verdict", "labels", "min_eig", "points"])
     ones = rows["labels"].sum(1)
-    small = np.minimum(ones, 5 - ones)
-    assert sorted(data) == [(5, k) for k in sorted(set(small.tolist()))] and set(small.tolist()) <= {1, 2}
+    small = np.minimum(ones, 6 - ones)
+    # off a line: the smaller eigenvalue of the points' scatter matrix >= 0.05^2 of the larger
+    scatter = [np.cov(p.reshape(6, 2).T) for p in rows["points"]]
+    apart = np.array([np.linalg.eigvalsh(c)[0] >= 0.05 ** 2 * np.linalg.eigvalsh(c)[1] for c in scatter])
+    assert sorted(data) == [(6, k) for k in sorted(set(small.tolist()))] and set(small.tolist()) <= {1, 2, 3}
     assert sum(d["attempts"] for d in data.values()) == 24
     for (N, k), d in data.items():
         m = small == k
         crit = m & ((rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED))
         assert d["attempts"] == m.sum() and d["critical"] == crit.sum() == len(d["lambdas"])
         assert sorted(d["lambdas"]) == sorted(rows["min_eig"][crit].tolist()) and d["strategies"] == {"joint"}
-    assert len(study_table(data).splitlines()) == 2 + len(data) + 1
+        assert d["off_line"] == (crit & apart).sum() == len(d["lambdas_off_line"])
+        assert sorted(d["lambdas_off_line"]) == sorted(rows["min_eig"][crit & apart].tolist())
+    assert 0 < sum(d["off_line"] for d in data.values()) < sum(d["critical"] for d in data.values())
+    from badminima.analysis.search_study import off_line
+    square, line = [0, 0, 1, 0, 0, 1, 1, 1, 0.5, 0.5], [0, 0, 1, 1, 2, 2, 3, 3.001, 4, 4]
+    assert off_line(np.array([square, line])).tolist() == [True, False]
+    assert len(study_table(data).splitlines()) == 2 + len(data) + 2
     study_figure(data, str(tmp_path / "s.png"))
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(StoreError):

@@ -318,7 +318,8 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
             lam = res / (2 + np.exp(a) + np.exp(-a))                               # r_i s'(a_ij)
             for f in (np.ones(5), a, np.exp(a), np.exp(-a)):
                 assert abs(np.sum(lam * f)) <= 1e-11 * np.sum(np.abs(lam * f))
-            assert (np.sign(lam[np.argsort(a)]) == -np.sign(res[2]) * np.array([-1, 1, -1, 1, -1])).all()
+            # the three points labelled 0 (r > 0) at the ends and the middle of the unit's ordering
+            assert (np.sign(lam[np.argsort(a)]) == [1, -1, 1, -1, 1]).all()
             m0, m1, m2 = _five_atom_moments(a, lam)
             assert m0 * m2 - m1 * m1 < 0                                            # indefinite
             forms.append(-th[k] / 5 * np.array([[m0, m1], [m1, m2]]))
@@ -336,7 +337,6 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
         HK = K.T @ H @ K
         assert np.abs(HK - form).max() <= 1e-10 * np.abs(H).max()                  # H = the M-form on K
         assert np.linalg.eigvalsh(HK)[0] < 0                                        # not positive definite
-    mpmath.mp.dps = 50
     rng = np.random.default_rng(5)
 
     def annihilators(a):
@@ -352,15 +352,13 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
         return [[p * u + q * w for u, w in zip(*basis)] for p, q in rng.normal(size=(40, 2))]
 
     definite = {5: 0, 6: 0}
-    try:
+    with mpmath.workdps(50):
         for n in (5, 6):
             for _ in range(40):
                 a = [mpmath.mpf(float(t)) for t in np.sort(rng.normal(rng.normal(0, 3), rng.choice([0.3, 1.5, 5]), n))]
                 for lam in annihilators(a):
                     m0, m1, m2 = _five_atom_moments(a, lam)
                     definite[n] += int(m0 * m2 - m1 * m1 > 0)
-    finally:
-        mpmath.mp.dps = 15
     assert definite[5] == 0 and definite[6] >= 1, definite
 
 
