@@ -244,14 +244,6 @@ def test_a_lone_point_never_gives_a_strict_minimum():
         assert abs(th[4 * j]) > 0.1 and np.ptp(s) > 0.1
 
 
-def _five_atom_moments(a, lam):
-    """(m0, m1, m2) of the 2x2 matrix M = sum_i lam_i tanh(a_i/2) (1, a_i)(1, a_i)^T of docs/search.md,
-    'Five points' (NumPy floats or mpmath numbers)."""
-    import mpmath
-    g = [l * (mpmath.tanh(t / 2) if isinstance(t, mpmath.mpf) else np.tanh(t / 2)) for l, t in zip(lam, a)]
-    return sum(g), sum(gi * t for gi, t in zip(g, a)), sum(gi * t * t for gi, t in zip(g, a))
-
-
 def _five_point_equations(U, y):
     """The critical-point equations of a 2-2-1 network on 5 points in the gauge W = I, b = 0 (the points
     are their own pre-activations), each unit's first-layer equations divided by v_j so that Newton
@@ -303,6 +295,7 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
     indefinite), against six numbers, where the annihilators form a plane and some give a definite M
     (so the five-number check can fail)."""
     import mpmath
+    from badminima.analysis import five_numbers
     points = _five_point_critical_points(300)
     assert len(points) >= 6, len(points)
     for X, y, th in points:
@@ -320,7 +313,7 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
                 assert abs(np.sum(lam * f)) <= 1e-11 * np.sum(np.abs(lam * f))
             # the three points labelled 0 (r > 0) at the ends and the middle of the unit's ordering
             assert (np.sign(lam[np.argsort(a)]) == [1, -1, 1, -1, 1]).all()
-            m0, m1, m2 = _five_atom_moments(a, lam)
+            m0, m1, m2 = (float(m) for m in five_numbers.moments(a, lam))
             assert m0 * m2 - m1 * m1 < 0                                            # indefinite
             forms.append(-th[k] / 5 * np.array([[m0, m1], [m1, m2]]))
             e_b, e_own = np.zeros(9), np.zeros(9)
@@ -338,27 +331,8 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
         assert np.abs(HK - form).max() <= 1e-10 * np.abs(H).max()                  # H = the M-form on K
         assert np.linalg.eigvalsh(HK)[0] < 0                                        # not positive definite
     rng = np.random.default_rng(5)
-
-    def annihilators(a):
-        rows = [[mpmath.mpf(1)] * len(a), a, [mpmath.exp(t) for t in a], [mpmath.exp(-t) for t in a]]
-
-        def minor(cols):
-            return mpmath.det(mpmath.matrix([[row[m] for m in cols] for row in rows]))
-        cof = [[(-1) ** n * minor([m for m in keep if m != i]) for n, i in enumerate(keep)]
-               for keep in ([list(range(5))] if len(a) == 5 else [[m for m in range(6) if m != d] for d in (0, 1)])]
-        if len(a) == 5:              # the one annihilator, by cofactors
-            return cof
-        basis = [lam[:drop] + [mpmath.mpf(0)] + lam[drop:] for drop, lam in enumerate(cof)]
-        return [[p * u + q * w for u, w in zip(*basis)] for p, q in rng.normal(size=(40, 2))]
-
-    definite = {5: 0, 6: 0}
     with mpmath.workdps(50):
-        for n in (5, 6):
-            for _ in range(40):
-                a = [mpmath.mpf(float(t)) for t in np.sort(rng.normal(rng.normal(0, 3), rng.choice([0.3, 1.5, 5]), n))]
-                for lam in annihilators(a):
-                    m0, m1, m2 = _five_atom_moments(a, lam)
-                    definite[n] += int(m0 * m2 - m1 * m1 > 0)
+        definite = {n: five_numbers.definite_count(five_numbers.random_sets(40, n, rng)) for n in (5, 6)}
     assert definite[5] == 0 and definite[6] >= 1, definite
 
 

@@ -1,0 +1,114 @@
+"""The five-number lemma of docs/search.md ('Five points'), checked numerically at high precision.
+
+    python -m badminima.analysis.five_numbers [--random 20000] [--adversarial 20] [--dps 50] [--seed 0]
+
+For distinct reals t_1 < ... < t_5 and the annihilator lam of 1, t, e^t, e^-t at them, the lemma says
+M = sum_i lam_i tanh(t_i/2) (1, t_i)^T (1, t_i) is indefinite (det M < 0).  Prints how many random
+sets gave a definite M, and the largest det M / |M|^2 that Nelder-Mead reaches from random starts
+(positive would be a counterexample).  With six numbers the annihilators form a plane, and for about
+one set in five some of them give a definite M (`--points 6`): the count can be non-zero.
+"""
+from __future__ import annotations
+
+import argparse
+
+import mpmath
+import numpy as np
+
+
+def annihilators(t: list) -> list:
+    """A basis of the lam with sum_i lam_i phi(t_i) = 0 for phi in 1, t, e^t, e^-t (mpmath numbers): one
+    vector for five numbers, two for six, from the cofactors of the 4 x n matrix of the system."""
+    n = len(t)
+    rows = [[mpmath.mpf(1)] * n, list(t), [mpmath.exp(x) for x in t], [mpmath.exp(-x) for x in t]]
+    basis = []
+    for drop in ([None] if n == 5 else [0, 1]):
+        keep = [m for m in range(n) if m != drop]
+        lam = [mpmath.mpf(0)] * n
+        for k, i in enumerate(keep):
+            cols = [m for m in keep if m != i]
+            lam[i] = (-1) ** k * mpmath.det(mpmath.matrix([[row[m] for m in cols] for row in rows]))
+        basis.append(lam)
+    return basis
+
+
+def moments(t: list, lam: list) -> tuple:
+    """(m0, m1, m2), m_k = sum_i lam_i tanh(t_i/2) t_i^k: M = [[m0, m1], [m1, m2]]."""
+    g = [l * mpmath.tanh(x / 2) for l, x in zip(lam, t)]
+    return sum(g), sum(gi * x for gi, x in zip(g, t)), sum(gi * x * x for gi, x in zip(g, t))
+
+
+def normalized_det(t: list, lam: list) -> float:
+    """det M / (m0^2 + 2 m1^2 + m2^2): negative for an indefinite M, positive for a definite one."""
+    m0, m1, m2 = moments(t, lam)
+    norm = m0 * m0 + 2 * m1 * m1 + m2 * m2
+    return float((m0 * m2 - m1 * m1) / norm) if norm else 0.0
+
+
+def random_sets(count: int, points: int, rng) -> list:
+    """Sorted random sets of `points` numbers at mixed scales and centres (as mpmath numbers)."""
+    out = []
+    for _ in range(count):
+        t = np.sort(rng.normal(rng.normal(0, 3), rng.choice([0.05, 0.3, 1.5, 5, 8]), points))
+        if np.diff(t).min() > 1e-9:
+            out.append([mpmath.mpf(float(x)) for x in t])
+    return out
+
+
+def definite_count(sets: list) -> int:
+    """How many sets have an annihilator giving a definite M: the one for five numbers; for six, any of
+    36 directions in their plane of annihilators."""
+    found = 0
+    for t in sets:
+        basis = annihilators(t)
+        if len(basis) > 1:
+            angles = [mpmath.pi * k / 36 for k in range(36)]
+            basis = [[mpmath.cos(a) * u + mpmath.sin(a) * w for u, w in zip(*basis)] for a in angles]
+        found += any(normalized_det(t, lam) > 0 for lam in basis)
+    return found
+
+
+def adversarial(starts: int, rng, bound: float = 25.0) -> tuple:
+    """Nelder-Mead maximizing normalized_det over five numbers within +-bound (parametrized by the first
+    number and the logs of the gaps): (best value, its numbers)."""
+    from scipy.optimize import minimize
+
+    def numbers(z):
+        return np.cumsum(np.concatenate([[z[0]], np.exp(z[1:])]))
+
+    def loss(z):
+        t = numbers(z)
+        if np.abs(t).max() > bound or np.diff(t).min() < 1e-6:
+            return 1.0
+        ts = [mpmath.mpf(float(x)) for x in t]
+        return -normalized_det(ts, annihilators(ts)[0])
+    best = (-np.inf, None)
+    for _ in range(starts):
+        z0 = np.concatenate([[rng.normal(0, 8)], rng.normal(0, 1.5, 4)])
+        r = minimize(loss, z0, method="Nelder-Mead", options=dict(maxiter=600, xatol=1e-6, fatol=1e-14))
+        if -r.fun > best[0]:
+            best = (-r.fun, numbers(r.x))
+    return best
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--random", type=int, default=20000, help="random sets to test")
+    ap.add_argument("--adversarial", type=int, default=20, help="Nelder-Mead starts (five numbers)")
+    ap.add_argument("--points", type=int, default=5, choices=(5, 6), help="numbers per set")
+    ap.add_argument("--dps", type=int, default=50, help="mpmath digits")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    rng = np.random.default_rng(args.seed)
+    with mpmath.workdps(args.dps):
+        sets = random_sets(args.random, args.points, rng)
+        print(f"{args.points} numbers, {args.dps} digits: {definite_count(sets)} of {len(sets)} random sets "
+              "have an annihilator giving a definite M")
+        if args.adversarial and args.points == 5:
+            value, t = adversarial(args.adversarial, rng)
+            print(f"Nelder-Mead from {args.adversarial} starts: largest det M/|M|^2 = {value:.3g} at "
+                  f"t = {np.array2string(t, precision=4)}")
+
+
+if __name__ == "__main__":
+    main()
