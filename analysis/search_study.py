@@ -29,10 +29,13 @@ OFF_LINE = 0.05
 
 
 def off_line(points: np.ndarray) -> np.ndarray:
-    """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE)."""
+    """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE); a
+    row with a non-finite number (a candidate that diverged) does not."""
     X = points.reshape(len(points), -1, 2)
+    finite = np.isfinite(X).all(axis=(1, 2))
+    X = np.where(finite[:, None, None], X, 0.0)
     sv = np.linalg.svd(X - X.mean(1, keepdims=True), compute_uv=False)
-    return sv[:, 1] >= OFF_LINE * sv[:, 0]
+    return finite & (sv[:, 1] >= OFF_LINE * sv[:, 0]) & (sv[:, 0] > 0)
 
 
 def study_data(patterns) -> dict:

@@ -524,7 +524,8 @@ def test_search_study_counts_each_label_split(tmp_path):
     assert 0 < sum(d["off_line"] for d in data.values()) < sum(d["critical"] for d in data.values())
     from badminima.analysis.search_study import off_line
     square, line = [0, 0, 1, 0, 0, 1, 1, 1, 0.5, 0.5], [0, 0, 1, 1, 2, 2, 3, 3.001, 4, 4]
-    assert off_line(np.array([square, line])).tolist() == [True, False]
+    nan = [np.nan] + square[1:]
+    assert off_line(np.array([square, line, nan, [0.0] * 10])).tolist() == [True, False, False, False]
     assert len(study_table(data).splitlines()) == 2 + len(data) + 2
     study_figure(data, str(tmp_path / "s.png"))
     assert (tmp_path / "s.png").stat().st_size > 0
