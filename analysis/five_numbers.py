@@ -38,6 +38,12 @@ def moments(t: list, lam: list) -> tuple:
     return sum(g), sum(gi * x for gi, x in zip(g, t)), sum(gi * x * x for gi, x in zip(g, t))
 
 
+def kernel(t: list, lam: list, s) -> mpmath.mpf:
+    """k(s) = sum over t_i > s of lam_i (cosh(t_i - s) - 1): by Taylor's formula for M = D^3 - D (null
+    space 1, e^t, e^-t; Green's function cosh u - 1), sum_i lam_i f(t_i) = integral of k (f''' - f')."""
+    return sum((l * (mpmath.cosh(x - s) - 1) for l, x in zip(lam, t) if x > s), mpmath.mpf(0))
+
+
 def normalized_det(t: list, lam: list) -> float:
     """det M / (m0^2 + 2 m1^2 + m2^2): negative for an indefinite M, positive for a definite one."""
     m0, m1, m2 = moments(t, lam)

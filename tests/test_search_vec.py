@@ -334,6 +334,30 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
     with mpmath.workdps(50):
         definite = {n: five_numbers.definite_count(five_numbers.random_sets(40, n, rng)) for n in (5, 6)}
     assert definite[5] == 0 and definite[6] >= 1, definite
+    # the proved part: the kernel k (sum lam f = int k (f''' - f'), int k = 0, one sign change, negative
+    # first when lam_1 > 0), and m0 > 0 > m2 when only t_1 < 0 and -t_1 <= t_2
+    with mpmath.workdps(30):
+        for t in five_numbers.random_sets(3, 5, rng):
+            lam = five_numbers.annihilators(t)[0]
+            lam = [x * mpmath.sign(lam[0]) for x in lam]
+
+            def k(s):
+                return five_numbers.kernel(t, lam, s)
+            for f, Mf in ((lambda s: mpmath.exp(2 * s), lambda s: 6 * mpmath.exp(2 * s)),
+                          (lambda s: s ** 3, lambda s: 6 - 3 * s ** 2),
+                          (lambda s: mpmath.tanh(s / 2), lambda s: -mpmath.mpf(3) / 4 / mpmath.cosh(s / 2) ** 4),
+                          (lambda s: s, lambda s: -1)):
+                lhs, rhs = sum(x * f(ti) for x, ti in zip(lam, t)), mpmath.quad(lambda s: k(s) * Mf(s), t)
+                assert abs(lhs - rhs) <= mpmath.mpf(10) ** -20 * sum(abs(x * f(ti)) for x, ti in zip(lam, t))
+            grid = [t[0] + (t[4] - t[0]) * (i + 0.5) / 200 for i in range(200)]
+            signs = [mpmath.sign(k(s)) for s in grid]
+            assert signs[0] < 0 < signs[-1] and sum(a != b for a, b in zip(signs, signs[1:])) == 1
+        for _ in range(40):
+            t1 = -abs(rng.normal(0, rng.choice([0.3, 2, 6])))
+            t = [mpmath.mpf(float(x)) for x in (t1, *np.sort(-t1 + np.abs(rng.normal(0, rng.choice([0.3, 2, 6]), 4))))]
+            lam = five_numbers.annihilators(t)[0]
+            m0, _, m2 = five_numbers.moments(t, [x * mpmath.sign(lam[0]) for x in lam])
+            assert m0 > 0 > m2, t
 
 
 def sk_jac(th, x):
