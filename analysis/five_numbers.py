@@ -6,7 +6,7 @@ For distinct reals t_1 < ... < t_5 and the annihilator lam of 1, t, e^t, e^-t at
 M = sum_i lam_i tanh(t_i/2) (1, t_i)^T (1, t_i) is indefinite (det M < 0).  Prints how many random
 sets gave a definite M, and the largest det M / |M|^2 that Nelder-Mead reaches from random starts
 (positive would be a counterexample).  With six numbers the annihilators form a plane, and for about
-one set in five some of them give a definite M (`--points 6`): the count can be non-zero.
+one set in twenty some of them give a definite M (`--points 6`): the count can be non-zero.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def moments(t: list, lam: list) -> tuple:
 
 
 def kernel(t: list, lam: list, s) -> mpmath.mpf:
-    """k(s) = sum over t_i > s of lam_i (cosh(t_i - s) - 1): by Taylor's formula for M = D^3 - D (null
+    """k(s) = sum over t_i > s of lam_i (cosh(t_i - s) - 1): by Taylor's formula for T = D^3 - D (null
     space 1, e^t, e^-t; Green's function cosh u - 1), sum_i lam_i f(t_i) = integral of k (f''' - f')."""
     return sum((l * (mpmath.cosh(x - s) - 1) for l, x in zip(lam, t) if x > s), mpmath.mpf(0))
 
