@@ -11,6 +11,7 @@ one set in twenty some of them give a definite M (`--points 6`): the count can b
 from __future__ import annotations
 
 import argparse
+import sys
 
 import mpmath
 import numpy as np
@@ -105,6 +106,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dps", type=int, default=50, help="mpmath digits")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if min(args.random, args.adversarial, args.seed) < 0 or args.dps < 15:
+        sys.exit("error: --random, --adversarial and --seed must be >= 0 and --dps >= 15")
     rng = np.random.default_rng(args.seed)
     with mpmath.workdps(args.dps):
         sets = random_sets(args.random, args.points, rng)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 
 import numpy as np
 
 from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM
-from badminima.engine.store import expand_paths, open_results
+from badminima.engine.store import StoreError, expand_paths, open_results
 
 # A dataset lies "off a line" when its centred points' second singular value is at least this share of
 # the first.  Data on a line have a flat direction at every critical point (docs/search.md, 'Why N >= 5',
@@ -46,6 +47,8 @@ def study_data(patterns) -> dict:
                                      "lambdas": [], "off_line": 0, "lambdas_off_line": [], "strategies": set()})
     for path in paths:
         res = open_results(path)
+        if "strategy" not in res.config or "points" not in res.config:
+            raise StoreError(f"{path}: not a search result file (badminima search writes those)")
         N = int(res.config["points"])
         rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels", "points"])
         ones = rows["labels"].sum(1)
@@ -126,7 +129,10 @@ def main(argv=None):
     ap.add_argument("-o", "--output", default=None, help="figure (PNG/PDF)")
     ap.add_argument("--json", default=None, help="also write the table as JSON")
     args = ap.parse_args(argv)
-    data = study_data(args.files)
+    try:
+        data = study_data(args.files)
+    except StoreError as e:
+        sys.exit(f"error: {e}")
     print(study_table(data))
     if args.output:
         study_figure(data, args.output)

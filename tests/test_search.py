@@ -531,6 +531,16 @@ def test_search_study_counts_each_label_split(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(StoreError):
         study_data([str(tmp_path / "nothing-*.h5")])
+    # as a script: one line and a non-zero exit for a missing, damaged or non-search file
+    from badminima.analysis.search_study import main as study_main
+    (tmp_path / "junk.h5").write_text("not HDF5")
+    r = CliRunner().invoke(main, ["train", "-n", "4", "--steps", "2", "-o", str(tmp_path / "t.h5"), "-q"])
+    assert r.exit_code == 0, r.output
+    for name, message in (("nothing-*.h5", "no files match"), ("junk.h5", "not a readable HDF5 file"),
+                          ("t.h5", "not a search result file")):
+        with pytest.raises(SystemExit) as e:
+            study_main([str(tmp_path / name)])
+        assert str(e.value).startswith("error: ") and message in str(e.value) and "\n" not in str(e.value)
 
 
 def test_jitter_sets_the_spread_of_the_parent_variants(tmp_path):

@@ -2,6 +2,7 @@
 (kernels.optimize_joint): its pieces exactly, short runs to rounding, and default-length runs verdict by
 verdict, with the tolerance those need measured on the scalar optimizer itself."""
 import numpy as np
+import pytest
 
 from badminima.engine.search import jacobi9, joint_soa as js, kernels as sk, make_jacobi9
 from badminima.engine.search import run as search
@@ -334,6 +335,10 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
     with mpmath.workdps(50):
         definite = {n: five_numbers.definite_count(five_numbers.random_sets(40, n, rng)) for n in (5, 6)}
     assert definite[5] == 0 and definite[6] >= 1, definite
+    for bad in (["--dps", "10"], ["--random", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            five_numbers.main(bad)
+        assert str(e.value).startswith("error: ")
     # the proved part: the kernel k (sum lam f = int k (f''' - f'), int k = 0, one sign change, negative
     # first when lam_1 > 0), and m0 > 0 > m2 when only t_1 < 0 and -t_1 <= t_2
     with mpmath.workdps(30):
