@@ -19,25 +19,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM
+from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM, OFF_LINE, off_line
 from badminima.engine.store import StoreError, expand_paths, open_results
-
-# A dataset lies "off a line" when its centred points' second singular value is at least this share of
-# the first.  Data on a line have a flat direction at every critical point (docs/search.md, 'Why N >= 5',
-# step 1), so a search that converges towards a line reaches lambda_min -> 0 from below without nearing
-# a strict minimum; the study counts the critical points off a line apart.
-OFF_LINE = 0.05
-
-
-def off_line(points: np.ndarray) -> np.ndarray:
-    """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE); a
-    row with a non-finite number (a candidate that diverged) does not."""
-    X = points.reshape(len(points), -1, 2)
-    finite = np.isfinite(X).all(axis=(1, 2))
-    X = np.where(finite[:, None, None], X, 0.0)
-    sv = np.linalg.svd(X - X.mean(1, keepdims=True), compute_uv=False)
-    return finite & (sv[:, 1] >= OFF_LINE * sv[:, 0]) & (sv[:, 0] > 0)
-
 
 def study_data(patterns) -> dict:
     """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "off_line",

@@ -522,7 +522,10 @@ def test_search_study_counts_each_label_split(tmp_path):
         assert d["off_line"] == (crit & apart).sum() == len(d["lambdas_off_line"])
         assert sorted(d["lambdas_off_line"]) == sorted(rows["min_eig"][crit & apart].tolist())
     assert 0 < sum(d["off_line"] for d in data.values()) < sum(d["critical"] for d in data.values())
-    from badminima.analysis.search_study import off_line
+    nm_off = (rows["verdict"] == NOT_MINIMUM) & apart           # the search's own summary, off a line
+    assert nm_off.any() and search.summarize(str(out))["closest_lambda_off_line"] == rows["min_eig"][nm_off].max()
+    assert f"({rows['min_eig'][nm_off].max():.3g} among those whose data lie off a line)" in r.output
+    from badminima.engine.search.run import off_line
     square, line = [0, 0, 1, 0, 0, 1, 1, 1, 0.5, 0.5], [0, 0, 1, 1, 2, 2, 3, 3.001, 4, 4]
     nan = [np.nan] + square[1:]
     assert off_line(np.array([square, line, nan, [0.0] * 10])).tolist() == [True, False, False, False]

@@ -854,6 +854,23 @@ def verdict_counts(codes: np.ndarray) -> dict[str, int]:
     return {VERDICTS[k]: int((codes == k).sum()) for k in VERDICTS}
 
 
+# A dataset lies "off a line" when its centred points' second singular value is at least this share of
+# the first.  Data on a line have a flat direction at every critical point (docs/search.md, 'Why N >= 5',
+# step 1), so a search that converges towards a line reaches lambda_min -> 0 from below without nearing
+# a strict minimum; the summary (and analysis/search_study.py) report those off a line apart.
+OFF_LINE = 0.05
+
+
+def off_line(points: np.ndarray) -> np.ndarray:
+    """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE); a
+    row with a non-finite number (a candidate that diverged) does not."""
+    X = points.reshape(len(points), -1, 2)
+    finite = np.isfinite(X).all(axis=(1, 2))
+    X = np.where(finite[:, None, None], X, 0.0)
+    sv = np.linalg.svd(X - X.mean(1, keepdims=True), compute_uv=False)
+    return finite & (sv[:, 1] >= OFF_LINE * sv[:, 0]) & (sv[:, 0] > 0)
+
+
 def summarize(paths) -> dict:
     """Counts of a search result file (or shards): attempts, float candidates, certified, strong, per
     verdict, the largest delta* and L - L_const among certified minima, and the certified examples best
@@ -862,16 +879,19 @@ def summarize(paths) -> dict:
     cfg_d = res.config
     cell = res.cells[0]
     rows = res.cell(cell, ["index", "verdict", "tier", "accuracy", "majority", "margin", "decimals", "min_eig",
-                           *QUALITY_FIELDS])
+                           "points", *QUALITY_FIELDS])
     v = rows["verdict"]
     cert = v == CERTIFIED
     nm = v == NOT_MINIMUM
+    nm_off = nm & off_line(rows["points"])
     out = {"points": cfg_d["points"], "strategy": cfg_d["strategy"], "seed": cfg_d["seed"],
            "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
            "weak": int((cert & (rows["tier"] == WEAK)).sum()),
            "verdicts": verdict_counts(v), "best": None, "found": [],
-           "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None, "keys": [], "patterns": [],
+           "closest_lambda": float(rows["min_eig"][nm].max()) if nm.any() else None,
+           "closest_lambda_off_line": float(rows["min_eig"][nm_off].max()) if nm_off.any() else None,
+           "keys": [], "patterns": [],
            "strong_delta": cfg_d.get("strong_delta", SearchConfig.strong_delta),
            "best_delta_star": float(rows["delta_star"][cert].max()) if cert.any() else None,
            "best_const_gap": float(rows["const_gap"][cert].max()) if cert.any() else None}
@@ -940,7 +960,8 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
     found_by_n: dict[int, list[str]] = {}
     for N in sorted(points, reverse=True):
         row = {"points": N, "attempts": 0, "float_candidates": 0, "certified": 0, "strong": 0, "weak": 0,
-               "best": None, "by_strategy": {}, "closest_lambda": None, "keys": set(), "patterns": set()}
+               "best": None, "by_strategy": {}, "closest_lambda": None, "closest_lambda_off_line": None,
+               "keys": set(), "patterns": set()}
         for strat in (s for s in STRATEGY_NAMES if s in strategies):
             parents: tuple = ()
             if strat in PARENT_POINTS:
@@ -971,8 +992,9 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
                 row[k] += s[k]
             row["keys"].update(s["keys"])
             row["patterns"].update(s["patterns"])
-            if s["closest_lambda"] is not None:
-                row["closest_lambda"] = max(s["closest_lambda"], row["closest_lambda"] or -np.inf)
+            for k in ("closest_lambda", "closest_lambda_off_line"):
+                if s.get(k) is not None:
+                    row[k] = max(s[k], -np.inf if row[k] is None else row[k])
             found_by_n.setdefault(N, []).extend(s["found"])
             if s["best"] and (row["best"] is None or _better(s["best"], row["best"])):
                 row["best"] = s["best"]
@@ -1032,8 +1054,11 @@ def format_table(rows: list[dict]) -> str:
             notes.append(f"N={r['points']}: {r['distinct']} distinct certified datasets under the symmetries "
                          f"(canonical form rounded to 1 decimal), {r['patterns']} sign/label patterns")
         elif not r["certified"] and r.get("closest_lambda") is not None:
+            off = r.get("closest_lambda_off_line")
             notes.append(f"N={r['points']}: no minimum found; largest smallest Hessian eigenvalue among converged "
-                         f"non-degenerate critical points {r['closest_lambda']:.3g}")
+                         f"non-degenerate critical points {r['closest_lambda']:.3g} "
+                         + (f"({off:.3g} among those whose data lie off a line)" if off is not None
+                            else "(every one with its data near a line)"))
         else:
             notes.append(f"N={r['points']}: no minimum found; no non-degenerate critical point reached")
     return "\n".join(lines + notes)
