@@ -65,12 +65,12 @@ def random_sets(count: int, points: int, rng) -> list:
 def definite_count(sets: list) -> int:
     """How many sets have an annihilator giving a definite M: the one for five numbers; for six, any of
     36 directions in their plane of annihilators."""
+    directions = [(mpmath.cos(mpmath.pi * k / 36), mpmath.sin(mpmath.pi * k / 36)) for k in range(36)]
     found = 0
     for t in sets:
         basis = annihilators(t)
         if len(basis) > 1:
-            angles = [mpmath.pi * k / 36 for k in range(36)]
-            basis = [[mpmath.cos(a) * u + mpmath.sin(a) * w for u, w in zip(*basis)] for a in angles]
+            basis = [[c * u + s * w for u, w in zip(*basis)] for c, s in directions]
         found += any(normalized_det(t, lam) > 0 for lam in basis)
     return found
 

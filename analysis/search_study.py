@@ -37,7 +37,8 @@ def study_data(patterns) -> dict:
         ones = rows["labels"].sum(1)
         ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
         crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
-        apart = off_line(rows["points"])
+        apart = np.zeros(len(crit), bool)
+        apart[crit] = off_line(rows["points"][crit])    # only the critical points need the SVD
         for k in np.unique(ones):
             m = ones == k
             d = out[(N, int(k))]

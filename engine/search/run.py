@@ -864,7 +864,7 @@ OFF_LINE = 0.05
 def off_line(points: np.ndarray) -> np.ndarray:
     """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE); a
     row with a non-finite number (a candidate that diverged) does not."""
-    X = points.reshape(len(points), -1, 2)
+    X = points.reshape(len(points), points.shape[1] // 2, 2)
     finite = np.isfinite(X).all(axis=(1, 2))
     X = np.where(finite[:, None, None], X, 0.0)
     sv = np.linalg.svd(X - X.mean(1, keepdims=True), compute_uv=False)
@@ -883,7 +883,8 @@ def summarize(paths) -> dict:
     v = rows["verdict"]
     cert = v == CERTIFIED
     nm = v == NOT_MINIMUM
-    nm_off = nm & off_line(rows["points"])
+    nm_off = nm.copy()
+    nm_off[nm] = off_line(rows["points"][nm])       # only the critical points need the SVD
     out = {"points": cfg_d["points"], "strategy": cfg_d["strategy"], "seed": cfg_d["seed"],
            "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),
