@@ -1172,6 +1172,71 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
 
 
 @main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--figure", default=None, help="also draw the distribution of lambda_min per N and label split "
+              "(.png, .pdf or .svg)")
+@click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="the table"))
+@friendly_errors
+def study(files, figure, json_out):
+    """How close deadlock searches came to a strict minimum: per N and label split of FILES (search results,
+    shards or merged), the converged non-degenerate critical points and their best lambda_min."""
+    import json
+    import os
+    from badminima.analysis import figures
+    from badminima.analysis.search_study import study_data, study_figure, study_json, study_table
+    from badminima.engine.store import expand_paths
+    from badminima.engine.store.paths import check_not_input
+    paths = expand_paths(list(files))
+    if figure is not None:
+        figures.check_output(figure, paths, "--figure")
+    out_file(json_out, "--json")
+    if json_out not in (None, "-"):
+        check_not_input(json_out, paths, what="--json")
+        if figure is not None and os.path.abspath(figure) == os.path.abspath(json_out):
+            _fail(f"--json {json_out} is also the --figure; give two file names")
+    data = study_data(paths)
+    if json_out != "-":
+        click.echo(study_table(data))
+    if figure is not None:
+        click.echo(f"figure: {figures.save(study_figure(data), figure)}")
+    emit_json(json_out, json.dumps(study_json(data), indent=1))
+
+
+@main.command("five-numbers")
+@click.option("--random", "count", type=click.IntRange(0, 10 ** 8), default=20000, help="random sets to test")
+@click.option("--adversarial", type=click.IntRange(0, 10 ** 6), default=None,
+              help="Nelder-Mead starts maximizing det M/|M|^2 (five numbers only)  [default: 20 with --numbers 5]")
+@click.option("--numbers", type=click.Choice(["5", "6"]), default="5",
+              help="numbers per set (with 6 the statement fails for some sets, so the check can find them)")
+@click.option("--dps", type=click.IntRange(15, 1000), default=50, help="mpmath digits (15..1000)")
+@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, help="the random sets' and starts' seed")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines")
+@friendly_errors
+def five_numbers(count, adversarial, numbers, dps, seed, quiet):
+    """Check the five-number lemma of docs/search.md at high precision: for five distinct numbers and the
+    annihilator of 1, t, e^t, e^-t at them, M = sum lam_i tanh(t_i/2) (1, t_i)^T (1, t_i) is indefinite."""
+    import mpmath
+    import numpy as np
+    from badminima.analysis import five_numbers as lemma
+    from badminima.engine.train.progress import Progress
+    numbers = int(numbers)
+    if adversarial is None:
+        adversarial = 20 if numbers == 5 else 0
+    elif adversarial and numbers != 5:
+        _fail("--adversarial: the Nelder-Mead search is over five numbers; leave it out with --numbers 6")
+    rng = np.random.default_rng(seed)
+    with mpmath.workdps(dps):
+        sets = lemma.random_sets(count, numbers, rng)
+        found = lemma.definite_count(sets, Progress(len(sets), "sets", enabled=not quiet))
+        click.echo(f"{numbers} numbers, {dps} digits: {found} of {len(sets)} random sets have an annihilator "
+                   "giving a definite M")
+        if adversarial:
+            value, t = lemma.adversarial(adversarial, rng, progress=Progress(adversarial, "starts", enabled=not quiet))
+            click.echo(f"Nelder-Mead from {adversarial} starts: largest det M/|M|^2 = {value:.3g} at "
+                       f"t = {np.array2string(t, precision=4)}")
+
+
+@main.command()
 @click.option("--json", "json_out", default=None, metavar="FILE", help=JSON_HELP.format(what="every check"))
 @click.option("--markdown", is_flag=True, help="print a Markdown table instead of text")
 @click.option("--no-certify", is_flag=True, help="skip the interval-arithmetic certificate of Theorem 1")

@@ -1,17 +1,14 @@
 """The five-number lemma of docs/search.md ('Five points'), checked numerically at high precision.
 
-    python -m badminima.analysis.five_numbers [--random 20000] [--adversarial 20] [--dps 50] [--seed 0]
+    badminima five-numbers [--random 20000] [--adversarial 20] [--dps 50] [--seed 0]
 
 For distinct reals t_1 < ... < t_5 and the annihilator lam of 1, t, e^t, e^-t at them, the lemma says
 M = sum_i lam_i tanh(t_i/2) (1, t_i)^T (1, t_i) is indefinite (det M < 0).  Prints how many random
 sets gave a definite M, and the largest det M / |M|^2 that Nelder-Mead reaches from random starts
 (positive would be a counterexample).  With six numbers the annihilators form a plane, and for about
-one set in twenty some of them give a definite M (`--points 6`): the count can be non-zero.
+one set in twenty some of them give a definite M (`--numbers 6`): the count can be non-zero.
 """
 from __future__ import annotations
-
-import argparse
-import sys
 
 import mpmath
 import numpy as np
@@ -62,12 +59,14 @@ def random_sets(count: int, points: int, rng) -> list:
     return out
 
 
-def definite_count(sets: list) -> int:
+def definite_count(sets: list, progress=None) -> int:
     """How many sets have an annihilator giving a definite M: the one for five numbers; for six, any of
-    36 directions in their plane of annihilators."""
+    36 directions in their plane of annihilators.  progress: an engine Progress, told of each set."""
     directions = [(mpmath.cos(mpmath.pi * k / 36), mpmath.sin(mpmath.pi * k / 36)) for k in range(36)]
     found = 0
     for t in sets:
+        if progress is not None:
+            progress.update(1)
         basis = annihilators(t)
         if len(basis) > 1:
             basis = [[c * u + s * w for u, w in zip(*basis)] for c, s in directions]
@@ -75,15 +74,17 @@ def definite_count(sets: list) -> int:
     return found
 
 
-def adversarial(starts: int, rng, bound: float = 25.0) -> tuple:
+def adversarial(starts: int, rng, bound: float = 25.0, progress=None) -> tuple:
     """Nelder-Mead maximizing normalized_det over five numbers within +-bound (parametrized by the first
-    number and the logs of the gaps): (best value, its numbers)."""
+    number and the logs of the gaps): (best value, its numbers).  progress: told of each start."""
     from scipy.optimize import minimize
+    from badminima.engine.train import interrupt
 
     def numbers(z):
         return np.cumsum(np.concatenate([[z[0]], np.exp(z[1:])]))
 
     def loss(z):
+        interrupt.check()               # a Ctrl-C stops the search between evaluations
         t = numbers(z)
         if np.abs(t).max() > bound or np.diff(t).min() < 1e-6:
             return 1.0
@@ -95,29 +96,6 @@ def adversarial(starts: int, rng, bound: float = 25.0) -> tuple:
         r = minimize(loss, z0, method="Nelder-Mead", options=dict(maxiter=600, xatol=1e-6, fatol=1e-14))
         if -r.fun > best[0]:
             best = (-r.fun, numbers(r.x))
+        if progress is not None:
+            progress.update(1)
     return best
-
-
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--random", type=int, default=20000, help="random sets to test")
-    ap.add_argument("--adversarial", type=int, default=20, help="Nelder-Mead starts (five numbers)")
-    ap.add_argument("--points", type=int, default=5, choices=(5, 6), help="numbers per set")
-    ap.add_argument("--dps", type=int, default=50, help="mpmath digits")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
-    if min(args.random, args.adversarial, args.seed) < 0 or args.dps < 15:
-        sys.exit("error: --random, --adversarial and --seed must be >= 0 and --dps >= 15")
-    rng = np.random.default_rng(args.seed)
-    with mpmath.workdps(args.dps):
-        sets = random_sets(args.random, args.points, rng)
-        print(f"{args.points} numbers, {args.dps} digits: {definite_count(sets)} of {len(sets)} random sets "
-              "have an annihilator giving a definite M")
-        if args.adversarial and args.points == 5:
-            value, t = adversarial(args.adversarial, rng)
-            print(f"Nelder-Mead from {args.adversarial} starts: largest det M/|M|^2 = {value:.3g} at "
-                  f"t = {np.array2string(t, precision=4)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """The N <= 7 study of the deadlock search: how close the converged, non-degenerate critical points come
 to a strict minimum, per N and label split, as a table and a figure.
 
-    python -m badminima.analysis.search_study 'runs/study/N*.h5' -o study.png [--json study.json]
+    badminima study 'runs/study/N*.h5' --figure study.png [--json study.json]
 
 Reads search result files (one per N and strategy, shards or merged; engine/search/run.py) and, per
 (N, number of points labelled 1), counts the attempts, the converged non-degenerate critical points
@@ -12,9 +12,7 @@ lambda_min > 0).
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections import defaultdict
 
 import numpy as np
@@ -22,16 +20,25 @@ import numpy as np
 from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM, OFF_LINE, off_line
 from badminima.engine.store import StoreError, expand_paths, open_results
 
+
+def _runs(paths) -> list:
+    """The search runs in `paths`, each opened once over all its files: a run's shards count once, and
+    copies of one run (or a shard beside the merged file) are refused (NotMergeable), never counted twice."""
+    groups: dict = defaultdict(list)
+    for path in paths:
+        config = open_results(path).config
+        if config.get("command") != "search" or "points" not in config:
+            raise StoreError(f"{path}: not a search result file (badminima search writes those)")
+        groups[json.dumps(config, sort_keys=True, default=str)].append(path)
+    return [open_results(group) for group in groups.values()]
+
+
 def study_data(patterns) -> dict:
     """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "off_line",
     "lambdas_off_line", "strategies"}}."""
-    paths = expand_paths(patterns)
     out: dict = defaultdict(lambda: {"attempts": 0, "critical": 0, "float_candidates": 0, "certified": 0,
                                      "lambdas": [], "off_line": 0, "lambdas_off_line": [], "strategies": set()})
-    for path in paths:
-        res = open_results(path)
-        if "strategy" not in res.config or "points" not in res.config:
-            raise StoreError(f"{path}: not a search result file (badminima search writes those)")
+    for res in _runs(expand_paths(patterns)):
         N = int(res.config["points"])
         rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels", "points"])
         ones = rows["labels"].sum(1)
@@ -72,14 +79,23 @@ def study_table(data: dict) -> str:
     return "\n".join(lines)
 
 
-def study_figure(data: dict, path: str, dpi: int = 120) -> None:
-    from badminima.analysis import writable_matplotlib_dirs
-    writable_matplotlib_dirs()
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    Ns = sorted({N for N, _ in data})
-    fig, axes = plt.subplots(1, len(Ns), figsize=(3.6 * len(Ns), 3.2), sharey=False, squeeze=False)
+def study_json(data: dict) -> list:
+    """The table's rows as JSON-ready dicts (the lambda_min lists summarized by their best)."""
+    return [{"points": N, "ones": k,
+             **{key: v for key, v in d.items() if key not in ("lambdas", "lambdas_off_line", "strategies")},
+             "strategies": sorted(d["strategies"]),
+             "best_lambda_min": max(d["lambdas"]) if d["lambdas"] else None,
+             "best_lambda_min_off_line": max(d["lambdas_off_line"]) if d["lambdas_off_line"] else None}
+            for (N, k), d in sorted(data.items())]
+
+
+def study_figure(data: dict):
+    """The distribution of lambda_min over the critical points, one panel per N, one curve per label
+    split (a matplotlib Figure; analysis.figures.save writes it)."""
+    from badminima.analysis.figures import new_figure
+    Ns = sorted({N for N, _ in data}) or [None]         # no candidates at all: one panel saying so
+    fig = new_figure((3.6 * len(Ns), 3.2), dpi=120)
+    axes = fig.subplots(1, len(Ns), squeeze=False)
     lin = 1e-7
     edges = np.concatenate([-np.logspace(0, np.log10(lin), 29), np.linspace(-lin, lin, 5)[1:-1],
                             np.logspace(np.log10(lin), 0, 29)])
@@ -94,7 +110,7 @@ def study_figure(data: dict, path: str, dpi: int = 120) -> None:
         ax.set_xticks([-1e-1, -1e-4, 0.0, 1e-4, 1e-1])
         ax.set_xticklabels(["-1e-1", "-1e-4", "0", "1e-4", "1e-1"])
         ax.axvline(0.0, color="k", lw=0.8)
-        ax.set_title(f"N = {N}")
+        ax.set_title(f"N = {N}" if N is not None else "no candidates")
         ax.set_xlabel("smallest Hessian eigenvalue")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, title="label split", title_fontsize=7)
@@ -102,35 +118,4 @@ def study_figure(data: dict, path: str, dpi: int = 120) -> None:
             ax.text(0.5, 0.5, "no converged non-degenerate\ncritical point", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
     axes[0][0].set_ylabel("converged non-degenerate critical points")
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", help="search result files or globs")
-    ap.add_argument("-o", "--output", default=None, help="figure (PNG/PDF)")
-    ap.add_argument("--json", default=None, help="also write the table as JSON")
-    args = ap.parse_args(argv)
-    try:
-        data = study_data(args.files)
-    except StoreError as e:
-        sys.exit(f"error: {e}")
-    print(study_table(data))
-    if args.output:
-        study_figure(data, args.output)
-        print(f"figure: {args.output}")
-    if args.json:
-        rows = [{"points": N, "ones": k,
-                 **{key: v for key, v in d.items() if key not in ("lambdas", "lambdas_off_line", "strategies")},
-                 "strategies": sorted(d["strategies"]),
-                 "best_lambda_min": max(d["lambdas"]) if d["lambdas"] else None,
-                 "best_lambda_min_off_line": max(d["lambdas_off_line"]) if d["lambdas_off_line"] else None}
-                for (N, k), d in sorted(data.items())]
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
-
-
-if __name__ == "__main__":
-    main()
+    return fig

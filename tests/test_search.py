@@ -497,7 +497,8 @@ def test_search_study_counts_each_label_split(tmp_path):
     """analysis/search_study.py: per (N, smaller class size) attempts, critical points and their lambda_min,
     and those whose data lie off a line, counted independently here from the stored verdicts, labels and
     points (some of the 24 candidates reach critical points, some of those off a line)."""
-    from badminima.analysis.search_study import study_data, study_figure, study_table
+    import shutil
+    from badminima.analysis.search_study import study_data, study_json, study_table
     from badminima.engine.search.run import FLOAT_PASSED, NOT_MINIMUM
     from badminima.engine.store import StoreError
     out = tmp_path / "N6.h5"
@@ -530,20 +531,41 @@ def test_search_study_counts_each_label_split(tmp_path):
     nan = [np.nan] + square[1:]
     assert off_line(np.array([square, line, nan, [0.0] * 10])).tolist() == [True, False, False, False]
     assert len(study_table(data).splitlines()) == 2 + len(data) + 2
-    study_figure(data, str(tmp_path / "s.png"))
-    assert (tmp_path / "s.png").stat().st_size > 0
     with pytest.raises(StoreError):
         study_data([str(tmp_path / "nothing-*.h5")])
-    # as a script: one line and a non-zero exit for a missing, damaged or non-search file
-    from badminima.analysis.search_study import main as study_main
+    # the command: table, figure and JSON (the same rows); one line and a non-zero exit for a missing,
+    # damaged or non-search file, copies of one run, and outputs that would replace a result file
+    r = CliRunner().invoke(main, ["study", str(out), "--figure", str(tmp_path / "s.png"),
+                                  "--json", str(tmp_path / "s.json")])
+    assert r.exit_code == 0, r.output
+    assert study_table(data) in r.output and (tmp_path / "s.png").stat().st_size > 0
+    assert json.loads((tmp_path / "s.json").read_text()) == json.loads(json.dumps(study_json(data)))
+    r = CliRunner().invoke(main, ["study", str(out), "--json", "-"])
+    assert r.exit_code == 0 and json.loads(r.output) == json.loads(json.dumps(study_json(data)))
     (tmp_path / "junk.h5").write_text("not HDF5")
+    shutil.copy(out, tmp_path / "copy.h5")
     r = CliRunner().invoke(main, ["train", "-n", "4", "--steps", "2", "-o", str(tmp_path / "t.h5"), "-q"])
     assert r.exit_code == 0, r.output
-    for name, message in (("nothing-*.h5", "no files match"), ("junk.h5", "not a readable HDF5 file"),
-                          ("t.h5", "not a search result file")):
-        with pytest.raises(SystemExit) as e:
-            study_main([str(tmp_path / name)])
-        assert str(e.value).startswith("error: ") and message in str(e.value) and "\n" not in str(e.value)
+    before = {p: p.read_bytes() for p in (out, tmp_path / "t.h5")}
+    for args, message in (([str(tmp_path / "nothing-*.h5")], "no files match"),
+                          ([str(tmp_path / "junk.h5")], "not a readable HDF5 file"),
+                          ([str(tmp_path / "t.h5")], "not a search result file"),
+                          ([str(out), str(tmp_path / "copy.h5")], "copies of one run"),
+                          ([str(out), "--json", str(tmp_path / "t.h5")], "HDF5 result file"),
+                          ([str(out), "--figure", str(out)], "HDF5 result file"),
+                          ([str(out), "--figure", str(tmp_path / "s.txt")], "not supported"),
+                          ([str(out), "--figure", str(tmp_path / "b.png"), "--json", str(tmp_path / "b.png")],
+                           "also the --figure")):
+        r = CliRunner().invoke(main, ["study", *args])
+        assert r.exit_code in (1, 2) and message in r.output, (args, r.output)
+        assert r.output.startswith("error: ") and r.output.count("\n") == 1, r.output
+    assert before == {p: p.read_bytes() for p in before} and not (tmp_path / "b.png").exists()
+    # a shard without candidates: an empty table and a figure that says so
+    r = CliRunner().invoke(main, ["search", "-N", "6", "-k", "2", "--shard", "0/4", "-o", str(tmp_path / "e.h5"),
+                                  "--found-dir", str(tmp_path / "f"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["study", str(tmp_path / "e.h5"), "--figure", str(tmp_path / "e.png")])
+    assert r.exit_code == 0 and (tmp_path / "e.png").stat().st_size > 0, r.output
 
 
 def test_jitter_sets_the_spread_of_the_parent_variants(tmp_path):

@@ -335,10 +335,14 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
     with mpmath.workdps(50):
         definite = {n: five_numbers.definite_count(five_numbers.random_sets(40, n, rng)) for n in (5, 6)}
     assert definite[5] == 0 and definite[6] >= 1, definite
-    for bad in (["--dps", "10"], ["--random", "-1"]):
-        with pytest.raises(SystemExit) as e:
-            five_numbers.main(bad)
-        assert str(e.value).startswith("error: ")
+    from click.testing import CliRunner
+    from badminima.cli import main
+    r = CliRunner().invoke(main, ["five-numbers", "--random", "30", "--adversarial", "0", "--seed", "5", "-q"])
+    assert r.exit_code == 0 and "0 of 30 random sets" in r.output, r.output
+    for bad in (["--dps", "10"], ["--dps", "100000"], ["--random", "-1"], ["--numbers", "7"],
+                ["--numbers", "6", "--adversarial", "3"]):
+        r = CliRunner().invoke(main, ["five-numbers", *bad])
+        assert r.exit_code == 2 and r.output.startswith("error: ") and r.output.count("\n") == 1, r.output
     # the proved part: the kernel k (sum lam f = int k (f''' - f'), int k = 0, one sign change, negative
     # first when lam_1 > 0), and m0 > 0 > m2 when only t_1 < 0 and -t_1 <= t_2
     with mpmath.workdps(30):
