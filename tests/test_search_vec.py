@@ -2,7 +2,6 @@
 (kernels.optimize_joint): its pieces exactly, short runs to rounding, and default-length runs verdict by
 verdict, with the tolerance those need measured on the scalar optimizer itself."""
 import numpy as np
-import pytest
 
 from badminima.engine.search import jacobi9, joint_soa as js, kernels as sk, make_jacobi9
 from badminima.engine.search import run as search
