@@ -192,3 +192,24 @@ def test_bad_input():
     assert r["reason"] == "bad input" and not r["certified"]
     r = certify_relu(["1", "2"], ["0", "1"], ["1", "1"])
     assert r["reason"] == "bad input"
+
+
+def test_long_rationals_are_written_exactly():
+    """Numbers of 2200 digits (inside the data files' 4000-character limit) give a loss and residuals of
+    more than Python's 4300-digit limit on int -> str; the report still writes them exactly."""
+    import sys
+    ds, x, y = _load("relu_d1")
+    th = list(ds.points["prop1"].theta_text)
+    th[2] = "1/" + "3" * 2200
+    r = certify_relu(x, y, th)
+    assert sys.get_int_max_str_digits() == 4300                 # the guard is back after the report
+    xs = [F(row[0] if isinstance(row, (list, tuple)) else row) for row in x]
+    ys, tq = [F(v) for v in y], [F(v) for v in th]
+    exact = relu_loss(xs, ys, tq)
+    assert exact.denominator > 10 ** 4300
+    sys.set_int_max_str_digits(0)                               # to read the report's long numbers back
+    try:
+        assert F(r["loss"]) == exact and [F(e) for e in r["residuals"]][0] != 0
+        _check_descent(x, y, th, r)
+    finally:
+        sys.set_int_max_str_digits(4300)
