@@ -56,7 +56,7 @@ def _keywords(func):
     positional arguments beyond its positional parameters, as ConfigError (Python's are TypeErrors)."""
     import functools
     import inspect
-    from badminima.engine.train.config import ConfigError
+    from badminima.engine.train.config import ConfigError, numba_threads_env
     params = inspect.signature(func).parameters.values()
     known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -65,6 +65,7 @@ def _keywords(func):
 
     @functools.wraps(func)
     def checked(*args, **kwargs):
+        numba_threads_env()             # a bad NUMBA_NUM_THREADS: ConfigError, not Numba's import error
         if len(args) > len(positional):
             names = f" ({', '.join(shown)})" if shown else ""
             by_name = known[len(positional):]
@@ -557,8 +558,10 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
         options["ones"] = parse_ones(options["ones"])
     for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
-        if isinstance(options.get(k), (str, int)) and not isinstance(options.get(k), bool):
+        if isinstance(options.get(k), (str, int, os.PathLike)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)
+    if isinstance(options.get("parents"), (list, tuple)):    # paths as the command line spells them
+        options["parents"] = tuple(os.fspath(p) if isinstance(p, os.PathLike) else p for p in options["parents"])
     _check_flags(progress=progress, force=force)
     output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)

@@ -214,22 +214,12 @@ def _open_stdio() -> None:
 
 
 def _check_numba_threads() -> None:
-    """NUMBA_NUM_THREADS below 1 makes `import numba` raise, and one that is not an integer is ignored
-    with a warning and a traceback's text: one line before anything imports it."""
-    import os
-    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if value and _numba_threads() is None:
-        _fail(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)", 2)
-
-
-def _numba_threads() -> int | None:
-    """NUMBA_NUM_THREADS as a thread count >= 1; None where it is unset or no such count."""
-    import os
+    """A bad NUMBA_NUM_THREADS is one line before anything imports Numba (engine/train/config.py)."""
+    from badminima.engine.train.config import ConfigError, numba_threads_env
     try:
-        n = int(os.environ.get("NUMBA_NUM_THREADS", "").strip())
-    except ValueError:
-        return None
-    return n if n >= 1 else None
+        numba_threads_env()
+    except ConfigError as e:
+        _fail(str(e), 2)
 
 
 def _in_echo(e: BaseException) -> bool:
@@ -345,7 +335,8 @@ def check_threads(threads, option: str = "--threads", minimum: int = 1):
         _fail(str(e), 2)
     cores = available_cores()
     limit, what = cores, f"the {cores} core{'s' * (cores > 1)} available"
-    numba_threads = _numba_threads()                # Numba's own cap
+    from badminima.engine.train.config import numba_threads_env
+    numba_threads = numba_threads_env()             # Numba's own cap (checked at start-up)
     if option == "--threads" and numba_threads is not None and numba_threads < cores:
         limit, what = numba_threads, f"NUMBA_NUM_THREADS={numba_threads}"
     ctx = click.get_current_context(silent=True)

@@ -395,6 +395,10 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
         (lambda: bm.search(6, budget=2, kv=-1, output="s.h5", found_dir="f"), bm.ConfigError, "kv must be >= 0"),
         (lambda: bm.search(6, budget=2, ones=(2, 2), output="s.h5", found_dir="f"), bm.ConfigError,
          "names a label split twice"),
+        (lambda: bm.search(6, budget=2, strategy="refine", parents=5, output="s.h5", found_dir="f"),
+         bm.ConfigError, "FILE"),
+        (lambda: bm.search(6, budget=2, strategy="refine", parents=[1], output="s.h5", found_dir="f"),
+         bm.ConfigError, "FILE"),
     ]
     for call, err, needle in calls:
         with pytest.raises(err, match=needle):
@@ -599,3 +603,12 @@ def test_an_interrupt_stops_a_long_call_at_once(tmp_path):
     waits = [float(x) for x in p.stdout.split()]
     assert p.returncode == 0 and len(waits) == 2 and max(waits) < 30, (p.stdout, p.stderr)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["nb.py", "r.h5.part"]
+
+
+def test_bad_numba_threads_is_a_config_error(monkeypatch):
+    """NUMBA_NUM_THREADS below 1 (which makes `import numba` raise) or not an integer: every API call
+    refuses it as ConfigError, as the command line does in one line."""
+    for value in ("0", "-2", "abc"):
+        monkeypatch.setenv("NUMBA_NUM_THREADS", value)
+        with pytest.raises(bm.ConfigError, match=f"NUMBA_NUM_THREADS={value}"):
+            bm.train(networks=4, steps=2)

@@ -250,6 +250,9 @@ class SearchConfig:
             if not (isinstance(k, int) and 1 <= k < self.points):
                 bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
         check_used(self.strategy, [k for k in USED_BY if getattr(self, k) != _FIELD_DEFAULTS[k]])
+        for spec in self.parents:
+            if not isinstance(spec, str) or not spec.strip():
+                bad(f"--parents: each is a dataset FILE[:POINT] or a glob pattern, got {spec!r}")
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")

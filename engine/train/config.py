@@ -42,6 +42,24 @@ def check_count(value, option: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def numba_threads_env() -> int | None:
+    """NUMBA_NUM_THREADS as a thread count >= 1; None where it is unset or empty.  A value below 1 makes
+    `import numba` raise, and one that is not an integer is ignored with a warning and a traceback's
+    text: ConfigError for both, before anything imports Numba."""
+    import os
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 "
+                          f"(or unset: one per core)")
+    return n
+
+
 def finite(v) -> bool:
     """Whether the real number v is finite (an int too large for a float is not)."""
     try:
