@@ -64,10 +64,13 @@ def new_figure(size, dpi: int = DEFAULT_DPI) -> Figure:
 def check_format(path) -> None:
     """Refuse a figure file name whose extension matplotlib cannot write, before anything is drawn (no
     extension: matplotlib's default, PNG)."""
+    import shutil
     from matplotlib.backend_bases import FigureCanvasBase
     from badminima.analysis.load import AnalysisError
     ext = Path(path).suffix[1:].lower()
-    supported = FigureCanvasBase.get_supported_filetypes()
+    supported = dict(FigureCanvasBase.get_supported_filetypes())
+    if not shutil.which(matplotlib.rcParams["pgf.texsystem"]):
+        supported.pop("pgf", None)          # matplotlib sets a PGF figure's text through a LaTeX run
     if ext and ext not in supported:
         raise AnalysisError(f"cannot write {path}: format {ext!r} is not supported (use .png, .pdf or .svg; "
                             f"also {', '.join(sorted(set(supported) - {'png', 'pdf', 'svg'}))})")

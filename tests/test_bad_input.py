@@ -198,6 +198,8 @@ CASES = [
     # refused before any work: reproduce's -n before the claims, a figure's format before it is drawn
     (["reproduce", "-n", "0", "--out-dir", "rr"], "--networks must be >= 1, got 0"),
     (["plot", "losses", "run.h5", "--figure", "p.xyz"], "format 'xyz' is not supported"),
+    *([(["plot", "losses", "run.h5", "--figure", "p.pgf"], "format 'pgf' is not supported")]
+      if not shutil.which("xelatex") else []),     # matplotlib writes PGF through a LaTeX run
     (["plot", "losses", "run.h5", "--figure", "p.png", "--size", "0x3"], "bad figure size '0x3'"),
     # cluster options: malformed, out of range, or breaking the script
     (["slurm", "train", "--shards", "2", "--script", "j.sh", "--warmup", '"unclosed'], "no closing quotation"),
