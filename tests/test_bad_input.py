@@ -198,6 +198,10 @@ CASES = [
     # refused before any work: reproduce's -n before the claims, a figure's format before it is drawn
     (["reproduce", "-n", "0", "--out-dir", "rr"], "--networks must be >= 1, got 0"),
     (["plot", "losses", "run.h5", "--figure", "p.xyz"], "format 'xyz' is not supported"),
+    # an option the optimizer does not read, a scale left out after the colon
+    (TRAIN + ["-o", "t.h5", "--opt", "gd", "--beta1", "0.5"], "--beta1 is an Adam option"),
+    (TRAIN + ["-o", "t.h5", "--opt", "sgd", "--eps", "1e-6"], "--eps is an Adam option"),
+    (TRAIN + ["-o", "t.h5", "--init", "uniform:"], "nothing after the colon"),
     *([(["plot", "losses", "run.h5", "--figure", "p.pgf"], "format 'pgf' is not supported")]
       if not shutil.which("xelatex") else []),     # matplotlib writes PGF through a LaTeX run
     (["plot", "losses", "run.h5", "--figure", "p.png", "--size", "0x3"], "bad figure size '0x3'"),

@@ -124,8 +124,12 @@ class InitSpec:
         """Parse 'normal:1', 'uniform:0.5', 'glorot', 'he'."""
         if not isinstance(text, str):
             raise ConfigError(f"init must be a law such as 'normal:1', 'uniform:0.5', 'glorot' or 'he', got {text!r}")
-        law, _, arg = text.partition(":")
+        law, colon, arg = text.partition(":")
         law = law.strip().lower()
+        if colon and not arg.strip():
+            hint = f"give a scale, e.g. {law}:0.5, or the law alone" if law in ("normal", "uniform") else \
+                "write the law alone"
+            raise ConfigError(f"init {text.strip()!r} has nothing after the colon: {hint}")
         if law not in INIT_LAWS:
             raise ConfigError(f"unknown init law {law!r} (choose from {', '.join(INIT_LAWS)})")
         if law in ("normal", "uniform"):
@@ -211,6 +215,10 @@ class TrainConfig:
             bad(f"--dtype must be float64 or float32, got {self.dtype!r}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.eps > 0):
             bad("Adam needs 0 <= beta1, beta2 < 1 and eps > 0")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in ("beta1", "beta2", "eps"):      # stored with the run: a value no step reads would
+            if self.optimizer != "adam" and getattr(self, name) != defaults[name]:      # split equal runs
+                bad(f"{_option(name)} is an Adam option; the {self.optimizer} optimizer does not read it")
         for name in ("gtol", "xtol", "solve_tol", "wmax", "drift_gtol", "drift_wmin", "eig_tol", "finish_horizon"):
             if not getattr(self, name) >= 0:
                 bad(f"{_option(name)} must be >= 0, got {getattr(self, name)!r}")
