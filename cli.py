@@ -113,19 +113,22 @@ class IntSet(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
+        from badminima.engine.train.config import ConfigError, decimal_int, split_items
         out: set[int] = set()
         shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
         try:
-            for part in str(value).split(","):
-                a, sep, b = part.strip().partition("-")
+            for part in split_items(value, param.opts[0] if param else "value"):
+                a, sep, b = part.partition("-")
                 if len(a) > 20 or len(b) > 20:
                     raise ValueError
-                lo, hi = int(a), int(b) if sep else int(a)
+                lo, hi = decimal_int(a.strip()), decimal_int(b.strip()) if sep else decimal_int(a.strip())
                 if lo > hi:
                     raise ValueError
                 if not 0 <= lo <= hi <= self.MAX:
                     self.fail(f"{shown!r}: every value must lie in 0-{self.MAX}", param, ctx)
                 out.update(range(lo, hi + 1))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
         except ValueError:
             self.fail(f"{shown!r} is not a list of integers or ranges (e.g. 2-7 or 2,3,5)", param, ctx)
         return sorted(out)
@@ -144,9 +147,13 @@ class Choices(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, list):
             return value
-        names = [t.strip() for t in str(value).split(",") if t.strip()]
+        from badminima.engine.train.config import ConfigError, split_items
+        try:
+            names = split_items(value, param.opts[0] if param else "value")
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
         bad = [t for t in names if t not in self.choices]
-        if bad or not names:
+        if bad:
             self.fail(f"{value!r}: choose from {', '.join(self.choices)} (comma separated)", param, ctx)
         return list(dict.fromkeys(names))
 
@@ -299,11 +306,12 @@ class Int64(click.ParamType):
         if isinstance(value, int) and not isinstance(value, bool):
             v = value
         else:
+            from badminima.engine.train.config import decimal_int
             text = str(value).strip()
             if len(text) > 30:
                 self.fail(f"a number of {len(text)} characters is out of range (64-bit integers)", param, ctx)
             try:
-                v = int(text)
+                v = decimal_int(text)
             except ValueError:
                 self.fail(f"{text!r} is not an integer", param, ctx)
         if not -2 ** 63 <= v < 2 ** 63:
@@ -1139,8 +1147,9 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     import json
     from badminima.engine.train.config import ConfigError
     from badminima.engine.search.run import STRATEGY_NAMES, format_table, minimality as run_study, study_writes
-    strats = tuple(s.strip() for s in strategies.split(",") if s.strip())
-    if not strats or any(s not in STRATEGY_NAMES for s in strats):
+    from badminima.engine.train.config import split_items
+    strats = tuple(split_items(strategies, "--strategies"))
+    if any(s not in STRATEGY_NAMES for s in strats):
         raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
     if budget < 1:
         raise ConfigError(f"--budget must be >= 1, got {budget}")

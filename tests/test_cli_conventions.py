@@ -64,6 +64,26 @@ def test_usage_errors_are_one_line_with_exit_2(args, needle):
     assert "--help`" in lines[0]
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["minimality", "-N", "6_0", "-k", "1"], "not a list of integers"),
+    (["minimality", "-N", "\u0661\u0662", "-k", "1"], "not a list of integers"),      # Arabic-Indic 12
+    (["minimality", "-N", "6,", "-k", "1"], "has an empty item"),
+    (["minimality", "-N", "8", "--strategies", "joint,", "-k", "1"], "has an empty item"),
+    (["compile", "--act", "sigmoid,,relu"], "has an empty item"),
+    (["train", "-n", "1_0"], "is not an integer"),
+    (["table1", "-n", "10", "--sgd-lr", "0.1,,0.2"], "has an empty item"),
+    (["table1", "-n", "10", "--shard", "1_0/20"], "bad shard"),
+    (["search", "-N", "6", "-k", "1", "--ones", "3,"], "--ones"),
+    (["search", "-N", "6", "-k", "1", "--ones", "\u0663"], "--ones"),
+])
+def test_numbers_and_lists_are_written_one_way(args, needle):
+    """Integers in ASCII decimal digits only (not 1_0 or other scripts' digits, which Python's int()
+    reads), lists without empty items, on every option that takes them: one line, exit 2, no work."""
+    r = CliRunner().invoke(main, args)
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output
+
+
 def test_json_dash_prints_only_json(tmp_path):
     r = CliRunner().invoke(main, ["certify", "relu_d1", "--json", "-"])
     assert r.exit_code == 0, r.output

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from badminima.engine.train.config import DEVICES, ConfigError, InitSpec, TrainConfig, check_count, check_field_types, finite
+from badminima.engine.train.config import (DEVICES, ConfigError, InitSpec, TrainConfig, check_count, check_field_types,
+                                           finite, split_items)
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
@@ -106,7 +107,9 @@ def as_dict(obj) -> dict:
 def parse_list(text: str, name: str, kind=float) -> tuple:
     """'0.1,0.5' -> (0.1, 0.5); ConfigError naming the option otherwise."""
     try:
-        vals = tuple(kind(v) for v in str(text).split(",") if v.strip())
+        vals = tuple(kind(v) for v in split_items(text, name))
+    except ConfigError:
+        raise
     except ValueError:
         raise ConfigError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
     if not vals or not all(v > 0 and math.isfinite(v) for v in vals):

@@ -342,8 +342,9 @@ class Parent:
 
 def parse_ones(text: str) -> tuple:
     """--ones as the command line spells it ('4,3') -> (4, 3)."""
+    from badminima.engine.train.config import decimal_int, split_items
     try:
-        return tuple(int(t) for t in text.split(","))
+        return tuple(decimal_int(t) for t in split_items(text, "--ones"))
     except ValueError:
         raise ConfigError(f"--ones must be comma-separated integers, got {text!r}") from None
 

@@ -206,11 +206,12 @@ def shard_range(n_total: int, index: int, count: int) -> tuple[int, int]:
 
 def parse_shard(text: str) -> dict:
     """'I/N' (0 <= I < N) -> {"index": I, "count": N}, the value of config["shard"]."""
+    from badminima.engine.train.config import decimal_int
     shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
     try:
         if len(str(text)) > 41 or not str(text).isascii():     # two 64-bit numbers and the slash
             raise ValueError
-        i, n = (int(s) for s in str(text).split("/"))
+        i, n = (decimal_int(s) for s in str(text).split("/"))
     except ValueError:
         raise StoreError(f"bad shard {shown!r}: expected I/N with 0 <= I < N") from None
     if n >= 2 ** 63:

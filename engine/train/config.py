@@ -42,6 +42,29 @@ def check_count(value, option: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def decimal_int(text) -> int:
+    """An integer in ASCII decimal digits with an optional sign ('42', '-3'); ValueError for the other
+    forms Python's int() takes (1_000, Arabic-Indic or full-width digits, surrounding spaces), so that a
+    number is written one way on every option."""
+    s = str(text)
+    body = s[1:] if s[:1] in ("+", "-") else s
+    if not (body.isascii() and body.isdigit()):
+        raise ValueError(f"not a decimal integer: {s!r}")
+    return int(s)
+
+
+def split_items(text, option: str) -> list[str]:
+    """'a, b,c' -> ['a', 'b', 'c']: a comma-separated list as every option writes it; ConfigError naming
+    the option for an empty list or an empty item ('a,,b', 'a,'), which would otherwise be skipped."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not any(items):
+        raise ConfigError(f"{option} is empty: give a comma-separated list")
+    if not all(items):
+        raise ConfigError(f"{option} {str(text)[:60]!r} has an empty item: write the list without doubled "
+                          f"or trailing commas")
+    return items
+
+
 def numba_threads_env() -> int | None:
     """NUMBA_NUM_THREADS as a thread count >= 1; None where it is unset or empty.  A value below 1 makes
     `import numba` raise, and one that is not an integer is ignored with a warning and a traceback's
