@@ -1151,6 +1151,9 @@ def minimality(pts, budget, seed, strategies, paper_parent, study_dir, json_out,
     strats = tuple(split_items(strategies, "--strategies"))
     if any(s not in STRATEGY_NAMES for s in strats):
         raise ConfigError(f"--strategies must be a comma-separated subset of {', '.join(STRATEGY_NAMES)}")
+    if paper_parent and (9 not in pts or "delete" not in strats):       # an option the study would not read
+        raise ConfigError("--paper-parent adds paper10's W_hat as a parent of the delete strategy at N = 9: "
+                          "it needs 9 in -N and delete in --strategies")
     if budget < 1:
         raise ConfigError(f"--budget must be >= 1, got {budget}")
     threads = check_threads(threads)

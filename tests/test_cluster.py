@@ -271,7 +271,15 @@ def test_status_complete_partial_missing(tmp_path):
     assert st.complete and st.total == 1500 and st.rows == 1500
     r = cli(["status", str(d), "--check"])
     assert r.exit_code == 0 and "5 complete; 1500 of 1500 networks (100.0%)" in r.output
+    assert f"badminima merge '{d / 'shard-*.h5'}' -o OUT.h5" in r.output      # the command it suggests works
     assert cli(["merge", str(d / "shard-*.h5"), "-o", str(tmp_path / "m.h5")]).exit_code == 0
+    # shards named otherwise: the suggestion names the files, since shard-*.h5 would match none
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in (0, 1):
+        write_shard(other / f"s{i}.h5", i, 2)
+    r = cli(["status", str(other)])
+    assert f"badminima merge {other / 's0.h5'} {other / 's1.h5'} -o OUT.h5" in r.output, r.output
     # a glob selects files; N given when no file exists yet
     st = shard_status(str(d / "shard-000[01].h5"))
     assert [s.state for s in st.shards] == ["complete", "complete", "missing", "missing", "missing"]

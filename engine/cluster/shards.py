@@ -96,9 +96,19 @@ class RunStatus:
         if missing:
             lines.append(f"  missing   shards {format_ranges(missing)}")
         if self.complete:
-            lines.append(f"  all complete: badminima merge {shell_quote(os.path.join(self.target, 'shard-*.h5'))} -o OUT.h5"
+            lines.append(f"  all complete: badminima merge {self._merge_inputs()} -o OUT.h5"
                          if os.path.isdir(self.target) else "  all complete")
         return "\n".join(lines)
+
+
+    def _merge_inputs(self) -> str:
+        """The shard files as merge's arguments: the folder's shard-*.h5 pattern where it names exactly
+        them (the names slurm and dask give), else the files themselves."""
+        files = self.complete_files()
+        pattern = os.path.join(self.target, "shard-*.h5")
+        if {os.path.realpath(p) for p in glob.glob(pattern)} == {os.path.realpath(p) for p in files}:
+            return shell_quote(pattern)
+        return " ".join(shell_quote(p) for p in files)
 
 
 def format_ranges(ids) -> str:
