@@ -224,8 +224,9 @@ class Results:
         for k, v in _cell_columns(conf).items():
             df[k] = v
         df.insert(0, "cell", c)
-        if weights and "weights" in d and "hidden" in conf:
-            for j, name in enumerate(_param_names(conf["hidden"], d["weights"].shape[1])):
+        hidden = conf.get("hidden", 2 if verdicts is not None else None)     # a search: the 2-2-1 network
+        if weights and "weights" in d and hidden is not None:
+            for j, name in enumerate(_param_names(hidden, d["weights"].shape[1])):
                 df[name] = d["weights"][:, j]
         return df
 

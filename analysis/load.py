@@ -172,6 +172,8 @@ def cell_labels(configs: list[dict], names: list[str] | None = None) -> list[str
         for c in configs:
             ds = Path(str(c.get("dataset", "?"))).stem
             parts = [ds, str(c.get("activation", "?")), str(c.get("optimizer", "?")), f"h={c.get('hidden', '?')}"]
+            if "dataset" not in c and "strategy" in c:          # a deadlock search's cell
+                parts = ["search", f"N={c.get('points', '?')}", str(c["strategy"])]
             out.append(" ".join(parts + [f"{k}={_short(c.get(k))}" for k in keys]))
         return out
     labels = build(varying)

@@ -251,6 +251,11 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     assert list(frame["verdict"].cat.categories) == list(s["verdicts"]) and frame["verdict"].notna().all()
     with pytest.raises(bm.StoreError, match="no optimizer outcomes"):
         found.counts(optimizer=True)
+    weights = found.to_pandas(weights=True)          # the 2-2-1 network's parameters, by name
+    assert np.array_equal(weights[["v0", "w00", "w01", "b0", "v1", "w10", "w11", "b1", "c"]].to_numpy(),
+                          found.data(fields=["weights"])["weights"])
+    with pytest.raises(bm.StoreError, match="closest: search N=6 joint"):
+        found.counts("nope")
     with pytest.raises(bm.AnalysisError, match="deadlock search"):
         bm.plot("convergence", str(tmp_path / "s.h5"))
     with pytest.raises(bm.StoreError, match="found-dir"):
