@@ -1,12 +1,13 @@
-"""The five-number lemma of docs/search.md ('Five points'), checked numerically at high precision.
+"""The five-number lemma of docs/search.md ('Why five points never deadlock'), checked at high precision.
 
     badminima five-numbers [--random 20000] [--adversarial 20] [--dps 50] [--seed 0]
 
 For distinct reals t_1 < ... < t_5 and the annihilator lam of 1, t, e^t, e^-t at them, the lemma says
 M = sum_i lam_i tanh(t_i/2) (1, t_i)^T (1, t_i) is indefinite (det M < 0).  Prints how many random
-sets gave a definite M, and the largest det M / |M|^2 that Nelder-Mead reaches from random starts
-(positive would be a counterexample).  With six numbers the annihilators form a plane, and for about
-one set in twenty some of them give a definite M (`--numbers 6`): the count can be non-zero.
+sets gave a definite M, how well the proof's identity held on them, and the largest det M / |M|^2
+that Nelder-Mead reaches from random starts (positive would be a counterexample).  With six numbers
+the annihilators form a plane, and for about one set in twenty some of them give a definite M
+(`--numbers 6`): the count can be non-zero.
 """
 from __future__ import annotations
 
@@ -36,10 +37,37 @@ def moments(t: list, lam: list) -> tuple:
     return sum(g), sum(gi * x for gi, x in zip(g, t)), sum(gi * x * x for gi, x in zip(g, t))
 
 
-def kernel(t: list, lam: list, s) -> mpmath.mpf:
-    """k(s) = sum over t_i > s of lam_i (cosh(t_i - s) - 1): by Taylor's formula for T = D^3 - D (null
-    space 1, e^t, e^-t; Green's function cosh u - 1), sum_i lam_i f(t_i) = integral of k (f''' - f')."""
-    return sum((l * (mpmath.cosh(x - s) - 1) for l, x in zip(lam, t) if x > s), mpmath.mpf(0))
+def exp_sum(t: list, lam: list, kappa, power: int = 0):
+    """W^(power)(kappa) for W(kappa) = sum_i lam_i e^(kappa t_i): sum_i lam_i t_i^power e^(kappa t_i)."""
+    return sum((l * x ** power * mpmath.exp(kappa * x) for l, x in zip(lam, t)), mpmath.mpf(0))
+
+
+def identity_sides(t: list, lam: list) -> tuple:
+    """The two sides of the proof's identity, prod_k (1 + e^t_k) det M and
+    2 S2 (W(2) + P W(-2)) - 4 W'(1)^2 - 4 P W'(-1)^2 (P = e^(t_1 + ... + t_5), S2 = W''(0))."""
+    m0, m1, m2 = moments(t, lam)
+    left = mpmath.fprod(1 + mpmath.exp(x) for x in t) * (m0 * m2 - m1 * m1)
+    P, S2 = mpmath.exp(sum(t)), exp_sum(t, lam, 0, 2)
+    right = (2 * S2 * (exp_sum(t, lam, 2) + P * exp_sum(t, lam, -2)) - 4 * exp_sum(t, lam, 1, 1) ** 2
+             - 4 * P * exp_sum(t, lam, -1, 1) ** 2)
+    return left, right
+
+
+def proof_check(sets: list, progress=None) -> tuple:
+    """Over sets of five numbers: (how many break a sign the proof needs, S2 < 0 < W(2), W(-2), or the
+    alternation of lam; the largest relative gap between the identity's sides).  progress: told of
+    each set."""
+    broken, gap = 0, mpmath.mpf(0)
+    for t in sets:
+        if progress is not None:
+            progress.update(1)
+        lam = annihilators(t)[0]
+        lam = [-x for x in lam] if lam[0] < 0 else lam
+        signs = all(lam[i] * (-1) ** i > 0 for i in range(5))
+        broken += not (signs and exp_sum(t, lam, 0, 2) < 0 < min(exp_sum(t, lam, 2), exp_sum(t, lam, -2)))
+        left, right = identity_sides(t, lam)
+        gap = max(gap, abs(left - right) / max(abs(left), abs(right)))
+    return broken, float(gap)
 
 
 def normalized_det(t: list, lam: list) -> float:

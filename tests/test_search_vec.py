@@ -286,14 +286,14 @@ def _five_point_critical_points(starts, seed=0):
 
 
 def test_five_points_reduce_to_a_lemma_on_five_numbers():
-    """docs/search.md, 'Five points: a reduction to five numbers'.  At critical points on 5 points (2
+    """docs/search.md, 'Why five points never deadlock'.  At critical points on 5 points (2
     against 3 labels, solved independently of the package): for each unit, lam_i = r_i s'(a_ij)
     annihilates 1, a, e^a, e^-a; the seven directions (v_0, v_1, c, each unit's bias and its own
     (w_j, b_j)) have a kernel K of dimension 3 under J, on which H equals the form
     sum_j -(v_j/N) (alpha_j, beta_j) M_j (alpha_j, beta_j)^T; each M_j is indefinite, so H has a
     negative eigenvalue on K.  Then the lemma itself at 50 digits on random sets of five numbers (M
     indefinite), against six numbers, where the annihilators form a plane and some give a definite M
-    (so the five-number check can fail)."""
+    (so the five-number check can fail), and its proof step by step."""
     import mpmath
     from badminima.analysis import five_numbers
     points = _five_point_critical_points(300)
@@ -338,34 +338,63 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
     from badminima.cli import main
     r = CliRunner().invoke(main, ["five-numbers", "--random", "30", "--adversarial", "0", "--seed", "5", "-q"])
     assert r.exit_code == 0 and "0 of 30 random sets" in r.output, r.output
+    assert "signs" in r.output and "fail in 0 of them" in r.output, r.output
     for bad in (["--dps", "10"], ["--dps", "100000"], ["--random", "-1"], ["--numbers", "7"],
                 ["--numbers", "6", "--adversarial", "3"]):
         r = CliRunner().invoke(main, ["five-numbers", *bad])
         assert r.exit_code == 2 and r.output.startswith("error: ") and r.output.count("\n") == 1, r.output
-    # the proved part: the kernel k (sum lam f = int k (f''' - f'), int k = 0, one sign change, negative
-    # first when lam_1 > 0), and m0 > 0 > m2 when only t_1 < 0 and -t_1 <= t_2
-    with mpmath.workdps(30):
-        for t in five_numbers.random_sets(3, 5, rng):
+    # the proof, step by step, at 50 digits, computed here from its definitions: the signs S2 < 0 < W(+-2)
+    # with lam alternating; Z(y) multiplied out as a polynomial, whose y^3 and y^2 coefficients vanish
+    # and whose others are -W'(1)^2 and P (S2 W(-2) - W'(-1)^2), so det N(y) < 0; det M = 4 det N(1) -
+    # m0 S2 and the identity; and six numbers, where Z keeps its y^2 coefficient
+    def W(t, lam, kappa, power=0):
+        return sum(l * x ** power * mpmath.exp(kappa * x) for l, x in zip(lam, t))
+
+    def z_poly(t, lam):
+        """Z(y) = sum_{i<j} lam_i lam_j (t_i - t_j)^2 x_i x_j prod_{k not i, j} (1 + x_k y), coefficients
+        from y^0 up."""
+        x, n = [mpmath.exp(v) for v in t], len(t)
+        out = [mpmath.mpf(0)] * (n - 1)
+        for i in range(n):
+            for j in range(i + 1, n):
+                poly = [lam[i] * lam[j] * (t[i] - t[j]) ** 2 * x[i] * x[j]]
+                for k in set(range(n)) - {i, j}:
+                    poly = [a + b for a, b in zip(poly + [0], [0] + [c * x[k] for c in poly])]
+                out = [a + b for a, b in zip(out, poly)]
+        return out
+
+    def logistic_det(t, lam, y):
+        phi = [lam[i] * mpmath.exp(v) * y / (1 + mpmath.exp(v) * y) for i, v in enumerate(t)]
+        return sum(phi) * sum(p * v * v for p, v in zip(phi, t)) - sum(p * v for p, v in zip(phi, t)) ** 2
+
+    with mpmath.workdps(50):
+        for t in five_numbers.random_sets(40, 5, rng):
             lam = five_numbers.annihilators(t)[0]
             lam = [x * mpmath.sign(lam[0]) for x in lam]
-
-            def k(s):
-                return five_numbers.kernel(t, lam, s)
-            for f, Mf in ((lambda s: mpmath.exp(2 * s), lambda s: 6 * mpmath.exp(2 * s)),
-                          (lambda s: s ** 3, lambda s: 6 - 3 * s ** 2),
-                          (lambda s: mpmath.tanh(s / 2), lambda s: -mpmath.mpf(3) / 4 / mpmath.cosh(s / 2) ** 4),
-                          (lambda s: s, lambda s: -1)):
-                lhs, rhs = sum(x * f(ti) for x, ti in zip(lam, t)), mpmath.quad(lambda s: k(s) * Mf(s), t)
-                assert abs(lhs - rhs) <= mpmath.mpf(10) ** -20 * sum(abs(x * f(ti)) for x, ti in zip(lam, t))
-            grid = [t[0] + (t[4] - t[0]) * (i + 0.5) / 200 for i in range(200)]
-            signs = [mpmath.sign(k(s)) for s in grid]
-            assert signs[0] < 0 < signs[-1] and sum(a != b for a, b in zip(signs, signs[1:])) == 1
-        for _ in range(40):
-            t1 = -abs(rng.normal(0, rng.choice([0.3, 2, 6])))
-            t = [mpmath.mpf(float(x)) for x in (t1, *np.sort(-t1 + np.abs(rng.normal(0, rng.choice([0.3, 2, 6]), 4))))]
+            scale = max(abs(x) for x in lam)
+            assert all(abs(W(t, lam, k, p)) <= mpmath.mpf(10) ** -40 * scale * max(1, mpmath.exp(abs(k) * max(map(abs, t))))
+                       for k, p in ((0, 0), (0, 1), (1, 0), (-1, 0)))          # the four annihilations
+            assert all(lam[i] * (-1) ** i > 0 for i in range(5))
+            S2, P = W(t, lam, 0, 2), mpmath.exp(sum(t))
+            assert S2 < 0 < W(t, lam, 2) and W(t, lam, -2) > 0
+            Z = z_poly(t, lam)
+            size = max(abs(c) for c in Z)
+            want = [-W(t, lam, 1, 1) ** 2, P * (S2 * W(t, lam, -2) - W(t, lam, -1, 1) ** 2), 0, 0]
+            assert all(abs(z - w) <= mpmath.mpf(10) ** -30 * size for z, w in zip(Z, want)), (Z, want)
+            Q = lambda y: mpmath.fprod(1 + mpmath.exp(v) * y for v in t)           # noqa: E731
+            for y in (mpmath.mpf("0.01"), mpmath.mpf(1), mpmath.mpf(50)):
+                d = logistic_det(t, lam, y)
+                assert d < 0 and abs(d - y ** 2 * (Z[0] + Z[1] * y) / Q(y)) <= mpmath.mpf(10) ** -30 * abs(d)
+            m0, m1, m2 = five_numbers.moments(t, lam)
+            det_m = m0 * m2 - m1 * m1
+            assert det_m < 0 and abs(det_m - (4 * logistic_det(t, lam, 1) - m0 * S2)) <= mpmath.mpf(10) ** -30 * abs(m0 * S2)
+            left, right = five_numbers.identity_sides(t, lam)
+            assert abs(left - right) <= mpmath.mpf(10) ** -25 * abs(left) and right < 0
+        for t in five_numbers.random_sets(10, 6, rng):                    # six numbers: Z stays quadratic
             lam = five_numbers.annihilators(t)[0]
-            m0, _, m2 = five_numbers.moments(t, [x * mpmath.sign(lam[0]) for x in lam])
-            assert m0 > 0 > m2, t
+            Z = z_poly(t, lam)
+            size = max(abs(c) for c in Z)
+            assert max(abs(Z[3]), abs(Z[4])) <= mpmath.mpf(10) ** -30 * size < abs(Z[2]), Z
 
 
 def sk_jac(th, x):
