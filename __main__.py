@@ -1,4 +1,16 @@
-"""`python -m badminima`: the command line."""
-from badminima.cli import main
+"""`python -m badminima` and the `badminima` command: the command line, loaded so that a Ctrl-C while
+it loads ends it in one line with exit 130, as a later one does, not with a traceback."""
+import sys
 
-main()
+
+def main() -> None:
+    try:
+        from badminima.cli import main as command_line
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted; no output was left half-written\n")
+        raise SystemExit(130) from None
+    command_line()
+
+
+if __name__ == "__main__":
+    main()

@@ -406,3 +406,18 @@ def test_the_command_line_freezes_its_objects_before_the_interpreter_collects_th
     for args, rc in ((["show", "--help"], 0), (["show", str(tmp_path / "none.h5")], 2)):
         p = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
         assert p.returncode == rc and p.stdout.rstrip().endswith("frozen True"), (p.stdout, p.stderr)
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line():
+    """A Ctrl-C that lands while `badminima` is still importing its command line (its first ~0.1 s)
+    ends it with the interrupt's one line and exit 130, not a traceback: the import raises here."""
+    script = ("import sys, importlib.abc\n"
+              "class Stop(importlib.abc.MetaPathFinder):\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'badminima.cli':\n"
+              "            raise KeyboardInterrupt\n"
+              "sys.meta_path.insert(0, Stop())\n"
+              "from badminima.__main__ import main\n"
+              "main()\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130 and r.stderr == "error: interrupted; no output was left half-written\n", r.stderr
