@@ -390,11 +390,13 @@ def test_canonical_form_is_invariant_under_the_symmetries():
     ["search", "-N", "8", "--strategy", "refine"],
     ["search", "-N", "8", "--strategy", "refine", "--parents", "deadlock_n9"],
     ["search", "-N", "8", "--strategy", "refine", "--parents", "no/such/N8_*.json"],
+    ["search", "-N", "4", "--strategy", "refine", "--parents", "xor"],
 ])
 def test_cli_bad_input_exits_2(args, tmp_path):
     r = CliRunner().invoke(main, args + ["-q"] if args[0] == "search" else args + ["-q", "--out-dir", str(tmp_path)])
     assert r.exit_code == 2, r.output
     assert r.output.startswith("error:") and len(r.output.strip().splitlines()) == 1
+    assert "''" not in r.output                             # every message names what is wrong
 
 
 def test_search_shards_merge_to_the_one_process_run(tmp_path):

@@ -393,8 +393,11 @@ def load_parent(spec: str) -> Parent:
     ds = load_dataset(path)
     if ds.d != 2 or ds.kind != "classification":
         raise DataError(f"{spec}: a parent must be a 2-D classification dataset")
+    if not ds.points:
+        raise DataError(f"{spec}: the dataset holds no weight point to start from (a parent is a certified "
+                        f"dataset: a search's found/ file, or one with a minimum such as paper10)")
     if not point:
-        point = next((p for p in ("minimum", "W_hat") if p in ds.points), next(iter(ds.points), ""))
+        point = next((p for p in ("minimum", "W_hat") if p in ds.points), next(iter(ds.points)))
     if point not in ds.points:
         raise DataError(f"{spec}: no weight point {point!r} (points: {', '.join(ds.points) or 'none'})")
     pt = ds.points[point]
