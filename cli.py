@@ -877,7 +877,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
         try:
             check_merge_output(merge_out, force=False, shard_dir=outdir, option="--merge")
         except StoreError as e:
-            _fail(str(e))
+            _fail(str(e), 1)      # an output that exists or cannot be written
     if max_array_size is None:
         max_array_size, source = cluster.site_max_array_size()
     else:
@@ -987,7 +987,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
         try:
             check_merge_output(merge_out, force=force, shard_dir=outdir, option="--merge")
         except StoreError as e:
-            _fail(str(e))
+            _fail(str(e), 1)      # an output that exists or cannot be written
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:

@@ -181,6 +181,7 @@ def test_dask_command_refusals(tmp_path, args, msg):
         args += ["--out-dir", str(tmp_path / "d")]
     p = badminima("dask", *RUN, *args, timeout=120)
     assert p.returncode in (1, 2) and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 1 or "--merge" not in args or "cannot start" in msg     # an output's refusal: 1
     assert p.stderr.strip().splitlines()[-1].startswith("error:")
     assert (tmp_path / "afile").read_text() == "not json"      # never overwritten
     if msg.startswith("--") or "--merge" in args:   # an option refused: before --out-dir is made
