@@ -558,7 +558,9 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     options = {k: _as_python(v) for k, v in options.items()}
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
         options["ones"] = parse_ones(options["ones"])
-    for k in ("parents", "ones", "decimals"):         # one value stands for a list of one
+    for k in ("parents", "ones", "decimals"):         # None: the default; one value stands for a list of one
+        if k in options and options[k] is None:
+            del options[k]
         if isinstance(options.get(k), (str, int, os.PathLike)) and not isinstance(options.get(k), bool):
             options[k] = (options[k],)
     if isinstance(options.get("parents"), (list, tuple)):    # paths as the command line spells them

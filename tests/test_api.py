@@ -404,6 +404,10 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
          bm.ConfigError, "FILE"),
         (lambda: bm.search(6, budget=2, strategy="refine", parents=[1], output="s.h5", found_dir="f"),
          bm.ConfigError, "FILE"),
+        (lambda: bm.search(6, budget=2, ones=(2.0,), output="s.h5", found_dir="f"), bm.ConfigError,
+         "must be an integer"),
+        (lambda: bm.search(6, budget=2, strategy="refine", parents=None, output="s.h5", found_dir="f"),
+         bm.ConfigError, "needs --parents"),            # None: the default, which refine cannot run on
     ]
     for call, err, needle in calls:
         with pytest.raises(err, match=needle):

@@ -248,7 +248,7 @@ class SearchConfig:
             bad(f"unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGY_NAMES)})")
         for k in self.label_splits():
             if not (isinstance(k, int) and 1 <= k < self.points):
-                bad(f"label split {k!r}: the number of ones must be in 1..{self.points - 1}")
+                bad(f"label split {k!r}: the number of ones must be an integer in 1..{self.points - 1}")
         check_used(self.strategy, [k for k in USED_BY if getattr(self, k) != _FIELD_DEFAULTS[k]])
         for spec in self.parents:
             if not isinstance(spec, str) or not spec.strip():
