@@ -285,10 +285,14 @@ def load_dataset(name: str, kind: str | None = None):
 def _dataset_name(ds) -> str:
     """The name a Dataset was loaded by (its built-in name, or its file), which the result file records to
     reload it; DataError if reloading by that name would not give the same data (e.g. another kind)."""
-    from badminima.engine.data.datasets import DataError, builtin_names
+    from badminima.engine.data.datasets import DataError, builtin_names, fingerprint
+    try:                                    # from the arrays themselves: an edited copy keeps the old field
+        held = fingerprint(np.asarray(ds.x), np.asarray(ds.y), ds.kind)
+    except (TypeError, ValueError, AttributeError):
+        held = None
     for name in ((ds.name,) if ds.name in builtin_names() else ()) + (ds.source,):
         try:
-            if load_dataset(name).fingerprint == ds.fingerprint:
+            if load_dataset(name).fingerprint == held:
                 return name
         except DataError:
             pass

@@ -230,6 +230,10 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     with pytest.raises(bm.DataError, match="cannot be reloaded"):     # its kind is not what the file says
         bm.train(bm.load_dataset(str(csv), "regression"), networks=4, steps=4)
     assert bm.train(bm.load_dataset("xor"), networks=4, steps=4).config()["dataset"] == "xor"
+    import dataclasses
+    edited = dataclasses.replace(bm.load_dataset("xor"), x=bm.load_dataset("xor").x * 2)
+    with pytest.raises(bm.DataError, match="cannot be reloaded"):     # never trained on xor under its name
+        bm.train(edited, networks=4, steps=4)
     assert bm.open(iter([out])).n() == 64 and list(a.data(fields=iter(["loss"]))) == ["loss"]
     assert "outcome" in a and "nope" not in a and list(a) == a.fields and a.data(fields=[]) == {}
     with pytest.raises(bm.StoreError, match="one field name"):
