@@ -1229,14 +1229,12 @@ def five_numbers(count, adversarial, numbers, dps, seed, quiet):
         _fail("--adversarial: the Nelder-Mead search is over five numbers; leave it out with --numbers 6")
     rng = np.random.default_rng(seed)
     with mpmath.workdps(dps):
-        sets = lemma.random_sets(count, numbers, rng)
-        found = lemma.definite_count(sets, Progress(len(sets), "sets", enabled=not quiet))
-        click.echo(f"{numbers} numbers, {dps} digits: {found} of {len(sets)} random sets have an annihilator "
-                   "giving a definite M")
-        if numbers == 5 and sets:
-            broken, gap = lemma.proof_check(sets, Progress(len(sets), "sets (proof)", enabled=not quiet))
-            click.echo(f"the proof's signs (S2 < 0 < W(2), W(-2), lam alternating) fail in {broken} of them; its "
-                       f"identity holds to {gap:.1e} relative")
+        got = lemma.check(lemma.iter_sets(count, numbers, rng), Progress(count, "sets", enabled=not quiet))
+        click.echo(f"{numbers} numbers, {dps} digits: {got['definite']} of {got['tested']} random sets have an "
+                   "annihilator giving a definite M")
+        if numbers == 5 and got["tested"]:
+            click.echo(f"the proof's signs (S2 < 0 < W(2), W(-2), lam alternating) fail in {got['broken']} of them; "
+                       f"its identity holds to {got['gap']:.1e} relative")
         if adversarial:
             value, t = lemma.adversarial(adversarial, rng, progress=Progress(adversarial, "starts", enabled=not quiet))
             click.echo(f"Nelder-Mead from {adversarial} starts: largest det M/|M|^2 = {value:.3g} at "

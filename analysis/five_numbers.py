@@ -53,21 +53,14 @@ def identity_sides(t: list, lam: list) -> tuple:
     return left, right
 
 
-def proof_check(sets: list, progress=None) -> tuple:
-    """Over sets of five numbers: (how many break a sign the proof needs, S2 < 0 < W(2), W(-2), or the
-    alternation of lam; the largest relative gap between the identity's sides).  progress: told of
-    each set."""
-    broken, gap = 0, mpmath.mpf(0)
-    for t in sets:
-        if progress is not None:
-            progress.update(1)
-        lam = annihilators(t)[0]
-        lam = [-x for x in lam] if lam[0] < 0 else lam
-        signs = all(lam[i] * (-1) ** i > 0 for i in range(5))
-        broken += not (signs and exp_sum(t, lam, 0, 2) < 0 < min(exp_sum(t, lam, 2), exp_sum(t, lam, -2)))
-        left, right = identity_sides(t, lam)
-        gap = max(gap, abs(left - right) / max(abs(left), abs(right)))
-    return broken, float(gap)
+def _proof_holds(t: list, lam: list) -> tuple:
+    """(whether the signs the proof needs hold: lam alternating, S2 < 0 < W(2), W(-2); the relative gap
+    between the identity's sides) for five numbers and their annihilator (either sign)."""
+    lam = [-x for x in lam] if lam[0] < 0 else lam
+    signs = all(lam[i] * (-1) ** i > 0 for i in range(5))
+    signs = signs and exp_sum(t, lam, 0, 2) < 0 < min(exp_sum(t, lam, 2), exp_sum(t, lam, -2))
+    left, right = identity_sides(t, lam)
+    return signs, abs(left - right) / max(abs(left), abs(right))
 
 
 def normalized_det(t: list, lam: list) -> float:
@@ -77,29 +70,45 @@ def normalized_det(t: list, lam: list) -> float:
     return float((m0 * m2 - m1 * m1) / norm) if norm else 0.0
 
 
-def random_sets(count: int, points: int, rng) -> list:
-    """Sorted random sets of `points` numbers at mixed scales and centres (as mpmath numbers)."""
-    out = []
+def iter_sets(count: int, points: int, rng):
+    """Sorted random sets of `points` numbers at mixed scales and centres (as mpmath numbers), one at a
+    time (a set whose numbers are not distinct is skipped)."""
     for _ in range(count):
         t = np.sort(rng.normal(rng.normal(0, 3), rng.choice([0.05, 0.3, 1.5, 5, 8]), points))
         if np.diff(t).min() > 1e-9:
-            out.append([mpmath.mpf(float(x)) for x in t])
-    return out
+            yield [mpmath.mpf(float(x)) for x in t]
 
 
-def definite_count(sets: list, progress=None) -> int:
-    """How many sets have an annihilator giving a definite M: the one for five numbers; for six, any of
-    36 directions in their plane of annihilators.  progress: an engine Progress, told of each set."""
+def random_sets(count: int, points: int, rng) -> list:
+    """iter_sets as a list."""
+    return list(iter_sets(count, points, rng))
+
+
+def check(sets, progress=None) -> dict:
+    """One pass over sets (any iterable, so memory stays bounded however many): how many were tested,
+    how many have an annihilator giving a definite M (for five numbers the one; for six any of 36
+    directions in their plane of annihilators), and for five numbers how many break the proof's signs
+    and the largest relative gap between its identity's sides.  progress: told of each set."""
     directions = [(mpmath.cos(mpmath.pi * k / 36), mpmath.sin(mpmath.pi * k / 36)) for k in range(36)]
-    found = 0
+    out = {"tested": 0, "definite": 0, "broken": 0, "gap": 0.0}
     for t in sets:
         if progress is not None:
             progress.update(1)
         basis = annihilators(t)
+        out["tested"] += 1
         if len(basis) > 1:
             basis = [[c * u + s * w for u, w in zip(*basis)] for c, s in directions]
-        found += any(normalized_det(t, lam) > 0 for lam in basis)
-    return found
+        else:
+            signs, gap = _proof_holds(t, basis[0])
+            out["broken"] += not signs
+            out["gap"] = max(out["gap"], float(gap))
+        out["definite"] += any(normalized_det(t, lam) > 0 for lam in basis)
+    return out
+
+
+def definite_count(sets: list) -> int:
+    """check()'s count of sets with an annihilator giving a definite M."""
+    return check(sets)["definite"]
 
 
 def adversarial(starts: int, rng, bound: float = 25.0, progress=None) -> tuple:
