@@ -100,7 +100,6 @@ class RunStatus:
                          if os.path.isdir(self.target) else "  all complete")
         return "\n".join(lines)
 
-
     def _merge_inputs(self) -> str:
         """The shard files as merge's arguments: the folder's shard-*.h5 pattern where it names exactly
         them (the names slurm and dask give), else the files themselves."""
