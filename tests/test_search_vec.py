@@ -397,6 +397,30 @@ def test_five_points_reduce_to_a_lemma_on_five_numbers():
             assert max(abs(Z[3]), abs(Z[4])) <= mpmath.mpf(10) ** -30 * size < abs(Z[2]), Z
 
 
+def test_at_six_points_the_logit_kernel_can_be_positive():
+    """docs/search.md, 'Six points: why the method stops'.  A critical point on 6 points (2 against 4
+    labels, the first layer in its gauge w = I, b = 0, so the points are the pre-activations) at which
+    the Hessian is positive definite on the whole kernel of the logit Jacobian J and yet has a negative
+    eigenvalue: the argument of N = 4 and 5, which finds a non-positive direction in ker J, cannot
+    work at N = 6.  Checked with the independent reference (gradient, Hessian; J by differences)."""
+    U = [3.211318969493947, -1.7880128702725189, -4.078490349554688, 2.7481322645299167, -6.897930682880529,
+         -2.6228335391549256, 1.623633633049215, -1.4036979359697368, 4.6713595071300755, 3.359858122282478,
+         5.706954258502465, -0.7807563072422259, -1.0250413975434263, 1.0250401963926927, -0.5442045659941102]
+    X, y = np.array(U[:12]).reshape(6, 2), np.array([1.0, 1, 0, 0, 0, 0])
+    theta = np.array([U[12], 1.0, 0.0, 0.0, U[13], 0.0, 1.0, 0.0, U[14]])
+    assert np.abs(ref.ref_grad(theta, X, y, "sigmoid", "xent")).max() < 1e-14
+    H = ref.ref_hessian(theta, X, y, "sigmoid", "xent")
+    step = 1e-6
+    J = np.array([[(ref._forward(theta + step * e, x, "sigmoid")[0] - ref._forward(theta - step * e, x, "sigmoid")[0])
+                   / (2 * step) for e in np.eye(9)] for x in X])
+    _, sv, vt = np.linalg.svd(J)
+    assert sv[5] < 1e-8 * sv[0] < sv[4]                     # rank 5: r^T J = 0 at a critical point
+    K = vt[5:].T                                            # ker J, 4-dimensional
+    on_kernel = np.linalg.eigvalsh(K.T @ H @ K)
+    assert on_kernel[0] > 2e-3 and np.linalg.eigvalsh(H)[0] < -2e-2, (on_kernel, np.linalg.eigvalsh(H))
+    assert np.linalg.svd(X - X.mean(0), compute_uv=False)[1] > 5       # the data are far from a line
+
+
 def sk_jac(th, x):
     """d z / d theta at one input x (layout order), plain NumPy."""
     out = np.empty(9)
