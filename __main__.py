@@ -6,10 +6,10 @@ import sys
 def main() -> None:
     try:
         from badminima.cli import main as command_line
-    except KeyboardInterrupt:
+        command_line()
+    except KeyboardInterrupt:       # before the command's own handling began (it reports later ones)
         sys.stderr.write("error: interrupted; no output was left half-written\n")
         raise SystemExit(130) from None
-    command_line()
 
 
 if __name__ == "__main__":

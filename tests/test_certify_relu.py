@@ -201,6 +201,8 @@ def test_long_rationals_are_written_exactly():
     ds, x, y = _load("relu_d1")
     th = list(ds.points["prop1"].theta_text)
     th[2] = "1/" + "3" * 2200
+    wide = [th[0], "3" * 1949 + "/1" + "0" * 1948, "1/" + "3" * 3900, th[3]]   # 3900 digits: the messages too
+    assert certify_relu(x, y, wide, witness=th)["verdict"] == "not_a_local_minimum"
     r = certify_relu(x, y, th)
     assert sys.get_int_max_str_digits() == 4300                 # the guard is back after the report
     xs = [F(row[0] if isinstance(row, (list, tuple)) else row) for row in x]

@@ -54,6 +54,7 @@ A witness theta' proves "not global" if L(theta') < L(theta0), both computed exa
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from fractions import Fraction
@@ -66,20 +67,6 @@ REASON_NOT_MIN = "not a local minimum: descent direction found"
 REASON_ZERO_V = "output weight zero on a live unit: test inconclusive"
 REASON_WITNESS = "witness not lower"
 REASON_BAD_INPUT = "bad input"
-
-
-def _text(q) -> str:
-    """An exact number as text, however long: Python refuses int -> str beyond 4300 digits (a guard for
-    parsing untrusted text), and the loss and residuals of inputs of 4000 characters have more."""
-    try:
-        return str(q)
-    except ValueError:
-        old = sys.get_int_max_str_digits()
-        sys.set_int_max_str_digits(0)
-        try:
-            return str(q)
-        finally:
-            sys.set_int_max_str_digits(old)
 
 
 def _relu(a: Fraction) -> Fraction:
@@ -135,6 +122,22 @@ def _parse(x, y, theta):
     return xs, ys, th
 
 
+def _long_numbers(fn):
+    """Run fn with Python's limit on int <-> str conversion lifted (4300 digits, a guard for parsing
+    untrusted text): the inputs are capped at 4000 characters each where they are read, but the exact
+    loss, residuals and messages of such inputs have several times their digits."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        old = sys.get_int_max_str_digits()
+        sys.set_int_max_str_digits(0)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            sys.set_int_max_str_digits(old)
+    return wrapper
+
+
+@_long_numbers
 def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dict:
     """Exact test: is theta a local minimum of the sum-of-squares loss of a 1-h-1 ReLU net?
 
@@ -163,8 +166,8 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
     ybar = sum(ys, Fraction(0)) / n
     const = sum(((t - ybar) ** 2 for t in ys), Fraction(0))
     rep.update(d=1, h=h, n=n, n_params=len(th), param_names=layout.param_names(1, h),
-               loss=_text(L0), loss_float=float(L0),
-               quality={"constant_loss": _text(const), "constant_loss_float": float(const),
+               loss=str(L0), loss_float=float(L0),
+               quality={"constant_loss": str(const), "constant_loss_float": float(const),
                         "loss_below_constant": L0 < const})
     e = []
     for xi, yi in zip(xs, ys):
@@ -172,7 +175,7 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
         for j in range(h):
             f += th[3 * j] * _relu(th[3 * j + 1] * xi + th[3 * j + 2])
         e.append(f - yi)
-    rep["residuals"] = [_text(t) for t in e]
+    rep["residuals"] = [str(t) for t in e]
 
     def finish():
         rep["time_ms"] = 1e3 * (time.perf_counter() - t0)
@@ -187,8 +190,8 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
             if Lc < L0:
                 rep.update(local_minimum=False, verdict="not_a_local_minimum", reason=REASON_NOT_MIN,
                            detail=what,
-                           descent={"direction": [_text(q) for q in dtheta], "t": _text(t),
-                                    "loss_after": _text(Lc), "loss_after_float": float(Lc)})
+                           descent={"direction": [str(q) for q in dtheta], "t": str(t),
+                                    "loss_after": str(Lc), "loss_after_float": float(Lc)})
                 return True
             t /= 2
         return False   # cannot happen when g.r < 0 (first-order decrease); kept as a guard
@@ -205,7 +208,7 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
     for j in range(h):
         v, w, b = th[3 * j], th[3 * j + 1], th[3 * j + 2]
         a = [w * xi + b for xi in xs]
-        info = {"unit": j, "kink_x": sorted({_text(xs[i]) for i in range(n) if a[i] == 0}),
+        info = {"unit": j, "kink_x": sorted({str(xs[i]) for i in range(n) if a[i] == 0}),
                 "active": [i for i in range(n) if a[i] > 0]}
         units.append(info)
         if v == 0:
@@ -239,7 +242,7 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
                     act = sorted(S)
                     if descent(d, f"unit {j}: on the pattern with active data {act}, the gradient "
                                   f"({g[0]}, {g[1]}) of (alpha, beta) has negative product with the "
-                                  f"cone generator {tuple(_text(q) for q in r)}"):
+                                  f"cone generator {tuple(str(q) for q in r)}"):
                         rep.update(units=units, patterns_checked=patterns)
                         return finish()
     if undecided:
@@ -254,8 +257,8 @@ def certify_relu(x, y, theta, *, witness=None, hidden: int | None = None) -> dic
                       "not strict in theta: (w_j/s, b_j/s, v_j s) keeps the loss")
     if wq is not None:
         Lw = relu_loss(xs, ys, wq)
-        rep["witness"] = {"theta": [_text(q) for q in wq], "loss": _text(Lw), "loss_float": float(Lw),
-                          "margin": _text(L0 - Lw), "margin_float": float(L0 - Lw)}
+        rep["witness"] = {"theta": [str(q) for q in wq], "loss": str(Lw), "loss_float": float(Lw),
+                          "margin": str(L0 - Lw), "margin_float": float(L0 - Lw)}
         rep["not_global"] = Lw < L0
         if not rep["not_global"]:
             rep.update(reason=REASON_WITNESS, detail=f"witness loss {Lw} is not below {L0}")
