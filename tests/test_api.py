@@ -621,7 +621,7 @@ def test_an_interrupt_stops_a_long_call_at_once(tmp_path):
 def test_bad_numba_threads_is_a_config_error(monkeypatch):
     """NUMBA_NUM_THREADS below 1 (which makes `import numba` raise) or not an integer: every API call
     refuses it as ConfigError, as the command line does in one line."""
-    for value in ("0", "-2", "abc"):
+    for value in ("0", "-2", "abc", "", "99999"):
         monkeypatch.setenv("NUMBA_NUM_THREADS", value)
         with pytest.raises(bm.ConfigError, match=f"NUMBA_NUM_THREADS={value}"):
             bm.train(networks=4, steps=2)

@@ -306,10 +306,11 @@ def test_closed_or_full_standard_streams_and_odd_environments(tmp_path):
     p = _run(train.format("full.h5") + ">/dev/full", tmp_path)
     assert p.returncode == 1 and p.stderr.strip().splitlines()[-1] == \
         "error: cannot write to standard output: No space left on device" and (tmp_path / "full.h5").exists()
-    for value in ("0", "abc"):
-        p = _run(f"NUMBA_NUM_THREADS={value} " + train.format("t.h5"), tmp_path)
+    for value in ("0", "abc", "", "1_0", "2147483648"):    # Numba: import error, warnings, a failure mid-run
+        p = _run(f"NUMBA_NUM_THREADS='{value}' " + train.format("t.h5"), tmp_path)
         assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-            f"error: NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 (or unset: one per core)"]
+            f"error: NUMBA_NUM_THREADS={value}: the number of threads must be an integer in 1-4096 (or unset: one "
+            f"per core)"], p.stderr
 
 
 def test_names_the_shell_and_result_files_cannot_take(tmp_path, monkeypatch):

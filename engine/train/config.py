@@ -65,21 +65,25 @@ def split_items(text, option: str) -> list[str]:
     return items
 
 
+MAX_NUMBA_THREADS = 4096
+
+
 def numba_threads_env() -> int | None:
-    """NUMBA_NUM_THREADS as a thread count >= 1; None where it is unset or empty.  A value below 1 makes
-    `import numba` raise, and one that is not an integer is ignored with a warning and a traceback's
-    text: ConfigError for both, before anything imports Numba."""
+    """NUMBA_NUM_THREADS as a thread count in [1, MAX_NUMBA_THREADS]; None where it is unset.  Numba
+    itself raises at import below 1, fails deep inside a run on values past a C int, and warns with a
+    traceback's text on an empty value or one that is not an integer: ConfigError for all of them,
+    before anything imports Numba."""
     import os
-    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
-    if not value:
+    value = os.environ.get("NUMBA_NUM_THREADS")
+    if value is None:
         return None
     try:
-        n = int(value)
+        n = decimal_int(value.strip())
     except ValueError:
         n = 0
-    if n < 1:
-        raise ConfigError(f"NUMBA_NUM_THREADS={value}: the number of threads must be an integer >= 1 "
-                          f"(or unset: one per core)")
+    if not 1 <= n <= MAX_NUMBA_THREADS:
+        raise ConfigError(f"NUMBA_NUM_THREADS={value[:40]}: the number of threads must be an integer in "
+                          f"1-{MAX_NUMBA_THREADS} (or unset: one per core)")
     return n
 
 
