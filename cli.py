@@ -322,6 +322,21 @@ class Int64(click.ParamType):
 INT64 = Int64()
 
 
+class IntIn(Int64):
+    """An integer option in [lo, hi], written as every integer is (click.IntRange reads what int() reads:
+    1_0, other scripts' digits)."""
+    name = "integer range"
+
+    def __init__(self, lo: int, hi: int):
+        self.lo, self.hi = lo, hi
+
+    def convert(self, value, param, ctx):
+        v = super().convert(value, param, ctx)
+        if not self.lo <= v <= self.hi:
+            self.fail(f"{v} is not in the range {self.lo}..{self.hi}", param, ctx)
+        return v
+
+
 def available_cores() -> int:
     """The CPU cores this process may run on."""
     import os
@@ -1012,7 +1027,7 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @click.option("--details/--no-details", default=None, help="every cell's detail / only the --cell cells' "
               "[default: the --cell cells, or every cell of files with at most 4]")
 @click.option("--cell-figures/--no-cell-figures", default=True, help="figures in the per-cell detail (losses, basins, regions/fits)")
-@click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="PNG resolution (10..1200)")
+@click.option("--dpi", type=IntIn(10, 1200), default=200, help="PNG resolution (10..1200)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
 def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi, quiet):
@@ -1035,7 +1050,7 @@ def report(files, output, tol, loss_tol, pdf, cells, details, cell_figures, dpi,
 @click.option("--point", "points", multiple=True, help="dataset weight point to draw too (regions/fit), e.g. W_hat, prop1")
 @click.option("--size", default=None,
               help="figure size in inches, WxH, each in [0.5, 100] (default depends on the figure)")
-@click.option("--dpi", type=click.IntRange(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
+@click.option("--dpi", type=IntIn(10, 1200), default=200, help="resolution, 10..1200 (PNG pixels = size x dpi)")
 @click.option("--title", default=None, help="title (minimality; default: Minimality of weight points)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
@@ -1206,13 +1221,13 @@ def study(files, figure, json_out):
 
 
 @main.command("five-numbers")
-@click.option("--random", "count", type=click.IntRange(0, 10 ** 8), default=20000, help="random sets to test")
-@click.option("--adversarial", type=click.IntRange(0, 10 ** 6), default=None,
+@click.option("--random", "count", type=IntIn(0, 10 ** 8), default=20000, help="random sets to test")
+@click.option("--adversarial", type=IntIn(0, 10 ** 6), default=None,
               help="Nelder-Mead starts maximizing det M/|M|^2 (five numbers only)  [default: 20 with --numbers 5]")
 @click.option("--numbers", type=click.Choice(["5", "6"]), default="5",
               help="numbers per set (with 6 the statement fails for some sets, so the check can find them)")
-@click.option("--dps", type=click.IntRange(15, 1000), default=50, help="mpmath digits (15..1000)")
-@click.option("--seed", type=click.IntRange(0, 2 ** 63 - 1), default=0, help="the random sets' and starts' seed")
+@click.option("--dps", type=IntIn(15, 1000), default=50, help="mpmath digits (15..1000)")
+@click.option("--seed", type=IntIn(0, 2 ** 63 - 1), default=0, help="the random sets' and starts' seed")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines")
 @friendly_errors
 def five_numbers(count, adversarial, numbers, dps, seed, quiet):

@@ -76,6 +76,9 @@ def test_usage_errors_are_one_line_with_exit_2(args, needle):
     (["search", "-N", "6", "-k", "1", "--ones", "3,"], "--ones"),
     (["search", "-N", "6", "-k", "1", "--ones", "\u0663"], "--ones"),
     (["minimality", "-N", "6-8", "-k", "1", "--paper-parent"], "needs 9 in -N"),
+    (["five-numbers", "--random", "1_0"], "is not an integer"),
+    (["five-numbers", "--dps", "\u0662\u0660"], "is not an integer"),
+    (["five-numbers", "--dps", "14"], "is not in the range 15..1000"),
 ])
 def test_numbers_and_lists_are_written_one_way(args, needle):
     """Integers in ASCII decimal digits only (not 1_0 or other scripts' digits, which Python's int()

@@ -44,8 +44,8 @@ def check_count(value, option: str, minimum: int = 1) -> int:
 
 def decimal_int(text) -> int:
     """An integer in ASCII decimal digits with an optional sign ('42', '-3'); ValueError for the other
-    forms Python's int() takes (1_000, Arabic-Indic or full-width digits, surrounding spaces), so that a
-    number is written one way on every option."""
+    forms Python's int() takes (1_000, Arabic-Indic or full-width digits), so that a number is written
+    one way on every option.  Surrounding spaces are the caller's to strip (options strip them)."""
     s = str(text)
     body = s[1:] if s[:1] in ("+", "-") else s
     if not (body.isascii() and body.isdigit()):
