@@ -1213,10 +1213,14 @@ def study(files, figure, json_out):
         if figure is not None and os.path.abspath(figure) == os.path.abspath(json_out):
             _fail(f"--json {json_out} is also the --figure; give two file names")
     data = study_data(paths)
+    if figure is not None:              # drawn first: a reader leaving early (| head) does not lose it
+        saved = figures.save(study_figure(data), figure)
     if json_out != "-":
         click.echo(study_table(data))
-    if figure is not None:
-        click.echo(f"figure: {figures.save(study_figure(data), figure)}")
+        if figure is not None:
+            click.echo(f"figure: {saved}")
+    elif figure is not None:
+        say(f"figure: {saved}")         # stdout holds the JSON alone
     emit_json(json_out, json.dumps(study_json(data), indent=1))
 
 

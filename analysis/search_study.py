@@ -17,47 +17,61 @@ from collections import defaultdict
 
 import numpy as np
 
-from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM, OFF_LINE, off_line
+from badminima.engine.search.run import CERTIFIED, FLOAT_PASSED, NOT_MINIMUM, OFF_LINE, off_line, record_identity
 from badminima.engine.store import StoreError, expand_paths, open_results
 
 
-def _runs(paths) -> list:
-    """The search runs in `paths`, each opened once over all its files: a run's shards count once, and
-    copies of one run (or a shard beside the merged file) are refused (NotMergeable), never counted twice."""
+def _searches(paths) -> list:
+    """The files in `paths` grouped by search: those whose candidates have the same records (the same
+    options but for budget, found-dir and shard), each group a list of opened files."""
     groups: dict = defaultdict(list)
     for path in paths:
-        config = open_results(path).config
-        if config.get("command") != "search" or "points" not in config:
+        res = open_results(path)
+        if res.config.get("command") != "search" or "points" not in res.config:
             raise StoreError(f"{path}: not a search result file (badminima search writes those)")
-        groups[json.dumps(config, sort_keys=True, default=str)].append(path)
-    return [open_results(group) for group in groups.values()]
+        groups[json.dumps(record_identity(res.config), sort_keys=True, default=str)].append(res)
+    return list(groups.values())
 
 
 def study_data(patterns) -> dict:
     """{(N, ones): {"attempts", "critical", "float_candidates", "certified", "lambdas", "off_line",
-    "lambdas_off_line", "strategies"}}."""
+    "lambdas_off_line", "strategies"}}.  Each candidate counts once: files of one search that hold the
+    same candidate (copies, a shard beside its merge, runs of other budgets) are refused."""
     out: dict = defaultdict(lambda: {"attempts": 0, "critical": 0, "float_candidates": 0, "certified": 0,
                                      "lambdas": [], "off_line": 0, "lambdas_off_line": [], "strategies": set()})
-    for res in _runs(expand_paths(patterns)):
-        N = int(res.config["points"])
-        rows = res.cell(res.cells[0], ["verdict", "min_eig", "labels", "points"])
-        ones = rows["labels"].sum(1)
-        ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
-        crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
-        apart = np.zeros(len(crit), bool)
-        apart[crit] = off_line(rows["points"][crit])    # only the critical points need the SVD
-        for k in np.unique(ones):
-            m = ones == k
-            d = out[(N, int(k))]
-            d["attempts"] += int(m.sum())
-            d["critical"] += int((m & crit).sum())
-            d["float_candidates"] += int((m & np.isin(rows["verdict"], FLOAT_PASSED)).sum())
-            d["certified"] += int((m & (rows["verdict"] == CERTIFIED)).sum())
-            d["lambdas"].extend(rows["min_eig"][m & crit].tolist())
-            d["off_line"] += int((m & crit & apart).sum())
-            d["lambdas_off_line"].extend(rows["min_eig"][m & crit & apart].tolist())
-            d["strategies"].add(res.config["strategy"])
+    for group in _searches(expand_paths(patterns)):
+        held: list = []                                 # (file, its candidate indices) of this search
+        for res in group:
+            N = int(res.config["points"])
+            rows = res.cell(res.cells[0], ["index", "verdict", "min_eig", "labels", "points"])
+            for other, idx in held:
+                both = np.intersect1d(idx, rows["index"])
+                if len(both):
+                    raise StoreError(f"{res.files[0]} and {other} both hold candidate {int(both[0])} of one search "
+                                     f"(copies, or runs that overlap): give each candidate once")
+            held.append((res.files[0], rows["index"]))
+            _count(out, N, res.config["strategy"], rows)
     return dict(out)
+
+
+def _count(out: dict, N: int, strategy: str, rows: dict) -> None:
+    """Add one file's candidates to the study's counts, per label split."""
+    ones = rows["labels"].sum(1)
+    ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
+    crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
+    apart = np.zeros(len(crit), bool)
+    apart[crit] = off_line(rows["points"][crit])    # only the critical points need the SVD
+    for k in np.unique(ones):
+        m = ones == k
+        d = out[(N, int(k))]
+        d["attempts"] += int(m.sum())
+        d["critical"] += int((m & crit).sum())
+        d["float_candidates"] += int((m & np.isin(rows["verdict"], FLOAT_PASSED)).sum())
+        d["certified"] += int((m & (rows["verdict"] == CERTIFIED)).sum())
+        d["lambdas"].extend(rows["min_eig"][m & crit].tolist())
+        d["off_line"] += int((m & crit & apart).sum())
+        d["lambdas_off_line"].extend(rows["min_eig"][m & crit & apart].tolist())
+        d["strategies"].add(strategy)
 
 
 def study_table(data: dict) -> str:

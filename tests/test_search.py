@@ -542,17 +542,22 @@ def test_search_study_counts_each_label_split(tmp_path):
     assert r.exit_code == 0, r.output
     assert study_table(data) in r.output and (tmp_path / "s.png").stat().st_size > 0
     assert json.loads((tmp_path / "s.json").read_text()) == json.loads(json.dumps(study_json(data)))
-    r = CliRunner().invoke(main, ["study", str(out), "--json", "-"])
-    assert r.exit_code == 0 and json.loads(r.output) == json.loads(json.dumps(study_json(data)))
+    r = CliRunner().invoke(main, ["study", str(out), "--json", "-", "--figure", str(tmp_path / "j.png")])
+    assert r.exit_code == 0 and json.loads(r.stdout) == json.loads(json.dumps(study_json(data)))
+    assert r.stderr.strip() == f"figure: {tmp_path / 'j.png'}"          # stdout holds the JSON alone
     (tmp_path / "junk.h5").write_text("not HDF5")
     shutil.copy(out, tmp_path / "copy.h5")
     r = CliRunner().invoke(main, ["train", "-n", "4", "--steps", "2", "-o", str(tmp_path / "t.h5"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["search", "-N", "6", "-k", "2", "--ones", "1,2,3", "--seed", "2",
+                                  "-o", str(tmp_path / "k2.h5"), "--found-dir", str(tmp_path / "f2"), "-q"])
     assert r.exit_code == 0, r.output
     before = {p: p.read_bytes() for p in (out, tmp_path / "t.h5")}
     for args, message in (([str(tmp_path / "nothing-*.h5")], "no files match"),
                           ([str(tmp_path / "junk.h5")], "not a readable HDF5 file"),
                           ([str(tmp_path / "t.h5")], "not a search result file"),
-                          ([str(out), str(tmp_path / "copy.h5")], "copies of one run"),
+                          ([str(out), str(tmp_path / "copy.h5")], "both hold candidate 0"),
+                          ([str(out), str(tmp_path / "k2.h5")], "both hold candidate 0"),     # another budget
                           ([str(out), "--json", str(tmp_path / "t.h5")], "HDF5 result file"),
                           ([str(out), "--figure", str(out)], "HDF5 result file"),
                           ([str(out), "--figure", str(tmp_path / "s.txt")], "not supported"),

@@ -628,11 +628,17 @@ def process_candidate(cfg: SearchConfig, X, y, theta, index: int = 0, threads: i
 _UNTAGGED = ("found_dir", "budget", "shard")
 
 
+def record_identity(config: dict) -> dict:
+    """A search's run config without the keys that never change a candidate's record: two searches with
+    the same identity give candidate i the same record."""
+    return {k: v for k, v in config.items() if k not in _UNTAGGED}
+
+
 def export_name(config: dict, index: int) -> str:
     """File name of certified candidate `index` of the search whose run config (``run_config``) is `config`:
     'N8_s0_joint_<tag>_000123.json', the tag a digest of everything that determines the record, so that
     searches with other options never replace each other's files in a shared --found-dir."""
-    tag = config_tag({k: v for k, v in config.items() if k not in _UNTAGGED})
+    tag = config_tag(record_identity(config))
     return f"N{config['points']}_s{config['seed']}_{config['strategy']}_{tag}_{index:06d}.json"
 
 
