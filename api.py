@@ -557,7 +557,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
     """Search for `points`-point datasets with a certified bad local minimum of the 2-2-1 sigmoid network
     (like `badminima search`); returns the search summary (verdict counts, best example, exported files)
     with "results" (the candidates' Results).  `options` takes the other SearchConfig fields."""
-    from badminima.engine.search.run import SearchConfig, check_used, default_path, parse_ones, run_search
+    from badminima.engine.search.run import (SearchConfig, check_used, default_parents, default_path, parse_ones,
+                                             run_search)
     points, budget, seed, threads, found_dir = map(_as_python, (points, budget, seed, threads, found_dir))
     options = {k: _as_python(v) for k, v in options.items()}
     if isinstance(options.get("ones"), str):         # '4,3' as the command line spells it
@@ -569,6 +570,8 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
             options[k] = (options[k],)
     if isinstance(options.get("parents"), (list, tuple)):    # paths as the command line spells them
         options["parents"] = tuple(os.fspath(p) if isinstance(p, os.PathLike) else p for p in options["parents"])
+    if not options.get("parents") and default_parents(strategy, points):     # as on the command line:
+        options["parents"] = default_parents(strategy, points)      # deletion to 9 points from the paper's minimum
     _check_flags(progress=progress, force=force)
     output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)

@@ -1101,14 +1101,14 @@ def search(n_points, budget, seed, strategy, parents, ones, iters, found_dir, po
            strong_delta, kdstar, kconst, output, force, resume, shard, threads, chunk, quiet):
     """Search for N-point datasets with a certified bad (strict, finite, non-global) local minimum of the
     2-2-1 sigmoid network; stream every candidate and its verdict to HDF5, export certified datasets."""
-    from badminima.engine.search.run import (SearchConfig, check_used, default_path as default_search_path,
-                                             format_table, parse_ones, run_search)
+    from badminima.engine.search.run import (SearchConfig, check_used, default_parents,
+                                             default_path as default_search_path, format_table, parse_ones,
+                                             run_search)
     out_file(output, result=True)
     out_dir(found_dir, "--found-dir")
     shard_d, threads = parse_run_options(shard, threads, chunk)
     post_workers = check_threads(post_workers, "--post-workers", minimum=0)
-    if strategy == "delete" and not parents and n_points == 9:
-        parents = ("paper10:W_hat",)
+    parents = parents or default_parents(strategy, n_points)
     splits = parse_ones(ones) if ones is not None else ()
     kw = {k: v for k, v in (("iters", iters), ("bound", bound), ("jitter", jitter)) if v is not None}
     kw.update(badness_overrides(strong_delta, kdstar, kconst))

@@ -265,6 +265,8 @@ def test_numpy_values_paths_force_and_single_names(tmp_path, monkeypatch):
     with pytest.raises(bm.StoreError, match="found-dir"):
         bm.search(6, budget=2, output=str(tmp_path / "s2.h5"), found_dir=str(tmp_path / "s.h5"))
     assert not (tmp_path / "s2.h5").exists() and not (tmp_path / "s2.h5.part").exists()
+    paper = bm.search(9, budget=1, strategy="delete", output=str(tmp_path / "d9.h5"), found_dir=str(tmp_path / "f9"))
+    assert bm.open(paper["path"]).config()["parents"] == ["paper10:W_hat"]     # the command line's default too
     d1 = bm.search(5, budget=2, seed=3)["path"]
     d2 = bm.search(5, budget=3, seed=3)["path"]             # another search: another default file
     assert d1 != d2 and d1.startswith("runs/search/N5-joint-seed3-")
@@ -412,6 +414,8 @@ def test_more_bad_arguments_are_one_line_errors(tmp_path, monkeypatch):
          "must be an integer"),
         (lambda: bm.search(6, budget=2, strategy="refine", parents=None, output="s.h5", found_dir="f"),
          bm.ConfigError, "needs --parents"),            # None: the default, which refine cannot run on
+        (lambda: bm.search(8, budget=2, strategy="delete", output="s.h5", found_dir="f"), bm.ConfigError,
+         "needs --parents"),                            # only deletion to 9 points has a default parent
     ]
     for call, err, needle in calls:
         with pytest.raises(err, match=needle):

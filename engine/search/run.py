@@ -340,6 +340,15 @@ class Parent:
     theta: np.ndarray          # gauge theta
 
 
+PAPER_PARENT = "paper10:W_hat"      # the paper's 10-point minimum (Theorem 1)
+
+
+def default_parents(strategy: str, points: int) -> tuple:
+    """The parents a search takes when none are given: the paper's 10-point minimum for deletion to 9
+    points, none otherwise."""
+    return (PAPER_PARENT,) if strategy == "delete" and points == 9 else ()
+
+
 def parse_ones(text: str) -> tuple:
     """--ones as the command line spells it ('4,3') -> (4, 3)."""
     from badminima.engine.train.config import decimal_int, split_items
@@ -981,7 +990,7 @@ def minimality(points: list[int], budget: int, seed: int = 0, out_dir: str = "ru
             if strat in PARENT_POINTS:
                 cands = _rank_files(found_by_n.get(N + PARENT_POINTS[strat], []))
                 if paper_parent and N == 9 and strat == "delete":
-                    cands.append("paper10:W_hat")
+                    cands.append(PAPER_PARENT)
                 if not cands:
                     continue
                 parents = tuple(cands[:max_parents])
