@@ -1311,7 +1311,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     import os
     from badminima.engine.paper.table1 import (Protocol, SweepGrid, default_path, parse_list, run_shard, run_table1,
                                                sweep_path)
-    from badminima.engine.train.config import check_count
+    from badminima.engine.train.config import check_count, decimal_int, split_items
     out_file(output, result=True)
     out_file(json_out, "--json")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -1336,10 +1336,10 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     if sweep:
         lists = {}
         if sweep_init is not None:
-            lists["inits"] = tuple(t.strip() for t in sweep_init.split(",") if t.strip())
+            lists["inits"] = tuple(split_items(sweep_init, "--sweep-init"))
         for field, text, option, kind in (("gd_lrs", sweep_gd_lr, "--sweep-gd-lr", float),
                                           ("adam_lrs", sweep_adam_lr, "--sweep-adam-lr", float),
-                                          ("budgets", sweep_steps, "--sweep-steps", int)):
+                                          ("budgets", sweep_steps, "--sweep-steps", decimal_int)):
             if text is not None:
                 lists[field] = parse_list(text, option, kind)
         grid = SweepGrid(**lists, seed=seed, dtype=dtype, device=device).validate()

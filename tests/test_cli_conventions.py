@@ -77,6 +77,9 @@ def test_usage_errors_are_one_line_with_exit_2(args, needle):
     (["search", "-N", "6", "-k", "1", "--ones", "\u0663"], "--ones"),
     (["minimality", "-N", "6-8", "-k", "1", "--paper-parent"], "needs 9 in -N"),
     (["five-numbers", "--random", "1_0"], "is not an integer"),
+    (["table1", "-n", "10", "--sweep", "--sweep-init", "normal:1,,glorot"], "has an empty item"),
+    (["table1", "-n", "10", "--sweep", "--sweep-init", "glorot/"], "nothing after the slash"),
+    (["table1", "-n", "10", "--sweep", "--sweep-steps", "1_000"], "--sweep-steps"),
     (["five-numbers", "--dps", "\u0662\u0660"], "is not an integer"),
     (["five-numbers", "--dps", "14"], "is not in the range 15..1000"),
 ])

@@ -119,8 +119,10 @@ def parse_list(text: str, name: str, kind=float) -> tuple:
 
 def parse_init(text: str) -> tuple[str, str]:
     """'glorot/zero' -> ('glorot', 'zero'); 'normal:0.5' -> ('normal:0.5', 'same') (validated)."""
-    law, _, bias = text.strip().partition("/")
-    bias = bias or "same"
+    law, slash, bias = text.strip().partition("/")
+    if slash and not bias.strip():
+        raise ConfigError(f"init {text.strip()!r} has nothing after the slash: write LAW/zero, or the law alone")
+    bias = bias.strip() or "same"
     InitSpec.parse(law, bias)
     return law, bias
 
