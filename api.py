@@ -570,8 +570,9 @@ def search(points: int, *, budget: int = 1000, seed: int = 0, strategy: str = "j
             options[k] = (options[k],)
     if isinstance(options.get("parents"), (list, tuple)):    # paths as the command line spells them
         options["parents"] = tuple(os.fspath(p) if isinstance(p, os.PathLike) else p for p in options["parents"])
-    if not options.get("parents") and default_parents(strategy, points):     # as on the command line:
-        options["parents"] = default_parents(strategy, points)      # deletion to 9 points from the paper's minimum
+    default = default_parents(strategy, points)     # as on the command line: deletion to 9 points from the
+    if not options.get("parents") and default:      # paper's minimum
+        options["parents"] = default
     _check_flags(progress=progress, force=force)
     output = _check_run_args(output, threads)
     _known_options(SearchConfig, options, "search", search)

@@ -59,8 +59,7 @@ def _count(out: dict, N: int, strategy: str, rows: dict) -> None:
     ones = rows["labels"].sum(1)
     ones = np.minimum(ones, N - ones)               # the label flip is a symmetry
     crit = (rows["verdict"] == NOT_MINIMUM) | np.isin(rows["verdict"], FLOAT_PASSED)
-    apart = np.zeros(len(crit), bool)
-    apart[crit] = off_line(rows["points"][crit])    # only the critical points need the SVD
+    apart = off_line(rows["points"], among=crit)
     for k in np.unique(ones):
         m = ones == k
         d = out[(N, int(k))]

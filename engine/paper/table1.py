@@ -106,10 +106,9 @@ def as_dict(obj) -> dict:
 
 def parse_list(text: str, name: str, kind=float) -> tuple:
     """'0.1,0.5' -> (0.1, 0.5); ConfigError naming the option otherwise."""
+    items = split_items(text, name)
     try:
-        vals = tuple(kind(v) for v in split_items(text, name))
-    except ConfigError:
-        raise
+        vals = tuple(kind(v) for v in items)
     except ValueError:
         raise ConfigError(f"{name} must be a comma-separated list of numbers, got {text!r}") from None
     if not vals or not all(v > 0 and math.isfinite(v) for v in vals):

@@ -408,7 +408,7 @@ def load_parent(spec: str) -> Parent:
     if not point:
         point = next((p for p in ("minimum", "W_hat") if p in ds.points), next(iter(ds.points)))
     if point not in ds.points:
-        raise DataError(f"{spec}: no weight point {point!r} (points: {', '.join(ds.points) or 'none'})")
+        raise DataError(f"{spec}: no weight point {point!r} (points: {', '.join(ds.points)})")
     pt = ds.points[point]
     if pt.hidden != 2 or pt.activation != "sigmoid":
         raise DataError(f"{spec}: point {point!r} is not a 2-2-1 sigmoid network")
@@ -883,9 +883,14 @@ def verdict_counts(codes: np.ndarray) -> dict[str, int]:
 OFF_LINE = 0.05
 
 
-def off_line(points: np.ndarray) -> np.ndarray:
+def off_line(points: np.ndarray, among: np.ndarray | None = None) -> np.ndarray:
     """Per row of flattened 2-D data (x_00, x_01, x_10, ...): whether it lies off a line (OFF_LINE); a
-    row with a non-finite number (a candidate that diverged) does not."""
+    row with a non-finite number (a candidate that diverged) does not.  among: a mask of the rows to
+    look at (the SVD runs on those alone); the others are False."""
+    if among is not None:
+        out = np.zeros(len(points), bool)
+        out[among] = off_line(points[among])
+        return out
     X = points.reshape(len(points), points.shape[1] // 2, 2)
     finite = np.isfinite(X).all(axis=(1, 2))
     X = np.where(finite[:, None, None], X, 0.0)
@@ -905,8 +910,7 @@ def summarize(paths) -> dict:
     v = rows["verdict"]
     cert = v == CERTIFIED
     nm = v == NOT_MINIMUM
-    nm_off = nm.copy()
-    nm_off[nm] = off_line(rows["points"][nm])       # only the critical points need the SVD
+    nm_off = off_line(rows["points"], among=nm)
     out = {"points": cfg_d["points"], "strategy": cfg_d["strategy"], "seed": cfg_d["seed"],
            "attempts": int(len(v)), "float_candidates": int(np.isin(v, FLOAT_PASSED).sum()),
            "certified": int(cert.sum()), "strong": int((cert & (rows["tier"] == STRONG)).sum()),

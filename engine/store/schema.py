@@ -209,7 +209,7 @@ def parse_shard(text: str) -> dict:
     from badminima.engine.train.config import decimal_int
     shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
     try:
-        if len(str(text)) > 41 or not str(text).isascii():     # two 64-bit numbers and the slash
+        if len(str(text)) > 41:                 # two 64-bit numbers and the slash (decimal_int: ASCII digits)
             raise ValueError
         i, n = (decimal_int(s) for s in str(text).split("/"))
     except ValueError:
