@@ -126,12 +126,11 @@ def test_links_between_the_docs_resolve():
 
 
 def test_every_option_the_docs_name_exists():
-    """Each `--option` written in the docs' prose is an option of some badminima command, benchmark or
-    analysis script run with `python -m` (a renamed or invented one, like `--dir` for `--out-dir`, fails
-    here)."""
+    """Each `--option` written in the docs' prose is an option of some badminima command or benchmark
+    (a renamed or invented one, like `--dir` for `--out-dir`, fails here)."""
     known = {"--help"} | _options(main) | {o for c in main.commands.values() for o in _options(c)}
-    for script in (*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "analysis").glob("*.py")):
-        known |= set(re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", script.read_text()))
+    for bench in (ROOT / "benchmarks").glob("*.py"):
+        known |= set(re.findall(r"add_argument\(\s*\"(--[a-z0-9-]+)\"", bench.read_text()))
     unknown = set()
     for path in DOC_PAGES:
         text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
