@@ -14,6 +14,15 @@ A0, V0, CONV, ROWS, LANES = 0, 45, 126, 127, 64
 
 
 @njit
+def _pair(st, i, j, c, s):
+    """Rotate the pair (st[i], st[j]) by (c, s)."""
+    a = st[i]
+    b = st[j]
+    st[i] = c * a - s * b
+    st[j] = s * a + c * b
+
+
+@njit
 def sweep(st):
     """Rotate every (p, q), p < q, once in every lane whose CONV row is 0."""
     for l in range(LANES):
@@ -29,70 +38,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[128 + l] = aqq + t * apq
         st[64 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[256 + l]
-        st[192 + l] = c * a - s * b
-        st[256 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[448 + l]
-        st[384 + l] = c * a - s * b
-        st[448 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[704 + l]
-        st[640 + l] = c * a - s * b
-        st[704 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[1024 + l]
-        st[960 + l] = c * a - s * b
-        st[1024 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[1408 + l]
-        st[1344 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[1856 + l]
-        st[1792 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2368 + l]
-        st[2304 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[2944 + l]
-        st[2880 + l] = c * a - s * b
-        st[2944 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3520 + l]
-        st[3456 + l] = c * a - s * b
-        st[3520 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4096 + l]
-        st[4032 + l] = c * a - s * b
-        st[4096 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4672 + l]
-        st[4608 + l] = c * a - s * b
-        st[4672 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5248 + l]
-        st[5184 + l] = c * a - s * b
-        st[5248 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[5824 + l]
-        st[5760 + l] = c * a - s * b
-        st[5824 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6400 + l]
-        st[6336 + l] = c * a - s * b
-        st[6400 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[6976 + l]
-        st[6912 + l] = c * a - s * b
-        st[6976 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7552 + l]
-        st[7488 + l] = c * a - s * b
-        st[7552 + l] = s * a + c * b
+        _pair(st, 192 + l, 256 + l, c, s)
+        _pair(st, 384 + l, 448 + l, c, s)
+        _pair(st, 640 + l, 704 + l, c, s)
+        _pair(st, 960 + l, 1024 + l, c, s)
+        _pair(st, 1344 + l, 1408 + l, c, s)
+        _pair(st, 1792 + l, 1856 + l, c, s)
+        _pair(st, 2304 + l, 2368 + l, c, s)
+        _pair(st, 2880 + l, 2944 + l, c, s)
+        _pair(st, 3456 + l, 3520 + l, c, s)
+        _pair(st, 4032 + l, 4096 + l, c, s)
+        _pair(st, 4608 + l, 4672 + l, c, s)
+        _pair(st, 5184 + l, 5248 + l, c, s)
+        _pair(st, 5760 + l, 5824 + l, c, s)
+        _pair(st, 6336 + l, 6400 + l, c, s)
+        _pair(st, 6912 + l, 6976 + l, c, s)
+        _pair(st, 7488 + l, 7552 + l, c, s)
     for l in range(LANES):
         apq = st[192 + l]
         app = st[0 + l]
@@ -106,70 +67,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[320 + l] = aqq + t * apq
         st[192 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[256 + l]
-        st[64 + l] = c * a - s * b
-        st[256 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[512 + l]
-        st[384 + l] = c * a - s * b
-        st[512 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[768 + l]
-        st[640 + l] = c * a - s * b
-        st[768 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[1088 + l]
-        st[960 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[1472 + l]
-        st[1344 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[1920 + l]
-        st[1792 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2432 + l]
-        st[2304 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3008 + l]
-        st[2880 + l] = c * a - s * b
-        st[3008 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3584 + l]
-        st[3456 + l] = c * a - s * b
-        st[3584 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4160 + l]
-        st[4032 + l] = c * a - s * b
-        st[4160 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4736 + l]
-        st[4608 + l] = c * a - s * b
-        st[4736 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5312 + l]
-        st[5184 + l] = c * a - s * b
-        st[5312 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[5888 + l]
-        st[5760 + l] = c * a - s * b
-        st[5888 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6464 + l]
-        st[6336 + l] = c * a - s * b
-        st[6464 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7040 + l]
-        st[6912 + l] = c * a - s * b
-        st[7040 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7616 + l]
-        st[7488 + l] = c * a - s * b
-        st[7616 + l] = s * a + c * b
+        _pair(st, 64 + l, 256 + l, c, s)
+        _pair(st, 384 + l, 512 + l, c, s)
+        _pair(st, 640 + l, 768 + l, c, s)
+        _pair(st, 960 + l, 1088 + l, c, s)
+        _pair(st, 1344 + l, 1472 + l, c, s)
+        _pair(st, 1792 + l, 1920 + l, c, s)
+        _pair(st, 2304 + l, 2432 + l, c, s)
+        _pair(st, 2880 + l, 3008 + l, c, s)
+        _pair(st, 3456 + l, 3584 + l, c, s)
+        _pair(st, 4032 + l, 4160 + l, c, s)
+        _pair(st, 4608 + l, 4736 + l, c, s)
+        _pair(st, 5184 + l, 5312 + l, c, s)
+        _pair(st, 5760 + l, 5888 + l, c, s)
+        _pair(st, 6336 + l, 6464 + l, c, s)
+        _pair(st, 6912 + l, 7040 + l, c, s)
+        _pair(st, 7488 + l, 7616 + l, c, s)
     for l in range(LANES):
         apq = st[384 + l]
         app = st[0 + l]
@@ -183,70 +96,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[576 + l] = aqq + t * apq
         st[384 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[448 + l]
-        st[64 + l] = c * a - s * b
-        st[448 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[512 + l]
-        st[192 + l] = c * a - s * b
-        st[512 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[832 + l]
-        st[640 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[1152 + l]
-        st[960 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[1536 + l]
-        st[1344 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[1984 + l]
-        st[1792 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2496 + l]
-        st[2304 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3072 + l]
-        st[2880 + l] = c * a - s * b
-        st[3072 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3648 + l]
-        st[3456 + l] = c * a - s * b
-        st[3648 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4224 + l]
-        st[4032 + l] = c * a - s * b
-        st[4224 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4800 + l]
-        st[4608 + l] = c * a - s * b
-        st[4800 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5376 + l]
-        st[5184 + l] = c * a - s * b
-        st[5376 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[5952 + l]
-        st[5760 + l] = c * a - s * b
-        st[5952 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6528 + l]
-        st[6336 + l] = c * a - s * b
-        st[6528 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7104 + l]
-        st[6912 + l] = c * a - s * b
-        st[7104 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7680 + l]
-        st[7488 + l] = c * a - s * b
-        st[7680 + l] = s * a + c * b
+        _pair(st, 64 + l, 448 + l, c, s)
+        _pair(st, 192 + l, 512 + l, c, s)
+        _pair(st, 640 + l, 832 + l, c, s)
+        _pair(st, 960 + l, 1152 + l, c, s)
+        _pair(st, 1344 + l, 1536 + l, c, s)
+        _pair(st, 1792 + l, 1984 + l, c, s)
+        _pair(st, 2304 + l, 2496 + l, c, s)
+        _pair(st, 2880 + l, 3072 + l, c, s)
+        _pair(st, 3456 + l, 3648 + l, c, s)
+        _pair(st, 4032 + l, 4224 + l, c, s)
+        _pair(st, 4608 + l, 4800 + l, c, s)
+        _pair(st, 5184 + l, 5376 + l, c, s)
+        _pair(st, 5760 + l, 5952 + l, c, s)
+        _pair(st, 6336 + l, 6528 + l, c, s)
+        _pair(st, 6912 + l, 7104 + l, c, s)
+        _pair(st, 7488 + l, 7680 + l, c, s)
     for l in range(LANES):
         apq = st[640 + l]
         app = st[0 + l]
@@ -260,70 +125,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[896 + l] = aqq + t * apq
         st[640 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[704 + l]
-        st[64 + l] = c * a - s * b
-        st[704 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[768 + l]
-        st[192 + l] = c * a - s * b
-        st[768 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[832 + l]
-        st[384 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[1216 + l]
-        st[960 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[1600 + l]
-        st[1344 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[2048 + l]
-        st[1792 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2560 + l]
-        st[2304 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3136 + l]
-        st[2880 + l] = c * a - s * b
-        st[3136 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3712 + l]
-        st[3456 + l] = c * a - s * b
-        st[3712 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4288 + l]
-        st[4032 + l] = c * a - s * b
-        st[4288 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4864 + l]
-        st[4608 + l] = c * a - s * b
-        st[4864 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5440 + l]
-        st[5184 + l] = c * a - s * b
-        st[5440 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[6016 + l]
-        st[5760 + l] = c * a - s * b
-        st[6016 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6592 + l]
-        st[6336 + l] = c * a - s * b
-        st[6592 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7168 + l]
-        st[6912 + l] = c * a - s * b
-        st[7168 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7744 + l]
-        st[7488 + l] = c * a - s * b
-        st[7744 + l] = s * a + c * b
+        _pair(st, 64 + l, 704 + l, c, s)
+        _pair(st, 192 + l, 768 + l, c, s)
+        _pair(st, 384 + l, 832 + l, c, s)
+        _pair(st, 960 + l, 1216 + l, c, s)
+        _pair(st, 1344 + l, 1600 + l, c, s)
+        _pair(st, 1792 + l, 2048 + l, c, s)
+        _pair(st, 2304 + l, 2560 + l, c, s)
+        _pair(st, 2880 + l, 3136 + l, c, s)
+        _pair(st, 3456 + l, 3712 + l, c, s)
+        _pair(st, 4032 + l, 4288 + l, c, s)
+        _pair(st, 4608 + l, 4864 + l, c, s)
+        _pair(st, 5184 + l, 5440 + l, c, s)
+        _pair(st, 5760 + l, 6016 + l, c, s)
+        _pair(st, 6336 + l, 6592 + l, c, s)
+        _pair(st, 6912 + l, 7168 + l, c, s)
+        _pair(st, 7488 + l, 7744 + l, c, s)
     for l in range(LANES):
         apq = st[960 + l]
         app = st[0 + l]
@@ -337,70 +154,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[1280 + l] = aqq + t * apq
         st[960 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[1024 + l]
-        st[64 + l] = c * a - s * b
-        st[1024 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[1088 + l]
-        st[192 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[1152 + l]
-        st[384 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[1216 + l]
-        st[640 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[1664 + l]
-        st[1344 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[2112 + l]
-        st[1792 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2624 + l]
-        st[2304 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3200 + l]
-        st[2880 + l] = c * a - s * b
-        st[3200 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3776 + l]
-        st[3456 + l] = c * a - s * b
-        st[3776 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4352 + l]
-        st[4032 + l] = c * a - s * b
-        st[4352 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4928 + l]
-        st[4608 + l] = c * a - s * b
-        st[4928 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5504 + l]
-        st[5184 + l] = c * a - s * b
-        st[5504 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[6080 + l]
-        st[5760 + l] = c * a - s * b
-        st[6080 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6656 + l]
-        st[6336 + l] = c * a - s * b
-        st[6656 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7232 + l]
-        st[6912 + l] = c * a - s * b
-        st[7232 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7808 + l]
-        st[7488 + l] = c * a - s * b
-        st[7808 + l] = s * a + c * b
+        _pair(st, 64 + l, 1024 + l, c, s)
+        _pair(st, 192 + l, 1088 + l, c, s)
+        _pair(st, 384 + l, 1152 + l, c, s)
+        _pair(st, 640 + l, 1216 + l, c, s)
+        _pair(st, 1344 + l, 1664 + l, c, s)
+        _pair(st, 1792 + l, 2112 + l, c, s)
+        _pair(st, 2304 + l, 2624 + l, c, s)
+        _pair(st, 2880 + l, 3200 + l, c, s)
+        _pair(st, 3456 + l, 3776 + l, c, s)
+        _pair(st, 4032 + l, 4352 + l, c, s)
+        _pair(st, 4608 + l, 4928 + l, c, s)
+        _pair(st, 5184 + l, 5504 + l, c, s)
+        _pair(st, 5760 + l, 6080 + l, c, s)
+        _pair(st, 6336 + l, 6656 + l, c, s)
+        _pair(st, 6912 + l, 7232 + l, c, s)
+        _pair(st, 7488 + l, 7808 + l, c, s)
     for l in range(LANES):
         apq = st[1344 + l]
         app = st[0 + l]
@@ -414,70 +183,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1344 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[1408 + l]
-        st[64 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[1472 + l]
-        st[192 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[1536 + l]
-        st[384 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[1600 + l]
-        st[640 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[1664 + l]
-        st[960 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[2176 + l]
-        st[1792 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2688 + l]
-        st[2304 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3264 + l]
-        st[2880 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3840 + l]
-        st[3456 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4416 + l]
-        st[4032 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[4992 + l]
-        st[4608 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5568 + l]
-        st[5184 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[6144 + l]
-        st[5760 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6720 + l]
-        st[6336 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7296 + l]
-        st[6912 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7872 + l]
-        st[7488 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 64 + l, 1408 + l, c, s)
+        _pair(st, 192 + l, 1472 + l, c, s)
+        _pair(st, 384 + l, 1536 + l, c, s)
+        _pair(st, 640 + l, 1600 + l, c, s)
+        _pair(st, 960 + l, 1664 + l, c, s)
+        _pair(st, 1792 + l, 2176 + l, c, s)
+        _pair(st, 2304 + l, 2688 + l, c, s)
+        _pair(st, 2880 + l, 3264 + l, c, s)
+        _pair(st, 3456 + l, 3840 + l, c, s)
+        _pair(st, 4032 + l, 4416 + l, c, s)
+        _pair(st, 4608 + l, 4992 + l, c, s)
+        _pair(st, 5184 + l, 5568 + l, c, s)
+        _pair(st, 5760 + l, 6144 + l, c, s)
+        _pair(st, 6336 + l, 6720 + l, c, s)
+        _pair(st, 6912 + l, 7296 + l, c, s)
+        _pair(st, 7488 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[1792 + l]
         app = st[0 + l]
@@ -491,70 +212,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[1792 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[1856 + l]
-        st[64 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[1920 + l]
-        st[192 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[1984 + l]
-        st[384 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[2048 + l]
-        st[640 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[2112 + l]
-        st[960 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[2176 + l]
-        st[1344 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2304 + l]
-        b = st[2752 + l]
-        st[2304 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3328 + l]
-        st[2880 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3904 + l]
-        st[3456 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4480 + l]
-        st[4032 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[5056 + l]
-        st[4608 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5632 + l]
-        st[5184 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[6208 + l]
-        st[5760 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6784 + l]
-        st[6336 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7360 + l]
-        st[6912 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[7936 + l]
-        st[7488 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 64 + l, 1856 + l, c, s)
+        _pair(st, 192 + l, 1920 + l, c, s)
+        _pair(st, 384 + l, 1984 + l, c, s)
+        _pair(st, 640 + l, 2048 + l, c, s)
+        _pair(st, 960 + l, 2112 + l, c, s)
+        _pair(st, 1344 + l, 2176 + l, c, s)
+        _pair(st, 2304 + l, 2752 + l, c, s)
+        _pair(st, 2880 + l, 3328 + l, c, s)
+        _pair(st, 3456 + l, 3904 + l, c, s)
+        _pair(st, 4032 + l, 4480 + l, c, s)
+        _pair(st, 4608 + l, 5056 + l, c, s)
+        _pair(st, 5184 + l, 5632 + l, c, s)
+        _pair(st, 5760 + l, 6208 + l, c, s)
+        _pair(st, 6336 + l, 6784 + l, c, s)
+        _pair(st, 6912 + l, 7360 + l, c, s)
+        _pair(st, 7488 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2304 + l]
         app = st[0 + l]
@@ -568,70 +241,22 @@ def sweep(st):
         st[0 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2304 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[2368 + l]
-        st[64 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[192 + l]
-        b = st[2432 + l]
-        st[192 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[384 + l]
-        b = st[2496 + l]
-        st[384 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[640 + l]
-        b = st[2560 + l]
-        st[640 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[960 + l]
-        b = st[2624 + l]
-        st[960 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[1344 + l]
-        b = st[2688 + l]
-        st[1344 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[1792 + l]
-        b = st[2752 + l]
-        st[1792 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[2880 + l]
-        b = st[3392 + l]
-        st[2880 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3456 + l]
-        b = st[3968 + l]
-        st[3456 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4032 + l]
-        b = st[4544 + l]
-        st[4032 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4608 + l]
-        b = st[5120 + l]
-        st[4608 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5184 + l]
-        b = st[5696 + l]
-        st[5184 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[5760 + l]
-        b = st[6272 + l]
-        st[5760 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6336 + l]
-        b = st[6848 + l]
-        st[6336 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[6912 + l]
-        b = st[7424 + l]
-        st[6912 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7488 + l]
-        b = st[8000 + l]
-        st[7488 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 64 + l, 2368 + l, c, s)
+        _pair(st, 192 + l, 2432 + l, c, s)
+        _pair(st, 384 + l, 2496 + l, c, s)
+        _pair(st, 640 + l, 2560 + l, c, s)
+        _pair(st, 960 + l, 2624 + l, c, s)
+        _pair(st, 1344 + l, 2688 + l, c, s)
+        _pair(st, 1792 + l, 2752 + l, c, s)
+        _pair(st, 2880 + l, 3392 + l, c, s)
+        _pair(st, 3456 + l, 3968 + l, c, s)
+        _pair(st, 4032 + l, 4544 + l, c, s)
+        _pair(st, 4608 + l, 5120 + l, c, s)
+        _pair(st, 5184 + l, 5696 + l, c, s)
+        _pair(st, 5760 + l, 6272 + l, c, s)
+        _pair(st, 6336 + l, 6848 + l, c, s)
+        _pair(st, 6912 + l, 7424 + l, c, s)
+        _pair(st, 7488 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[256 + l]
         app = st[128 + l]
@@ -645,70 +270,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[320 + l] = aqq + t * apq
         st[256 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[192 + l]
-        st[64 + l] = c * a - s * b
-        st[192 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[512 + l]
-        st[448 + l] = c * a - s * b
-        st[512 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[768 + l]
-        st[704 + l] = c * a - s * b
-        st[768 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1088 + l]
-        st[1024 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[1472 + l]
-        st[1408 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[1920 + l]
-        st[1856 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2432 + l]
-        st[2368 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3008 + l]
-        st[2944 + l] = c * a - s * b
-        st[3008 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3584 + l]
-        st[3520 + l] = c * a - s * b
-        st[3584 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4160 + l]
-        st[4096 + l] = c * a - s * b
-        st[4160 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[4736 + l]
-        st[4672 + l] = c * a - s * b
-        st[4736 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5312 + l]
-        st[5248 + l] = c * a - s * b
-        st[5312 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[5888 + l]
-        st[5824 + l] = c * a - s * b
-        st[5888 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6464 + l]
-        st[6400 + l] = c * a - s * b
-        st[6464 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7040 + l]
-        st[6976 + l] = c * a - s * b
-        st[7040 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7616 + l]
-        st[7552 + l] = c * a - s * b
-        st[7616 + l] = s * a + c * b
+        _pair(st, 64 + l, 192 + l, c, s)
+        _pair(st, 448 + l, 512 + l, c, s)
+        _pair(st, 704 + l, 768 + l, c, s)
+        _pair(st, 1024 + l, 1088 + l, c, s)
+        _pair(st, 1408 + l, 1472 + l, c, s)
+        _pair(st, 1856 + l, 1920 + l, c, s)
+        _pair(st, 2368 + l, 2432 + l, c, s)
+        _pair(st, 2944 + l, 3008 + l, c, s)
+        _pair(st, 3520 + l, 3584 + l, c, s)
+        _pair(st, 4096 + l, 4160 + l, c, s)
+        _pair(st, 4672 + l, 4736 + l, c, s)
+        _pair(st, 5248 + l, 5312 + l, c, s)
+        _pair(st, 5824 + l, 5888 + l, c, s)
+        _pair(st, 6400 + l, 6464 + l, c, s)
+        _pair(st, 6976 + l, 7040 + l, c, s)
+        _pair(st, 7552 + l, 7616 + l, c, s)
     for l in range(LANES):
         apq = st[448 + l]
         app = st[128 + l]
@@ -722,70 +299,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[576 + l] = aqq + t * apq
         st[448 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[384 + l]
-        st[64 + l] = c * a - s * b
-        st[384 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[512 + l]
-        st[256 + l] = c * a - s * b
-        st[512 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[832 + l]
-        st[704 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1152 + l]
-        st[1024 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[1536 + l]
-        st[1408 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[1984 + l]
-        st[1856 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2496 + l]
-        st[2368 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3072 + l]
-        st[2944 + l] = c * a - s * b
-        st[3072 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3648 + l]
-        st[3520 + l] = c * a - s * b
-        st[3648 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4224 + l]
-        st[4096 + l] = c * a - s * b
-        st[4224 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[4800 + l]
-        st[4672 + l] = c * a - s * b
-        st[4800 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5376 + l]
-        st[5248 + l] = c * a - s * b
-        st[5376 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[5952 + l]
-        st[5824 + l] = c * a - s * b
-        st[5952 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6528 + l]
-        st[6400 + l] = c * a - s * b
-        st[6528 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7104 + l]
-        st[6976 + l] = c * a - s * b
-        st[7104 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7680 + l]
-        st[7552 + l] = c * a - s * b
-        st[7680 + l] = s * a + c * b
+        _pair(st, 64 + l, 384 + l, c, s)
+        _pair(st, 256 + l, 512 + l, c, s)
+        _pair(st, 704 + l, 832 + l, c, s)
+        _pair(st, 1024 + l, 1152 + l, c, s)
+        _pair(st, 1408 + l, 1536 + l, c, s)
+        _pair(st, 1856 + l, 1984 + l, c, s)
+        _pair(st, 2368 + l, 2496 + l, c, s)
+        _pair(st, 2944 + l, 3072 + l, c, s)
+        _pair(st, 3520 + l, 3648 + l, c, s)
+        _pair(st, 4096 + l, 4224 + l, c, s)
+        _pair(st, 4672 + l, 4800 + l, c, s)
+        _pair(st, 5248 + l, 5376 + l, c, s)
+        _pair(st, 5824 + l, 5952 + l, c, s)
+        _pair(st, 6400 + l, 6528 + l, c, s)
+        _pair(st, 6976 + l, 7104 + l, c, s)
+        _pair(st, 7552 + l, 7680 + l, c, s)
     for l in range(LANES):
         apq = st[704 + l]
         app = st[128 + l]
@@ -799,70 +328,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[896 + l] = aqq + t * apq
         st[704 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[640 + l]
-        st[64 + l] = c * a - s * b
-        st[640 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[768 + l]
-        st[256 + l] = c * a - s * b
-        st[768 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[832 + l]
-        st[448 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1216 + l]
-        st[1024 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[1600 + l]
-        st[1408 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[2048 + l]
-        st[1856 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2560 + l]
-        st[2368 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3136 + l]
-        st[2944 + l] = c * a - s * b
-        st[3136 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3712 + l]
-        st[3520 + l] = c * a - s * b
-        st[3712 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4288 + l]
-        st[4096 + l] = c * a - s * b
-        st[4288 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[4864 + l]
-        st[4672 + l] = c * a - s * b
-        st[4864 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5440 + l]
-        st[5248 + l] = c * a - s * b
-        st[5440 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[6016 + l]
-        st[5824 + l] = c * a - s * b
-        st[6016 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6592 + l]
-        st[6400 + l] = c * a - s * b
-        st[6592 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7168 + l]
-        st[6976 + l] = c * a - s * b
-        st[7168 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7744 + l]
-        st[7552 + l] = c * a - s * b
-        st[7744 + l] = s * a + c * b
+        _pair(st, 64 + l, 640 + l, c, s)
+        _pair(st, 256 + l, 768 + l, c, s)
+        _pair(st, 448 + l, 832 + l, c, s)
+        _pair(st, 1024 + l, 1216 + l, c, s)
+        _pair(st, 1408 + l, 1600 + l, c, s)
+        _pair(st, 1856 + l, 2048 + l, c, s)
+        _pair(st, 2368 + l, 2560 + l, c, s)
+        _pair(st, 2944 + l, 3136 + l, c, s)
+        _pair(st, 3520 + l, 3712 + l, c, s)
+        _pair(st, 4096 + l, 4288 + l, c, s)
+        _pair(st, 4672 + l, 4864 + l, c, s)
+        _pair(st, 5248 + l, 5440 + l, c, s)
+        _pair(st, 5824 + l, 6016 + l, c, s)
+        _pair(st, 6400 + l, 6592 + l, c, s)
+        _pair(st, 6976 + l, 7168 + l, c, s)
+        _pair(st, 7552 + l, 7744 + l, c, s)
     for l in range(LANES):
         apq = st[1024 + l]
         app = st[128 + l]
@@ -876,70 +357,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[1280 + l] = aqq + t * apq
         st[1024 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[960 + l]
-        st[64 + l] = c * a - s * b
-        st[960 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1088 + l]
-        st[256 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1152 + l]
-        st[448 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[1216 + l]
-        st[704 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[1664 + l]
-        st[1408 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[2112 + l]
-        st[1856 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2624 + l]
-        st[2368 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3200 + l]
-        st[2944 + l] = c * a - s * b
-        st[3200 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3776 + l]
-        st[3520 + l] = c * a - s * b
-        st[3776 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4352 + l]
-        st[4096 + l] = c * a - s * b
-        st[4352 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[4928 + l]
-        st[4672 + l] = c * a - s * b
-        st[4928 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5504 + l]
-        st[5248 + l] = c * a - s * b
-        st[5504 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[6080 + l]
-        st[5824 + l] = c * a - s * b
-        st[6080 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6656 + l]
-        st[6400 + l] = c * a - s * b
-        st[6656 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7232 + l]
-        st[6976 + l] = c * a - s * b
-        st[7232 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7808 + l]
-        st[7552 + l] = c * a - s * b
-        st[7808 + l] = s * a + c * b
+        _pair(st, 64 + l, 960 + l, c, s)
+        _pair(st, 256 + l, 1088 + l, c, s)
+        _pair(st, 448 + l, 1152 + l, c, s)
+        _pair(st, 704 + l, 1216 + l, c, s)
+        _pair(st, 1408 + l, 1664 + l, c, s)
+        _pair(st, 1856 + l, 2112 + l, c, s)
+        _pair(st, 2368 + l, 2624 + l, c, s)
+        _pair(st, 2944 + l, 3200 + l, c, s)
+        _pair(st, 3520 + l, 3776 + l, c, s)
+        _pair(st, 4096 + l, 4352 + l, c, s)
+        _pair(st, 4672 + l, 4928 + l, c, s)
+        _pair(st, 5248 + l, 5504 + l, c, s)
+        _pair(st, 5824 + l, 6080 + l, c, s)
+        _pair(st, 6400 + l, 6656 + l, c, s)
+        _pair(st, 6976 + l, 7232 + l, c, s)
+        _pair(st, 7552 + l, 7808 + l, c, s)
     for l in range(LANES):
         apq = st[1408 + l]
         app = st[128 + l]
@@ -953,70 +386,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1408 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[1344 + l]
-        st[64 + l] = c * a - s * b
-        st[1344 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1472 + l]
-        st[256 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1536 + l]
-        st[448 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[1600 + l]
-        st[704 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1664 + l]
-        st[1024 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[2176 + l]
-        st[1856 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2688 + l]
-        st[2368 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3264 + l]
-        st[2944 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3840 + l]
-        st[3520 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4416 + l]
-        st[4096 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[4992 + l]
-        st[4672 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5568 + l]
-        st[5248 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[6144 + l]
-        st[5824 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6720 + l]
-        st[6400 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7296 + l]
-        st[6976 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7872 + l]
-        st[7552 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 64 + l, 1344 + l, c, s)
+        _pair(st, 256 + l, 1472 + l, c, s)
+        _pair(st, 448 + l, 1536 + l, c, s)
+        _pair(st, 704 + l, 1600 + l, c, s)
+        _pair(st, 1024 + l, 1664 + l, c, s)
+        _pair(st, 1856 + l, 2176 + l, c, s)
+        _pair(st, 2368 + l, 2688 + l, c, s)
+        _pair(st, 2944 + l, 3264 + l, c, s)
+        _pair(st, 3520 + l, 3840 + l, c, s)
+        _pair(st, 4096 + l, 4416 + l, c, s)
+        _pair(st, 4672 + l, 4992 + l, c, s)
+        _pair(st, 5248 + l, 5568 + l, c, s)
+        _pair(st, 5824 + l, 6144 + l, c, s)
+        _pair(st, 6400 + l, 6720 + l, c, s)
+        _pair(st, 6976 + l, 7296 + l, c, s)
+        _pair(st, 7552 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[1856 + l]
         app = st[128 + l]
@@ -1030,70 +415,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[1856 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[1792 + l]
-        st[64 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1920 + l]
-        st[256 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1984 + l]
-        st[448 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[2048 + l]
-        st[704 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[2112 + l]
-        st[1024 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[2176 + l]
-        st[1408 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2368 + l]
-        b = st[2752 + l]
-        st[2368 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3328 + l]
-        st[2944 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3904 + l]
-        st[3520 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4480 + l]
-        st[4096 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[5056 + l]
-        st[4672 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5632 + l]
-        st[5248 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[6208 + l]
-        st[5824 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6784 + l]
-        st[6400 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7360 + l]
-        st[6976 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[7936 + l]
-        st[7552 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 64 + l, 1792 + l, c, s)
+        _pair(st, 256 + l, 1920 + l, c, s)
+        _pair(st, 448 + l, 1984 + l, c, s)
+        _pair(st, 704 + l, 2048 + l, c, s)
+        _pair(st, 1024 + l, 2112 + l, c, s)
+        _pair(st, 1408 + l, 2176 + l, c, s)
+        _pair(st, 2368 + l, 2752 + l, c, s)
+        _pair(st, 2944 + l, 3328 + l, c, s)
+        _pair(st, 3520 + l, 3904 + l, c, s)
+        _pair(st, 4096 + l, 4480 + l, c, s)
+        _pair(st, 4672 + l, 5056 + l, c, s)
+        _pair(st, 5248 + l, 5632 + l, c, s)
+        _pair(st, 5824 + l, 6208 + l, c, s)
+        _pair(st, 6400 + l, 6784 + l, c, s)
+        _pair(st, 6976 + l, 7360 + l, c, s)
+        _pair(st, 7552 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2368 + l]
         app = st[128 + l]
@@ -1107,70 +444,22 @@ def sweep(st):
         st[128 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2368 + l] = select(rot, 0.0, apq)
-        a = st[64 + l]
-        b = st[2304 + l]
-        st[64 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[2432 + l]
-        st[256 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[2496 + l]
-        st[448 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[2560 + l]
-        st[704 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[2624 + l]
-        st[1024 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[2688 + l]
-        st[1408 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[2752 + l]
-        st[1856 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[2944 + l]
-        b = st[3392 + l]
-        st[2944 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3520 + l]
-        b = st[3968 + l]
-        st[3520 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4096 + l]
-        b = st[4544 + l]
-        st[4096 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4672 + l]
-        b = st[5120 + l]
-        st[4672 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5248 + l]
-        b = st[5696 + l]
-        st[5248 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[5824 + l]
-        b = st[6272 + l]
-        st[5824 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6400 + l]
-        b = st[6848 + l]
-        st[6400 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[6976 + l]
-        b = st[7424 + l]
-        st[6976 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7552 + l]
-        b = st[8000 + l]
-        st[7552 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 64 + l, 2304 + l, c, s)
+        _pair(st, 256 + l, 2432 + l, c, s)
+        _pair(st, 448 + l, 2496 + l, c, s)
+        _pair(st, 704 + l, 2560 + l, c, s)
+        _pair(st, 1024 + l, 2624 + l, c, s)
+        _pair(st, 1408 + l, 2688 + l, c, s)
+        _pair(st, 1856 + l, 2752 + l, c, s)
+        _pair(st, 2944 + l, 3392 + l, c, s)
+        _pair(st, 3520 + l, 3968 + l, c, s)
+        _pair(st, 4096 + l, 4544 + l, c, s)
+        _pair(st, 4672 + l, 5120 + l, c, s)
+        _pair(st, 5248 + l, 5696 + l, c, s)
+        _pair(st, 5824 + l, 6272 + l, c, s)
+        _pair(st, 6400 + l, 6848 + l, c, s)
+        _pair(st, 6976 + l, 7424 + l, c, s)
+        _pair(st, 7552 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[512 + l]
         app = st[320 + l]
@@ -1184,70 +473,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[576 + l] = aqq + t * apq
         st[512 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[384 + l]
-        st[192 + l] = c * a - s * b
-        st[384 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[448 + l]
-        st[256 + l] = c * a - s * b
-        st[448 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[832 + l]
-        st[768 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[1152 + l]
-        st[1088 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[1536 + l]
-        st[1472 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[1984 + l]
-        st[1920 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[2432 + l]
-        b = st[2496 + l]
-        st[2432 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3072 + l]
-        st[3008 + l] = c * a - s * b
-        st[3072 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3648 + l]
-        st[3584 + l] = c * a - s * b
-        st[3648 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4224 + l]
-        st[4160 + l] = c * a - s * b
-        st[4224 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[4800 + l]
-        st[4736 + l] = c * a - s * b
-        st[4800 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5376 + l]
-        st[5312 + l] = c * a - s * b
-        st[5376 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[5952 + l]
-        st[5888 + l] = c * a - s * b
-        st[5952 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6528 + l]
-        st[6464 + l] = c * a - s * b
-        st[6528 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7104 + l]
-        st[7040 + l] = c * a - s * b
-        st[7104 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[7680 + l]
-        st[7616 + l] = c * a - s * b
-        st[7680 + l] = s * a + c * b
+        _pair(st, 192 + l, 384 + l, c, s)
+        _pair(st, 256 + l, 448 + l, c, s)
+        _pair(st, 768 + l, 832 + l, c, s)
+        _pair(st, 1088 + l, 1152 + l, c, s)
+        _pair(st, 1472 + l, 1536 + l, c, s)
+        _pair(st, 1920 + l, 1984 + l, c, s)
+        _pair(st, 2432 + l, 2496 + l, c, s)
+        _pair(st, 3008 + l, 3072 + l, c, s)
+        _pair(st, 3584 + l, 3648 + l, c, s)
+        _pair(st, 4160 + l, 4224 + l, c, s)
+        _pair(st, 4736 + l, 4800 + l, c, s)
+        _pair(st, 5312 + l, 5376 + l, c, s)
+        _pair(st, 5888 + l, 5952 + l, c, s)
+        _pair(st, 6464 + l, 6528 + l, c, s)
+        _pair(st, 7040 + l, 7104 + l, c, s)
+        _pair(st, 7616 + l, 7680 + l, c, s)
     for l in range(LANES):
         apq = st[768 + l]
         app = st[320 + l]
@@ -1261,70 +502,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[896 + l] = aqq + t * apq
         st[768 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[640 + l]
-        st[192 + l] = c * a - s * b
-        st[640 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[704 + l]
-        st[256 + l] = c * a - s * b
-        st[704 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[832 + l]
-        st[512 + l] = c * a - s * b
-        st[832 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[1216 + l]
-        st[1088 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[1600 + l]
-        st[1472 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[2048 + l]
-        st[1920 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[2432 + l]
-        b = st[2560 + l]
-        st[2432 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3136 + l]
-        st[3008 + l] = c * a - s * b
-        st[3136 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3712 + l]
-        st[3584 + l] = c * a - s * b
-        st[3712 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4288 + l]
-        st[4160 + l] = c * a - s * b
-        st[4288 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[4864 + l]
-        st[4736 + l] = c * a - s * b
-        st[4864 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5440 + l]
-        st[5312 + l] = c * a - s * b
-        st[5440 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[6016 + l]
-        st[5888 + l] = c * a - s * b
-        st[6016 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6592 + l]
-        st[6464 + l] = c * a - s * b
-        st[6592 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7168 + l]
-        st[7040 + l] = c * a - s * b
-        st[7168 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[7744 + l]
-        st[7616 + l] = c * a - s * b
-        st[7744 + l] = s * a + c * b
+        _pair(st, 192 + l, 640 + l, c, s)
+        _pair(st, 256 + l, 704 + l, c, s)
+        _pair(st, 512 + l, 832 + l, c, s)
+        _pair(st, 1088 + l, 1216 + l, c, s)
+        _pair(st, 1472 + l, 1600 + l, c, s)
+        _pair(st, 1920 + l, 2048 + l, c, s)
+        _pair(st, 2432 + l, 2560 + l, c, s)
+        _pair(st, 3008 + l, 3136 + l, c, s)
+        _pair(st, 3584 + l, 3712 + l, c, s)
+        _pair(st, 4160 + l, 4288 + l, c, s)
+        _pair(st, 4736 + l, 4864 + l, c, s)
+        _pair(st, 5312 + l, 5440 + l, c, s)
+        _pair(st, 5888 + l, 6016 + l, c, s)
+        _pair(st, 6464 + l, 6592 + l, c, s)
+        _pair(st, 7040 + l, 7168 + l, c, s)
+        _pair(st, 7616 + l, 7744 + l, c, s)
     for l in range(LANES):
         apq = st[1088 + l]
         app = st[320 + l]
@@ -1338,70 +531,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[1280 + l] = aqq + t * apq
         st[1088 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[960 + l]
-        st[192 + l] = c * a - s * b
-        st[960 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1024 + l]
-        st[256 + l] = c * a - s * b
-        st[1024 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1152 + l]
-        st[512 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[1216 + l]
-        st[768 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[1664 + l]
-        st[1472 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[2112 + l]
-        st[1920 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2432 + l]
-        b = st[2624 + l]
-        st[2432 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3200 + l]
-        st[3008 + l] = c * a - s * b
-        st[3200 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3776 + l]
-        st[3584 + l] = c * a - s * b
-        st[3776 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4352 + l]
-        st[4160 + l] = c * a - s * b
-        st[4352 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[4928 + l]
-        st[4736 + l] = c * a - s * b
-        st[4928 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5504 + l]
-        st[5312 + l] = c * a - s * b
-        st[5504 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[6080 + l]
-        st[5888 + l] = c * a - s * b
-        st[6080 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6656 + l]
-        st[6464 + l] = c * a - s * b
-        st[6656 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7232 + l]
-        st[7040 + l] = c * a - s * b
-        st[7232 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[7808 + l]
-        st[7616 + l] = c * a - s * b
-        st[7808 + l] = s * a + c * b
+        _pair(st, 192 + l, 960 + l, c, s)
+        _pair(st, 256 + l, 1024 + l, c, s)
+        _pair(st, 512 + l, 1152 + l, c, s)
+        _pair(st, 768 + l, 1216 + l, c, s)
+        _pair(st, 1472 + l, 1664 + l, c, s)
+        _pair(st, 1920 + l, 2112 + l, c, s)
+        _pair(st, 2432 + l, 2624 + l, c, s)
+        _pair(st, 3008 + l, 3200 + l, c, s)
+        _pair(st, 3584 + l, 3776 + l, c, s)
+        _pair(st, 4160 + l, 4352 + l, c, s)
+        _pair(st, 4736 + l, 4928 + l, c, s)
+        _pair(st, 5312 + l, 5504 + l, c, s)
+        _pair(st, 5888 + l, 6080 + l, c, s)
+        _pair(st, 6464 + l, 6656 + l, c, s)
+        _pair(st, 7040 + l, 7232 + l, c, s)
+        _pair(st, 7616 + l, 7808 + l, c, s)
     for l in range(LANES):
         apq = st[1472 + l]
         app = st[320 + l]
@@ -1415,70 +560,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1472 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[1344 + l]
-        st[192 + l] = c * a - s * b
-        st[1344 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1408 + l]
-        st[256 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1536 + l]
-        st[512 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[1600 + l]
-        st[768 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[1664 + l]
-        st[1088 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[2176 + l]
-        st[1920 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2432 + l]
-        b = st[2688 + l]
-        st[2432 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3264 + l]
-        st[3008 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3840 + l]
-        st[3584 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4416 + l]
-        st[4160 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[4992 + l]
-        st[4736 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5568 + l]
-        st[5312 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[6144 + l]
-        st[5888 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6720 + l]
-        st[6464 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7296 + l]
-        st[7040 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[7872 + l]
-        st[7616 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 192 + l, 1344 + l, c, s)
+        _pair(st, 256 + l, 1408 + l, c, s)
+        _pair(st, 512 + l, 1536 + l, c, s)
+        _pair(st, 768 + l, 1600 + l, c, s)
+        _pair(st, 1088 + l, 1664 + l, c, s)
+        _pair(st, 1920 + l, 2176 + l, c, s)
+        _pair(st, 2432 + l, 2688 + l, c, s)
+        _pair(st, 3008 + l, 3264 + l, c, s)
+        _pair(st, 3584 + l, 3840 + l, c, s)
+        _pair(st, 4160 + l, 4416 + l, c, s)
+        _pair(st, 4736 + l, 4992 + l, c, s)
+        _pair(st, 5312 + l, 5568 + l, c, s)
+        _pair(st, 5888 + l, 6144 + l, c, s)
+        _pair(st, 6464 + l, 6720 + l, c, s)
+        _pair(st, 7040 + l, 7296 + l, c, s)
+        _pair(st, 7616 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[1920 + l]
         app = st[320 + l]
@@ -1492,70 +589,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[1920 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[1792 + l]
-        st[192 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[1856 + l]
-        st[256 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1984 + l]
-        st[512 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[2048 + l]
-        st[768 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[2112 + l]
-        st[1088 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[2176 + l]
-        st[1472 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2432 + l]
-        b = st[2752 + l]
-        st[2432 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3328 + l]
-        st[3008 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3904 + l]
-        st[3584 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4480 + l]
-        st[4160 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[5056 + l]
-        st[4736 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5632 + l]
-        st[5312 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[6208 + l]
-        st[5888 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6784 + l]
-        st[6464 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7360 + l]
-        st[7040 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[7936 + l]
-        st[7616 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 192 + l, 1792 + l, c, s)
+        _pair(st, 256 + l, 1856 + l, c, s)
+        _pair(st, 512 + l, 1984 + l, c, s)
+        _pair(st, 768 + l, 2048 + l, c, s)
+        _pair(st, 1088 + l, 2112 + l, c, s)
+        _pair(st, 1472 + l, 2176 + l, c, s)
+        _pair(st, 2432 + l, 2752 + l, c, s)
+        _pair(st, 3008 + l, 3328 + l, c, s)
+        _pair(st, 3584 + l, 3904 + l, c, s)
+        _pair(st, 4160 + l, 4480 + l, c, s)
+        _pair(st, 4736 + l, 5056 + l, c, s)
+        _pair(st, 5312 + l, 5632 + l, c, s)
+        _pair(st, 5888 + l, 6208 + l, c, s)
+        _pair(st, 6464 + l, 6784 + l, c, s)
+        _pair(st, 7040 + l, 7360 + l, c, s)
+        _pair(st, 7616 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2432 + l]
         app = st[320 + l]
@@ -1569,70 +618,22 @@ def sweep(st):
         st[320 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2432 + l] = select(rot, 0.0, apq)
-        a = st[192 + l]
-        b = st[2304 + l]
-        st[192 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[256 + l]
-        b = st[2368 + l]
-        st[256 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[2496 + l]
-        st[512 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[2560 + l]
-        st[768 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[2624 + l]
-        st[1088 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[2688 + l]
-        st[1472 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[2752 + l]
-        st[1920 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3008 + l]
-        b = st[3392 + l]
-        st[3008 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3584 + l]
-        b = st[3968 + l]
-        st[3584 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4160 + l]
-        b = st[4544 + l]
-        st[4160 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4736 + l]
-        b = st[5120 + l]
-        st[4736 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5312 + l]
-        b = st[5696 + l]
-        st[5312 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[5888 + l]
-        b = st[6272 + l]
-        st[5888 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6464 + l]
-        b = st[6848 + l]
-        st[6464 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7040 + l]
-        b = st[7424 + l]
-        st[7040 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7616 + l]
-        b = st[8000 + l]
-        st[7616 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 192 + l, 2304 + l, c, s)
+        _pair(st, 256 + l, 2368 + l, c, s)
+        _pair(st, 512 + l, 2496 + l, c, s)
+        _pair(st, 768 + l, 2560 + l, c, s)
+        _pair(st, 1088 + l, 2624 + l, c, s)
+        _pair(st, 1472 + l, 2688 + l, c, s)
+        _pair(st, 1920 + l, 2752 + l, c, s)
+        _pair(st, 3008 + l, 3392 + l, c, s)
+        _pair(st, 3584 + l, 3968 + l, c, s)
+        _pair(st, 4160 + l, 4544 + l, c, s)
+        _pair(st, 4736 + l, 5120 + l, c, s)
+        _pair(st, 5312 + l, 5696 + l, c, s)
+        _pair(st, 5888 + l, 6272 + l, c, s)
+        _pair(st, 6464 + l, 6848 + l, c, s)
+        _pair(st, 7040 + l, 7424 + l, c, s)
+        _pair(st, 7616 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[832 + l]
         app = st[576 + l]
@@ -1646,70 +647,22 @@ def sweep(st):
         st[576 + l] = app - t * apq
         st[896 + l] = aqq + t * apq
         st[832 + l] = select(rot, 0.0, apq)
-        a = st[384 + l]
-        b = st[640 + l]
-        st[384 + l] = c * a - s * b
-        st[640 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[704 + l]
-        st[448 + l] = c * a - s * b
-        st[704 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[768 + l]
-        st[512 + l] = c * a - s * b
-        st[768 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[1216 + l]
-        st[1152 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[1600 + l]
-        st[1536 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1984 + l]
-        b = st[2048 + l]
-        st[1984 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[2496 + l]
-        b = st[2560 + l]
-        st[2496 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[3072 + l]
-        b = st[3136 + l]
-        st[3072 + l] = c * a - s * b
-        st[3136 + l] = s * a + c * b
-        a = st[3648 + l]
-        b = st[3712 + l]
-        st[3648 + l] = c * a - s * b
-        st[3712 + l] = s * a + c * b
-        a = st[4224 + l]
-        b = st[4288 + l]
-        st[4224 + l] = c * a - s * b
-        st[4288 + l] = s * a + c * b
-        a = st[4800 + l]
-        b = st[4864 + l]
-        st[4800 + l] = c * a - s * b
-        st[4864 + l] = s * a + c * b
-        a = st[5376 + l]
-        b = st[5440 + l]
-        st[5376 + l] = c * a - s * b
-        st[5440 + l] = s * a + c * b
-        a = st[5952 + l]
-        b = st[6016 + l]
-        st[5952 + l] = c * a - s * b
-        st[6016 + l] = s * a + c * b
-        a = st[6528 + l]
-        b = st[6592 + l]
-        st[6528 + l] = c * a - s * b
-        st[6592 + l] = s * a + c * b
-        a = st[7104 + l]
-        b = st[7168 + l]
-        st[7104 + l] = c * a - s * b
-        st[7168 + l] = s * a + c * b
-        a = st[7680 + l]
-        b = st[7744 + l]
-        st[7680 + l] = c * a - s * b
-        st[7744 + l] = s * a + c * b
+        _pair(st, 384 + l, 640 + l, c, s)
+        _pair(st, 448 + l, 704 + l, c, s)
+        _pair(st, 512 + l, 768 + l, c, s)
+        _pair(st, 1152 + l, 1216 + l, c, s)
+        _pair(st, 1536 + l, 1600 + l, c, s)
+        _pair(st, 1984 + l, 2048 + l, c, s)
+        _pair(st, 2496 + l, 2560 + l, c, s)
+        _pair(st, 3072 + l, 3136 + l, c, s)
+        _pair(st, 3648 + l, 3712 + l, c, s)
+        _pair(st, 4224 + l, 4288 + l, c, s)
+        _pair(st, 4800 + l, 4864 + l, c, s)
+        _pair(st, 5376 + l, 5440 + l, c, s)
+        _pair(st, 5952 + l, 6016 + l, c, s)
+        _pair(st, 6528 + l, 6592 + l, c, s)
+        _pair(st, 7104 + l, 7168 + l, c, s)
+        _pair(st, 7680 + l, 7744 + l, c, s)
     for l in range(LANES):
         apq = st[1152 + l]
         app = st[576 + l]
@@ -1723,70 +676,22 @@ def sweep(st):
         st[576 + l] = app - t * apq
         st[1280 + l] = aqq + t * apq
         st[1152 + l] = select(rot, 0.0, apq)
-        a = st[384 + l]
-        b = st[960 + l]
-        st[384 + l] = c * a - s * b
-        st[960 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1024 + l]
-        st[448 + l] = c * a - s * b
-        st[1024 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1088 + l]
-        st[512 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[1216 + l]
-        st[832 + l] = c * a - s * b
-        st[1216 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[1664 + l]
-        st[1536 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1984 + l]
-        b = st[2112 + l]
-        st[1984 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2496 + l]
-        b = st[2624 + l]
-        st[2496 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[3072 + l]
-        b = st[3200 + l]
-        st[3072 + l] = c * a - s * b
-        st[3200 + l] = s * a + c * b
-        a = st[3648 + l]
-        b = st[3776 + l]
-        st[3648 + l] = c * a - s * b
-        st[3776 + l] = s * a + c * b
-        a = st[4224 + l]
-        b = st[4352 + l]
-        st[4224 + l] = c * a - s * b
-        st[4352 + l] = s * a + c * b
-        a = st[4800 + l]
-        b = st[4928 + l]
-        st[4800 + l] = c * a - s * b
-        st[4928 + l] = s * a + c * b
-        a = st[5376 + l]
-        b = st[5504 + l]
-        st[5376 + l] = c * a - s * b
-        st[5504 + l] = s * a + c * b
-        a = st[5952 + l]
-        b = st[6080 + l]
-        st[5952 + l] = c * a - s * b
-        st[6080 + l] = s * a + c * b
-        a = st[6528 + l]
-        b = st[6656 + l]
-        st[6528 + l] = c * a - s * b
-        st[6656 + l] = s * a + c * b
-        a = st[7104 + l]
-        b = st[7232 + l]
-        st[7104 + l] = c * a - s * b
-        st[7232 + l] = s * a + c * b
-        a = st[7680 + l]
-        b = st[7808 + l]
-        st[7680 + l] = c * a - s * b
-        st[7808 + l] = s * a + c * b
+        _pair(st, 384 + l, 960 + l, c, s)
+        _pair(st, 448 + l, 1024 + l, c, s)
+        _pair(st, 512 + l, 1088 + l, c, s)
+        _pair(st, 832 + l, 1216 + l, c, s)
+        _pair(st, 1536 + l, 1664 + l, c, s)
+        _pair(st, 1984 + l, 2112 + l, c, s)
+        _pair(st, 2496 + l, 2624 + l, c, s)
+        _pair(st, 3072 + l, 3200 + l, c, s)
+        _pair(st, 3648 + l, 3776 + l, c, s)
+        _pair(st, 4224 + l, 4352 + l, c, s)
+        _pair(st, 4800 + l, 4928 + l, c, s)
+        _pair(st, 5376 + l, 5504 + l, c, s)
+        _pair(st, 5952 + l, 6080 + l, c, s)
+        _pair(st, 6528 + l, 6656 + l, c, s)
+        _pair(st, 7104 + l, 7232 + l, c, s)
+        _pair(st, 7680 + l, 7808 + l, c, s)
     for l in range(LANES):
         apq = st[1536 + l]
         app = st[576 + l]
@@ -1800,70 +705,22 @@ def sweep(st):
         st[576 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1536 + l] = select(rot, 0.0, apq)
-        a = st[384 + l]
-        b = st[1344 + l]
-        st[384 + l] = c * a - s * b
-        st[1344 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1408 + l]
-        st[448 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1472 + l]
-        st[512 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[1600 + l]
-        st[832 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[1664 + l]
-        st[1152 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[1984 + l]
-        b = st[2176 + l]
-        st[1984 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2496 + l]
-        b = st[2688 + l]
-        st[2496 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[3072 + l]
-        b = st[3264 + l]
-        st[3072 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3648 + l]
-        b = st[3840 + l]
-        st[3648 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4224 + l]
-        b = st[4416 + l]
-        st[4224 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4800 + l]
-        b = st[4992 + l]
-        st[4800 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5376 + l]
-        b = st[5568 + l]
-        st[5376 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[5952 + l]
-        b = st[6144 + l]
-        st[5952 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6528 + l]
-        b = st[6720 + l]
-        st[6528 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[7104 + l]
-        b = st[7296 + l]
-        st[7104 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7680 + l]
-        b = st[7872 + l]
-        st[7680 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 384 + l, 1344 + l, c, s)
+        _pair(st, 448 + l, 1408 + l, c, s)
+        _pair(st, 512 + l, 1472 + l, c, s)
+        _pair(st, 832 + l, 1600 + l, c, s)
+        _pair(st, 1152 + l, 1664 + l, c, s)
+        _pair(st, 1984 + l, 2176 + l, c, s)
+        _pair(st, 2496 + l, 2688 + l, c, s)
+        _pair(st, 3072 + l, 3264 + l, c, s)
+        _pair(st, 3648 + l, 3840 + l, c, s)
+        _pair(st, 4224 + l, 4416 + l, c, s)
+        _pair(st, 4800 + l, 4992 + l, c, s)
+        _pair(st, 5376 + l, 5568 + l, c, s)
+        _pair(st, 5952 + l, 6144 + l, c, s)
+        _pair(st, 6528 + l, 6720 + l, c, s)
+        _pair(st, 7104 + l, 7296 + l, c, s)
+        _pair(st, 7680 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[1984 + l]
         app = st[576 + l]
@@ -1877,70 +734,22 @@ def sweep(st):
         st[576 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[1984 + l] = select(rot, 0.0, apq)
-        a = st[384 + l]
-        b = st[1792 + l]
-        st[384 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[1856 + l]
-        st[448 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[1920 + l]
-        st[512 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[2048 + l]
-        st[832 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[2112 + l]
-        st[1152 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[2176 + l]
-        st[1536 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2496 + l]
-        b = st[2752 + l]
-        st[2496 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3072 + l]
-        b = st[3328 + l]
-        st[3072 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3648 + l]
-        b = st[3904 + l]
-        st[3648 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4224 + l]
-        b = st[4480 + l]
-        st[4224 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4800 + l]
-        b = st[5056 + l]
-        st[4800 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5376 + l]
-        b = st[5632 + l]
-        st[5376 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[5952 + l]
-        b = st[6208 + l]
-        st[5952 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6528 + l]
-        b = st[6784 + l]
-        st[6528 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[7104 + l]
-        b = st[7360 + l]
-        st[7104 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7680 + l]
-        b = st[7936 + l]
-        st[7680 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 384 + l, 1792 + l, c, s)
+        _pair(st, 448 + l, 1856 + l, c, s)
+        _pair(st, 512 + l, 1920 + l, c, s)
+        _pair(st, 832 + l, 2048 + l, c, s)
+        _pair(st, 1152 + l, 2112 + l, c, s)
+        _pair(st, 1536 + l, 2176 + l, c, s)
+        _pair(st, 2496 + l, 2752 + l, c, s)
+        _pair(st, 3072 + l, 3328 + l, c, s)
+        _pair(st, 3648 + l, 3904 + l, c, s)
+        _pair(st, 4224 + l, 4480 + l, c, s)
+        _pair(st, 4800 + l, 5056 + l, c, s)
+        _pair(st, 5376 + l, 5632 + l, c, s)
+        _pair(st, 5952 + l, 6208 + l, c, s)
+        _pair(st, 6528 + l, 6784 + l, c, s)
+        _pair(st, 7104 + l, 7360 + l, c, s)
+        _pair(st, 7680 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2496 + l]
         app = st[576 + l]
@@ -1954,70 +763,22 @@ def sweep(st):
         st[576 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2496 + l] = select(rot, 0.0, apq)
-        a = st[384 + l]
-        b = st[2304 + l]
-        st[384 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[448 + l]
-        b = st[2368 + l]
-        st[448 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[512 + l]
-        b = st[2432 + l]
-        st[512 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[2560 + l]
-        st[832 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[2624 + l]
-        st[1152 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[2688 + l]
-        st[1536 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[1984 + l]
-        b = st[2752 + l]
-        st[1984 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3072 + l]
-        b = st[3392 + l]
-        st[3072 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3648 + l]
-        b = st[3968 + l]
-        st[3648 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4224 + l]
-        b = st[4544 + l]
-        st[4224 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4800 + l]
-        b = st[5120 + l]
-        st[4800 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5376 + l]
-        b = st[5696 + l]
-        st[5376 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[5952 + l]
-        b = st[6272 + l]
-        st[5952 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6528 + l]
-        b = st[6848 + l]
-        st[6528 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7104 + l]
-        b = st[7424 + l]
-        st[7104 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7680 + l]
-        b = st[8000 + l]
-        st[7680 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 384 + l, 2304 + l, c, s)
+        _pair(st, 448 + l, 2368 + l, c, s)
+        _pair(st, 512 + l, 2432 + l, c, s)
+        _pair(st, 832 + l, 2560 + l, c, s)
+        _pair(st, 1152 + l, 2624 + l, c, s)
+        _pair(st, 1536 + l, 2688 + l, c, s)
+        _pair(st, 1984 + l, 2752 + l, c, s)
+        _pair(st, 3072 + l, 3392 + l, c, s)
+        _pair(st, 3648 + l, 3968 + l, c, s)
+        _pair(st, 4224 + l, 4544 + l, c, s)
+        _pair(st, 4800 + l, 5120 + l, c, s)
+        _pair(st, 5376 + l, 5696 + l, c, s)
+        _pair(st, 5952 + l, 6272 + l, c, s)
+        _pair(st, 6528 + l, 6848 + l, c, s)
+        _pair(st, 7104 + l, 7424 + l, c, s)
+        _pair(st, 7680 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[1216 + l]
         app = st[896 + l]
@@ -2031,70 +792,22 @@ def sweep(st):
         st[896 + l] = app - t * apq
         st[1280 + l] = aqq + t * apq
         st[1216 + l] = select(rot, 0.0, apq)
-        a = st[640 + l]
-        b = st[960 + l]
-        st[640 + l] = c * a - s * b
-        st[960 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[1024 + l]
-        st[704 + l] = c * a - s * b
-        st[1024 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[1088 + l]
-        st[768 + l] = c * a - s * b
-        st[1088 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[1152 + l]
-        st[832 + l] = c * a - s * b
-        st[1152 + l] = s * a + c * b
-        a = st[1600 + l]
-        b = st[1664 + l]
-        st[1600 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[2048 + l]
-        b = st[2112 + l]
-        st[2048 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2560 + l]
-        b = st[2624 + l]
-        st[2560 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[3136 + l]
-        b = st[3200 + l]
-        st[3136 + l] = c * a - s * b
-        st[3200 + l] = s * a + c * b
-        a = st[3712 + l]
-        b = st[3776 + l]
-        st[3712 + l] = c * a - s * b
-        st[3776 + l] = s * a + c * b
-        a = st[4288 + l]
-        b = st[4352 + l]
-        st[4288 + l] = c * a - s * b
-        st[4352 + l] = s * a + c * b
-        a = st[4864 + l]
-        b = st[4928 + l]
-        st[4864 + l] = c * a - s * b
-        st[4928 + l] = s * a + c * b
-        a = st[5440 + l]
-        b = st[5504 + l]
-        st[5440 + l] = c * a - s * b
-        st[5504 + l] = s * a + c * b
-        a = st[6016 + l]
-        b = st[6080 + l]
-        st[6016 + l] = c * a - s * b
-        st[6080 + l] = s * a + c * b
-        a = st[6592 + l]
-        b = st[6656 + l]
-        st[6592 + l] = c * a - s * b
-        st[6656 + l] = s * a + c * b
-        a = st[7168 + l]
-        b = st[7232 + l]
-        st[7168 + l] = c * a - s * b
-        st[7232 + l] = s * a + c * b
-        a = st[7744 + l]
-        b = st[7808 + l]
-        st[7744 + l] = c * a - s * b
-        st[7808 + l] = s * a + c * b
+        _pair(st, 640 + l, 960 + l, c, s)
+        _pair(st, 704 + l, 1024 + l, c, s)
+        _pair(st, 768 + l, 1088 + l, c, s)
+        _pair(st, 832 + l, 1152 + l, c, s)
+        _pair(st, 1600 + l, 1664 + l, c, s)
+        _pair(st, 2048 + l, 2112 + l, c, s)
+        _pair(st, 2560 + l, 2624 + l, c, s)
+        _pair(st, 3136 + l, 3200 + l, c, s)
+        _pair(st, 3712 + l, 3776 + l, c, s)
+        _pair(st, 4288 + l, 4352 + l, c, s)
+        _pair(st, 4864 + l, 4928 + l, c, s)
+        _pair(st, 5440 + l, 5504 + l, c, s)
+        _pair(st, 6016 + l, 6080 + l, c, s)
+        _pair(st, 6592 + l, 6656 + l, c, s)
+        _pair(st, 7168 + l, 7232 + l, c, s)
+        _pair(st, 7744 + l, 7808 + l, c, s)
     for l in range(LANES):
         apq = st[1600 + l]
         app = st[896 + l]
@@ -2108,70 +821,22 @@ def sweep(st):
         st[896 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1600 + l] = select(rot, 0.0, apq)
-        a = st[640 + l]
-        b = st[1344 + l]
-        st[640 + l] = c * a - s * b
-        st[1344 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[1408 + l]
-        st[704 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[1472 + l]
-        st[768 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[1536 + l]
-        st[832 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[1664 + l]
-        st[1216 + l] = c * a - s * b
-        st[1664 + l] = s * a + c * b
-        a = st[2048 + l]
-        b = st[2176 + l]
-        st[2048 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2560 + l]
-        b = st[2688 + l]
-        st[2560 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[3136 + l]
-        b = st[3264 + l]
-        st[3136 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3712 + l]
-        b = st[3840 + l]
-        st[3712 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4288 + l]
-        b = st[4416 + l]
-        st[4288 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4864 + l]
-        b = st[4992 + l]
-        st[4864 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5440 + l]
-        b = st[5568 + l]
-        st[5440 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[6016 + l]
-        b = st[6144 + l]
-        st[6016 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6592 + l]
-        b = st[6720 + l]
-        st[6592 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[7168 + l]
-        b = st[7296 + l]
-        st[7168 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7744 + l]
-        b = st[7872 + l]
-        st[7744 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 640 + l, 1344 + l, c, s)
+        _pair(st, 704 + l, 1408 + l, c, s)
+        _pair(st, 768 + l, 1472 + l, c, s)
+        _pair(st, 832 + l, 1536 + l, c, s)
+        _pair(st, 1216 + l, 1664 + l, c, s)
+        _pair(st, 2048 + l, 2176 + l, c, s)
+        _pair(st, 2560 + l, 2688 + l, c, s)
+        _pair(st, 3136 + l, 3264 + l, c, s)
+        _pair(st, 3712 + l, 3840 + l, c, s)
+        _pair(st, 4288 + l, 4416 + l, c, s)
+        _pair(st, 4864 + l, 4992 + l, c, s)
+        _pair(st, 5440 + l, 5568 + l, c, s)
+        _pair(st, 6016 + l, 6144 + l, c, s)
+        _pair(st, 6592 + l, 6720 + l, c, s)
+        _pair(st, 7168 + l, 7296 + l, c, s)
+        _pair(st, 7744 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[2048 + l]
         app = st[896 + l]
@@ -2185,70 +850,22 @@ def sweep(st):
         st[896 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[2048 + l] = select(rot, 0.0, apq)
-        a = st[640 + l]
-        b = st[1792 + l]
-        st[640 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[1856 + l]
-        st[704 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[1920 + l]
-        st[768 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[1984 + l]
-        st[832 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[2112 + l]
-        st[1216 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[1600 + l]
-        b = st[2176 + l]
-        st[1600 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2560 + l]
-        b = st[2752 + l]
-        st[2560 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3136 + l]
-        b = st[3328 + l]
-        st[3136 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3712 + l]
-        b = st[3904 + l]
-        st[3712 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4288 + l]
-        b = st[4480 + l]
-        st[4288 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4864 + l]
-        b = st[5056 + l]
-        st[4864 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5440 + l]
-        b = st[5632 + l]
-        st[5440 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[6016 + l]
-        b = st[6208 + l]
-        st[6016 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6592 + l]
-        b = st[6784 + l]
-        st[6592 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[7168 + l]
-        b = st[7360 + l]
-        st[7168 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7744 + l]
-        b = st[7936 + l]
-        st[7744 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 640 + l, 1792 + l, c, s)
+        _pair(st, 704 + l, 1856 + l, c, s)
+        _pair(st, 768 + l, 1920 + l, c, s)
+        _pair(st, 832 + l, 1984 + l, c, s)
+        _pair(st, 1216 + l, 2112 + l, c, s)
+        _pair(st, 1600 + l, 2176 + l, c, s)
+        _pair(st, 2560 + l, 2752 + l, c, s)
+        _pair(st, 3136 + l, 3328 + l, c, s)
+        _pair(st, 3712 + l, 3904 + l, c, s)
+        _pair(st, 4288 + l, 4480 + l, c, s)
+        _pair(st, 4864 + l, 5056 + l, c, s)
+        _pair(st, 5440 + l, 5632 + l, c, s)
+        _pair(st, 6016 + l, 6208 + l, c, s)
+        _pair(st, 6592 + l, 6784 + l, c, s)
+        _pair(st, 7168 + l, 7360 + l, c, s)
+        _pair(st, 7744 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2560 + l]
         app = st[896 + l]
@@ -2262,70 +879,22 @@ def sweep(st):
         st[896 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2560 + l] = select(rot, 0.0, apq)
-        a = st[640 + l]
-        b = st[2304 + l]
-        st[640 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[704 + l]
-        b = st[2368 + l]
-        st[704 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[768 + l]
-        b = st[2432 + l]
-        st[768 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[832 + l]
-        b = st[2496 + l]
-        st[832 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[2624 + l]
-        st[1216 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[1600 + l]
-        b = st[2688 + l]
-        st[1600 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[2048 + l]
-        b = st[2752 + l]
-        st[2048 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3136 + l]
-        b = st[3392 + l]
-        st[3136 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3712 + l]
-        b = st[3968 + l]
-        st[3712 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4288 + l]
-        b = st[4544 + l]
-        st[4288 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4864 + l]
-        b = st[5120 + l]
-        st[4864 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5440 + l]
-        b = st[5696 + l]
-        st[5440 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[6016 + l]
-        b = st[6272 + l]
-        st[6016 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6592 + l]
-        b = st[6848 + l]
-        st[6592 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7168 + l]
-        b = st[7424 + l]
-        st[7168 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7744 + l]
-        b = st[8000 + l]
-        st[7744 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 640 + l, 2304 + l, c, s)
+        _pair(st, 704 + l, 2368 + l, c, s)
+        _pair(st, 768 + l, 2432 + l, c, s)
+        _pair(st, 832 + l, 2496 + l, c, s)
+        _pair(st, 1216 + l, 2624 + l, c, s)
+        _pair(st, 1600 + l, 2688 + l, c, s)
+        _pair(st, 2048 + l, 2752 + l, c, s)
+        _pair(st, 3136 + l, 3392 + l, c, s)
+        _pair(st, 3712 + l, 3968 + l, c, s)
+        _pair(st, 4288 + l, 4544 + l, c, s)
+        _pair(st, 4864 + l, 5120 + l, c, s)
+        _pair(st, 5440 + l, 5696 + l, c, s)
+        _pair(st, 6016 + l, 6272 + l, c, s)
+        _pair(st, 6592 + l, 6848 + l, c, s)
+        _pair(st, 7168 + l, 7424 + l, c, s)
+        _pair(st, 7744 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[1664 + l]
         app = st[1280 + l]
@@ -2339,70 +908,22 @@ def sweep(st):
         st[1280 + l] = app - t * apq
         st[1728 + l] = aqq + t * apq
         st[1664 + l] = select(rot, 0.0, apq)
-        a = st[960 + l]
-        b = st[1344 + l]
-        st[960 + l] = c * a - s * b
-        st[1344 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1408 + l]
-        st[1024 + l] = c * a - s * b
-        st[1408 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[1472 + l]
-        st[1088 + l] = c * a - s * b
-        st[1472 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[1536 + l]
-        st[1152 + l] = c * a - s * b
-        st[1536 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[1600 + l]
-        st[1216 + l] = c * a - s * b
-        st[1600 + l] = s * a + c * b
-        a = st[2112 + l]
-        b = st[2176 + l]
-        st[2112 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2624 + l]
-        b = st[2688 + l]
-        st[2624 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[3200 + l]
-        b = st[3264 + l]
-        st[3200 + l] = c * a - s * b
-        st[3264 + l] = s * a + c * b
-        a = st[3776 + l]
-        b = st[3840 + l]
-        st[3776 + l] = c * a - s * b
-        st[3840 + l] = s * a + c * b
-        a = st[4352 + l]
-        b = st[4416 + l]
-        st[4352 + l] = c * a - s * b
-        st[4416 + l] = s * a + c * b
-        a = st[4928 + l]
-        b = st[4992 + l]
-        st[4928 + l] = c * a - s * b
-        st[4992 + l] = s * a + c * b
-        a = st[5504 + l]
-        b = st[5568 + l]
-        st[5504 + l] = c * a - s * b
-        st[5568 + l] = s * a + c * b
-        a = st[6080 + l]
-        b = st[6144 + l]
-        st[6080 + l] = c * a - s * b
-        st[6144 + l] = s * a + c * b
-        a = st[6656 + l]
-        b = st[6720 + l]
-        st[6656 + l] = c * a - s * b
-        st[6720 + l] = s * a + c * b
-        a = st[7232 + l]
-        b = st[7296 + l]
-        st[7232 + l] = c * a - s * b
-        st[7296 + l] = s * a + c * b
-        a = st[7808 + l]
-        b = st[7872 + l]
-        st[7808 + l] = c * a - s * b
-        st[7872 + l] = s * a + c * b
+        _pair(st, 960 + l, 1344 + l, c, s)
+        _pair(st, 1024 + l, 1408 + l, c, s)
+        _pair(st, 1088 + l, 1472 + l, c, s)
+        _pair(st, 1152 + l, 1536 + l, c, s)
+        _pair(st, 1216 + l, 1600 + l, c, s)
+        _pair(st, 2112 + l, 2176 + l, c, s)
+        _pair(st, 2624 + l, 2688 + l, c, s)
+        _pair(st, 3200 + l, 3264 + l, c, s)
+        _pair(st, 3776 + l, 3840 + l, c, s)
+        _pair(st, 4352 + l, 4416 + l, c, s)
+        _pair(st, 4928 + l, 4992 + l, c, s)
+        _pair(st, 5504 + l, 5568 + l, c, s)
+        _pair(st, 6080 + l, 6144 + l, c, s)
+        _pair(st, 6656 + l, 6720 + l, c, s)
+        _pair(st, 7232 + l, 7296 + l, c, s)
+        _pair(st, 7808 + l, 7872 + l, c, s)
     for l in range(LANES):
         apq = st[2112 + l]
         app = st[1280 + l]
@@ -2416,70 +937,22 @@ def sweep(st):
         st[1280 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[2112 + l] = select(rot, 0.0, apq)
-        a = st[960 + l]
-        b = st[1792 + l]
-        st[960 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[1856 + l]
-        st[1024 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[1920 + l]
-        st[1088 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[1984 + l]
-        st[1152 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[2048 + l]
-        st[1216 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[1664 + l]
-        b = st[2176 + l]
-        st[1664 + l] = c * a - s * b
-        st[2176 + l] = s * a + c * b
-        a = st[2624 + l]
-        b = st[2752 + l]
-        st[2624 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3200 + l]
-        b = st[3328 + l]
-        st[3200 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3776 + l]
-        b = st[3904 + l]
-        st[3776 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4352 + l]
-        b = st[4480 + l]
-        st[4352 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4928 + l]
-        b = st[5056 + l]
-        st[4928 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5504 + l]
-        b = st[5632 + l]
-        st[5504 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[6080 + l]
-        b = st[6208 + l]
-        st[6080 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6656 + l]
-        b = st[6784 + l]
-        st[6656 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[7232 + l]
-        b = st[7360 + l]
-        st[7232 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7808 + l]
-        b = st[7936 + l]
-        st[7808 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 960 + l, 1792 + l, c, s)
+        _pair(st, 1024 + l, 1856 + l, c, s)
+        _pair(st, 1088 + l, 1920 + l, c, s)
+        _pair(st, 1152 + l, 1984 + l, c, s)
+        _pair(st, 1216 + l, 2048 + l, c, s)
+        _pair(st, 1664 + l, 2176 + l, c, s)
+        _pair(st, 2624 + l, 2752 + l, c, s)
+        _pair(st, 3200 + l, 3328 + l, c, s)
+        _pair(st, 3776 + l, 3904 + l, c, s)
+        _pair(st, 4352 + l, 4480 + l, c, s)
+        _pair(st, 4928 + l, 5056 + l, c, s)
+        _pair(st, 5504 + l, 5632 + l, c, s)
+        _pair(st, 6080 + l, 6208 + l, c, s)
+        _pair(st, 6656 + l, 6784 + l, c, s)
+        _pair(st, 7232 + l, 7360 + l, c, s)
+        _pair(st, 7808 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2624 + l]
         app = st[1280 + l]
@@ -2493,70 +966,22 @@ def sweep(st):
         st[1280 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2624 + l] = select(rot, 0.0, apq)
-        a = st[960 + l]
-        b = st[2304 + l]
-        st[960 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[1024 + l]
-        b = st[2368 + l]
-        st[1024 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[1088 + l]
-        b = st[2432 + l]
-        st[1088 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[1152 + l]
-        b = st[2496 + l]
-        st[1152 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[1216 + l]
-        b = st[2560 + l]
-        st[1216 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[1664 + l]
-        b = st[2688 + l]
-        st[1664 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[2112 + l]
-        b = st[2752 + l]
-        st[2112 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3200 + l]
-        b = st[3392 + l]
-        st[3200 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3776 + l]
-        b = st[3968 + l]
-        st[3776 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4352 + l]
-        b = st[4544 + l]
-        st[4352 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4928 + l]
-        b = st[5120 + l]
-        st[4928 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5504 + l]
-        b = st[5696 + l]
-        st[5504 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[6080 + l]
-        b = st[6272 + l]
-        st[6080 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6656 + l]
-        b = st[6848 + l]
-        st[6656 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7232 + l]
-        b = st[7424 + l]
-        st[7232 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7808 + l]
-        b = st[8000 + l]
-        st[7808 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 960 + l, 2304 + l, c, s)
+        _pair(st, 1024 + l, 2368 + l, c, s)
+        _pair(st, 1088 + l, 2432 + l, c, s)
+        _pair(st, 1152 + l, 2496 + l, c, s)
+        _pair(st, 1216 + l, 2560 + l, c, s)
+        _pair(st, 1664 + l, 2688 + l, c, s)
+        _pair(st, 2112 + l, 2752 + l, c, s)
+        _pair(st, 3200 + l, 3392 + l, c, s)
+        _pair(st, 3776 + l, 3968 + l, c, s)
+        _pair(st, 4352 + l, 4544 + l, c, s)
+        _pair(st, 4928 + l, 5120 + l, c, s)
+        _pair(st, 5504 + l, 5696 + l, c, s)
+        _pair(st, 6080 + l, 6272 + l, c, s)
+        _pair(st, 6656 + l, 6848 + l, c, s)
+        _pair(st, 7232 + l, 7424 + l, c, s)
+        _pair(st, 7808 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[2176 + l]
         app = st[1728 + l]
@@ -2570,70 +995,22 @@ def sweep(st):
         st[1728 + l] = app - t * apq
         st[2240 + l] = aqq + t * apq
         st[2176 + l] = select(rot, 0.0, apq)
-        a = st[1344 + l]
-        b = st[1792 + l]
-        st[1344 + l] = c * a - s * b
-        st[1792 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[1856 + l]
-        st[1408 + l] = c * a - s * b
-        st[1856 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[1920 + l]
-        st[1472 + l] = c * a - s * b
-        st[1920 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[1984 + l]
-        st[1536 + l] = c * a - s * b
-        st[1984 + l] = s * a + c * b
-        a = st[1600 + l]
-        b = st[2048 + l]
-        st[1600 + l] = c * a - s * b
-        st[2048 + l] = s * a + c * b
-        a = st[1664 + l]
-        b = st[2112 + l]
-        st[1664 + l] = c * a - s * b
-        st[2112 + l] = s * a + c * b
-        a = st[2688 + l]
-        b = st[2752 + l]
-        st[2688 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3264 + l]
-        b = st[3328 + l]
-        st[3264 + l] = c * a - s * b
-        st[3328 + l] = s * a + c * b
-        a = st[3840 + l]
-        b = st[3904 + l]
-        st[3840 + l] = c * a - s * b
-        st[3904 + l] = s * a + c * b
-        a = st[4416 + l]
-        b = st[4480 + l]
-        st[4416 + l] = c * a - s * b
-        st[4480 + l] = s * a + c * b
-        a = st[4992 + l]
-        b = st[5056 + l]
-        st[4992 + l] = c * a - s * b
-        st[5056 + l] = s * a + c * b
-        a = st[5568 + l]
-        b = st[5632 + l]
-        st[5568 + l] = c * a - s * b
-        st[5632 + l] = s * a + c * b
-        a = st[6144 + l]
-        b = st[6208 + l]
-        st[6144 + l] = c * a - s * b
-        st[6208 + l] = s * a + c * b
-        a = st[6720 + l]
-        b = st[6784 + l]
-        st[6720 + l] = c * a - s * b
-        st[6784 + l] = s * a + c * b
-        a = st[7296 + l]
-        b = st[7360 + l]
-        st[7296 + l] = c * a - s * b
-        st[7360 + l] = s * a + c * b
-        a = st[7872 + l]
-        b = st[7936 + l]
-        st[7872 + l] = c * a - s * b
-        st[7936 + l] = s * a + c * b
+        _pair(st, 1344 + l, 1792 + l, c, s)
+        _pair(st, 1408 + l, 1856 + l, c, s)
+        _pair(st, 1472 + l, 1920 + l, c, s)
+        _pair(st, 1536 + l, 1984 + l, c, s)
+        _pair(st, 1600 + l, 2048 + l, c, s)
+        _pair(st, 1664 + l, 2112 + l, c, s)
+        _pair(st, 2688 + l, 2752 + l, c, s)
+        _pair(st, 3264 + l, 3328 + l, c, s)
+        _pair(st, 3840 + l, 3904 + l, c, s)
+        _pair(st, 4416 + l, 4480 + l, c, s)
+        _pair(st, 4992 + l, 5056 + l, c, s)
+        _pair(st, 5568 + l, 5632 + l, c, s)
+        _pair(st, 6144 + l, 6208 + l, c, s)
+        _pair(st, 6720 + l, 6784 + l, c, s)
+        _pair(st, 7296 + l, 7360 + l, c, s)
+        _pair(st, 7872 + l, 7936 + l, c, s)
     for l in range(LANES):
         apq = st[2688 + l]
         app = st[1728 + l]
@@ -2647,70 +1024,22 @@ def sweep(st):
         st[1728 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2688 + l] = select(rot, 0.0, apq)
-        a = st[1344 + l]
-        b = st[2304 + l]
-        st[1344 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[1408 + l]
-        b = st[2368 + l]
-        st[1408 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[1472 + l]
-        b = st[2432 + l]
-        st[1472 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[1536 + l]
-        b = st[2496 + l]
-        st[1536 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[1600 + l]
-        b = st[2560 + l]
-        st[1600 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[1664 + l]
-        b = st[2624 + l]
-        st[1664 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[2176 + l]
-        b = st[2752 + l]
-        st[2176 + l] = c * a - s * b
-        st[2752 + l] = s * a + c * b
-        a = st[3264 + l]
-        b = st[3392 + l]
-        st[3264 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3840 + l]
-        b = st[3968 + l]
-        st[3840 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4416 + l]
-        b = st[4544 + l]
-        st[4416 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[4992 + l]
-        b = st[5120 + l]
-        st[4992 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5568 + l]
-        b = st[5696 + l]
-        st[5568 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[6144 + l]
-        b = st[6272 + l]
-        st[6144 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6720 + l]
-        b = st[6848 + l]
-        st[6720 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7296 + l]
-        b = st[7424 + l]
-        st[7296 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7872 + l]
-        b = st[8000 + l]
-        st[7872 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 1344 + l, 2304 + l, c, s)
+        _pair(st, 1408 + l, 2368 + l, c, s)
+        _pair(st, 1472 + l, 2432 + l, c, s)
+        _pair(st, 1536 + l, 2496 + l, c, s)
+        _pair(st, 1600 + l, 2560 + l, c, s)
+        _pair(st, 1664 + l, 2624 + l, c, s)
+        _pair(st, 2176 + l, 2752 + l, c, s)
+        _pair(st, 3264 + l, 3392 + l, c, s)
+        _pair(st, 3840 + l, 3968 + l, c, s)
+        _pair(st, 4416 + l, 4544 + l, c, s)
+        _pair(st, 4992 + l, 5120 + l, c, s)
+        _pair(st, 5568 + l, 5696 + l, c, s)
+        _pair(st, 6144 + l, 6272 + l, c, s)
+        _pair(st, 6720 + l, 6848 + l, c, s)
+        _pair(st, 7296 + l, 7424 + l, c, s)
+        _pair(st, 7872 + l, 8000 + l, c, s)
     for l in range(LANES):
         apq = st[2752 + l]
         app = st[2240 + l]
@@ -2724,70 +1053,22 @@ def sweep(st):
         st[2240 + l] = app - t * apq
         st[2816 + l] = aqq + t * apq
         st[2752 + l] = select(rot, 0.0, apq)
-        a = st[1792 + l]
-        b = st[2304 + l]
-        st[1792 + l] = c * a - s * b
-        st[2304 + l] = s * a + c * b
-        a = st[1856 + l]
-        b = st[2368 + l]
-        st[1856 + l] = c * a - s * b
-        st[2368 + l] = s * a + c * b
-        a = st[1920 + l]
-        b = st[2432 + l]
-        st[1920 + l] = c * a - s * b
-        st[2432 + l] = s * a + c * b
-        a = st[1984 + l]
-        b = st[2496 + l]
-        st[1984 + l] = c * a - s * b
-        st[2496 + l] = s * a + c * b
-        a = st[2048 + l]
-        b = st[2560 + l]
-        st[2048 + l] = c * a - s * b
-        st[2560 + l] = s * a + c * b
-        a = st[2112 + l]
-        b = st[2624 + l]
-        st[2112 + l] = c * a - s * b
-        st[2624 + l] = s * a + c * b
-        a = st[2176 + l]
-        b = st[2688 + l]
-        st[2176 + l] = c * a - s * b
-        st[2688 + l] = s * a + c * b
-        a = st[3328 + l]
-        b = st[3392 + l]
-        st[3328 + l] = c * a - s * b
-        st[3392 + l] = s * a + c * b
-        a = st[3904 + l]
-        b = st[3968 + l]
-        st[3904 + l] = c * a - s * b
-        st[3968 + l] = s * a + c * b
-        a = st[4480 + l]
-        b = st[4544 + l]
-        st[4480 + l] = c * a - s * b
-        st[4544 + l] = s * a + c * b
-        a = st[5056 + l]
-        b = st[5120 + l]
-        st[5056 + l] = c * a - s * b
-        st[5120 + l] = s * a + c * b
-        a = st[5632 + l]
-        b = st[5696 + l]
-        st[5632 + l] = c * a - s * b
-        st[5696 + l] = s * a + c * b
-        a = st[6208 + l]
-        b = st[6272 + l]
-        st[6208 + l] = c * a - s * b
-        st[6272 + l] = s * a + c * b
-        a = st[6784 + l]
-        b = st[6848 + l]
-        st[6784 + l] = c * a - s * b
-        st[6848 + l] = s * a + c * b
-        a = st[7360 + l]
-        b = st[7424 + l]
-        st[7360 + l] = c * a - s * b
-        st[7424 + l] = s * a + c * b
-        a = st[7936 + l]
-        b = st[8000 + l]
-        st[7936 + l] = c * a - s * b
-        st[8000 + l] = s * a + c * b
+        _pair(st, 1792 + l, 2304 + l, c, s)
+        _pair(st, 1856 + l, 2368 + l, c, s)
+        _pair(st, 1920 + l, 2432 + l, c, s)
+        _pair(st, 1984 + l, 2496 + l, c, s)
+        _pair(st, 2048 + l, 2560 + l, c, s)
+        _pair(st, 2112 + l, 2624 + l, c, s)
+        _pair(st, 2176 + l, 2688 + l, c, s)
+        _pair(st, 3328 + l, 3392 + l, c, s)
+        _pair(st, 3904 + l, 3968 + l, c, s)
+        _pair(st, 4480 + l, 4544 + l, c, s)
+        _pair(st, 5056 + l, 5120 + l, c, s)
+        _pair(st, 5632 + l, 5696 + l, c, s)
+        _pair(st, 6208 + l, 6272 + l, c, s)
+        _pair(st, 6784 + l, 6848 + l, c, s)
+        _pair(st, 7360 + l, 7424 + l, c, s)
+        _pair(st, 7936 + l, 8000 + l, c, s)
 
 
 def _sweep_ptr(ptr):

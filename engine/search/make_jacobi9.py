@@ -4,7 +4,10 @@ every rotation unrolled, all state in one flat array at compile-time constant of
 Why generated: LLVM vectorizes a loop over lanes without runtime overlap checks only when it can see
 that the rows it touches are disjoint, i.e. when they are constant offsets into one array (the training
 kernels do the same, docs/performance.md).  With the 36 rotations (p, q) and the 7 + 9 rows each
-rotation updates written out, every access is st[ROW * LANES + l] with ROW a constant.  Conditional
+rotation updates written out, every access is st[ROW * LANES + l] with ROW a constant.  Each row pair
+is a call of `_pair` with its two constant offsets, which LLVM inlines (the same vectorized loop); the
+calls are what Numba types and lowers, about a third of the work (and compile time) of the four
+statements each written out.  Conditional
 values are `select` calls (one LLVM select each), not `a if c else b`: each of those is a branch that
 Numba's SSA and type passes pay for, 144 of them in a sweep.
 
@@ -45,6 +48,15 @@ def source() -> str:
         "",
         "",
         "@njit",
+        "def _pair(st, i, j, c, s):",
+        '    """Rotate the pair (st[i], st[j]) by (c, s)."""',
+        "    a = st[i]",
+        "    b = st[j]",
+        "    st[i] = c * a - s * b",
+        "    st[j] = s * a + c * b",
+        "",
+        "",
+        "@njit",
         "def sweep(st):",
         '    """Rotate every (p, q), p < q, once in every lane whose CONV row is 0."""',
     ]
@@ -66,24 +78,10 @@ def source() -> str:
                 f"        st[{aqq * LANES} + l] = aqq + t * apq",
                 f"        st[{apq * LANES} + l] = select(rot, 0.0, apq)",
             ]
-            for r in range(N):
-                if r in (p, q):
-                    continue
-                rp, rq = tri(r, p), tri(r, q)
-                out += [
-                    f"        a = st[{rp * LANES} + l]",
-                    f"        b = st[{rq * LANES} + l]",
-                    f"        st[{rp * LANES} + l] = c * a - s * b",
-                    f"        st[{rq * LANES} + l] = s * a + c * b",
-                ]
-            for r in range(N):
-                vp, vq = V0 + N * r + p, V0 + N * r + q
-                out += [
-                    f"        a = st[{vp * LANES} + l]",
-                    f"        b = st[{vq * LANES} + l]",
-                    f"        st[{vp * LANES} + l] = c * a - s * b",
-                    f"        st[{vq * LANES} + l] = s * a + c * b",
-                ]
+            out += [f"        _pair(st, {tri(r, p) * LANES} + l, {tri(r, q) * LANES} + l, c, s)"
+                    for r in range(N) if r not in (p, q)]
+            out += [f"        _pair(st, {(V0 + N * r + p) * LANES} + l, {(V0 + N * r + q) * LANES} + l, c, s)"
+                    for r in range(N)]
     out += [
         "",
         "",
