@@ -244,44 +244,57 @@ def test_a_lone_point_never_gives_a_strict_minimum():
         assert abs(th[4 * j]) > 0.1 and np.ptp(s) > 0.1
 
 
-def _five_point_equations(U, y):
-    """The critical-point equations of a 2-2-1 network on 5 points in the gauge W = I, b = 0 (the points
-    are their own pre-activations), each unit's first-layer equations divided by v_j so that Newton
-    does not slide to v_j = 0: rows of U are (points (10), v_0, v_1, c)."""
-    m = U.shape[0]
-    A, v, c = U[:, :10].reshape(m, 5, 2), U[:, 10:12], U[:, 12]
+def _gauge_equations(U, y):
+    """The critical-point equations of a 2-2-1 network on N = len(y) points in the gauge W = I, b = 0 (the
+    points are their own pre-activations), each unit's first-layer equations divided by v_j so that
+    Newton does not slide to v_j = 0: rows of U are (points (2N), v_0, v_1, c)."""
+    m, N = U.shape[0], len(y)
+    A, v, c = U[:, :2 * N].reshape(m, N, 2), U[:, 2 * N:2 * N + 2], U[:, 2 * N + 2]
     s = 1 / (1 + np.exp(-A))
     r = 1 / (1 + np.exp(-((s * v[:, None, :]).sum(-1) + c[:, None]))) - y
-    feats = np.concatenate([A, np.ones((m, 5, 1))], -1)
+    feats = np.concatenate([A, np.ones((m, N, 1))], -1)
     first = np.einsum("mij,mik->mjk", r[:, :, None] * s * (1 - s), feats).reshape(m, 6)
     return np.concatenate([(r[:, :, None] * s).sum(1), first, r.sum(1)[:, None]], 1)
 
 
+def _gauge_newton(free, y, build=lambda F: F):
+    """Damped Gauss-Newton (complex-step Jacobian) on the gauge equations of build(free), build a linear
+    map from free parameters (rows) to rows of U: (free, ||equations||)."""
+    def eqs(F):
+        return _gauge_equations(build(F), y)
+    g, damp = eqs(free[None])[0], 1e-6
+    for _ in range(80):
+        if np.linalg.norm(g) < 1e-14:
+            break
+        jac = (eqs(free[None] + 1e-30j * np.eye(len(free))).imag / 1e-30).T
+        f2 = free - jac.T @ np.linalg.lstsq(jac @ jac.T + damp * np.eye(9), g, rcond=None)[0]
+        g2 = eqs(f2[None])[0] if np.abs(f2).max() < 40 else np.full(9, np.inf)
+        if np.linalg.norm(g2) < np.linalg.norm(g):
+            free, g, damp = f2, g2, max(damp / 10, 1e-18)
+        elif (damp := damp * 10) > 1e4:
+            break
+    return free, np.linalg.norm(g)
+
+
+def _non_degenerate(u, N, gap=0.05):
+    """Both |v_j| >= 0.1, the points `gap` apart and not near a line, pre-activations within 15."""
+    X = u[:2 * N].reshape(N, 2)
+    gaps = np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(N)
+    return (np.abs(u[2 * N:2 * N + 2]).min() >= 0.1 and gaps.min() >= gap
+            and np.linalg.svd(X - X.mean(0), compute_uv=False)[1] >= 0.1 and np.abs(X).max() <= 15)
+
+
 def _five_point_critical_points(starts, seed=0):
-    """Non-degenerate critical points on 5 points labelled 1, 1, 0, 0, 0 (both |v_j| >= 0.1, the points
-    0.05 apart and not near a line, pre-activations within 15), solved jointly in points and weights by
-    damped Gauss-Newton (complex-step Jacobian) from random starts: [(X, y, theta)]."""
+    """Non-degenerate critical points on 5 points labelled 1, 1, 0, 0, 0 (_non_degenerate), solved jointly
+    in points and weights from random starts: [(X, y, theta)]."""
     rng = np.random.default_rng(seed)
     y = np.array([1.0, 1, 0, 0, 0])
     found = []
     for _ in range(starts):
         u = np.r_[rng.normal(0, 2.5, 10), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
-        g, damp = _five_point_equations(u[None], y)[0], 1e-6
-        for _ in range(80):
-            if np.linalg.norm(g) < 1e-14:
-                break
-            jac = (_five_point_equations(u[None] + 1e-30j * np.eye(13), y).imag / 1e-30).T
-            u2 = u - jac.T @ np.linalg.lstsq(jac @ jac.T + damp * np.eye(9), g, rcond=None)[0]
-            g2 = _five_point_equations(u2[None], y)[0] if np.abs(u2).max() < 40 else np.full(9, np.inf)
-            if np.linalg.norm(g2) < np.linalg.norm(g):
-                u, g, damp = u2, g2, max(damp / 10, 1e-18)
-            elif (damp := damp * 10) > 1e4:
-                break
-        X = u[:10].reshape(5, 2)
-        gaps = np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(5)
-        if (np.linalg.norm(g) < 1e-13 and np.abs(u[10:12]).min() >= 0.1 and gaps.min() >= 0.05
-                and np.linalg.svd(X - X.mean(0), compute_uv=False)[1] >= 0.1 and np.abs(X).max() <= 15):
-            found.append((X, y, np.r_[u[10], 1, 0, 0, u[11], 0, 1, 0, u[12]]))
+        u, gn = _gauge_newton(u, y)
+        if gn < 1e-13 and _non_degenerate(u, 5):
+            found.append((u[:10].reshape(5, 2), y, np.r_[u[10], 1, 0, 0, u[11], 0, 1, 0, u[12]]))
     return found
 
 
@@ -431,3 +444,151 @@ def sk_jac(th, x):
         out[b + 1:b + 4] = th[b] * s * (1 - s) * np.array([x[0], x[1], 1.0])
     out[8] = 1.0
     return out
+
+
+def test_at_six_points_a_weighted_cross_entropy_can_hold_a_strict_minimum():
+    """docs/search.md, 'What a proof at six points must use'.  In the gauge w = I, b = 0 the critical
+    equations J^T r = 0 do not involve v or c.  Keep the six-point example's points and residuals r
+    (polished at 60 digits), scale v by T = 45.5 and set c = -23: the point is critical for the
+    weighted cross-entropy sum_i w_i l_i, w_i = r_i / (p_i - y_i) > 0, and its Hessian (finite
+    differences of the loss at 50 digits) is positive definite.  At T = 1 and the example's own c the
+    weights are equal and the same code finds the example's negative eigenvalue."""
+    import mpmath as mp
+    U = [3.211318969493947, -1.7880128702725189, -4.078490349554688, 2.7481322645299167, -6.897930682880529,
+         -2.6228335391549256, 1.623633633049215, -1.4036979359697368, 4.6713595071300755, 3.359858122282478,
+         5.706954258502465, -0.7807563072422259, -1.0250413975434263, 1.0250401963926927, -0.5442045659941102]
+    y = [1, 1, 0, 0, 0, 0]
+
+    def sig(a):
+        return 1 / (1 + mp.exp(-a))
+
+    def equations(u):        # u: 12 point coordinates, then 6 residuals; 9 critical equations and |r| = 1
+        X, r = [u[2 * i:2 * i + 2] for i in range(6)], u[12:]
+        out = [mp.fsum(r[i] * sig(X[i][j]) for i in range(6)) for j in (0, 1)]
+        out += [mp.fsum(r[i] * sig(X[i][j]) * (1 - sig(X[i][j])) * [*X[i], 1][k] for i in range(6))
+                for j in (0, 1) for k in range(3)]
+        return out + [mp.fsum(r), mp.fsum(t * t for t in r) - 1]
+
+    with mp.workdps(60):
+        A = np.array(U[:12]).reshape(6, 2)
+        r0 = 1 / (1 + np.exp(-(U[14] + (np.array(U[12:14]) / (1 + np.exp(-A))).sum(1)))) - y
+        u = [mp.mpf(t) for t in U[:12]] + [mp.mpf(t) for t in r0 / np.linalg.norm(r0)]
+        for _ in range(10):        # minimum-norm Newton steps, complex-step Jacobian
+            g = mp.matrix(equations(u))
+            if mp.norm(g) < mp.mpf("1e-55"):
+                break
+            eps = mp.mpf("1e-40")
+            Jm = mp.matrix(10, 18)
+            for k in range(18):
+                col = equations([mp.mpc(t, eps if n == k else 0) for n, t in enumerate(u)])
+                for i in range(10):
+                    Jm[i, k] = mp.im(col[i]) / eps
+            d = Jm.T * mp.lu_solve(Jm * Jm.T, g)
+            u = [u[k] - d[k] for k in range(18)]
+        assert mp.norm(mp.matrix(equations(u))) < mp.mpf("1e-50")
+    X, r = [u[2 * i:2 * i + 2] for i in range(6)], u[12:]
+
+    def weighted(T, c):
+        """The weights, and the weighted loss's gradient and Hessian by central differences, at v = T v*."""
+        th = [T * mp.mpf(U[12]), 1, 0, 0, T * mp.mpf(U[13]), 0, 1, 0, mp.mpf(c)]
+        p = [sig(th[8] + th[0] * sig(X[i][0]) + th[4] * sig(X[i][1])) for i in range(6)]
+        w = [r[i] / (p[i] - y[i]) for i in range(6)]
+
+        def loss(*moves):
+            t = list(th)
+            for k, dk in moves:
+                t[k] += dk
+            L = 0
+            for i in range(6):
+                z = t[8] + sum(t[4 * j] * sig(t[4 * j + 1] * X[i][0] + t[4 * j + 2] * X[i][1] + t[4 * j + 3])
+                               for j in (0, 1))
+                L += w[i] * (mp.log1p(mp.exp(z)) - y[i] * z)
+            return L
+        h = mp.mpf("1e-12")
+        g = [(loss((a, h)) - loss((a, -h))) / (2 * h) for a in range(9)]
+        H = mp.matrix(9, 9)
+        for a in range(9):
+            for b in range(a, 9):
+                H[a, b] = H[b, a] = (loss((a, h), (b, h)) - loss((a, h), (b, -h)) - loss((a, -h), (b, h))
+                                     + loss((a, -h), (b, -h))) / (4 * h * h)
+        return w, g, mp.eigsy(H, eigvals_only=True)
+
+    with mp.workdps(50):
+        w, g, eig = weighted(1, U[14])                  # the example itself: equal weights, lambda_min < 0
+        assert max(w) - min(w) < mp.mpf("1e-12") * max(w) and max(abs(t) for t in g) < 1e-12
+        assert min(eig) < -0.1, min(eig)
+        w, g, eig = weighted(mp.mpf("45.5"), -23)
+        assert min(w) > 0.5 and max(w) > 1e22, w      # positive weights, wildly unequal
+        assert max(abs(t) for t in g) < 1e-18, g
+        assert 4e-4 < min(eig) and max(eig) < 2e3, eig
+
+
+def test_a_unit_with_at_most_four_values_on_the_data_gives_a_flat_direction():
+    """docs/search.md, 'A unit with at most four values'.  Critical points on 6 points where unit 0's
+    pre-activations are tied in pairs (so it takes at most three values), solved jointly in points and
+    weights, the points distinct: the sums of rho_i = r_i s'(a_i0) over each level vanish (and the
+    levels merge where a pair's labels agree), and u = g1 e_c + g2 e_v0 + (g3 e_b0 + g4 (w_0, b_0)) / v_0,
+    with (g1..g4) a relation among 1, s, s' and s' a on the data, has J u = 0 and u^T H u = 0 (the
+    independent reference's Hessian)."""
+    def build(F):                # 3 levels of unit 0, 6 values of unit 1, v_0, v_1, c -> rows of U
+        X = np.stack([np.repeat(F[:, :3], 2, axis=1), F[:, 3:9]], axis=-1).reshape(len(F), 12)
+        return np.concatenate([X, F[:, 9:]], axis=1)
+    rng = np.random.default_rng(3)
+    found = 0
+    for y in (np.array([1.0, 0, 1, 0, 1, 0]), np.array([1.0, 0, 1, 0, 0, 0])):
+        for _ in range(120):
+            free = np.r_[rng.normal(0, 2.5, 9), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
+            free, gn = _gauge_newton(free, y, build)
+            u = build(free[None])[0]
+            if not (gn < 1e-13 and _non_degenerate(u, 6, gap=0.05)):
+                continue
+            X, th = u[:12].reshape(6, 2), np.r_[u[12], 1, 0, 0, u[13], 0, 1, 0, u[14]]
+            assert np.abs(ref.ref_grad(th, X, y, "sigmoid", "xent")).max() < 1e-12
+            a = X[:, 0]
+            s = 1 / (1 + np.exp(-a))
+            ds = s * (1 - s)
+            z = np.array([ref._forward(th, x, "sigmoid")[0] for x in X])
+            rho = (1 / (1 + np.exp(-z)) - y) * ds
+            level = np.unique(np.round(a, 6), return_inverse=True)[1]
+            assert level.max() <= 2 and np.abs(np.bincount(level, rho)).max() < 1e-12 * np.abs(rho).max()
+            gam = np.linalg.svd(np.column_stack([np.ones(6), s, ds, ds * a]))[2][-1]
+            d = np.zeros(9)
+            d[8], d[0], d[3] = gam[0], gam[1], gam[2] / th[0]
+            d[1:4] += gam[3] / th[0] * th[1:4]
+            J = np.array([sk_jac(th, x) for x in X])
+            H = ref.ref_hessian(th, X, y, "sigmoid", "xent")
+            assert np.abs(J @ d).max() < 1e-10
+            assert abs(d @ H @ d) < 1e-10 * np.abs(H).max(), (d @ H @ d, np.linalg.eigvalsh(H))
+            found += 1
+    assert found >= 4, found
+
+
+def test_two_coincident_points_among_six_give_no_strict_minimum():
+    """docs/search.md, 'Two coincident points among six'.  Critical points on 6 points of which the last
+    two coincide, solved jointly in points and weights: the seven directions of the five-point proof
+    map into a 4-dimensional space under J (rank(J D) <= 4, the count of that proof), and the Hessian
+    (the independent reference's) is never positive definite."""
+    def build(F):                # 5 distinct points, the last one twice, then v_0, v_1, c -> rows of U
+        return np.concatenate([F[:, :10], F[:, 8:10], F[:, 10:]], axis=1)
+    rng = np.random.default_rng(5)
+    found = 0
+    for y in (np.array([1.0, 1, 0, 0, 0, 0]), np.array([1.0, 1, 0, 0, 1, 0]), np.array([1.0, 1, 1, 0, 0, 0])):
+        for _ in range(80):
+            free = np.r_[rng.normal(0, 2.5, 10), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
+            free, gn = _gauge_newton(free, y, build)
+            u = build(free[None])[0]
+            if not (gn < 1e-13 and _non_degenerate(np.r_[free[:10], free[10:]], 5)):
+                continue
+            X, th = u[:12].reshape(6, 2), np.r_[u[12], 1, 0, 0, u[13], 0, 1, 0, u[14]]
+            assert np.abs(ref.ref_grad(th, X, y, "sigmoid", "xent")).max() < 1e-12
+            J = np.array([sk_jac(th, x) for x in X])
+            D = np.zeros((9, 7))                 # e_v0, e_v1, e_c, each unit's bias and its scaling
+            D[0, 0] = D[4, 1] = D[8, 2] = D[3, 3] = D[7, 5] = 1
+            D[1:4, 4], D[5:8, 6] = th[1:4], th[5:8]
+            sv = np.linalg.svd(J @ D, compute_uv=False)
+            assert sv[4] < 1e-9 * sv[0], sv
+            H = ref.ref_hessian(th, X, y, "sigmoid", "xent")
+            lam = np.linalg.eigvalsh(H)
+            assert lam[0] < 1e-12 * np.abs(lam).max(), lam
+            found += 1
+    assert found >= 5, found
