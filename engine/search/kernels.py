@@ -273,7 +273,6 @@ def gradnorm2_and_grad_x(theta, X, y, w, h, gx):
 def eig_margin_grad(theta, X, y, w, h, u, gx, gv):
     """lambda = u^T H u for a fixed u; gx (N, 2) = d lambda / dX, gv (h + 1,) = d lambda / d(v_0.., c)."""
     N = X.shape[0]
-    P = 4 * h + 1
     s = np.empty(h)
     s1 = np.empty(h)
     s2 = np.empty(h)
