@@ -184,6 +184,8 @@ CASES = [
     (["report", "edited.h5", "--out-dir", "rep"], "unknown activation 'softplus'"),
     (["plot", "minimality", "FILE", "--figure", "FILE"], "it is FILE, which this command reads"),
     (["plot", "losses", "run.h5", "--figure", ""], "--figure is empty: give a file name"),
+    (["plot", "losses", "run.h5", "--figure", "-"], "--figure -: a figure is not written to standard output"),
+    (["study", "run.h5", "--figure", "-"], "--figure -: a figure is not written to standard output"),
     (["report", "wide.h5", "--out-dir", "rep"], "its weights hold 9 parameters, which no d-5-1 network has"),
     (["plot", "regions", "wide.h5", "--figure", "f.png"], "its configuration does not describe its data"),
     # smaller ones
