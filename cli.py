@@ -1083,7 +1083,7 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
               "(joint from certified N-point parents)")
 @click.option("--parents", multiple=True, help="delete: certified (N+1)-point, refine: N-point dataset "
               "FILE[:POINT] or glob pattern ('found/N8_*.json'), repeatable (delete, N = 9: default paper10:W_hat)")
-@click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4")
+@click.option("--ones", default=None, help="label splits: numbers of points labelled 1, e.g. 5,4 (k and N-k are one split, the labels flipped: name one)")
 @click.option("--iters", type=INT64, default=None, help="optimizer iterations per candidate (default: 600 "
               "joint/delete/refine, 1000 paper)")
 @click.option("--found-dir", default="runs/search/found", help="where certified datasets are exported")

@@ -253,6 +253,7 @@ CASES = [
     (["search", "-N", "8", "-k", "2", "--iters", "0"], "--iters must be >= 1, got 0"),
     (["search", "-N", "8", "-k", "2", "--strong-delta", "0.7"], "--strong-delta must be below 1/2"),
     (["search", "-N", "7", "-k", "2", "--ones", ""], "--ones must be comma-separated integers, got ''"),
+    (["search", "-N", "6", "-k", "2", "--ones", "2,4"], "--ones names a label split twice (k and N - k ones"),
     (["search", "-N", "7", "-k", "2", "--parents", "data/deadlock_n8.json"],
      "--parents is used only by the delete and refine strategies, not by joint"),
     (["search", "-N", "7", "-k", "2", "--strategy", "paper", "--bound", "5.9"],

@@ -256,8 +256,10 @@ class SearchConfig:
         if self.strategy in PARENT_POINTS and not self.parents:
             bad(f"the {self.strategy} strategy needs --parents (certified datasets with "
                 f"{'one point more' if PARENT_POINTS[self.strategy] else 'the same number of points'})")
-        if len(set(self.label_splits())) != len(self.label_splits()):
-            bad(f"--ones names a label split twice: {', '.join(map(str, self.label_splits()))}")
+        splits = [min(k, self.points - k) for k in self.label_splits()]     # k ones = N - k under the label flip
+        if len(set(splits)) != len(splits):
+            bad(f"--ones names a label split twice (k and N - k ones are one split, the labels flipped): "
+                f"{', '.join(map(str, self.label_splits()))}")
         for name in ("box", "vhi", "step_lr", "mu", "sep", "bound", "vmax", "step", "cmax", "witness_lr",
                      "strong_delta", "dstar_target", "gtol", "screen_gtol", "max_pre", "max_move"):
             v = getattr(self, name)
