@@ -322,6 +322,25 @@ class Int64(click.ParamType):
 INT64 = Int64()
 
 
+class Float(click.ParamType):
+    """A real-number option written as every number is (click's FLOAT reads what float() reads: 1_0,
+    other scripts' digits)."""
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):
+            return value
+        from badminima.engine.train.config import decimal_float
+        text = str(value).strip()
+        try:
+            return decimal_float(text)
+        except ValueError:
+            self.fail(f"{text[:40]!r} is not a number", param, ctx)
+
+
+FLOAT = Float()
+
+
 class IntIn(Int64):
     """An integer option in [lo, hi], written as every integer is (click.IntRange reads what int() reads:
     1_0, other scripts' digits)."""
@@ -428,20 +447,20 @@ def train_options(fn):
         click.option("--act", type=click.Choice(list(ACTIVATIONS)), default="sigmoid", help="hidden activation"),
         click.option("--opt", type=click.Choice(list(OPTIMIZERS)), default="gd",
                      help="optimizer: gd and adam full batch, sgd one point per step"),
-        click.option("--lr", type=float, default=0.5, help="learning rate"),
+        click.option("--lr", type=FLOAT, default=0.5, help="learning rate"),
         click.option("--steps", type=INT64, default=10_000, help="step budget per network"),
         click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law: normal:SIGMA, uniform:A, glorot, he"),
         click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero"),
         click.option("--networks", "-n", type=INT64, default=1000, help="number of networks"),
         click.option("--seed", type=INT64, default=0, help="run seed; network i's start depends on (seed, i) only"),
         click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float64", help="kernel precision"),
-        click.option("--beta1", type=float, default=0.9, help="Adam beta1"),
-        click.option("--beta2", type=float, default=0.999, help="Adam beta2"),
-        click.option("--eps", type=float, default=1e-8, help="Adam epsilon"),
-        click.option("--gtol", type=float, default=1e-6, help="gradient norm of a finite critical point"),
+        click.option("--beta1", type=FLOAT, default=0.9, help="Adam beta1"),
+        click.option("--beta2", type=FLOAT, default=0.999, help="Adam beta2"),
+        click.option("--eps", type=FLOAT, default=1e-8, help="Adam epsilon"),
+        click.option("--gtol", type=FLOAT, default=1e-6, help="gradient norm of a finite critical point"),
         click.option("--early-exit/--no-early-exit", default=True,
                      help="stop a network before its budget where its outcome is proven final"),
-        click.option("--finish-horizon", type=float, default=100.0,
+        click.option("--finish-horizon", type=FLOAT, default=100.0,
                      help="follow networks still unresolved at the end of the budget this many budgets further "
                           "along the gradient flow and classify them there (0: off)"),
         click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu",
@@ -496,11 +515,11 @@ def run_options(fn):
 def badness_options(fn):
     """Options of the deadlock search's tiers and robust-badness objective (search, minimality)."""
     opts = [
-        click.option("--strong-delta", type=float, default=None, help="tier 'strong' needs the decision margin "
+        click.option("--strong-delta", type=FLOAT, default=None, help="tier 'strong' needs the decision margin "
                      "delta* >= this (default 0.05)"),
-        click.option("--kdstar", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
+        click.option("--kdstar", type=FLOAT, default=None, help="joint/delete/refine objective: weight of the push of "
                      "delta* towards 0.1 (0: off; default 10)"),
-        click.option("--kconst", type=float, default=None, help="joint/delete/refine objective: weight of the push of "
+        click.option("--kconst", type=FLOAT, default=None, help="joint/delete/refine objective: weight of the push of "
                      "L - L_const above 0 (default 0: off)"),
     ]
     for o in reversed(opts):
@@ -848,8 +867,8 @@ def _sharded_run(ctx, run, shards: int, threads: int):
 @click.option("--script", "script", required=True, help="the sbatch script to write")
 @click.option("--submit", is_flag=True, help="submit it (bash SCRIPT)")
 @click.option("--wait", is_flag=True, help="submit, then wait for the jobs and print the status")
-@click.option("--timeout", type=float, default=None, help="give up waiting after this many seconds")
-@click.option("--poll", type=float, default=10.0, help="seconds between queue polls")
+@click.option("--timeout", type=FLOAT, default=None, help="give up waiting after this many seconds")
+@click.option("--poll", type=FLOAT, default=10.0, help="seconds between queue polls")
 @click.option("--merge", "merge_out", default=None, help="submit, wait, then merge the shards into this file")
 @click.pass_context
 @friendly_errors
@@ -944,7 +963,7 @@ def slurm(ctx, run, shards, throttle, time_limit, cpus_per_task, partition, max_
 @click.option("--threads", type=INT64, default=1, help="Numba threads per task")
 @click.option("--scheduler", default=None,
               help="a running Dask scheduler (tcp://host:port or a scheduler file, e.g. from dask-jobqueue) instead of a LocalCluster")
-@click.option("--connect-timeout", type=float, default=30.0, help="seconds to wait for --scheduler")
+@click.option("--connect-timeout", type=FLOAT, default=30.0, help="seconds to wait for --scheduler")
 @click.option("--out-dir", "outdir", default=None, help="directory of the shard files (default: runs/dask-<command>-<hash of RUN and N>)")
 @click.option("--numba-cache", default=None, help="NUMBA_CACHE_DIR of the tasks (default: the workers' own)")
 @click.option("--exe", default=None, help="how tasks start badminima (default: this installation's badminima)")
@@ -1019,8 +1038,8 @@ def dask_cmd(ctx, run, shards, workers, threads, scheduler, connect_timeout, out
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("--out-dir", "output", default="report", help="output directory (report.md, CSVs, figures/)")
-@click.option("--tol", type=float, default=1e-4, help="parameter tolerance for grouping minima modulo symmetry")
-@click.option("--loss-tol", type=float, default=1e-2, help="final-loss gap that separates drifting plateaus")
+@click.option("--tol", type=FLOAT, default=1e-4, help="parameter tolerance for grouping minima modulo symmetry")
+@click.option("--loss-tol", type=FLOAT, default=1e-2, help="final-loss gap that separates drifting plateaus")
 @click.option("--pdf/--no-pdf", default=True, help="also write every figure as PDF")
 @click.option("--cell", "cells", multiple=True, help="write this cell's detail: critical points, plateaus, "
               "figures (name or label; repeatable)")
@@ -1090,9 +1109,9 @@ def plot(kind, files, output, cells, networks, points, size, dpi, title, quiet):
 @click.option("--post-workers", type=INT64, default=0, show_default=True,
               help="post-process float survivors (witness, rounding, certificate) in this many processes "
                    "(0/1: in this one; records are the same)")
-@click.option("--jitter", type=float, default=None, help="delete/refine: candidate variant m moves the parent's "
+@click.option("--jitter", type=FLOAT, default=None, help="delete/refine: candidate variant m moves the parent's "
               "points by m x JITTER x N(0, 1) each (default 0.05)")
-@click.option("--bound", type=float, default=None, help="joint/delete/refine: bound the optimizer keeps the "
+@click.option("--bound", type=FLOAT, default=None, help="joint/delete/refine: bound the optimizer keeps the "
               "|hidden pre-activations| under (default 5; the screen calls a point degenerate above 6)")
 @badness_options
 @run_options
@@ -1281,8 +1300,8 @@ def verify(json_out, markdown, no_certify):
 @click.option("--steps", type=INT64, default=10_000, help="full-batch step budget")
 @click.option("--init", "init", type=InitLaw(), default="normal:1", help="init law of every weight: normal:SIGMA, uniform:A, glorot, he")
 @click.option("--bias-init", type=click.Choice(["same", "zero"]), default="same", help="biases from the same law, or zero")
-@click.option("--gd-lr", type=float, default=0.5, help="GD learning rate")
-@click.option("--adam-lr", type=float, default=1e-3, help="Adam learning rate")
+@click.option("--gd-lr", type=FLOAT, default=0.5, help="GD learning rate")
+@click.option("--adam-lr", type=FLOAT, default=1e-3, help="Adam learning rate")
 @click.option("--sgd-lr", default="0.5,0.1", help="SGD learning rates of the text claim (fXOR, h = 2)")
 @click.option("--seed", type=INT64, default=0, help="run seed")
 @click.option("--dtype", type=click.Choice(list(DTYPE_LANES)), default="float32",
@@ -1311,7 +1330,7 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
     import os
     from badminima.engine.paper.table1 import (Protocol, SweepGrid, default_path, parse_list, run_shard, run_table1,
                                                sweep_path)
-    from badminima.engine.train.config import check_count, decimal_int, split_items
+    from badminima.engine.train.config import check_count, decimal_float, decimal_int, split_items
     out_file(output, result=True)
     out_file(json_out, "--json")
     shard_d, threads = parse_run_options(shard, threads, chunk)
@@ -1337,8 +1356,8 @@ def table1_cmd(networks, steps, init, bias_init, gd_lr, adam_lr, sgd_lr, seed, d
         lists = {}
         if sweep_init is not None:
             lists["inits"] = tuple(split_items(sweep_init, "--sweep-init"))
-        for field, text, option, kind in (("gd_lrs", sweep_gd_lr, "--sweep-gd-lr", float),
-                                          ("adam_lrs", sweep_adam_lr, "--sweep-adam-lr", float),
+        for field, text, option, kind in (("gd_lrs", sweep_gd_lr, "--sweep-gd-lr", decimal_float),
+                                          ("adam_lrs", sweep_adam_lr, "--sweep-adam-lr", decimal_float),
                                           ("budgets", sweep_steps, "--sweep-steps", decimal_int)):
             if text is not None:
                 lists[field] = parse_list(text, option, kind)

@@ -98,7 +98,7 @@ def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
     checked (ConfigError, as every option) before anything is drawn, as keyword arguments of the plot
     functions."""
     import numbers
-    from badminima.engine.train.config import ConfigError
+    from badminima.engine.train.config import ConfigError, decimal_float
     if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or not 10 <= dpi <= 1200:
         raise ConfigError(f"dpi must be an integer in [10, 1200], got {dpi!r}")
     kw = {"dpi": int(dpi)}
@@ -107,7 +107,7 @@ def figure_options(size=None, dpi=DEFAULT_DPI) -> dict:
             parts = size.lower().split("x") if isinstance(size, str) else list(size)
             if any(isinstance(v, (bool, np.bool_)) for v in parts):
                 raise TypeError
-            w, h = (float(v) for v in parts)
+            w, h = (decimal_float(v) if isinstance(v, str) else float(v) for v in parts)
         except (TypeError, ValueError):
             w = h = float("nan")
         if not (0.5 <= w <= 100 and 0.5 <= h <= 100):

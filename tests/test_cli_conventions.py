@@ -82,10 +82,17 @@ def test_usage_errors_are_one_line_with_exit_2(args, needle):
     (["table1", "-n", "10", "--sweep", "--sweep-steps", "1_000"], "--sweep-steps"),
     (["five-numbers", "--dps", "\u0662\u0660"], "is not an integer"),
     (["five-numbers", "--dps", "14"], "is not in the range 15..1000"),
+    (["train", "-n", "1", "--lr", "1_0"], "'1_0' is not a number"),
+    (["train", "-n", "1", "--lr", "\uff15"], "is not a number"),                # full-width 5
+    (["train", "-n", "1", "--init", "normal:0_5"], "init scale must be a number"),
+    (["table1", "-n", "10", "--sgd-lr", "0.1,0_2"], "--sgd-lr must be a comma-separated list of numbers"),
+    (["table1", "-n", "10", "--sweep", "--sweep-adam-lr", "1e-3,\u0661"], "--sweep-adam-lr"),
+    (["plot", "losses", "run.h5", "--figure", "f.png", "--size", "1_0x4"], "bad figure size"),
+    (["slurm", "train", "--shards", "2", "--poll", "1_0"], "'1_0' is not a number"),
 ])
 def test_numbers_and_lists_are_written_one_way(args, needle):
-    """Integers in ASCII decimal digits only (not 1_0 or other scripts' digits, which Python's int()
-    reads), lists without empty items, on every option that takes them: one line, exit 2, no work."""
+    """Numbers in ASCII digits only (not 1_0 or other scripts' digits, which Python's int() and float()
+    read), lists without empty items, on every option that takes them: one line, exit 2, no work."""
     r = CliRunner().invoke(main, args)
     lines = r.output.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.output

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from badminima.engine.train.config import (DEVICES, ConfigError, InitSpec, TrainConfig, check_count, check_field_types,
-                                           finite, split_items)
+                                           decimal_float, finite, split_items)
 from badminima.engine.data.datasets import load_dataset
 from badminima.engine.core.layout import unpack
 from badminima.engine.core.outcomes import SOLVED
@@ -104,7 +104,7 @@ def as_dict(obj) -> dict:
     return d
 
 
-def parse_list(text: str, name: str, kind=float) -> tuple:
+def parse_list(text: str, name: str, kind=decimal_float) -> tuple:
     """'0.1,0.5' -> (0.1, 0.5); ConfigError naming the option otherwise."""
     items = split_items(text, name)
     try:

@@ -53,6 +53,16 @@ def decimal_int(text) -> int:
     return int(s)
 
 
+def decimal_float(text) -> float:
+    """A real number as Python's float() reads it, in ASCII and without the digit separator '_'
+    ('0.5', '1e-3', '-2', 'inf'); ValueError for 1_0 and other scripts' digits, which float() also
+    takes, so that a number is written one way on every option (as decimal_int for integers)."""
+    s = str(text)
+    if not s.isascii() or "_" in s:
+        raise ValueError(f"not a decimal number: {s!r}")
+    return float(s)
+
+
 def split_items(text, option: str) -> list[str]:
     """'a, b,c' -> ['a', 'b', 'c']: a comma-separated list as every option writes it; ConfigError naming
     the option for an empty list or an empty item ('a,,b', 'a,'), which would otherwise be skipped."""
@@ -161,7 +171,7 @@ class InitSpec:
             raise ConfigError(f"unknown init law {law!r} (choose from {', '.join(INIT_LAWS)})")
         if law in ("normal", "uniform"):
             try:
-                scale = float(arg) if arg else 1.0
+                scale = decimal_float(arg) if arg else 1.0
             except ValueError:
                 raise ConfigError(f"init scale must be a number, got {arg[:40]!r}") from None
             if not scale > 0 or scale == float("inf"):
