@@ -446,34 +446,28 @@ def sk_jac(th, x):
     return out
 
 
-def test_at_six_points_a_weighted_cross_entropy_can_hold_a_strict_minimum():
-    """docs/search.md, 'What a proof at six points must use'.  In the gauge w = I, b = 0 the critical
-    equations J^T r = 0 do not involve v or c.  Keep the six-point example's points and residuals r
-    (polished at 60 digits), scale v by T = 45.5 and set c = -23: the point is critical for the
-    weighted cross-entropy sum_i w_i l_i, w_i = r_i / (p_i - y_i) > 0, and its Hessian (finite
-    differences of the loss at 50 digits) is positive definite.  At T = 1 and the example's own c the
-    weights are equal and the same code finds the example's negative eigenvalue."""
+def _mp_sig(a):
     import mpmath as mp
-    U = [3.211318969493947, -1.7880128702725189, -4.078490349554688, 2.7481322645299167, -6.897930682880529,
-         -2.6228335391549256, 1.623633633049215, -1.4036979359697368, 4.6713595071300755, 3.359858122282478,
-         5.706954258502465, -0.7807563072422259, -1.0250413975434263, 1.0250401963926927, -0.5442045659941102]
-    y = [1, 1, 0, 0, 0, 0]
+    return 1 / (1 + mp.exp(-a))
 
-    def sig(a):
-        return 1 / (1 + mp.exp(-a))
 
-    def equations(u):        # u: 12 point coordinates, then 6 residuals; 9 critical equations and |r| = 1
+def _polish_gauge_residuals(points, residuals):
+    """Six points (the gauge's pre-activations) and residuals r, polished at 60 digits by minimum-norm
+    Newton steps (complex-step Jacobian) onto the critical equations J^T r = 0, which in the gauge
+    w = I, b = 0 involve neither v nor c, with |r| = 1: (X, r) as lists of mpf."""
+    import mpmath as mp
+
+    def equations(u):        # u: 12 point coordinates, then 6 residuals
         X, r = [u[2 * i:2 * i + 2] for i in range(6)], u[12:]
-        out = [mp.fsum(r[i] * sig(X[i][j]) for i in range(6)) for j in (0, 1)]
-        out += [mp.fsum(r[i] * sig(X[i][j]) * (1 - sig(X[i][j])) * [*X[i], 1][k] for i in range(6))
+        out = [mp.fsum(r[i] * _mp_sig(X[i][j]) for i in range(6)) for j in (0, 1)]
+        out += [mp.fsum(r[i] * _mp_sig(X[i][j]) * (1 - _mp_sig(X[i][j])) * [*X[i], 1][k] for i in range(6))
                 for j in (0, 1) for k in range(3)]
         return out + [mp.fsum(r), mp.fsum(t * t for t in r) - 1]
 
     with mp.workdps(60):
-        A = np.array(U[:12]).reshape(6, 2)
-        r0 = 1 / (1 + np.exp(-(U[14] + (np.array(U[12:14]) / (1 + np.exp(-A))).sum(1)))) - y
-        u = [mp.mpf(t) for t in U[:12]] + [mp.mpf(t) for t in r0 / np.linalg.norm(r0)]
-        for _ in range(10):        # minimum-norm Newton steps, complex-step Jacobian
+        norm = mp.sqrt(mp.fsum(mp.mpf(t) ** 2 for t in residuals))
+        u = [mp.mpf(t) for t in points] + [mp.mpf(t) / norm for t in residuals]
+        for _ in range(10):
             g = mp.matrix(equations(u))
             if mp.norm(g) < mp.mpf("1e-55"):
                 break
@@ -486,32 +480,55 @@ def test_at_six_points_a_weighted_cross_entropy_can_hold_a_strict_minimum():
             d = Jm.T * mp.lu_solve(Jm * Jm.T, g)
             u = [u[k] - d[k] for k in range(18)]
         assert mp.norm(mp.matrix(equations(u))) < mp.mpf("1e-50")
-    X, r = [u[2 * i:2 * i + 2] for i in range(6)], u[12:]
+    return [u[2 * i:2 * i + 2] for i in range(6)], u[12:]
+
+
+def _mp_logits(th, X, moves=()):
+    """The 2-2-1 logits of the points X at theta th (layout order), with th[k] moved by d for (k, d) in moves."""
+    t = list(th)
+    for k, d in moves:
+        t[k] += d
+    return [t[8] + sum(t[4 * j] * _mp_sig(t[4 * j + 1] * x[0] + t[4 * j + 2] * x[1] + t[4 * j + 3]) for j in (0, 1))
+            for x in X]
+
+
+def _mp_gradient_and_eigenvalues(loss, h="1e-12"):
+    """Central differences of loss(moves) at 50 digits: the gradient and the Hessian's eigenvalues."""
+    import mpmath as mp
+    h = mp.mpf(h)
+    g = [(loss([(a, h)]) - loss([(a, -h)])) / (2 * h) for a in range(9)]
+    H = mp.matrix(9, 9)
+    for a in range(9):
+        for b in range(a, 9):
+            H[a, b] = H[b, a] = (loss([(a, h), (b, h)]) - loss([(a, h), (b, -h)]) - loss([(a, -h), (b, h)])
+                                 + loss([(a, -h), (b, -h)])) / (4 * h * h)
+    return g, mp.eigsy(H, eigvals_only=True)
+
+
+def test_at_six_points_a_weighted_cross_entropy_can_hold_a_strict_minimum():
+    """docs/search.md, 'What a proof at six points must use'.  In the gauge w = I, b = 0 the critical
+    equations J^T r = 0 do not involve v or c.  Keep the six-point example's points and residuals r
+    (polished at 60 digits), scale v by T = 45.5 and set c = -23: the point is critical for the
+    weighted cross-entropy sum_i w_i l_i, w_i = r_i / (p_i - y_i) > 0, and its Hessian (finite
+    differences of the loss at 50 digits) is positive definite.  At T = 1 and the example's own c the
+    weights are equal and the same code finds the example's negative eigenvalue."""
+    import mpmath as mp
+    U = [3.211318969493947, -1.7880128702725189, -4.078490349554688, 2.7481322645299167, -6.897930682880529,
+         -2.6228335391549256, 1.623633633049215, -1.4036979359697368, 4.6713595071300755, 3.359858122282478,
+         5.706954258502465, -0.7807563072422259, -1.0250413975434263, 1.0250401963926927, -0.5442045659941102]
+    y = [1, 1, 0, 0, 0, 0]
+    A = np.array(U[:12]).reshape(6, 2)
+    r0 = 1 / (1 + np.exp(-(U[14] + (np.array(U[12:14]) / (1 + np.exp(-A))).sum(1)))) - y
+    X, r = _polish_gauge_residuals(U[:12], r0)
 
     def weighted(T, c):
-        """The weights, and the weighted loss's gradient and Hessian by central differences, at v = T v*."""
+        """The weights, and the weighted loss's gradient and Hessian's eigenvalues, at v = T v*."""
         th = [T * mp.mpf(U[12]), 1, 0, 0, T * mp.mpf(U[13]), 0, 1, 0, mp.mpf(c)]
-        p = [sig(th[8] + th[0] * sig(X[i][0]) + th[4] * sig(X[i][1])) for i in range(6)]
-        w = [r[i] / (p[i] - y[i]) for i in range(6)]
+        w = [r[i] / (_mp_sig(z) - y[i]) for i, z in enumerate(_mp_logits(th, X))]
 
-        def loss(*moves):
-            t = list(th)
-            for k, dk in moves:
-                t[k] += dk
-            L = 0
-            for i in range(6):
-                z = t[8] + sum(t[4 * j] * sig(t[4 * j + 1] * X[i][0] + t[4 * j + 2] * X[i][1] + t[4 * j + 3])
-                               for j in (0, 1))
-                L += w[i] * (mp.log1p(mp.exp(z)) - y[i] * z)
-            return L
-        h = mp.mpf("1e-12")
-        g = [(loss((a, h)) - loss((a, -h))) / (2 * h) for a in range(9)]
-        H = mp.matrix(9, 9)
-        for a in range(9):
-            for b in range(a, 9):
-                H[a, b] = H[b, a] = (loss((a, h), (b, h)) - loss((a, h), (b, -h)) - loss((a, -h), (b, h))
-                                     + loss((a, -h), (b, -h))) / (4 * h * h)
-        return w, g, mp.eigsy(H, eigvals_only=True)
+        def loss(moves):
+            return mp.fsum(w[i] * (mp.log1p(mp.exp(z)) - y[i] * z) for i, z in enumerate(_mp_logits(th, X, moves)))
+        return (w, *_mp_gradient_and_eigenvalues(loss))
 
     with mp.workdps(50):
         w, g, eig = weighted(1, U[14])                  # the example itself: equal weights, lambda_min < 0
@@ -521,6 +538,30 @@ def test_at_six_points_a_weighted_cross_entropy_can_hold_a_strict_minimum():
         assert min(w) > 0.5 and max(w) > 1e22, w      # positive weights, wildly unequal
         assert max(abs(t) for t in g) < 1e-18, g
         assert 4e-4 < min(eig) and max(eig) < 2e3, eig
+
+
+def test_the_three_three_split_also_holds_a_weighted_strict_minimum():
+    """docs/search.md, 'What a proof at six points must use'.  The same at a 3/3 split: points and
+    residuals (r < 0 on the three points labelled 1) with J^T r = 0 and the curvature term positive
+    definite on ker J for v = T (1, -0.7943), polished at 60 digits; at T = 250, c = 0 the point is a
+    strict minimum of the weighted exponential loss sum_i C_i exp(-(2 y_i - 1) z_i), C_i = |r_i|
+    exp((2 y_i - 1) z_i*), critical since its gradient is J^T r (finite differences at 50 digits)."""
+    import mpmath as mp
+    X0 = ["4.7214737558856647296", "1.1293532596993296265", "-1.9191991841114495445", "-3.2366904334108302315",
+          "-3.2010045763562145159", "3.6008411726490382825", "5.2669929289443174027", "1.291788563991136083",
+          "-1.4075805387676937864", "-2.0739331711442943338", "-2.5526501992549254795", "-5.1242551627380254329"]
+    r0 = ["-0.50312123727685318647", "-0.5676061818883748658", "-0.02179159078709982198",
+          "0.49599811991509272611", "0.2863304749984793636", "0.31019041503875578455"]
+    X, r = _polish_gauge_residuals(X0, r0)
+    with mp.workdps(50):
+        th = [mp.mpf(250), 1, 0, 0, mp.mpf("-198.58205868107053904"), 0, 1, 0, mp.mpf(0)]
+        sgn = [1 if t < 0 else -1 for t in r]          # 2 y - 1: label 1 where the residual is negative
+        C = [abs(r[i]) * mp.exp(sgn[i] * z) for i, z in enumerate(_mp_logits(th, X))]
+        assert sum(1 for s in sgn if s > 0) == 3 and max(C) / min(C) > 1e100
+        g, eig = _mp_gradient_and_eigenvalues(
+            lambda moves: mp.fsum(C[i] * mp.exp(-sgn[i] * z) for i, z in enumerate(_mp_logits(th, X, moves))))
+        assert max(abs(t) for t in g) < 1e-15, g
+        assert 2e-4 < min(eig) and max(eig) < 1e5, eig
 
 
 def test_a_unit_with_at_most_four_values_on_the_data_gives_a_flat_direction():
