@@ -86,7 +86,7 @@ def check_output(path, sources, what: str) -> None:
     from badminima.engine.train.config import ConfigError
     if isinstance(path, (str, os.PathLike)) and not os.fspath(path).strip():
         raise ConfigError(f"{what} is empty: give a file name")
-    if isinstance(path, str) and path == "-":       # '-' is standard output for --json, never a file here
+    if path == "-":                 # '-' is standard output for --json, never a file here
         raise ConfigError(f"{what} -: a figure is not written to standard output; give a file name")
     check_output_file(path, what=what)
     check_format(path)

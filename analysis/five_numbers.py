@@ -79,11 +79,6 @@ def iter_sets(count: int, points: int, rng):
             yield [mpmath.mpf(float(x)) for x in t]
 
 
-def random_sets(count: int, points: int, rng) -> list:
-    """iter_sets as a list."""
-    return list(iter_sets(count, points, rng))
-
-
 def check(sets, progress=None) -> dict:
     """One pass over sets (any iterable, so memory stays bounded however many): how many were tested,
     how many have an annihilator giving a definite M (for five numbers the one; for six any of 36
@@ -104,11 +99,6 @@ def check(sets, progress=None) -> dict:
             out["gap"] = max(out["gap"], float(gap))
         out["definite"] += any(normalized_det(t, lam) > 0 for lam in basis)
     return out
-
-
-def definite_count(sets: list) -> int:
-    """check()'s count of sets with an annihilator giving a definite M."""
-    return check(sets)["definite"]
 
 
 def adversarial(starts: int, rng, bound: float = 25.0, progress=None) -> tuple:
