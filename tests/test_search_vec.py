@@ -284,17 +284,30 @@ def _non_degenerate(u, N, gap=0.05):
             and np.linalg.svd(X - X.mean(0), compute_uv=False)[1] >= 0.1 and np.abs(X).max() <= 15)
 
 
+def _gauge_solutions(y, starts, rng, coords, build=lambda F: F):
+    """Critical points solved from `starts` random starts (`coords` free coordinates of points, then v_0,
+    v_1, c): (free parameters, the row of U they build) for each start that converges."""
+    for _ in range(starts):
+        free = np.r_[rng.normal(0, 2.5, coords), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
+        free, gn = _gauge_newton(free, y, build)
+        if gn < 1e-13:
+            yield free, build(free[None])[0]
+
+
+def _gauge_theta(u, N):
+    """The nine weights (layout order) of a row of U in the gauge w = I, b = 0."""
+    return np.r_[u[2 * N], 1, 0, 0, u[2 * N + 1], 0, 1, 0, u[2 * N + 2]]
+
+
 def _five_point_critical_points(starts, seed=0):
     """Non-degenerate critical points on 5 points labelled 1, 1, 0, 0, 0 (_non_degenerate), solved jointly
     in points and weights from random starts: [(X, y, theta)]."""
     rng = np.random.default_rng(seed)
     y = np.array([1.0, 1, 0, 0, 0])
     found = []
-    for _ in range(starts):
-        u = np.r_[rng.normal(0, 2.5, 10), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
-        u, gn = _gauge_newton(u, y)
-        if gn < 1e-13 and _non_degenerate(u, 5):
-            found.append((u[:10].reshape(5, 2), y, np.r_[u[10], 1, 0, 0, u[11], 0, 1, 0, u[12]]))
+    for _, u in _gauge_solutions(y, starts, rng, 10):
+        if _non_degenerate(u, 5):
+            found.append((u[:10].reshape(5, 2), y, _gauge_theta(u, 5)))
     return found
 
 
@@ -577,13 +590,10 @@ def test_a_unit_with_at_most_four_values_on_the_data_gives_a_flat_direction():
     rng = np.random.default_rng(3)
     found = 0
     for y in (np.array([1.0, 0, 1, 0, 1, 0]), np.array([1.0, 0, 1, 0, 0, 0])):
-        for _ in range(120):
-            free = np.r_[rng.normal(0, 2.5, 9), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
-            free, gn = _gauge_newton(free, y, build)
-            u = build(free[None])[0]
-            if not (gn < 1e-13 and _non_degenerate(u, 6)):
+        for _, u in _gauge_solutions(y, 120, rng, 9, build):
+            if not _non_degenerate(u, 6):
                 continue
-            X, th = u[:12].reshape(6, 2), np.r_[u[12], 1, 0, 0, u[13], 0, 1, 0, u[14]]
+            X, th = u[:12].reshape(6, 2), _gauge_theta(u, 6)
             assert np.abs(ref.ref_grad(th, X, y, "sigmoid", "xent")).max() < 1e-12
             a = X[:, 0]
             s = 1 / (1 + np.exp(-a))
@@ -614,13 +624,10 @@ def test_two_coincident_points_among_six_give_no_strict_minimum():
     rng = np.random.default_rng(5)
     found = 0
     for y in (np.array([1.0, 1, 0, 0, 0, 0]), np.array([1.0, 1, 0, 0, 1, 0]), np.array([1.0, 1, 1, 0, 0, 0])):
-        for _ in range(80):
-            free = np.r_[rng.normal(0, 2.5, 10), rng.choice([-1, 1], 2) * rng.uniform(0.5, 8, 2), rng.normal(0, 2)]
-            free, gn = _gauge_newton(free, y, build)
-            u = build(free[None])[0]
-            if not (gn < 1e-13 and _non_degenerate(free, 5)):
+        for free, u in _gauge_solutions(y, 80, rng, 10, build):
+            if not _non_degenerate(free, 5):
                 continue
-            X, th = u[:12].reshape(6, 2), np.r_[u[12], 1, 0, 0, u[13], 0, 1, 0, u[14]]
+            X, th = u[:12].reshape(6, 2), _gauge_theta(u, 6)
             assert np.abs(ref.ref_grad(th, X, y, "sigmoid", "xent")).max() < 1e-12
             J = np.array([sk_jac(th, x) for x in X])
             D = np.zeros((9, 7))                 # e_v0, e_v1, e_c, each unit's bias and its scaling
